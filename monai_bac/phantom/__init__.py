@@ -1,0 +1,183 @@
+"""A physics-based digital phantom of raw mammograms with BAC, with full ground truth.
+
+``make_phantom`` draws one breast (CC or MLO, left or right), fills it with dense tissue,
+arteries carrying calcified runs (BAC), micro-calcification clusters and dense-tissue strands
+and edges, forms the raw detector image by Beer-Lambert physics, and simulates a noisy
+third-party annotation. ``make_cohort`` writes a cohort of them as DICOM MG + NIfTI + a MONAI
+datalist. See ``monai-bac phantom --help``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from monai_bac import physics
+from monai_bac.phantom import anatomy
+from monai_bac.phantom.annotation import SOURCE_CODES, TPAConfig, simulate_annotation
+from monai_bac.phantom.detector import VENDORS, choose_exposure, form_image
+from monai_bac.phantom.geometry import BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY, breast_geometry
+from monai_bac.phantom.grid import Grid
+
+__all__ = ["Phantom", "TPAConfig", "make_phantom", "make_cohort", "SOURCE_CODES", "FULL_FOV_MM",
+           "BACKGROUND", "PERIPHERY", "COMPRESSED", "PECTORAL"]
+
+#: GE Pristina detector: 2850 x 2394 pixels at 0.1 mm (the paper's Sec. 2.1).
+FULL_FOV_MM = (285.0, 239.4)
+
+
+@dataclass
+class Phantom:
+    """One phantom mammogram and its ground truth. Arrays are (H, W), as stored in the DICOM."""
+
+    raw: np.ndarray  # uint16 stored values (MONOCHROME1 for the GE profile)
+    meta: dict  # acquisition: the DICOM tags, DESIGN.md names
+    breast_map: np.ndarray  # uint8, DESIGN.md codes
+    thickness: np.ndarray  # float32 mm, breast thickness along the beam
+    h_dt: np.ndarray  # float32 mm, dense tissue (incl. arteries and strands, excl. muscle)
+    h_muscle: np.ndarray  # float32 mm, pectoral muscle
+    h_calc: np.ndarray  # float32 mm, all calcium (BAC + micro-calcifications)
+    bac_mask: np.ndarray  # uint8, ground-truth BAC: calcified vessel wall
+    tpa_mask: np.ndarray  # uint8, simulated third-party annotation
+    tpa_source: np.ndarray  # uint8, what each TPA pixel was brushed for (SOURCE_CODES)
+    record: dict  # truth figures: VBD, BAC length, calcium mass, TPA errors, exposure
+    objects: dict = field(default_factory=dict, repr=False)  # arteries, clusters, ... (canonical frame)
+
+    @property
+    def linear(self) -> np.ndarray:
+        """Raw values linear in exposure (MONOCHROME1 inverted), float32."""
+        raw = self.raw.astype(np.float32)
+        if self.meta["photometric"] == "MONOCHROME1":
+            raw = (2 ** self.meta["bits_stored"] - 1) - raw
+        return raw
+
+    @property
+    def spacing(self) -> float:
+        return self.meta["spacing_mm"][0]
+
+
+def make_phantom(
+    seed: int = 0,
+    *,
+    view: str = "CC",
+    laterality: str = "L",
+    spacing_mm: float = 0.1,
+    fov_mm: tuple[float, float] = FULL_FOV_MM,
+    thickness_mm: float | None = None,
+    vendor: str = "HOLOGIC",
+    kvp: float | None = None,
+    has_bac: bool = True,
+    tpa: TPAConfig | None = None,
+    n_clusters: int | None = None,
+    n_strands: int | None = None,
+    n_edges: int | None = None,
+) -> Phantom:
+    """Draw one raw phantom mammogram with ground truth; deterministic for a given ``seed``.
+
+    Args:
+        view: "CC" or "MLO" (MLO adds the pectoral muscle).
+        laterality: "L" (chest wall on the left of the image) or "R" (mirrored).
+        spacing_mm: isotropic pixel spacing; 0.1 mm with the default field of view gives the
+            full-size 2850 x 2394 image of the paper's GE Pristina.
+        thickness_mm: compressed breast thickness, random in 35-75 mm when None.
+        vendor: "HOLOGIC" (14-bit, MONOCHROME2) or "GE" (16-bit, MONOCHROME1).
+        has_bac: whether the arteries carry calcified runs.
+        tpa: error rates of the simulated third-party annotation.
+        n_clusters, n_strands, n_edges: number of each distractor (random when None).
+    """
+    view, laterality, vendor = view.upper(), laterality.upper(), vendor.upper()
+    if view not in ("CC", "MLO"):
+        raise ValueError(f"view must be 'CC' or 'MLO', got {view!r}")
+    if laterality not in ("L", "R"):
+        raise ValueError(f"laterality must be 'L' or 'R', got {laterality!r}")
+    if vendor not in VENDORS:
+        raise ValueError(f"vendor must be one of {sorted(VENDORS)}, got {vendor!r}")
+    if not 0.02 <= spacing_mm <= 2.0:
+        raise ValueError(f"spacing_mm must be within 0.02-2 mm, got {spacing_mm}")
+    rng = np.random.default_rng(seed)
+    tpa = tpa or TPAConfig()
+    grid = Grid.from_fov(fov_mm, spacing_mm)
+    h0 = float(thickness_mm) if thickness_mm is not None else float(rng.uniform(35.0, 75.0))
+    geo = breast_geometry(rng, grid, view, h0)
+
+    h_dt, dense_params = anatomy.dense_tissue(rng, grid, geo)
+    edges = anatomy.dense_plateaus(rng, grid, geo, h_dt, int(rng.integers(0, 3)) if n_edges is None else n_edges)
+    arteries = anatomy.grow_arteries(rng, grid, geo)
+    if has_bac and arteries:
+        anatomy.calcify(rng, arteries)
+    vessel_pts = np.concatenate([a.points for a in arteries]) if arteries else None
+    clusters = anatomy.place_clusters(rng, grid, geo, int(rng.integers(0, 5)) if n_clusters is None else n_clusters,
+                                      vessel_pts)
+    strands = anatomy.grow_strands(rng, grid, geo, int(rng.integers(2, 9)) if n_strands is None else n_strands,
+                                   vessel_pts)
+
+    h_calc_bac = np.zeros(grid.shape, np.float32)
+    anatomy.render_arteries(grid, arteries, h_dt, h_calc_bac)
+    anatomy.render_strands(grid, strands, h_dt)
+    h_calc_mc = np.zeros(grid.shape, np.float32)
+    anatomy.render_clusters(grid, clusters, h_calc_mc)
+    h_muscle = np.where(geo.pectoral, geo.thickness_mm * rng.uniform(0.5, 0.85), 0.0).astype(np.float32)
+    h_dt[geo.pectoral] = 0.0
+    h_calc = h_calc_bac + h_calc_mc
+
+    profile = VENDORS[vendor]
+    exposure = choose_exposure(rng, profile, h0, spacing_mm, kvp)
+    raw = form_image(rng, exposure, profile, spacing_mm, geo.thickness_mm, h_dt, h_calc, h_muscle)
+    tpa_mask, tpa_source, tpa_record = simulate_annotation(rng, grid, tpa, arteries, clusters, strands, edges)
+    bac_mask = (h_calc_bac > 0).astype(np.uint8)
+
+    tissue = geo.inside & ~geo.pectoral
+    pixel_area = spacing_mm**2
+    pieces = [p for a in arteries for r in a.runs for p in r.pieces()]
+    record = dict(
+        seed=int(seed),
+        view=view,
+        laterality=laterality,
+        compressed_thickness_mm=h0,
+        periphery_width_mm=geo.periphery_width_mm,
+        vbd_percent=float(100.0 * h_dt[tissue].sum() / max(geo.thickness_mm[tissue].sum(), 1e-9)),
+        has_bac=bool(bac_mask.any()),
+        bac_centreline_length_mm=float(sum(b - a for a, b in pieces)),
+        bac_runs=sum(len(a.runs) for a in arteries),
+        bac_calcium_mg=float(h_calc_bac.sum() * pixel_area * physics.HYDROXYAPATITE_DENSITY_MG_PER_MM3),
+        bac_calcium_volume_mm3=float(h_calc_bac.sum() * pixel_area),
+        n_arteries=len(arteries),
+        n_clusters=len(clusters),
+        n_strands=len(strands),
+        n_edges=len(edges),
+        energy_kev=exposure.energy_kev,
+        mu_fat=exposure.attenuation.mu_fat,
+        mu_dt=exposure.attenuation.mu_dt,
+        mu_calc=exposure.attenuation.mu_calc,
+        air_signal=exposure.gain * exposure.air_quanta,
+        quanta_fat=exposure.quanta_fat,
+        gain=exposure.gain,
+        geometry=geo.params,
+        dense=dense_params,
+        tpa=tpa_record,
+    )
+    meta = dict(
+        spacing_mm=(float(spacing_mm), float(spacing_mm)),
+        kvp=exposure.kvp,
+        thickness_mm=round(h0, 1),
+        anode=profile.anode,
+        filter=profile.filter,
+        view=view,
+        laterality=laterality,
+        manufacturer=profile.manufacturer,
+        presentation="FOR PROCESSING",
+        photometric=profile.photometric,
+        bits_stored=profile.bits_stored,
+        exposure_mas=exposure.mas,
+        compression_force_n=round(float(rng.uniform(60, 150)), 1),
+    )
+    arrays = dict(raw=raw, breast_map=geo.breast_map, thickness=geo.thickness_mm, h_dt=h_dt, h_muscle=h_muscle,
+                  h_calc=h_calc, bac_mask=bac_mask, tpa_mask=tpa_mask, tpa_source=tpa_source)
+    if laterality == "R":  # mirror: chest wall on the right of the image
+        arrays = {k: np.ascontiguousarray(v[:, ::-1]) for k, v in arrays.items()}
+    objects = dict(arteries=arteries, clusters=clusters, strands=strands, edges=edges, mirrored=laterality == "R")
+    return Phantom(meta=meta, record=record, objects=objects, **arrays)
+
+
+from monai_bac.phantom.cohort import make_cohort  # noqa: E402  (cohort needs Phantom)

@@ -1,0 +1,153 @@
+"""The digital phantom: its physics, its ground truth and its simulated annotation."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from monai_bac.phantom import SOURCE_CODES, TPAConfig, make_cohort, make_phantom
+from monai_bac.phantom.cohort import stratified_split
+
+SPACING = 0.5  # mm: the full field of view at 570 x 479 pixels
+
+
+@pytest.fixture(scope="module")
+def cc_left():
+    return make_phantom(11, view="CC", laterality="L", spacing_mm=SPACING, thickness_mm=50.0)
+
+
+def test_full_size_shape_and_vendor_ranges():
+    ph = make_phantom(0, spacing_mm=0.1, vendor="HOLOGIC")
+    assert ph.raw.shape == (2850, 2394) and ph.raw.dtype == np.uint16
+    assert ph.raw.max() <= 2**14 - 1  # 14-bit detector
+    ge = make_phantom(0, spacing_mm=SPACING, vendor="GE")
+    assert ge.meta["photometric"] == "MONOCHROME1" and ge.meta["bits_stored"] == 16
+    breast = ge.breast_map > 0
+    # GE raw stores 65535 - linear signal: breast tissue sits near the top (paper Fig. 3: 62299-65415)
+    assert np.median(ge.raw[breast]) > 60000
+
+
+def test_deterministic_per_seed():
+    a = make_phantom(5, view="MLO", laterality="R", spacing_mm=SPACING)
+    b = make_phantom(5, view="MLO", laterality="R", spacing_mm=SPACING)
+    c = make_phantom(6, view="MLO", laterality="R", spacing_mm=SPACING)
+    assert np.array_equal(a.raw, b.raw) and np.array_equal(a.tpa_mask, b.tpa_mask)
+    assert not np.array_equal(a.raw, c.raw)
+
+
+def test_air_and_pure_fat_invert_to_the_set_thickness(cc_left):
+    ph, rec = cc_left, cc_left.record
+    lin = ph.linear
+    air = lin[ph.breast_map == 0]
+    assert abs(air.mean() / rec["air_signal"] - 1) < 0.01
+    fat = (ph.breast_map == 2) & (ph.h_dt == 0) & (ph.h_calc == 0) & (ph.h_muscle == 0)
+    assert fat.sum() > 500
+    thickness = np.log(rec["air_signal"] / lin[fat].mean()) / rec["mu_fat"]  # Beer-Lambert, mm
+    assert thickness == pytest.approx(50.0, abs=0.3)
+
+
+def test_dense_tissue_inverts_through_beer_lambert(cc_left):
+    ph, rec = cc_left, cc_left.record
+    region = (ph.breast_map == 2) & (ph.h_calc == 0) & (ph.h_dt > 3.0)
+    assert region.sum() > 500
+    p_fat = rec["air_signal"] * np.exp(-rec["mu_fat"] * 50.0)
+    h_dt = np.log(ph.linear[region] / p_fat) / (rec["mu_fat"] - rec["mu_dt"])  # Eq. (4)
+    err = np.abs(h_dt - ph.h_dt[region])
+    assert np.median(err) < 0.3  # mm, quantum noise only
+
+
+def test_periphery_thins_towards_the_skin(cc_left):
+    ph = cc_left
+    assert np.all(ph.thickness[ph.breast_map == 2] == pytest.approx(50.0))
+    rim = ph.thickness[ph.breast_map == 1]
+    assert rim.max() <= 50.0 and rim.min() < 25.0
+    assert (ph.breast_map == 3).sum() == 0  # no pectoral muscle in CC
+    mlo = make_phantom(11, view="MLO", spacing_mm=SPACING)
+    pec = mlo.breast_map == 3
+    assert pec.sum() > 1000 and pec[:, : pec.shape[1] // 2].sum() == pec.sum()  # at the chest wall (left)
+
+
+def test_bac_truth_is_calcium_on_the_vessel_paths():
+    ph = make_phantom(3, view="CC", laterality="R", spacing_mm=0.2, fov_mm=(285.0, 239.4))
+    assert ph.record["has_bac"] and ph.bac_mask.any()
+    assert np.all(ph.h_calc[ph.bac_mask > 0] > 0)
+    arteries = ph.objects["arteries"]
+    pts = np.concatenate([a.points for a in arteries])
+    r_max = max(a.radius_mm for a in arteries)
+    rows, cols = np.nonzero(ph.bac_mask)
+    cols = ph.bac_mask.shape[1] - 1 - cols  # undo the mirroring of a right breast
+    dist, _ = cKDTree(pts).query(np.column_stack([rows, cols]) * 0.2)
+    assert dist.max() <= r_max + 0.2 + 0.5  # within the vessel (+ pixel and path step)
+    # calcium off the vessels is micro-calcification, not BAC
+    clusters = ph.objects["clusters"]
+    off = (ph.h_calc > 0) & (ph.bac_mask == 0)
+    if clusters:
+        specks = np.concatenate([c.specks[:, :2] for c in clusters])
+        r, c = np.nonzero(off)
+        d2, _ = cKDTree(specks).query(np.column_stack([r, ph.bac_mask.shape[1] - 1 - c]) * 0.2)
+        assert d2.max() < 0.6
+    # the record's calcium matches the truth map
+    assert ph.record["bac_calcium_mg"] > 0
+
+
+def test_no_bac_image():
+    ph = make_phantom(4, has_bac=False, spacing_mm=SPACING)
+    assert not ph.bac_mask.any() and not ph.record["has_bac"]
+    assert ph.record["tpa"]["bac_runs"] == 0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_tpa_has_the_configured_error_rates(seed):
+    cfg = TPAConfig(miss_rate=0.25, under_rate=0.5, fp_microcalc_rate=0.5, fp_strand_rate=0.5, fp_edge_rate=1.0)
+    ph = make_phantom(seed, spacing_mm=SPACING, tpa=cfg, n_clusters=4, n_strands=4, n_edges=2)
+    t = ph.record["tpa"]
+    assert t["bac_missed"] == round(0.25 * t["bac_runs"])
+    assert t["bac_under"] == round(0.5 * (t["bac_runs"] - t["bac_missed"]))
+    assert t["microcalc_brushed"] == round(0.5 * t["microcalc_clusters"])
+    assert t["strands_brushed"] == round(0.5 * t["strands"])
+    # each brushed error is really in the annotation, labelled with its source
+    present = set(np.unique(ph.tpa_source)) - {0}
+    if t["microcalc_brushed"]:
+        assert SOURCE_CODES["microcalc"] in present
+    if t["strands_brushed"]:
+        assert SOURCE_CODES["strand"] in present
+    if t["edges_brushed"]:
+        assert SOURCE_CODES["edge"] in present
+    assert np.array_equal(ph.tpa_mask > 0, ph.tpa_source > 0)
+
+
+def test_perfect_annotator_brushes_only_bac():
+    cfg = TPAConfig(miss_rate=0, under_rate=0, fp_microcalc_rate=0, fp_strand_rate=0, fp_edge_rate=0)
+    ph = make_phantom(8, spacing_mm=SPACING, tpa=cfg, n_clusters=3, n_strands=3)
+    assert set(np.unique(ph.tpa_source)) <= {0, SOURCE_CODES["bac"]}
+    # the coarse brush covers the whole calcified vessel
+    covered = (ph.tpa_mask[ph.bac_mask > 0] > 0).mean()
+    assert covered > 0.9
+
+
+def test_stratified_split_keeps_patients_whole_and_balanced():
+    groups = {f"p{i}": i % 5 != 0 for i in range(40)}
+    split = stratified_split(groups, seed=3)
+    names = list(split.values())
+    assert names.count("training") == 32 and names.count("validation") == 4 and names.count("test") == 4
+    for s in ("training", "validation", "test"):
+        members = [g for g in groups if split[g] == s]
+        assert sum(not groups[g] for g in members) == {"training": 6, "validation": 1, "test": 1}[s]
+
+
+def test_cohort_on_disk(tmp_path):
+    datalist_path = make_cohort(tmp_path / "c", n=12, seed=2, spacing_mm=1.0)
+    datalist = json.loads(datalist_path.read_text())
+    items = datalist["training"] + datalist["validation"] + datalist["test"]
+    assert len(items) == 12 and all(datalist[s] for s in ("training", "validation", "test"))
+    for split in ("training", "validation", "test"):
+        for item in datalist[split]:
+            for key in ("image", "label", "label_gt", "truth"):
+                assert (tmp_path / "c" / item[key]).is_file()
+    patients = {s: {i["patient_id"] for i in datalist[s]} for s in ("training", "validation", "test")}
+    assert not (patients["training"] & patients["test"]) and not (patients["training"] & patients["validation"])
+    views = sorted((i["laterality"], i["view"]) for i in items if i["patient_id"] == items[0]["patient_id"])
+    assert views == [("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO")]
+    with pytest.raises(FileExistsError, match="overwrite"):
+        make_cohort(tmp_path / "c", n=12, seed=2, spacing_mm=1.0)
