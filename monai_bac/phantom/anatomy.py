@@ -32,6 +32,19 @@ __all__ = ["Artery", "CalcifiedRun", "Cluster", "Strand", "DenseEdge", "dense_ti
 _SUB = np.linspace(-0.4, 0.4, 5)  # sub-pixel offsets across a thin structure (fraction of a pixel)
 
 
+def sample_pixels(rng: np.random.Generator, mask: np.ndarray, n: int, tries: int = 200) -> np.ndarray:
+    """Up to ``n`` random (row, col) pixels where ``mask`` is True (rejection sampling: cheaper
+    than listing every pixel of a full-size mask)."""
+    h, w = mask.shape
+    out = []
+    for _ in range(tries):
+        rc = np.column_stack([rng.integers(0, h, 4 * n), rng.integers(0, w, 4 * n)])
+        out.extend(rc[mask[rc[:, 0], rc[:, 1]]])
+        if len(out) >= n:
+            break
+    return np.asarray(out[:n], dtype=np.int64).reshape(-1, 2)
+
+
 def _chord(radius: np.ndarray | float, d: np.ndarray) -> np.ndarray:
     """Chord length (mm) through a cylinder of ``radius`` at lateral distance ``d``."""
     return 2.0 * np.sqrt(np.clip(np.square(radius) - np.square(d), 0.0, None))
@@ -82,29 +95,31 @@ def dense_plateaus(rng: np.random.Generator, grid: Grid, geo: BreastGeometry, h_
                    n: int) -> list[DenseEdge]:
     """Add ``n`` dense plateaus with sharp edges to ``h_dt`` in place."""
     edges: list[DenseEdge] = []
-    region = np.argwhere(geo.breast_map == 2)
-    if len(region) == 0:
-        return edges
-    for _ in range(n):
-        cy, cx = region[rng.integers(len(region))] * grid.spacing
+    centres = sample_pixels(rng, geo.breast_map == 2, n)
+    for cy, cx in centres * grid.spacing:
         ry, rx = rng.uniform(8, 22, size=2)
         rot = rng.uniform(0, np.pi)
         harm = [(k, rng.uniform(-0.12, 0.12), rng.uniform(0, 2 * np.pi)) for k in (2, 3, 4)]
+        def radius(t):
+            return 1.0 + sum(e * np.cos(k * t + p) for k, e, p in harm)
+
+        def to_image(ly, lx):
+            return cy + ly * np.cos(rot) + lx * np.sin(rot), cx - ly * np.sin(rot) + lx * np.cos(rot)
+
         t = np.linspace(0, 2 * np.pi, 360, endpoint=False)
-        rad = 1.0 + sum(e * np.cos(k * t + p) for k, e, p in harm)
-        ly, lx = ry * rad * np.sin(t), rx * rad * np.cos(t)
-        outline = np.stack([cy + ly * np.cos(rot) + lx * np.sin(rot), cx - ly * np.sin(rot) + lx * np.cos(rot)], 1)
+        outline = np.stack(to_image(ry * radius(t) * np.sin(t), rx * radius(t) * np.cos(t)), 1)
         height = rng.uniform(3.0, 7.0)
         r0, c0 = np.floor(outline.min(0) / grid.spacing).astype(int) - 2
         r1, c1 = np.ceil(outline.max(0) / grid.spacing).astype(int) + 3
         r0, c0, r1, c1 = max(r0, 0), max(c0, 0), min(r1, grid.shape[0]), min(c1, grid.shape[1])
         if r1 <= r0 or c1 <= c0:
             continue
-        from matplotlib.path import Path as _Path  # local: only the phantom needs it
-
-        yy, xx = np.mgrid[r0:r1, c0:c1] * grid.spacing
-        inside = _Path(outline[:, ::-1]).contains_points(np.stack([xx.ravel(), yy.ravel()], 1))
-        plateau = gaussian_blur(inside.reshape(yy.shape).astype(np.float32), 0.06 / grid.spacing) * height
+        dy = (np.arange(r0, r1, dtype=np.float32) * grid.spacing - cy)[:, None]
+        dx = (np.arange(c0, c1, dtype=np.float32) * grid.spacing - cx)[None, :]
+        ly, lx = dy * np.cos(rot) - dx * np.sin(rot), dy * np.sin(rot) + dx * np.cos(rot)  # inverse rotation
+        t = np.arctan2(ly / ry, lx / rx)
+        inside = np.hypot(ly / ry, lx / rx) < radius(t)  # star-shaped: exact inside test in polar form
+        plateau = gaussian_blur(inside.astype(np.float32), 0.06 / grid.spacing) * height
         roi = (slice(r0, r1), slice(c0, c1))
         cap = 0.85 * geo.thickness_mm[roi] * (geo.breast_map[roi] == 2)
         h_dt[roi] = np.minimum(h_dt[roi] + plateau, np.maximum(cap, h_dt[roi]))
@@ -256,13 +271,13 @@ def _far_from(points: np.ndarray | None, min_mm: float):
 
 def place_clusters(rng: np.random.Generator, grid: Grid, geo: BreastGeometry, n: int,
                    avoid: np.ndarray | None) -> list[Cluster]:
-    candidates = np.argwhere((geo.breast_map == 2) & (geo.skin_distance_mm > geo.periphery_width_mm + 5))
+    candidates = sample_pixels(rng, (geo.breast_map == 2) & (geo.skin_distance_mm > geo.periphery_width_mm + 5),
+                               50 * n)
     far = _far_from(avoid, 6.0)
     clusters: list[Cluster] = []
-    for _ in range(50 * n):
-        if len(clusters) == n or len(candidates) == 0:
+    for c in candidates * grid.spacing:
+        if len(clusters) == n:
             break
-        c = candidates[rng.integers(len(candidates))] * grid.spacing
         if not far(c):
             continue
         k = rng.integers(5, 16)
@@ -299,13 +314,13 @@ class Strand:
 def grow_strands(rng: np.random.Generator, grid: Grid, geo: BreastGeometry, n: int,
                  avoid: np.ndarray | None) -> list[Strand]:
     inside = _inside_fn(geo, grid, margin_mm=geo.periphery_width_mm + 2.0)
-    candidates = np.argwhere((geo.breast_map == 2) & (geo.skin_distance_mm > geo.periphery_width_mm + 5))
+    candidates = sample_pixels(rng, (geo.breast_map == 2) & (geo.skin_distance_mm > geo.periphery_width_mm + 5),
+                               30 * n)
     far = _far_from(avoid, 4.0)
     strands: list[Strand] = []
-    for _ in range(30 * n):
-        if len(strands) == n or len(candidates) == 0:
+    for start in candidates * grid.spacing:
+        if len(strands) == n:
             break
-        start = candidates[rng.integers(len(candidates))] * grid.spacing
         pts = random_path(rng, tuple(start), rng.uniform(0, 2 * np.pi), rng.uniform(12, 40), inside, wander=0.03)
         if path_length(pts) < 10 or not all(far(p) for p in pts[::4]):
             continue

@@ -86,11 +86,14 @@ def form_image(rng: np.random.Generator, exposure: Exposure, vendor: VendorProfi
     line += (att.mu_calc - att.mu_fat) * h_calc
     q = exposure.air_quanta * np.exp(-line, dtype=np.float32)
     q = gaussian_blur(q, PSF_SIGMA_MM / spacing)
-    noise = rng.standard_normal(q.shape, dtype=np.float32)
-    counts = q + np.sqrt(q) * noise
-    signal = exposure.gain * counts + ELECTRONIC_NOISE * rng.standard_normal(q.shape, dtype=np.float32)
+    # quantum (variance = mean, in quanta) and electronic noise are independent Gaussians: one draw
+    g = np.float32(exposure.gain)
+    sd = np.sqrt(q * (g * g) + np.float32(ELECTRONIC_NOISE**2))
+    signal = rng.standard_normal(q.shape, dtype=np.float32)
+    signal *= sd
+    signal += q * g
     max_value = 2**vendor.bits_stored - 1
-    signal = np.clip(np.rint(signal), 0, max_value)
+    np.clip(np.rint(signal, out=signal), 0, max_value, out=signal)
     if vendor.photometric == "MONOCHROME1":
         signal = max_value - signal
     return signal.astype(np.uint16)

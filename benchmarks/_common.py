@@ -1,0 +1,48 @@
+"""Shared set-up for the benchmark scripts: pin the thread count before numpy/torch start."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+
+
+def limit_threads(n: int) -> None:
+    """Run numpy/scipy/torch on ``n`` threads (call before heavy imports where possible)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except ImportError:
+        pass
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def timeit(fn, repeat: int = 5, warmup: int = 1) -> tuple[float, float]:
+    """Median and minimum wall time of ``fn()`` in seconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), min(times)
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"

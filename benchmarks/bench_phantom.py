@@ -1,0 +1,45 @@
+"""Phantom generation and DICOM loading of one full-size (2850 x 2394, 0.1 mm) image on one core.
+
+    python benchmarks/bench_phantom.py
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import limit_threads, machine, timeit  # noqa: E402
+
+limit_threads(1)
+
+from monai_bac.data import load_mammogram, write_mammogram_dicom  # noqa: E402
+from monai_bac.phantom import make_phantom  # noqa: E402
+
+
+def main() -> None:
+    print(f"machine: {machine()}; threads: 1")
+    for view in ("CC", "MLO"):
+        med, best = timeit(lambda: make_phantom(7, view=view, spacing_mm=0.1), repeat=5)
+        print(f"make_phantom full size {view}: median {med:.2f} s, best {best:.2f} s")
+    ph = make_phantom(7, spacing_mm=0.1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.dcm"
+        m = ph.meta
+
+        def write():
+            write_mammogram_dicom(path, ph.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
+                                  anode=m["anode"], filter=m["filter"], view=m["view"], laterality=m["laterality"],
+                                  manufacturer=m["manufacturer"], photometric=m["photometric"],
+                                  bits_stored=m["bits_stored"])
+
+        med, best = timeit(write, repeat=5)
+        print(f"write_mammogram_dicom full size: median {med:.3f} s, best {best:.3f} s "
+              f"({path.stat().st_size / 2**20:.1f} MiB)")
+        med, best = timeit(lambda: load_mammogram(path), repeat=10)
+        print(f"load_mammogram full size: median {med:.3f} s, best {best:.3f} s")
+
+
+if __name__ == "__main__":
+    main()

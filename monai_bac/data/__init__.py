@@ -1,0 +1,38 @@
+"""Data layer of monai-bac: reading raw mammograms and labels, writing DICOM/NIfTI files.
+
+See :mod:`monai_bac.data.loader` for the MetaTensor meta keys and the geometry convention.
+"""
+
+from monai_bac.data.dicom_io import read_dicom_mammogram, write_mammogram_dicom
+from monai_bac.data.errors import MammogramReadError, MissingTagWarning, ProcessedImageWarning
+from monai_bac.data.image_io import load_nifti_2d, load_png_or_tiff, save_image_nifti, save_mask_nifti
+from monai_bac.data.loader import (
+    IMAGE_META_KEYS,
+    LoadMammogram,
+    LoadMammogramD,
+    LoadMammogramd,
+    LoadMammogramDict,
+    load_label,
+    load_mammogram,
+    mammogram_affine,
+)
+
+__all__ = [
+    "IMAGE_META_KEYS",
+    "LoadMammogram",
+    "LoadMammogramD",
+    "LoadMammogramDict",
+    "LoadMammogramd",
+    "MammogramReadError",
+    "MissingTagWarning",
+    "ProcessedImageWarning",
+    "load_label",
+    "load_mammogram",
+    "load_nifti_2d",
+    "load_png_or_tiff",
+    "mammogram_affine",
+    "read_dicom_mammogram",
+    "save_image_nifti",
+    "save_mask_nifti",
+    "write_mammogram_dicom",
+]

@@ -1,0 +1,361 @@
+"""Load mammograms and BAC labels as MONAI MetaTensors, and the matching MONAI transforms.
+
+Images come back as float32 ``(1, H, W)`` :class:`monai.data.MetaTensor` holding the raw values
+as read (see :mod:`monai_bac.data.dicom_io`; never rescaled here), labels as uint8 ``(1, H, W)``
+with values 0/1. Pixel data stays as stored (no flips), and the meta dict carries:
+
+- the acquisition keys of DESIGN.md (``spacing_mm`` (row, col), ``kvp``, ``thickness_mm``,
+  ``anode``, ``filter``, ``view``, ``laterality``, ``presentation``, ``is_raw``,
+  ``manufacturer``, ... see :data:`IMAGE_META_KEYS`), None where unknown;
+- MONAI's keys: ``affine`` and ``original_affine`` (torch float64 3x3, below), ``spatial_shape``,
+  ``original_channel_dim`` = ``"no_channel"``, ``space`` = ``"RAS"``, ``filename_or_obj``.
+
+The affine maps (row, col) indices to RAS mm::
+
+    [[0, -spacing_col, 0],
+     [-spacing_row, 0, 0],
+     [0, 0, 1]]
+
+which is the geometry ITK/3D Slicer give the DICOM file, and the one of the NIfTI files written
+by :mod:`monai_bac.data.image_io` (there with the axes in (col, row) order).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms.transform import MapTransform, Transform
+from monai.utils import ensure_tuple
+from monai.utils.enums import MetaKeys, SpaceKeys
+
+from monai_bac.data.dicom_io import is_dicom_file, read_dicom_mammogram
+from monai_bac.data.errors import MammogramReadError
+from monai_bac.data.image_io import NIFTI_SUFFIXES, PNG_SUFFIXES, TIFF_SUFFIXES, load_nifti_2d, load_png_or_tiff
+
+__all__ = [
+    "IMAGE_META_KEYS",
+    "LoadMammogram",
+    "LoadMammogramD",
+    "LoadMammogramDict",
+    "LoadMammogramd",
+    "load_label",
+    "load_mammogram",
+    "mammogram_affine",
+]
+
+PathLike = str | os.PathLike
+
+#: acquisition keys every loaded image's meta has (None where the source does not say)
+IMAGE_META_KEYS = (
+    "spacing_mm",
+    "spacing_source",
+    "kvp",
+    "thickness_mm",
+    "anode",
+    "filter",
+    "view",
+    "laterality",
+    "presentation",
+    "is_raw",
+    "manufacturer",
+    "modality",
+    "photometric",
+    "bits_stored",
+    "patient_id",
+    "study_instance_uid",
+    "series_instance_uid",
+    "sop_instance_uid",
+    "sop_class_uid",
+    "exposure_mas",
+    "compression_force_n",
+    "filename_or_obj",
+)
+_DICOM_SUFFIXES = (".dcm", ".dicom")
+
+
+def mammogram_affine(spacing_mm: Sequence[float] | None) -> torch.Tensor:
+    """3x3 float64 affine from (row, col) indices to RAS mm; unit spacing when ``spacing_mm`` is None."""
+    row, col = (1.0, 1.0) if spacing_mm is None else (float(s) for s in spacing_mm)
+    return torch.tensor([[0.0, -col, 0.0], [-row, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+
+
+def _file_kind(path: Path) -> str:
+    """'dicom', 'nifti', 'png_tiff' or 'npy', from the name, else from the DICOM marker."""
+    name = path.name.lower()
+    if name.endswith(NIFTI_SUFFIXES):
+        return "nifti"
+    if name.endswith(PNG_SUFFIXES + TIFF_SUFFIXES):
+        return "png_tiff"
+    if name.endswith(".npy"):
+        return "npy"
+    if name.endswith(_DICOM_SUFFIXES) or not path.suffix or is_dicom_file(path):
+        return "dicom"
+    raise MammogramReadError(
+        f"{path}: unsupported file type {path.suffix!r}; expected DICOM (.dcm, .dicom, no extension, or a "
+        "'DICM' marker), NIfTI (.nii, .nii.gz), PNG, TIFF or NumPy (.npy)"
+    )
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise MammogramReadError(f"{path}: not a readable .npy file: {type(e).__name__}: {e}") from e
+    if array.ndim == 3 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 2:
+        raise MammogramReadError(f"{path}: array has shape {array.shape}; expected (H, W) or (1, H, W)")
+    return array
+
+
+def _load_plain(path: Path, kind: str, spacing_mm: Sequence[float] | None) -> tuple[np.ndarray, Any, str | None]:
+    """Array, spacing and its source for a non-DICOM file; spacing is None when unknown."""
+    if kind == "nifti":
+        array, header_spacing = load_nifti_2d(path)
+        if spacing_mm is None:
+            return array, header_spacing, "nifti_header"
+        return array, spacing_mm, "argument"
+    array = _load_npy(path) if kind == "npy" else load_png_or_tiff(path)
+    return array, spacing_mm, None if spacing_mm is None else "argument"
+
+
+def _check_spacing(spacing_mm: Any, path: Path) -> tuple[float, float] | None:
+    if spacing_mm is None:
+        return None
+    try:
+        values = tuple(float(s) for s in spacing_mm)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 2 or not all(np.isfinite(v) and v > 0 for v in values):
+        raise MammogramReadError(
+            f"{path}: spacing_mm must be two positive numbers (row_mm, col_mm), got {spacing_mm!r}"
+        )
+    return values  # type: ignore[return-value]
+
+
+def _to_meta_tensor(array_hw: np.ndarray, meta: dict[str, Any], dtype: torch.dtype) -> MetaTensor:
+    """(1, H, W) MetaTensor with the acquisition meta plus MONAI's geometry keys."""
+    affine = mammogram_affine(meta.get("spacing_mm"))
+    meta = dict(meta)
+    meta[MetaKeys.ORIGINAL_AFFINE] = affine.clone()
+    meta[MetaKeys.SPATIAL_SHAPE] = np.asarray(array_hw.shape, dtype=np.int64)
+    meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = "no_channel"
+    meta[MetaKeys.SPACE] = SpaceKeys.RAS
+    data = torch.as_tensor(np.ascontiguousarray(array_hw)[None], dtype=dtype)
+    return MetaTensor(data, affine=affine, meta=meta)
+
+
+def load_mammogram(
+    path: PathLike,
+    spacing_mm: Sequence[float] | None = None,
+    *,
+    require_raw: bool = False,
+    allow_non_mg: bool = False,
+) -> MetaTensor:
+    """Load a mammogram as a float32 (1, H, W) MetaTensor of raw values.
+
+    Args:
+        path: DICOM (``.dcm``, ``.dicom``, no extension, or any name with the ``DICM`` marker),
+            NIfTI (``.nii``, ``.nii.gz``, convention of :mod:`monai_bac.data.image_io`),
+            PNG/TIFF (single-channel; 16-bit kept) or ``.npy``.
+        spacing_mm: (row, col) pixel spacing in mm. Required for PNG, TIFF and npy (they carry
+            none); for DICOM and NIfTI it replaces the spacing in the file
+            (``meta["spacing_source"] == "argument"``).
+        require_raw: DICOM only: raise for a processed ("FOR PRESENTATION") image instead of
+            warning. Other formats do not say whether they are raw (``meta["is_raw"]`` is None).
+        allow_non_mg: DICOM only: accept a Modality other than MG.
+
+    Returns:
+        MetaTensor with the meta keys of :data:`IMAGE_META_KEYS` and MONAI's geometry keys.
+
+    Raises:
+        FileNotFoundError: no such file.
+        MammogramReadError: unreadable or unsupported file, missing spacing, see
+            :func:`~monai_bac.data.dicom_io.read_dicom_mammogram` for DICOM.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    spacing_mm = _check_spacing(spacing_mm, path)
+    kind = _file_kind(path)
+    meta: dict[str, Any] = dict.fromkeys(IMAGE_META_KEYS)
+    if kind == "dicom":
+        pixels, dicom_meta = read_dicom_mammogram(
+            path, require_raw=require_raw, allow_non_mg=allow_non_mg, spacing_mm=spacing_mm
+        )
+        meta.update(dicom_meta)
+    else:
+        pixels, spacing, source = _load_plain(path, kind, spacing_mm)
+        if spacing is None:
+            raise MammogramReadError(
+                f"{path}: {kind.replace('_', '/').upper()} files carry no pixel spacing; "
+                "pass spacing_mm=(row_mm, col_mm)"
+            )
+        meta.update(spacing_mm=tuple(float(s) for s in spacing), spacing_source=source)
+    meta["filename_or_obj"] = str(path)
+    return _to_meta_tensor(np.asarray(pixels, dtype=np.float32), meta, torch.float32)
+
+
+def _binarise_label(array: np.ndarray, path: Path, allow_255: bool) -> np.ndarray:
+    """0/1 uint8 from a 0/1 array (or a 0/255 one from PNG/TIFF); otherwise MammogramReadError."""
+    values = np.unique(array)
+    if np.all(np.isin(values, (0, 1))):
+        return array.astype(np.uint8)
+    if allow_255 and np.all(np.isin(values, (0, 255))):
+        return (array == 255).astype(np.uint8)
+    shown = ", ".join(f"{v:g}" for v in values[:10]) + (", ..." if values.size > 10 else "")
+    expected = "0 and 1 (or 0 and 255 in PNG/TIFF)" if allow_255 else "0 and 1"
+    raise MammogramReadError(f"{path}: label is not binary: values {shown}; expected {expected}")
+
+
+def load_label(path: PathLike, spacing_mm: Sequence[float] | None = None) -> MetaTensor:
+    """Load a binary BAC label as a uint8 (1, H, W) MetaTensor with values 0/1.
+
+    Args:
+        path: NIfTI (convention of :mod:`monai_bac.data.image_io`), PNG, TIFF or ``.npy``.
+            PNG/TIFF masks may use 0/255; they become 0/1.
+        spacing_mm: (row, col) mm; replaces the NIfTI header's spacing. For PNG/TIFF/npy without
+            it, ``meta["spacing_mm"]`` is None (:class:`LoadMammogramd` then copies the image's).
+
+    Raises:
+        FileNotFoundError: no such file.
+        MammogramReadError: unsupported or unreadable file, or values other than 0/1 (0/255).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    spacing_mm = _check_spacing(spacing_mm, path)
+    kind = _file_kind(path)
+    if kind == "dicom":
+        raise MammogramReadError(f"{path}: labels must be NIfTI, PNG, TIFF or .npy files, not DICOM")
+    array, spacing, source = _load_plain(path, kind, spacing_mm)
+    label = _binarise_label(np.asarray(array), path, allow_255=kind == "png_tiff")
+    meta = {
+        "spacing_mm": None if spacing is None else tuple(float(s) for s in spacing),
+        "spacing_source": source,
+        "filename_or_obj": str(path),
+    }
+    return _to_meta_tensor(label, meta, torch.uint8)
+
+
+class LoadMammogram(Transform):
+    """Load a mammogram (or, with ``label=True``, a binary BAC label) from a file name.
+
+    Images use :func:`load_mammogram`, labels :func:`load_label`; both give (1, H, W)
+    MetaTensors with the meta described in :mod:`monai_bac.data.loader`.
+
+    Args:
+        spacing_mm: (row, col) mm for files that do not carry it (PNG/TIFF/npy); replaces the
+            file's spacing when given.
+        require_raw: raise for processed ("FOR PRESENTATION") DICOM images instead of warning.
+        allow_non_mg: accept DICOM files whose Modality is not MG.
+        label: load binary labels (uint8 0/1) instead of images.
+    """
+
+    def __init__(
+        self,
+        spacing_mm: Sequence[float] | None = None,
+        require_raw: bool = False,
+        allow_non_mg: bool = False,
+        label: bool = False,
+    ) -> None:
+        self.spacing_mm = spacing_mm
+        self.require_raw = require_raw
+        self.allow_non_mg = allow_non_mg
+        self.label = label
+
+    def __call__(self, filename: PathLike) -> MetaTensor:
+        if self.label:
+            return load_label(filename, self.spacing_mm)
+        return load_mammogram(filename, self.spacing_mm, require_raw=self.require_raw, allow_non_mg=self.allow_non_mg)
+
+
+class LoadMammogramd(MapTransform):
+    """Dictionary-based wrapper of :class:`LoadMammogram`.
+
+    Keys in ``label_keys`` are loaded as binary labels, the other keys as images (images first,
+    whatever the order of ``keys``). After a label is loaded, when ``data[image_key]`` holds a
+    loaded image, the label's (H, W) must equal the image's (else :class:`MammogramReadError`
+    naming both files), and a label without spacing gets the image's spacing and affine.
+
+    Args:
+        keys: keys of the file names to load.
+        label_keys: which of ``keys`` are labels.
+        spacing_mm: (row, col) mm, see :class:`LoadMammogram`.
+        require_raw: raise for processed DICOM images instead of warning.
+        allow_non_mg: accept DICOM files whose Modality is not MG.
+        image_key: key of the image the labels are checked against.
+        allow_missing_keys: don't raise for keys missing from the data.
+
+    Example::
+
+        LoadMammogramd(keys=["image", "label"])({"image": "m.dcm", "label": "m_bac.nii.gz"})
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        label_keys: KeysCollection = ("label", "label_gt"),
+        spacing_mm: Sequence[float] | None = None,
+        require_raw: bool = False,
+        allow_non_mg: bool = False,
+        image_key: str = "image",
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.label_keys = set(ensure_tuple(label_keys))
+        self.image_key = image_key
+        self._image_loader = LoadMammogram(spacing_mm, require_raw, allow_non_mg)
+        self._label_loader = LoadMammogram(spacing_mm, label=True)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        keys = sorted(self.key_iterator(d), key=lambda k: k in self.label_keys)  # images first
+        for key in keys:
+            if key in self.label_keys:
+                d[key] = self._label_loader(d[key])
+                self._match_image(d, key)
+            else:
+                d[key] = self._image_loader(d[key])
+        return d
+
+    def _match_image(self, d: dict[Hashable, Any], label_key: Hashable) -> None:
+        """Check the label's shape against the image's and fill in its spacing from the image."""
+        image, label = d.get(self.image_key), d[label_key]
+        if not isinstance(image, torch.Tensor) or image.ndim < 2:
+            return
+        image_meta = getattr(image, "meta", {})
+        if tuple(image.shape[-2:]) != tuple(label.shape[-2:]):
+            raise MammogramReadError(
+                f"{label.meta.get('filename_or_obj')}: label '{label_key}' has (H, W) = {tuple(label.shape[-2:])} but "
+                f"image '{self.image_key}' {image_meta.get('filename_or_obj')} has {tuple(image.shape[-2:])}"
+            )
+        image_spacing = image_meta.get("spacing_mm")
+        label_spacing = label.meta.get("spacing_mm")
+        if image_spacing is None:
+            return
+        if label_spacing is None:
+            label.meta["spacing_mm"] = tuple(image_spacing)
+            label.meta["spacing_source"] = f"image '{self.image_key}'"
+            label.affine = mammogram_affine(image_spacing)
+            label.meta[MetaKeys.ORIGINAL_AFFINE] = mammogram_affine(image_spacing)
+        elif not np.allclose(label_spacing, image_spacing, rtol=1e-3, atol=0):
+            warnings.warn(
+                f"{label.meta.get('filename_or_obj')}: label spacing {tuple(label_spacing)} mm differs from "
+                f"image {image_meta.get('filename_or_obj')} spacing {tuple(image_spacing)} mm",
+                UserWarning,
+                stacklevel=2,
+            )
+
+
+LoadMammogramD = LoadMammogramDict = LoadMammogramd

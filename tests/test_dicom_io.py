@@ -1,0 +1,538 @@
+"""Raw-mammogram I/O: DICOM writing/reading, NIfTI/PNG/TIFF, MONAI loaders, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+import torch
+from monai.data import MetaTensor
+from pydicom.encaps import encapsulate
+from pydicom.uid import UID
+
+from monai_bac.data import (
+    LoadMammogram,
+    LoadMammogramd,
+    MammogramReadError,
+    MissingTagWarning,
+    ProcessedImageWarning,
+    dicom_io,
+    image_io,
+    load_label,
+    load_mammogram,
+    load_nifti_2d,
+    read_dicom_mammogram,
+    save_image_nifti,
+    save_mask_nifti,
+    write_mammogram_dicom,
+)
+from monai_bac.data.dicom_io import MG_FOR_PRESENTATION_SOP_CLASS, MG_FOR_PROCESSING_SOP_CLASS, _normalise_view
+from monai_bac.utils import atomic_write_path, ensure_new_file
+
+# itk's SWIG bindings warn about their own types on import; nothing to do with this code
+pytestmark = pytest.mark.filterwarnings("ignore:builtin type [Ss]wig.*has no __module__:DeprecationWarning")
+
+H, W = 64, 48
+SPACING = (0.07, 0.085)
+TAGS = {
+    "spacing_mm": SPACING,
+    "kvp": 29.0,
+    "thickness_mm": 52.5,
+    "anode": "RHODIUM",
+    "filter": "SILVER",
+    "view": "MLO",
+    "laterality": "L",
+    "manufacturer": "ACME Imaging",
+}
+
+
+def _pixels(bits: int = 14, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 2**bits, size=(H, W), dtype=np.uint16)
+
+
+def _write(path: Path, pixels: np.ndarray | None = None, **kwargs) -> Path:
+    args = {**TAGS, **kwargs}
+    return write_mammogram_dicom(path, _pixels() if pixels is None else pixels, **args)
+
+
+def _edit(src: Path, dst: Path, **changes) -> Path:
+    """Copy a DICOM file with pydicom, setting tags (a None value deletes the tag)."""
+    ds = pydicom.dcmread(src)
+    for keyword, value in changes.items():
+        if value is None:
+            delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    dicom_io._save(ds, dst)  # Part-10 writing call for the installed pydicom (2.x or 3.x)
+    return dst
+
+
+@pytest.fixture()
+def dcm(tmp_path: Path) -> Path:
+    return _write(tmp_path / "raw.dcm")
+
+
+# ---------------------------------------------------------------------------------- DICOM round trip
+
+
+def test_round_trip_all_tags(tmp_path: Path) -> None:
+    pixels = _pixels()
+    uids = {"study_uid": "1.2.3.4.1", "series_uid": "1.2.3.4.2", "sop_uid": "1.2.3.4.3"}
+    path = _write(
+        tmp_path / "full.dcm",
+        pixels,
+        exposure_mas=63.5,
+        compression_force_n=101.3,
+        patient_id="P001",
+        patient_name="Doe^Jane",
+        **uids,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a complete raw file reads without any warning
+        img = load_mammogram(path)
+    assert isinstance(img, MetaTensor)
+    assert img.shape == (1, H, W) and img.dtype == torch.float32
+    np.testing.assert_array_equal(img[0].numpy(), pixels.astype(np.float32))
+    m = img.meta
+    expected = {
+        "spacing_mm": SPACING,
+        "spacing_source": "ImagerPixelSpacing",
+        "kvp": 29.0,
+        "thickness_mm": 52.5,
+        "anode": "RHODIUM",
+        "filter": "SILVER",
+        "view": "MLO",
+        "laterality": "L",
+        "presentation": "FOR PROCESSING",
+        "is_raw": True,
+        "manufacturer": "ACME Imaging",
+        "modality": "MG",
+        "photometric": "MONOCHROME2",
+        "bits_stored": 14,
+        "patient_id": "P001",
+        "study_instance_uid": "1.2.3.4.1",
+        "series_instance_uid": "1.2.3.4.2",
+        "sop_instance_uid": "1.2.3.4.3",
+        "sop_class_uid": MG_FOR_PROCESSING_SOP_CLASS,
+        "exposure_mas": 63.5,
+        "compression_force_n": 101.3,
+        "filename_or_obj": str(path),
+    }
+    for key, value in expected.items():
+        assert m[key] == value, key
+    sr, sc = SPACING
+    want_affine = torch.tensor([[0, -sc, 0], [-sr, 0, 0], [0, 0, 1]], dtype=torch.float64)
+    assert img.affine.dtype == torch.float64 and torch.equal(img.affine, want_affine)
+    assert torch.equal(m["original_affine"], want_affine)
+    assert tuple(m["spatial_shape"]) == (H, W)
+    assert m["original_channel_dim"] == "no_channel" and m["space"] == "RAS"
+
+
+def test_written_file_is_valid_part10(dcm: Path) -> None:
+    assert dcm.read_bytes()[128:132] == b"DICM"
+    ds = pydicom.dcmread(dcm)
+    assert ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+    assert ds.file_meta.MediaStorageSOPClassUID == ds.SOPClassUID == MG_FOR_PROCESSING_SOP_CLASS
+    assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert ds.Modality == "MG" and ds.BodyPartExamined == "BREAST"
+    assert list(ds.ImageType)[:2] == ["ORIGINAL", "PRIMARY"]
+    assert ds.PresentationIntentType == "FOR PROCESSING"
+    assert [float(v) for v in ds.ImagerPixelSpacing] == list(SPACING) == [float(v) for v in ds.PixelSpacing]
+    assert (ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation) == (16, 14, 13, 0)
+    assert (ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.Rows, ds.Columns) == (1, "MONOCHROME2", H, W)
+    assert ds.PatientID == "PHANTOM"
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+        assert UID(ds[keyword].value).is_valid  # generated when not given
+    assert len({ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID}) == 3
+
+
+def test_for_presentation_file(tmp_path: Path) -> None:
+    path = _write(tmp_path / "proc.dcm", presentation="FOR PRESENTATION")
+    assert pydicom.dcmread(path).SOPClassUID == MG_FOR_PRESENTATION_SOP_CLASS
+    with pytest.warns(ProcessedImageWarning, match=r"proc\.dcm.*PresentationIntentType \(0008,0068\)"):
+        img = load_mammogram(path)
+    assert img.meta["is_raw"] is False and img.meta["presentation"] == "FOR PRESENTATION"
+    with pytest.raises(MammogramReadError, match=r"proc\.dcm.*PresentationIntentType \(0008,0068\)"):
+        load_mammogram(path, require_raw=True)
+
+
+@pytest.mark.parametrize("bits", [16, 14])
+def test_monochrome1_is_inverted(tmp_path: Path, bits: int) -> None:
+    raw = _pixels(bits)
+    raw[0, 0], raw[0, 1] = 0, 2**bits - 1  # range ends map onto each other
+    stored = (2**bits - 1 - raw.astype(np.int64)).astype(np.uint16)  # as GE stores raw images
+    path = _write(tmp_path / f"mono1_{bits}.dcm", stored, photometric="MONOCHROME1", bits_stored=bits)
+    assert np.array_equal(pydicom.dcmread(path).pixel_array, stored)  # written unchanged
+    img = load_mammogram(path)
+    np.testing.assert_array_equal(img[0].numpy(), raw.astype(np.float32))
+    assert img.meta["photometric"] == "MONOCHROME1" and img.meta["bits_stored"] == bits
+
+
+def test_rescale_applied(tmp_path: Path) -> None:
+    pixels = _pixels()
+    path = _write(tmp_path / "rescale.dcm", pixels, extra={"RescaleSlope": "2", "RescaleIntercept": "-5"})
+    np.testing.assert_allclose(load_mammogram(path)[0].numpy(), pixels * 2.0 - 5.0)
+
+
+def test_writer_rejects_bad_pixels(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="BitsStored=14"):
+        _write(tmp_path / "x.dcm", np.full((H, W), 2**14, np.uint16))
+    with pytest.raises(TypeError, match="integer"):
+        _write(tmp_path / "x.dcm", np.zeros((H, W), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        _write(tmp_path / "x.dcm", np.zeros((1, H, W), np.uint16))
+    assert not (tmp_path / "x.dcm").exists()
+
+
+def test_view_normalisation() -> None:
+    assert _normalise_view("cc") == "CC"
+    assert _normalise_view("medio-lateral oblique") == "MLO"
+    assert _normalise_view("XCCL") == "XCCL"
+    assert _normalise_view(None) is None
+
+
+# ---------------------------------------------------------------------------------- bad DICOM inputs
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"nothere\.dcm"):
+        load_mammogram(tmp_path / "nothere.dcm")
+
+
+def test_not_dicom(tmp_path: Path) -> None:
+    path = tmp_path / "notes.dcm"
+    path.write_text("this is a text file, not an image\n" * 20)
+    with pytest.raises(MammogramReadError, match=r"notes\.dcm: not a DICOM file.*DICM"):
+        load_mammogram(path)
+
+
+def test_truncated(dcm: Path, tmp_path: Path) -> None:
+    data = dcm.read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[: len(data) - 500])
+    with pytest.raises(MammogramReadError, match=r"cut\.dcm: PixelData \(7FE0,0010\).*truncated"):
+        load_mammogram(cut)
+    cut.write_bytes(data[:300])  # cut inside the header
+    with pytest.raises(MammogramReadError, match=r"cut\.dcm"):
+        load_mammogram(cut)
+
+
+def test_no_pixel_data(dcm: Path, tmp_path: Path) -> None:
+    path = _edit(dcm, tmp_path / "nopix.dcm", PixelData=None)
+    with pytest.raises(MammogramReadError, match=r"nopix\.dcm: no pixel data: PixelData \(7FE0,0010\) is absent"):
+        load_mammogram(path)
+
+
+def test_non_mg_modality(dcm: Path, tmp_path: Path) -> None:
+    path = _edit(dcm, tmp_path / "ct.dcm", Modality="CT")
+    with pytest.raises(
+        MammogramReadError, match=r"ct\.dcm: Modality \(0008,0060\) is 'CT', not 'MG'.*allow_non_mg=True"
+    ):
+        load_mammogram(path)
+    assert load_mammogram(path, allow_non_mg=True).meta["modality"] == "CT"
+
+
+def test_processed_tag_via_pydicom(dcm: Path, tmp_path: Path) -> None:
+    path = _edit(dcm, tmp_path / "pres.dcm", PresentationIntentType="FOR PRESENTATION")
+    with pytest.warns(ProcessedImageWarning, match=r"pres\.dcm.*PresentationIntentType"):
+        assert load_mammogram(path).meta["is_raw"] is False
+    with pytest.raises(MammogramReadError, match=r"pres\.dcm.*require_raw"):
+        read_dicom_mammogram(path, require_raw=True)
+
+
+def test_presentation_intent_guessed(dcm: Path, tmp_path: Path) -> None:
+    path = _edit(dcm, tmp_path / "nopit.dcm", PresentationIntentType=None)
+    with pytest.warns(
+        MissingTagWarning, match=r"nopit\.dcm: PresentationIntentType \(0008,0068\) is absent; guessed a raw"
+    ):
+        assert load_mammogram(path).meta["is_raw"] is True  # from the For Processing SOP class
+    sc = _edit(
+        path, tmp_path / "sc.dcm", SOPClassUID="1.2.840.10008.5.1.4.1.1.7", WindowCenter="2000", WindowWidth="4000"
+    )
+    with (
+        pytest.warns(MissingTagWarning, match="guessed a processed image.*WindowCenter"),
+        pytest.warns(ProcessedImageWarning, match=r"sc\.dcm"),
+    ):
+        img = load_mammogram(sc)
+    assert img.meta["is_raw"] is False and img.meta["presentation"] is None
+
+
+@pytest.mark.parametrize(
+    "keyword, meta_key, tag",
+    [("KVP", "kvp", r"KVP \(0018,0060\)"), ("BodyPartThickness", "thickness_mm", r"BodyPartThickness \(0018,11A0\)")],
+)
+def test_missing_physics_tag(dcm: Path, tmp_path: Path, keyword: str, meta_key: str, tag: str) -> None:
+    path = _edit(dcm, tmp_path / f"no_{keyword}.dcm", **{keyword: None})
+    with pytest.warns(MissingTagWarning, match=rf"no_{keyword}\.dcm: {tag} is absent"):
+        img = load_mammogram(path)
+    assert img.meta[meta_key] is None
+    assert img.meta["kvp" if meta_key != "kvp" else "thickness_mm"] is not None
+
+
+def test_spacing_fallbacks(dcm: Path, tmp_path: Path) -> None:
+    only_ps = _edit(dcm, tmp_path / "ps.dcm", ImagerPixelSpacing=None, PixelSpacing=[0.1, 0.2])
+    with pytest.warns(
+        MissingTagWarning, match=r"ps\.dcm: ImagerPixelSpacing \(0018,1164\) is absent; using PixelSpacing"
+    ):
+        img = load_mammogram(only_ps)
+    assert img.meta["spacing_mm"] == (0.1, 0.2) and img.meta["spacing_source"] == "PixelSpacing"
+    none = _edit(only_ps, tmp_path / "nosp.dcm", PixelSpacing=None)
+    with pytest.raises(
+        MammogramReadError, match=r"nosp\.dcm.*ImagerPixelSpacing \(0018,1164\).*PixelSpacing \(0028,0030\)"
+    ):
+        load_mammogram(none)
+    img = load_mammogram(none, spacing_mm=(0.05, 0.05))
+    assert img.meta["spacing_mm"] == (0.05, 0.05) and img.meta["spacing_source"] == "argument"
+    assert img.affine[0, 1] == -0.05
+
+
+def test_compressed_undecodable(dcm: Path, tmp_path: Path) -> None:
+    ds = pydicom.dcmread(dcm)
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.JPEG2000Lossless
+    ds.PixelData = encapsulate([b"\xff\x4f\xff\x51 not a real codestream" * 4])
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    path = tmp_path / "j2k.dcm"
+    dicom_io._save(ds, path)
+    with pytest.raises(
+        MammogramReadError,
+        match=r"j2k\.dcm: pixel data in TransferSyntaxUID \(0002,0010\) 1\.2\.840\.10008\.1\.2\.4\.90",
+    ):
+        load_mammogram(path)
+
+
+# ---------------------------------------------------------------------------------- NIfTI / PNG / TIFF
+
+
+def _l_mask() -> np.ndarray:
+    mask = np.zeros((H, W), np.uint8)
+    mask[5:40, 3] = 1  # vertical bar near the left edge
+    mask[39, 3:20] = 1  # foot towards the right: no symmetry, transposition or flip would show
+    return mask
+
+
+def test_nifti_round_trip_orientation_and_spacing(tmp_path: Path) -> None:
+    mask = _l_mask()
+    path = save_mask_nifti(tmp_path / "mask.nii.gz", mask, SPACING)
+    nii = nib.load(path)
+    assert nii.shape == (W, H) and nii.get_data_dtype() == np.uint8
+    np.testing.assert_allclose(nii.affine, np.diag([-SPACING[1], -SPACING[0], 1, 1]), rtol=1e-6)
+    assert nii.header.get_sform(coded=True)[1] == 1 and nii.header.get_qform(coded=True)[1] == 1
+    array, spacing = load_nifti_2d(path)
+    np.testing.assert_array_equal(array, mask)
+    assert spacing == SPACING
+    label = load_label(path)
+    assert label.shape == (1, H, W) and label.dtype == torch.uint8 and label.meta["spacing_mm"] == SPACING
+    np.testing.assert_array_equal(label[0].numpy(), mask)
+
+    image = np.random.default_rng(1).random((H, W)).astype(np.float32)
+    ipath = save_image_nifti(tmp_path / "image.nii", image, SPACING)
+    img = load_mammogram(ipath)
+    assert img.dtype == torch.float32 and img.meta["spacing_mm"] == SPACING and img.meta["kvp"] is None
+    np.testing.assert_array_equal(img[0].numpy(), image)
+    assert load_mammogram(ipath, spacing_mm=(0.1, 0.1)).meta["spacing_mm"] == (0.1, 0.1)
+
+
+def test_nifti_singleton_3d_and_true_3d(tmp_path: Path) -> None:
+    mask = _l_mask()
+    affine = np.diag([-SPACING[1], -SPACING[0], 1.0, 1.0])
+    nib.save(nib.Nifti1Image(mask.T[..., None], affine), tmp_path / "slab.nii.gz")
+    array, spacing = load_nifti_2d(tmp_path / "slab.nii.gz")
+    np.testing.assert_array_equal(array, mask)
+    assert spacing == SPACING
+    nib.save(nib.Nifti1Image(np.zeros((W, H, 3), np.uint8), affine), tmp_path / "vol.nii.gz")
+    with pytest.raises(MammogramReadError, match=r"vol\.nii\.gz: NIfTI image has shape \(48, 64, 3\)"):
+        load_nifti_2d(tmp_path / "vol.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((W, H, 1, 2), np.uint8), affine), tmp_path / "t.nii.gz")
+    with pytest.raises(MammogramReadError, match=r"t\.nii\.gz"):
+        load_nifti_2d(tmp_path / "t.nii.gz")
+
+
+def test_nifti_other_orientation_is_reoriented(tmp_path: Path) -> None:
+    mask = _l_mask()
+    # the same physical mask stored in RAS order: axis 0 along +x (flip of i), axis 1 along +y
+    ras = mask.T[::-1, ::-1]
+    nib.save(
+        nib.Nifti1Image(np.ascontiguousarray(ras), np.diag([SPACING[1], SPACING[0], 1.0, 1.0])), tmp_path / "ras.nii"
+    )
+    with pytest.warns(UserWarning, match=r"ras\.nii: axes \('R', 'A'\) reoriented"):
+        array, spacing = load_nifti_2d(tmp_path / "ras.nii")
+    np.testing.assert_array_equal(array, mask)
+    assert spacing == SPACING
+
+
+def test_itk_overlay_dicom_and_nifti(tmp_path: Path) -> None:
+    """ITK (so 3D Slicer) puts a pixel of the DICOM and the same pixel of the NIfTI label at one point."""
+    itk = pytest.importorskip("itk")
+    r, c = 5, 30  # off-diagonal, in a non-square image
+    pixels = np.zeros((H, W), np.uint16)
+    pixels[r, c] = 1000
+    mask = np.zeros((H, W), np.uint8)
+    mask[r, c] = 1
+    dcm = _write(tmp_path / "img.dcm", pixels)
+    nii = save_mask_nifti(tmp_path / "img_label.nii.gz", mask, SPACING)
+    points = []
+    for path, value in ((dcm, 1000), (nii, 1)):
+        image = itk.imread(str(path))
+        array = itk.array_view_from_image(image)  # ITK's numpy view is [.., y, x]
+        index = np.argwhere(array == value)[0][::-1]  # -> (x, y[, z]) index
+        assert tuple(index[:2]) == (c, r)
+        points.append(np.asarray(image.TransformIndexToPhysicalPoint([int(i) for i in index]))[:2])
+    np.testing.assert_allclose(points[0], points[1], atol=1e-6)
+    np.testing.assert_allclose(points[0], (c * SPACING[1], r * SPACING[0]), atol=1e-6)  # LPS mm
+    # the MetaTensor affine maps (row, col) to RAS = (-L, -P) of the same point
+    ras = load_mammogram(dcm).affine.numpy() @ np.array([r, c, 1.0])
+    np.testing.assert_allclose(ras[:2], -points[0], atol=1e-6)
+
+
+def test_png_and_tiff(tmp_path: Path) -> None:
+    import tifffile
+    from PIL import Image
+
+    pixels = np.random.default_rng(2).integers(0, 65536, size=(H, W), dtype=np.uint16)
+    Image.fromarray(pixels).save(tmp_path / "m.png")
+    tifffile.imwrite(tmp_path / "m.tif", pixels)
+    for name in ("m.png", "m.tif"):
+        with pytest.raises(MammogramReadError, match=re.escape(name) + ": .* no pixel spacing; pass spacing_mm"):
+            load_mammogram(tmp_path / name)
+        img = load_mammogram(tmp_path / name, spacing_mm=SPACING)
+        np.testing.assert_array_equal(img[0].numpy(), pixels.astype(np.float32))  # 16 bits kept
+        assert img.meta["spacing_mm"] == SPACING and img.meta["is_raw"] is None
+    Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(tmp_path / "rgb.png")
+    with pytest.raises(MammogramReadError, match=r"rgb\.png: PNG has colour mode 'RGB'"):
+        load_mammogram(tmp_path / "rgb.png", spacing_mm=SPACING)
+    tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((H, W, 3), np.uint8))
+    with pytest.raises(MammogramReadError, match=r"rgb\.tif: TIFF has 3 colour samples"):
+        load_mammogram(tmp_path / "rgb.tif", spacing_mm=SPACING)
+
+
+def test_label_formats_and_binary_check(tmp_path: Path) -> None:
+    from PIL import Image
+
+    mask = _l_mask()
+    Image.fromarray(mask * 255).save(tmp_path / "l.png")
+    np.save(tmp_path / "l.npy", mask)
+    for name in ("l.png", "l.npy"):
+        label = load_label(tmp_path / name)
+        assert label.dtype == torch.uint8 and label.shape == (1, H, W) and label.meta["spacing_mm"] is None
+        np.testing.assert_array_equal(label[0].numpy(), mask)
+    bad = mask.copy()
+    bad[0, 0] = 2
+    save_mask_nifti(tmp_path / "bad.nii.gz", bad, SPACING)
+    with pytest.raises(MammogramReadError, match=r"bad\.nii\.gz: label is not binary: values 0, 1, 2"):
+        load_label(tmp_path / "bad.nii.gz")
+    np.save(tmp_path / "l255.npy", mask * 255)  # 0/255 is accepted from images only
+    with pytest.raises(MammogramReadError, match=r"l255\.npy: label is not binary: values 0, 255"):
+        load_label(tmp_path / "l255.npy")
+
+
+# ---------------------------------------------------------------------------------- MONAI transforms
+
+
+def test_load_mammogramd_image_and_label(tmp_path: Path) -> None:
+    from PIL import Image
+
+    pixels, mask = _pixels(), _l_mask()
+    dcm = _write(tmp_path / "case.dcm", pixels)
+    save_mask_nifti(tmp_path / "case_gt.nii.gz", mask, SPACING)
+    Image.fromarray(mask * 255).save(tmp_path / "case_label.png")  # no spacing of its own
+    loader = LoadMammogramd(keys=["label", "label_gt", "image"])  # labels first: images are still loaded first
+    out = loader(
+        {"image": str(dcm), "label": str(tmp_path / "case_label.png"), "label_gt": tmp_path / "case_gt.nii.gz", "id": 7}
+    )
+    assert out["id"] == 7
+    assert out["image"].dtype == torch.float32 and out["image"].meta["kvp"] == 29.0
+    np.testing.assert_array_equal(out["image"][0].numpy(), pixels)
+    for key in ("label", "label_gt"):
+        assert out[key].dtype == torch.uint8 and out[key].shape == (1, H, W)
+        np.testing.assert_array_equal(out[key][0].numpy(), mask)
+        assert out[key].meta["spacing_mm"] == SPACING
+        assert torch.equal(out[key].affine, out["image"].affine)
+    assert out["label"].meta["spacing_source"] == "image 'image'"
+    assert isinstance(LoadMammogram()(dcm), MetaTensor)
+    assert LoadMammogram(label=True)(tmp_path / "case_gt.nii.gz").dtype == torch.uint8
+
+
+def test_load_mammogramd_errors(tmp_path: Path) -> None:
+    dcm = _write(tmp_path / "case.dcm")
+    save_mask_nifti(tmp_path / "small.nii.gz", np.zeros((H, W - 1), np.uint8), SPACING)
+    loader = LoadMammogramd(keys=["image", "label"])
+    with pytest.raises(
+        MammogramReadError, match=r"small\.nii\.gz: label 'label' has \(H, W\) = \(64, 47\).*case\.dcm has \(64, 48\)"
+    ):
+        loader({"image": dcm, "label": tmp_path / "small.nii.gz"})
+    np.save(tmp_path / "soft.npy", np.full((H, W), 0.5, np.float32))
+    with pytest.raises(MammogramReadError, match=r"soft\.npy: label is not binary: values 0\.5"):
+        loader({"image": dcm, "label": tmp_path / "soft.npy"})
+    save_mask_nifti(tmp_path / "coarse.nii.gz", np.zeros((H, W), np.uint8), (0.1, 0.1))
+    with pytest.warns(
+        UserWarning, match=r"coarse\.nii\.gz: label spacing \(0\.1, 0\.1\) mm differs from image .*case\.dcm"
+    ):
+        loader({"image": dcm, "label": tmp_path / "coarse.nii.gz"})
+    with pytest.raises(KeyError):
+        loader({"image": dcm})
+    assert set(LoadMammogramd(keys=["image", "label"], allow_missing_keys=True)({"image": dcm})) == {"image"}
+
+
+# ---------------------------------------------------------------------------------- atomic, no overwrite
+
+
+def _fail_after_partial_write(target_arg: int):
+    def fail(*args, **kwargs):
+        Path(args[target_arg]).write_bytes(b"partial")
+        raise OSError("disk full")
+
+    return fail
+
+
+def test_failed_writes_leave_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(image_io.nib, "save", _fail_after_partial_write(1))
+    with pytest.raises(OSError, match="disk full"):
+        save_mask_nifti(tmp_path / "m.nii.gz", _l_mask(), SPACING)
+    monkeypatch.setattr(dicom_io, "_save", _fail_after_partial_write(1))
+    with pytest.raises(OSError, match="disk full"):
+        _write(tmp_path / "x.dcm")
+    assert os.listdir(tmp_path) == []  # neither the file nor a temporary file
+
+
+def test_existing_label_never_overwritten(tmp_path: Path) -> None:
+    path = save_mask_nifti(tmp_path / "label.nii.gz", _l_mask(), SPACING)
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError, match=r"label\.nii\.gz: file already exists.*overwrite=True"):
+        save_mask_nifti(path, np.zeros((H, W), np.uint8), SPACING)
+    with pytest.raises(FileExistsError):
+        save_image_nifti(path, np.zeros((H, W), np.float32), SPACING)
+    assert path.read_bytes() == before
+    save_mask_nifti(path, np.zeros((H, W), np.uint8), SPACING, overwrite=True)
+    assert load_nifti_2d(path)[0].max() == 0
+    assert sorted(os.listdir(tmp_path)) == ["label.nii.gz"]
+
+
+def test_atomic_write_path(tmp_path: Path) -> None:
+    target = tmp_path / "out.nii.gz"
+    with atomic_write_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.endswith(".nii.gz") and tmp != target
+        tmp.write_bytes(b"done")
+        assert not target.exists()
+    assert target.read_bytes() == b"done" and os.listdir(tmp_path) == ["out.nii.gz"]
+    with pytest.raises(FileExistsError), atomic_write_path(target, overwrite=False) as tmp:
+        pass
+    with pytest.raises(FileExistsError, match=r"out\.nii\.gz"):
+        ensure_new_file(target)
+    assert ensure_new_file(target, overwrite=True) == target
+
+
+def test_dicom_found_by_content(dcm: Path, tmp_path: Path) -> None:
+    """DICOM files named by UID (odd 'extension') or without extension are recognised."""
+    for name in ("1.2.840.113619.5", "IMG0001"):
+        (tmp_path / name).write_bytes(dcm.read_bytes())
+        assert load_mammogram(tmp_path / name).meta["modality"] == "MG"
+    (tmp_path / "image.xyz").write_text("not an image")
+    with pytest.raises(MammogramReadError, match=r"image\.xyz: unsupported file type '\.xyz'"):
+        load_mammogram(tmp_path / "image.xyz")
