@@ -14,16 +14,18 @@ class DiceMSELoss(_Loss):
 
     The Dice term is MONAI's :class:`~monai.losses.DiceLoss`; with ``batch=True`` (default) it
     is computed over the whole batch, so a BAC-free image in the batch does not produce an
-    undefined per-image Dice. Both terms see the same sigmoid probabilities.
+    undefined per-image Dice. Both terms see the same sigmoid probabilities. With ``sigmoid=False``
+    the input is taken as probabilities already (a validation loss computed after ``Activationsd``).
     """
 
     def __init__(self, dice_weight: float = 0.5, mse_weight: float = 0.5, batch: bool = True,
-                 smooth_nr: float = 1e-5, smooth_dr: float = 1e-5) -> None:
+                 smooth_nr: float = 1e-5, smooth_dr: float = 1e-5, sigmoid: bool = True) -> None:
         super().__init__()
+        self.sigmoid = sigmoid
         self.dice = DiceLoss(sigmoid=False, batch=batch, smooth_nr=smooth_nr, smooth_dr=smooth_dr)
         self.dice_weight, self.mse_weight = float(dice_weight), float(mse_weight)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        prob = torch.sigmoid(input.float())
+        prob = torch.sigmoid(input.float()) if self.sigmoid else input.float()
         target = target.float()
         return self.dice_weight * self.dice(prob, target) + self.mse_weight * torch.nn.functional.mse_loss(prob, target)
