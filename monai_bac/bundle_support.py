@@ -173,3 +173,54 @@ def inference_items(input_path: str, split: str = "test") -> list[dict]:
     if p.is_file():
         return [{"image": str(p)}]
     raise DatalistError(f"inference input {p} does not exist")
+
+
+def resume_from_latest(trainer, ckpt_dir: str, load_dict: dict, enabled: bool, device=None) -> bool:
+    """Attach a loader of the newest epoch checkpoint to ``trainer`` when ``enabled`` (``--resume true``).
+
+    The checkpoint holds the network, optimizer, LR scheduler and trainer state, so a killed run
+    carries on from the epoch after the last one it finished.
+    """
+    if not enabled:
+        return False
+    from monai.handlers import CheckpointLoader
+
+    path = latest_checkpoint(ckpt_dir)
+    logger.info("resuming from %s", path)
+    CheckpointLoader(load_path=path, load_dict=load_dict, map_location=device).attach(trainer)
+    return True
+
+
+def save_model_settings(ckpt_dir: str, settings: dict) -> str:
+    """Write the settings a model was trained with beside it (``models/model_settings.json``),
+    so that inference, evaluation and the MONAI Label app preprocess the same way."""
+    os.makedirs(ckpt_dir, exist_ok=True)
+    path = os.path.join(ckpt_dir, "model_settings.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({k: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v)) for k, v in settings.items()},
+                  f, indent=1)
+    os.replace(tmp, path)
+    return path
+
+
+def model_setting(ckpt_dir: str, key: str, default: Any = None) -> Any:
+    """One setting of the trained model in ``ckpt_dir`` (see :func:`save_model_settings`), else ``default``."""
+    path = os.path.join(ckpt_dir, "model_settings.json")
+    try:
+        with open(path) as f:
+            return json.load(f).get(key, default)
+    except (OSError, ValueError):
+        return default
+
+
+def evaluation_items(input_path: str, split: str = "test") -> list[dict]:
+    """Labelled entries to evaluate. Entries without ``label_gt`` (no expert / ground truth)
+    are scored against ``label`` in those columns, and flagged ``has_label_gt=False``."""
+    items = inference_items(input_path, split)
+    for i, item in enumerate(items):
+        if "label" not in item:
+            raise DatalistError(f"{input_path}, {split}[{i}]: evaluation needs a 'label' (keys: {sorted(item)})")
+        item["has_label_gt"] = "label_gt" in item
+        item.setdefault("label_gt", item["label"])
+    return items

@@ -1,0 +1,84 @@
+"""Small dictionary transforms that join the library's transforms into the bundle's pipelines."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.data.utils import affine_to_spacing
+from monai.transforms import MapTransform
+
+__all__ = ["NORMALISATIONS", "NormalizeMammogramd", "UpdateSpacingd", "DropEmptyMetad"]
+
+#: The paper's normalisations (Sec. 3.1, Table 3) by the name the bundle uses.
+NORMALISATIONS = ("none", "log_gamma", "auto_gamma", "density")
+
+
+class NormalizeMammogramd(MapTransform):
+    """Apply one of the paper's normalisations to the raw image, chosen by name.
+
+    ``none`` keeps the raw values (the paper's "Raw image" runs), ``log_gamma`` is Eq. (1)-(2),
+    ``auto_gamma`` Eq. (3) and ``density`` replaces the image by the dense-tissue thickness
+    map of Eq. (4) in mm. The breast map is read from ``breast_map_key``. A z-score
+    (``NormalizeIntensityd``) usually follows, as in the paper (Sec. 4.3).
+    """
+
+    def __init__(self, keys: KeysCollection, method: str = "log_gamma", breast_map_key: str = "breast_map",
+                 allow_missing_keys: bool = False, **kwargs: Any) -> None:
+        super().__init__(keys, allow_missing_keys)
+        method = str(method).lower().replace("-", "_")
+        if method not in NORMALISATIONS:
+            raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {method!r}")
+        self.method = method
+        from monai_bac import transforms as T
+
+        if method == "log_gamma":
+            self._fn = T.LogGammaNormalize(**kwargs)
+        elif method == "auto_gamma":
+            self._fn = T.AutoGammaNormalize(**kwargs)
+        elif method == "density":
+            self._fn = T.DensityMap(**kwargs)
+        else:
+            self._fn = None
+        self.breast_map_key = breast_map_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        if self._fn is None:
+            return d
+        breast_map = d.get(self.breast_map_key)
+        for key in self.key_iterator(d):
+            d[key] = self._fn(d[key], breast_map=breast_map)
+        return d
+
+
+class UpdateSpacingd(MapTransform):
+    """Refresh ``meta['spacing_mm']`` from the current affine after spatial transforms.
+
+    Resizing or cropping a MetaTensor updates its affine but not the ``spacing_mm`` entry that
+    the physical metrics (Dice^L) and transforms read; this keeps them in step.
+    """
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = d[key]
+            if isinstance(img, MetaTensor):
+                spacing = affine_to_spacing(img.affine, r=img.ndim - 1)
+                img.meta["spacing_mm"] = tuple(float(s) for s in spacing)
+        return d
+
+
+class DropEmptyMetad(MapTransform):
+    """Remove meta entries whose value is None (a DICOM tag the file lacks), so batches collate."""
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = d[key]
+            if isinstance(img, MetaTensor):
+                for k in [k for k, v in img.meta.items() if v is None]:
+                    del img.meta[k]
+        return d

@@ -1,0 +1,53 @@
+"""Pictures for people: a display window for raw mammograms and coloured mask overlays (PNG)."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+from monai_bac.utils import atomic_write_path
+
+__all__ = ["display_window", "overlay", "save_png", "BAC_COLOUR", "REMOVED_COLOUR"]
+
+BAC_COLOUR = (255, 40, 40)
+REMOVED_COLOUR = (40, 140, 255)
+
+
+def display_window(raw_hw: np.ndarray, breast: np.ndarray | None = None, percentiles=(0.5, 99.8)) -> np.ndarray:
+    """uint8 grey image of a raw (linear) mammogram: -log of the signal, windowed on the breast.
+
+    Dense tissue and calcium show bright, as on a processed mammogram. ``breast`` (bool) sets
+    the window; without it, the darkest 60 % of the raw values (tissue, not direct exposure) do.
+    """
+    raw = np.asarray(raw_hw, dtype=np.float32)
+    view = -np.log(np.maximum(raw, 0) + 1.0)
+    sel = breast if breast is not None and breast.any() else raw <= np.percentile(raw, 60)
+    lo, hi = np.percentile(view[sel], percentiles) if sel.any() else (view.min(), view.max())
+    scaled = np.clip((view - lo) / max(hi - lo, 1e-6), 0, 1)
+    return (scaled * 255).astype(np.uint8)
+
+
+def overlay(grey_u8: np.ndarray, masks: Sequence[np.ndarray], colours: Sequence[tuple[int, int, int]] = (BAC_COLOUR,),
+            alpha: float = 0.65) -> np.ndarray:
+    """RGB uint8 (H, W, 3): ``grey_u8`` with each mask blended in its colour (later masks on top)."""
+    rgb = np.repeat(np.asarray(grey_u8, np.uint8)[..., None], 3, axis=2).astype(np.float32)
+    for mask, colour in zip(masks, colours):
+        m = np.asarray(mask) > 0
+        rgb[m] = (1 - alpha) * rgb[m] + alpha * np.asarray(colour, np.float32)
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray, overwrite: bool = True, max_side: int | None = None) -> str:
+    """Write a grey or RGB uint8 image as PNG, atomically; ``max_side`` shrinks large images."""
+    from PIL import Image
+
+    pil = Image.fromarray(np.asarray(image, np.uint8))
+    if max_side and max(pil.size) > max_side:
+        scale = max_side / max(pil.size)
+        pil = pil.resize((max(1, round(pil.size[0] * scale)), max(1, round(pil.size[1] * scale))), Image.BILINEAR)
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+    with atomic_write_path(path, overwrite=overwrite) as tmp:
+        pil.save(tmp, format="PNG")
+    return os.fspath(path)
