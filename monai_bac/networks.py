@@ -26,7 +26,7 @@ __all__ = ["NETWORKS", "build_network", "count_parameters", "input_multiple"]
 NETWORKS = {
     "unet_r34": ("Unet", "resnet34", 32),
     "deeplabv3p_r34": ("DeepLabV3Plus", "resnet34", 16),
-    "deeplabv3p_mnv3": ("DeepLabV3Plus", "timm-mobilenetv3_large_100", 16),
+    "deeplabv3p_mnv3": ("DeepLabV3Plus", "tu-mobilenetv3_large_100", 16),
 }
 
 

@@ -1,0 +1,227 @@
+"""BreastRegion: the breast map (0 background, 1 periphery, 2 compressed, 3 pectoral) of a raw
+mammogram, checked against the phantom's ground truth on small phantoms (0.5 mm pixels)."""
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from monai_bac.ops.breast_region import (
+    analyse_breast_region,
+    breast_region_map,
+    chest_wall_side,
+    edge_profile,
+    periphery_width,
+)
+from monai_bac.phantom import make_phantom
+from monai_bac.physics import MissingPhysicsError
+from monai_bac.transforms.breast_region import BreastRegion, BreastRegiond
+
+SPACING = 0.5  # mm: full field of view at 570 x 479 pixels
+
+
+def dice(a, b):
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    s = a.sum() + b.sum()
+    return 1.0 if s == 0 else 2.0 * (a & b).sum() / s
+
+
+_CACHE = {}
+
+
+def phantom(seed, view, laterality, vendor="HOLOGIC", spacing=SPACING):
+    key = (seed, view, laterality, vendor, spacing)
+    if key not in _CACHE:
+        _CACHE[key] = make_phantom(seed, view=view, laterality=laterality, vendor=vendor, spacing_mm=spacing)
+    return _CACHE[key]
+
+
+def as_meta_tensor(ph, **meta):
+    m = dict(ph.meta)
+    m.update(meta)
+    return MetaTensor(torch.from_numpy(ph.linear[None].copy()), meta=m)
+
+
+# ----------------------------------------------------------------------------- accuracy
+@pytest.mark.parametrize(
+    "seed,view,laterality,vendor",
+    [(1, "CC", "L", "HOLOGIC"), (2, "CC", "R", "GE"), (3, "MLO", "L", "GE"), (4, "MLO", "R", "HOLOGIC")],
+)
+def test_map_matches_phantom_truth(seed, view, laterality, vendor):
+    ph = phantom(seed, view, laterality, vendor)
+    res = analyse_breast_region(ph.linear, ph.meta["spacing_mm"], view)
+    m, truth = res.breast_map, ph.breast_map
+    assert m.dtype == np.uint8 and m.shape == truth.shape
+    assert set(np.unique(m)) <= {0, 1, 2, 3}
+    assert dice(m > 0, truth > 0) >= 0.97
+    assert dice(m == 2, truth == 2) >= 0.9
+    if view == "MLO":
+        assert res.pectoral is not None
+        assert dice(m == 3, truth == 3) >= 0.85
+    else:
+        assert not (m == 3).any()
+    assert res.chest_wall == ("left" if laterality == "L" else "right")
+    # the periphery width is a physical length: close to the phantom's
+    assert res.periphery_width_mm == pytest.approx(ph.record["periphery_width_mm"], abs=1.5)
+
+
+def test_laterality_tag_is_not_trusted_and_mirror_gives_mirror():
+    ph = phantom(3, "MLO", "L", "GE")
+    bmap = BreastRegion()(as_meta_tensor(ph, laterality="R"))  # wrong tag on purpose
+    assert dice(bmap[0].numpy() == 3, ph.breast_map == 3) >= 0.85
+    mirrored = breast_region_map(ph.linear[:, ::-1], SPACING, "MLO")
+    assert np.array_equal(mirrored[:, ::-1], bmap[0].numpy())
+
+
+def test_unknown_view_finds_pectoral_in_mlo_only():
+    mlo, cc = phantom(3, "MLO", "L", "GE"), phantom(1, "CC", "L", "HOLOGIC")
+    m_mlo = breast_region_map(mlo.linear, SPACING, view=None)
+    m_cc = breast_region_map(cc.linear, SPACING, view=None)
+    assert dice(m_mlo == 3, mlo.breast_map == 3) >= 0.85
+    assert not (m_cc == 3).any()
+    assert dice(m_cc > 0, cc.breast_map > 0) >= 0.97
+
+
+def test_resolution_independent():
+    """Thresholds are physical: the same breast at 0.4 and 0.5 mm gives the same geometry."""
+    a, b = phantom(7, "CC", "R", spacing=0.4), phantom(7, "CC", "R", spacing=0.5)
+    ra = analyse_breast_region(a.linear, 0.4, "CC")
+    rb = analyse_breast_region(b.linear, 0.5, "CC")
+    assert ra.periphery_width_mm == pytest.approx(rb.periphery_width_mm, abs=1.0)
+    area_a = (ra.breast_map == 2).sum() * 0.4**2
+    area_b = (rb.breast_map == 2).sum() * 0.5**2
+    assert area_a == pytest.approx(area_b, rel=0.03)
+
+
+def test_anisotropic_spacing():
+    ph = phantom(5, "MLO", "R", "HOLOGIC", spacing=0.25)
+    img, truth = ph.linear[::2, ::1], ph.breast_map[::2, ::1]  # rows 0.5 mm, columns 0.25 mm
+    m = breast_region_map(img, (0.5, 0.25), "MLO")
+    assert dice(m > 0, truth > 0) >= 0.97
+    assert dice(m == 2, truth == 2) >= 0.9
+    assert dice(m == 3, truth == 3) >= 0.85
+
+
+# ----------------------------------------------------------------------------- edge cases
+@pytest.mark.parametrize("kind", ["air_noise", "zeros", "constant", "tiny"])
+def test_no_breast_gives_all_background(kind):
+    rng = np.random.default_rng(0)
+    if kind == "air_noise":
+        img = (8000.0 + 90.0 * rng.standard_normal((300, 250))).astype(np.float32)
+    elif kind == "zeros":
+        img = np.zeros((300, 250), np.float32)
+    elif kind == "constant":
+        img = np.full((300, 250), 1234.0, np.float32)
+    else:
+        img = (8000.0 + 90.0 * rng.standard_normal((6, 5))).astype(np.float32)
+    out = BreastRegion(spacing_mm=SPACING)(img[None])
+    assert out.shape == (1,) + img.shape and out.dtype == np.uint8
+    assert not out.any()
+
+
+def test_chest_wall_side_helper():
+    mask = np.zeros((50, 40), bool)
+    mask[5:45, :15] = True
+    assert chest_wall_side(mask) == "left"
+    assert chest_wall_side(mask[:, ::-1]) == "right"
+    assert chest_wall_side(np.zeros((5, 5), bool)) is None
+
+
+def test_periphery_width_fit_on_synthetic_profile():
+    """Beer-Lambert envelope of a quarter-ellipse edge: the fit returns the width it was made with."""
+    rng = np.random.default_rng(1)
+    d = rng.uniform(0, 80, 20000)
+    air, amp, w = 9.0, 2.5, 23.0
+    v = air - amp * edge_profile(d / w) + rng.normal(0, 0.005, d.size)  # quantum noise
+    dense = (d > 0.6 * w) & (rng.random(d.size) < 0.5)  # dense tissue only lowers P, away from the skin
+    v[dense] -= np.abs(rng.normal(0, 0.3, dense.sum()))
+    w_fit, a_fit, *_ = periphery_width(d, v, air)
+    assert w_fit == pytest.approx(w, abs=0.5)
+    assert a_fit == pytest.approx(amp, abs=0.05)
+
+
+# ----------------------------------------------------------------------------- MONAI face
+def test_numpy_in_numpy_out():
+    ph = phantom(1, "CC", "L")
+    out = BreastRegion(spacing_mm=SPACING, view="CC")(ph.linear[None])
+    assert isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.shape == (1,) + ph.linear.shape
+    out_hw = BreastRegion(spacing_mm=SPACING, view="CC")(ph.linear)  # (H, W) stays (H, W)
+    assert out_hw.shape == ph.linear.shape and np.array_equal(out_hw, out[0])
+
+
+def test_torch_in_torch_out():
+    ph = phantom(1, "CC", "L")
+    t = torch.from_numpy(ph.linear[None].copy())
+    out = BreastRegion(spacing_mm=SPACING, view="CC")(t)
+    assert isinstance(out, torch.Tensor) and not isinstance(out, MetaTensor)
+    assert out.dtype == torch.uint8 and tuple(out.shape) == (1,) + ph.linear.shape
+    assert dice(out[0].numpy() > 0, ph.breast_map > 0) >= 0.97
+
+
+def test_meta_tensor_meta_preserved_and_extended():
+    ph = phantom(4, "MLO", "R", "HOLOGIC")
+    img = as_meta_tensor(ph, filename_or_obj="case4.dcm")
+    out = BreastRegion()(img)  # spacing and view from the metadata
+    assert isinstance(out, MetaTensor) and out.dtype == torch.uint8
+    assert tuple(out.meta["spacing_mm"]) == tuple(ph.meta["spacing_mm"])
+    assert out.meta["view"] == "MLO" and out.meta["filename_or_obj"] == "case4.dcm"
+    assert out.meta["breast_map_source"] == "BreastRegion"
+    assert out.meta["chest_wall_side"] == "right" and out.meta["pectoral_found"] is True
+    assert out.meta["periphery_width_mm"] == pytest.approx(ph.record["periphery_width_mm"], abs=1.5)
+    assert "breast_map_source" not in img.meta  # the image's own meta is untouched
+    assert torch.allclose(out.affine, img.affine)
+
+
+def test_missing_spacing_names_meta_key_and_argument():
+    ph = phantom(1, "CC", "L")
+    with pytest.raises(MissingPhysicsError, match="spacing_mm"):
+        BreastRegion()(ph.linear[None])
+    with pytest.raises(MissingPhysicsError, match="spacing_mm"):
+        BreastRegiond(keys="image")({"image": MetaTensor(torch.from_numpy(ph.linear[None].copy()))})
+    # the argument replaces the missing tag
+    out = BreastRegion(spacing_mm=(SPACING, SPACING))(MetaTensor(torch.from_numpy(ph.linear[None].copy())))
+    assert dice(out[0].numpy() > 0, ph.breast_map > 0) >= 0.97
+
+
+def test_dict_user_map_takes_precedence_unless_overwrite():
+    ph = phantom(2, "CC", "R", "GE")
+    user = np.full((1,) + ph.linear.shape, 2, np.uint8)
+    data = {"image": as_meta_tensor(ph), "breast_map": user}
+    out = BreastRegiond(keys="image")(data)
+    assert out["breast_map"] is user  # untouched
+    assert data["breast_map"] is user  # input dict not modified either
+    out = BreastRegiond(keys="image", overwrite=True)(data)
+    assert out["breast_map"] is not user
+    assert dice(out["breast_map"][0].numpy() == 2, ph.breast_map == 2) >= 0.9
+
+
+def test_dict_computes_map_and_missing_keys():
+    ph = phantom(3, "MLO", "L", "GE")
+    out = BreastRegiond(keys="image", map_key="bmap")({"image": as_meta_tensor(ph)})
+    assert isinstance(out["bmap"], MetaTensor) and out["bmap"].meta["pectoral_found"]
+    assert dice(out["bmap"][0].numpy() == 3, ph.breast_map == 3) >= 0.85
+    # plain numpy image with a legacy meta dict
+    out = BreastRegiond(keys="image")({"image": ph.linear[None], "image_meta_dict": dict(ph.meta)})
+    assert isinstance(out["breast_map"], np.ndarray) and (out["breast_map"] == 3).any()
+    with pytest.raises(KeyError):
+        BreastRegiond(keys="image")({"other": 1})
+    assert BreastRegiond(keys="image", allow_missing_keys=True)({"other": 1}) == {"other": 1}
+
+
+def test_explicit_spacing_wins_over_meta():
+    ph = phantom(2, "CC", "R", "GE")
+    wrong = as_meta_tensor(ph, spacing_mm=(0.25, 0.25))
+    right = BreastRegion(spacing_mm=SPACING)(wrong)
+    assert right.meta["periphery_width_mm"] == pytest.approx(ph.record["periphery_width_mm"], abs=1.5)
+    assert BreastRegion()(wrong).meta["periphery_width_mm"] < 0.75 * ph.record["periphery_width_mm"]
+
+
+def test_outputs_collate_in_a_batch_even_without_breast():
+    from monai.data import list_data_collate
+
+    ph = phantom(1, "CC", "L")
+    empty = MetaTensor(torch.full((1,) + ph.linear.shape, 5000.0), meta=dict(ph.meta))
+    t = BreastRegiond(keys="image")
+    batch = list_data_collate([t({"image": as_meta_tensor(ph)}), t({"image": empty})])
+    assert tuple(batch["breast_map"].shape) == (2, 1) + ph.linear.shape
+    assert batch["breast_map"][1].sum() == 0 and batch["breast_map"][0].sum() > 0
