@@ -12,7 +12,7 @@ import logging
 import sys
 
 #: sub-command modules, in the order ``--help`` lists them
-COMMANDS = ("phantom",)
+COMMANDS = ("phantom", "correct_labels", "infer", "export", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

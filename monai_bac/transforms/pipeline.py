@@ -38,8 +38,8 @@ class NormalizeMammogramd(MapTransform):
             self._fn = T.LogGammaNormalize(**kwargs)
         elif method == "auto_gamma":
             self._fn = T.AutoGammaNormalize(**kwargs)
-        elif method == "density":
-            self._fn = T.DensityMap(**kwargs)
+        elif method == "density":  # the volumetric density is not needed to normalise
+            self._fn = T.DensityMap(**{"compute_vbd": False, **kwargs})
         else:
             self._fn = None
         self.breast_map_key = breast_map_key

@@ -1,0 +1,214 @@
+"""Automatic correction of BAC annotations (the paper's Sec. 3.3, Fig. 6) as MONAI transforms.
+
+:class:`CorrectBACLabel` / :class:`CorrectBACLabeld` split a BAC annotation into 8-connected
+components and drop those whose skeleton is shorter than ``min_length_mm`` (stand-alone
+micro-calcifications) and those whose mean calcification thickness h_calc (Eq. 5) is below
+``min_mean_calc_mm`` (dense-tissue strands and edges). The defaults were calibrated on the
+phantom's simulated third-party annotation (:mod:`monai_bac.ops.label_correction`,
+``benchmarks/calibrate_label_correction.py``).
+
+The corrected label's metadata (``meta["label_correction"]``) holds the thresholds, the numbers
+of components kept and removed (by reason), the skeleton length before and after, and the list of
+removed components with their reason as a JSON string (``removed_json``; parse it with
+:func:`removed_components`). Everything in it is a number or a string, so batches of corrected
+labels still collate in a MONAI ``DataLoader``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+from monai.config import KeysCollection
+from monai.config.type_definitions import NdarrayOrTensor
+from monai.data import MetaTensor
+from monai.transforms.transform import MapTransform, Transform
+from monai.utils import ensure_tuple_rep
+from monai.utils.enums import TransformBackends
+
+from monai_bac.ops.label_correction import (
+    DEFAULT_CORE_MM,
+    DEFAULT_MIN_LENGTH_MM,
+    DEFAULT_MIN_MEAN_CALC_MM,
+    DEFAULT_RING_MM,
+    correct_bac_label,
+)
+from monai_bac.transforms.intensity import _breast_map_hw, _like, _meta_of, _source, _spacing_mm, _to_hw
+from monai_bac.transforms.physics import CalcificationThicknessd
+
+__all__ = [
+    "CorrectBACLabel",
+    "CorrectBACLabeld",
+    "CorrectBACLabelD",
+    "CorrectBACLabelDict",
+    "removed_components",
+    "correction_meta",
+]
+
+
+def correction_meta(report: Mapping) -> dict:
+    """The collate-safe metadata entry for a correction report of :func:`correct_bac_label`."""
+    nan = float("nan")
+    return dict(
+        min_length_mm=nan if report["min_length_mm"] is None else float(report["min_length_mm"]),
+        min_mean_calc_mm=nan if report["min_mean_calc_mm"] is None else float(report["min_mean_calc_mm"]),
+        measure=str(report["measure"]),
+        n_components=int(report["n_components"]), n_kept=int(report["n_kept"]), n_removed=int(report["n_removed"]),
+        n_removed_short=int(report["n_removed_short"]), n_removed_low_calc=int(report["n_removed_low_calc"]),
+        n_removed_both=int(report["n_removed_both"]),
+        length_before_mm=float(report["length_before_mm"]), length_after_mm=float(report["length_after_mm"]),
+        removed_json=json.dumps(report["removed"]),
+    )
+
+
+def removed_components(label_or_meta: Any) -> list[dict]:
+    """The removed components (id, bbox, centroid, pixels, length_mm, mean_calc_mm, core_excess_calc_mm,
+    reason) recorded
+    by :class:`CorrectBACLabel` in a corrected label's metadata (or in its ``meta`` dict)."""
+    meta = label_or_meta.meta if isinstance(label_or_meta, MetaTensor) else label_or_meta
+    entry = (meta or {}).get("label_correction")
+    if not entry:
+        return []
+    return json.loads(entry["removed_json"])
+
+
+class CorrectBACLabel(Transform):
+    """Remove false-positive components from a BAC annotation (the paper's Sec. 3.3).
+
+    Components (8-connectivity) whose skeleton length (geodesic, mm) is below ``min_length_mm``
+    are removed as "short" (stand-alone micro-calcifications); those whose calcification
+    thickness (Eq. 5, mm) is below ``min_mean_calc_mm`` as "low_calc" (dense-tissue strands and
+    edges). Both thresholds are physical, so they hold at any pixel spacing.
+
+    The calcification of a component is, by default (``measure="core_excess"``), the mean h_calc
+    along its centreline (within ``core_mm`` of its skeleton) minus the mean h_calc of the
+    unannotated breast tissue around it (``ring_mm``): this removes the dilution by a brush wider
+    than the vessel and the residual texture that Eq. (5)'s opening leaves in dense tissue.
+    ``measure="mean"`` is the paper's plain mean over the component (recalibrate the threshold
+    for it). See :mod:`monai_bac.ops.label_correction`.
+
+    Args:
+        min_length_mm: minimum skeleton length, mm (None: no length test).
+        min_mean_calc_mm: minimum calcification, mm (None: no calcification test, and no
+            ``calc_thickness`` needed).
+        measure: ``"core_excess"`` (default) or ``"mean"``.
+        core_mm, ring_mm: widths of the core track and of the surrounding tissue, mm.
+        spacing_mm: (row, col) mm replacing the label's (or the calcification map's)
+            ``meta["spacing_mm"]``.
+
+    ``__call__(label, calc_thickness=None, breast_map=None)``: ``label`` (1, H, W) binary
+    annotation (numpy, tensor or MetaTensor), ``calc_thickness`` the (1, H, W) h_calc map of
+    :class:`~monai_bac.transforms.CalcificationThickness`, ``breast_map`` limits the surrounding
+    tissue to the breast (when None, the non-zero pixels of ``calc_thickness``). Returns the
+    corrected label in the label's type and dtype; a MetaTensor gains ``meta["label_correction"]``
+    (see :func:`correction_meta` and :func:`removed_components`). An empty label comes back
+    empty (``n_components`` 0).
+    """
+
+    backend = [TransformBackends.NUMPY, TransformBackends.TORCH]
+
+    def __init__(
+        self,
+        min_length_mm: float | None = DEFAULT_MIN_LENGTH_MM,
+        min_mean_calc_mm: float | None = DEFAULT_MIN_MEAN_CALC_MM,
+        spacing_mm: Sequence[float] | None = None,
+        measure: str = "core_excess",
+        core_mm: float = DEFAULT_CORE_MM,
+        ring_mm: float = DEFAULT_RING_MM,
+    ) -> None:
+        self.min_length_mm = None if min_length_mm is None else float(min_length_mm)
+        self.min_mean_calc_mm = None if min_mean_calc_mm is None else float(min_mean_calc_mm)
+        self.spacing_mm = spacing_mm
+        if measure not in ("core_excess", "mean"):
+            raise ValueError(f"measure must be 'core_excess' or 'mean', got {measure!r}")
+        self.measure, self.core_mm, self.ring_mm = measure, float(core_mm), float(ring_mm)
+
+    def __call__(self, label: NdarrayOrTensor, calc_thickness: NdarrayOrTensor | None = None,
+                 breast_map: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
+        meta = _meta_of(label)
+        calc_meta = _meta_of(calc_thickness)
+        who = type(self).__name__
+        if self.spacing_mm is None and meta.get("spacing_mm") is None and calc_meta.get("spacing_mm") is not None:
+            spacing = _spacing_mm(calc_meta, None, who)
+        else:
+            spacing = _spacing_mm(meta, self.spacing_mm, who)
+        lab = _to_hw(label, "label")
+        calc = None
+        breast = None
+        if self.min_mean_calc_mm is not None:
+            if calc_thickness is None:
+                raise ValueError(
+                    f"{_source(meta)}: {who} needs the calcification thickness map (CalcificationThickness, Eq. 5) "
+                    f"to test min_mean_calc_mm={self.min_mean_calc_mm}; pass calc_thickness=..., or "
+                    "min_mean_calc_mm=None to correct by length only")
+            calc = _to_hw(calc_thickness, "calc_thickness")
+            if calc.shape != lab.shape:
+                raise ValueError(f"{_source(meta)}: calc_thickness (H, W) = {calc.shape} differs from the label's "
+                                 f"{lab.shape}")
+            breast = _breast_map_hw(breast_map, lab, meta) > 0 if breast_map is not None else calc != 0
+        out, report = correct_bac_label(lab, calc, spacing, self.min_length_mm, self.min_mean_calc_mm, self.measure,
+                                        breast, self.core_mm, self.ring_mm)
+        return _like(out.astype(lab.dtype, copy=False), label, lab.dtype, {"label_correction": correction_meta(report)})
+
+
+class CorrectBACLabeld(MapTransform):
+    """Dictionary-based wrapper of :class:`CorrectBACLabel`.
+
+    Corrects the label(s) at ``keys`` (default ``"label"``) in place, or into ``output_keys``.
+    The calcification map is read from ``calc_key`` (default ``"calc_thickness"``); when it is
+    missing it is computed (and stored) from ``density_key`` or, failing that, from
+    ``image_key`` with :class:`~monai_bac.transforms.CalcificationThicknessd` (whose arguments
+    ``calc_kwargs`` may set).
+
+    Args:
+        keys: labels to correct.
+        output_keys: where to write the corrected labels (None: in place).
+        calc_key, density_key, image_key, breast_map_key: keys of the maps used.
+        calc_kwargs: arguments of :class:`~monai_bac.transforms.CalcificationThicknessd` used when
+            the calcification map must be computed.
+        allow_missing_keys: don't raise for missing labels.
+        other arguments: see :class:`CorrectBACLabel`.
+    """
+
+    backend = CorrectBACLabel.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection = "label",
+        calc_key: str = "calc_thickness",
+        output_keys: KeysCollection | None = None,
+        min_length_mm: float | None = DEFAULT_MIN_LENGTH_MM,
+        min_mean_calc_mm: float | None = DEFAULT_MIN_MEAN_CALC_MM,
+        spacing_mm: Sequence[float] | None = None,
+        measure: str = "core_excess",
+        core_mm: float = DEFAULT_CORE_MM,
+        ring_mm: float = DEFAULT_RING_MM,
+        density_key: str = "density",
+        image_key: str | None = "image",
+        breast_map_key: str | None = "breast_map",
+        calc_kwargs: Mapping[str, Any] | None = None,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.output_keys = self.keys if output_keys is None else ensure_tuple_rep(output_keys, len(self.keys))
+        self.calc_key = calc_key
+        self.breast_map_key = breast_map_key
+        self.transform = CorrectBACLabel(min_length_mm, min_mean_calc_mm, spacing_mm, measure, core_mm, ring_mm)
+        self._calc = CalcificationThicknessd(keys=density_key, output_keys=calc_key, breast_map_key=breast_map_key,
+                                             image_key=image_key, **dict(calc_kwargs or {}))
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key, out_key in self.key_iterator(d, self.output_keys):
+            calc = None
+            if self.transform.min_mean_calc_mm is not None:
+                if self.calc_key not in d:
+                    d = self._calc(d)
+                calc = d[self.calc_key]
+            bmap = d.get(self.breast_map_key) if self.breast_map_key is not None else None
+            d[out_key] = self.transform(d[key], calc, bmap)
+        return d
+
+
+CorrectBACLabelD = CorrectBACLabelDict = CorrectBACLabeld

@@ -1,0 +1,376 @@
+"""Physics-based maps of raw mammograms as MONAI transforms: dense-tissue thickness (Eq. 4) and
+calcification thickness (Eq. 5).
+
+* :class:`DensityMap` / :class:`DensityMapd`: h_dt in mm (Eq. 4), with the fatty reference found
+  in the compressed region, plus the volumetric breast density in the metadata.
+* :class:`CalcificationThickness` / :class:`CalcificationThicknessd`: h_calc in mm (Eq. 5), the
+  background tissue from a grey opening whose size is given in mm.
+
+The attenuation coefficients (mm^-1) come from :mod:`monai_bac.physics` at the image's
+effective energy, derived from the metadata ``kvp`` (DICOM KVP (0018,0060)), ``anode`` and
+``filter``; explicit arguments (``energy_kev``, ``mu_fat``, ``mu_dt``, ``mu_calc``) replace
+them. A missing tag raises :class:`monai_bac.physics.MissingPhysicsError` naming the tag and the
+argument that can replace it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from monai.config import KeysCollection
+from monai.config.type_definitions import NdarrayOrTensor
+from monai.transforms.transform import MapTransform, Transform
+from monai.utils import ensure_tuple_rep
+from monai.utils.enums import TransformBackends
+
+from monai_bac.ops.density import calcification_thickness, density_map, volumetric_breast_density
+from monai_bac.physics import Attenuation, MissingPhysicsError, attenuation_at, effective_energy_kev
+from monai_bac.transforms.intensity import (
+    _breast_map_hw,
+    _dict_breast_map,
+    _like,
+    _meta_of,
+    _source,
+    _spacing_mm,
+    _to_hw,
+)
+
+__all__ = [
+    "DensityMap",
+    "DensityMapd",
+    "DensityMapD",
+    "DensityMapDict",
+    "CalcificationThickness",
+    "CalcificationThicknessd",
+    "CalcificationThicknessD",
+    "CalcificationThicknessDict",
+]
+
+
+def _energy(meta: Mapping, energy_kev: float | None, who: str, replace: str) -> float:
+    """Effective energy (keV): the argument, else from KVP (0018,0060) + anode/filter in the meta."""
+    if energy_kev is not None:
+        return float(energy_kev)
+    kvp = meta.get("kvp")
+    if kvp is None:
+        raise MissingPhysicsError(
+            f"{_source(meta)}: KVP (0018,0060) is missing from the image metadata ('kvp'), so {who} cannot find the "
+            f"effective energy; pass energy_kev=... (keV, e.g. 18.0, the paper's value) or {replace} (mm^-1) to {who}"
+        )
+    return float(effective_energy_kev(float(kvp), meta.get("anode"), meta.get("filter")))
+
+
+def _thickness(meta: Mapping, thickness_mm: float | None, who: str) -> float:
+    value = thickness_mm if thickness_mm is not None else meta.get("thickness_mm")
+    if value is None:
+        raise MissingPhysicsError(
+            f"{_source(meta)}: BodyPartThickness (0018,11A0) is missing from the image metadata ('thickness_mm'), "
+            f"needed for the volumetric breast density; pass thickness_mm=... (compressed thickness, mm) or "
+            f"compute_vbd=False to {who}"
+        )
+    value = float(value)
+    if not value > 0:
+        raise ValueError(f"{_source(meta)}: compressed thickness must be > 0 mm, got {value}")
+    return value
+
+
+class DensityMap(Transform):
+    """Dense-tissue thickness h_dt (mm) of a raw mammogram, Eq. (4) of the paper.
+
+    ``h_dt = ln(P / P_fat) / (mu_fat - mu_dt)``, where ``P`` is the raw value (linear in
+    exposure) and ``P_fat`` the fatty reference: the 99th percentile of 1 mm cell means in the
+    compressed region eroded by 5 mm (:func:`monai_bac.ops.density.fat_reference`, robust to
+    noise and outliers, unlike a single maximum pixel). The map is computed in every breast
+    pixel (exact in the compressed region, negative where the periphery is thinner than the
+    compressed thickness, see :func:`monai_bac.ops.density.density_map`); the background is 0.
+
+    The volumetric breast density (dense volume / breast volume, pectoral muscle excluded, the
+    periphery's thickness from fat-only Beer-Lambert) is computed too when ``compute_vbd``.
+
+    Args:
+        mu_fat, mu_dt: attenuation coefficients (mm^-1); by default from
+            :mod:`monai_bac.physics` at the image's effective energy.
+        energy_kev: effective energy replacing the one derived from KVP (0018,0060).
+        p_fat: a fatty reference replacing the automatic one.
+        thickness_mm: compressed thickness replacing BodyPartThickness (0018,11A0) (VBD only).
+        spacing_mm: (row, col) mm replacing ``meta["spacing_mm"]``.
+        erode_mm, block_mm, fat_percentile: the fatty reference's parameters.
+        offset: detector offset (raw value at zero exposure) subtracted first.
+        compute_vbd: compute the volumetric breast density (needs the compressed thickness).
+        smooth_mm: Gaussian sigma (mm) applied to the raw values before Eq. (4) against quantum
+            noise (one 0.1 mm detector pixel by default; 0 for none).
+        dtype: output dtype.
+
+    ``__call__(img, breast_map=None)``: ``img`` (1, H, W) raw values (numpy, tensor or
+    MetaTensor); ``breast_map`` the DESIGN.md map, computed by BreastRegion when None. Returns
+    the same type; a MetaTensor keeps its metadata and gains ``meta["density"]`` = {p_fat,
+    mu_fat, mu_dt, energy_kev, vbd_percent, dense_volume_cm3, breast_volume_cm3, empty,
+    fat_reference_fallback}. An image without compressed region gives an all-zero map
+    (``empty`` True, VBD nan).
+    """
+
+    backend = [TransformBackends.NUMPY, TransformBackends.TORCH]
+
+    def __init__(
+        self,
+        mu_fat: float | None = None,
+        mu_dt: float | None = None,
+        energy_kev: float | None = None,
+        p_fat: float | None = None,
+        thickness_mm: float | None = None,
+        spacing_mm: Sequence[float] | None = None,
+        erode_mm: float = 5.0,
+        block_mm: float = 1.0,
+        fat_percentile: float = 99.0,
+        offset: float = 0.0,
+        compute_vbd: bool = True,
+        smooth_mm: float = 0.1,
+        dtype: Any = np.float32,
+    ) -> None:
+        self.mu_fat, self.mu_dt, self.energy_kev = mu_fat, mu_dt, energy_kev
+        self.smooth_mm = float(smooth_mm)
+        self.p_fat, self.thickness_mm, self.spacing_mm = p_fat, thickness_mm, spacing_mm
+        self.erode_mm, self.block_mm, self.fat_percentile = float(erode_mm), float(block_mm), float(fat_percentile)
+        self.offset = float(offset)
+        self.compute_vbd = compute_vbd
+        self.dtype = dtype
+
+    def attenuation(self, meta: Mapping) -> tuple[float, float, float | None]:
+        """(mu_fat, mu_dt, energy_kev) for an image with metadata ``meta``."""
+        if self.mu_fat is not None and self.mu_dt is not None:
+            return float(self.mu_fat), float(self.mu_dt), self.energy_kev
+        energy = _energy(meta, self.energy_kev, type(self).__name__, "mu_fat=... and mu_dt=...")
+        table = attenuation_at(energy)
+        mu_fat = float(self.mu_fat) if self.mu_fat is not None else table.mu_fat
+        mu_dt = float(self.mu_dt) if self.mu_dt is not None else table.mu_dt
+        if not 0 < mu_fat < mu_dt:
+            raise ValueError(f"expected 0 < mu_fat < mu_dt (mm^-1), got {mu_fat}, {mu_dt}")
+        return mu_fat, mu_dt, energy
+
+    def __call__(self, img: NdarrayOrTensor, breast_map: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
+        meta = _meta_of(img)
+        who = type(self).__name__
+        mu_fat, mu_dt, energy = self.attenuation(meta)
+        thickness = _thickness(meta, self.thickness_mm, who) if self.compute_vbd else None
+        spacing = _spacing_mm(meta, self.spacing_mm, who)
+        image = _to_hw(img)
+        bmap = _breast_map_hw(breast_map, image, meta, spacing)
+        att = Attenuation(mu_fat, mu_dt, max(10.0 * mu_dt, 1.0), energy)  # mu_calc unused by Eq. (4)
+        h_dt, info = density_map(image, bmap, att, spacing, p_fat=self.p_fat, erode_mm=self.erode_mm,
+                                 block_mm=self.block_mm, percentile=self.fat_percentile, offset=self.offset,
+                                 smooth_mm=self.smooth_mm)
+        out_meta = dict(p_fat=float(info["p_fat"]), mu_fat=mu_fat, mu_dt=mu_dt,
+                        energy_kev=float("nan") if energy is None else float(energy),
+                        vbd_percent=float("nan"), dense_volume_cm3=float("nan"), breast_volume_cm3=float("nan"),
+                        empty=bool(info["empty"]), fat_reference_fallback=str(info.get("fallback") or ""))
+        if thickness is not None and not info["empty"]:
+            vbd = volumetric_breast_density(h_dt, image, bmap, thickness, att, info["p_fat"], spacing, self.offset)
+            out_meta.update(vbd_percent=float(vbd["vbd_percent"]), dense_volume_cm3=float(vbd["dense_volume_cm3"]),
+                            breast_volume_cm3=float(vbd["breast_volume_cm3"]))
+        return _like(h_dt, img, self.dtype, {"density": out_meta})
+
+
+class DensityMapd(MapTransform):
+    """Dictionary-based wrapper of :class:`DensityMap` (Eq. 4).
+
+    Reads the raw image(s) at ``keys`` (default ``"image"``) and writes the maps to
+    ``output_keys`` (default ``"density"``; None overwrites the input keys).
+
+    Args:
+        keys: raw images.
+        output_keys: where to write h_dt (one per key).
+        breast_map_key: key of the breast map; computed by BreastRegion and stored when absent.
+        store_breast_map: keep a computed breast map in the data.
+        allow_missing_keys: don't raise for missing keys.
+        other arguments: see :class:`DensityMap`.
+    """
+
+    backend = DensityMap.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection = "image",
+        output_keys: KeysCollection | None = "density",
+        breast_map_key: str | None = "breast_map",
+        store_breast_map: bool = True,
+        allow_missing_keys: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.output_keys = self.keys if output_keys is None else ensure_tuple_rep(output_keys, len(self.keys))
+        self.breast_map_key = breast_map_key
+        self.store_breast_map = store_breast_map
+        self.transform = DensityMap(**kwargs)
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key, out_key in self.key_iterator(d, self.output_keys):
+            bmap = _dict_breast_map(d, self.breast_map_key, d[key], self.store_breast_map)
+            d[out_key] = self.transform(d[key], bmap)
+        return d
+
+
+class CalcificationThickness(Transform):
+    """Calcification thickness h_calc (mm) from a dense-tissue thickness map, Eq. (5) of the paper.
+
+    ``h_calc = (mu_dt - mu_fat) (h_dt - h_bkg) / mu_calc``, where the background tissue
+    ``h_bkg`` is a grey morphological opening of ``h_dt`` with a flat square footprint of
+    ``opening_mm`` (wider than a calcified vessel, ~2 mm; the paper's Fig. 5), computed as
+    separable running min/max filters after a light Gaussian smoothing (``smooth_mm``) that keeps
+    the opening from following the noise (:func:`monai_bac.ops.density.background_opening`).
+    Noise passes through as zero-mean noise; ``clip_negative`` sets negative values to 0.
+
+    Args:
+        opening_mm: side of the opening's square, mm.
+        smooth_mm: Gaussian sigma (mm) applied before the opening.
+        mu_fat, mu_dt, mu_calc: attenuation coefficients (mm^-1). By default mu_fat and mu_dt
+            are the ones the density map used (``meta["density"]``), mu_calc hydroxyapatite's at
+            the same effective energy.
+        energy_kev: effective energy replacing the one from the metadata.
+        spacing_mm: (row, col) mm replacing ``meta["spacing_mm"]``.
+        clip_negative: clip the result at 0.
+        dtype: output dtype.
+
+    ``__call__(density, breast_map=None)``: ``density`` the (1, H, W) h_dt map of
+    :class:`DensityMap`; ``breast_map`` restricts the opening to the breast (when None, the
+    non-zero pixels of the density map are taken as the breast). Returns the same type; a
+    MetaTensor gains ``meta["calc_thickness"]`` = {opening_mm, smooth_mm, mu_fat, mu_dt,
+    mu_calc, energy_kev}. An all-zero density map (no breast) gives an all-zero map.
+    """
+
+    backend = [TransformBackends.NUMPY, TransformBackends.TORCH]
+
+    def __init__(
+        self,
+        opening_mm: float = 3.0,
+        smooth_mm: float = 0.2,
+        mu_fat: float | None = None,
+        mu_dt: float | None = None,
+        mu_calc: float | None = None,
+        energy_kev: float | None = None,
+        spacing_mm: Sequence[float] | None = None,
+        clip_negative: bool = False,
+        dtype: Any = np.float32,
+    ) -> None:
+        if not opening_mm > 0:
+            raise ValueError(f"opening_mm must be > 0, got {opening_mm}")
+        self.opening_mm, self.smooth_mm = float(opening_mm), float(smooth_mm)
+        self.mu_fat, self.mu_dt, self.mu_calc, self.energy_kev = mu_fat, mu_dt, mu_calc, energy_kev
+        self.spacing_mm = spacing_mm
+        self.clip_negative = clip_negative
+        self.dtype = dtype
+
+    def attenuation(self, meta: Mapping) -> Attenuation:
+        """The coefficients for a density map with metadata ``meta`` (see the class docstring)."""
+        dens = meta.get("density") if isinstance(meta.get("density"), Mapping) else {}
+        mu_fat = self.mu_fat if self.mu_fat is not None else dens.get("mu_fat")
+        mu_dt = self.mu_dt if self.mu_dt is not None else dens.get("mu_dt")
+        energy = self.energy_kev
+        if energy is None and dens.get("energy_kev") is not None and np.isfinite(float(dens["energy_kev"])):
+            energy = float(dens["energy_kev"])
+        if mu_fat is not None and mu_dt is not None and self.mu_calc is not None:
+            return Attenuation(float(mu_fat), float(mu_dt), float(self.mu_calc), energy)
+        missing = " and ".join(n for n, v in (("mu_fat", mu_fat), ("mu_dt", mu_dt), ("mu_calc", self.mu_calc))
+                               if v is None)
+        energy = _energy(meta, energy, type(self).__name__, f"{missing}=...")
+        table = attenuation_at(energy)
+        return Attenuation(float(mu_fat) if mu_fat is not None else table.mu_fat,
+                           float(mu_dt) if mu_dt is not None else table.mu_dt,
+                           float(self.mu_calc) if self.mu_calc is not None else table.mu_calc, energy)
+
+    def __call__(self, density: NdarrayOrTensor, breast_map: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
+        meta = _meta_of(density)
+        who = type(self).__name__
+        att = self.attenuation(meta)
+        spacing = _spacing_mm(meta, self.spacing_mm, who)
+        h_dt = _to_hw(density, "density").astype(np.float32, copy=False)
+        if breast_map is None:
+            mask = h_dt != 0
+        else:
+            mask = _breast_map_hw(breast_map, h_dt, meta) > 0
+        h_calc = calcification_thickness(h_dt, att, spacing, self.opening_mm, self.smooth_mm, mask,
+                                         self.clip_negative)
+        info = dict(opening_mm=self.opening_mm, smooth_mm=self.smooth_mm, mu_fat=att.mu_fat, mu_dt=att.mu_dt,
+                    mu_calc=att.mu_calc, energy_kev=float("nan") if att.energy_kev is None else float(att.energy_kev))
+        return _like(h_calc, density, self.dtype, {"calc_thickness": info})
+
+
+class CalcificationThicknessd(MapTransform):
+    """Dictionary-based wrapper of :class:`CalcificationThickness` (Eq. 5).
+
+    Reads the density map(s) at ``keys`` (default ``"density"``) and writes h_calc to
+    ``output_keys`` (default ``"calc_thickness"``). When a density key is missing from the data
+    but ``image_key`` is there, the density map is computed first with :class:`DensityMap`
+    (physics arguments shared, ``density_kwargs`` for the others) and stored.
+
+    Args:
+        keys: density maps.
+        output_keys: where to write h_calc (one per key).
+        breast_map_key: key of the breast map (restricts the opening to the breast); when absent
+            the non-zero pixels of the density map are used, or, when the density must be
+            computed, BreastRegion's map (stored).
+        image_key: raw image used when the density map is missing (None: never compute it).
+        density_kwargs: extra arguments of :class:`DensityMap` for that case.
+        store_breast_map: keep a computed breast map in the data.
+        allow_missing_keys: don't raise for missing keys.
+        other arguments: see :class:`CalcificationThickness`.
+    """
+
+    backend = CalcificationThickness.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection = "density",
+        output_keys: KeysCollection = "calc_thickness",
+        breast_map_key: str | None = "breast_map",
+        image_key: str | None = "image",
+        density_kwargs: Mapping[str, Any] | None = None,
+        store_breast_map: bool = True,
+        allow_missing_keys: bool = False,
+        opening_mm: float = 3.0,
+        smooth_mm: float = 0.2,
+        mu_fat: float | None = None,
+        mu_dt: float | None = None,
+        mu_calc: float | None = None,
+        energy_kev: float | None = None,
+        spacing_mm: Sequence[float] | None = None,
+        clip_negative: bool = False,
+        dtype: Any = np.float32,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.output_keys = ensure_tuple_rep(output_keys, len(self.keys))
+        self.breast_map_key = breast_map_key
+        self.image_key = image_key
+        self.store_breast_map = store_breast_map
+        self.transform = CalcificationThickness(opening_mm, smooth_mm, mu_fat, mu_dt, mu_calc, energy_kev, spacing_mm,
+                                                clip_negative, dtype)
+        kw = dict(compute_vbd=False, mu_fat=mu_fat, mu_dt=mu_dt, energy_kev=energy_kev, spacing_mm=spacing_mm)
+        kw.update(density_kwargs or {})
+        self._density = DensityMap(**kw)
+
+    def _ensure_density(self, d: dict, key: Hashable) -> bool:
+        if key in d:
+            return True
+        if self.image_key is None or self.image_key not in d:
+            return False
+        bmap = _dict_breast_map(d, self.breast_map_key, d[self.image_key], self.store_breast_map)
+        d[key] = self._density(d[self.image_key], bmap)
+        return True
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key, out_key in zip(self.keys, self.output_keys):
+            if not self._ensure_density(d, key):
+                if self.allow_missing_keys:
+                    continue
+                raise KeyError(f"key '{key}' is not in the data and there is no '{self.image_key}' to compute it from "
+                               f"(available keys: {sorted(map(str, d))})")
+            bmap = d.get(self.breast_map_key) if self.breast_map_key is not None else None
+            d[out_key] = self.transform(d[key], bmap)
+        return d
+
+
+DensityMapD = DensityMapDict = DensityMapd
+CalcificationThicknessD = CalcificationThicknessDict = CalcificationThicknessd

@@ -1,0 +1,97 @@
+"""Start and stop a real MONAI Label server (``monailabel start_server``) for the app's tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def monailabel_command() -> list[str]:
+    """The ``monailabel`` console script of this interpreter's environment (or ``python -m monailabel.main``)."""
+    script = Path(sys.executable).parent / "monailabel"
+    if script.is_file():
+        return [str(script)]
+    found = shutil.which("monailabel")
+    return [found] if found else [sys.executable, "-m", "monailabel.main"]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+    app: Path
+    studies: Path
+    bundle: Path
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+
+def start_server(app: Path, studies: Path, conf: dict[str, str], log: Path, env: dict[str, str] | None = None,
+                 timeout_s: float = 240.0) -> Server:
+    """Start ``monailabel start_server`` on a free loopback port and wait until ``GET /info/`` answers."""
+    port = free_port()
+    cmd = monailabel_command() + ["start_server", "--app", str(app), "--studies", str(studies),
+                                  "--host", HOST, "--port", str(port)]
+    for key, value in conf.items():
+        cmd += ["--conf", key, str(value)]
+    full_env = {**os.environ, **(env or {})}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=str(app.parent),
+                                   start_new_session=True)
+    server = Server(f"http://{HOST}:{port}", process, log, app, studies, Path(conf.get("bundle_path", "")))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with code {process.returncode}:\n{server.log_tail()}")
+        try:
+            if requests.get(f"{server.url}/info/", timeout=5).status_code == 200:
+                return server
+        except requests.RequestException:
+            pass
+        time.sleep(1.0)
+    stop_server(server)
+    raise TimeoutError(f"the server did not answer within {timeout_s:.0f} s:\n{server.log_tail()}")
+
+
+def stop_server(server: Server, grace_s: float = 20.0) -> None:
+    """Stop the server and the task processes it started (its own process group)."""
+    process = server.process
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+    try:  # background task processes share the group: make sure none outlives the test
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass

@@ -1,0 +1,197 @@
+"""Sec. 3.3: CorrectBACLabel(d), on synthetic labels and on the phantom's simulated TPA."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor, list_data_collate
+from monai.transforms import Compose
+
+from monai_bac import physics
+from monai_bac.ops.density import calcification_thickness, density_map
+from monai_bac.ops.label_correction import (
+    DEFAULT_MIN_LENGTH_MM,
+    DEFAULT_MIN_MEAN_CALC_MM,
+    correct_bac_label,
+    label_components,
+)
+from monai_bac.phantom import make_phantom
+from monai_bac.transforms import (
+    CalcificationThicknessd,
+    CorrectBACLabel,
+    CorrectBACLabeld,
+    DensityMapd,
+    removed_components,
+)
+
+
+def synthetic(spacing: float):
+    """Three annotated components in a 60 x 60 mm field: a calcified vessel (30 mm), a short
+    calcified speck cluster (2 mm) and a long uncalcified strand (30 mm)."""
+    n = int(round(60 / spacing))
+    yy, xx = np.mgrid[0:n, 0:n] * spacing
+    label = np.zeros((n, n), np.uint8)
+    calc = np.zeros((n, n), np.float32)
+    vessel = (np.abs(yy - 10) <= 1.0) & (xx > 10) & (xx < 40)
+    label[vessel] = 1
+    calc[(np.abs(yy - 10) <= 0.5) & (xx > 10) & (xx < 40)] = 0.2
+    speck = (np.abs(yy - 30) <= 1.0) & (np.abs(xx - 30) <= 1.0)
+    label[speck] = 1
+    calc[speck] = 0.3
+    strand = (np.abs(yy - 50) <= 1.0) & (xx > 10) & (xx < 40)
+    label[strand] = 1
+    calc[strand] = 0.005
+    return label, calc
+
+
+@pytest.mark.parametrize("spacing", [0.1, 0.25, 0.5])
+def test_removes_short_and_uncalcified_components_at_any_spacing(spacing):
+    label, calc = synthetic(spacing)
+    out, report = correct_bac_label(label, calc, (spacing, spacing), min_length_mm=8.0, min_mean_calc_mm=0.045)
+    assert report["n_components"] == 3 and report["n_kept"] == 1 and report["n_removed"] == 2
+    reasons = sorted(r["reason"] for r in report["removed"])
+    assert reasons == ["low_calc", "short"]
+    kept = out.astype(bool)
+    assert kept.sum() == int(((np.abs(np.mgrid[0:label.shape[0], 0:label.shape[1]][0] * spacing - 10) <= 1.0)
+                              & label.astype(bool)).sum())
+    assert report["length_before_mm"] > report["length_after_mm"] == pytest.approx(30.0, abs=3 * spacing + 2.5)
+    short = next(r for r in report["removed"] if r["reason"] == "short")
+    assert short["length_mm"] < 8.0 and short["centroid_mm"] == pytest.approx((30.0, 30.0), abs=spacing)
+    strand = next(r for r in report["removed"] if r["reason"] == "low_calc")
+    assert strand["core_excess_calc_mm"] == pytest.approx(0.005, abs=1e-3) and strand["length_mm"] > 20
+
+
+def test_plain_mean_measure_and_disabled_tests():
+    label, calc = synthetic(0.25)
+    _, report = correct_bac_label(label, calc, 0.25, 8.0, 0.045, measure="mean")
+    assert report["n_removed"] == 2 and report["measure"] == "mean"
+    out, report = correct_bac_label(label, None, 0.25, min_length_mm=8.0, min_mean_calc_mm=None)
+    assert report["n_removed"] == 1 and report["removed"][0]["reason"] == "short"
+    out, report = correct_bac_label(label, calc, 0.25, min_length_mm=None, min_mean_calc_mm=None)
+    assert report["n_removed"] == 0 and np.array_equal(out, label)
+    with pytest.raises(ValueError, match="calc_thickness is required"):
+        correct_bac_label(label, None, 0.25)
+    with pytest.raises(ValueError, match="measure"):
+        correct_bac_label(label, calc, 0.25, measure="max")
+
+
+def test_core_excess_discounts_a_textured_background():
+    # a strand in tissue whose Eq. (5) residual is high everywhere: the plain mean keeps it, the
+    # default measure (core minus surroundings) removes it; a real vessel in the same tissue stays
+    label, calc = synthetic(0.25)
+    calc = calc + 0.06  # residual texture level of dense tissue
+    out, report = correct_bac_label(label, calc, 0.25, 8.0, 0.045)
+    assert report["n_removed"] == 2
+    _, plain = correct_bac_label(label, calc, 0.25, 8.0, 0.045, measure="mean")
+    assert plain["n_removed"] == 1  # only the short one
+
+
+def test_empty_label():
+    out, report = correct_bac_label(np.zeros((30, 30), np.uint8), np.zeros((30, 30), np.float32), 0.5)
+    assert out.sum() == 0 and report["n_components"] == 0 and report["length_before_mm"] == 0.0
+    assert report["removed"] == []
+
+
+def test_phantom_tpa_false_positives_removed_and_bac_kept():
+    """On small phantoms (0.4 mm) the calibrated defaults still remove most false positives and keep
+    most true BAC length (the full-size figures are in docs/validation/transforms.md)."""
+    fp_total = fp_removed = 0
+    bac_len_tpa = bac_len_kept = 0.0
+    from monai_bac.ops.skeleton import length_density, thin_mask
+
+    for i, (view, lat, vendor) in enumerate([("CC", "L", "GE"), ("MLO", "R", "HOLOGIC"), ("MLO", "L", "GE"),
+                                             ("CC", "R", "HOLOGIC")]):
+        p = make_phantom(40 + i, view=view, laterality=lat, spacing_mm=0.4, vendor=vendor, n_strands=6, n_clusters=3)
+        sp = p.meta["spacing_mm"]
+        att = physics.attenuation_from_meta(p.meta)
+        h, _ = density_map(p.linear, p.breast_map, att, sp)
+        hc = calcification_thickness(h, att, sp, breast_mask=p.breast_map > 0)
+        out, report = correct_bac_label(p.tpa_mask, hc, sp, breast_mask=p.breast_map > 0)
+        labels, n = label_components(p.tpa_mask)
+        for k in range(1, n + 1):
+            comp = labels == k
+            kind = np.bincount(p.tpa_source[comp], minlength=5)[1:].argmax() + 1
+            if kind != 1:
+                fp_total += 1
+                fp_removed += int(not out[comp].any())
+        dens = length_density(thin_mask(p.bac_mask), sp)
+        bac_len_tpa += float(dens[p.tpa_mask > 0].sum())
+        bac_len_kept += float(dens[out > 0].sum())
+    assert fp_total >= 10
+    assert fp_removed / fp_total >= 0.75
+    assert bac_len_kept / bac_len_tpa >= 0.85
+
+
+# ------------------------------------------------------------------------------------ transforms
+def test_types_dtypes_and_meta():
+    label, calc = synthetic(0.5)
+    t = CorrectBACLabel(spacing_mm=(0.5, 0.5))
+    out_np = t(label[None], calc[None])
+    assert isinstance(out_np, np.ndarray) and out_np.dtype == np.uint8 and out_np.shape == (1,) + label.shape
+    out_t = t(torch.from_numpy(label[None]), torch.from_numpy(calc[None]))
+    assert type(out_t) is torch.Tensor and out_t.dtype == torch.uint8
+    out_b = t(label[None].astype(bool), calc[None])
+    assert out_b.dtype == bool and np.array_equal(out_b, out_np.astype(bool))
+    out_f = t(torch.from_numpy(label[None].astype(np.float32)), calc[None])
+    assert out_f.dtype == torch.float32
+    lab_m = MetaTensor(torch.from_numpy(label[None]), meta={"spacing_mm": (0.5, 0.5), "filename_or_obj": "l.nii.gz"})
+    out_m = CorrectBACLabel()(lab_m, calc[None])
+    assert isinstance(out_m, MetaTensor) and out_m.meta["filename_or_obj"] == "l.nii.gz"
+    info = out_m.meta["label_correction"]
+    assert info["n_removed"] == 2 and info["min_length_mm"] == DEFAULT_MIN_LENGTH_MM
+    assert info["min_mean_calc_mm"] == DEFAULT_MIN_MEAN_CALC_MM and "label_correction" not in lab_m.meta
+    removed = removed_components(out_m)
+    assert len(removed) == 2 and {r["reason"] for r in removed} == {"short", "low_calc"}
+    assert json.loads(info["removed_json"]) == removed
+    # collate-safe metadata: two corrected labels batch in a DataLoader
+    other = lab_m.clone()
+    other[:, 50:70, 50:70] = 0  # without the speck: one removed component instead of two
+    out_other = CorrectBACLabel()(other, calc[None])
+    assert out_other.meta["label_correction"]["n_removed"] == 1
+    batch = list_data_collate([{"label": out_m}, {"label": out_other}])
+    assert batch["label"].shape[0] == 2
+
+
+def test_spacing_and_missing_map_errors():
+    label, calc = synthetic(0.5)
+    with pytest.raises(KeyError, match="spacing_mm"):
+        CorrectBACLabel()(label[None], calc[None])
+    with pytest.raises(ValueError, match="CalcificationThickness.*min_mean_calc_mm=None"):
+        CorrectBACLabel(spacing_mm=0.5)(label[None])
+    out = CorrectBACLabel(spacing_mm=0.5, min_mean_calc_mm=None)(label[None])
+    assert out.sum() < label.sum()
+    calc_m = MetaTensor(torch.from_numpy(calc[None]), meta={"spacing_mm": (0.5, 0.5)})
+    assert CorrectBACLabel()(label[None], calc_m).sum() < label.sum()  # spacing from the map
+
+
+def test_empty_label_transform():
+    lab = MetaTensor(torch.zeros(1, 40, 40, dtype=torch.uint8), meta={"spacing_mm": (0.5, 0.5)})
+    out = CorrectBACLabel()(lab, torch.zeros(1, 40, 40))
+    assert out.sum() == 0 and out.meta["label_correction"]["n_components"] == 0
+    assert removed_components(out) == []
+
+
+@pytest.mark.parametrize("view,lat", [("CC", "L"), ("MLO", "R")])
+def test_dictionary_pipeline_on_phantom(view, lat):
+    p = make_phantom(3, view=view, laterality=lat, spacing_mm=0.5, vendor="GE")
+    image = MetaTensor(torch.from_numpy(p.linear[None].copy()), meta=dict(p.meta))
+    label = MetaTensor(torch.from_numpy(p.tpa_mask[None].copy()), meta={"spacing_mm": p.meta["spacing_mm"]})
+    data = {"image": image, "label": label, "breast_map": torch.from_numpy(p.breast_map[None])}
+    chain = Compose([DensityMapd(), CalcificationThicknessd(), CorrectBACLabeld()])
+    out = chain(dict(data))
+    assert out["label"].sum() <= label.sum() and "label_correction" in out["label"].meta
+    # without the intermediate maps, CorrectBACLabeld computes them and gives the same result
+    out2 = CorrectBACLabeld()(dict(data))
+    assert torch.equal(out2["label"], out["label"]) and "calc_thickness" in out2
+    # mirrored input, mirrored output
+    mirrored = {"image": MetaTensor(torch.flip(image, (-1,)), meta=dict(p.meta)),
+                "label": MetaTensor(torch.flip(label, (-1,)), meta=dict(label.meta)),
+                "breast_map": torch.flip(data["breast_map"], (-1,))}
+    out3 = chain(mirrored)
+    assert (torch.flip(out3["label"], (-1,)) != out["label"]).sum() <= 0.02 * max(int(label.sum()), 1)
+    # output key instead of in place
+    out4 = CorrectBACLabeld(output_keys="label_corrected")(dict(out))
+    assert "label_corrected" in out4 and out4["label"] is out["label"]
