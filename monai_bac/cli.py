@@ -12,7 +12,7 @@ import logging
 import sys
 
 #: sub-command modules, in the order ``--help`` lists them
-COMMANDS = ("phantom", "correct_labels", "infer", "export", "report")
+COMMANDS = ("phantom", "correct_labels", "infer", "export", "report", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:

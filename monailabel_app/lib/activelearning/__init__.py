@@ -1,0 +1,1 @@
+from lib.activelearning.strategies import HighestScore  # noqa: F401

@@ -1,0 +1,1 @@
+from lib.infers.bac import BACInfer  # noqa: F401

@@ -1,0 +1,298 @@
+"""Inference of the BAC bundle for MONAI Label.
+
+Everything about the model comes from the bundle folder (default: the repository's ``bundle/``):
+
+* ``configs/inference.json``: ``preprocessing`` (load the raw mammogram, breast region,
+  normalisation, crop, resize), ``network_def``, ``inferer`` and ``postprocessing`` (sigmoid,
+  ``Invertd`` back to the image's grid, ``AsDiscreted`` at the validated threshold). The file
+  writer at its end (``SaveBACd``) is left out: MONAI Label returns the label itself.
+* ``models/model.pt`` (weights), ``models/threshold.json`` and ``models/model_settings.json``
+  (image size, normalisation, network), which ``inference.json`` reads.
+* ``configs/metadata.json``: description and output channel names (the label names).
+
+When any of these files changes (e.g. training has just written new weights) the next request
+re-reads the config and reloads the weights; no restart is needed. Without ``models/model.pt``
+the model is still listed by ``/info`` (its description and ``weights`` entry say that it is not
+trained yet) and ``/infer`` answers HTTP 503 with what to do.
+
+The label comes back as a NIfTI file on the image's own pixel grid (same rows x columns), with
+the geometry 3D Slicer / ITK give the image, so it loads as a segmentation over it
+(:mod:`lib.geometry`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from monailabel.interfaces.tasks.infer_v2 import InferType
+from monailabel.tasks.infer.basic_infer import BasicInferTask
+from monailabel.utils.others.generic import name_to_device
+
+from lib.errors import AppError, internal, root_cause, scrub, unavailable, unprocessable
+from lib.geometry import write_label_like
+
+logger = logging.getLogger(__name__)
+
+#: colour of each label (RGB 0-255), declared in /info and in every infer result
+DEFAULT_LABEL_COLORS = {"bac": [255, 64, 0]}
+MODEL_FILES = ("model.pt", "threshold.json", "model_settings.json")
+CONFIG_FILE = os.path.join("configs", "inference.json")
+METADATA_FILE = os.path.join("configs", "metadata.json")
+
+
+def _file_signature(path: str) -> tuple[int, int] | None:
+    try:
+        s = os.stat(path)
+    except OSError:
+        return None
+    return (s.st_mtime_ns, s.st_size)
+
+
+@dataclass
+class BundleSnapshot:
+    """One consistent reading of the bundle: its transforms, network and threshold."""
+
+    signature: tuple
+    device: str
+    preprocessing: Callable
+    postprocessing: list
+    inferer: Callable
+    network: torch.nn.Module
+    threshold: float
+    settings: dict = field(default_factory=dict)
+    model_id: str = ""
+
+    def preprocess(self, path: str) -> dict:
+        return self.preprocessing({"image": path})
+
+
+def _read_json(path: str) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+class BACInfer(BasicInferTask):
+    """Segment BAC in a raw mammogram with the bundle's inference config and current weights."""
+
+    def __init__(self, bundle_path: str, conf: dict | None = None, label_colors: dict | None = None,
+                 studies: str | None = None):
+        self.bundle_path = os.path.abspath(bundle_path)
+        self.config_path = os.path.join(self.bundle_path, CONFIG_FILE)
+        if not os.path.isfile(self.config_path):
+            raise ValueError(f"bundle {self.bundle_path} has no {CONFIG_FILE}; pass --conf bundle_path /path/to/bundle")
+        self.metadata = _read_json(os.path.join(self.bundle_path, METADATA_FILE))
+        outputs = self.metadata.get("network_data_format", {}).get("outputs", {})
+        channel_def = next(iter(outputs.values()), {}).get("channel_def", {"0": "bac"})
+        # one sigmoid channel per class: channel k is label value k + 1 in the returned mask
+        labels = {str(v).lower(): int(k) + 1 for k, v in channel_def.items() if str(v).lower() != "background"}
+        self.label_colors = dict(label_colors or DEFAULT_LABEL_COLORS)
+        self.studies = studies
+        self.models_dir = os.path.join(self.bundle_path, "models")
+        self._lock = threading.Lock()
+        self._snapshot: BundleSnapshot | None = None
+        super().__init__(
+            path=os.path.join(self.models_dir, "model.pt"),
+            network=None,
+            type=InferType.SEGMENTATION,
+            labels=labels,
+            dimension=2,
+            description=self.metadata.get("name", "BAC segmentation"),
+            load_strict=True,
+            preload=False,
+        )
+        self._config["label_colors"] = self.label_colors
+
+    # --- state ------------------------------------------------------------------------------
+    def is_valid(self) -> bool:
+        return True  # listed even before training: /info says whether weights exist
+
+    def _signature(self) -> tuple:
+        return tuple(_file_signature(os.path.join(self.models_dir, f)) for f in MODEL_FILES) + (
+            _file_signature(self.config_path),)
+
+    def has_weights(self) -> bool:
+        return os.path.isfile(os.path.join(self.models_dir, "model.pt"))
+
+    def weights_status(self) -> dict[str, Any]:
+        model = os.path.join(self.models_dir, "model.pt")
+        if not os.path.isfile(model):
+            return {"trained": False, "model": "models/model.pt",
+                    "message": "no trained weights yet: train the model (POST /train/bac, or the bundle's "
+                               "training workflow) before running inference"}
+        settings = _read_json(os.path.join(self.models_dir, "model_settings.json"))
+        threshold = _read_json(os.path.join(self.models_dir, "threshold.json")).get("threshold")
+        stat = os.stat(model)
+        return {"trained": True, "model": "models/model.pt", "modified": int(stat.st_mtime),
+                "size_bytes": stat.st_size, "threshold": threshold,
+                "settings": {k: settings.get(k) for k in ("network_name", "image_size", "normalisation",
+                                                           "crop_to_breast") if k in settings}}
+
+    def info(self) -> dict[str, Any]:
+        i = super().info()
+        status = self.weights_status()
+        description = self.metadata.get("description") or self.description
+        if not status["trained"]:
+            description = f"NOT TRAINED YET ({status['message']}). {description}"
+        i.update(description=description, weights=status, label_colors=self.label_colors,
+                 version=self.metadata.get("version"), bundle=self.bundle_path)
+        return i
+
+    def clear(self):
+        with self._lock:
+            self._snapshot = None
+
+    clear_cache = clear
+
+    def snapshot(self, device: str = "cpu") -> BundleSnapshot:
+        """The bundle's transforms, network and threshold for the current files (reloaded when they change)."""
+        signature = self._signature()
+        with self._lock:
+            snap = self._snapshot
+            if snap is not None and snap.signature == signature and snap.device == device:
+                return snap
+            if signature[0] is None:
+                raise unavailable(f"model 'bac' has no trained weights yet (models/model.pt is missing in the bundle); "
+                                  "train it first: POST /train/bac (or the bundle's training workflow)")
+            snap = self._load(signature, device)
+            self._snapshot = snap
+            logger.info("loaded bundle %s (threshold %.3f, settings %s)", self.bundle_path, snap.threshold,
+                        snap.settings)
+            return snap
+
+    def _load(self, signature: tuple, device: str) -> BundleSnapshot:
+        from monai.bundle import ConfigParser
+        from monai.transforms import Compose, SaveImaged
+
+        from monai_bac.transforms import SaveBACd
+
+        try:
+            parser = ConfigParser()
+            parser.read_config(self.config_path)
+            parser["bundle_root"] = self.bundle_path
+            pre = parser.get_parsed_content("preprocessing", instantiate=True)
+            post = parser.get_parsed_content("postprocessing", instantiate=True)  # Invertd shares `pre`
+            inferer = parser.get_parsed_content("inferer", instantiate=True)
+            network = parser.get_parsed_content("network_def", instantiate=True)
+            threshold = float(parser.get_parsed_content("threshold"))
+        except Exception as e:
+            raise unavailable(f"the bundle's {CONFIG_FILE} cannot be used: "
+                              f"{scrub(str(root_cause(e)), self.studies, self.bundle_path)}") from None
+        model_path = os.path.join(self.models_dir, "model.pt")
+        try:
+            state = torch.load(model_path, map_location=device, weights_only=True)
+            for key in ("model", "network", "state_dict"):
+                if isinstance(state, dict) and isinstance(state.get(key), dict):
+                    state = state[key]
+            network.load_state_dict(state, strict=self.load_strict)
+        except Exception as e:
+            raise unavailable(f"the weights models/model.pt cannot be loaded into the bundle's network ("
+                              f"{type(root_cause(e)).__name__}: {scrub(str(root_cause(e)), self.bundle_path)}); "
+                              "if training is writing them right now, retry in a moment") from None
+        network.to(device).eval()
+        post_list = list(post.transforms) if isinstance(post, Compose) else list(post)
+        post_list = [t for t in post_list if not isinstance(t, (SaveBACd, SaveImaged))]
+        return BundleSnapshot(signature=signature, device=device, preprocessing=pre, postprocessing=post_list,
+                              inferer=inferer, network=network, threshold=threshold,
+                              settings=_read_json(os.path.join(self.models_dir, "model_settings.json")),
+                              model_id="%d-%d" % signature[0])
+
+    # --- BasicInferTask hooks (kept for callers that use them) ------------------------------
+    def pre_transforms(self, data=None):
+        return list(self.snapshot(name_to_device((data or {}).get("device"))).preprocessing.transforms)
+
+    def post_transforms(self, data=None):
+        return list(self.snapshot(name_to_device((data or {}).get("device"))).postprocessing)
+
+    def inferer(self, data=None):
+        return self.snapshot(name_to_device((data or {}).get("device"))).inferer
+
+    # --- the request ------------------------------------------------------------------------
+    def __call__(self, request, callbacks=None):
+        """Run one inference: ``request["image"]`` is a file path (the app resolves ids)."""
+        begin = time.time()
+        req = copy.deepcopy(self._config)
+        req.update(request)
+        device = name_to_device(req.get("device"))
+        image_path = str(req.get("image"))
+        image_id = req.get("image_id") or os.path.basename(image_path)
+        snap = self.snapshot(device)
+
+        start = time.time()
+        try:
+            data = snap.preprocess(image_path)
+        except Exception as e:
+            cause = root_cause(e)
+            message = scrub(str(cause), self.studies, self.bundle_path).replace(image_path, image_id)
+            raise unprocessable(f"image {image_id!r} cannot be segmented: it could not be read or preprocessed as a "
+                                f"raw mammogram ({type(cause).__name__}: {message})") from None
+        latency_pre = time.time() - start
+
+        try:
+            start = time.time()
+            with torch.no_grad():
+                x = data["image"][None].to(device)
+                data["pred"] = snap.inferer(x, snap.network)[0]
+            latency_infer = time.time() - start
+
+            start = time.time()
+            for t in snap.postprocessing:
+                data = t(data)
+            pred = data["pred"]
+            mask = (np.asarray(pred.detach().cpu())[0] > 0.5).astype(np.uint8)
+            spacing = tuple(float(s) for s in pred.meta.get("spacing_mm"))
+            latency_post = time.time() - start
+
+            start = time.time()
+            fd, out_path = tempfile.mkstemp(suffix=".nii.gz", prefix="tmp_bac_")
+            os.close(fd)
+            write_label_like(mask, image_path, spacing, out_path)
+            length_mm = self._length_mm(mask, spacing)
+            latency_write = time.time() - start
+        except AppError:
+            raise
+        except Exception as e:
+            cause = root_cause(e)
+            logger.exception("inference failed for %s", image_id)
+            raise internal(f"inference failed for image {image_id!r}: {type(cause).__name__}: "
+                           f"{scrub(str(cause), self.studies, self.bundle_path)} (details in the server log)") from None
+
+        total = time.time() - begin
+        result = {
+            "label_names": self.labels,
+            "label_colors": self.label_colors,
+            "image": image_id,
+            "shape": [int(s) for s in mask.shape],
+            "spacing_mm": list(spacing),
+            "threshold": snap.threshold,
+            "bac_pixels": int(mask.sum()),
+            "bac_area_mm2": float(mask.sum()) * spacing[0] * spacing[1],
+            "bac_length_mm": length_mm,
+            "model": {"id": snap.model_id, **{k: snap.settings.get(k) for k in ("network_name", "image_size",
+                                                                                  "normalisation")}},
+            "latencies": {"pre": round(latency_pre, 3), "infer": round(latency_infer, 3),
+                          "invert": 0.0, "post": round(latency_post, 3), "write": round(latency_write, 3),
+                          "total": round(total, 3), "transform": None},
+        }
+        logger.info("BAC %s: %d px, %.1f mm, %.2f s", image_id, result["bac_pixels"], length_mm, total)
+        return out_path, result
+
+    @staticmethod
+    def _length_mm(mask: np.ndarray, spacing) -> float:
+        from monai_bac.ops.skeleton import mask_skeleton_points
+
+        if not mask.any():
+            return 0.0
+        return float(mask_skeleton_points(mask > 0, spacing)[2].sum())

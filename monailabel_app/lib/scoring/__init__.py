@@ -1,0 +1,1 @@
+from lib.scoring.bac import CORRECTION_KEY, TTA_KEY, LabelCorrectionChange, TTAUncertainty  # noqa: F401

@@ -1,0 +1,1 @@
+from lib.trainers.bac import BACTrain  # noqa: F401
