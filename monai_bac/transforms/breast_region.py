@@ -29,35 +29,9 @@ from monai.utils.enums import TransformBackends
 from monai.utils.type_conversion import convert_to_dst_type, convert_to_numpy
 
 from monai_bac.ops.breast_region import analyse_breast_region
-from monai_bac.physics import MissingPhysicsError
+from monai_bac.transforms.utils import meta_of, resolve_spacing_mm
 
 __all__ = ["BreastRegion", "BreastRegiond", "BreastRegionD", "BreastRegionDict"]
-
-
-def _meta_of(img: Any) -> dict:
-    return dict(img.meta) if isinstance(img, MetaTensor) else {}
-
-
-def _resolve_spacing(meta: Mapping, given, who: str) -> tuple[float, float]:
-    """Pixel spacing (row, col) in mm: an explicit argument wins, then ``meta["spacing_mm"]``."""
-    value = given if given is not None else meta.get("spacing_mm")
-    if value is None:
-        src = meta.get("filename_or_obj") or "image"
-        raise MissingPhysicsError(
-            f"{src}: the pixel spacing is missing from the image metadata ('spacing_mm', from "
-            f"ImagerPixelSpacing (0018,1164) / PixelSpacing (0028,0030)); pass spacing_mm=(row_mm, col_mm) to {who}"
-        )
-    if isinstance(value, (np.ndarray, torch.Tensor)):
-        value = convert_to_numpy(value).ravel().tolist()
-    if np.isscalar(value):
-        value = (value, value)
-    value = [float(v) for v in value]
-    if len(value) == 1:
-        value = value * 2
-    sr, sc = value[0], value[1]
-    if not (np.isfinite(sr) and np.isfinite(sc) and sr > 0 and sc > 0):
-        raise ValueError(f"spacing_mm must be positive (row_mm, col_mm), got {value}")
-    return sr, sc
 
 
 class BreastRegion(Transform):
@@ -139,9 +113,9 @@ class BreastRegion(Transform):
         """Compute the map; ``meta`` supplies metadata for a plain array (a MetaTensor's own
         metadata wins)."""
         info = dict(meta or {})
-        info.update(_meta_of(img))
+        info.update(meta_of(img))
         given = spacing_mm if spacing_mm is not None else self.spacing_mm
-        spacing = _resolve_spacing(info, given, type(self).__name__)
+        spacing = resolve_spacing_mm(info, given, type(self).__name__)
         view = view if view is not None else self.view if self.view is not None else info.get("view")
         arr = convert_to_numpy(img)
         if arr.ndim == 3:

@@ -10,8 +10,6 @@ as the ``breast_map`` argument of ``__call__``; the dictionary classes read ``br
 (default ``"breast_map"``). When no map is given it is computed by ``BreastRegion``
 (:mod:`monai_bac.ops.breast_region`) from the image, its spacing and view; the dictionary
 classes then store it under ``breast_map_key`` for the next transforms of the chain.
-
-This module also holds the small helpers the other transform modules of the package share.
 """
 
 from __future__ import annotations
@@ -20,16 +18,22 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from monai.config import KeysCollection
 from monai.config.type_definitions import NdarrayOrTensor
-from monai.data import MetaTensor
 from monai.transforms.transform import MapTransform, Transform
 from monai.utils.enums import TransformBackends
-from monai.utils.type_conversion import convert_to_dst_type, convert_to_numpy
 
 from monai_bac.ops.normalize import auto_gamma, log_gamma
-from monai_bac.physics import MissingPhysicsError
+from monai_bac.transforms.utils import (
+    BREAST_REGIONS,
+    breast_map_hw,
+    dict_breast_map,
+    like,
+    meta_of,
+    nan_if_none,
+    resolve_spacing_mm,
+    to_hw,
+)
 
 __all__ = [
     "LogGammaNormalize",
@@ -41,99 +45,6 @@ __all__ = [
     "AutoGammaNormalizeD",
     "AutoGammaNormalizeDict",
 ]
-
-BREAST_REGIONS = (1, 2, 3)
-
-
-# --------------------------------------------------------------------------- shared helpers
-def _meta_of(img: Any) -> dict:
-    """The metadata dict of a MetaTensor, else an empty dict."""
-    return dict(img.meta) if isinstance(img, MetaTensor) else {}
-
-
-def _source(meta: Mapping) -> str:
-    name = meta.get("filename_or_obj")
-    return str(name) if name else "image"
-
-
-def _to_hw(img: Any, name: str = "image") -> np.ndarray:
-    """(H, W) numpy view of a (1, H, W) or (H, W) array/tensor."""
-    arr = convert_to_numpy(img)
-    if arr.ndim == 3:
-        if arr.shape[0] != 1:
-            raise ValueError(f"{name} must have one channel (1, H, W), got shape {tuple(arr.shape)}")
-        arr = arr[0]
-    elif arr.ndim != 2:
-        raise ValueError(f"{name} must be (1, H, W) or (H, W), got shape {tuple(arr.shape)}")
-    return arr
-
-
-def _like(out_hw: np.ndarray, img: Any, dtype=None, meta_update: Mapping | None = None):
-    """``out_hw`` in the type, shape (channel or not) and device of ``img``; MetaTensor meta copied
-    from ``img`` and extended with ``meta_update``."""
-    out = out_hw[None] if np.ndim(img) == 3 else out_hw
-    if dtype is None:
-        dtype = out.dtype
-    if isinstance(img, torch.Tensor):
-        dtype = torch.from_numpy(np.zeros(0, dtype=dtype)).dtype
-    result, *_ = convert_to_dst_type(np.ascontiguousarray(out), img, dtype=dtype)
-    if isinstance(result, MetaTensor) and meta_update:
-        for k, v in meta_update.items():
-            result.meta[k] = v
-    return result
-
-
-def _spacing_mm(meta: Mapping, given: Sequence[float] | float | None, who: str) -> tuple[float, float]:
-    """Pixel spacing (row, col) mm: the argument wins, then ``meta["spacing_mm"]``."""
-    value = given if given is not None else meta.get("spacing_mm")
-    if value is None:
-        raise MissingPhysicsError(
-            f"{_source(meta)}: the pixel spacing is missing from the image metadata ('spacing_mm', from "
-            f"ImagerPixelSpacing (0018,1164) / PixelSpacing (0028,0030)); pass spacing_mm=(row_mm, col_mm) to {who}"
-        )
-    if isinstance(value, (np.ndarray, torch.Tensor)):
-        value = convert_to_numpy(value).ravel().tolist()
-    if np.isscalar(value):
-        value = (value, value)
-    sr, sc = float(value[0]), float(value[1])
-    if not (sr > 0 and sc > 0):
-        raise ValueError(f"{_source(meta)}: spacing_mm must be positive, got {value}")
-    return sr, sc
-
-
-def _compute_breast_map(image_hw: np.ndarray, meta: Mapping, spacing: tuple[float, float] | None) -> np.ndarray:
-    """Breast map from the image with BreastRegion's op (imported here, when first needed)."""
-    from monai_bac.ops.breast_region import breast_region_map
-
-    if spacing is None:
-        spacing = _spacing_mm(meta, None, "BreastRegion")
-    return np.asarray(breast_region_map(image_hw, spacing, view=meta.get("view")), dtype=np.uint8)
-
-
-def _breast_map_hw(breast_map: Any, image_hw: np.ndarray, meta: Mapping, spacing=None) -> np.ndarray:
-    """(H, W) uint8 breast map: the given one (checked), else computed by BreastRegion."""
-    if breast_map is None:
-        return _compute_breast_map(image_hw, meta, spacing)
-    bmap = _to_hw(breast_map, "breast_map")
-    if bmap.shape != image_hw.shape:
-        raise ValueError(f"{_source(meta)}: breast_map (H, W) = {bmap.shape} differs from the image's {image_hw.shape}")
-    return bmap.astype(np.uint8, copy=False) if bmap.dtype != bool else bmap.astype(np.uint8)
-
-
-def _dict_breast_map(d: dict, key: Hashable | None, img: Any, store: bool) -> Any:
-    """The breast map of a data dict (``d[key]``), or one computed from ``img`` (stored when asked)."""
-    if key is not None and key in d and d[key] is not None:
-        return d[key]
-    meta = _meta_of(img)
-    bmap = _compute_breast_map(_to_hw(img), meta, None)
-    if store and key is not None:
-        d[key] = _like(bmap, img, dtype=np.uint8, meta_update={"breast_map_source": "BreastRegion"})
-    return bmap
-
-
-def _nan_if_none(v):
-    return float("nan") if v is None else v
-
 
 # --------------------------------------------------------------------------- simple gamma
 class LogGammaNormalize(Transform):
@@ -182,14 +93,14 @@ class LogGammaNormalize(Transform):
         self.dtype = dtype
 
     def __call__(self, img: NdarrayOrTensor, breast_map: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
-        meta = _meta_of(img)
-        image = _to_hw(img)
-        spacing = _spacing_mm(meta, self.spacing_mm, type(self).__name__) if breast_map is None else None
-        bmap = _breast_map_hw(breast_map, image, meta, spacing)
+        meta = meta_of(img)
+        image = to_hw(img)
+        spacing = resolve_spacing_mm(meta, self.spacing_mm, type(self).__name__) if breast_map is None else None
+        bmap = breast_map_hw(breast_map, image, meta, spacing)
         mask = np.isin(bmap, self.regions)
         out, info = log_gamma(image, mask, self.gamma, self.background, self.percentiles)
-        info = {k: _nan_if_none(v) for k, v in info.items()}
-        return _like(out, img, self.dtype, {"log_gamma": info})
+        info = {k: nan_if_none(v) for k, v in info.items()}
+        return like(out, img, self.dtype, {"log_gamma": info})
 
 
 class LogGammaNormalized(MapTransform):
@@ -227,7 +138,7 @@ class LogGammaNormalized(MapTransform):
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
         for key in self.key_iterator(d):
-            bmap = _dict_breast_map(d, self.breast_map_key, d[key], self.store_breast_map)
+            bmap = dict_breast_map(d, self.breast_map_key, d[key], self.store_breast_map)
             d[key] = self.transform(d[key], bmap)
         return d
 
@@ -284,15 +195,15 @@ class AutoGammaNormalize(Transform):
         self.dtype = dtype
 
     def __call__(self, img: NdarrayOrTensor, breast_map: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
-        meta = _meta_of(img)
-        image = _to_hw(img)
-        spacing = _spacing_mm(meta, self.spacing_mm, type(self).__name__) if breast_map is None else None
-        bmap = _breast_map_hw(breast_map, image, meta, spacing)
+        meta = meta_of(img)
+        image = to_hw(img)
+        spacing = resolve_spacing_mm(meta, self.spacing_mm, type(self).__name__) if breast_map is None else None
+        bmap = breast_map_hw(breast_map, image, meta, spacing)
         mask = np.isin(bmap, self.regions)
         out, res = auto_gamma(image, mask, self.target_mean, self.max_iter, self.tol, self.background,
                               self.percentiles)
-        info = {k: _nan_if_none(v) for k, v in res.as_dict().items()}
-        return _like(out, img, self.dtype, {"auto_gamma": info})
+        info = {k: nan_if_none(v) for k, v in res.as_dict().items()}
+        return like(out, img, self.dtype, {"auto_gamma": info})
 
 
 class AutoGammaNormalized(MapTransform):
@@ -332,7 +243,7 @@ class AutoGammaNormalized(MapTransform):
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
         for key in self.key_iterator(d):
-            bmap = _dict_breast_map(d, self.breast_map_key, d[key], self.store_breast_map)
+            bmap = dict_breast_map(d, self.breast_map_key, d[key], self.store_breast_map)
             d[key] = self.transform(d[key], bmap)
         return d
 

@@ -34,7 +34,7 @@ from monai_bac.ops.label_correction import (
     DEFAULT_RING_MM,
     correct_bac_label,
 )
-from monai_bac.transforms.intensity import _breast_map_hw, _like, _meta_of, _source, _spacing_mm, _to_hw
+from monai_bac.transforms.utils import breast_map_hw, like, meta_of, resolve_spacing_mm, source_name, to_hw
 from monai_bac.transforms.physics import CalcificationThicknessd
 
 __all__ = [
@@ -126,30 +126,30 @@ class CorrectBACLabel(Transform):
 
     def __call__(self, label: NdarrayOrTensor, calc_thickness: NdarrayOrTensor | None = None,
                  breast_map: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
-        meta = _meta_of(label)
-        calc_meta = _meta_of(calc_thickness)
+        meta = meta_of(label)
+        calc_meta = meta_of(calc_thickness)
         who = type(self).__name__
         if self.spacing_mm is None and meta.get("spacing_mm") is None and calc_meta.get("spacing_mm") is not None:
-            spacing = _spacing_mm(calc_meta, None, who)
+            spacing = resolve_spacing_mm(calc_meta, None, who)
         else:
-            spacing = _spacing_mm(meta, self.spacing_mm, who)
-        lab = _to_hw(label, "label")
+            spacing = resolve_spacing_mm(meta, self.spacing_mm, who)
+        lab = to_hw(label, "label")
         calc = None
         breast = None
         if self.min_mean_calc_mm is not None:
             if calc_thickness is None:
                 raise ValueError(
-                    f"{_source(meta)}: {who} needs the calcification thickness map (CalcificationThickness, Eq. 5) "
+                    f"{source_name(meta)}: {who} needs the calcification thickness map (CalcificationThickness, Eq. 5) "
                     f"to test min_mean_calc_mm={self.min_mean_calc_mm}; pass calc_thickness=..., or "
                     "min_mean_calc_mm=None to correct by length only")
-            calc = _to_hw(calc_thickness, "calc_thickness")
+            calc = to_hw(calc_thickness, "calc_thickness")
             if calc.shape != lab.shape:
-                raise ValueError(f"{_source(meta)}: calc_thickness (H, W) = {calc.shape} differs from the label's "
+                raise ValueError(f"{source_name(meta)}: calc_thickness (H, W) = {calc.shape} differs from the label's "
                                  f"{lab.shape}")
-            breast = _breast_map_hw(breast_map, lab, meta) > 0 if breast_map is not None else calc != 0
+            breast = breast_map_hw(breast_map, lab, meta) > 0 if breast_map is not None else calc != 0
         out, report = correct_bac_label(lab, calc, spacing, self.min_length_mm, self.min_mean_calc_mm, self.measure,
                                         breast, self.core_mm, self.ring_mm)
-        return _like(out.astype(lab.dtype, copy=False), label, lab.dtype, {"label_correction": correction_meta(report)})
+        return like(out.astype(lab.dtype, copy=False), label, lab.dtype, {"label_correction": correction_meta(report)})
 
 
 class CorrectBACLabeld(MapTransform):

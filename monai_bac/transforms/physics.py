@@ -27,14 +27,14 @@ from monai.utils.enums import TransformBackends
 
 from monai_bac.ops.density import calcification_thickness, density_map, volumetric_breast_density
 from monai_bac.physics import Attenuation, MissingPhysicsError, attenuation_at, effective_energy_kev
-from monai_bac.transforms.intensity import (
-    _breast_map_hw,
-    _dict_breast_map,
-    _like,
-    _meta_of,
-    _source,
-    _spacing_mm,
-    _to_hw,
+from monai_bac.transforms.utils import (
+    breast_map_hw,
+    dict_breast_map,
+    like,
+    meta_of,
+    resolve_spacing_mm,
+    source_name,
+    to_hw,
 )
 
 __all__ = [
@@ -56,7 +56,7 @@ def _energy(meta: Mapping, energy_kev: float | None, who: str, replace: str) -> 
     kvp = meta.get("kvp")
     if kvp is None:
         raise MissingPhysicsError(
-            f"{_source(meta)}: KVP (0018,0060) is missing from the image metadata ('kvp'), so {who} cannot find the "
+            f"{source_name(meta)}: KVP (0018,0060) is missing from the image metadata ('kvp'), so {who} cannot find the "
             f"effective energy; pass energy_kev=... (keV, e.g. 18.0, the paper's value) or {replace} (mm^-1) to {who}"
         )
     return float(effective_energy_kev(float(kvp), meta.get("anode"), meta.get("filter")))
@@ -66,13 +66,13 @@ def _thickness(meta: Mapping, thickness_mm: float | None, who: str) -> float:
     value = thickness_mm if thickness_mm is not None else meta.get("thickness_mm")
     if value is None:
         raise MissingPhysicsError(
-            f"{_source(meta)}: BodyPartThickness (0018,11A0) is missing from the image metadata ('thickness_mm'), "
+            f"{source_name(meta)}: BodyPartThickness (0018,11A0) is missing from the image metadata ('thickness_mm'), "
             f"needed for the volumetric breast density; pass thickness_mm=... (compressed thickness, mm) or "
             f"compute_vbd=False to {who}"
         )
     value = float(value)
     if not value > 0:
-        raise ValueError(f"{_source(meta)}: compressed thickness must be > 0 mm, got {value}")
+        raise ValueError(f"{source_name(meta)}: compressed thickness must be > 0 mm, got {value}")
     return value
 
 
@@ -150,13 +150,13 @@ class DensityMap(Transform):
         return mu_fat, mu_dt, energy
 
     def __call__(self, img: NdarrayOrTensor, breast_map: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
-        meta = _meta_of(img)
+        meta = meta_of(img)
         who = type(self).__name__
         mu_fat, mu_dt, energy = self.attenuation(meta)
         thickness = _thickness(meta, self.thickness_mm, who) if self.compute_vbd else None
-        spacing = _spacing_mm(meta, self.spacing_mm, who)
-        image = _to_hw(img)
-        bmap = _breast_map_hw(breast_map, image, meta, spacing)
+        spacing = resolve_spacing_mm(meta, self.spacing_mm, who)
+        image = to_hw(img)
+        bmap = breast_map_hw(breast_map, image, meta, spacing)
         att = Attenuation(mu_fat, mu_dt, max(10.0 * mu_dt, 1.0), energy)  # mu_calc unused by Eq. (4)
         h_dt, info = density_map(image, bmap, att, spacing, p_fat=self.p_fat, erode_mm=self.erode_mm,
                                  block_mm=self.block_mm, percentile=self.fat_percentile, offset=self.offset,
@@ -169,7 +169,7 @@ class DensityMap(Transform):
             vbd = volumetric_breast_density(h_dt, image, bmap, thickness, att, info["p_fat"], spacing, self.offset)
             out_meta.update(vbd_percent=float(vbd["vbd_percent"]), dense_volume_cm3=float(vbd["dense_volume_cm3"]),
                             breast_volume_cm3=float(vbd["breast_volume_cm3"]))
-        return _like(h_dt, img, self.dtype, {"density": out_meta})
+        return like(h_dt, img, self.dtype, {"density": out_meta})
 
 
 class DensityMapd(MapTransform):
@@ -207,7 +207,7 @@ class DensityMapd(MapTransform):
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
         for key, out_key in self.key_iterator(d, self.output_keys):
-            bmap = _dict_breast_map(d, self.breast_map_key, d[key], self.store_breast_map)
+            bmap = dict_breast_map(d, self.breast_map_key, d[key], self.store_breast_map)
             d[out_key] = self.transform(d[key], bmap)
         return d
 
@@ -281,20 +281,20 @@ class CalcificationThickness(Transform):
                            float(self.mu_calc) if self.mu_calc is not None else table.mu_calc, energy)
 
     def __call__(self, density: NdarrayOrTensor, breast_map: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
-        meta = _meta_of(density)
+        meta = meta_of(density)
         who = type(self).__name__
         att = self.attenuation(meta)
-        spacing = _spacing_mm(meta, self.spacing_mm, who)
-        h_dt = _to_hw(density, "density").astype(np.float32, copy=False)
+        spacing = resolve_spacing_mm(meta, self.spacing_mm, who)
+        h_dt = to_hw(density, "density").astype(np.float32, copy=False)
         if breast_map is None:
             mask = h_dt != 0
         else:
-            mask = _breast_map_hw(breast_map, h_dt, meta) > 0
+            mask = breast_map_hw(breast_map, h_dt, meta) > 0
         h_calc = calcification_thickness(h_dt, att, spacing, self.opening_mm, self.smooth_mm, mask,
                                          self.clip_negative)
         info = dict(opening_mm=self.opening_mm, smooth_mm=self.smooth_mm, mu_fat=att.mu_fat, mu_dt=att.mu_dt,
                     mu_calc=att.mu_calc, energy_kev=float("nan") if att.energy_kev is None else float(att.energy_kev))
-        return _like(h_calc, density, self.dtype, {"calc_thickness": info})
+        return like(h_calc, density, self.dtype, {"calc_thickness": info})
 
 
 class CalcificationThicknessd(MapTransform):
@@ -355,7 +355,7 @@ class CalcificationThicknessd(MapTransform):
             return True
         if self.image_key is None or self.image_key not in d:
             return False
-        bmap = _dict_breast_map(d, self.breast_map_key, d[self.image_key], self.store_breast_map)
+        bmap = dict_breast_map(d, self.breast_map_key, d[self.image_key], self.store_breast_map)
         d[key] = self._density(d[self.image_key], bmap)
         return True
 

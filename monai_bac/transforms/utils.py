@@ -1,0 +1,115 @@
+"""Helpers shared by the transforms of this package: metadata, shapes, spacing, breast map.
+
+Each transform accepts numpy, torch or MetaTensor images of shape (1, H, W) or (H, W), works on
+an (H, W) numpy view (:func:`to_hw`) and returns its result in the input's type with the
+input's metadata (:func:`like`). Physical quantities come from an explicit argument or the
+metadata, and a missing one raises :class:`~monai_bac.physics.MissingPhysicsError` naming the
+tag and the argument (:func:`resolve_spacing_mm`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.utils.type_conversion import convert_to_dst_type, convert_to_numpy
+
+from monai_bac.physics import MissingPhysicsError
+
+__all__ = ["BREAST_REGIONS", "meta_of", "source_name", "to_hw", "like", "resolve_spacing_mm", "compute_breast_map",
+           "breast_map_hw", "dict_breast_map", "nan_if_none"]
+
+#: breast map codes that are breast tissue (periphery, compressed, pectoral)
+BREAST_REGIONS = (1, 2, 3)
+
+
+def meta_of(img: Any) -> dict:
+    """The metadata dict of a MetaTensor, else an empty dict."""
+    return dict(img.meta) if isinstance(img, MetaTensor) else {}
+
+
+def source_name(meta: Mapping) -> str:
+    name = meta.get("filename_or_obj")
+    return str(name) if name else "image"
+
+
+def to_hw(img: Any, name: str = "image") -> np.ndarray:
+    """(H, W) numpy view of a (1, H, W) or (H, W) array/tensor."""
+    arr = convert_to_numpy(img)
+    if arr.ndim == 3:
+        if arr.shape[0] != 1:
+            raise ValueError(f"{name} must have one channel (1, H, W), got shape {tuple(arr.shape)}")
+        arr = arr[0]
+    elif arr.ndim != 2:
+        raise ValueError(f"{name} must be (1, H, W) or (H, W), got shape {tuple(arr.shape)}")
+    return arr
+
+
+def like(out_hw: np.ndarray, img: Any, dtype=None, meta_update: Mapping | None = None):
+    """``out_hw`` in the type, shape (channel or not) and device of ``img``; MetaTensor meta copied
+    from ``img`` and extended with ``meta_update``."""
+    out = out_hw[None] if np.ndim(img) == 3 else out_hw
+    if dtype is None:
+        dtype = out.dtype
+    if isinstance(img, torch.Tensor):
+        dtype = torch.from_numpy(np.zeros(0, dtype=dtype)).dtype
+    result, *_ = convert_to_dst_type(np.ascontiguousarray(out), img, dtype=dtype)
+    if isinstance(result, MetaTensor) and meta_update:
+        for k, v in meta_update.items():
+            result.meta[k] = v
+    return result
+
+
+def resolve_spacing_mm(meta: Mapping, given: Sequence[float] | float | None, who: str) -> tuple[float, float]:
+    """Pixel spacing (row, col) mm: the argument wins, then ``meta["spacing_mm"]``."""
+    value = given if given is not None else meta.get("spacing_mm")
+    if value is None:
+        raise MissingPhysicsError(
+            f"{source_name(meta)}: the pixel spacing is missing from the image metadata ('spacing_mm', from "
+            f"ImagerPixelSpacing (0018,1164) / PixelSpacing (0028,0030)); pass spacing_mm=(row_mm, col_mm) to {who}"
+        )
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        value = convert_to_numpy(value).ravel().tolist()
+    if np.isscalar(value):
+        value = (value, value)
+    sr, sc = float(value[0]), float(value[1])
+    if not (sr > 0 and sc > 0):
+        raise ValueError(f"{source_name(meta)}: spacing_mm must be positive, got {value}")
+    return sr, sc
+
+
+def compute_breast_map(image_hw: np.ndarray, meta: Mapping, spacing: tuple[float, float] | None) -> np.ndarray:
+    """Breast map from the image with BreastRegion's op (imported here, when first needed)."""
+    from monai_bac.ops.breast_region import breast_region_map
+
+    if spacing is None:
+        spacing = resolve_spacing_mm(meta, None, "BreastRegion")
+    return np.asarray(breast_region_map(image_hw, spacing, view=meta.get("view")), dtype=np.uint8)
+
+
+def breast_map_hw(breast_map: Any, image_hw: np.ndarray, meta: Mapping, spacing=None) -> np.ndarray:
+    """(H, W) uint8 breast map: the given one (checked), else computed by BreastRegion."""
+    if breast_map is None:
+        return compute_breast_map(image_hw, meta, spacing)
+    bmap = to_hw(breast_map, "breast_map")
+    if bmap.shape != image_hw.shape:
+        raise ValueError(f"{source_name(meta)}: breast_map (H, W) = {bmap.shape} differs from the image's {image_hw.shape}")
+    return bmap.astype(np.uint8, copy=False) if bmap.dtype != bool else bmap.astype(np.uint8)
+
+
+def dict_breast_map(d: dict, key: Hashable | None, img: Any, store: bool) -> Any:
+    """The breast map of a data dict (``d[key]``), or one computed from ``img`` (stored when asked)."""
+    if key is not None and key in d and d[key] is not None:
+        return d[key]
+    meta = meta_of(img)
+    bmap = compute_breast_map(to_hw(img), meta, None)
+    if store and key is not None:
+        d[key] = like(bmap, img, dtype=np.uint8, meta_update={"breast_map_source": "BreastRegion"})
+    return bmap
+
+
+def nan_if_none(v):
+    return float("nan") if v is None else v
