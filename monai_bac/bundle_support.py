@@ -25,11 +25,12 @@ logger = logging.getLogger("monai_bac.bundle")
 PROFILES: dict[str, dict[str, Any]] = {
     # the paper's recipe (Sec. 3.2, 4.3): 1600 x 1600, up to 100 epochs, batch 3 on a T4
     "gpu": dict(image_size=1600, num_epochs=100, batch_size=3, cohort_size=240, phantom_spacing_mm=0.1,
-                crop_to_breast=False, num_workers=4, cache_rate=1.0),
+                crop_to_breast=False, train_patch_size=None, num_workers=4, cache_rate=1.0, learning_rate=1e-4),
     # a useful run on a laptop CPU in minutes: coarser phantom, smaller input, fewer epochs, and
     # the breast cropped before resizing so the small input keeps the BAC a few pixels wide
-    "cpu": dict(image_size=384, num_epochs=14, batch_size=4, cohort_size=40, phantom_spacing_mm=0.2,
-                crop_to_breast=True, num_workers=0, cache_rate=1.0),
+    # (training on BAC-centred patches, with a higher learning rate since nothing is pretrained)
+    "cpu": dict(image_size=384, num_epochs=30, batch_size=2, cohort_size=40, phantom_spacing_mm=0.2,
+                crop_to_breast=True, train_patch_size=192, num_workers=0, cache_rate=1.0, learning_rate=1e-3),
 }
 
 
@@ -112,8 +113,12 @@ def _header_shape(path: str) -> tuple[int, int] | None:
 
 
 def load_split(datalist: str, split: str, required: Sequence[str] = ("image", "label"),
-               check_shapes: bool = True) -> list[dict]:
+               check_shapes: bool = True, keep_label_gt: bool = True) -> list[dict]:
     """Entries of ``split`` with absolute paths, checked before any training starts.
+
+    ``label_gt`` (an expert or ground-truth label, used for evaluation only) is kept with
+    ``keep_label_gt`` (an entry without one gets ``label`` in its place, so the "gt" metrics
+    then equal the plain ones) and dropped otherwise (training never sees it).
 
     Raises :class:`DatalistError` naming the datalist, split and entry for an empty split, a
     missing key, a missing file, or a label whose shape differs from its image.
@@ -139,6 +144,10 @@ def load_split(datalist: str, split: str, required: Sequence[str] = ("image", "l
             if shape_i and shape_l and shape_i != shape_l:
                 raise DatalistError(f"{where}: label {item['label']} is {shape_l[0]} x {shape_l[1]} but image "
                                     f"{item['image']} is {shape_i[0]} x {shape_i[1]}")
+        if keep_label_gt:
+            item.setdefault("label_gt", item["label"])
+        else:
+            item.pop("label_gt", None)
     return items
 
 

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from monai_bac.export import ExportError, ModelFiles, load_torch_network, onnx_model_bytes, resolve_model
-from monai_bac.utils import atomic_write_path, ensure_new_file
+from monai_bac.utils import atomic_write_path
 
 __all__ = [
     "STAGES",
@@ -160,6 +160,7 @@ class InferenceResult:
     normalised: np.ndarray | None  # (H, W) float32, the normalised image before resizing (for pictures)
     meta: dict
     seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # the reader's warnings (missing tags, ...)
 
 
 class CPUInferenceEngine:
@@ -252,8 +253,8 @@ class CPUInferenceEngine:
         source = str(image["image"] if isinstance(image, Mapping) else image)
         d: dict[str, Any] = {"image": source}
         raw = bmap = normalised = None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the loader's warnings are turned into report fields
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # the loader's warnings (missing tags, ...) go into the report
             for t in self.preprocessing.transforms:
                 name = type(t).__name__
                 with timer(_STAGE_OF.get(name, "resize")):
@@ -275,7 +276,11 @@ class CPUInferenceEngine:
         with timer("threshold"):
             mask = (np.asarray(d["pred"])[0] > 0).astype(np.uint8)
         meta = dict(raw.meta) if raw is not None else {}
-        return InferenceResult(mask, raw, bmap, normalised, meta, timer.seconds)
+        from monai_bac.data import MissingTagWarning, ProcessedImageWarning
+
+        notes = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught
+                                   if issubclass(w.category, (MissingTagWarning, ProcessedImageWarning))))
+        return InferenceResult(mask, raw, bmap, normalised, meta, timer.seconds, notes)
 
 
 # ------------------------------------------------------------------------------------ outputs
@@ -447,6 +452,7 @@ def write_dicom_seg(path: str | os.PathLike, mask: np.ndarray, source: str | os.
     ref_img.ReferencedSOPClassUID = src.SOPClassUID
     ref_img.ReferencedSOPInstanceUID = src.SOPInstanceUID
     ref_img.PurposeOfReferenceCodeSequence = Seq([code("121322", "DCM", "Source image for image processing operation")])
+    ref_img.SpatialLocationsPreserved = "YES"  # the mask is on the source image's own pixel grid
     deriv = Dataset()
     deriv.SourceImageSequence = Seq([ref_img])
     deriv.DerivationCodeSequence = Seq([code("113076", "DCM", "Segmentation")])
@@ -574,6 +580,8 @@ def process_image(engine: CPUInferenceEngine, item: str | os.PathLike | Mapping[
     meta = result.meta
     report["image_info"] = {k: meta.get(k) for k in _META_FIELDS}
     report["image_info"]["shape"] = list(result.mask.shape)
+    if result.warnings:
+        report["input_warnings"] = result.warnings
     t0 = time.perf_counter()
     fraction = float(result.mask.mean()) if result.mask.size else 0.0
     if fraction > max_mask_fraction:
@@ -585,7 +593,8 @@ def process_image(engine: CPUInferenceEngine, item: str | os.PathLike | Mapping[
         report["quantification"] = {"present": True, "length_mm": None, "skeleton_length_mm": None,
                                     "n_segments": None, "area_mm2": float(result.mask.sum() * sp[0] * sp[1]),
                                     "calcium_mg": None, "calcium_volume_mm3": None,
-                                    "calcium_note": "not measured (implausible mask)", "spacing_mm": list(sp)}
+                                    "calcium_note": "not measured (implausible mask)", "spacing_mm": list(sp),
+                                    "segments": []}
     else:
         q = quantify_image(result.image, result.mask, result.breast_map, calcium=calcium)
         report["quantification"] = q.as_dict()

@@ -240,6 +240,21 @@ def _mask_hw_float(a) -> np.ndarray:
     return a[0] if a.ndim == 3 and a.shape[0] == 1 else a
 
 
+def _dilate_sparse(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+    """Binary dilation by a small centred footprint, by shifting the foreground pixels (cost ~ pixels x footprint)."""
+    if footprint.size == 1:
+        return mask.copy()
+    r, c = np.nonzero(mask)
+    out = np.zeros(mask.shape, bool)
+    h, w = mask.shape
+    kr, kc = footprint.shape[0] // 2, footprint.shape[1] // 2
+    for dr, dc in zip(*np.nonzero(footprint)):
+        rr, cc = r + (dr - kr), c + (dc - kc)
+        ok = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+        out[rr[ok], cc[ok]] = True
+    return out
+
+
 def _zone(mask: np.ndarray, sp: tuple[float, float], zone_mm: float) -> np.ndarray:
     """The mask dilated by ``zone_mm`` (an ellipse in pixels for anisotropic spacing)."""
     kr, kc = int(round(zone_mm / sp[0])), int(round(zone_mm / sp[1]))
@@ -369,8 +384,8 @@ def quantify_mask(mask, spacing_mm=None, calc_thickness=None, *, min_segment_mm:
                   calcium_note: str = "") -> BACQuantification:
     """Quantify a BAC mask (see the module docstring).
 
-    Work is done on the mask's foreground boxes only (:func:`monai_bac.ops.skeleton.foreground_groups`),
-    so a sparse full-size mask costs little.
+    Each segment is measured in its own bounding box, so a sparse full-size mask costs little.
+    Zone pixels shared by two segments count once (for the first).
 
     Args:
         mask: (H, W) or (1, H, W) binary mask (numpy, torch or MetaTensor).
@@ -395,37 +410,32 @@ def quantify_mask(mask, spacing_mm=None, calc_thickness=None, *, min_segment_mm:
     kr, kc = int(round(zone_mm / sp[0])), int(round(zone_mm / sp[1]))
     yy, xx = np.mgrid[-kr:kr + 1, -kc:kc + 1]
     disk = (yy * sp[0]) ** 2 + (xx * sp[1]) ** 2 <= zone_mm**2 + 1e-9
-    pad_r, pad_c = kr + 1, kc + 1
     H, W = m.shape
     segments: list[SegmentStats] = []
     skel_total = 0.0
-    for rs, cs, sub in foreground_groups(m, block=max(32, 2 * max(pad_r, pad_c) + 2)):
-        r0, c0 = max(rs.start - pad_r, 0), max(cs.start - pad_c, 0)
-        r1, c1 = min(rs.stop + pad_r, H), min(cs.stop + pad_c, W)
-        box = np.zeros((r1 - r0, c1 - c0), bool)
-        box[rs.start - r0:rs.stop - r0, cs.start - c0:cs.stop - c0] = sub
-        labels, n = ndi.label(box, _EIGHT)
-        r, c, w, er, ec, ee = _group_skeleton(box, sp, prune_factor, end_correction)
-        skel_len = np.bincount(labels[r, c], weights=w, minlength=n + 1)
-        length = skel_len + np.bincount(labels[er, ec], weights=ee, minlength=n + 1)
-        area = np.bincount(labels[box], minlength=n + 1) * (sp[0] * sp[1])
-        keep = length >= min_segment_mm
-        keep[0] = False
+    labels, _ = ndi.label(m, _EIGHT)
+    claimed = np.zeros(m.shape, bool) if h is not None else None  # zone pixels already counted
+    # each segment in its own bounding box (plus the zone): the cost follows the segments, not the image
+    for k, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        r0, c0 = max(sl[0].start - kr - 1, 0), max(sl[1].start - kc - 1, 0)
+        r1, c1 = min(sl[0].stop + kr + 1, H), min(sl[1].stop + kc + 1, W)
+        box = labels[r0:r1, c0:c1] == k
+        _, _, w, _, _, ee = _group_skeleton(box, sp, prune_factor, end_correction)
+        skel_len = float(w.sum())
+        length = skel_len + float(ee.sum())
+        if length < min_segment_mm:
+            continue
         ca = None
         if h is not None:
-            owner = np.where(keep[labels], labels, 0)
-            if kr or kc:
-                zone = ndi.binary_dilation(owner > 0, disk)
-                owner = np.where(zone, ndi.grey_dilation(owner, footprint=disk), 0)
-            ca = np.bincount(owner.ravel(), weights=h[r0:r1, c0:c1].ravel().astype(np.float64), minlength=n + 1)
-            ca *= sp[0] * sp[1] * HYDROXYAPATITE_DENSITY_MG_PER_MM3
-        objects = ndi.find_objects(labels)
-        for k in np.flatnonzero(keep):
-            o = objects[k - 1]
-            skel_total += float(skel_len[k])
-            segments.append(SegmentStats(len(segments) + 1, float(length[k]), float(area[k]),
-                                         None if ca is None else float(ca[k]),
-                                         (o[0].start + r0, o[1].start + c0, o[0].stop + r0, o[1].stop + c0)))
+            zone = _dilate_sparse(box, disk)
+            zone &= ~claimed[r0:r1, c0:c1]
+            claimed[r0:r1, c0:c1] |= zone
+            ca = float(h[r0:r1, c0:c1][zone].sum(dtype=np.float64)) * sp[0] * sp[1] * HYDROXYAPATITE_DENSITY_MG_PER_MM3
+        skel_total += skel_len
+        segments.append(SegmentStats(len(segments) + 1, length, float(box.sum()) * sp[0] * sp[1], ca,
+                                     (sl[0].start, sl[1].start, sl[0].stop, sl[1].stop)))
     calcium = None
     if h is not None:
         calcium = float(sum(s.calcium_mg for s in segments))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -129,10 +130,18 @@ def test_multi_gpu_config_trains_with_torchrun_on_gloo(phantom_cohort, tmp_path)
            f"['{root}/configs/train.json','{root}/configs/multi_gpu_train.json']",
            f"--bundle_root={root}", f"--dataset_dir={phantom_cohort}", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=root)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # own process group: on a timeout the workers torchrun started are killed with it
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"torchrun did not finish in 300 s:\n{err[-3000:]}")
+    assert proc.returncode == 0, err[-3000:]
     assert (root / "models" / "model.pt").is_file() and (root / "models" / "threshold.json").is_file()
-    assert "Epoch[1] Complete" in proc.stdout + proc.stderr
+    assert "Epoch[1] Complete" in out + err
 
 
 def _error_chain(exc: BaseException) -> list[str]:
