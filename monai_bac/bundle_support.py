@@ -117,8 +117,7 @@ def load_split(datalist: str, split: str, required: Sequence[str] = ("image", "l
     """Entries of ``split`` with absolute paths, checked before any training starts.
 
     ``label_gt`` (an expert or ground-truth label, used for evaluation only) is kept with
-    ``keep_label_gt`` (an entry without one gets ``label`` in its place, so the "gt" metrics
-    then equal the plain ones) and dropped otherwise (training never sees it).
+    ``keep_label_gt`` and dropped otherwise (training never sees it).
 
     Raises :class:`DatalistError` naming the datalist, split and entry for an empty split, a
     missing key, a missing file, or a label whose shape differs from its image.
@@ -144,9 +143,7 @@ def load_split(datalist: str, split: str, required: Sequence[str] = ("image", "l
             if shape_i and shape_l and shape_i != shape_l:
                 raise DatalistError(f"{where}: label {item['label']} is {shape_l[0]} x {shape_l[1]} but image "
                                     f"{item['image']} is {shape_i[0]} x {shape_i[1]}")
-        if keep_label_gt:
-            item.setdefault("label_gt", item["label"])
-        else:
+        if not keep_label_gt:
             item.pop("label_gt", None)
     return items
 
@@ -224,12 +221,11 @@ def model_setting(ckpt_dir: str, key: str, default: Any = None) -> Any:
 
 
 def evaluation_items(input_path: str, split: str = "test") -> list[dict]:
-    """Labelled entries to evaluate. Entries without ``label_gt`` (no expert / ground truth)
-    are scored against ``label`` in those columns, and flagged ``has_label_gt=False``."""
+    """Labelled entries to evaluate (``label`` required; ``has_label_gt`` says whether an expert /
+    ground-truth label exists: without one the "gt" columns are scored against ``label``)."""
     items = inference_items(input_path, split)
     for i, item in enumerate(items):
         if "label" not in item:
             raise DatalistError(f"{input_path}, {split}[{i}]: evaluation needs a 'label' (keys: {sorted(item)})")
         item["has_label_gt"] = "label_gt" in item
-        item.setdefault("label_gt", item["label"])
     return items

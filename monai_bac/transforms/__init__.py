@@ -32,7 +32,13 @@ from monai_bac.transforms.label import (
     removed_components,
 )
 from monai_bac.transforms.io import SaveBACd  # noqa: F401
-from monai_bac.transforms.pipeline import NORMALISATIONS, DropEmptyMetad, NormalizeMammogramd, UpdateSpacingd  # noqa: F401
+from monai_bac.transforms.pipeline import (  # noqa: F401
+    NORMALISATIONS,
+    DefaultKeyd,
+    DropEmptyMetad,
+    NormalizeMammogramd,
+    UpdateSpacingd,
+)
 from monai_bac.transforms.physics import (
     CalcificationThickness,
     CalcificationThicknessd,
@@ -73,6 +79,7 @@ __all__ = [
     "NORMALISATIONS",
     "SaveBACd",
     "NormalizeMammogramd",
+    "DefaultKeyd",
     "UpdateSpacingd",
     "DropEmptyMetad",
     "removed_components",

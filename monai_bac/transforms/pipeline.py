@@ -10,7 +10,7 @@ from monai.data import MetaTensor
 from monai.data.utils import affine_to_spacing
 from monai.transforms import MapTransform
 
-__all__ = ["NORMALISATIONS", "NormalizeMammogramd", "UpdateSpacingd", "DropEmptyMetad"]
+__all__ = ["NORMALISATIONS", "NormalizeMammogramd", "UpdateSpacingd", "DropEmptyMetad", "DefaultKeyd"]
 
 #: The paper's normalisations (Sec. 3.1, Table 3) by the name the bundle uses.
 NORMALISATIONS = ("none", "log_gamma", "auto_gamma", "density")
@@ -81,4 +81,23 @@ class DropEmptyMetad(MapTransform):
             if isinstance(img, MetaTensor):
                 for k in [k for k, v in img.meta.items() if v is None]:
                     del img.meta[k]
+        return d
+
+
+class DefaultKeyd(MapTransform):
+    """Give each missing key in ``keys`` the value of ``source`` (a copy of the reference).
+
+    Used for ``label_gt`` (an expert or ground-truth label, for evaluation only): where a dataset
+    has none, the metrics "against label_gt" are computed against ``label`` instead.
+    """
+
+    def __init__(self, keys: KeysCollection, source: Hashable = "label") -> None:
+        super().__init__(keys, allow_missing_keys=True)
+        self.source = source
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.keys:
+            if key not in d and self.source in d:
+                d[key] = d[self.source]
         return d
