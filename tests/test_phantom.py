@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import torch
 import pytest
 from scipy.spatial import cKDTree
 
@@ -151,3 +152,31 @@ def test_cohort_on_disk(tmp_path):
     assert views == [("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO")]
     with pytest.raises(FileExistsError, match="overwrite"):
         make_cohort(tmp_path / "c", n=12, seed=2, spacing_mm=1.0)
+
+
+@pytest.mark.parametrize("vendor", ["HOLOGIC", "GE"])
+def test_phantom_dicom_round_trips_every_tag(tmp_path, vendor):
+    """A cohort's DICOM file read back by load_mammogram: pixels linear again, every tag in the meta."""
+    from monai_bac.data import load_label, load_mammogram
+
+    datalist = json.loads(make_cohort(tmp_path / vendor, n=1, seed=4, spacing_mm=1.0, vendors=(vendor,)).read_text())
+    item = (datalist["training"] + datalist["validation"] + datalist["test"])[0]
+    truth = json.loads((tmp_path / vendor / item["truth"].replace(".npz", ".json")).read_text())
+    img = load_mammogram(tmp_path / vendor / item["image"])
+    ph = make_phantom(truth["seed"], view=truth["view"], laterality=truth["laterality"], spacing_mm=1.0,
+                      thickness_mm=truth["thickness_mm"], vendor=vendor, has_bac=truth["has_bac"])
+    assert img.shape == (1, *ph.raw.shape) and img.dtype == torch.float32
+    np.testing.assert_array_equal(img[0].numpy(), ph.linear)  # MONOCHROME1 inverted back to linear
+    m, meta = img.meta, truth["meta"]
+    assert m["spacing_mm"] == pytest.approx(meta["spacing_mm"])
+    assert m["kvp"] == pytest.approx(meta["kvp"]) and m["thickness_mm"] == pytest.approx(meta["thickness_mm"])
+    assert (m["anode"], m["filter"]) == (meta["anode"], meta["filter"])
+    assert (m["view"], m["laterality"]) == (meta["view"], meta["laterality"])
+    assert m["presentation"] == "FOR PROCESSING" and m["is_raw"] is True
+    assert m["manufacturer"] == meta["manufacturer"] and m["photometric"] == meta["photometric"]
+    assert m["bits_stored"] == meta["bits_stored"] and m["modality"] == "MG"
+    assert m["exposure_mas"] == pytest.approx(meta["exposure_mas"], abs=0.01)
+    assert m["compression_force_n"] == pytest.approx(meta["compression_force_n"])
+    assert m["patient_id"] == item["patient_id"]
+    label = load_label(tmp_path / vendor / item["label_gt"])
+    np.testing.assert_array_equal(label[0].numpy(), ph.bac_mask)
