@@ -53,12 +53,11 @@ RUNS = {
     "rt0": RunSpec("rt0", "deeplabv3p_mnv3", "none", "tpa"),
 }
 
-#: runs, cohort and training settings of each profile (bundle overrides)
+#: runs and cohort of each profile; the training settings are the bundle's own profile
+#: (``monai_bac.bundle_support.PROFILES``), so this experiment trains exactly as the bundle does
 PROFILES = {
-    "cpu": dict(runs=("rt4", "ra1", "ra0"), cohort_size=40, phantom_spacing_mm=0.2,
-                train=dict(profile="cpu", image_size=384, num_epochs=14, batch_size=4, crop_to_breast=True)),
-    "gpu": dict(runs=tuple(RUNS), cohort_size=240, phantom_spacing_mm=0.1,
-                train=dict(profile="gpu", image_size=1600, num_epochs=100, batch_size=3, crop_to_breast=False)),
+    "cpu": dict(runs=("rt4", "ra1", "ra0"), cohort_size=40, phantom_spacing_mm=0.2),
+    "gpu": dict(runs=tuple(RUNS), cohort_size=240, phantom_spacing_mm=0.1),
 }
 
 
@@ -111,7 +110,10 @@ def run_one(spec: RunSpec, seed: int, out: Path, cohort: Path, corrected: Path, 
     overrides = dict(train, bundle_root=str(root), seed=seed, network_name=spec.network,
                      normalisation=spec.normalisation,
                      datalist_file=str(corrected if spec.labels == "corrected" else cohort))
-    size = int(round(train["image_size"] * spec.size_factor / 32) * 32)
+    from monai_bac.bundle_support import profile_value
+
+    base_size = train.get("image_size") or profile_value(train["profile"], "image_size")
+    size = int(round(base_size * spec.size_factor / 32) * 32)
     overrides["image_size"] = size
     (root / "overrides.json").write_text(json.dumps(overrides, indent=1))
     t0 = time.perf_counter()
@@ -197,7 +199,7 @@ def reproduce(out: str | os.PathLike, profile: str = "cpu", seeds=(0, 1), runs=N
         raise ValueError(f"unknown run ids {unknown}; choose from {list(RUNS)}")
     cohort_size = int(train_overrides.pop("cohort_size", prof["cohort_size"]))
     spacing = float(train_overrides.pop("phantom_spacing_mm", prof["phantom_spacing_mm"]))
-    train = {**prof["train"], **train_overrides}
+    train = {"profile": profile, **train_overrides}
     t0 = time.perf_counter()
     cohort, corrected = prepare_data(out, cohort_size, spacing, cohort_seed, workers)
     rows = [run_one(RUNS[r], s, out, cohort, corrected, train) for r in runs for s in seeds]
