@@ -14,26 +14,17 @@ classes then store it under ``breast_map_key`` for the next transforms of the ch
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from monai.config import KeysCollection
 from monai.config.type_definitions import NdarrayOrTensor
-from monai.transforms.transform import MapTransform, Transform
+from monai.transforms.transform import Transform
 from monai.utils.enums import TransformBackends
 
 from monai_bac.ops.normalize import auto_gamma, log_gamma
-from monai_bac.transforms.utils import (
-    BREAST_REGIONS,
-    breast_map_hw,
-    dict_breast_map,
-    like,
-    meta_of,
-    nan_if_none,
-    resolve_spacing_mm,
-    to_hw,
-)
+from monai_bac.transforms.utils import BREAST_REGIONS, BreastMapd, breast_pixels, like, nan_if_none
 
 __all__ = [
     "LogGammaNormalize",
@@ -93,17 +84,13 @@ class LogGammaNormalize(Transform):
         self.dtype = dtype
 
     def __call__(self, img: NdarrayOrTensor, breast_map: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
-        meta = meta_of(img)
-        image = to_hw(img)
-        spacing = resolve_spacing_mm(meta, self.spacing_mm, type(self).__name__) if breast_map is None else None
-        bmap = breast_map_hw(breast_map, image, meta, spacing)
-        mask = np.isin(bmap, self.regions)
+        image, mask = breast_pixels(img, breast_map, self.regions, self.spacing_mm, type(self).__name__)
         out, info = log_gamma(image, mask, self.gamma, self.background, self.percentiles)
         info = {k: nan_if_none(v) for k, v in info.items()}
         return like(out, img, self.dtype, {"log_gamma": info})
 
 
-class LogGammaNormalized(MapTransform):
+class LogGammaNormalized(BreastMapd):
     """Dictionary-based wrapper of :class:`LogGammaNormalize` (Eq. 1-2).
 
     Args:
@@ -130,17 +117,9 @@ class LogGammaNormalized(MapTransform):
         store_breast_map: bool = True,
         allow_missing_keys: bool = False,
     ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.breast_map_key = breast_map_key
-        self.store_breast_map = store_breast_map
-        self.transform = LogGammaNormalize(gamma, background, regions, percentiles, spacing_mm, dtype)
+        super().__init__(keys, LogGammaNormalize(gamma, background, regions, percentiles, spacing_mm, dtype),
+                         breast_map_key, store_breast_map, allow_missing_keys)
 
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            bmap = dict_breast_map(d, self.breast_map_key, d[key], self.store_breast_map)
-            d[key] = self.transform(d[key], bmap)
-        return d
 
 
 # --------------------------------------------------------------------------- self-adaptive gamma
@@ -195,18 +174,14 @@ class AutoGammaNormalize(Transform):
         self.dtype = dtype
 
     def __call__(self, img: NdarrayOrTensor, breast_map: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
-        meta = meta_of(img)
-        image = to_hw(img)
-        spacing = resolve_spacing_mm(meta, self.spacing_mm, type(self).__name__) if breast_map is None else None
-        bmap = breast_map_hw(breast_map, image, meta, spacing)
-        mask = np.isin(bmap, self.regions)
+        image, mask = breast_pixels(img, breast_map, self.regions, self.spacing_mm, type(self).__name__)
         out, res = auto_gamma(image, mask, self.target_mean, self.max_iter, self.tol, self.background,
                               self.percentiles)
         info = {k: nan_if_none(v) for k, v in res.as_dict().items()}
         return like(out, img, self.dtype, {"auto_gamma": info})
 
 
-class AutoGammaNormalized(MapTransform):
+class AutoGammaNormalized(BreastMapd):
     """Dictionary-based wrapper of :class:`AutoGammaNormalize` (Eq. 3).
 
     Args:
@@ -234,18 +209,9 @@ class AutoGammaNormalized(MapTransform):
         store_breast_map: bool = True,
         allow_missing_keys: bool = False,
     ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.breast_map_key = breast_map_key
-        self.store_breast_map = store_breast_map
-        self.transform = AutoGammaNormalize(target_mean, max_iter, tol, background, regions, percentiles,
-                                            spacing_mm, dtype)
+        transform = AutoGammaNormalize(target_mean, max_iter, tol, background, regions, percentiles, spacing_mm, dtype)
+        super().__init__(keys, transform, breast_map_key, store_breast_map, allow_missing_keys)
 
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            bmap = dict_breast_map(d, self.breast_map_key, d[key], self.store_breast_map)
-            d[key] = self.transform(d[key], bmap)
-        return d
 
 
 LogGammaNormalizeD = LogGammaNormalizeDict = LogGammaNormalized

@@ -14,12 +14,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from monai.config import KeysCollection
 from monai.data import MetaTensor
+from monai.transforms.transform import MapTransform, Transform
 from monai.utils.type_conversion import convert_to_dst_type, convert_to_numpy
 
 from monai_bac.physics import MissingPhysicsError
 
-__all__ = ["BREAST_REGIONS", "meta_of", "source_name", "to_hw", "like", "resolve_spacing_mm", "compute_breast_map",
+__all__ = ["BREAST_REGIONS", "BreastMapd", "breast_pixels", "meta_of", "source_name", "to_hw", "like", "resolve_spacing_mm", "compute_breast_map",
            "breast_map_hw", "dict_breast_map", "nan_if_none"]
 
 #: breast map codes that are breast tissue (periphery, compressed, pectoral)
@@ -113,3 +115,35 @@ def dict_breast_map(d: dict, key: Hashable | None, img: Any, store: bool) -> Any
 
 def nan_if_none(v):
     return float("nan") if v is None else v
+
+
+def breast_pixels(img: Any, breast_map: Any, regions: Sequence[int], spacing_mm, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) image and the boolean mask of its breast pixels (map codes in ``regions``); the
+    map is computed by BreastRegion when not given."""
+    meta = meta_of(img)
+    image = to_hw(img)
+    spacing = resolve_spacing_mm(meta, spacing_mm, who) if breast_map is None else None
+    return image, np.isin(breast_map_hw(breast_map, image, meta, spacing), regions)
+
+
+class BreastMapd(MapTransform):
+    """Base of the dictionary transforms whose array transform is called as ``t(img, breast_map)``.
+
+    The breast map is read from ``breast_map_key``; when the data has none it is computed by
+    BreastRegion from the first image and stored there (``store_breast_map``) for the next
+    transforms of the chain. Each key is transformed in place.
+    """
+
+    def __init__(self, keys: KeysCollection, transform: Transform, breast_map_key: str | None = "breast_map",
+                 store_breast_map: bool = True, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.transform = transform
+        self.breast_map_key = breast_map_key
+        self.store_breast_map = store_breast_map
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            bmap = dict_breast_map(d, self.breast_map_key, d[key], self.store_breast_map)
+            d[key] = self.transform(d[key], bmap)
+        return d
