@@ -171,8 +171,8 @@ def inference_items(input_path: str, split: str = "test") -> list[dict]:
         return [{"image": f} for f in files]
     if p.suffix.lower() == ".json":
         content = json.loads(p.read_text())
-        keys = [split] if split in content else [k for k, v in content.items() if isinstance(v, list)]
-        items = [it for k in keys for it in load_decathlon_datalist(str(p), True, k)]
+        keys = [split] if split in content else [k for k, v in content.items() if isinstance(v, list) and v]
+        items = [it for k in keys if content[k] for it in load_decathlon_datalist(str(p), True, k)]
         if not items:
             raise DatalistError(f"datalist {p} has no entries")
         return items

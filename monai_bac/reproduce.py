@@ -56,8 +56,8 @@ RUNS = {
 #: runs and cohort of each profile; the training settings are the bundle's own profile
 #: (``monai_bac.bundle_support.PROFILES``), so this experiment trains exactly as the bundle does
 PROFILES = {
-    "cpu": dict(runs=("rt4", "ra1", "ra0"), cohort_size=40, phantom_spacing_mm=0.2),
-    "gpu": dict(runs=tuple(RUNS), cohort_size=240, phantom_spacing_mm=0.1),
+    "cpu": dict(runs=("rt4", "ra1", "ra0"), cohort_size=40, phantom_spacing_mm=0.2, held_out_size=40),
+    "gpu": dict(runs=tuple(RUNS), cohort_size=240, phantom_spacing_mm=0.1, held_out_size=120),
 }
 
 
@@ -97,36 +97,62 @@ def prepare_data(out: Path, cohort_size: int, spacing_mm: float, seed: int, work
     return cohort, corrected
 
 
-def run_one(spec: RunSpec, seed: int, out: Path, cohort: Path, corrected: Path, train: dict) -> dict:
-    """Train one run of Table 3 and evaluate it on the test split; returns its row."""
+def train_one(spec: RunSpec, seed: int, out: Path, cohort: Path, corrected: Path, train: dict) -> tuple[Path, dict]:
+    """Train one run of Table 3 through the bundle (reused when ``trained.json`` says it finished)."""
     root = out / "runs" / f"{spec.run_id}-seed{seed}"
-    result = root / "result.json"
-    if result.is_file():
-        logger.info("reusing %s", result)
-        return json.loads(result.read_text())
+    done = root / "trained.json"
+    legacy = root / "result.json"  # runs finished before trained.json existed
+    if not done.is_file() and legacy.is_file() and (root / "models" / "threshold.json").is_file():
+        info = json.loads(legacy.read_text())
+        done.write_text(json.dumps({k: info[k] for k in (*asdict(spec), "seed", "image_size", "train_seconds")}))
+    if done.is_file():
+        logger.info("reusing the trained model in %s", root)
+        return root, json.loads(done.read_text())
     if root.exists():
         shutil.rmtree(root)  # an unfinished run from before: start it again
     _copy_bundle(root)
-    overrides = dict(train, bundle_root=str(root), seed=seed, network_name=spec.network,
-                     normalisation=spec.normalisation,
-                     datalist_file=str(corrected if spec.labels == "corrected" else cohort))
     from monai_bac.bundle_support import profile_value
 
     base_size = train.get("image_size") or profile_value(train["profile"], "image_size")
     size = int(round(base_size * spec.size_factor / 32) * 32)
-    overrides["image_size"] = size
+    overrides = dict(train, bundle_root=str(root), seed=seed, network_name=spec.network,
+                     normalisation=spec.normalisation, image_size=size,
+                     datalist_file=str(corrected if spec.labels == "corrected" else cohort))
     (root / "overrides.json").write_text(json.dumps(overrides, indent=1))
     t0 = time.perf_counter()
     _workflow([root / "configs" / "train.json"], "train", **overrides)
-    train_s = time.perf_counter() - t0
-    eval_dir = root / "eval" / "test"
-    _workflow([root / "configs" / "inference.json", root / "configs" / "evaluate.json"], "infer",
-              bundle_root=str(root), input_path=str(cohort), input_split="test", output_dir=str(eval_dir))
+    info = dict(asdict(spec), seed=seed, image_size=size, train_seconds=round(time.perf_counter() - t0, 1))
+    done.write_text(json.dumps(info, indent=1))
+    return root, info
+
+
+def evaluate_one(root: Path, datalist: Path, split: str, name: str) -> dict[str, float]:
+    """Dice vs the TPA (``label``), Dice / Dice^L / clDice vs the truth (``label_gt``) on a split."""
+    eval_dir = root / "eval" / name
+    if not (eval_dir / "metrics.csv").is_file():
+        if eval_dir.exists():
+            shutil.rmtree(eval_dir)
+        _workflow([root / "configs" / "inference.json", root / "configs" / "evaluate.json"], "infer",
+                  bundle_root=str(root), input_path=str(datalist), input_split=split, output_dir=str(eval_dir))
     m = _read_metrics(eval_dir / "metrics.csv")
-    row = dict(asdict(spec), seed=seed, image_size=size, dice_tpa=m["dice_label"], dice_gt=m["dice_gt"],
-               length_dice_gt=m["length_dice_gt"], cldice_gt=m.get("cldice_gt"), train_seconds=round(train_s, 1))
-    result.write_text(json.dumps(row, indent=1))
+    n = len((eval_dir / "dice_gt_raw.csv").read_text().strip().splitlines()) - 1
+    return dict(dice_tpa=m["dice_label"], dice_gt=m["dice_gt"], length_dice_gt=m["length_dice_gt"],
+                cldice_gt=m.get("cldice_gt"), n_images=n)
+
+
+def run_one(spec: RunSpec, seed: int, out: Path, cohort: Path, corrected: Path, train: dict,
+            held_out: Path | None = None) -> dict:
+    """Train one run and evaluate it on the cohort's test split (and on the held-out cohort)."""
+    root, row = train_one(spec, seed, out, cohort, corrected, train)
+    row.update({k: v for k, v in evaluate_one(root, cohort, "test", "test").items()})
+    if held_out is not None:
+        row.update({f"held_out_{k}": v for k, v in evaluate_one(root, held_out, "all", "held_out").items()})
+    (root / "result.json").write_text(json.dumps(row, indent=1))
     return row
+
+
+METRIC_KEYS = ("dice_tpa", "dice_gt", "length_dice_gt", "held_out_dice_tpa", "held_out_dice_gt",
+               "held_out_length_dice_gt")
 
 
 def summarise(rows: list[dict], out: Path) -> tuple[Path, Path, Path]:
@@ -137,7 +163,9 @@ def summarise(rows: list[dict], out: Path) -> tuple[Path, Path, Path]:
         mine = [r for r in rows if r["run_id"] == run_id]
         entry = dict(run_id=run_id, network=mine[0]["network"], normalisation=mine[0]["normalisation"],
                      image_size=mine[0]["image_size"], labels=mine[0]["labels"], seeds=len(mine))
-        for key in ("dice_tpa", "dice_gt", "length_dice_gt"):
+        for key in METRIC_KEYS:
+            if key not in mine[0]:
+                continue
             values = [r[key] for r in mine]
             entry[key] = statistics.fmean(values)
             entry[key + "_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -148,15 +176,21 @@ def summarise(rows: list[dict], out: Path) -> tuple[Path, Path, Path]:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows(table)
-    md = ["| Run | Model | Normalisation | Size | Label | Test Dice TPA | Test Dice GT | Test Dice^L GT |",
-          "|---|---|---|---|---|---|---|---|"]
-    for e in table:
-        cells = [f"{e[k]:.4f} ± {e[k + '_sd']:.4f}" for k in ("dice_tpa", "dice_gt", "length_dice_gt")]
-        label = "Algorithm" if e["labels"] == "corrected" else "TPA"
-        md.append(f"| {e['run_id']} | {e['network']} | {e['normalisation']} | {e['image_size']} | {label} | "
-                  + " | ".join(cells) + " |")
+    sets = [("", "test split")] + ([("held_out_", "held-out cohort")] if "held_out_dice_gt" in table[0] else [])
+    md = []
+    for prefix, title in sets:
+        n = rows[0].get(f"{prefix}n_images")
+        md += [f"### {title}" + (f" ({n} images)" if n else ""), "",
+               "| Run | Model | Normalisation | Size | Label | Dice vs TPA | Dice vs truth | Dice^L vs truth |",
+               "|---|---|---|---|---|---|---|---|"]
+        for e in table:
+            cells = [f"{e[prefix + k]:.4f} ± {e[prefix + k + '_sd']:.4f}" for k in ("dice_tpa", "dice_gt", "length_dice_gt")]
+            label = "Algorithm" if e["labels"] == "corrected" else "TPA"
+            md.append(f"| {e['run_id']} | {e['network']} | {e['normalisation']} | {e['image_size']} | {label} | "
+                      + " | ".join(cells) + " |")
+        md.append("")
     md_path = out / "table3.md"
-    md_path.write_text("\n".join(md) + f"\n\nmean ± sd over {table[0]['seeds']} seed(s); per-seed values in table3.csv\n")
+    md_path.write_text("\n".join(md) + f"\nmean ± sd over {table[0]['seeds']} training seed(s); per-seed values in table3.csv\n")
     png_path = out / "fig8.png"
     _plot(table, png_path)
     return csv_path, md_path, png_path
@@ -170,8 +204,9 @@ def _plot(table: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(table)), 4))
     x = range(len(table))
-    for key, label, marker in (("dice_tpa", "Dice vs TPA", "s"), ("dice_gt", "Dice vs truth", "o"),
-                               ("length_dice_gt", "Dice^L vs truth", "^")):
+    prefix = "held_out_" if "held_out_dice_gt" in table[0] else ""
+    for key, label, marker in ((prefix + "dice_tpa", "Dice vs TPA", "s"), (prefix + "dice_gt", "Dice vs truth", "o"),
+                               (prefix + "length_dice_gt", "Dice^L vs truth", "^")):
         ax.errorbar(list(x), [e[key] for e in table], yerr=[e[key + "_sd"] for e in table], marker=marker,
                     capsize=3, label=label)
     ax.set_xticks(list(x), [e["run_id"] for e in table])
@@ -180,7 +215,8 @@ def _plot(table: list[dict], path: Path) -> None:
         ax.axvline(split[0] - 0.5, color="grey", lw=1)
     ax.set_ylim(0, 1)
     ax.set_ylabel("test score")
-    ax.set_title("phantom: training on corrected (ra) vs third-party (rt) labels")
+    ax.set_title("phantom" + (" (held-out cohort)" if prefix else " (test split)")
+                 + ": training on corrected (ra) vs third-party (rt) labels")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -188,7 +224,7 @@ def _plot(table: list[dict], path: Path) -> None:
 
 
 def reproduce(out: str | os.PathLike, profile: str = "cpu", seeds=(0, 1), runs=None, cohort_seed: int = 0,
-              workers: int = 2, **train_overrides) -> dict:
+              workers: int = 2, held_out_size: int | None = None, **train_overrides) -> dict:
     """Run the whole experiment into ``out``; finished runs found there are reused (resumable)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -202,9 +238,17 @@ def reproduce(out: str | os.PathLike, profile: str = "cpu", seeds=(0, 1), runs=N
     train = {"profile": profile, **train_overrides}
     t0 = time.perf_counter()
     cohort, corrected = prepare_data(out, cohort_size, spacing, cohort_seed, workers)
-    rows = [run_one(RUNS[r], s, out, cohort, corrected, train) for r in runs for s in seeds]
+    held_out_size = prof["held_out_size"] if held_out_size is None else int(held_out_size)
+    held_out = None
+    if held_out_size > 0:  # more test images than a 10 % split gives, from patients no run has seen
+        from monai_bac.phantom.cohort import ensure_cohort
+
+        held_out = ensure_cohort(out / "held_out", n=held_out_size, seed=cohort_seed + 1000, spacing_mm=spacing,
+                                 workers=workers)
+    rows = [run_one(RUNS[r], s, out, cohort, corrected, train, held_out) for r in runs for s in seeds]
     csv_path, md_path, png_path = summarise(rows, out)
     summary = dict(profile=profile, runs=list(runs), seeds=list(seeds), cohort_size=cohort_size,
+                   held_out_size=held_out_size,
                    phantom_spacing_mm=spacing, train=train, minutes=round((time.perf_counter() - t0) / 60, 1),
                    table_csv=str(csv_path), table_md=str(md_path), figure=str(png_path))
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -17,6 +17,8 @@ def register(sub) -> None:
     p.add_argument("--phantom-spacing", type=float, default=None, help="phantom pixel spacing, mm")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--held-out-size", type=int, default=None,
+                   help="images of a second phantom cohort every run is also tested on (0: none; default: the profile's)")
     p.add_argument("--workers", type=int, default=2, help="processes for phantom and label correction")
     p.set_defaults(func=run)
 
@@ -34,7 +36,7 @@ def run(args) -> int:
     if args.image_size:
         overrides["image_size"] = args.image_size
     summary = reproduce(args.out, profile=args.profile, seeds=tuple(args.seeds), runs=args.runs,
-                        workers=args.workers, **overrides)
+                        workers=args.workers, held_out_size=args.held_out_size, **overrides)
     print(open(summary["table_md"]).read())
     print(f"took {summary['minutes']} min; table {summary['table_csv']}; figure {summary['figure']}")
     return 0
