@@ -1,4 +1,4 @@
-"""End-to-end CPU inference of one full-size raw mammogram: PyTorch eager vs ONNX Runtime.
+"""End-to-end CPU inference of one full-size raw mammogram: PyTorch eager vs ONNX Runtime (float32, int8).
 
     python benchmarks/bench_cpu_inference.py [--threads 2] [--repeats 3] [--image-size 1600]
                                              [--dicom FILE] [--json OUT.json]
@@ -7,8 +7,9 @@ What is timed (``monai_bac.cpu_inference.process_image``, the code ``monai-bac i
 load (DICOM read) -> breast_region -> normalise (log-gamma + z-score) -> resize (to 1600 x 1600)
 -> network (deeplabv3p_mnv3) -> resize_back (sigmoid + Invertd to 2850 x 2394) -> threshold ->
 quantify (length, segments, area, calcium from Eq. 5) -> write (NIfTI, DICOM SEG, overlay PNG,
-JSON). Both engines run in the same process on the same image, alternately, after one warm-up
-run each; the table gives the median over ``--repeats`` runs per stage and the total.
+JSON). The engines (PyTorch eager; ONNX Runtime float32; ONNX Runtime int8, ``model.int8.onnx``
+calibrated on other full-size phantoms) run in the same process on the same image, alternately,
+after one warm-up run each; the table gives the median over ``--repeats`` runs per stage and the total.
 
 Input: a full-size (2850 x 2394 at 0.1 mm, GE Pristina geometry, MONOCHROME1 16-bit) raw
 "FOR PROCESSING" phantom DICOM written with ``make_phantom`` + ``write_mammogram_dicom``.
@@ -37,7 +38,9 @@ _ap.add_argument("--repeats", type=int, default=3)
 _ap.add_argument("--image-size", type=int, default=1600)
 _ap.add_argument("--dicom", help="a raw DICOM mammogram to use instead of the phantom")
 _ap.add_argument("--positive-fraction", type=float, default=0.005)
-_ap.add_argument("--engines", nargs="+", default=["torch", "onnx"], choices=["torch", "onnx"])
+_ap.add_argument("--engines", nargs="+", default=["torch", "onnx", "onnx-int8"], choices=["torch", "onnx", "onnx-int8"])
+_ap.add_argument("--calibration-images", type=int, default=4,
+                 help="onnx-int8: full-size phantoms to calibrate on (and as many others to compare masks on)")
 _ap.add_argument("--json", help="also write the results here")
 _ap.add_argument("--validate", type=int, default=0, metavar="N",
                  help="also measure length and calcium of the ground-truth masks of N full-size phantoms vs truth")
@@ -74,14 +77,16 @@ from monai_bac.export import export_model  # noqa: E402
 from monai_bac.networks import build_network  # noqa: E402
 
 
-def make_dicom(folder: Path) -> tuple[Path, np.ndarray | None]:
-    if ARGS.dicom:
+def make_dicom(folder: Path, seed: int = 7, name: str = "full_size_raw.dcm") -> tuple[Path, np.ndarray | None]:
+    if ARGS.dicom and seed == 7:
         return Path(ARGS.dicom), None
     from monai_bac.phantom import make_phantom
 
-    p = make_phantom(7, view="MLO", laterality="R", spacing_mm=0.1, vendor="GE")
+    p = make_phantom(seed, view=("CC", "MLO")[seed % 2], laterality=("L", "R")[(seed // 2) % 2], spacing_mm=0.1,
+                     vendor="GE")
     m = p.meta
-    path = folder / "full_size_raw.dcm"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
     write_mammogram_dicom(path, p.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
                           anode=m["anode"], filter=m["filter"], view=m["view"], laterality=m["laterality"],
                           manufacturer=m["manufacturer"], photometric=m["photometric"], bits_stored=m["bits_stored"],
@@ -113,6 +118,15 @@ def make_model(folder: Path, dicom: Path) -> Path:
     for fmt, r in report["exports"].items():
         print(f"export {fmt}: max |export - pytorch| = {r['max_abs_diff']:.2e} on a {ARGS.image_size} px input "
               f"({r['seconds']:.1f} s)")
+    if "onnx-int8" in ARGS.engines:
+        calib = folder / "calibration"
+        for seed in range(20, 20 + 2 * ARGS.calibration_images):
+            make_dicom(calib, seed, f"phantom_{seed}.dcm")
+        # random weights: the mask agreement says nothing about a trained model (see
+        # benchmarks/validate_int8.py for that), so no agreement is demanded here
+        r = export_model(models, formats=("onnx-int8",), calibration=str(calib), n_calibration=ARGS.calibration_images,
+                         n_check=ARGS.calibration_images, min_mask_dice=0.0)["exports"]["onnx-int8"]
+        print(f"export onnx-int8: calibrated on {r['calibration_images']} full-size phantoms ({r['seconds']:.1f} s)")
     return models
 
 
@@ -164,7 +178,9 @@ def main() -> int:
         print(f"image: {dicom.name} {tuple(img.shape[-2:])} at {img.meta['spacing_mm']} mm; network input "
               f"{ARGS.image_size} x {ARGS.image_size}")
         models = make_model(tmp, dicom)
-        engines = {name: CPUInferenceEngine(models, engine=name, threads=ARGS.threads) for name in ARGS.engines}
+        spec = {"torch": ("torch", "fp32"), "onnx": ("onnx", "fp32"), "onnx-int8": ("onnx", "int8")}
+        engines = {name: CPUInferenceEngine(models, engine=spec[name][0], precision=spec[name][1], threads=ARGS.threads)
+                   for name in ARGS.engines}
         runs: dict[str, list[dict]] = {name: [] for name in engines}
         cpu: dict[str, list[float]] = {name: [] for name in engines}
         for rep in range(ARGS.repeats + 1):

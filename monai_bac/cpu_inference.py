@@ -109,7 +109,7 @@ class _Timer:
 class _OnnxRunner:
     name = "onnx"
 
-    def __init__(self, files: ModelFiles, threads: int, image_size: int) -> None:
+    def __init__(self, files: ModelFiles, threads: int, image_size: int, precision: str = "auto") -> None:
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -117,8 +117,17 @@ class _OnnxRunner:
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if files.onnx is not None and files.onnx_is_current:
-            source: Any = str(files.onnx)
+        int8_ready = files.onnx_int8 is not None and files.onnx_int8_is_current
+        if precision == "int8" and not int8_ready:
+            why = "is older than model.pt" if files.onnx_int8 is not None else "does not exist"
+            raise ExportError(f"{files.models_dir}/model.int8.onnx {why}: run `monai-bac export --model "
+                              f"{files.models_dir} --formats onnx-int8 --calibration DATALIST` first")
+        self.precision = "int8" if precision in ("int8", "auto") and int8_ready else "fp32"
+        if self.precision == "int8":
+            source: Any = str(files.onnx_int8)
+            self.source = str(files.onnx_int8)
+        elif files.onnx is not None and files.onnx_is_current:
+            source = str(files.onnx)
             self.source = str(files.onnx)
         else:
             if files.checkpoint is None:
@@ -139,6 +148,7 @@ class _OnnxRunner:
 
 class _TorchRunner:
     name = "torch"
+    precision = "fp32"
 
     def __init__(self, files: ModelFiles, threads: int) -> None:
         torch.set_num_threads(int(threads))
@@ -180,12 +190,15 @@ class CPUInferenceEngine:
             on raw ones; the result is then flagged).
         min_input_fraction: refuse images whose smaller side is below this fraction of the
             network input (``image_size``); upsampling them invents detail the model never saw.
+        precision: ONNX network precision: ``"auto"`` (``model.int8.onnx`` when it exists and
+            was made from the current ``model.pt``, see :mod:`monai_bac.quantization`; else
+            float32), ``"fp32"`` or ``"int8"``. PyTorch always runs float32.
     """
 
     def __init__(self, model: str | os.PathLike, engine: str = "auto", threads: int | None = None,
                  threshold: float | None = None, config_file: str | os.PathLike | None = None,
                  overrides: Mapping[str, Any] | None = None, allow_processed: bool = False,
-                 min_input_fraction: float = 0.5) -> None:
+                 min_input_fraction: float = 0.5, precision: str = "auto") -> None:
         from monai.bundle import ConfigParser
 
         self.files = resolve_model(model)
@@ -208,14 +221,18 @@ class CPUInferenceEngine:
         self.threshold = float(self.settings["threshold"])
         self.preprocessing = parser.get_parsed_content("preprocessing")
         self.invert_transforms = list(parser.get_parsed_content("invert_transforms"))
-        engine = str(engine).lower()
+        engine, precision = str(engine).lower(), str(precision).lower()
+        if precision not in ("auto", "fp32", "int8"):
+            raise ValueError(f"precision must be 'auto', 'fp32' or 'int8', got {precision!r}")
         if engine == "auto":
             engine = available_engines()[0]
         if engine == "onnx":
             if self.files.checkpoint is None and self.files.onnx is None:
                 raise ExportError(f"{self.files.models_dir}: nothing to run")
-            self.runner: Any = _OnnxRunner(self.files, self.threads, self.image_size)
+            self.runner: Any = _OnnxRunner(self.files, self.threads, self.image_size, precision)
         elif engine == "torch":
+            if precision == "int8":
+                raise ValueError("precision 'int8' needs the ONNX Runtime engine (engine='onnx')")
             self.runner = _TorchRunner(self.files, self.threads)
         else:
             raise ValueError(f"engine must be 'auto', 'onnx' or 'torch', got {engine!r}")
@@ -223,7 +240,8 @@ class CPUInferenceEngine:
 
     def describe(self) -> dict[str, Any]:
         """Settings of this engine, for reports."""
-        return {"engine": self.engine, "threads": self.threads, "model_dir": str(self.files.models_dir),
+        return {"engine": self.engine, "precision": self.runner.precision, "threads": self.threads,
+                "model_dir": str(self.files.models_dir),
                 "network_source": self.runner.source, "config_file": str(self.config_file),
                 **{k: (v if isinstance(v, (str, int, float, bool)) else str(v)) for k, v in self.settings.items()}}
 
@@ -240,6 +258,31 @@ class CPUInferenceEngine:
                 f"{self.image_size} (smaller side below {self.min_input_fraction:g} x {self.image_size}); "
                 "upsampling it would invent detail the model never saw - not a full-field mammogram?")
 
+    def _preprocess(self, source: str, timer: _Timer) -> tuple[dict, Any, np.ndarray | None, np.ndarray | None]:
+        """The bundle's ``preprocessing``, stage by stage: (data, raw image, breast map, normalised image)."""
+        d: dict[str, Any] = {"image": source}
+        raw = bmap = normalised = None
+        for t in self.preprocessing.transforms:
+            name = type(t).__name__
+            with timer(_STAGE_OF.get(name, "resize")):
+                d = t(d)
+            if name == "LoadMammogramd":
+                raw = d["image"]
+                self._check_input(raw, source)
+            elif name == "BreastRegiond" and "breast_map" in d:
+                bmap = np.asarray(d["breast_map"])[0].astype(np.uint8)
+            elif name == "NormalizeMammogramd":
+                normalised = np.asarray(d["image"])[0]
+        return d, raw, bmap, normalised
+
+    def network_input(self, image: str | os.PathLike | Mapping[str, Any]) -> np.ndarray:
+        """The preprocessed image exactly as the network receives it, (1, 1, H, W) float32."""
+        source = str(image["image"] if isinstance(image, Mapping) else image)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            d = self._preprocess(source, _Timer())[0]
+        return np.ascontiguousarray(np.asarray(d["image"])[None], dtype=np.float32)
+
     def predict(self, image: str | os.PathLike | Mapping[str, Any]) -> InferenceResult:
         """Segment one image (a file name, or a dict with ``"image"``); returns the mask on the image's grid.
 
@@ -251,21 +294,9 @@ class CPUInferenceEngine:
 
         timer = _Timer()
         source = str(image["image"] if isinstance(image, Mapping) else image)
-        d: dict[str, Any] = {"image": source}
-        raw = bmap = normalised = None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")  # the loader's warnings (missing tags, ...) go into the report
-            for t in self.preprocessing.transforms:
-                name = type(t).__name__
-                with timer(_STAGE_OF.get(name, "resize")):
-                    d = t(d)
-                if name == "LoadMammogramd":
-                    raw = d["image"]
-                    self._check_input(raw, source)
-                elif name == "BreastRegiond" and "breast_map" in d:
-                    bmap = np.asarray(d["breast_map"])[0].astype(np.uint8)
-                elif name == "NormalizeMammogramd":
-                    normalised = np.asarray(d["image"])[0]
+            d, raw, bmap, normalised = self._preprocess(source, timer)
             x = d["image"]
             with timer("network"):
                 logits = self.runner(np.asarray(x)[None])

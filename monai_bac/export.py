@@ -35,7 +35,8 @@ import torch
 from monai_bac.utils import atomic_write_path
 
 __all__ = ["ModelFiles", "resolve_model", "load_torch_network", "onnx_model_bytes", "export_onnx",
-           "export_torchscript", "export_model", "check_onnx", "file_sha256", "ExportError", "DEFAULTS"]
+           "export_torchscript", "export_model", "check_onnx", "file_sha256", "read_model_threshold", "ExportError",
+           "DEFAULTS"]
 
 logger = logging.getLogger("monai_bac.export")
 
@@ -67,6 +68,7 @@ class ModelFiles:
     torchscript: Path | None
     settings: dict = field(default_factory=dict)
     export_info: dict = field(default_factory=dict)
+    onnx_int8: Path | None = None
 
     @property
     def network_name(self) -> str:
@@ -84,6 +86,14 @@ class ModelFiles:
         if self.checkpoint is None:
             return True
         return self.export_info.get("checkpoint_sha256") == file_sha256(self.checkpoint)
+
+    @property
+    def onnx_int8_is_current(self) -> bool:
+        """``model.int8.onnx`` exists and was quantized from the current ``model.pt`` (or there is none)."""
+        if self.onnx_int8 is None:
+            return False
+        made_from = self.export_info.get("exports", {}).get("onnx-int8", {}).get("checkpoint_sha256")
+        return self.checkpoint is None or made_from == file_sha256(self.checkpoint)
 
     def config_file(self) -> Path:
         """The bundle's ``configs/inference.json`` whose preprocessing this model was trained with."""
@@ -130,6 +140,8 @@ def resolve_model(path: str | os.PathLike) -> ModelFiles:
     ckpt = ckpt if ckpt is not None and Path(ckpt).is_file() else None
     onnx_path = onnx_path if onnx_path.is_file() else None
     ts_path = ts_path if ts_path.is_file() else None
+    int8_path = models / "model.int8.onnx"
+    int8_path = int8_path if int8_path.is_file() else None
     if ckpt is None and onnx_path is None:
         raise ExportError(f"no model.pt or model.onnx in {models} (train the bundle first, or point --model at it)")
     settings = dict(DEFAULTS)
@@ -142,7 +154,7 @@ def resolve_model(path: str | os.PathLike) -> ModelFiles:
         info = json.loads((models / "export.json").read_text())
     except (OSError, ValueError):
         pass
-    return ModelFiles(models, bundle, ckpt, onnx_path, ts_path, settings, info)
+    return ModelFiles(models, bundle, ckpt, onnx_path, ts_path, settings, info, int8_path)
 
 
 def load_torch_network(files: ModelFiles) -> torch.nn.Module:
@@ -231,49 +243,67 @@ def export_torchscript(net: torch.nn.Module, path: str | os.PathLike, example: t
 
 def export_model(model: str | os.PathLike, out_dir: str | os.PathLike | None = None,
                  formats: tuple[str, ...] = ("onnx", "torchscript"), *, check_size: int | None = None,
-                 atol: float = 1e-3, overwrite: bool = False) -> dict[str, Any]:
+                 atol: float = 1e-3, overwrite: bool = False, calibration: str | os.PathLike | None = None,
+                 calibration_split: str = "validation", n_calibration: int = 8, n_check: int = 4,
+                 min_mask_dice: float = 0.9) -> dict[str, Any]:
     """Export a trained model (bundle, models folder or ``model.pt``) and check each export.
 
     Args:
         model: see :func:`resolve_model`.
-        out_dir: where to write ``model.onnx`` / ``model.ts`` / ``export.json``; default the
-            model's own ``models/`` folder.
-        formats: ``"onnx"`` and/or ``"torchscript"``.
+        out_dir: where to write ``model.onnx`` / ``model.ts`` / ``model.int8.onnx`` /
+            ``export.json``; default the model's own ``models/`` folder.
+        formats: ``"onnx"``, ``"torchscript"`` and/or ``"onnx-int8"``
+            (:mod:`monai_bac.quantization`; needs ``model.onnx``, made here when missing).
         check_size: side of the random check input; default the model's ``image_size`` (the
             size it is served at), rounded up to a multiple of 16.
-        atol: largest accepted absolute difference of the logits.
+        atol: largest accepted absolute difference of the logits (float exports).
         overwrite: replace existing exports.
+        calibration: for ``onnx-int8``: a datalist, DICOM folder or file of representative
+            images; the first ``n_calibration`` calibrate, the next ``n_check`` measure the
+            agreement with float32 (the calibration images when there are no others).
+        calibration_split: the datalist list to take them from (all lists when absent).
+        min_mask_dice: refuse an int8 model whose masks agree less with float32.
 
     Returns:
-        the ``export.json`` content: one report per format with ``max_abs_diff``.
+        the ``export.json`` content: one report per format with ``max_abs_diff``. Reports of
+        earlier exports of the same checkpoint are kept.
     """
     from monai_bac.utils import ensure_new_file
 
     files = resolve_model(model)
     out = Path(out_dir) if out_dir else files.models_dir
-    names = {"onnx": "model.onnx", "torchscript": "model.ts", "ts": "model.ts"}
+    names = {"onnx": "model.onnx", "torchscript": "model.ts", "ts": "model.ts", "onnx-int8": "model.int8.onnx"}
+    formats = tuple("torchscript" if f == "ts" else f for f in formats)
     for fmt in formats:
         if fmt not in names:
-            raise ExportError(f"unknown export format {fmt!r}; choose 'onnx' or 'torchscript'")
+            raise ExportError(f"unknown export format {fmt!r}; choose 'onnx', 'torchscript' or 'onnx-int8'")
         ensure_new_file(out / names[fmt], overwrite)  # fail before the (slow) export, not after
+    if "onnx-int8" in formats and calibration is None:
+        raise ExportError("onnx-int8 needs calibration images (--calibration DATALIST_OR_FOLDER)")
     net = load_torch_network(files)
     out.mkdir(parents=True, exist_ok=True)
     size = int(check_size or files.image_size)
     size = -(-size // 16) * 16
     example = _example(size)
+    sha = file_sha256(files.checkpoint)
+    previous: dict[str, Any] = {}
+    if files.export_info.get("checkpoint_sha256") == sha and out == files.models_dir:
+        previous = dict(files.export_info.get("exports", {}))
     reports: dict[str, Any] = {}
     for fmt in formats:
         if fmt == "onnx":
             reports["onnx"] = export_onnx(net, out / "model.onnx", example, overwrite=overwrite, atol=atol)
-        elif fmt in ("torchscript", "ts"):
+        elif fmt == "torchscript":
             reports["torchscript"] = export_torchscript(net, out / "model.ts", example, overwrite=overwrite, atol=atol)
         else:
-            raise ExportError(f"unknown export format {fmt!r}; choose 'onnx' or 'torchscript'")
-        logger.info("%s: max |export - pytorch| = %.3g on a %d x %d input", fmt, reports[fmt if fmt != "ts" else
-                    "torchscript"]["max_abs_diff"], size, size)
-    info = {"checkpoint": str(files.checkpoint), "checkpoint_sha256": file_sha256(files.checkpoint),
+            continue
+        logger.info("%s: max |export - pytorch| = %.3g on a %d x %d input", fmt, reports[fmt]["max_abs_diff"], size, size)
+    if "onnx-int8" in formats:
+        reports["onnx-int8"] = _export_int8(files, out, sha, calibration, calibration_split, n_calibration, n_check,
+                                            min_mask_dice, overwrite)
+    info = {"checkpoint": str(files.checkpoint), "checkpoint_sha256": sha,
             "network_name": files.network_name, "image_size": files.image_size, "check_input": [1, 1, size, size],
-            "torch": torch.__version__, "exports": reports}
+            "torch": torch.__version__, "exports": {**previous, **reports}}
     try:
         import onnxruntime
 
@@ -282,4 +312,36 @@ def export_model(model: str | os.PathLike, out_dir: str | os.PathLike | None = N
         pass
     with atomic_write_path(out / "export.json", overwrite=True) as tmp:
         Path(tmp).write_text(json.dumps(info, indent=1) + "\n")
+    info["exports"] = reports  # what this call did
     return info
+
+
+def _export_int8(files: ModelFiles, out: Path, sha: str, calibration, split: str, n_calibration: int, n_check: int,
+                 min_mask_dice: float, overwrite: bool) -> dict:
+    """``model.int8.onnx`` from ``model.onnx`` (:func:`monai_bac.quantization.quantize_int8`)."""
+    from monai_bac.bundle_support import inference_items
+    from monai_bac.quantization import calibration_inputs, quantize_int8
+
+    fp32 = out / "model.onnx"
+    if not fp32.is_file():
+        raise ExportError(f"{fp32} is missing: export 'onnx' first (or together with 'onnx-int8')")
+    items = inference_items(str(calibration), split)
+    if len(items) < 1:
+        raise ExportError(f"no calibration images in {calibration}")
+    calib_items = items[:n_calibration]
+    check_items = items[n_calibration:n_calibration + n_check]
+    model_dir = files.bundle_root or files.models_dir
+    calib = calibration_inputs(model_dir, calib_items)
+    check = calibration_inputs(model_dir, check_items) if check_items else None
+    threshold = read_model_threshold(files)
+    report = quantize_int8(fp32, out / "model.int8.onnx", calib, check, threshold=threshold,
+                           min_mask_dice=min_mask_dice, overwrite=overwrite)
+    report.update(checkpoint_sha256=sha, calibration=str(calibration), calibration_split=split)
+    return report
+
+
+def read_model_threshold(files: ModelFiles) -> float:
+    """The model's probability cut-off (``models/threshold.json``, else 0.5)."""
+    from monai_bac.handlers import read_threshold
+
+    return float(read_threshold(str(files.models_dir / "threshold.json"), 0.5))

@@ -140,6 +140,91 @@ def evaluate_one(root: Path, datalist: Path, split: str, name: str) -> dict[str,
                 cldice_gt=m.get("cldice_gt"), n_images=n)
 
 
+#: codes of the truth's ``tpa_source`` map for the look-alikes the simulated annotator brushed as BAC
+LOOKALIKE_CODES = (2, 3, 4)
+
+
+def _errors_against_truth(mask, gt, lookalikes, spacing_mm, tolerance_mm: float) -> dict[str, float]:
+    """Area Dice, and the tolerant precision / recall / look-alike share of one mask (see :func:`error_analysis`)."""
+    import numpy as np
+    from scipy import ndimage as ndi
+
+    mask, gt = np.asarray(mask) > 0, np.asarray(gt) > 0
+    near_gt = ndi.distance_transform_edt(~gt, sampling=spacing_mm) <= tolerance_mm if gt.any() else np.zeros_like(gt)
+    near = ndi.distance_transform_edt(~mask, sampling=spacing_mm) <= tolerance_mm if mask.any() else np.zeros_like(mask)
+    n, n_gt = int(mask.sum()), int(gt.sum())
+    return dict(dice=2.0 * int((mask & gt).sum()) / (n + n_gt) if n + n_gt else 1.0,
+                precision_1mm=float((mask & near_gt).sum() / n) if n else float("nan"),
+                recall_1mm=float((gt & near).sum() / n_gt) if n_gt else float("nan"),
+                lookalike_share=float((mask & lookalikes & ~near_gt).sum() / n) if n else 0.0)
+
+
+def _entries(datalist: Path, split: str) -> list[dict]:
+    content = json.loads(Path(datalist).read_text())
+    return [e for k, v in content.items() if isinstance(v, list) and (split == "all" or k == split) for e in v
+            if "truth" in e and "label_gt" in e]
+
+
+def _mean(rows: list[dict], tolerance_mm: float) -> dict[str, float]:
+    import numpy as np
+
+    summary = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+    return {**summary, "tolerance_mm": tolerance_mm, "n_images": len(rows)}
+
+
+def error_analysis(root: Path, datalist: Path, split: str = "all", tolerance_mm: float = 1.0) -> dict[str, float]:
+    """Where a run's predictions go wrong, from the phantom's truth (means over the images).
+
+    ``precision_1mm``: share of predicted pixels within ``tolerance_mm`` of true BAC;
+    ``recall_1mm``: share of true BAC pixels within ``tolerance_mm`` of a prediction;
+    ``lookalike_share``: share of predicted pixels on the look-alikes (micro-calcification
+    clusters, dense strands, dense edges) that the third-party annotator brushed as BAC, away
+    from true BAC - the annotation errors a model can learn, which label correction removes.
+    Cached in ``eval/errors_<split>_<cohort folder>.json``.
+    """
+    import numpy as np
+
+    from monai_bac.cpu_inference import CPUInferenceEngine
+    from monai_bac.data import load_label
+
+    cache = root / "eval" / f"errors_{split}_{Path(datalist).parent.name}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    base = Path(datalist).parent
+    engine = CPUInferenceEngine(root, engine="torch")
+    rows = []
+    for entry in _entries(datalist, split):
+        result = engine.predict(str(base / entry["image"]))
+        sp = tuple(float(v) for v in result.meta["spacing_mm"])
+        gt = np.asarray(load_label(base / entry["label_gt"], spacing_mm=sp))[0]
+        lookalikes = np.isin(np.load(base / entry["truth"])["tpa_source"], LOOKALIKE_CODES)
+        rows.append(_errors_against_truth(result.mask, gt, lookalikes, sp, tolerance_mm))
+    summary = _mean(rows, tolerance_mm)
+    cache.write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def label_quality(cohort: Path, corrected: Path, tolerance_mm: float = 1.0) -> dict[str, dict[str, float]]:
+    """The training labels themselves against the truth: the TPA and its corrected copy (every image)."""
+    import numpy as np
+
+    from monai_bac.data import load_label
+
+    out = {"tpa": [], "corrected": []}
+    fixed = {e["case"]: e for e in _entries(corrected, "all")}
+    for entry in _entries(cohort, "all"):
+        base = Path(cohort).parent
+        gt_img = load_label(base / entry["label_gt"])
+        sp = tuple(float(v) for v in gt_img.meta["spacing_mm"])
+        gt = np.asarray(gt_img)[0]
+        lookalikes = np.isin(np.load(base / entry["truth"])["tpa_source"], LOOKALIKE_CODES)
+        for name, path in (("tpa", base / entry["label"]),
+                           ("corrected", Path(corrected).parent / fixed[entry["case"]]["label"])):
+            mask = np.asarray(load_label(path, spacing_mm=sp))[0]
+            out[name].append(_errors_against_truth(mask, gt, lookalikes, sp, tolerance_mm))
+    return {k: _mean(v, tolerance_mm) for k, v in out.items()}
+
+
 def run_one(spec: RunSpec, seed: int, out: Path, cohort: Path, corrected: Path, train: dict,
             held_out: Path | None = None) -> dict:
     """Train one run and evaluate it on the cohort's test split (and on the held-out cohort)."""
@@ -147,16 +232,21 @@ def run_one(spec: RunSpec, seed: int, out: Path, cohort: Path, corrected: Path, 
     row.update({k: v for k, v in evaluate_one(root, cohort, "test", "test").items()})
     if held_out is not None:
         row.update({f"held_out_{k}": v for k, v in evaluate_one(root, held_out, "all", "held_out").items()})
+        errors = error_analysis(root, held_out)
+        row.update({f"held_out_{k}": v for k, v in errors.items() if k != "tolerance_mm"})
     (root / "result.json").write_text(json.dumps(row, indent=1))
     return row
 
 
 METRIC_KEYS = ("dice_tpa", "dice_gt", "length_dice_gt", "held_out_dice_tpa", "held_out_dice_gt",
-               "held_out_length_dice_gt")
+               "held_out_length_dice_gt", "held_out_precision_1mm", "held_out_recall_1mm", "held_out_lookalike_share")
 
 
-def summarise(rows: list[dict], out: Path) -> tuple[Path, Path, Path]:
-    """Table 3 (mean +- sd over seeds) as CSV and Markdown, and the Fig. 8-style plot."""
+def summarise(rows: list[dict], out: Path, labels: dict | None = None) -> tuple[Path, Path, Path]:
+    """Table 3 (mean +- sd over seeds) as CSV and Markdown, and the Fig. 8-style plot.
+
+    ``labels``: :func:`label_quality` of the training labels, tabled with the runs' errors.
+    """
     order = [r for r in RUNS if any(row["run_id"] == r for row in rows)]
     table = []
     for run_id in order:
@@ -189,6 +279,25 @@ def summarise(rows: list[dict], out: Path) -> tuple[Path, Path, Path]:
             md.append(f"| {e['run_id']} | {e['network']} | {e['normalisation']} | {e['image_size']} | {label} | "
                       + " | ".join(cells) + " |")
         md.append("")
+    if "held_out_lookalike_share" in table[0]:
+        md += ["### where the errors are (held-out cohort, against the truth, 1 mm tolerance)", "",
+               "| Run | Label | predicted pixels near true BAC | true BAC found | predicted pixels on look-alikes the TPA brushed |",
+               "|---|---|---|---|---|"]
+        for e in table:
+            cells = [f"{e[k]:.3f} ± {e[k + '_sd']:.3f}" for k in
+                     ("held_out_precision_1mm", "held_out_recall_1mm", "held_out_lookalike_share")]
+            md.append(f"| {e['run_id']} | {'Algorithm' if e['labels'] == 'corrected' else 'TPA'} | " + " | ".join(cells) + " |")
+        md.append("")
+    if labels:
+        n = labels["tpa"].get("n_images")
+        md += [f"### the training labels themselves against the truth (whole cohort, {n} images, 1 mm tolerance)", "",
+               "| Label | Dice vs truth | label pixels near true BAC | true BAC covered | label pixels on look-alikes |",
+               "|---|---|---|---|---|"]
+        for name, title in (("tpa", "TPA"), ("corrected", "Algorithm (corrected TPA)")):
+            q = labels[name]
+            md.append(f"| {title} | {q['dice']:.3f} | {q['precision_1mm']:.3f} | {q['recall_1mm']:.3f} | "
+                      f"{q['lookalike_share']:.3f} |")
+        md.append("")
     md_path = out / "table3.md"
     md_path.write_text("\n".join(md) + f"\nmean ± sd over {table[0]['seeds']} training seed(s); per-seed values in table3.csv\n")
     png_path = out / "fig8.png"
@@ -216,7 +325,7 @@ def _plot(table: list[dict], path: Path) -> None:
     ax.set_ylim(0, 1)
     ax.set_ylabel("test score")
     ax.set_title("phantom" + (" (held-out cohort)" if prefix else " (test split)")
-                 + ": training on corrected (ra) vs third-party (rt) labels")
+                 + ":\ntraining on corrected (ra) vs third-party (rt) labels", fontsize=10)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -246,10 +355,14 @@ def reproduce(out: str | os.PathLike, profile: str = "cpu", seeds=(0, 1), runs=N
         held_out = ensure_cohort(out / "held_out", n=held_out_size, seed=cohort_seed + 1000, spacing_mm=spacing,
                                  workers=workers)
     rows = [run_one(RUNS[r], s, out, cohort, corrected, train, held_out) for r in runs for s in seeds]
-    csv_path, md_path, png_path = summarise(rows, out)
+    labels_json = out / "label_quality.json"
+    if not labels_json.is_file():
+        labels_json.write_text(json.dumps(label_quality(cohort, corrected), indent=1))
+    labels = json.loads(labels_json.read_text())
+    csv_path, md_path, png_path = summarise(rows, out, labels)
     summary = dict(profile=profile, runs=list(runs), seeds=list(seeds), cohort_size=cohort_size,
                    held_out_size=held_out_size,
                    phantom_spacing_mm=spacing, train=train, minutes=round((time.perf_counter() - t0) / 60, 1),
-                   table_csv=str(csv_path), table_md=str(md_path), figure=str(png_path))
+                   label_quality=labels, table_csv=str(csv_path), table_md=str(md_path), figure=str(png_path))
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

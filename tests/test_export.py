@@ -77,3 +77,48 @@ def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(ExportError, match="unknown export format"):
         (tmp_path / "model.pt").write_bytes(b"")
         export_model(tmp_path, formats=("tflite",))
+
+
+def test_int8_export_is_checked_against_float32_and_served_only_while_current(bundle_copy, phantom_cohort):
+    from monai_bac.cpu_inference import CPUInferenceEngine
+
+    models = bundle_copy / "models"
+    datalist = str(phantom_cohort / "datalist.json")
+    with pytest.raises(ExportError, match="calibration"):
+        export_model(models, formats=("onnx", "onnx-int8"))
+    # calibrate on 4 images of every list, compare with float32 on 3 others
+    assert main(["export", "--model", str(models), "--formats", "onnx", "onnx-int8", "--calibration", datalist,
+                 "--calibration-split", "all", "--n-calibration", "4", "--n-check", "3", "--min-mask-dice", "0"]) == 0
+    saved = json.loads((models / "export.json").read_text())
+    int8 = saved["exports"]["onnx-int8"]
+    assert (models / "model.int8.onnx").is_file() and "onnx" in saved["exports"]
+    assert int8["n_images"] == 3 and int8["calibration_images"] == 4 and not int8["check_on_calibration_images"]
+    assert 0.0 <= int8["mask_dice_min"] <= int8["mask_dice_mean"] <= 1.0 and 0.0 <= int8["pixel_disagreement"] <= 1.0
+    assert int8["max_abs_diff"] > 0.0  # int8 is not float32: the logits do differ
+    # a later float export of the same checkpoint keeps the int8 report
+    export_model(models, formats=("torchscript",))
+    assert "onnx-int8" in json.loads((models / "export.json").read_text())["exports"]
+
+    image = str(phantom_cohort / json.loads((phantom_cohort / "datalist.json").read_text())["test"][0]["image"])
+    auto = CPUInferenceEngine(models, engine="onnx", threads=1)
+    assert auto.describe()["precision"] == "int8" and auto.runner.source.endswith("model.int8.onnx")
+    result = auto.predict(image)
+    assert result.mask.shape == tuple(result.image.shape[-2:])
+    assert CPUInferenceEngine(models, engine="onnx", threads=1, precision="fp32").describe()["precision"] == "fp32"
+    with pytest.raises(ValueError, match="precision"):
+        CPUInferenceEngine(models, engine="torch", threads=1, precision="int8")
+
+    # a retrained model.pt makes the int8 model stale: not served, and asking for it is an error
+    state = torch.load(models / "model.pt", map_location="cpu", weights_only=True)
+    key = next(k for k, v in state.items() if v.dtype.is_floating_point)
+    state[key] = state[key] + 0.01
+    torch.save(state, models / "model.pt")
+    assert CPUInferenceEngine(models, engine="onnx", threads=1).describe()["precision"] == "fp32"
+    with pytest.raises(ExportError, match="older than model.pt"):
+        CPUInferenceEngine(models, engine="onnx", threads=1, precision="int8")
+    # an int8 model whose masks disagree with float32 more than allowed is refused, nothing written
+    (models / "model.int8.onnx").unlink()
+    with pytest.raises(ExportError, match="changes the masks too much"):
+        export_model(models, formats=("onnx", "onnx-int8"), overwrite=True, calibration=datalist,
+                     calibration_split="all", n_calibration=2, n_check=1, min_mask_dice=1.01)
+    assert not (models / "model.int8.onnx").exists()

@@ -16,7 +16,8 @@ def test_reproduce_end_to_end_on_a_tiny_cohort(tmp_path):
     assert [r["run_id"] for r in rows] == ["ra1", "rt4"]
     for r in rows:
         assert r["seeds"] == "2" and len(r["dice_gt_per_seed"].split()) == 2
-        for key in ("dice_tpa", "dice_gt", "length_dice_gt", "held_out_dice_gt", "held_out_length_dice_gt"):
+        for key in ("dice_tpa", "dice_gt", "length_dice_gt", "held_out_dice_gt", "held_out_length_dice_gt",
+                    "held_out_recall_1mm", "held_out_lookalike_share"):
             assert 0.0 <= float(r[key]) <= 1.0
     assert (out / "fig8.png").stat().st_size > 1000 and "| ra1 |" in (out / "table3.md").read_text()
     # every run keeps its config and overrides beside its result; ra trains on the corrected labels
@@ -27,6 +28,12 @@ def test_reproduce_end_to_end_on_a_tiny_cohort(tmp_path):
     result = json.loads((out / "runs" / "ra1-seed1" / "result.json").read_text())
     assert result["seed"] == 1 and result["held_out_n_images"] == 4 and result["n_images"] >= 1
     assert "held-out cohort (4 images)" in (out / "table3.md").read_text()
+    assert "where the errors are" in (out / "table3.md").read_text()
+    # the labels themselves against the truth: the correction removes the look-alikes the TPA brushed
+    labels = json.loads((out / "label_quality.json").read_text())
+    assert labels["tpa"]["n_images"] == 12 and labels["corrected"]["n_images"] == 12
+    assert labels["corrected"]["lookalike_share"] < labels["tpa"]["lookalike_share"]
+    assert "the training labels themselves" in (out / "table3.md").read_text()
     # a second call reuses the finished runs instead of training again
     before = (out / "runs" / "rt4-seed0" / "models" / "model.pt").stat().st_mtime
     assert main(["reproduce", "--out", str(out), "--runs", "rt4", "--seeds", "0", "--cohort-size", "12",

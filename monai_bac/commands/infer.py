@@ -39,6 +39,9 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--engine", default="auto", choices=["auto", "onnx", "torch"],
                    help="network runtime: auto = ONNX Runtime when installed, else PyTorch (default: auto)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8"],
+                   help="ONNX network precision: auto = model.int8.onnx when exported for this model.pt "
+                        "(monai-bac export --formats onnx-int8), else float32 (default: auto)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all available cores)")
     p.add_argument("--threshold", type=float, default=None, help="probability cut-off (default: models/threshold.json)")
     p.add_argument("--split", default="all", help="datalist list to run ('all' = every list; default: all)")
@@ -182,7 +185,7 @@ def run(args) -> int:
     try:
         engine = CPUInferenceEngine(args.model, engine=args.engine, threads=args.threads, threshold=args.threshold,
                                     config_file=args.config, allow_processed=args.allow_processed,
-                                    min_input_fraction=args.min_input_fraction)
+                                    min_input_fraction=args.min_input_fraction, precision=args.precision)
     except (ExportError, FileNotFoundError, ValueError, ImportError) as e:
         print(f"monai-bac infer: cannot load the model: {e}", file=sys.stderr)
         return 2
@@ -192,8 +195,8 @@ def run(args) -> int:
                and not (k == "nifti" and args.no_nifti)]
     names = case_names(items)
     desc = engine.describe()
-    logger.info("%d image(s); engine %s, %d threads, network input %d, threshold %.3g", len(items), desc["engine"],
-                desc["threads"], engine.image_size, engine.threshold)
+    logger.info("%d image(s); engine %s (%s), %d threads, network input %d, threshold %.3g", len(items), desc["engine"],
+                desc["precision"], desc["threads"], engine.image_size, engine.threshold)
     reports = []
     t0 = time.perf_counter()
     bar = None

@@ -1,0 +1,165 @@
+"""Post-training int8 quantization of the exported ONNX network, for clinics without a GPU.
+
+The paper's footnote 2: a PACS has no GPU. On a CPU the DeepLabV3+ network at 1600 x 1600 is
+about 90 GFLOP; int8 arithmetic does the same work in roughly half the time on AVX2 CPUs. This
+module makes ``models/model.int8.onnx`` from ``models/model.onnx`` with ONNX Runtime's static
+quantization (QDQ format, per-channel int8 weights, uint8 activations whose ranges are
+calibrated on images run through the model's own bundle preprocessing), and measures what
+quantization does to the answer the user sees - the thresholded mask - before writing it:
+
+* ``max_abs_diff``: the largest difference of the logits (int8 vs float32);
+* ``mask_dice_mean`` / ``mask_dice_min``: Dice between the float32 and the int8 masks at the
+  model's threshold, on images other than the calibration ones when there are enough;
+* ``pixel_disagreement``: the share of pixels whose class changes.
+
+The first convolution stays float32 (it reads the image itself). How much int8 changes the
+answer depends on the trained network: measure it with ``benchmarks/validate_int8.py``. For the
+MobileNetV3 DeepLabV3+ trained on the phantom it changes too much (see docs/PERFORMANCE.md), and
+the ``min_mask_dice`` gate refuses it - which is what the gate is for.
+
+An int8 model whose masks agree with float32 below ``min_mask_dice`` is refused (not written).
+``monai-bac infer`` uses ``model.int8.onnx`` when it exists and was made from the current
+``model.pt`` (``--precision fp32`` to use float32 anyway).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monai_bac.utils import atomic_write_path
+
+__all__ = ["calibration_inputs", "quantize_int8", "compare_masks", "INT8_NAME"]
+
+logger = logging.getLogger("monai_bac.quantization")
+
+INT8_NAME = "model.int8.onnx"
+
+
+def calibration_inputs(model: str | os.PathLike, images: Sequence[Any], **engine_kwargs) -> list[np.ndarray]:
+    """Network inputs (1, 1, H, W) of ``images`` through the model's own bundle preprocessing."""
+    from monai_bac.cpu_inference import CPUInferenceEngine
+
+    engine = CPUInferenceEngine(model, engine="torch", **engine_kwargs)
+    return [engine.network_input(im) for im in images]
+
+
+class _Reader:
+    """ONNX Runtime's ``CalibrationDataReader`` protocol over a list of inputs."""
+
+    def __init__(self, name: str, inputs: Sequence[np.ndarray]) -> None:
+        self._it = iter([{name: x} for x in inputs])
+
+    def get_next(self):
+        return next(self._it, None)
+
+    def rewind(self):  # pragma: no cover - not used by the MinMax calibrator
+        raise NotImplementedError
+
+
+def _session(model: str | bytes, threads: int | None):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = int(threads)
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+
+
+def _input_convs(model_path: Path, input_name: str) -> list[str]:
+    """Names of the Conv nodes that read the graph input directly."""
+    import onnx
+
+    graph = onnx.load(str(model_path)).graph
+    return [n.name for n in graph.node if n.op_type == "Conv" and input_name in n.input]
+
+
+def compare_masks(fp32: str | os.PathLike, int8: str | os.PathLike, inputs: Sequence[np.ndarray],
+                  threshold: float, threads: int | None = None) -> dict[str, float]:
+    """Agreement of the int8 and float32 networks on ``inputs``: logits and masks at ``threshold``."""
+    a, b = _session(str(fp32), threads), _session(str(int8), threads)
+    name = a.get_inputs()[0].name
+    p = min(max(float(threshold), 1e-6), 1.0 - 1e-6)
+    cut = float(np.log(p / (1.0 - p)))  # the threshold on the probability, as a logit
+    diffs, dices, changed, pixels = [], [], 0, 0
+    for x in inputs:
+        la, lb = a.run(None, {name: x})[0], b.run(None, {name: x})[0]
+        diffs.append(float(np.abs(la - lb).max()))
+        ma, mb = la > cut, lb > cut
+        total = int(ma.sum()) + int(mb.sum())
+        dices.append(1.0 if total == 0 else 2.0 * int((ma & mb).sum()) / total)
+        changed += int((ma ^ mb).sum())
+        pixels += ma.size
+    return {"max_abs_diff": max(diffs), "mask_dice_mean": float(np.mean(dices)), "mask_dice_min": min(dices),
+            "pixel_disagreement": changed / max(pixels, 1), "n_images": len(inputs)}
+
+
+def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, calibration: Sequence[np.ndarray],
+                  check: Sequence[np.ndarray] | None = None, *, threshold: float = 0.5, min_mask_dice: float = 0.9,
+                  overwrite: bool = False, threads: int | None = None) -> dict[str, Any]:
+    """Quantize the ONNX model at ``fp32_path`` to int8 at ``out_path``, calibrated on ``calibration``.
+
+    Args:
+        fp32_path: the float32 ONNX model (``model.onnx``).
+        out_path: where to write the int8 model (refused if it exists, unless ``overwrite``).
+        calibration: preprocessed network inputs (:func:`calibration_inputs`) whose activation
+            ranges set the uint8 scales.
+        check: inputs to measure the agreement on (default: the calibration inputs).
+        threshold: the model's probability cut-off (``models/threshold.json``).
+        min_mask_dice: refuse the int8 model when the mean mask Dice against float32 is lower.
+
+    Returns:
+        the report: ``path``, ``format`` (``onnx-int8``), the agreement figures of
+        :func:`compare_masks`, ``calibration_images``, ``check_on_calibration_images``, ``seconds``.
+
+    Raises:
+        monai_bac.export.ExportError: no calibration input, or the agreement is below ``min_mask_dice``.
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from monai_bac.export import ExportError
+    from monai_bac.utils import ensure_new_file
+
+    if not calibration:
+        raise ExportError("int8 quantization needs calibration images (none given)")
+    out_path = Path(out_path)
+    ensure_new_file(out_path, overwrite)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quantized = Path(tmp) / "int8.onnx"
+        # folds constants and infers shapes so that every Conv gets quantized
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        name = _session(str(fp32_path), threads).get_inputs()[0].name
+        quantize_static(str(prepared), str(quantized), _Reader(name, calibration), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        # the first convolution stays float32: it reads the z-scored image itself, whose
+                        # calcification signal lies in the far tail that 256 input levels flatten
+                        nodes_to_exclude=_input_convs(prepared, name),
+                        # MinMax keeps only each tensor's min and max per image (ReduceMin/Max
+                        # nodes), so calibrating on full-size images needs little memory
+                        calibrate_method=CalibrationMethod.MinMax)
+        on_calibration = not check
+        agreement = compare_masks(fp32_path, quantized, list(check or calibration), threshold, threads)
+        if not agreement["mask_dice_mean"] >= min_mask_dice:
+            raise ExportError(
+                f"int8 quantization of {fp32_path} changes the masks too much: mean Dice against float32 "
+                f"{agreement['mask_dice_mean']:.3f} < {min_mask_dice:g} on {agreement['n_images']} image(s); "
+                "not written (keep float32, or calibrate on more representative images)")
+        with atomic_write_path(out_path, overwrite=overwrite) as dst:
+            Path(dst).write_bytes(quantized.read_bytes())
+    report = {"path": str(out_path), "format": "onnx-int8", "scheme": "QDQ, per-channel int8 weights, uint8 "
+              "activations, MinMax calibration, first convolution float32", **agreement, "threshold": threshold, "min_mask_dice": min_mask_dice,
+              "calibration_images": len(calibration), "check_on_calibration_images": on_calibration,
+              "seconds": time.perf_counter() - t0}
+    logger.info("int8: mask Dice vs float32 %.4f (min %.4f) on %d image(s), max |logit diff| %.3g",
+                agreement["mask_dice_mean"], agreement["mask_dice_min"], agreement["n_images"], agreement["max_abs_diff"])
+    return report
