@@ -20,12 +20,12 @@ Everything runs on one thread (torch.set_num_threads(1), threadpoolctl, OMP/MKL/
 from __future__ import annotations
 
 import os
+import sys
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -37,6 +37,9 @@ from scipy import ndimage as ndi  # noqa: E402
 from skimage.morphology import dilation, disk, skeletonize  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, timeit  # noqa: E402
+
 from monai_bac.handlers import ThresholdSweep, read_threshold  # noqa: E402
 from monai_bac.metrics import compute_length_dice  # noqa: E402
 from monai_bac.ops.length_dice import length_dice  # noqa: E402
@@ -45,30 +48,6 @@ from monai_bac.phantom import make_phantom  # noqa: E402
 
 SIZE = 1600
 TOL_MM = 2.1
-
-
-def timeit(fn, repeat: int, warmup: int = 2) -> tuple[float, float]:
-    """Median and best wall time (s) of ``fn()``."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), min(times)
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{cpu}, {os.cpu_count()} cores (load {load:.2f}), {gpu}, torch {torch.__version__}"
 
 
 def resize_nearest(mask: np.ndarray, size: int = SIZE) -> np.ndarray:
