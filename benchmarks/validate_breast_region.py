@@ -35,6 +35,7 @@ limit_threads(1)
 
 import numpy as np  # noqa: E402
 
+from monai_bac.metrics import mask_dice  # noqa: E402
 from monai_bac.ops.breast_region import analyse_breast_region  # noqa: E402
 from monai_bac.phantom import make_phantom  # noqa: E402
 from monai_bac.utils import atomic_write_path  # noqa: E402
@@ -42,10 +43,6 @@ from monai_bac.utils import atomic_write_path  # noqa: E402
 THRESHOLDS = {"dice_breast": 0.97, "dice_compressed": 0.9, "dice_pectoral": 0.85}
 REPO = Path(__file__).resolve().parents[1]
 
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = int(a.sum()) + int(b.sum())
-    return 1.0 if s == 0 else 2.0 * int(np.count_nonzero(a & b)) / s
 
 
 def cases(n: int, seed0: int):
@@ -66,10 +63,10 @@ def evaluate(seed: int, view: str, lat: str, vendor: str, spacing: float) -> dic
     row = dict(
         seed=seed, view=view, laterality=lat, vendor=vendor,
         thickness_mm=round(ph.record["compressed_thickness_mm"], 1),
-        dice_breast=dice(m > 0, truth > 0),
-        dice_compressed=dice(m == 2, truth == 2),
-        dice_periphery=dice(m == 1, truth == 1),
-        dice_pectoral=dice(m == 3, truth == 3) if view == "MLO" else math.nan,
+        dice_breast=mask_dice(m > 0, truth > 0),
+        dice_compressed=mask_dice(m == 2, truth == 2),
+        dice_periphery=mask_dice(m == 1, truth == 1),
+        dice_pectoral=mask_dice(m == 3, truth == 3) if view == "MLO" else math.nan,
         chest_wall_ok=res.chest_wall == ("left" if lat == "L" else "right"),
         width_true_mm=round(ph.record["periphery_width_mm"], 2),
         width_fit_mm=round(res.periphery_width_mm, 2),
@@ -77,9 +74,9 @@ def evaluate(seed: int, view: str, lat: str, vendor: str, spacing: float) -> dic
     )
     # the same image with the view unknown (no DICOM ViewPosition)
     m0 = analyse_breast_region(ph.linear, ph.meta["spacing_mm"], None).breast_map
-    row["dice_breast_noview"] = dice(m0 > 0, truth > 0)
-    row["dice_compressed_noview"] = dice(m0 == 2, truth == 2)
-    row["dice_pectoral_noview"] = dice(m0 == 3, truth == 3) if view == "MLO" else math.nan
+    row["dice_breast_noview"] = mask_dice(m0 > 0, truth > 0)
+    row["dice_compressed_noview"] = mask_dice(m0 == 2, truth == 2)
+    row["dice_pectoral_noview"] = mask_dice(m0 == 3, truth == 3) if view == "MLO" else math.nan
     row["false_pectoral_noview"] = bool(view == "CC" and (m0 == 3).any())
     return row
 
@@ -129,8 +126,8 @@ def stress(n: int, seed0: int, spacing: float) -> list[str]:
             res = analyse_breast_region(img, ph.meta["spacing_mm"], view)
             m = res.breast_map
             acc.setdefault(name, []).append((
-                dice(m > 0, truth > 0), dice(m == 2, truth == 2),
-                dice(m == 3, truth == 3) if view == "MLO" else math.nan,
+                mask_dice(m > 0, truth > 0), mask_dice(m == 2, truth == 2),
+                mask_dice(m == 3, truth == 3) if view == "MLO" else math.nan,
                 res.periphery_width_mm - ph.record["periphery_width_mm"]))
     lines = ["| distortion | breast Dice mean / min | compressed Dice mean / min | pectoral Dice mean / min "
              "| width error mean / max abs, mm |", "|---|---|---|---|---|"]

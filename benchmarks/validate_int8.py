@@ -24,11 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import limit_threads, machine  # noqa: E402
 
 
-def dice(a, b) -> float:
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
@@ -47,7 +42,7 @@ def main() -> int:
     from monai_bac.cpu_inference import CPUInferenceEngine
     from monai_bac.data import load_label
     from monai_bac.export import export_model
-    from monai_bac.metrics import compute_length_dice
+    from monai_bac.metrics import compute_length_dice, mask_dice
 
     print(f"machine: {machine()}; threads {args.threads}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,10 +69,10 @@ def main() -> int:
             res = {p: e.predict(item) for p, e in engines.items()}
             truth = np.asarray(load_label(item["label_gt"], spacing_mm=res["fp32"].meta["spacing_mm"]))[0] > 0
             spacing = [tuple(res["fp32"].meta["spacing_mm"])]
-            r = {"image": Path(item["image"]).name, "agree": dice(res["fp32"].mask > 0, res["int8"].mask > 0)}
+            r = {"image": Path(item["image"]).name, "agree": mask_dice(res["fp32"].mask > 0, res["int8"].mask > 0)}
             for p in ("fp32", "int8"):
                 m = res[p].mask > 0
-                r[f"dice_{p}"] = dice(m, truth)
+                r[f"dice_{p}"] = mask_dice(m, truth)
                 r[f"ldice_{p}"] = float(compute_length_dice(torch.from_numpy(m[None, None]),
                                                             torch.from_numpy(truth[None, None]), spacing,
                                                             ignore_empty=False)[0, 0])

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
+from monai_bac.metrics import mask_dice
 from monai_bac.ops.label_correction import label_components
 from monai_bac.ops.skeleton import length_density, thin_mask
 from monai_bac.phantom import make_phantom
@@ -56,11 +57,6 @@ def breast_region_fn():
         return None
     return breast_region_map
 
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a > 0, b > 0
-    s = a.sum() + b.sum()
-    return 1.0 if s == 0 else float(2 * (a & b).sum() / s)
 
 
 def evaluate_image(p, bmap: np.ndarray, tag: str) -> dict:
@@ -96,7 +92,7 @@ def evaluate_image(p, bmap: np.ndarray, tag: str) -> dict:
     dens_len = length_density(thin_mask(p.bac_mask), sp)
     out.update(fp=fp, fp_removed=fp_removed, bac_len_tpa=float(dens_len[p.tpa_mask > 0].sum()),
                bac_len_kept=float(dens_len[corr > 0].sum()),
-               dice_tpa=dice(p.tpa_mask, p.bac_mask), dice_corr=dice(corr, p.bac_mask),
+               dice_tpa=mask_dice(p.tpa_mask, p.bac_mask), dice_corr=mask_dice(corr, p.bac_mask),
                inter_tpa=int(((p.tpa_mask > 0) & bac).sum()), inter_corr=int(((corr > 0) & bac).sum()),
                n_tpa=int((p.tpa_mask > 0).sum()), n_corr=int((corr > 0).sum()), n_gt=int(bac.sum()))
     # auto gamma

@@ -35,8 +35,7 @@ import torch
 from monai_bac.utils import atomic_write_path
 
 __all__ = ["ModelFiles", "resolve_model", "load_torch_network", "onnx_model_bytes", "export_onnx",
-           "export_torchscript", "export_model", "check_onnx", "file_sha256", "read_model_threshold", "ExportError",
-           "DEFAULTS"]
+           "export_torchscript", "export_model", "check_onnx", "file_sha256", "ExportError", "DEFAULTS"]
 
 logger = logging.getLogger("monai_bac.export")
 
@@ -272,7 +271,7 @@ def export_model(model: str | os.PathLike, out_dir: str | os.PathLike | None = N
 
     files = resolve_model(model)
     out = Path(out_dir) if out_dir else files.models_dir
-    names = {"onnx": "model.onnx", "torchscript": "model.ts", "ts": "model.ts", "onnx-int8": "model.int8.onnx"}
+    names = {"onnx": "model.onnx", "torchscript": "model.ts", "onnx-int8": "model.int8.onnx"}
     formats = tuple("torchscript" if f == "ts" else f for f in formats)
     for fmt in formats:
         if fmt not in names:
@@ -320,28 +319,19 @@ def _export_int8(files: ModelFiles, out: Path, sha: str, calibration, split: str
                  min_mask_dice: float, overwrite: bool) -> dict:
     """``model.int8.onnx`` from ``model.onnx`` (:func:`monai_bac.quantization.quantize_int8`)."""
     from monai_bac.bundle_support import inference_items
-    from monai_bac.quantization import calibration_inputs, quantize_int8
+    from monai_bac.cpu_inference import CPUInferenceEngine
+    from monai_bac.quantization import quantize_int8
 
     fp32 = out / "model.onnx"
     if not fp32.is_file():
         raise ExportError(f"{fp32} is missing: export 'onnx' first (or together with 'onnx-int8')")
-    items = inference_items(str(calibration), split)
-    if len(items) < 1:
+    items = inference_items(str(calibration), split)[:n_calibration + n_check]
+    if not items:
         raise ExportError(f"no calibration images in {calibration}")
-    calib_items = items[:n_calibration]
-    check_items = items[n_calibration:n_calibration + n_check]
-    model_dir = files.bundle_root or files.models_dir
-    calib = calibration_inputs(model_dir, calib_items)
-    check = calibration_inputs(model_dir, check_items) if check_items else None
-    threshold = read_model_threshold(files)
-    report = quantize_int8(fp32, out / "model.int8.onnx", calib, check, threshold=threshold,
-                           min_mask_dice=min_mask_dice, overwrite=overwrite)
+    # the served preprocessing and threshold, exactly as `monai-bac infer` runs them
+    engine = CPUInferenceEngine(files.bundle_root or files.models_dir, engine="torch")
+    inputs = [engine.network_input(item) for item in items]
+    report = quantize_int8(fp32, out / "model.int8.onnx", inputs[:n_calibration], inputs[n_calibration:] or None,
+                           threshold=engine.threshold, min_mask_dice=min_mask_dice, overwrite=overwrite)
     report.update(checkpoint_sha256=sha, calibration=str(calibration), calibration_split=split)
     return report
-
-
-def read_model_threshold(files: ModelFiles) -> float:
-    """The model's probability cut-off (``models/threshold.json``, else 0.5)."""
-    from monai_bac.handlers import read_threshold
-
-    return float(read_threshold(str(files.models_dir / "threshold.json"), 0.5))

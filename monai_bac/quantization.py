@@ -34,21 +34,14 @@ from typing import Any
 
 import numpy as np
 
+from monai_bac.metrics import mask_dice
 from monai_bac.utils import atomic_write_path
 
-__all__ = ["calibration_inputs", "quantize_int8", "compare_masks", "INT8_NAME"]
+__all__ = ["quantize_int8", "compare_masks", "INT8_NAME"]
 
 logger = logging.getLogger("monai_bac.quantization")
 
 INT8_NAME = "model.int8.onnx"
-
-
-def calibration_inputs(model: str | os.PathLike, images: Sequence[Any], **engine_kwargs) -> list[np.ndarray]:
-    """Network inputs (1, 1, H, W) of ``images`` through the model's own bundle preprocessing."""
-    from monai_bac.cpu_inference import CPUInferenceEngine
-
-    engine = CPUInferenceEngine(model, engine="torch", **engine_kwargs)
-    return [engine.network_input(im) for im in images]
 
 
 class _Reader:
@@ -73,12 +66,13 @@ def _session(model: str | bytes, threads: int | None):
     return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
 
-def _input_convs(model_path: Path, input_name: str) -> list[str]:
-    """Names of the Conv nodes that read the graph input directly."""
+def _input_and_first_convs(model_path: Path) -> tuple[str, list[str]]:
+    """The graph's input name and the Conv nodes that read it directly."""
     import onnx
 
     graph = onnx.load(str(model_path)).graph
-    return [n.name for n in graph.node if n.op_type == "Conv" and input_name in n.input]
+    name = graph.input[0].name
+    return name, [n.name for n in graph.node if n.op_type == "Conv" and name in n.input]
 
 
 def compare_masks(fp32: str | os.PathLike, int8: str | os.PathLike, inputs: Sequence[np.ndarray],
@@ -92,10 +86,9 @@ def compare_masks(fp32: str | os.PathLike, int8: str | os.PathLike, inputs: Sequ
     for x in inputs:
         la, lb = a.run(None, {name: x})[0], b.run(None, {name: x})[0]
         diffs.append(float(np.abs(la - lb).max()))
-        ma, mb = la > cut, lb > cut
-        total = int(ma.sum()) + int(mb.sum())
-        dices.append(1.0 if total == 0 else 2.0 * int((ma & mb).sum()) / total)
-        changed += int((ma ^ mb).sum())
+        ma, mb = la[0, 0] > cut, lb[0, 0] > cut
+        dices.append(mask_dice(ma, mb))
+        changed += int(np.count_nonzero(ma ^ mb))
         pixels += ma.size
     return {"max_abs_diff": max(diffs), "mask_dice_mean": float(np.mean(dices)), "mask_dice_min": min(dices),
             "pixel_disagreement": changed / max(pixels, 1), "n_images": len(inputs)}
@@ -109,8 +102,8 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
     Args:
         fp32_path: the float32 ONNX model (``model.onnx``).
         out_path: where to write the int8 model (refused if it exists, unless ``overwrite``).
-        calibration: preprocessed network inputs (:func:`calibration_inputs`) whose activation
-            ranges set the uint8 scales.
+        calibration: preprocessed network inputs (``CPUInferenceEngine.network_input``) whose
+            activation ranges set the uint8 scales.
         check: inputs to measure the agreement on (default: the calibration inputs).
         threshold: the model's probability cut-off (``models/threshold.json``).
         min_mask_dice: refuse the int8 model when the mean mask Dice against float32 is lower.
@@ -138,12 +131,12 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
         quantized = Path(tmp) / "int8.onnx"
         # folds constants and infers shapes so that every Conv gets quantized
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        name = _session(str(fp32_path), threads).get_inputs()[0].name
+        name, first_convs = _input_and_first_convs(prepared)
         quantize_static(str(prepared), str(quantized), _Reader(name, calibration), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         # the first convolution stays float32: it reads the z-scored image itself, whose
                         # calcification signal lies in the far tail that 256 input levels flatten
-                        nodes_to_exclude=_input_convs(prepared, name),
+                        nodes_to_exclude=first_convs,
                         # MinMax keeps only each tensor's min and max per image (ReduceMin/Max
                         # nodes), so calibrating on full-size images needs little memory
                         calibrate_method=CalibrationMethod.MinMax)

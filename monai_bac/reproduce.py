@@ -149,11 +149,13 @@ def _errors_against_truth(mask, gt, lookalikes, spacing_mm, tolerance_mm: float)
     import numpy as np
     from scipy import ndimage as ndi
 
+    from monai_bac.metrics import mask_dice
+
     mask, gt = np.asarray(mask) > 0, np.asarray(gt) > 0
     near_gt = ndi.distance_transform_edt(~gt, sampling=spacing_mm) <= tolerance_mm if gt.any() else np.zeros_like(gt)
     near = ndi.distance_transform_edt(~mask, sampling=spacing_mm) <= tolerance_mm if mask.any() else np.zeros_like(mask)
     n, n_gt = int(mask.sum()), int(gt.sum())
-    return dict(dice=2.0 * int((mask & gt).sum()) / (n + n_gt) if n + n_gt else 1.0,
+    return dict(dice=mask_dice(mask, gt),
                 precision_1mm=float((mask & near_gt).sum() / n) if n else float("nan"),
                 recall_1mm=float((gt & near).sum() / n_gt) if n_gt else float("nan"),
                 lookalike_share=float((mask & lookalikes & ~near_gt).sum() / n) if n else 0.0)
@@ -212,8 +214,8 @@ def label_quality(cohort: Path, corrected: Path, tolerance_mm: float = 1.0) -> d
 
     out = {"tpa": [], "corrected": []}
     fixed = {e["case"]: e for e in _entries(corrected, "all")}
+    base = Path(cohort).parent
     for entry in _entries(cohort, "all"):
-        base = Path(cohort).parent
         gt_img = load_label(base / entry["label_gt"])
         sp = tuple(float(v) for v in gt_img.meta["spacing_mm"])
         gt = np.asarray(gt_img)[0]

@@ -278,3 +278,15 @@ def test_spacing_prefers_a_resized_affine_over_stale_meta():
     np.testing.assert_array_equal(compute_length_dice(only_affine, label), got)
     agree = MetaTensor(torch.from_numpy(prob), affine=affine, meta={"spacing_mm": (0.2, 0.1)})
     np.testing.assert_array_equal(compute_length_dice(agree, label), got)
+
+
+def test_mask_dice_is_monai_dice_with_defined_empty_cases():
+    from monai_bac.metrics import mask_dice
+
+    a = np.zeros((8, 8), np.uint8)
+    b = np.zeros((8, 8), bool)
+    assert mask_dice(a, b) == 1.0  # both empty
+    a[2:4, 2:6] = 1  # 8 pixels
+    assert mask_dice(a, b) == 0.0 and mask_dice(b, a) == 0.0
+    b[2:4, 4:8] = True  # 8 pixels, 4 shared
+    assert mask_dice(a, b) == pytest.approx(2 * 4 / 16)

@@ -4,6 +4,7 @@ Area Dice is MONAI's own ``monai.metrics.DiceMetric``; these metrics add the len
 Sec. 3.4 of the paper, in mm.
 """
 
+from monai_bac.metrics.area import mask_dice
 from monai_bac.metrics.cldice import CLDiceMetric, compute_cldice
 from monai_bac.metrics.length_dice import SPACING_KEY, LengthDiceMetric, compute_length_dice, resolve_spacing
 
@@ -13,5 +14,6 @@ __all__ = [
     "LengthDiceMetric",
     "compute_cldice",
     "compute_length_dice",
+    "mask_dice",
     "resolve_spacing",
 ]

@@ -98,6 +98,25 @@ def minmax_in_mask(values: np.ndarray, mask: np.ndarray, percentiles=(0.0, 100.0
     return y, lo, hi
 
 
+def _scaled_log_in_breast(image: np.ndarray, breast_mask: np.ndarray, background: float, percentiles):
+    """The start both normalisations share: Eq. (1), then Eq. (2)'s min-max inside the breast.
+
+    Works in the breast's bounding box only. Returns (output filled with ``background``, the box
+    (None when there is no breast pixel), the breast mask in the box, the scaled log image in the
+    box, lo, hi).
+    """
+    mask = as_breast_mask(breast_mask)
+    if mask.shape != np.shape(image):
+        raise ValueError(f"breast mask shape {mask.shape} differs from the image's {np.shape(image)}")
+    out = np.full(mask.shape, background, np.float32)
+    box = _bbox(mask)
+    if box is None:
+        return out, None, None, None, None, None
+    m = mask[box]
+    y, lo, hi = minmax_in_mask(log_image(np.asarray(image)[box]), m, percentiles)
+    return out, box, m, y, lo, hi
+
+
 def log_gamma(
     image: np.ndarray,
     breast_mask: np.ndarray,
@@ -125,15 +144,9 @@ def log_gamma(
     """
     if not gamma > 0:
         raise ValueError(f"gamma must be > 0, got {gamma}")
-    mask = as_breast_mask(breast_mask)
-    if mask.shape != np.shape(image):
-        raise ValueError(f"breast mask shape {mask.shape} differs from the image's {np.shape(image)}")
-    out = np.full(mask.shape, background, np.float32)
-    box = _bbox(mask)
+    out, box, m, y, lo, hi = _scaled_log_in_breast(image, breast_mask, background, percentiles)
     if box is None:
         return out, dict(gamma=float(gamma), log_min=None, log_max=None, breast_mean=None, empty=True)
-    m = mask[box]
-    y, lo, hi = minmax_in_mask(log_image(np.asarray(image)[box]), m, percentiles)
     if gamma == 0.5:
         np.sqrt(y, out=y)
     elif gamma != 1.0:
@@ -286,15 +299,9 @@ def auto_gamma(
         raise ValueError(f"target_mean must be in (0, 1), got {target_mean}")
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol}")
-    mask = as_breast_mask(breast_mask)
-    if mask.shape != np.shape(image):
-        raise ValueError(f"breast mask shape {mask.shape} differs from the image's {np.shape(image)}")
-    out = np.full(mask.shape, background, np.float32)
-    box = _bbox(mask)
+    out, box, mask, y, lo, hi = _scaled_log_in_breast(image, breast_mask, background, percentiles)
     if box is None:
         return out, AutoGammaResult(float("nan"), 0, float("nan"), float(target_mean), False, (0.0, 0.0))
-    full_mask, mask = mask, mask[box]
-    y, lo, hi = minmax_in_mask(log_image(np.asarray(image)[box]), mask, percentiles)
     inside = y[mask]
     mean_fn, reachable = _histogram_mean_fn(inside)
     # the histogram's mean approximates the exact mean to ~1e-5; aim a little inside tol
@@ -304,7 +311,6 @@ def auto_gamma(
     y[~mask] = background
     reached = float(y[mask].mean(dtype=np.float64))
     out[box] = y
-    y, mask = out, full_mask
     converged = bool(ok and abs(reached - target_mean) <= tol)
-    return y, AutoGammaResult(float(g), int(iterations), reached, float(target_mean), converged,
+    return out, AutoGammaResult(float(g), int(iterations), reached, float(target_mean), converged,
                               (float(reachable[0]), float(reachable[1])), lo, hi)
