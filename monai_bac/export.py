@@ -25,6 +25,7 @@ import logging
 import os
 import time
 import warnings
+from functools import cached_property
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,11 @@ class ModelFiles:
     def image_size(self) -> int:
         return int(self.settings.get("image_size", DEFAULTS["image_size"]))
 
+    @cached_property
+    def checkpoint_sha256(self) -> str | None:
+        """SHA-256 of ``model.pt`` (hashed once: both exports' staleness checks need it)."""
+        return file_sha256(self.checkpoint) if self.checkpoint is not None else None
+
     @property
     def onnx_is_current(self) -> bool:
         """``model.onnx`` exists and was exported from the current ``model.pt`` (or there is none)."""
@@ -84,7 +90,7 @@ class ModelFiles:
             return False
         if self.checkpoint is None:
             return True
-        return self.export_info.get("checkpoint_sha256") == file_sha256(self.checkpoint)
+        return self.export_info.get("checkpoint_sha256") == self.checkpoint_sha256
 
     @property
     def onnx_int8_is_current(self) -> bool:
@@ -92,7 +98,7 @@ class ModelFiles:
         if self.onnx_int8 is None:
             return False
         made_from = self.export_info.get("exports", {}).get("onnx-int8", {}).get("checkpoint_sha256")
-        return self.checkpoint is None or made_from == file_sha256(self.checkpoint)
+        return self.checkpoint is None or made_from == self.checkpoint_sha256
 
     def config_file(self) -> Path:
         """The bundle's ``configs/inference.json`` whose preprocessing this model was trained with."""
@@ -284,7 +290,7 @@ def export_model(model: str | os.PathLike, out_dir: str | os.PathLike | None = N
     size = int(check_size or files.image_size)
     size = -(-size // 16) * 16
     example = _example(size)
-    sha = file_sha256(files.checkpoint)
+    sha = files.checkpoint_sha256
     previous: dict[str, Any] = {}
     if files.export_info.get("checkpoint_sha256") == sha and out == files.models_dir:
         previous = dict(files.export_info.get("exports", {}))
