@@ -33,6 +33,7 @@ def main() -> int:
     ap.add_argument("--check", required=True)
     ap.add_argument("--check-split", default="all")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--scope", choices=["decoder", "all"], default="decoder", help="what int8 quantizes")
     args = ap.parse_args()
     limit_threads(args.threads)
     import numpy as np
@@ -54,9 +55,10 @@ def main() -> int:
                 shutil.copy2(Path(args.model) / "models" / name, root / "models" / name)
         info = export_model(root, formats=("onnx", "onnx-int8"), calibration=args.calibration,
                             calibration_split=args.calibration_split, n_calibration=args.n_calibration, n_check=0,
-                            min_mask_dice=0.0)
+                            min_mask_dice=0.0, int8_scope=args.scope)
         q = info["exports"]["onnx-int8"]
-        print(f"int8 calibrated on {q['calibration_images']} image(s) of {args.calibration} ({q['seconds']:.1f} s)")
+        print(f"int8 ({q['scheme']}) calibrated on {q['calibration_images']} image(s) of {args.calibration} "
+              f"({q['seconds']:.1f} s)")
         engines = {p: CPUInferenceEngine(root, engine="onnx", precision=p, threads=args.threads) for p in ("fp32", "int8")}
         size = engines["fp32"].image_size
         print(f"network input {size} px, threshold {engines['fp32'].threshold:.3g}\n")

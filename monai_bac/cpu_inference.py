@@ -14,7 +14,8 @@ clinic. :class:`CPUInferenceEngine` runs one image end to end on the CPU:
    AsDiscreted at the model's threshold, ``models/threshold.json``).
 
 Each stage is timed (``load``, ``breast_region``, ``normalise``, ``resize``, ``network``,
-``resize_back``, ``threshold``; :func:`process_image` adds ``quantify`` and ``write``).
+``resize_back``, ``threshold``; :func:`process_image` adds ``quantify`` and ``write``, which
+run side by side: the files are written on a second thread while the mask is measured).
 
 :func:`process_image` then quantifies the mask (:mod:`monai_bac.quantify`) and writes, per
 image: the mask as NIfTI, a DICOM Segmentation object referencing the source image
@@ -32,6 +33,7 @@ import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -325,6 +327,7 @@ def overlay_picture(background: np.ndarray, mask: np.ndarray, breast: np.ndarray
     """
     from PIL import Image
 
+    from monai_bac.ops.resample import block_mean
     from monai_bac.visualize import BAC_COLOUR, overlay
 
     bg = np.asarray(background, np.float32)
@@ -336,15 +339,13 @@ def overlay_picture(background: np.ndarray, mask: np.ndarray, breast: np.ndarray
         sel = np.asarray(breast)[::step, ::step] > 0
     vals = sample[sel] if sel is not None and sel.any() else sample.ravel()
     lo, hi = np.percentile(vals, (0.5, 99.5)) if vals.size else (0.0, 1.0)
-    scale = np.float32(255.0 / max(float(hi - lo), 1e-6))
-    tmp = (bg - np.float32(lo)) * scale
-    np.clip(tmp, 0, 255, out=tmp)
-    grey = tmp.astype(np.uint8)
-    if f > 1:
+    if f > 1:  # shrink first: the grey by block means (of the float image), the mask by block maxima
         h, w = (bg.shape[0] // f) * f, (bg.shape[1] // f) * f
-        grey = np.asarray(Image.fromarray(np.ascontiguousarray(grey[:h, :w])).reduce(f))
+        bg = block_mean(bg[:h, :w], f, f)
         m = np.asarray(Image.fromarray(np.ascontiguousarray(m[:h, :w]).view(np.uint8) * np.uint8(255)).reduce(f)) > 0
-    return overlay(grey, [m], [BAC_COLOUR])
+    tmp = (bg - np.float32(lo)) * np.float32(255.0 / max(float(hi - lo), 1e-6))
+    np.clip(tmp, 0, 255, out=tmp)
+    return overlay(tmp.astype(np.uint8), [m], [BAC_COLOUR])
 
 
 def _save_png_fast(path: Path, rgb: np.ndarray, overwrite: bool) -> None:
@@ -548,11 +549,75 @@ _META_FIELDS = ("patient_id", "laterality", "view", "study_instance_uid", "serie
                 "manufacturer", "presentation", "is_raw", "kvp", "spacing_mm")
 
 
+def _quantify_result(result: InferenceResult, entry: Mapping[str, Any], calcium: bool, annotation_key: str | None,
+                     max_mask_fraction: float) -> dict[str, Any]:
+    """The report's ``quantification`` (and ``quality_warning``, ``annotation``) for one prediction."""
+    from monai_bac.quantify import quantify_image
+
+    out: dict[str, Any] = {}
+    meta = result.meta
+    fraction = float(result.mask.mean()) if result.mask.size else 0.0
+    if fraction > max_mask_fraction:
+        # no BAC covers this much of a mammogram: a failed model or a wrong input; measuring the
+        # skeleton of such a blob would also take long
+        sp = meta.get("spacing_mm") or (float("nan"), float("nan"))
+        out["quality_warning"] = (f"the mask covers {100 * fraction:.1f} % of the image (> {100 * max_mask_fraction:g} %): "
+                                  "not a plausible BAC segmentation; length and calcium not measured")
+        out["quantification"] = {"present": True, "length_mm": None, "skeleton_length_mm": None,
+                                 "n_segments": None, "area_mm2": float(result.mask.sum() * sp[0] * sp[1]),
+                                 "calcium_mg": None, "calcium_volume_mm3": None,
+                                 "calcium_note": "not measured (implausible mask)", "spacing_mm": list(sp),
+                                 "segments": []}
+    else:
+        out["quantification"] = quantify_image(result.image, result.mask, result.breast_map, calcium=calcium).as_dict()
+    ann_key = annotation_key
+    if ann_key == "auto":
+        ann_key = next((k for k in ("label_gt", "label") if k in entry), None)
+    if ann_key and ann_key in entry:
+        try:
+            from monai_bac.data import load_label
+
+            ann = load_label(entry[ann_key], spacing_mm=meta.get("spacing_mm"))
+            qa = quantify_image(result.image, ann, result.breast_map, calcium=calcium)
+            out["annotation"] = {"key": ann_key, "path": str(entry[ann_key]), **qa.as_dict(segments=False)}
+        except Exception as e:  # noqa: BLE001
+            out["annotation"] = {"key": ann_key, "path": str(entry[ann_key]), "error": f"{type(e).__name__}: {e}"}
+    return out
+
+
+def _write_image_files(paths: Mapping[str, Path], result: InferenceResult, source: str, overlay_max_side: int | None,
+                       overwrite: bool) -> tuple[dict[str, str], dict[str, str], float]:
+    """Write the mask (NIfTI, DICOM SEG) and the overlay PNG: (written paths, report notes, seconds)."""
+    t0 = time.perf_counter()
+    written: dict[str, str] = {}
+    notes: dict[str, str] = {}
+    spacing = result.meta.get("spacing_mm")
+    if "nifti" in paths:
+        from monai_bac.data import save_mask_nifti
+
+        written["nifti"] = str(save_mask_nifti(paths["nifti"], result.mask, spacing, overwrite=overwrite))
+    if "seg" in paths:
+        if source.lower().endswith((".nii", ".nii.gz", ".png", ".tif", ".tiff", ".npy")):
+            notes["seg_note"] = "no DICOM SEG: the source is not a DICOM file"
+        else:
+            written["seg"] = str(write_dicom_seg(paths["seg"], result.mask, source, spacing_mm=spacing,
+                                                 overwrite=overwrite))
+    if "overlay" in paths:
+        bg = result.normalised if result.normalised is not None else np.log1p(np.asarray(result.image)[0])
+        pic = overlay_picture(bg, result.mask, result.breast_map, overlay_max_side)
+        _save_png_fast(paths["overlay"], pic, overwrite)
+        written["overlay"] = str(paths["overlay"])
+    return written, notes, time.perf_counter() - t0
+
+
 def process_image(engine: CPUInferenceEngine, item: str | os.PathLike | Mapping[str, Any], out_dir: str | os.PathLike,
                   case: str, *, outputs: Sequence[str] = tuple(OUTPUT_SUFFIXES), overwrite: bool = False,
                   overlay_max_side: int | None = 1600, calcium: bool = True,
                   annotation_key: str | None = "auto", max_mask_fraction: float = 0.05) -> dict[str, Any]:
     """Segment, quantify and write one image; never raises for a bad input.
+
+    The NIfTI, DICOM SEG and overlay files are written on a second thread while the mask is
+    quantified (the ``write`` and ``quantify`` seconds overlap; ``total_seconds`` is the wall time).
 
     Args:
         engine: the engine.
@@ -574,7 +639,6 @@ def process_image(engine: CPUInferenceEngine, item: str | os.PathLike | Mapping[
         ``outputs`` (paths), ``seconds`` per stage and ``total_seconds``.
     """
     from monai_bac.data import MammogramReadError
-    from monai_bac.quantify import quantify_image
 
     t_start = time.perf_counter()
     entry = dict(item) if isinstance(item, Mapping) else {"image": str(item)}
@@ -613,62 +677,25 @@ def process_image(engine: CPUInferenceEngine, item: str | os.PathLike | Mapping[
     report["image_info"]["shape"] = list(result.mask.shape)
     if result.warnings:
         report["input_warnings"] = result.warnings
-    t0 = time.perf_counter()
-    fraction = float(result.mask.mean()) if result.mask.size else 0.0
-    if fraction > max_mask_fraction:
-        # no BAC covers this much of a mammogram: a failed model or a wrong input; measuring the
-        # skeleton of such a blob would also take long
-        sp = meta.get("spacing_mm") or (float("nan"), float("nan"))
-        report["quality_warning"] = (f"the mask covers {100 * fraction:.1f} % of the image (> {100 * max_mask_fraction:g} %): "
-                                     "not a plausible BAC segmentation; length and calcium not measured")
-        report["quantification"] = {"present": True, "length_mm": None, "skeleton_length_mm": None,
-                                    "n_segments": None, "area_mm2": float(result.mask.sum() * sp[0] * sp[1]),
-                                    "calcium_mg": None, "calcium_volume_mm3": None,
-                                    "calcium_note": "not measured (implausible mask)", "spacing_mm": list(sp),
-                                    "segments": []}
-    else:
-        q = quantify_image(result.image, result.mask, result.breast_map, calcium=calcium)
-        report["quantification"] = q.as_dict()
-    ann_key = annotation_key
-    if ann_key == "auto":
-        ann_key = next((k for k in ("label_gt", "label") if k in entry), None)
-    if ann_key and ann_key in entry:
-        try:
-            from monai_bac.data import load_label
-
-            ann = load_label(entry[ann_key], spacing_mm=meta.get("spacing_mm"))
-            qa = quantify_image(result.image, ann, result.breast_map, calcium=calcium)
-            report["annotation"] = {"key": ann_key, "path": str(entry[ann_key]), **qa.as_dict(segments=False)}
-        except Exception as e:  # noqa: BLE001
-            report["annotation"] = {"key": ann_key, "path": str(entry[ann_key]), "error": f"{type(e).__name__}: {e}"}
-    seconds["quantify"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    written: dict[str, str] = {}
-    spacing = meta.get("spacing_mm")
-    try:
-        if "nifti" in paths:
-            from monai_bac.data import save_mask_nifti
-
-            written["nifti"] = str(save_mask_nifti(paths["nifti"], result.mask, spacing, overwrite=overwrite))
-        if "seg" in paths:
-            if source.lower().endswith((".nii", ".nii.gz", ".png", ".tif", ".tiff", ".npy")):
-                report["seg_note"] = "no DICOM SEG: the source is not a DICOM file"
-            else:
-                written["seg"] = str(write_dicom_seg(paths["seg"], result.mask, source, spacing_mm=spacing,
-                                                     overwrite=overwrite))
-        if "overlay" in paths:
-            bg = result.normalised if result.normalised is not None else np.log1p(np.asarray(result.image)[0])
-            pic = overlay_picture(bg, result.mask, result.breast_map, overlay_max_side)
-            _save_png_fast(paths["overlay"], pic, overwrite)
-            written["overlay"] = str(paths["overlay"])
-        seconds["write"] = time.perf_counter() - t0
-        report["outputs"] = {**written, "json": str(paths["json"])}
-        report["seconds"] = {k: seconds.get(k, 0.0) for k in STAGES}
-        report["total_seconds"] = time.perf_counter() - t_start
-        write_json(paths["json"], report, overwrite=overwrite)
-    except (OSError, ValueError) as e:
-        report.update(status="failed", reason=f"writing outputs: {type(e).__name__}: {e}", error=type(e).__name__)
+    # the image files need only the mask: they are written on a second core while the mask is
+    # measured (PNG, gzip and numpy release the GIL), so "write" overlaps "quantify"
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monai-bac-write") as pool:
+        files = pool.submit(_write_image_files, paths, result, source, overlay_max_side, overwrite)
+        t0 = time.perf_counter()
+        report.update(_quantify_result(result, entry, calcium, annotation_key, max_mask_fraction))
+        seconds["quantify"] = time.perf_counter() - t0
+        try:
+            written, notes, seconds["write"] = files.result()
+            report.update(notes)
+            t0 = time.perf_counter()
+            report["outputs"] = {**written, "json": str(paths["json"])}
+            report["seconds"] = {k: seconds.get(k, 0.0) for k in STAGES}
+            report["total_seconds"] = time.perf_counter() - t_start
+            write_json(paths["json"], report, overwrite=overwrite)
+            seconds["write"] += time.perf_counter() - t0
+        except (OSError, ValueError) as e:
+            report.update(status="failed", reason=f"writing outputs: {type(e).__name__}: {e}", error=type(e).__name__)
     report["seconds"] = {k: seconds.get(k, 0.0) for k in STAGES}
     report["total_seconds"] = time.perf_counter() - t_start
     return report

@@ -53,13 +53,14 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from monai_bac.ops.skeleton import NEIGHBOUR_OFFSETS, foreground_groups, skeleton_points, thin_mask
+from monai_bac.ops.skeleton import NEIGHBOUR_OFFSETS, foreground_groups, skeleton_points, thin_box
 from monai_bac.physics import HYDROXYAPATITE_DENSITY_MG_PER_MM3
 
 __all__ = [
@@ -177,13 +178,13 @@ def _prune_spurs(skel: np.ndarray, mask: np.ndarray, sp: tuple[float, float], pr
     out = skel.copy()
     gone = rest & kill[np.maximum(seg, 0)]
     out[r[gone], c[gone]] = False
-    return thin_mask(out)  # junction clusters left behind thin to a 1-pixel line
+    return thin_box(out)  # junction clusters left behind thin to a 1-pixel line
 
 
 def _group_skeleton(sub: np.ndarray, sp: tuple[float, float], prune_factor: float, end_correction: bool):
     """Skeleton pixels, length shares and end corrections of one small (H, W) mask (local indices)."""
     sub = np.pad(sub, 1)
-    skel = thin_mask(sub)
+    skel = thin_box(sub)
     if prune_factor and prune_factor > 0:
         skel = _prune_spurs(skel, sub, sp, prune_factor)
     r, c, w = skeleton_points(skel, sp)
@@ -379,6 +380,94 @@ class BACQuantification:
         return self.as_dict(segments=False)
 
 
+def _segment_boxes(m: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+    """Every 8-connected component of ``m``: ((row0, col0, row1, col1), its mask in that box).
+
+    In ``scipy.ndimage.label``'s order (raster order of each component's first pixel), but
+    labelled within the foreground's tiles (:func:`foreground_groups`) instead of the whole image.
+    """
+    found = []
+    for rs, cs, sub in foreground_groups(m):
+        lab, _ = ndi.label(sub, _EIGHT)
+        for k, sl in enumerate(ndi.find_objects(lab), start=1):
+            own = lab[sl] == k
+            first = (rs.start + sl[0].start, cs.start + sl[1].start + int(np.argmax(own[0])))
+            box = (rs.start + sl[0].start, cs.start + sl[1].start, rs.start + sl[0].stop, cs.start + sl[1].stop)
+            found.append((first, box, own))
+    found.sort(key=lambda f: f[0])
+    return [(box, own) for _, box, own in found]
+
+
+@dataclass
+class _Segment:
+    """One segment's geometry, kept for its calcium sum: its box (with the zone's margin) and lengths."""
+
+    r0: int
+    c0: int
+    box: np.ndarray
+    length_mm: float
+    skeleton_mm: float
+    bbox: tuple[int, int, int, int]
+
+
+def _zone_disk(sp: tuple[float, float], zone_mm: float) -> np.ndarray:
+    if not 0 <= zone_mm <= 3.0:
+        raise ValueError(f"zone_mm must be within 0-3 mm, got {zone_mm}")
+    kr, kc = int(round(zone_mm / sp[0])), int(round(zone_mm / sp[1]))
+    yy, xx = np.mgrid[-kr:kr + 1, -kc:kc + 1]
+    return (yy * sp[0]) ** 2 + (xx * sp[1]) ** 2 <= zone_mm**2 + 1e-9
+
+
+def _measure_segments(m: np.ndarray, sp: tuple[float, float], disk: np.ndarray, min_segment_mm: float,
+                      prune_factor: float, end_correction: bool) -> list[_Segment]:
+    """Length of every segment, each in its own bounding box (plus the zone): the cost follows the
+    segments, not the image."""
+    kr, kc = disk.shape[0] // 2, disk.shape[1] // 2
+    H, W = m.shape
+    out = []
+    for (gr0, gc0, gr1, gc1), own in _segment_boxes(m):
+        r0, c0 = max(gr0 - kr - 1, 0), max(gc0 - kc - 1, 0)
+        r1, c1 = min(gr1 + kr + 1, H), min(gc1 + kc + 1, W)
+        box = np.zeros((r1 - r0, c1 - c0), bool)
+        box[gr0 - r0:gr1 - r0, gc0 - c0:gc1 - c0] = own
+        _, _, w, _, _, ee = _group_skeleton(box, sp, prune_factor, end_correction)
+        skel_len = float(w.sum())
+        length = skel_len + float(ee.sum())
+        if length >= min_segment_mm:
+            out.append(_Segment(r0, c0, box, length, skel_len, (gr0, gc0, gr1, gc1)))
+    return out
+
+
+def _segment_calcium(segments: list[_Segment], h: np.ndarray, sp: tuple[float, float], disk: np.ndarray) -> list[float]:
+    """Calcium (mg) of each segment: h_calc over its zone; zone pixels shared by two segments count for the first."""
+    claimed = np.zeros(h.shape, bool)
+    out = []
+    for s in segments:
+        r1, c1 = s.r0 + s.box.shape[0], s.c0 + s.box.shape[1]
+        zone = _dilate_sparse(s.box, disk)
+        zone &= ~claimed[s.r0:r1, s.c0:c1]
+        claimed[s.r0:r1, s.c0:c1] |= zone
+        out.append(float(h[s.r0:r1, s.c0:c1][zone].sum(dtype=np.float64)) * sp[0] * sp[1]
+                   * HYDROXYAPATITE_DENSITY_MG_PER_MM3)
+    return out
+
+
+def _quantification(segments: list[_Segment], calcium: list[float] | None, sp: tuple[float, float], zone_mm: float,
+                    calcium_note: str) -> BACQuantification:
+    stats = [SegmentStats(i + 1, s.length_mm, float(s.box.sum()) * sp[0] * sp[1],
+                          None if calcium is None else calcium[i], s.bbox) for i, s in enumerate(segments)]
+    total = None
+    if calcium is not None:
+        total = float(sum(calcium))
+        calcium_note = f"h_calc (Eq. 5) summed over the mask dilated by {zone_mm:g} mm"
+    return BACQuantification(
+        present=bool(stats), length_mm=float(sum(s.length_mm for s in stats)),
+        skeleton_length_mm=float(sum(s.skeleton_mm for s in segments)), n_segments=len(stats),
+        area_mm2=float(sum(s.area_mm2 for s in stats)), calcium_mg=total,
+        calcium_volume_mm3=None if total is None else total / HYDROXYAPATITE_DENSITY_MG_PER_MM3,
+        calcium_note=calcium_note, spacing_mm=sp, segments=stats)
+
+
 def quantify_mask(mask, spacing_mm=None, calc_thickness=None, *, min_segment_mm: float = 0.0,
                   prune_factor: float = 2.0, end_correction: bool = True, zone_mm: float = 0.2,
                   calcium_note: str = "") -> BACQuantification:
@@ -405,75 +494,46 @@ def quantify_mask(mask, spacing_mm=None, calc_thickness=None, *, min_segment_mm:
         h = _mask_hw_float(calc_thickness)
         if h.shape != m.shape:
             raise ValueError(f"calc_thickness shape {h.shape} differs from the mask's {m.shape}")
-    if not 0 <= zone_mm <= 3.0:
-        raise ValueError(f"zone_mm must be within 0-3 mm, got {zone_mm}")
-    kr, kc = int(round(zone_mm / sp[0])), int(round(zone_mm / sp[1]))
-    yy, xx = np.mgrid[-kr:kr + 1, -kc:kc + 1]
-    disk = (yy * sp[0]) ** 2 + (xx * sp[1]) ** 2 <= zone_mm**2 + 1e-9
-    H, W = m.shape
-    segments: list[SegmentStats] = []
-    skel_total = 0.0
-    labels, _ = ndi.label(m, _EIGHT)
-    claimed = np.zeros(m.shape, bool) if h is not None else None  # zone pixels already counted
-    # each segment in its own bounding box (plus the zone): the cost follows the segments, not the image
-    for k, sl in enumerate(ndi.find_objects(labels), start=1):
-        if sl is None:
-            continue
-        r0, c0 = max(sl[0].start - kr - 1, 0), max(sl[1].start - kc - 1, 0)
-        r1, c1 = min(sl[0].stop + kr + 1, H), min(sl[1].stop + kc + 1, W)
-        box = labels[r0:r1, c0:c1] == k
-        _, _, w, _, _, ee = _group_skeleton(box, sp, prune_factor, end_correction)
-        skel_len = float(w.sum())
-        length = skel_len + float(ee.sum())
-        if length < min_segment_mm:
-            continue
-        ca = None
-        if h is not None:
-            zone = _dilate_sparse(box, disk)
-            zone &= ~claimed[r0:r1, c0:c1]
-            claimed[r0:r1, c0:c1] |= zone
-            ca = float(h[r0:r1, c0:c1][zone].sum(dtype=np.float64)) * sp[0] * sp[1] * HYDROXYAPATITE_DENSITY_MG_PER_MM3
-        skel_total += skel_len
-        segments.append(SegmentStats(len(segments) + 1, length, float(box.sum()) * sp[0] * sp[1], ca,
-                                     (sl[0].start, sl[1].start, sl[0].stop, sl[1].stop)))
-    calcium = None
-    if h is not None:
-        calcium = float(sum(s.calcium_mg for s in segments))
-        calcium_note = f"h_calc (Eq. 5) summed over the mask dilated by {zone_mm:g} mm"
-    return BACQuantification(
-        present=bool(segments), length_mm=float(sum(s.length_mm for s in segments)), skeleton_length_mm=skel_total,
-        n_segments=len(segments), area_mm2=float(sum(s.area_mm2 for s in segments)), calcium_mg=calcium,
-        calcium_volume_mm3=None if calcium is None else calcium / HYDROXYAPATITE_DENSITY_MG_PER_MM3,
-        calcium_note=calcium_note, spacing_mm=sp, segments=segments)
+    disk = _zone_disk(sp, zone_mm)
+    segments = _measure_segments(m, sp, disk, min_segment_mm, prune_factor, end_correction)
+    calcium = _segment_calcium(segments, h, sp, disk) if h is not None else None
+    return _quantification(segments, calcium, sp, zone_mm, calcium_note)
 
 
 def quantify_image(image, mask, breast_map=None, *, spacing_mm=None, meta: Mapping | None = None,
-                   calcium: bool = True, **kwargs) -> BACQuantification:
+                   calcium: bool = True, min_segment_mm: float = 0.0, prune_factor: float = 2.0,
+                   end_correction: bool = True, zone_mm: float = 0.2) -> BACQuantification:
     """:func:`quantify_mask` plus the calcium mass from the raw image where physics allows.
 
     The mass needs a raw (FOR PROCESSING) image and its KVP (0018,0060) (with anode / filter for
     the effective energy); otherwise ``calcium_mg`` is None and ``calcium_note`` names the reason.
+    The h_calc map (:func:`calc_thickness_near_mask`) is computed on a second thread while the
+    segments are measured (both spend their time in numpy / scipy, which release the GIL).
     """
     from monai_bac.physics import MissingPhysicsError
 
     meta = dict(meta if meta is not None else getattr(image, "meta", {}) or {})
     if spacing_mm is None:
         spacing_mm = meta.get("spacing_mm")
-    h_calc, note = None, ""
+    sp = _spacing(spacing_mm)
     m = _mask_hw(mask)
+    disk = _zone_disk(sp, zone_mm)
+    note = ""
     if not calcium:
         note = "calcium not requested"
     elif meta.get("is_raw") is False:
         note = "no calcium mass: processed (FOR PRESENTATION) image; Eq. 5 needs raw detector values"
-    elif m.any():
+    if note or not m.any():
+        segments = _measure_segments(m, sp, disk, min_segment_mm, prune_factor, end_correction)
+        return _quantification(segments, None if note else [], sp, zone_mm, note)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monai-bac-hcalc") as pool:
+        h_future = pool.submit(calc_thickness_near_mask, image, m, breast_map, spacing_mm, meta)
+        segments = _measure_segments(m, sp, disk, min_segment_mm, prune_factor, end_correction)
         try:
-            h_calc = calc_thickness_near_mask(image, m, breast_map, spacing_mm, meta)
+            h_calc = h_future.result()
         except MissingPhysicsError as e:
-            note = f"no calcium mass: {e}"
-    else:
-        h_calc = np.zeros(m.shape, np.float32)
-    zone = kwargs.pop("zone_mm", 0.2)
-    return quantify_mask(m, spacing_mm, h_calc, zone_mm=zone, calcium_note=note, **kwargs)
+            return _quantification(segments, None, sp, zone_mm, f"no calcium mass: {e}")
+    return _quantification(segments, _segment_calcium(segments, h_calc, sp, disk), sp, zone_mm, note)
 
 
 # ------------------------------------------------------------------------------ breast / patient

@@ -12,10 +12,19 @@ quantization does to the answer the user sees - the thresholded mask - before wr
   model's threshold, on images other than the calibration ones when there are enough;
 * ``pixel_disagreement``: the share of pixels whose class changes.
 
-The first convolution stays float32 (it reads the image itself). How much int8 changes the
-answer depends on the trained network: measure it with ``benchmarks/validate_int8.py``. For the
-MobileNetV3 DeepLabV3+ trained on the phantom it changes too much (see docs/PERFORMANCE.md), and
-the ``min_mask_dice`` gate refuses it - which is what the gate is for.
+What is quantized (``scope``):
+
+* ``"decoder"`` (default): only the convolutions of the segmentation decoder (``/decoder/...``
+  in the exported graph: for DeepLabV3+ the ASPP and the fusion block at 1/4 resolution, about
+  half of the network's arithmetic); the encoder and the head stay float32. MobileNetV3's
+  hard-swish and squeeze-excitation layers are known to need quantization-aware training for
+  int8; the decoder's plain convolutions do not.
+* ``"all"``: every layer but the first convolution (which reads the image itself).
+
+How much int8 changes the answer depends on the trained network: measure it with
+``benchmarks/validate_int8.py``. For the MobileNetV3 DeepLabV3+ trained on the phantom,
+``"all"`` changes the masks too much and the ``min_mask_dice`` gate refuses it; ``"decoder"``
+keeps them (docs/PERFORMANCE.md).
 
 An int8 model whose masks agree with float32 below ``min_mask_dice`` is refused (not written).
 ``monai-bac infer`` uses ``model.int8.onnx`` when it exists and was made from the current
@@ -37,11 +46,13 @@ import numpy as np
 from monai_bac.metrics import mask_dice
 from monai_bac.utils import atomic_write_path
 
-__all__ = ["quantize_int8", "compare_masks", "INT8_NAME"]
+__all__ = ["quantize_int8", "compare_masks", "INT8_NAME", "INT8_SCOPES"]
 
 logger = logging.getLogger("monai_bac.quantization")
 
 INT8_NAME = "model.int8.onnx"
+#: what :func:`quantize_int8` may quantize (see the module docstring)
+INT8_SCOPES = ("decoder", "all")
 
 
 class _Reader:
@@ -66,13 +77,22 @@ def _session(model: str | bytes, threads: int | None):
     return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
 
-def _input_and_first_convs(model_path: Path) -> tuple[str, list[str]]:
-    """The graph's input name and the Conv nodes that read it directly."""
+def _node_selection(model_path: Path, scope: str) -> tuple[str, dict[str, list[str]], str]:
+    """The graph's input name, ``quantize_static``'s node selection for ``scope``, and its description."""
     import onnx
+
+    from monai_bac.export import ExportError
 
     graph = onnx.load(str(model_path)).graph
     name = graph.input[0].name
-    return name, [n.name for n in graph.node if n.op_type == "Conv" and name in n.input]
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    if scope == "all":
+        first = [n.name for n in convs if name in n.input]
+        return name, {"nodes_to_exclude": first}, "every layer int8 but the first convolution"
+    decoder = [n.name for n in convs if n.name.startswith("/decoder/")]
+    if not decoder:
+        raise ExportError(f"{model_path}: no /decoder/ convolutions in the graph; quantize with scope='all'")
+    return name, {"nodes_to_quantize": decoder}, f"decoder convolutions int8 ({len(decoder)} of {len(convs)}), the rest float32"
 
 
 def compare_masks(fp32: str | os.PathLike, int8: str | os.PathLike, inputs: Sequence[np.ndarray],
@@ -96,7 +116,7 @@ def compare_masks(fp32: str | os.PathLike, int8: str | os.PathLike, inputs: Sequ
 
 def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, calibration: Sequence[np.ndarray],
                   check: Sequence[np.ndarray] | None = None, *, threshold: float = 0.5, min_mask_dice: float = 0.9,
-                  overwrite: bool = False, threads: int | None = None) -> dict[str, Any]:
+                  scope: str = "decoder", overwrite: bool = False, threads: int | None = None) -> dict[str, Any]:
     """Quantize the ONNX model at ``fp32_path`` to int8 at ``out_path``, calibrated on ``calibration``.
 
     Args:
@@ -107,6 +127,8 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
         check: inputs to measure the agreement on (default: the calibration inputs).
         threshold: the model's probability cut-off (``models/threshold.json``).
         min_mask_dice: refuse the int8 model when the mean mask Dice against float32 is lower.
+        scope: ``"decoder"`` (the decoder's convolutions only) or ``"all"`` (every layer but
+            the first convolution); see the module docstring.
 
     Returns:
         the report: ``path``, ``format`` (``onnx-int8``), the agreement figures of
@@ -121,6 +143,8 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
     from monai_bac.export import ExportError
     from monai_bac.utils import ensure_new_file
 
+    if scope not in INT8_SCOPES:
+        raise ValueError(f"int8 scope must be one of {INT8_SCOPES}, got {scope!r}")
     if not calibration:
         raise ExportError("int8 quantization needs calibration images (none given)")
     out_path = Path(out_path)
@@ -131,15 +155,14 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
         quantized = Path(tmp) / "int8.onnx"
         # folds constants and infers shapes so that every Conv gets quantized
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        name, first_convs = _input_and_first_convs(prepared)
+        # "all" keeps the first convolution float32: it reads the z-scored image itself, whose
+        # calcification signal lies in the far tail that 256 input levels flatten
+        name, selection, described = _node_selection(prepared, scope)
         quantize_static(str(prepared), str(quantized), _Reader(name, calibration), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        # the first convolution stays float32: it reads the z-scored image itself, whose
-                        # calcification signal lies in the far tail that 256 input levels flatten
-                        nodes_to_exclude=first_convs,
                         # MinMax keeps only each tensor's min and max per image (ReduceMin/Max
                         # nodes), so calibrating on full-size images needs little memory
-                        calibrate_method=CalibrationMethod.MinMax)
+                        calibrate_method=CalibrationMethod.MinMax, **selection)
         on_calibration = not check
         agreement = compare_masks(fp32_path, quantized, list(check or calibration), threshold, threads)
         if not agreement["mask_dice_mean"] >= min_mask_dice:
@@ -149,8 +172,9 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
                 "not written (keep float32, or calibrate on more representative images)")
         with atomic_write_path(out_path, overwrite=overwrite) as dst:
             Path(dst).write_bytes(quantized.read_bytes())
-    report = {"path": str(out_path), "format": "onnx-int8", "scheme": "QDQ, per-channel int8 weights, uint8 "
-              "activations, MinMax calibration, first convolution float32", **agreement, "threshold": threshold, "min_mask_dice": min_mask_dice,
+    report = {"path": str(out_path), "format": "onnx-int8", "scope": scope, "scheme": "QDQ, per-channel int8 "
+              f"weights, uint8 activations, MinMax calibration; {described}", **agreement, "threshold": threshold,
+              "min_mask_dice": min_mask_dice,
               "calibration_images": len(calibration), "check_on_calibration_images": on_calibration,
               "seconds": time.perf_counter() - t0}
     logger.info("int8: mask Dice vs float32 %.4f (min %.4f) on %d image(s), max |logit diff| %.3g",

@@ -32,11 +32,12 @@ def display_window(raw_hw: np.ndarray, breast: np.ndarray | None = None, percent
 def overlay(grey_u8: np.ndarray, masks: Sequence[np.ndarray], colours: Sequence[tuple[int, int, int]] = (BAC_COLOUR,),
             alpha: float = 0.65) -> np.ndarray:
     """RGB uint8 (H, W, 3): ``grey_u8`` with each mask blended in its colour (later masks on top)."""
-    rgb = np.repeat(np.asarray(grey_u8, np.uint8)[..., None], 3, axis=2).astype(np.float32)
+    rgb = np.repeat(np.asarray(grey_u8, np.uint8)[..., None], 3, axis=2)
     for mask, colour in zip(masks, colours):
         m = np.asarray(mask) > 0
-        rgb[m] = (1 - alpha) * rgb[m] + alpha * np.asarray(colour, np.float32)
-    return np.clip(rgb, 0, 255).astype(np.uint8)
+        blend = (1 - alpha) * rgb[m].astype(np.float32) + alpha * np.asarray(colour, np.float32)
+        rgb[m] = np.clip(blend, 0, 255).astype(np.uint8)
+    return rgb
 
 
 def save_png(path: str | os.PathLike, image: np.ndarray, overwrite: bool = True, max_side: int | None = None) -> str:

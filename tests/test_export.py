@@ -122,3 +122,48 @@ def test_int8_export_is_checked_against_float32_and_served_only_while_current(bu
         export_model(models, formats=("onnx", "onnx-int8"), overwrite=True, calibration=datalist,
                      calibration_split="all", n_calibration=2, n_check=1, min_mask_dice=1.01)
     assert not (models / "model.int8.onnx").exists()
+
+
+@pytest.mark.parametrize("scope", ["decoder", "all"])
+def test_int8_scope_chooses_which_convolutions_get_int8_weights(tmp_path, scope):
+    import onnx
+
+    from monai_bac.export import onnx_model_bytes
+    from monai_bac.networks import build_network
+    from monai_bac.quantization import quantize_int8
+
+    torch.manual_seed(0)
+    (tmp_path / "fp32.onnx").write_bytes(onnx_model_bytes(build_network("deeplabv3p_mnv3").eval(),
+                                                          torch.zeros(1, 1, 64, 64)))
+    inputs = [np.random.default_rng(i).standard_normal((1, 1, 64, 64)).astype(np.float32) for i in range(2)]
+    report = quantize_int8(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", inputs, min_mask_dice=0.0, scope=scope)
+    graph = onnx.load(str(tmp_path / "int8.onnx")).graph
+    producer = {out: node.op_type for node in graph.node for out in node.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    int8_weights = {n.name for n in convs if producer.get(n.input[1]) == "DequantizeLinear"}
+    decoder = {n.name for n in convs if n.name.startswith("/decoder/")}
+    assert decoder and decoder <= int8_weights and report["scope"] == scope
+    if scope == "decoder":
+        assert int8_weights == decoder  # encoder and head stay float32
+    else:
+        assert len(int8_weights) == len(convs) - 1  # all but the first convolution
+    with pytest.raises(ValueError, match="scope"):
+        quantize_int8(tmp_path / "fp32.onnx", tmp_path / "x.onnx", inputs, scope="encoder")
+
+
+def test_export_check_scales_with_the_logits(tmp_path):
+    """A trained network's logits reach tens: the accepted difference is atol + rtol x max|logit|."""
+    from monai_bac.export import export_onnx, export_torchscript
+    from monai_bac.networks import build_network
+
+    torch.manual_seed(0)
+    net = build_network("deeplabv3p_mnv3").eval()
+    with torch.no_grad():
+        net.segmentation_head[0].weight *= 1000.0
+    x = torch.randn(1, 1, 96, 96)
+    for export, name in ((export_onnx, "m.onnx"), (export_torchscript, "m.ts")):
+        r = export(net, tmp_path / name, x)
+        assert r["max_abs_logit"] > 10 and r["max_abs_diff"] <= 1e-3 + 1e-4 * r["max_abs_logit"]
+    with pytest.raises(ExportError, match="max \\|logit\\|"):
+        export_onnx(net, tmp_path / "strict.onnx", x, atol=0.0, rtol=0.0)
+    assert not (tmp_path / "strict.onnx").exists()

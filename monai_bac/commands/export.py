@@ -33,9 +33,14 @@ def register(sub) -> None:
                    help="onnx-int8: further images the int8 masks are compared with float32 on (default 4)")
     p.add_argument("--min-mask-dice", type=float, default=0.9,
                    help="onnx-int8: refuse the int8 model when its masks agree less with float32 (mean Dice)")
+    p.add_argument("--int8-scope", choices=["decoder", "all"], default="decoder",
+                   help="onnx-int8: quantize the decoder's convolutions only (default; the encoder stays float32) "
+                        "or every layer but the first")
     p.add_argument("--check-size", type=int, default=None,
                    help="side of the check input (default: the model's image_size)")
-    p.add_argument("--atol", type=float, default=1e-3, help="largest accepted |export - pytorch| of the logits")
+    p.add_argument("--atol", type=float, default=1e-3, help="accepted |export - pytorch| of the logits: atol + "
+                   "rtol x max|logit|")
+    p.add_argument("--rtol", type=float, default=1e-4, help="see --atol")
     p.add_argument("--overwrite", action="store_true", help="replace existing exports")
     p.set_defaults(func=run)
 
@@ -45,9 +50,10 @@ def run(args) -> int:
 
     try:
         info = export_model(args.model, args.out, tuple(args.formats), check_size=args.check_size, atol=args.atol,
+                            rtol=args.rtol,
                             overwrite=args.overwrite, calibration=args.calibration,
                             calibration_split=args.calibration_split, n_calibration=args.n_calibration,
-                            n_check=args.n_check, min_mask_dice=args.min_mask_dice)
+                            n_check=args.n_check, min_mask_dice=args.min_mask_dice, int8_scope=args.int8_scope)
     except (ExportError, FileExistsError, FileNotFoundError, ValueError) as e:
         print(f"monai-bac export: {e}", file=sys.stderr)
         return 1
@@ -55,8 +61,9 @@ def run(args) -> int:
     print(f"{info['network_name']} from {info['checkpoint']} (check input {size} x {size}):")
     for fmt, r in info["exports"].items():
         if fmt == "onnx-int8":
-            print(f"  {fmt:12s} {r['path']}  mask Dice vs float32 {r['mask_dice_mean']:.4f} (min {r['mask_dice_min']:.4f}, "
-                  f"{r['n_images']} image(s)), max |logit diff| {r['max_abs_diff']:.3g}")
+            print(f"  {fmt:12s} {r['path']}  ({r['scope']}) mask Dice vs float32 {r['mask_dice_mean']:.4f} "
+                  f"(min {r['mask_dice_min']:.4f}, {r['n_images']} image(s)), max |logit diff| {r['max_abs_diff']:.3g}")
         else:
-            print(f"  {fmt:12s} {r['path']}  max |export - pytorch| = {r['max_abs_diff']:.2e} (atol {r['atol']:g})")
+            print(f"  {fmt:12s} {r['path']}  max |export - pytorch| = {r['max_abs_diff']:.2e} (max |logit| "
+                  f"{r['max_abs_logit']:.3g}; accepted up to atol {r['atol']:g} + rtol {r['rtol']:g} x max |logit|)")
     return 0

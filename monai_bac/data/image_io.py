@@ -80,7 +80,8 @@ def _write_nifti(path: PathLike, data_hw: np.ndarray, spacing_mm: Sequence[float
     if not _name_endswith(path, NIFTI_SUFFIXES):
         raise ValueError(f"{path}: a NIfTI file name must end with .nii or .nii.gz.")
     affine = nifti_affine(spacing_mm)
-    image = nib.Nifti1Image(np.ascontiguousarray(data_hw.T), affine)
+    # (H, W) C order is (W, H) Fortran order, the NIfTI file order: nibabel writes it in one block
+    image = nib.Nifti1Image(np.ascontiguousarray(data_hw).T, affine)
     image.set_qform(affine, code=1)
     image.set_sform(affine, code=1)
     image.header.set_xyzt_units("mm")

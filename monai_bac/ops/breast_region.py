@@ -66,6 +66,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage
 
+from monai_bac.ops.resample import block_mean
+
 __all__ = [
     "BACKGROUND",
     "PERIPHERY",
@@ -162,27 +164,12 @@ class BreastRegionResult:
 
 
 # ----------------------------------------------------------------------------- small helpers
-def _block_mean(img: np.ndarray, fr: int, fc: int) -> np.ndarray:
-    """Mean over ``fr`` x ``fc`` blocks, float32 (the last, partial blocks are averaged over what they hold)."""
-    if fr == 1 and fc == 1:
-        return np.asarray(img, dtype=np.float32)
-    h, w = img.shape
-    hb, wb = h // fr, w // fc
-    nh, nw = -(-h // fr), -(-w // fc)
-    rows = np.empty((nh, w), np.float32)
-    rows[:hb] = img[: hb * fr].reshape(hb, fr, w).sum(axis=1, dtype=np.float32)
-    if nh > hb:
-        rows[hb] = img[hb * fr:].sum(axis=0, dtype=np.float32)
-    out = np.empty((nh, nw), np.float32)
-    out[:, :wb] = rows[:, : wb * fc].reshape(nh, wb, fc).sum(axis=2)
-    if nw > wb:
-        out[:, wb] = rows[:, wb * fc:].sum(axis=1)
-    nr = np.full(nh, fr, np.float32)
-    nr[hb:] = h - hb * fr if nh > hb else fr
-    nc = np.full(nw, fc, np.float32)
-    nc[wb:] = w - wb * fc if nw > wb else fc
-    out /= nr[:, None] * nc[None, :]
-    return out
+def _edge_band(mask: np.ndarray) -> np.ndarray:
+    """Pixels within one 4-neighbour step of the mask's edge: its cross dilation minus its cross
+    erosion (``scipy.ndimage.binary_dilation`` & ~``binary_erosion``, zero outside), by array shifts."""
+    p = np.pad(mask, 1)
+    centre, up, down, left, right = p[1:-1, 1:-1], p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]
+    return (centre | up | down | left | right) & ~(centre & up & down & left & right)
 
 
 def _otsu(values: np.ndarray, nbins: int = 256) -> float:
@@ -354,11 +341,11 @@ def find_pectoral(
     n_rho = int(rho_max / rho_step) + 2
     cos_t, sin_t = np.cos(thetas), np.sin(thetas)
     proj = gxs[:, None] * cos_t[None, :] + gys[:, None] * sin_t[None, :]  # (N, T)
-    aligned = proj > np.cos(np.deg2rad(15.0)) * ms[:, None]
-    rho = xs[:, None] * cos_t[None, :] + ys[:, None] * sin_t[None, :]
-    ridx = np.clip(np.rint(rho / rho_step).astype(np.int64), 0, n_rho - 1)
-    cell = (np.arange(len(thetas))[None, :] * n_rho + ridx)[aligned]
-    acc = np.bincount(cell, weights=proj[aligned], minlength=len(thetas) * n_rho).reshape(len(thetas), n_rho)
+    # only (point, angle) pairs whose gradient is within 15 deg of the line's normal vote
+    p_idx, t_idx = np.nonzero(proj > np.cos(np.deg2rad(15.0)) * ms[:, None])
+    rho = xs[p_idx] * cos_t[t_idx] + ys[p_idx] * sin_t[t_idx]
+    cell = t_idx * n_rho + np.clip(np.rint(rho / rho_step).astype(np.int64), 0, n_rho - 1)
+    acc = np.bincount(cell, weights=proj[p_idx, t_idx], minlength=len(thetas) * n_rho).reshape(len(thetas), n_rho)
     acc = ndimage.uniform_filter1d(acc, 3, axis=1)
     ti, ri = np.unravel_index(int(np.argmax(acc)), acc.shape)
     if acc[ti, ri] <= 0:
@@ -494,14 +481,16 @@ def _envelope(d: np.ndarray, v: np.ndarray, bin_mm: float, q: float, min_count: 
     dm = np.bincount(k, weights=d, minlength=n.size) / np.maximum(n, 1)
     if trend is not None:
         v = v - trend(d) + trend(dm)[k]
-    vmin, vspan = float(v.min()), float(np.ptp(v)) + 1e-12
-    order = np.argsort(k + 0.999 * (v - vmin) / vspan)  # by bin, then by value (faster than lexsort)
-    vs = v[order]
-    starts = np.r_[0, np.cumsum(n)[:-1]]
-    ok = n >= min_count
-    idx = starts[ok] + np.floor(q * (n[ok] - 1)).astype(np.int64)
+    # group by bin (a radix sort of the small bin numbers), then each bin's quantile by selection
+    vb = v[np.argsort(k.astype(np.uint16) if n.size < 65536 else k, kind="stable")]
+    ends = np.cumsum(n)
+    ok = np.flatnonzero(n >= min_count)
+    env = np.empty(ok.size)
+    for i, b in enumerate(ok):
+        j = int(math.floor(q * (n[b] - 1)))
+        env[i] = np.partition(vb[ends[b] - n[b]:ends[b]], j)[j]
     width = np.where(np.arange(n.size) < n_fine, bin_mm, coarse_factor * bin_mm)
-    return dm[ok], vs[idx], width[ok]
+    return dm[ok], env, width[ok]
 
 
 def _quantile_fit_amplitude(ratio: np.ndarray, weight: np.ndarray, tau: float) -> np.ndarray:
@@ -709,7 +698,7 @@ def analyse_breast_region(
     out = np.zeros((h, w), np.uint8)
     empty = BreastRegionResult(out, False, work_spacing_mm=(csr, csc))
 
-    coarse = _block_mean(img, fr, fc)
+    coarse = block_mean(img, fr, fc)
     if not np.all(np.isfinite(coarse)):  # NaN / inf pixels count as direct exposure
         finite = coarse[np.isfinite(coarse)]
         top = float(finite.max()) if finite.size else 0.0
@@ -803,7 +792,7 @@ def analyse_breast_region(
     out = np.repeat(np.repeat(codes, fr, axis=0)[:h], fc, axis=1)[:, :w] if (fr > 1 or fc > 1) else codes.copy()
     thr_lin = float(np.exp(thr) - 1.0)
     if fr > 1 or fc > 1:
-        band = ndimage.binary_dilation(mask, iterations=1) & ~ndimage.binary_erosion(mask, iterations=1)
+        band = _edge_band(mask)
         bi, bj = np.nonzero(band)
         own = codes[bi, bj]
         nb = np.where(own > 0, own, ndimage.maximum_filter(codes, size=3)[bi, bj])

@@ -65,6 +65,10 @@ def as_breast_mask(breast: np.ndarray, regions=(1, 2, 3)) -> np.ndarray:
     breast = np.asarray(breast)
     if breast.dtype == bool:
         return breast
+    if breast.dtype == np.uint8:  # a lookup table: several times faster than np.isin on a full image
+        table = np.zeros(256, bool)
+        table[[r for r in regions if 0 <= r < 256]] = True
+        return table[breast]
     return np.isin(breast, np.asarray(regions, dtype=breast.dtype))
 
 
@@ -76,9 +80,14 @@ def _bbox(mask: np.ndarray) -> tuple[slice, slice] | None:
 
 
 def log_image(image: np.ndarray) -> np.ndarray:
-    """Eq. (1): ``ln(I + 1)`` in float32 (negative raw values are clipped to 0 first)."""
-    img = np.asarray(image, dtype=np.float32)
-    return np.log1p(np.maximum(img, 0.0, dtype=np.float32))
+    """Eq. (1): ``ln(I + 1)`` in float32 (negative raw values are clipped to 0 first).
+
+    ``log(I + 1)`` rather than ``log1p``: raw values are counts (``I + 1`` is exact), and numpy's
+    vectorised float32 ``log`` is ~5x faster than its ``log1p``.
+    """
+    out = np.maximum(np.asarray(image, dtype=np.float32), np.float32(0.0), dtype=np.float32)
+    out += np.float32(1.0)
+    return np.log(out, out=out)
 
 
 def minmax_in_mask(values: np.ndarray, mask: np.ndarray, percentiles=(0.0, 100.0)) -> tuple[np.ndarray, float, float]:

@@ -37,6 +37,8 @@ from monai_bac.transforms.pipeline import (  # noqa: F401
     DefaultKeyd,
     DropEmptyMetad,
     NormalizeMammogramd,
+    ResizeWithInverseMode,
+    ResizeWithInverseModed,
     UpdateSpacingd,
 )
 from monai_bac.transforms.physics import (
@@ -82,5 +84,7 @@ __all__ = [
     "DefaultKeyd",
     "UpdateSpacingd",
     "DropEmptyMetad",
+    "ResizeWithInverseMode",
+    "ResizeWithInverseModed",
     "removed_components",
 ]

@@ -8,9 +8,11 @@ from typing import Any
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.data.utils import affine_to_spacing
-from monai.transforms import MapTransform
+from monai.transforms import MapTransform, Resize, Resized
+from monai.utils import TraceKeys
 
-__all__ = ["NORMALISATIONS", "NormalizeMammogramd", "UpdateSpacingd", "DropEmptyMetad", "DefaultKeyd"]
+__all__ = ["NORMALISATIONS", "NormalizeMammogramd", "UpdateSpacingd", "DropEmptyMetad", "DefaultKeyd",
+           "ResizeWithInverseMode", "ResizeWithInverseModed"]
 
 #: The paper's normalisations (Sec. 3.1, Table 3) by the name the bundle uses.
 NORMALISATIONS = ("none", "log_gamma", "auto_gamma", "density")
@@ -101,3 +103,36 @@ class DefaultKeyd(MapTransform):
             if key not in d and self.source in d:
                 d[key] = d[self.source]
         return d
+
+
+class ResizeWithInverseMode(Resize):
+    """MONAI ``Resize`` whose inverse interpolates with its own mode (default bilinear).
+
+    Shrinking a mammogram to the network input is best done by area averaging (anti-aliased: a
+    thin BAC keeps its share of intensity), but enlarging the prediction back with area
+    interpolation degenerates to a one-to-two-pixel box filter: blockier than bilinear and, in
+    PyTorch, single-threaded for a one-channel image (1600 x 1600 -> 2850 x 2394 on 2 cores:
+    55 ms area, 6 ms bilinear). ``Invertd`` then uses ``inverse_mode``.
+    """
+
+    def __init__(self, *args: Any, inverse_mode: str = "bilinear", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.inverse_mode = str(inverse_mode)
+
+    def inverse_transform(self, data, transform):
+        info = dict(transform[TraceKeys.EXTRA_INFO])
+        info["mode"] = self.inverse_mode
+        if self.inverse_mode not in ("linear", "bilinear", "bicubic", "trilinear"):
+            info["align_corners"] = TraceKeys.NONE  # only the linear modes take align_corners
+        return super().inverse_transform(data, {**transform, TraceKeys.EXTRA_INFO: info})
+
+
+class ResizeWithInverseModed(Resized):
+    """Dictionary ``Resized`` whose inverse (``Invertd``) interpolates with ``inverse_mode``;
+    see :class:`ResizeWithInverseMode`. The other arguments are ``Resized``'s."""
+
+    def __init__(self, keys: KeysCollection, spatial_size, *args: Any, inverse_mode: str = "bilinear",
+                 size_mode: str = "all", lazy: bool = False, **kwargs: Any) -> None:
+        super().__init__(keys, spatial_size, size_mode, *args, lazy=lazy, **kwargs)
+        self.resizer = ResizeWithInverseMode(spatial_size=spatial_size, size_mode=size_mode, lazy=lazy,
+                                             inverse_mode=inverse_mode)
