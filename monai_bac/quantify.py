@@ -55,6 +55,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -124,6 +125,16 @@ def _skeleton_graph(skel: np.ndarray):
     return r, c, src, dst, degree
 
 
+@lru_cache(maxsize=8)
+def _distance_window(sr: float, sc: float, max_mm: float) -> np.ndarray:
+    """Distances (mm) from the centre of a window reaching ``max_mm`` each way (read-only, cached)."""
+    kr, kc = int(math.ceil(max_mm / sr)), int(math.ceil(max_mm / sc))
+    yy, xx = np.mgrid[-kr:kr + 1, -kc:kc + 1]
+    dist = np.hypot(yy * sr, xx * sc)
+    dist.setflags(write=False)
+    return dist
+
+
 def _inscribed_radius(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, sp: tuple[float, float],
                       max_mm: float = 4.0) -> np.ndarray:
     """Distance (mm) from each (row, col) of ``mask`` to the nearest background pixel centre.
@@ -132,10 +143,12 @@ def _inscribed_radius(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, sp: 
     (a calcified vessel is at most ~2 mm wide; farther values are capped at ``max_mm``).
     """
     out = np.full(rows.shape, max_mm, np.float64)
-    kr, kc = int(math.ceil(max_mm / sp[0])), int(math.ceil(max_mm / sp[1]))
-    bg = np.pad(~mask, ((kr, kr), (kc, kc)), constant_values=True)
-    yy, xx = np.mgrid[-kr:kr + 1, -kc:kc + 1]
-    dist = np.hypot(yy * sp[0], xx * sp[1])
+    if rows.size == 0:
+        return out
+    dist = _distance_window(sp[0], sp[1], max_mm)
+    kr, kc = dist.shape[0] // 2, dist.shape[1] // 2
+    bg = np.ones((mask.shape[0] + 2 * kr, mask.shape[1] + 2 * kc), bool)
+    np.logical_not(mask, out=bg[kr:kr + mask.shape[0], kc:kc + mask.shape[1]])
     for i, (r, c) in enumerate(zip(rows, cols)):
         win = bg[r:r + 2 * kr + 1, c:c + 2 * kc + 1]
         if win.any():
