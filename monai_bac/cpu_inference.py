@@ -42,7 +42,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from monai_bac.export import ExportError, ModelFiles, load_torch_network, onnx_model_bytes, resolve_model
+from monai_bac.export import (
+    INT8_FILE,
+    ExportError,
+    ModelFiles,
+    load_torch_network,
+    onnx_model_bytes,
+    ort_session,
+    resolve_model,
+)
 from monai_bac.utils import atomic_write_path
 
 __all__ = [
@@ -112,25 +120,17 @@ class _OnnxRunner:
     name = "onnx"
 
     def __init__(self, files: ModelFiles, threads: int, image_size: int, precision: str = "auto") -> None:
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = int(threads)
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         int8_ready = files.onnx_int8 is not None and files.onnx_int8_is_current
         if precision == "int8" and not int8_ready:
             why = "is older than model.pt" if files.onnx_int8 is not None else "does not exist"
-            raise ExportError(f"{files.models_dir}/model.int8.onnx {why}: run `monai-bac export --model "
+            raise ExportError(f"{files.models_dir}/{INT8_FILE} {why}: run `monai-bac export --model "
                               f"{files.models_dir} --formats onnx-int8 --calibration DATALIST` first")
         self.precision = "int8" if precision in ("int8", "auto") and int8_ready else "fp32"
+        source: Any
         if self.precision == "int8":
-            source: Any = str(files.onnx_int8)
-            self.source = str(files.onnx_int8)
+            source = self.source = str(files.onnx_int8)
         elif files.onnx is not None and files.onnx_is_current:
-            source = str(files.onnx)
-            self.source = str(files.onnx)
+            source = self.source = str(files.onnx)
         else:
             if files.checkpoint is None:
                 raise ExportError(f"{files.models_dir}: no model.onnx or model.pt")
@@ -141,7 +141,7 @@ class _OnnxRunner:
             net = load_torch_network(files)
             source = onnx_model_bytes(net, torch.zeros(1, 1, image_size, image_size))
             self.source = "model.pt (exported in memory)"
-        self.session = ort.InferenceSession(source, so, providers=["CPUExecutionProvider"])
+        self.session = ort_session(source, threads)
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -272,7 +272,7 @@ class CPUInferenceEngine:
                 raw = d["image"]
                 self._check_input(raw, source)
             elif name == "BreastRegiond" and "breast_map" in d:
-                bmap = np.asarray(d["breast_map"])[0].astype(np.uint8)
+                bmap = np.asarray(d["breast_map"])[0].astype(np.uint8, copy=False)
             elif name == "NormalizeMammogramd":
                 normalised = np.asarray(d["image"])[0]
         return d, raw, bmap, normalised
@@ -307,7 +307,7 @@ class CPUInferenceEngine:
                 with timer(_STAGE_OF.get(type(t).__name__, "resize_back")):
                     d = t(d)
         with timer("threshold"):
-            mask = (np.asarray(d["pred"])[0] > 0).astype(np.uint8)
+            mask = np.asarray(d["pred"])[0].astype(np.uint8)  # AsDiscreted's 0.0 / 1.0
         meta = dict(raw.meta) if raw is not None else {}
         from monai_bac.data import MissingTagWarning, ProcessedImageWarning
 

@@ -37,13 +37,16 @@ import torch
 from monai_bac.utils import atomic_write_path
 
 __all__ = ["ModelFiles", "resolve_model", "load_torch_network", "onnx_model_bytes", "export_onnx",
-           "export_torchscript", "export_model", "check_onnx", "file_sha256", "ExportError", "DEFAULTS"]
+           "export_torchscript", "export_model", "check_onnx", "ort_session", "file_sha256", "ExportError",
+           "DEFAULTS", "INT8_FILE"]
 
 logger = logging.getLogger("monai_bac.export")
 
 #: defaults of the model settings (as the bundle's inference.json)
 DEFAULTS = {"network_name": "deeplabv3p_mnv3", "image_size": 1600, "normalisation": "log_gamma", "crop_to_breast": False}
 ONNX_OPSET = 17
+#: the int8 model beside model.onnx (:mod:`monai_bac.quantization`)
+INT8_FILE = "model.int8.onnx"
 
 
 class ExportError(RuntimeError):
@@ -146,7 +149,7 @@ def resolve_model(path: str | os.PathLike) -> ModelFiles:
     ckpt = ckpt if ckpt is not None and Path(ckpt).is_file() else None
     onnx_path = onnx_path if onnx_path.is_file() else None
     ts_path = ts_path if ts_path.is_file() else None
-    int8_path = models / "model.int8.onnx"
+    int8_path = models / INT8_FILE
     int8_path = int8_path if int8_path.is_file() else None
     if ckpt is None and onnx_path is None:
         raise ExportError(f"no model.pt or model.onnx in {models} (train the bundle first, or point --model at it)")
@@ -196,17 +199,22 @@ def onnx_model_bytes(net: torch.nn.Module, example: torch.Tensor, opset: int = O
     return buf.getvalue()
 
 
-def check_onnx(model: bytes | str | os.PathLike, net: torch.nn.Module, example: torch.Tensor,
-               threads: int | None = None) -> tuple[float, float]:
-    """Largest absolute difference between ONNX Runtime's and PyTorch's logits on ``example``,
-    and the largest absolute PyTorch logit (the scale the difference is judged against)."""
+def ort_session(model: bytes | str | os.PathLike, threads: int | None = None):
+    """An ONNX Runtime CPU session (all graph optimisations, sequential) with ``threads`` intra-op threads."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     if threads:
         so.intra_op_num_threads = int(threads)
     src = model if isinstance(model, bytes) else str(model)
-    sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+
+
+def check_onnx(model: bytes | str | os.PathLike, net: torch.nn.Module, example: torch.Tensor,
+               threads: int | None = None) -> tuple[float, float]:
+    """Largest absolute difference between ONNX Runtime's and PyTorch's logits on ``example``,
+    and the largest absolute PyTorch logit (the scale the difference is judged against)."""
+    sess = ort_session(model, threads)
     out = sess.run(None, {sess.get_inputs()[0].name: example.numpy()})[0]
     with torch.no_grad():
         ref = net(example).numpy()
@@ -292,7 +300,7 @@ def export_model(model: str | os.PathLike, out_dir: str | os.PathLike | None = N
 
     files = resolve_model(model)
     out = Path(out_dir) if out_dir else files.models_dir
-    names = {"onnx": "model.onnx", "torchscript": "model.ts", "onnx-int8": "model.int8.onnx"}
+    names = {"onnx": "model.onnx", "torchscript": "model.ts", "onnx-int8": INT8_FILE}
     formats = tuple("torchscript" if f == "ts" else f for f in formats)
     for fmt in formats:
         if fmt not in names:
@@ -353,7 +361,7 @@ def _export_int8(files: ModelFiles, out: Path, sha: str, calibration, split: str
     # the served preprocessing and threshold, exactly as `monai-bac infer` runs them
     engine = CPUInferenceEngine(files.bundle_root or files.models_dir, engine="torch")
     inputs = [engine.network_input(item) for item in items]
-    report = quantize_int8(fp32, out / "model.int8.onnx", inputs[:n_calibration], inputs[n_calibration:] or None,
+    report = quantize_int8(fp32, out / INT8_FILE, inputs[:n_calibration], inputs[n_calibration:] or None,
                            threshold=engine.threshold, min_mask_dice=min_mask_dice, scope=scope, overwrite=overwrite)
     report.update(checkpoint_sha256=sha, calibration=str(calibration), calibration_split=split)
     return report

@@ -254,28 +254,21 @@ def _mask_hw_float(a) -> np.ndarray:
     return a[0] if a.ndim == 3 and a.shape[0] == 1 else a
 
 
-def _dilate_sparse(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
-    """Binary dilation by a small centred footprint, by shifting the foreground pixels (cost ~ pixels x footprint)."""
-    if footprint.size == 1:
-        return mask.copy()
-    r, c = np.nonzero(mask)
-    out = np.zeros(mask.shape, bool)
-    h, w = mask.shape
-    kr, kc = footprint.shape[0] // 2, footprint.shape[1] // 2
-    for dr, dc in zip(*np.nonzero(footprint)):
-        rr, cc = r + (dr - kr), c + (dc - kc)
-        ok = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
-        out[rr[ok], cc[ok]] = True
-    return out
+def _zone_disk(sp: tuple[float, float], zone_mm: float) -> np.ndarray:
+    """Footprint of a dilation by ``zone_mm`` (an ellipse in pixels for anisotropic spacing)."""
+    if not 0 <= zone_mm <= 3.0:
+        raise ValueError(f"zone_mm must be within 0-3 mm, got {zone_mm}")
+    kr, kc = int(round(zone_mm / sp[0])), int(round(zone_mm / sp[1]))
+    yy, xx = np.mgrid[-kr:kr + 1, -kc:kc + 1]
+    return (yy * sp[0]) ** 2 + (xx * sp[1]) ** 2 <= zone_mm**2 + 1e-9
 
 
 def _zone(mask: np.ndarray, sp: tuple[float, float], zone_mm: float) -> np.ndarray:
-    """The mask dilated by ``zone_mm`` (an ellipse in pixels for anisotropic spacing)."""
-    kr, kc = int(round(zone_mm / sp[0])), int(round(zone_mm / sp[1]))
-    if kr <= 0 and kc <= 0 or not mask.any():
+    """The mask dilated by ``zone_mm``, computed around the foreground only."""
+    disk = _zone_disk(sp, zone_mm)
+    if disk.size == 1 or not mask.any():
         return mask
-    yy, xx = np.mgrid[-kr:kr + 1, -kc:kc + 1]
-    disk = (yy * sp[0]) ** 2 + (xx * sp[1]) ** 2 <= zone_mm**2 + 1e-9
+    kr, kc = disk.shape[0] // 2, disk.shape[1] // 2
     out = np.zeros_like(mask)
     for rs, cs, sub in foreground_groups(mask):
         r0, r1 = max(rs.start - kr, 0), min(rs.stop + kr, mask.shape[0])
@@ -423,14 +416,6 @@ class _Segment:
     bbox: tuple[int, int, int, int]
 
 
-def _zone_disk(sp: tuple[float, float], zone_mm: float) -> np.ndarray:
-    if not 0 <= zone_mm <= 3.0:
-        raise ValueError(f"zone_mm must be within 0-3 mm, got {zone_mm}")
-    kr, kc = int(round(zone_mm / sp[0])), int(round(zone_mm / sp[1]))
-    yy, xx = np.mgrid[-kr:kr + 1, -kc:kc + 1]
-    return (yy * sp[0]) ** 2 + (xx * sp[1]) ** 2 <= zone_mm**2 + 1e-9
-
-
 def _measure_segments(m: np.ndarray, sp: tuple[float, float], disk: np.ndarray, min_segment_mm: float,
                       prune_factor: float, end_correction: bool) -> list[_Segment]:
     """Length of every segment, each in its own bounding box (plus the zone): the cost follows the
@@ -457,7 +442,7 @@ def _segment_calcium(segments: list[_Segment], h: np.ndarray, sp: tuple[float, f
     out = []
     for s in segments:
         r1, c1 = s.r0 + s.box.shape[0], s.c0 + s.box.shape[1]
-        zone = _dilate_sparse(s.box, disk)
+        zone = ndi.binary_dilation(s.box, disk)  # the box holds the zone's margin
         zone &= ~claimed[s.r0:r1, s.c0:c1]
         claimed[s.r0:r1, s.c0:c1] |= zone
         out.append(float(h[s.r0:r1, s.c0:c1][zone].sum(dtype=np.float64)) * sp[0] * sp[1]
@@ -536,17 +521,18 @@ def quantify_image(image, mask, breast_map=None, *, spacing_mm=None, meta: Mappi
         note = "calcium not requested"
     elif meta.get("is_raw") is False:
         note = "no calcium mass: processed (FOR PRESENTATION) image; Eq. 5 needs raw detector values"
-    if note or not m.any():
-        segments = _measure_segments(m, sp, disk, min_segment_mm, prune_factor, end_correction)
-        return _quantification(segments, None if note else [], sp, zone_mm, note)
+    h_future = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monai-bac-hcalc") as pool:
-        h_future = pool.submit(calc_thickness_near_mask, image, m, breast_map, spacing_mm, meta)
+        if not note and m.any():
+            h_future = pool.submit(calc_thickness_near_mask, image, m, breast_map, spacing_mm, meta)
         segments = _measure_segments(m, sp, disk, min_segment_mm, prune_factor, end_correction)
+    masses = None if note else []  # no segment: 0 mg
+    if h_future is not None:
         try:
-            h_calc = h_future.result()
+            masses = _segment_calcium(segments, h_future.result(), sp, disk)
         except MissingPhysicsError as e:
-            return _quantification(segments, None, sp, zone_mm, f"no calcium mass: {e}")
-    return _quantification(segments, _segment_calcium(segments, h_calc, sp, disk), sp, zone_mm, note)
+            masses, note = None, f"no calcium mass: {e}"
+    return _quantification(segments, masses, sp, zone_mm, note)
 
 
 # ------------------------------------------------------------------------------ breast / patient

@@ -46,11 +46,10 @@ import numpy as np
 from monai_bac.metrics import mask_dice
 from monai_bac.utils import atomic_write_path
 
-__all__ = ["quantize_int8", "compare_masks", "INT8_NAME", "INT8_SCOPES"]
+__all__ = ["quantize_int8", "compare_masks", "INT8_SCOPES"]
 
 logger = logging.getLogger("monai_bac.quantization")
 
-INT8_NAME = "model.int8.onnx"
 #: what :func:`quantize_int8` may quantize (see the module docstring)
 INT8_SCOPES = ("decoder", "all")
 
@@ -66,15 +65,6 @@ class _Reader:
 
     def rewind(self):  # pragma: no cover - not used by the MinMax calibrator
         raise NotImplementedError
-
-
-def _session(model: str | bytes, threads: int | None):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = int(threads)
-    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
 
 def _node_selection(model_path: Path, scope: str) -> tuple[str, dict[str, list[str]], str]:
@@ -98,7 +88,9 @@ def _node_selection(model_path: Path, scope: str) -> tuple[str, dict[str, list[s
 def compare_masks(fp32: str | os.PathLike, int8: str | os.PathLike, inputs: Sequence[np.ndarray],
                   threshold: float, threads: int | None = None) -> dict[str, float]:
     """Agreement of the int8 and float32 networks on ``inputs``: logits and masks at ``threshold``."""
-    a, b = _session(str(fp32), threads), _session(str(int8), threads)
+    from monai_bac.export import ort_session
+
+    a, b = ort_session(fp32, threads), ort_session(int8, threads)
     name = a.get_inputs()[0].name
     p = min(max(float(threshold), 1e-6), 1.0 - 1e-6)
     cut = float(np.log(p / (1.0 - p)))  # the threshold on the probability, as a logit
