@@ -1,0 +1,75 @@
+"""Pixel spacing in mm: the one place that reads and checks it.
+
+Every physical threshold in monai-bac is in mm (or mm^-1) and is converted to pixels with the
+pixel spacing ``(row_mm, col_mm)``. The spacing comes from an explicit ``spacing_mm`` argument,
+else from the image's metadata (``meta["spacing_mm"]``, filled by the loader from
+ImagerPixelSpacing (0018,1164) / PixelSpacing (0028,0030)). :func:`as_spacing` checks a given
+value; :func:`resolve_spacing` picks the argument or the metadata. Both raise
+:class:`SpacingError` (a ``ValueError``) naming the source and the argument that fixes it.
+
+The plausible range (:data:`MIN_SPACING_MM` .. :data:`MAX_SPACING_MM`) spans every full-field
+mammography detector (0.05-0.1 mm) and the coarse working grids the library resamples to (up to
+a few mm); far outside it a value is a unit error (m instead of mm) or a corrupt tag, and the
+cost of the morphology grows as spacing^-2. ``check_range=False`` skips that check.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["SpacingError", "as_spacing", "resolve_spacing", "MIN_SPACING_MM", "MAX_SPACING_MM"]
+
+#: smallest and largest pixel spacing (mm) accepted without ``check_range=False``
+MIN_SPACING_MM = 0.01
+MAX_SPACING_MM = 10.0
+
+
+class SpacingError(ValueError):
+    """A pixel spacing that is missing, malformed, non-positive or implausible."""
+
+
+def as_spacing(spacing_mm: Any, where: str = "spacing_mm", check_range: bool = True) -> tuple[float, float]:
+    """``(row_mm, col_mm)`` from one number (isotropic) or two; raises :class:`SpacingError`.
+
+    Args:
+        spacing_mm: a number, or a sequence / array of two numbers (row, col), in mm.
+        where: what the value is, for the message (e.g. ``"case.dcm: ImagerPixelSpacing"``).
+        check_range: refuse values outside ``[MIN_SPACING_MM, MAX_SPACING_MM]``.
+    """
+    try:
+        values = [float(v) for v in (spacing_mm if hasattr(spacing_mm, "__len__") else (spacing_mm,))]
+    except (TypeError, ValueError):
+        raise SpacingError(f"{where}: spacing must be one or two numbers in mm (row, col), got {spacing_mm!r}") from None
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise SpacingError(f"{where}: spacing must be one or two positive finite numbers in mm (row, col), "
+                           f"got {spacing_mm!r}")
+    if check_range and not all(MIN_SPACING_MM <= v <= MAX_SPACING_MM for v in values):
+        raise SpacingError(f"{where}: pixel spacing {values[0]:g} x {values[1]:g} mm is outside the plausible range "
+                           f"{MIN_SPACING_MM:g}-{MAX_SPACING_MM:g} mm for a mammogram (a unit error or a corrupt tag?)")
+    return values[0], values[1]
+
+
+def resolve_spacing(meta: Mapping | None, spacing_mm: Any = None, who: str = "this function",
+                    check_range: bool = True) -> tuple[float, float]:
+    """The spacing to use: ``spacing_mm`` when given, else ``meta["spacing_mm"]``.
+
+    Args:
+        meta: the image's metadata (a MetaTensor's ``.meta``), or None.
+        spacing_mm: an explicit spacing (wins over the metadata).
+        who: the function or transform asking, named in the message with its ``spacing_mm`` argument.
+        check_range: see :func:`as_spacing`.
+    """
+    meta = meta or {}
+    source = str(meta.get("filename_or_obj") or "image")
+    if spacing_mm is not None:
+        return as_spacing(spacing_mm, f"{who}: spacing_mm", check_range)
+    value = meta.get("spacing_mm")
+    if value is None:
+        raise SpacingError(f"{source}: the pixel spacing is missing from the image metadata ('spacing_mm', from "
+                           f"ImagerPixelSpacing (0018,1164) / PixelSpacing (0028,0030)); pass "
+                           f"spacing_mm=(row_mm, col_mm) to {who}")
+    return as_spacing(value, f"{source}: meta['spacing_mm']", check_range)
