@@ -13,12 +13,28 @@ Sources
   mu_dt = 1.028 cm^-1 and mu_calc = 26.1 cm^-1.
 * Effective energies: mean energies of VICTRE spectra (W/Rh 30 kVp = 19.3 keV) and the usual
   16-18 keV for Mo/Mo at 26-28 kVp; see :func:`effective_energy_kev`.
+
+The tables above are the *simple default* that the analysis (Eq. 4-5) and the ideal phantom use.
+The field's own libraries give the same physics from first principles, and are what the
+realistic phantom uses (``tests/test_physics_references.py`` checks one against the other):
+
+* :func:`mu_xraydb`: elemental attenuation from xraydb (Elam tables) mixed by mass fraction:
+  adipose and glandular tissue after Hammerstein et al. 1979, skin and skeletal muscle after
+  ICRU Report 44, hydroxyapatite Ca10(PO4)6(OH)2 at 3.16 g/cm^3, amorphous selenium, aluminium.
+  The tables agree with it to < 1 % for adipose and hydroxyapatite over 15-30 keV and for
+  glandular tissue up to 22 keV; above, the VICTRE glandular row (Woodard, 1.06 g/cm^3) is up
+  to 1.6 % above Hammerstein's (1.04 g/cm^3).
+* :func:`tube_spectrum`: x-ray tube spectra from SpekPy (Poludniowski et al. 2021) for each
+  anode/filter pair, cached; their mean energy and first half-value layer (mm Al, from xraydb
+  attenuation and air kerma) agree with SpekPy's own to < 1 %.
+* :func:`scatter_to_primary_ratio`: scatter behind an anti-scatter grid versus thickness.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping
 
 import numpy as np
@@ -34,6 +50,12 @@ __all__ = [
     "attenuation_at",
     "paper_attenuation",
     "attenuation_from_meta",
+    "COMPOSITIONS",
+    "mu_xraydb",
+    "TUBES",
+    "Spectrum",
+    "tube_spectrum",
+    "scatter_to_primary_ratio",
 ]
 
 #: The energy the paper quotes its coefficients at (Sec. 3.3).
@@ -206,3 +228,160 @@ def attenuation_from_meta(
         mu_calc=float(mu_calc) if mu_calc is not None else table.mu_calc,
         energy_kev=float(energy_kev),
     )
+
+
+# ------------------------------------------------------------------------ library-backed physics
+#: Elemental mass fractions and densities (g/cm^3). Adipose and glandular: Hammerstein et al.,
+#: Radiology 130:485 (1979); skin and skeletal muscle: ICRU Report 44 (1989); hydroxyapatite as a
+#: chemical formula; amorphous selenium (a-Se detectors) 4.28 g/cm^3; CsI (scintillator) 4.51.
+COMPOSITIONS: dict[str, tuple[dict[str, float] | str, float]] = {
+    "adipose": (dict(H=0.112, C=0.619, N=0.017, O=0.251, P=0.001), 0.93),
+    "glandular": (dict(H=0.102, C=0.184, N=0.032, O=0.677, P=0.005), 1.04),
+    "skin": (dict(H=0.100, C=0.204, N=0.042, O=0.645, Na=0.002, P=0.001, S=0.002, Cl=0.003, K=0.001), 1.09),
+    "muscle": (dict(H=0.102, C=0.143, N=0.034, O=0.710, Na=0.001, P=0.002, S=0.003, Cl=0.001, K=0.004), 1.05),
+    "hydroxyapatite": ("Ca10(PO4)6(OH)2", 3.16),
+    "selenium": ("Se", 4.28),
+    "csi": ("CsI", 4.51),
+    "aluminium": ("Al", 2.699),
+    "air": (dict(C=0.000124, N=0.755268, O=0.231781, Ar=0.012827), 0.001205),
+}
+_XRAYDB_ALIASES = {"fat": "adipose", "dense": "glandular", "fibroglandular": "glandular",
+                   "calcification": "hydroxyapatite", "se": "selenium", "a-se": "selenium",
+                   "al": "aluminium", "aluminum": "aluminium"}
+
+
+def _composition(material: str) -> tuple[dict[str, float] | str, float]:
+    key = _XRAYDB_ALIASES.get(str(material).lower(), str(material).lower())
+    if key not in COMPOSITIONS:
+        raise ValueError(f"unknown material {material!r}; choose one of {sorted(COMPOSITIONS)}")
+    return COMPOSITIONS[key]
+
+
+def mu_xraydb(material: str, energy_kev, kind: str = "total") -> np.ndarray:
+    """Linear attenuation coefficient (mm^-1) of ``material`` at ``energy_kev`` (scalar or array),
+    from xraydb's elemental cross sections mixed by mass fraction (see :data:`COMPOSITIONS`).
+
+    ``kind`` is xraydb's: "total" (with coherent scatter, as the tables), "photo", "incoh", "coh".
+    """
+    import xraydb
+
+    comp, rho = _composition(material)
+    e_ev = np.asarray(energy_kev, dtype=np.float64) * 1000.0
+    if isinstance(comp, str):
+        mu_cm = xraydb.material_mu(comp, e_ev, density=rho, kind=kind)
+    else:
+        mu_cm = rho * sum(w * xraydb.mu_elam(el, e_ev, kind=kind) for el, w in comp.items()) / sum(comp.values())
+    return np.asarray(mu_cm, dtype=np.float64) / 10.0
+
+
+def _mu_en_air(energy_kev: np.ndarray) -> np.ndarray:
+    """Mass energy-absorption coefficient of air (cm^2/g): photo-absorption plus the mean energy
+    fraction handed to the Compton electron, (E/mc^2)/(1 + 2E/mc^2); within 0.5 % of NIST's
+    mu_en/rho over 10-40 keV."""
+    comp, rho = COMPOSITIONS["air"]
+    k = np.asarray(energy_kev, dtype=np.float64) / 511.0
+    return (mu_xraydb("air", energy_kev, "photo") + mu_xraydb("air", energy_kev, "incoh") * k / (1 + 2 * k)) * 10 / rho
+
+
+#: Tube set-ups per (anode, filter): filter thickness in mm (typical: Mo 0.03, Rh 0.025-0.05,
+#: Ag 0.05) and the vendors that use them (Hologic W/Rh, W/Ag; GE Mo/Mo, Mo/Rh, Rh/Rh; Siemens W/Rh).
+TUBES: dict[tuple[str, str], float] = {
+    ("TUNGSTEN", "RHODIUM"): 0.05,
+    ("TUNGSTEN", "SILVER"): 0.05,
+    ("TUNGSTEN", "ALUMINUM"): 0.7,
+    ("MOLYBDENUM", "MOLYBDENUM"): 0.03,
+    ("MOLYBDENUM", "RHODIUM"): 0.025,
+    ("RHODIUM", "RHODIUM"): 0.025,
+}
+_SPEK_SYMBOL = {"TUNGSTEN": "W", "MOLYBDENUM": "Mo", "RHODIUM": "Rh", "SILVER": "Ag", "ALUMINUM": "Al"}
+#: Tube defaults: anode angle (deg), beryllium exit window (mm, 0.5-1 mm is usual), source-image
+#: distance (mm, 650-700 mm on mammography units).
+ANODE_ANGLE_DEG, BE_WINDOW_MM, SOURCE_IMAGE_DISTANCE_MM = 16.0, 1.0, 650.0
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """A filtered x-ray tube spectrum: photon fluence per energy bin at the detector distance."""
+
+    energy_kev: np.ndarray  # bin centres, keV
+    fluence: np.ndarray  # photons per mm^2 per mAs in each bin
+    kvp: float
+    anode: str
+    filter: str
+    filter_mm: float
+
+    @property
+    def mean_energy_kev(self) -> float:
+        """Fluence-weighted mean photon energy (keV), as SpekPy's ``get_emean``."""
+        return float(np.sum(self.energy_kev * self.fluence) / np.sum(self.fluence))
+
+    def air_kerma(self, al_mm: float = 0.0) -> float:
+        """Air kerma per mAs behind ``al_mm`` of aluminium (arbitrary but fixed units)."""
+        e = self.energy_kev
+        t = np.exp(-mu_xraydb("aluminium", e) * al_mm)
+        return float(np.sum(self.fluence * e * _mu_en_air(e) * t))
+
+    @property
+    def hvl1_mm_al(self) -> float:
+        """First half-value layer (mm Al) of air kerma, with xraydb's aluminium attenuation."""
+        from scipy.optimize import brentq
+
+        k0 = self.air_kerma()
+        return float(brentq(lambda x: self.air_kerma(x) - 0.5 * k0, 0.0, 10.0, xtol=1e-6))
+
+
+def _spek(kvp: float, anode: str, filter: str, filter_mm: float, anode_angle_deg: float, be_window_mm: float,
+          distance_mm: float):
+    import spekpy
+
+    # NIST attenuation data in SpekPy, as xraydb's Elam tables (its PENELOPE default differs by ~1 % in HVL)
+    spek = spekpy.Spek(kvp=kvp, th=anode_angle_deg, targ=_SPEK_SYMBOL[anode], z=distance_mm / 10.0,
+                       dk=0.5, mu_data_source="nist")
+    spek.filter("Be", be_window_mm).filter(_SPEK_SYMBOL[filter], filter_mm)
+    return spek
+
+
+@lru_cache(maxsize=128)
+def tube_spectrum(kvp: float, anode: str = "TUNGSTEN", filter: str = "RHODIUM", filter_mm: float | None = None,
+                  anode_angle_deg: float = ANODE_ANGLE_DEG, be_window_mm: float = BE_WINDOW_MM,
+                  distance_mm: float = SOURCE_IMAGE_DISTANCE_MM) -> Spectrum:
+    """The spectrum of a mammography tube from SpekPy, cached per set-up.
+
+    ``anode`` and ``filter`` take DICOM AnodeTargetMaterial / FilterMaterial terms or symbols
+    (W, Mo, Rh, Ag, Al); ``filter_mm`` defaults to the pair's entry in :data:`TUBES`.
+    """
+    key = (_material_name(anode), _material_name(filter))
+    if key not in TUBES:
+        raise ValueError(f"no tube model for anode/filter {anode}/{filter}; choose one of {sorted(TUBES)}")
+    kvp = float(kvp)
+    if not 18.0 <= kvp <= 49.0:
+        raise ValueError(f"KVP (0018,0060) = {kvp} is not a mammographic tube voltage (18-49 kV)")
+    filter_mm = TUBES[key] if filter_mm is None else float(filter_mm)
+    spek = _spek(kvp, key[0], key[1], filter_mm, anode_angle_deg, be_window_mm, distance_mm)
+    energy, per_kev = spek.get_spectrum()  # photons / cm^2 / mAs / keV at the distance
+    fluence = per_kev * 0.5 / 100.0  # per 0.5 keV bin, per mm^2
+    keep = fluence > 1e-6 * fluence.max()
+    energy, fluence = np.asarray(energy[keep], np.float64), np.asarray(fluence[keep], np.float64)
+    energy.setflags(write=False)
+    fluence.setflags(write=False)
+    return Spectrum(energy, fluence, kvp, key[0], key[1], filter_mm)
+
+
+#: Scatter behind the grid: no-grid SPR rises linearly with thickness (Boone & Cooper, Med Phys
+#: 27:1818, 2000; Sechopoulos et al., Med Phys 34:564, 2007), about 0.26 at 20 mm to 0.94 at
+#: 80 mm for a full field; a mammography grid (linear 5:1 or cellular) passes scatter at about
+#: 0.38 of the rate it passes primary (Boone et al., Radiology 222:519, 2002).
+SPR_NO_GRID = (0.04, 0.0112)  # intercept, per mm
+GRID_SCATTER_OVER_PRIMARY = 0.38
+
+
+def scatter_to_primary_ratio(thickness_mm, grid: bool = True):
+    """Scatter-to-primary ratio at the centre of a compressed breast of ``thickness_mm``.
+
+    Behind the grid it spans about 0.1 (20 mm) to 0.36 (80 mm), the published 0.1-0.4.
+    """
+    t = np.asarray(thickness_mm, dtype=np.float64)
+    if np.any(t < 0) or np.any(t > 150):
+        raise ValueError(f"thickness_mm must be within 0-150 mm, got {thickness_mm}")
+    spr = SPR_NO_GRID[0] + SPR_NO_GRID[1] * t
+    return spr * GRID_SCATTER_OVER_PRIMARY if grid else spr
