@@ -11,8 +11,11 @@ Layout of ``out_dir``::
     phantom.json                 the generation parameters
     datalist.json                MONAI decathlon-style datalist, written last
 
-Cases come as patients with the four screening views (LCC, LMLO, RCC, RMLO). The split is
-80/10/10 by patient (no patient in two splits), stratified by whether the patient has BAC.
+Cases come as patients with the four screening views (LCC, LMLO, RCC, RMLO); a cohort of
+fewer than 12 images has patients of ``n // 3`` views (LCC first) so that it still has three
+patients. The split is 80/10/10 by patient (no patient in two splits), stratified by whether the
+patient has BAC, and every split gets a patient: any cohort of 3 or more images has non-empty
+training, validation and test lists (:data:`MIN_SPLIT_IMAGES`).
 """
 
 from __future__ import annotations
@@ -30,26 +33,36 @@ import numpy as np
 
 from monai_bac.phantom.annotation import TPAConfig
 
-__all__ = ["make_cohort", "ensure_cohort", "stratified_split", "VIEWS"]
+__all__ = ["make_cohort", "ensure_cohort", "stratified_split", "views_per_patient", "VIEWS", "MIN_SPLIT_IMAGES"]
 
 logger = logging.getLogger(__name__)
 
 VIEWS = (("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO"))
 COHORT_VERSION = 1
+#: the smallest cohort whose training, validation and test lists are all non-empty (one patient each)
+MIN_SPLIT_IMAGES = 3
+
+
+def views_per_patient(n: int) -> int:
+    """Views per phantom patient in a cohort of ``n`` images: the four screening views, or fewer
+    (``n // 3``, at least 1) when ``n`` < 12 so that the cohort still has a patient for each split."""
+    return len(VIEWS) if n >= MIN_SPLIT_IMAGES * len(VIEWS) else max(1, n // MIN_SPLIT_IMAGES)
 
 
 def _case_plan(n: int, seed: int, bac_prevalence: float, breast_bac_given_patient: float,
                vendors: tuple[str, ...]) -> list[dict]:
-    """Who has what: patients of four views, BAC presence per breast, vendor per patient."""
+    """Who has what: patients of :func:`views_per_patient` views, BAC presence per breast, vendor
+    per patient."""
     rng = np.random.default_rng([seed, 7919])
+    per_patient = views_per_patient(n)
     plan = []
-    for p in range((n + 3) // 4):
+    for p in range(-(-n // per_patient)):
         patient_id = f"PH{seed:03d}-{p:04d}"
         patient_bac = rng.random() < bac_prevalence
         vendor = vendors[rng.integers(len(vendors))]
         breast = {lat: patient_bac and rng.random() < breast_bac_given_patient for lat in "LR"}
         thickness = {lat: float(rng.uniform(35.0, 70.0)) for lat in "LR"}
-        for v, (lat, view) in enumerate(VIEWS):
+        for v, (lat, view) in enumerate(VIEWS[:per_patient]):
             if len(plan) == n:
                 break
             plan.append(dict(
@@ -174,6 +187,10 @@ def make_cohort(
     for r in records:
         patients[r["patient_id"]] = patients.get(r["patient_id"], False) or r["has_bac"]
     split = stratified_split(patients, fractions, seed)
+    empty = [name for name in ("training", "validation", "test") if name not in split.values()]
+    if empty:
+        logger.warning("a cohort of %d image(s) has %d patient(s): the %s list(s) are empty; generate %d or more "
+                       "images to train on it", n, len(patients), " and ".join(empty), MIN_SPLIT_IMAGES)
     datalist: dict = {"description": "monai-bac phantom cohort", "params": params,
                       "training": [], "validation": [], "test": []}
     for r in records:
@@ -192,7 +209,8 @@ def make_cohort(
 def _run(jobs: list, workers: int, progress: bool) -> list[dict]:
     from tqdm import tqdm
 
-    bar = tqdm(total=len(jobs), desc="phantom", unit="img", disable=not progress)
+    # disable=None: no bar when stderr is not a terminal (a log file gets no carriage-return updates)
+    bar = tqdm(total=len(jobs), desc="phantom", unit="img", disable=None if progress else True)
     records = []
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
