@@ -1,4 +1,4 @@
-"""Exceptions and warnings raised when reading mammograms and labels.
+"""Exceptions and warnings raised when reading mammograms and labels, and the file-kind check.
 
 Every message names the file and the DICOM tag (keyword and (group,element)) or field
 concerned, so that a user with a folder of thousands of files knows which one to look at
@@ -7,7 +7,11 @@ and what is wrong with it.
 
 from __future__ import annotations
 
-__all__ = ["MammogramReadError", "MissingTagWarning", "ProcessedImageWarning"]
+import os
+import stat
+from pathlib import Path
+
+__all__ = ["MammogramReadError", "MissingTagWarning", "ProcessedImageWarning", "require_regular_file"]
 
 
 class MammogramReadError(ValueError):
@@ -29,3 +33,42 @@ class ProcessedImageWarning(UserWarning):
 class MissingTagWarning(UserWarning):
     """A DICOM tag that downstream transforms use is absent or unusable; its meta value is None
     (or was guessed, as the message says)."""
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder (DICOM series and folders are not supported; pass one file)"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def require_regular_file(path: str | os.PathLike) -> Path:
+    """``path`` as a :class:`~pathlib.Path` if it is, or links to, a non-empty regular file.
+
+    Checked with ``os.stat`` (which follows symbolic links) before anything opens the file:
+    opening a FIFO blocks until a writer appears, a device can stream forever, a folder is not
+    an image.
+
+    Raises:
+        FileNotFoundError: no such file, or a broken symbolic link.
+        MammogramReadError: not a regular file, an empty file, or not inspectable.
+    """
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise FileNotFoundError(f"{path}: broken symbolic link to {os.readlink(path)}") from None
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except OSError as e:
+        raise MammogramReadError(f"{path}: cannot be inspected: {e.strerror or e}") from e
+    if not stat.S_ISREG(info.st_mode):
+        target = path.resolve()
+        shown = f"{path} (-> {target})" if target != path.absolute() else str(path)
+        kind = next((text for test, text in _KINDS if test(info.st_mode)), "not a regular file")
+        raise MammogramReadError(f"{shown}: is {kind}, not a regular image file; refused without opening it")
+    if info.st_size == 0:
+        raise MammogramReadError(f"{path}: empty file (0 bytes)")
+    return path

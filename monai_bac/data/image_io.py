@@ -31,7 +31,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.orientations import apply_orientation, io_orientation, ornt2axcodes, ornt_transform
 
-from monai_bac.data.errors import MammogramReadError
+from monai_bac.data.errors import MammogramReadError, require_regular_file
 from monai_bac.utils import atomic_write_path
 
 __all__ = ["load_nifti_2d", "load_png_or_tiff", "nifti_affine", "save_image_nifti", "save_mask_nifti"]
@@ -182,11 +182,9 @@ def load_nifti_2d(path: PathLike) -> tuple[np.ndarray, tuple[float, float]]:
 
     Raises:
         FileNotFoundError: no such file.
-        MammogramReadError: not a readable NIfTI file, or a truly 3D/4D image.
+        MammogramReadError: not a regular file, not a readable NIfTI file, or a truly 3D/4D image.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+    path = require_regular_file(path)
     try:
         image = nib.load(str(path))
         data = np.asanyarray(image.dataobj)
@@ -244,9 +242,7 @@ def load_png_or_tiff(path: PathLike) -> np.ndarray:
         MammogramReadError: unreadable file, colour (RGB/RGBA/palette) image or multi-page TIFF.
         ValueError: the name does not end with .png, .tif or .tiff.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+    path = require_regular_file(path)
     if _name_endswith(path, PNG_SUFFIXES):
         array = _load_png(path)
     elif _name_endswith(path, TIFF_SUFFIXES):

@@ -36,9 +36,10 @@ from monai.transforms.transform import MapTransform, Transform
 from monai.utils import ensure_tuple
 from monai.utils.enums import MetaKeys, SpaceKeys
 
-from monai_bac.data.dicom_io import is_dicom_file, read_dicom_mammogram
-from monai_bac.data.errors import MammogramReadError
+from monai_bac.data.dicom_io import MIN_SIDE_PX, is_dicom_file, read_dicom_mammogram
+from monai_bac.data.errors import MammogramReadError, require_regular_file
 from monai_bac.data.image_io import NIFTI_SUFFIXES, PNG_SUFFIXES, TIFF_SUFFIXES, load_nifti_2d, load_png_or_tiff
+from monai_bac.units import SpacingError, as_spacing
 
 __all__ = [
     "IMAGE_META_KEYS",
@@ -105,8 +106,6 @@ def _file_kind(path: Path) -> str:
 
 
 def _load_npy(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
     try:
         array = np.load(path, allow_pickle=False)
     except Exception as e:
@@ -130,17 +129,29 @@ def _load_plain(path: Path, kind: str, spacing_mm: Sequence[float] | None) -> tu
 
 
 def _check_spacing(spacing_mm: Any, path: Path) -> tuple[float, float] | None:
+    """The ``spacing_mm`` argument as (row, col) mm (one number is isotropic), range-checked; or None."""
     if spacing_mm is None:
         return None
     try:
-        values = tuple(float(s) for s in spacing_mm)
-    except (TypeError, ValueError):
-        values = ()
-    if len(values) != 2 or not all(np.isfinite(v) and v > 0 for v in values):
+        return as_spacing(spacing_mm, f"{path}: spacing_mm argument")
+    except SpacingError as e:
+        raise MammogramReadError(str(e)) from e
+
+
+def _check_image(pixels: np.ndarray, path: Path, min_size_px: int) -> np.ndarray:
+    """float32 (H, W) pixels that are finite, not constant and at least ``min_size_px`` a side."""
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if min(pixels.shape) < min_size_px:
         raise MammogramReadError(
-            f"{path}: spacing_mm must be two positive numbers (row_mm, col_mm), got {spacing_mm!r}"
+            f"{path}: image is {pixels.shape[0]} x {pixels.shape[1]} pixels; a mammogram has at least {min_size_px} "
+            "pixels a side (a thumbnail or a crop? pass min_size_px to read it)"
         )
-    return values  # type: ignore[return-value]
+    finite = np.isfinite(pixels)
+    if not finite.all():
+        raise MammogramReadError(f"{path}: {int(finite.size - finite.sum())} pixels are NaN or infinite")
+    if pixels.min() == pixels.max():
+        raise MammogramReadError(f"{path}: every pixel has the value {pixels.flat[0]:g}: a blank image")
+    return pixels
 
 
 def _to_meta_tensor(array_hw: np.ndarray, meta: dict[str, Any], dtype: torch.dtype) -> MetaTensor:
@@ -161,37 +172,41 @@ def load_mammogram(
     *,
     require_raw: bool = False,
     allow_non_mg: bool = False,
+    min_size_px: int = MIN_SIDE_PX,
 ) -> MetaTensor:
-    """Load a mammogram as a float32 (1, H, W) MetaTensor of raw values.
+    """Load a mammogram as a finite float32 (1, H, W) MetaTensor of raw values.
 
     Args:
-        path: DICOM (``.dcm``, ``.dicom``, no extension, or any name with the ``DICM`` marker),
-            NIfTI (``.nii``, ``.nii.gz``, convention of :mod:`monai_bac.data.image_io`),
-            PNG/TIFF (single-channel; 16-bit kept) or ``.npy``.
-        spacing_mm: (row, col) pixel spacing in mm. Required for PNG, TIFF and npy (they carry
-            none); for DICOM and NIfTI it replaces the spacing in the file
-            (``meta["spacing_source"] == "argument"``).
+        path: a regular file (or a link to one; FIFOs, devices and folders are refused before
+            being opened): DICOM (``.dcm``, ``.dicom``, no extension, or any name with the ``DICM``
+            marker; uncompressed, RLE, JPEG, JPEG-LS or JPEG 2000), NIfTI (``.nii``, ``.nii.gz``,
+            convention of :mod:`monai_bac.data.image_io`), PNG/TIFF (single-channel; 16-bit kept;
+            any TIFF compression tifffile/imagecodecs read, e.g. LZW, Deflate) or ``.npy``.
+        spacing_mm: (row, col) pixel spacing in mm, or one number. Required for PNG, TIFF and npy
+            (they carry none); for DICOM and NIfTI it replaces the spacing in the file
+            (``meta["spacing_source"] == "argument"``). Checked by :func:`monai_bac.units.as_spacing`.
         require_raw: DICOM only: raise for a processed ("FOR PRESENTATION") image instead of
             warning. Other formats do not say whether they are raw (``meta["is_raw"]`` is None).
         allow_non_mg: DICOM only: accept a Modality other than MG.
+        min_size_px: smallest accepted height and width in pixels (default
+            :data:`~monai_bac.data.dicom_io.MIN_SIDE_PX`: a mammogram is hundreds of pixels a side).
 
     Returns:
         MetaTensor with the meta keys of :data:`IMAGE_META_KEYS` and MONAI's geometry keys.
 
     Raises:
         FileNotFoundError: no such file.
-        MammogramReadError: unreadable or unsupported file, missing spacing, see
+        MammogramReadError: unreadable, unsupported or non-regular file; missing or implausible
+            spacing; an image smaller than ``min_size_px``, blank, or with NaN/inf values; see
             :func:`~monai_bac.data.dicom_io.read_dicom_mammogram` for DICOM.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
+    path = require_regular_file(path)
     spacing_mm = _check_spacing(spacing_mm, path)
     kind = _file_kind(path)
     meta: dict[str, Any] = dict.fromkeys(IMAGE_META_KEYS)
     if kind == "dicom":
         pixels, dicom_meta = read_dicom_mammogram(
-            path, require_raw=require_raw, allow_non_mg=allow_non_mg, spacing_mm=spacing_mm
+            path, require_raw=require_raw, allow_non_mg=allow_non_mg, spacing_mm=spacing_mm, min_size_px=min_size_px
         )
         meta.update(dicom_meta)
     else:
@@ -201,9 +216,14 @@ def load_mammogram(
                 f"{path}: {kind.replace('_', '/').upper()} files carry no pixel spacing; "
                 "pass spacing_mm=(row_mm, col_mm)"
             )
+        if source == "nifti_header":
+            try:
+                spacing = as_spacing(spacing, f"{path}: NIfTI header voxel size")
+            except SpacingError as e:
+                raise MammogramReadError(f"{e}; pass spacing_mm=(row_mm, col_mm) to override it") from e
         meta.update(spacing_mm=tuple(float(s) for s in spacing), spacing_source=source)
     meta["filename_or_obj"] = str(path)
-    return _to_meta_tensor(np.asarray(pixels, dtype=np.float32), meta, torch.float32)
+    return _to_meta_tensor(_check_image(pixels, path, min_size_px), meta, torch.float32)
 
 
 def _binarise_label(array: np.ndarray, path: Path, allow_255: bool) -> np.ndarray:
@@ -231,9 +251,7 @@ def load_label(path: PathLike, spacing_mm: Sequence[float] | None = None) -> Met
         FileNotFoundError: no such file.
         MammogramReadError: unsupported or unreadable file, or values other than 0/1 (0/255).
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
+    path = require_regular_file(path)
     spacing_mm = _check_spacing(spacing_mm, path)
     kind = _file_kind(path)
     if kind == "dicom":
@@ -260,6 +278,7 @@ class LoadMammogram(Transform):
         require_raw: raise for processed ("FOR PRESENTATION") DICOM images instead of warning.
         allow_non_mg: accept DICOM files whose Modality is not MG.
         label: load binary labels (uint8 0/1) instead of images.
+        min_size_px: smallest accepted image height and width (images only), see :func:`load_mammogram`.
     """
 
     def __init__(
@@ -268,16 +287,19 @@ class LoadMammogram(Transform):
         require_raw: bool = False,
         allow_non_mg: bool = False,
         label: bool = False,
+        min_size_px: int = MIN_SIDE_PX,
     ) -> None:
         self.spacing_mm = spacing_mm
         self.require_raw = require_raw
         self.allow_non_mg = allow_non_mg
         self.label = label
+        self.min_size_px = min_size_px
 
     def __call__(self, filename: PathLike) -> MetaTensor:
         if self.label:
             return load_label(filename, self.spacing_mm)
-        return load_mammogram(filename, self.spacing_mm, require_raw=self.require_raw, allow_non_mg=self.allow_non_mg)
+        return load_mammogram(filename, self.spacing_mm, require_raw=self.require_raw, allow_non_mg=self.allow_non_mg,
+                              min_size_px=self.min_size_px)
 
 
 class LoadMammogramd(MapTransform):
@@ -296,6 +318,7 @@ class LoadMammogramd(MapTransform):
         allow_non_mg: accept DICOM files whose Modality is not MG.
         image_key: key of the image the labels are checked against.
         allow_missing_keys: don't raise for keys missing from the data.
+        min_size_px: smallest accepted image height and width, see :func:`load_mammogram`.
 
     Example::
 
@@ -311,11 +334,12 @@ class LoadMammogramd(MapTransform):
         allow_non_mg: bool = False,
         image_key: str = "image",
         allow_missing_keys: bool = False,
+        min_size_px: int = MIN_SIDE_PX,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.label_keys = set(ensure_tuple(label_keys))
         self.image_key = image_key
-        self._image_loader = LoadMammogram(spacing_mm, require_raw, allow_non_mg)
+        self._image_loader = LoadMammogram(spacing_mm, require_raw, allow_non_mg, min_size_px=min_size_px)
         self._label_loader = LoadMammogram(spacing_mm, label=True)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
