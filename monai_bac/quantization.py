@@ -71,7 +71,7 @@ def _node_selection(model_path: Path, scope: str) -> tuple[str, dict[str, list[s
     """The graph's input name, ``quantize_static``'s node selection for ``scope``, and its description."""
     import onnx
 
-    from monai_bac.export import ExportError
+    from monai_bac.model_files import ModelError as ExportError
 
     graph = onnx.load(str(model_path)).graph
     name = graph.input[0].name
@@ -88,7 +88,7 @@ def _node_selection(model_path: Path, scope: str) -> tuple[str, dict[str, list[s
 def compare_masks(fp32: str | os.PathLike, int8: str | os.PathLike, inputs: Sequence[np.ndarray],
                   threshold: float, threads: int | None = None) -> dict[str, float]:
     """Agreement of the int8 and float32 networks on ``inputs``: logits and masks at ``threshold``."""
-    from monai_bac.export import ort_session
+    from monai_bac.runtime import ort_session
 
     a, b = ort_session(fp32, threads), ort_session(int8, threads)
     name = a.get_inputs()[0].name
@@ -132,7 +132,7 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from monai_bac.export import ExportError
+    from monai_bac.model_files import ModelError as ExportError
     from monai_bac.utils import ensure_new_file
 
     if scope not in INT8_SCOPES:

@@ -186,21 +186,22 @@ def error_analysis(root: Path, datalist: Path, split: str = "all", tolerance_mm:
     """
     import numpy as np
 
-    from monai_bac.cpu_inference import CPUInferenceEngine
+    from monai_bac.bundle_inference import BundleInference
     from monai_bac.data import load_label
 
     cache = root / "eval" / f"errors_{split}_{Path(datalist).parent.name}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
     base = Path(datalist).parent
-    engine = CPUInferenceEngine(root, engine="torch")
+    engine = BundleInference(root, engine="torch", overrides={"save_transforms": [], "quantify_transforms": []})
     rows = []
     for entry in _entries(datalist, split):
-        result = engine.predict(str(base / entry["image"]))
-        sp = tuple(float(v) for v in result.meta["spacing_mm"])
+        data, _ = engine(str(base / entry["image"]))
+        sp = tuple(float(v) for v in data["pred"].meta["spacing_mm"])
+        mask = np.asarray(data["pred"])[0] > 0
         gt = np.asarray(load_label(base / entry["label_gt"], spacing_mm=sp))[0]
         lookalikes = np.isin(np.load(base / entry["truth"])["tpa_source"], LOOKALIKE_CODES)
-        rows.append(_errors_against_truth(result.mask, gt, lookalikes, sp, tolerance_mm))
+        rows.append(_errors_against_truth(mask, gt, lookalikes, sp, tolerance_mm))
     summary = _mean(rows, tolerance_mm)
     cache.write_text(json.dumps(summary, indent=1))
     return summary

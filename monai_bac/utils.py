@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write_path", "ensure_new_file", "full_suffix"]
+__all__ = ["atomic_write_path", "ensure_new_file", "full_suffix", "jsonable", "write_json"]
 
 PathLike = str | os.PathLike
 
@@ -115,3 +115,38 @@ def atomic_write_path(path: PathLike, *, overwrite: bool = True) -> Iterator[Pat
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def jsonable(o):
+    """``o`` with numpy scalars as Python numbers, non-finite floats as None, tuples as lists and
+    anything else unknown as its ``str``: what ``json.dumps`` can write and every reader can parse."""
+    import math
+
+    import numpy as np
+
+    if isinstance(o, dict):
+        return {str(k): jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [jsonable(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return jsonable(o.tolist())
+    if isinstance(o, (bool, np.bool_)):
+        return bool(o)
+    if isinstance(o, (np.integer, int)):
+        return int(o)
+    if isinstance(o, (np.floating, float)):
+        return float(o) if math.isfinite(float(o)) else None
+    if isinstance(o, str) or o is None:
+        return o
+    return str(o)
+
+
+def write_json(path: PathLike, obj, *, overwrite: bool = True, indent: int = 1) -> Path:
+    """Write :func:`jsonable` ``obj`` as JSON at ``path``, atomically (creates the folder)."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write_path(path, overwrite=overwrite) as tmp:
+        Path(tmp).write_text(json.dumps(jsonable(obj), indent=indent) + "\n")
+    return path

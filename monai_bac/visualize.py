@@ -9,7 +9,7 @@ import numpy as np
 
 from monai_bac.utils import atomic_write_path
 
-__all__ = ["display_window", "overlay", "save_png", "BAC_COLOUR", "REMOVED_COLOUR"]
+__all__ = ["display_window", "overlay", "overlay_picture", "save_png", "BAC_COLOUR", "REMOVED_COLOUR"]
 
 BAC_COLOUR = (255, 40, 40)
 REMOVED_COLOUR = (40, 140, 255)
@@ -52,3 +52,28 @@ def save_png(path: str | os.PathLike, image: np.ndarray, overwrite: bool = True,
     with atomic_write_path(path, overwrite=overwrite) as tmp:
         pil.save(tmp, format="PNG")
     return os.fspath(path)
+
+
+def overlay_picture(raw_hw: np.ndarray, mask: np.ndarray, breast: np.ndarray | None = None,
+                    max_side: int | None = 1600) -> np.ndarray:
+    """RGB uint8 picture of a BAC mask on its raw mammogram, in the display rendition of
+    :func:`display_window` (-log of the signal windowed on the breast: tissue and calcium bright).
+
+    Shrunk by a whole factor so that its longer side is at most ``max_side`` (None or 0: full
+    size): the raw image by block means before the logarithm, the mask by block maxima, so a
+    thin BAC stays visible and a full-size image costs little.
+    """
+    from monai_bac.ops.resample import block_mean
+
+    def block_any(a: np.ndarray) -> np.ndarray:
+        return a.reshape(a.shape[0] // f, f, a.shape[1] // f, f).any(axis=(1, 3))
+
+    raw = np.asarray(raw_hw, np.float32)
+    m = np.asarray(mask) > 0
+    b = None if breast is None else np.asarray(breast) > 0
+    f = 1 if not max_side else max(1, -(-max(raw.shape) // int(max_side)))
+    if f > 1:
+        h, w = (raw.shape[0] // f) * f, (raw.shape[1] // f) * f
+        raw, m = block_mean(raw[:h, :w], f, f), block_any(m[:h, :w])
+        b = None if b is None else block_any(b[:h, :w])
+    return overlay(display_window(raw, b), [m], [BAC_COLOUR])

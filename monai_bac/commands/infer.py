@@ -1,19 +1,26 @@
-"""``monai-bac infer``: segment and quantify BAC on CPU for a DICOM file, a folder or a datalist.
+"""monai-bac infer: segment and quantify BAC on CPU for a DICOM file, a folder or a datalist.
 
-Per image, in ``--out``: ``<case>_bac.nii.gz`` (mask), ``<case>_bac_seg.dcm`` (DICOM SEG
-referencing the source image), ``<case>_bac_overlay.png`` (BAC in colour on the normalised
-mammogram) and ``<case>_bac.json`` (quantification and timings). Per run: ``results.csv`` (one
-row per image, failed ones with the reason), ``patients.csv`` (one summary row per patient) and
-``run.json`` (settings, failures, the 4-view presence analysis). Existing outputs are never
-replaced without ``--overwrite`` (an image whose outputs exist is reported as skipped; run-level
-files get a numbered name). Exit status: 0 when no image failed, 3 when some did, 2 when there is
-nothing to run.
+It runs the bundle's own inference workflow (configs/inference.json: preprocessing, network,
+threshold, quantification and writers), with the network on ONNX Runtime (float32 or int8) or
+PyTorch.
+
+Per image, in --out: <case>_bac.nii.gz (mask), <case>_bac_seg.dcm (DICOM SEG referencing the
+source image), <case>_bac_overlay.png (BAC in colour on the mammogram's display rendition) and
+<case>_bac.json (status, quantification, timings). An image's files are written together and
+committed last: a failed image leaves only its JSON (status "failed" and the reason), and a
+rerun retries it. Per run: results.csv (one row per image, failed ones with the reason),
+patients.csv (one summary row per patient) and run.json (settings, failures, the 4-view
+presence analysis). Finished images are skipped on a rerun unless --overwrite is given.
+
+Exit status: 0 every image ok (or skipped as done), 3 some image failed, 2 nothing to run or a
+bad argument / model, 4 the output folder cannot be written (read-only, full disk).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import io
 import logging
 import os
@@ -45,7 +52,10 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all available cores)")
     p.add_argument("--threshold", type=float, default=None, help="probability cut-off (default: models/threshold.json)")
     p.add_argument("--split", default="all", help="datalist list to run ('all' = every list; default: all)")
-    p.add_argument("--config", default=None, help="inference.json to take the preprocessing from (default: the bundle's)")
+    p.add_argument("--config", default=None, help="inference.json to run (default: the model's bundle's)")
+    p.add_argument("--spacing", type=float, nargs="+", default=None, metavar="MM",
+                   help="pixel spacing in mm (one value, or row and column) for images without it "
+                        "(PNG, TIFF); a DICOM's own tag is used otherwise")
     p.add_argument("--no-seg", action="store_true", help="do not write DICOM SEG files")
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay PNGs")
     p.add_argument("--no-nifti", action="store_true", help="do not write NIfTI masks")
@@ -171,32 +181,192 @@ def write_csv(path: Path, rows: list[dict], fields: list[str], overwrite: bool) 
     return path
 
 
+EXIT_OK, EXIT_NOTHING, EXIT_FAILED, EXIT_UNWRITABLE = 0, 2, 3, 4
+
+
+def _check_writable(out: Path) -> str | None:
+    """None when ``out`` can be created and written, else why not."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".monai-bac-write-test-{os.getpid()}"
+        probe.write_bytes(b"0" * 4096)
+        probe.unlink()
+    except OSError as e:
+        return f"{out}: cannot write there ({e.strerror or e})"
+    return None
+
+
+def _done_before(json_path: Path) -> dict | None:
+    """The earlier report of an image that finished ok, else None (failed or absent: redo it)."""
+    import json
+
+    try:
+        old = json.loads(json_path.read_text())
+    except (OSError, ValueError):
+        return None
+    return old if isinstance(old, dict) and old.get("status") == "ok" else None
+
+
+def _commit(staged: dict[str, str], out: Path) -> dict[str, str]:
+    """Move an image's staged files into ``out`` (os.replace: atomic per file)."""
+    final = {}
+    for kind, path in staged.items():
+        dest = out / Path(path).name
+        os.replace(path, dest)
+        final[kind] = str(dest)
+    return final
+
+
+def _image_report(case: str, entry: dict, data: dict, seconds: dict, staging: Path, out: Path) -> dict:
+    from monai_bac.transforms.io import OUTPUT_SUFFIXES
+
+    raw = data.get("raw")
+    meta = dict(getattr(raw, "meta", {}) or getattr(data.get("pred"), "meta", {}) or {})
+    report = {"case": case, "source": str(entry["image"]), "status": "ok", "reason": "",
+              "image_info": {k: meta.get(k) for k in _META_FIELDS}, "quantification": data.get("bac"),
+              "seconds": seconds}
+    report["image_info"]["shape"] = [int(s) for s in data["pred"].shape[-2:]]
+    for key in ("quality_warning",):
+        if data.get(key):
+            report[key] = data[key]
+    if data.get("notes"):
+        report["notes"] = list(data["notes"])
+    staged = dict(data.get("outputs") or {})
+    report["outputs"] = {**{k: str(out / Path(v).name) for k, v in staged.items()},
+                         "json": str(out / f"{case}{OUTPUT_SUFFIXES['json']}")}
+    report["_staged"] = staged
+    return report
+
+
+_META_FIELDS = ("patient_id", "laterality", "view", "study_instance_uid", "series_instance_uid", "sop_instance_uid",
+                "manufacturer", "presentation", "is_raw", "kvp", "spacing_mm")
+
+
+def _annotation(entry: dict, data: dict, calcium: bool) -> dict | None:
+    """Quantification of the entry's annotation (``label_gt``, else ``label``), for comparison."""
+    key = next((k for k in ("label_gt", "label") if k in entry), None)
+    if key is None:
+        return None
+    try:
+        from monai_bac.data import load_label
+        from monai_bac.quantify import quantify_image
+
+        raw = data.get("raw")
+        ann = load_label(entry[key], spacing_mm=(raw.meta or {}).get("spacing_mm"))
+        q = quantify_image(raw, ann, None if data.get("breast_map") is None else data["breast_map"][0].numpy(),
+                           calcium=calcium)
+        return {"key": key, "path": str(entry[key]), **q.as_dict(segments=False)}
+    except Exception as e:  # noqa: BLE001 - the annotation is extra information, never a failure
+        return {"key": key, "path": str(entry[key]), "error": f"{type(e).__name__}: {e}"}
+
+
+def _process(pipeline, entry: dict, case: str, out: Path, staging: Path, overwrite: bool, calcium: bool) -> dict:
+    """One image through the bundle's workflow; never raises for a bad image."""
+    import shutil
+    import warnings
+
+    from monai_bac.utils import write_json
+    from monai_bac.transforms.io import OUTPUT_SUFFIXES
+
+    t0 = time.perf_counter()
+    json_path = out / f"{case}{OUTPUT_SUFFIXES['json']}"
+    old = None if overwrite else _done_before(json_path)
+    if old is not None:
+        return {**old, "status": "skipped", "reason": "done in an earlier run (--overwrite redoes it)"}
+    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            data, seconds = pipeline({**entry, "case": case})
+        report = _image_report(case, entry, data, seconds, staging, out)
+        notes = sorted({f"{w.category.__name__}: {w.message}" for w in caught
+                        if w.category.__name__ in ("MissingTagWarning", "ProcessedImageWarning")})
+        if notes:
+            report["input_warnings"] = notes
+        ann = _annotation(entry, data, calcium)
+        if ann is not None:
+            report["annotation"] = ann
+        staged = report.pop("_staged")
+        report["total_seconds"] = time.perf_counter() - t0
+        report["outputs"].update(_commit(staged, out))
+        write_json(json_path, report, overwrite=True)  # last: its "ok" marks the image done
+        return report
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
+            raise
+        reason = f"{type(e).__name__}: {e}"
+    except Exception as e:  # noqa: BLE001 - a bad image must not stop a batch
+        reason = f"{type(e).__name__}: {e}"
+        if not _expected(e):
+            logger.debug("%s: unexpected error", case, exc_info=True)
+    finally:
+        for f in staging.glob(f"{case}_bac*"):
+            f.unlink(missing_ok=True)
+    report = {"case": case, "source": str(entry["image"]), "status": "failed", "reason": reason,
+              "error": reason.split(":", 1)[0], "total_seconds": time.perf_counter() - t0}
+    try:
+        write_json(json_path, report, overwrite=True)
+        report["outputs"] = {"json": str(json_path)}
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
+            raise
+    return report
+
+
+def _expected(e: Exception) -> bool:
+    from monai_bac.data import MammogramReadError
+    from monai_bac.transforms import InputRejected
+
+    return isinstance(e, (MammogramReadError, InputRejected, FileNotFoundError, ValueError))
+
+
 def run(args) -> int:
+    import shutil
+
+    from monai_bac.bundle_inference import BundleInference
     from monai_bac.bundle_support import DatalistError
-    from monai_bac.cpu_inference import OUTPUT_SUFFIXES, STAGES, CPUInferenceEngine, process_image, write_json
-    from monai_bac.export import ExportError
+    from monai_bac.utils import write_json
+    from monai_bac.model_files import ModelError
     from monai_bac.quantify import cohort_analysis, summarise_patients
 
     try:
         items = gather_items(args.input, args.split)
     except (DatalistError, FileNotFoundError, ValueError) as e:
         print(f"monai-bac infer: {e}", file=sys.stderr)
-        return 2
-    try:
-        engine = CPUInferenceEngine(args.model, engine=args.engine, threads=args.threads, threshold=args.threshold,
-                                    config_file=args.config, allow_processed=args.allow_processed,
-                                    min_input_fraction=args.min_input_fraction, precision=args.precision)
-    except (ExportError, FileNotFoundError, ValueError, ImportError) as e:
-        print(f"monai-bac infer: cannot load the model: {e}", file=sys.stderr)
-        return 2
+        return EXIT_NOTHING
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    outputs = [k for k in OUTPUT_SUFFIXES if not (k == "seg" and args.no_seg) and not (k == "overlay" and args.no_overlay)
-               and not (k == "nifti" and args.no_nifti)]
+    why = _check_writable(out)
+    if why:
+        print(f"monai-bac infer: {why}", file=sys.stderr)
+        return EXIT_UNWRITABLE
+    staging = out / ".monai-bac-staging"
+    overrides = {"output_dir": str(staging), "overwrite": True, "overlay": not args.no_overlay,
+                 "save_seg": not args.no_seg, "allow_processed": bool(args.allow_processed),
+                 "min_input_fraction": float(args.min_input_fraction), "calcium": not args.no_calcium,
+                 "save_transforms#0#nifti": not args.no_nifti,
+                 "save_transforms#0#overlay_max_side": args.overlay_max_side or None}
+    if args.threshold is not None:
+        overrides["threshold"] = float(args.threshold)
+    if args.spacing:
+        from monai_bac.units import SpacingError, as_spacing
+
+        try:
+            spacing = as_spacing(args.spacing, "--spacing")
+        except SpacingError as e:
+            print(f"monai-bac infer: {e}", file=sys.stderr)
+            return EXIT_NOTHING
+        overrides["image_transforms#0#spacing_mm"] = list(spacing)
+    try:
+        pipeline = BundleInference(args.model, config_file=args.config, engine=args.engine, precision=args.precision,
+                                   threads=args.threads, overrides=overrides)
+    except (ModelError, FileNotFoundError, ValueError, ImportError) as e:
+        print(f"monai-bac infer: cannot load the model: {e}", file=sys.stderr)
+        return EXIT_NOTHING
     names = case_names(items)
-    desc = engine.describe()
-    logger.info("%d image(s); engine %s (%s), %d threads, network input %d, threshold %.3g", len(items), desc["engine"],
-                desc["precision"], desc["threads"], engine.image_size, engine.threshold)
+    desc = pipeline.describe()
+    logger.info("%d image(s); engine %s (%s), network input %d, threshold %.3g", len(items), desc["engine"],
+                desc["precision"], pipeline.image_size, pipeline.threshold)
+    logging.getLogger("ignite.engine.engine.SupervisedEvaluator").setLevel(logging.CRITICAL)
     reports = []
     t0 = time.perf_counter()
     bar = None
@@ -204,45 +374,58 @@ def run(args) -> int:
         from tqdm import tqdm
 
         bar = tqdm(total=len(items), desc="monai-bac infer", unit="image", file=sys.stderr)
-    for item, case in zip(items, names):
-        rep = process_image(engine, item, out, case, outputs=outputs, overwrite=args.overwrite,
-                            overlay_max_side=args.overlay_max_side or None, calcium=not args.no_calcium)
-        reports.append(rep)
-        if rep["status"] == "failed":
-            logger.warning("%s: FAILED: %s", case, rep["reason"])
-        elif rep["status"] == "skipped":
-            logger.info("%s: skipped: %s", case, rep["reason"])
+    try:
+        for item, case in zip(items, names):
+            rep = _process(pipeline, item, case, out, staging, args.overwrite, not args.no_calcium)
+            rep["model"] = desc
+            reports.append(rep)
+            if rep["status"] == "failed":
+                logger.warning("%s: FAILED: %s", case, rep["reason"])
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"{case}: {rep['status']}")
+    except OSError as e:
+        print(f"\nmonai-bac infer: cannot write to {out} ({e.strerror or e}); the images finished so far are "
+              "kept, free space or fix permissions and rerun the same command to do the rest", file=sys.stderr)
+        return EXIT_UNWRITABLE
+    finally:
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix_str(f"{case}: {rep['status']}")
-    if bar is not None:
-        bar.close()
+            bar.close()
+        shutil.rmtree(staging, ignore_errors=True)
     wall = time.perf_counter() - t0
     rows = [_row(r) for r in reports]
-    results_csv = write_csv(out / "results.csv", rows, CSV_FIELDS, args.overwrite)
-    patients = summarise_patients([r for r in rows if r["status"] in ("ok", "skipped")])
-    patient_fields = list(patients[0]) if patients else ["patient_id"]
-    patients_csv = write_csv(out / "patients.csv", patients, patient_fields, args.overwrite)
-    counts = Counter(r["status"] for r in reports)
-    ok = [r for r in reports if r["status"] == "ok"]
-    timing = {s: statistics.median(r["seconds"][s] for r in ok) for s in STAGES} if ok else {}
-    run_info = {
-        "input": str(args.input), "out": str(out), "model": desc, "n_images": len(items), "counts": dict(counts),
-        "failures": [{"case": r["case"], "source": r["source"], "reason": r["reason"], "error": r.get("error")}
-                     for r in reports if r["status"] == "failed"],
-        "warnings": [{"case": r["case"], "warning": r["quality_warning"]} for r in reports if r.get("quality_warning")],
-        "median_seconds_per_stage": timing,
-        "median_seconds_per_image": statistics.median(r["total_seconds"] for r in ok) if ok else None,
-        "wall_seconds": wall, "results_csv": str(results_csv), "patients_csv": str(patients_csv),
-        "cohort": cohort_analysis(rows),
-    }
-    run_json = write_json(_free_name(out / "run.json", args.overwrite), run_info, overwrite=args.overwrite)
+    try:
+        results_csv = write_csv(out / "results.csv", rows, CSV_FIELDS, args.overwrite)
+        patients = summarise_patients([r for r in rows if r["status"] in ("ok", "skipped")])
+        patient_fields = list(patients[0]) if patients else ["patient_id"]
+        patients_csv = write_csv(out / "patients.csv", patients, patient_fields, args.overwrite)
+        counts = Counter(r["status"] for r in reports)
+        ok = [r for r in reports if r["status"] == "ok"]
+        from monai_bac.bundle_inference import STAGES
+
+        timing = {s: statistics.median(r["seconds"][s] for r in ok) for s in STAGES} if ok else {}
+        run_info = {
+            "input": str(args.input), "out": str(out), "model": desc, "n_images": len(items), "counts": dict(counts),
+            "failures": [{"case": r["case"], "source": r["source"], "reason": r["reason"], "error": r.get("error")}
+                         for r in reports if r["status"] == "failed"],
+            "warnings": [{"case": r["case"], "warning": r["quality_warning"]} for r in reports
+                         if r.get("quality_warning")],
+            "median_seconds_per_stage": timing,
+            "median_seconds_per_image": statistics.median(r["total_seconds"] for r in ok) if ok else None,
+            "wall_seconds": wall, "results_csv": str(results_csv), "patients_csv": str(patients_csv),
+            "cohort": cohort_analysis(rows),
+        }
+        run_json = write_json(_free_name(out / "run.json", args.overwrite), run_info, overwrite=args.overwrite)
+    except OSError as e:
+        print(f"monai-bac infer: cannot write the run tables to {out} ({e.strerror or e})", file=sys.stderr)
+        return EXIT_UNWRITABLE
     print(f"{len(items)} image(s): {counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed, "
-          f"{counts.get('skipped', 0)} skipped in {wall:.1f} s ({desc['engine']}, {desc['threads']} threads)")
+          f"{counts.get('skipped', 0)} skipped (done before; --overwrite redoes them) in {wall:.1f} s "
+          f"({desc['engine']} {desc['precision']})")
     for f in run_info["failures"]:
         print(f"  FAILED {f['case']}: {f['reason']}")
-    print(f"results: {results_csv}\npatients: {patients_csv}\nrun report: {run_json}")
-    return 3 if counts.get("failed") else 0
+    print(f"outputs: {out}\nresults: {results_csv}\npatients: {patients_csv}\nrun report: {run_json}")
+    return EXIT_FAILED if counts.get("failed") else EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,7 +32,7 @@ import torch
 from monai.handlers import from_engine
 from monai.utils import evenly_divisible_all_gather, min_version, optional_import
 
-from monai_bac.utils import atomic_write_path
+from monai_bac.utils import write_json
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 idist, _ = optional_import("ignite", "0.4.11", min_version, "distributed")
@@ -310,21 +310,9 @@ class ThresholdSweep:
         write_threshold(self.output_path, result)
 
 
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    return value
-
-
 def write_threshold(path: str | Path, result: dict) -> Path:
     """Write a sweep result as json, atomically (temp file + rename); nan becomes null."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write_path(path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(_json_safe(result), indent=2) + "\n")
-    return path
+    return write_json(path, result, indent=2)
 
 
 def read_threshold(path: str | Path, default: float = 0.5) -> float:

@@ -31,9 +31,11 @@ from monai_bac.transforms.label import (
     correction_meta,
     removed_components,
 )
-from monai_bac.transforms.io import SaveBACd  # noqa: F401
+from monai_bac.transforms.io import SaveBACd, SaveBACSegd  # noqa: F401
 from monai_bac.transforms.pipeline import (  # noqa: F401
     NORMALISATIONS,
+    CheckMammogramd,
+    InputRejected,
     DefaultKeyd,
     DropEmptyMetad,
     NormalizeMammogramd,
@@ -41,6 +43,7 @@ from monai_bac.transforms.pipeline import (  # noqa: F401
     ResizeWithInverseModed,
     UpdateSpacingd,
 )
+from monai_bac.transforms.quantify import QuantifyBACd  # noqa: F401
 from monai_bac.transforms.physics import (
     CalcificationThickness,
     CalcificationThicknessd,
@@ -80,6 +83,10 @@ __all__ = [
     "correction_meta",
     "NORMALISATIONS",
     "SaveBACd",
+    "SaveBACSegd",
+    "QuantifyBACd",
+    "CheckMammogramd",
+    "InputRejected",
     "NormalizeMammogramd",
     "DefaultKeyd",
     "UpdateSpacingd",

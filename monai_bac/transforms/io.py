@@ -1,4 +1,9 @@
-"""Writing predictions: the BAC mask as NIfTI (Slicer orientation) and a PNG overlay."""
+"""Writing predictions: the BAC mask as NIfTI (Slicer orientation), a PNG overlay and a DICOM SEG.
+
+These are the last post-transforms of the bundle's ``configs/inference.json``; ``monai-bac infer``
+runs the same config, and the MONAI Label app drops them (MONAI Label returns the label itself).
+Each writer records what it wrote in ``data["outputs"]`` (kind -> path).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,14 @@ from typing import Any
 import numpy as np
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.data.utils import affine_to_spacing
 from monai.transforms import MapTransform
 from monai.utils import convert_to_numpy
 
-__all__ = ["SaveBACd", "case_name"]
+__all__ = ["SaveBACd", "SaveBACSegd", "case_name", "output_path", "OUTPUT_SUFFIXES"]
+
+#: output kinds and their file-name suffixes (``<case><suffix>``)
+OUTPUT_SUFFIXES = {"nifti": "_bac.nii.gz", "overlay": "_bac_overlay.png", "seg": "_bac_seg.dcm", "json": "_bac.json"}
+_NOT_DICOM = (".nii", ".nii.gz", ".png", ".tif", ".tiff", ".npy")
 
 
 def case_name(path: str | os.PathLike) -> str:
@@ -26,40 +34,85 @@ def case_name(path: str | os.PathLike) -> str:
     return name
 
 
-class SaveBACd(MapTransform):
-    """Save a BAC mask at the image's own size as ``<output_dir>/<case>_<postfix>.nii.gz``.
+def output_path(output_dir: str | os.PathLike, data: Mapping, kind: str, source: str) -> Path:
+    """``<output_dir>/<case><suffix>``; the case is ``data["case"]`` when given, else the source's name."""
+    return Path(output_dir) / f"{data.get('case') or case_name(source)}{OUTPUT_SUFFIXES[kind]}"
 
-    The mask must already be back on the image's grid (``Invertd`` of the preprocessing). Its
-    spacing is read from the MetaTensor's affine; the case name from ``filename_or_obj``. With
-    ``overlay=True`` a PNG of the mammogram (-log display window) with the mask in colour is
-    written beside it. Existing files are not replaced unless ``overwrite=True``. The written
-    paths are stored in ``data[f"{key}_path"]`` and ``data[f"{key}_overlay_path"]``.
+
+def _mask_and_source(data: Mapping, key: Hashable, who: str) -> tuple[np.ndarray, str, tuple[float, float]]:
+    from monai_bac.units import resolve_spacing
+
+    pred = data[key]
+    if not isinstance(pred, MetaTensor) or "filename_or_obj" not in pred.meta:
+        raise ValueError(f"{who}: '{key}' must be a MetaTensor with meta['filename_or_obj'] "
+                         "(invert the preprocessing with Invertd first)")
+    mask = convert_to_numpy(pred)[0] > 0
+    return mask, str(pred.meta["filename_or_obj"]), resolve_spacing(pred.meta, None, who)
+
+
+class SaveBACd(MapTransform):
+    """Save a BAC mask at the image's own size as ``<output_dir>/<case>_bac.nii.gz`` and, with
+    ``overlay``, a PNG of the mammogram in its display rendition with the mask in colour.
+
+    The mask must already be back on the image's grid (``Invertd`` of the preprocessing). The
+    overlay is drawn on ``raw_key`` (the image as loaded; read again from the file when absent)
+    windowed on ``breast_map_key``. Existing files are not replaced unless ``overwrite=True``.
     """
 
-    def __init__(self, keys: KeysCollection = "pred", output_dir: str = "./eval", postfix: str = "bac",
-                 overlay: bool = True, overwrite: bool = False, allow_missing_keys: bool = False) -> None:
+    def __init__(self, keys: KeysCollection = "pred", output_dir: str = "./eval", overlay: bool = True,
+                 nifti: bool = True, overwrite: bool = False, raw_key: str = "raw", breast_map_key: str = "breast_map",
+                 overlay_max_side: int | None = 1600, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         self.output_dir = Path(output_dir)
-        self.postfix, self.overlay, self.overwrite = postfix, overlay, overwrite
+        self.overlay, self.nifti, self.overwrite = bool(overlay), bool(nifti), bool(overwrite)
+        self.raw_key, self.breast_map_key, self.overlay_max_side = raw_key, breast_map_key, overlay_max_side
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         from monai_bac.data import load_mammogram, save_mask_nifti
-        from monai_bac.visualize import display_window, overlay, save_png
+        from monai_bac.visualize import overlay_picture, save_png
 
         d = dict(data)
+        outputs = d.setdefault("outputs", {})
         for key in self.key_iterator(d):
-            pred = d[key]
-            if not isinstance(pred, MetaTensor) or "filename_or_obj" not in pred.meta:
-                raise ValueError(f"SaveBACd: '{key}' must be a MetaTensor with meta['filename_or_obj'] "
-                                 "(invert the preprocessing with Invertd first)")
-            mask = (convert_to_numpy(pred)[0] > 0).astype(np.uint8)
-            spacing = tuple(float(s) for s in affine_to_spacing(pred.affine, r=2))
-            source = str(pred.meta["filename_or_obj"])
-            out = self.output_dir / f"{case_name(source)}_{self.postfix}.nii.gz"
+            mask, source, spacing = _mask_and_source(d, key, "SaveBACd")
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            d[f"{key}_path"] = str(save_mask_nifti(out, mask, spacing, overwrite=self.overwrite))
+            if self.nifti:
+                path = output_path(self.output_dir, d, "nifti", source)
+                outputs["nifti"] = str(save_mask_nifti(path, mask.view(np.uint8), spacing, overwrite=self.overwrite))
             if self.overlay:
-                raw = convert_to_numpy(load_mammogram(source, spacing_mm=spacing))[0]
-                png = out.with_name(f"{case_name(source)}_{self.postfix}_overlay.png")
-                d[f"{key}_overlay_path"] = save_png(png, overlay(display_window(raw), [mask]), overwrite=self.overwrite)
+                raw = d.get(self.raw_key)
+                raw = load_mammogram(source, spacing_mm=spacing) if raw is None else raw
+                breast = d.get(self.breast_map_key)
+                breast = None if breast is None else convert_to_numpy(breast)[0]
+                pic = overlay_picture(convert_to_numpy(raw)[0], mask, breast, self.overlay_max_side)
+                path = output_path(self.output_dir, d, "overlay", source)
+                outputs["overlay"] = save_png(path, pic, overwrite=self.overwrite)
+        return d
+
+
+class SaveBACSegd(MapTransform):
+    """Save a BAC mask as a DICOM Segmentation object referencing its source DICOM image
+    (:func:`monai_bac.dicom_seg.write_dicom_seg`): ``<output_dir>/<case>_bac_seg.dcm``.
+
+    A source that is not DICOM (NIfTI, PNG, TIFF) gets no SEG; ``data["notes"]`` says so.
+    """
+
+    def __init__(self, keys: KeysCollection = "pred", output_dir: str = "./eval", overwrite: bool = False,
+                 allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.output_dir, self.overwrite = Path(output_dir), bool(overwrite)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        from monai_bac.dicom_seg import write_dicom_seg
+
+        d = dict(data)
+        outputs = d.setdefault("outputs", {})
+        for key in self.key_iterator(d):
+            mask, source, spacing = _mask_and_source(d, key, "SaveBACSegd")
+            if source.lower().endswith(_NOT_DICOM):
+                d.setdefault("notes", []).append("no DICOM SEG: the source is not a DICOM file")
+                continue
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            path = output_path(self.output_dir, d, "seg", source)
+            outputs["seg"] = str(write_dicom_seg(path, mask, source, spacing_mm=spacing, overwrite=self.overwrite))
         return d

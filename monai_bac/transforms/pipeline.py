@@ -11,7 +11,7 @@ from monai.data.utils import affine_to_spacing
 from monai.transforms import MapTransform, Resize, Resized
 from monai.utils import TraceKeys
 
-__all__ = ["NORMALISATIONS", "NormalizeMammogramd", "UpdateSpacingd", "DropEmptyMetad", "DefaultKeyd",
+__all__ = ["NORMALISATIONS", "InputRejected", "CheckMammogramd", "NormalizeMammogramd", "UpdateSpacingd", "DropEmptyMetad", "DefaultKeyd",
            "ResizeWithInverseMode", "ResizeWithInverseModed"]
 
 #: The paper's normalisations (Sec. 3.1, Table 3) by the name the bundle uses.
@@ -53,6 +53,45 @@ class NormalizeMammogramd(MapTransform):
         breast_map = d.get(self.breast_map_key)
         for key in self.key_iterator(d):
             d[key] = self._fn(d[key], breast_map=breast_map)
+        return d
+
+
+class InputRejected(ValueError):
+    """An input the model must not be run on (a processed image, an image far smaller than the input)."""
+
+
+class CheckMammogramd(MapTransform):
+    """Refuse, with :class:`InputRejected` naming the file, an image the model must not see.
+
+    * A processed (FOR PRESENTATION) image, unless ``allow_processed``: the model was trained
+      on raw detector data, and the paper's normalisations (Eq. 1-4) assume it.
+    * An image whose smaller side is below ``min_input_fraction`` x ``image_size``: upsampling
+      it to the network input would invent detail the model never saw.
+    """
+
+    def __init__(self, keys: KeysCollection = "image", image_size: int = 1600, min_input_fraction: float = 0.5,
+                 allow_processed: bool = False, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.image_size, self.min_input_fraction = int(image_size), float(min_input_fraction)
+        self.allow_processed = bool(allow_processed)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = d[key]
+            meta = getattr(img, "meta", {}) or {}
+            source = meta.get("filename_or_obj", key)
+            if meta.get("is_raw") is False and not self.allow_processed:
+                raise InputRejected(
+                    f"{source}: processed (FOR PRESENTATION) image; the model was trained on raw (FOR PROCESSING) "
+                    "detector data and its output on a processed image is not meaningful (allow_processed / "
+                    "--allow-processed runs it anyway)")
+            h, w = (int(s) for s in img.shape[-2:])
+            if min(h, w) < self.min_input_fraction * self.image_size:
+                raise InputRejected(
+                    f"{source}: image is {h} x {w} pixels, far smaller than the network input {self.image_size} x "
+                    f"{self.image_size} (smaller side below {self.min_input_fraction:g} x {self.image_size}); "
+                    "upsampling it would invent detail the model never saw - not a full-field mammogram?")
         return d
 
 

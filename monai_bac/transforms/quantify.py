@@ -1,0 +1,76 @@
+"""Measuring a predicted BAC mask as a post-transform: length, segments, area, calcium.
+
+:class:`QuantifyBACd` is the one place where a prediction becomes numbers: the bundle's
+inference, ``monai-bac infer`` and the MONAI Label app all run it from ``configs/inference.json``,
+so the BAC length a user reads does not depend on the tool (:mod:`monai_bac.quantify`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import numpy as np
+from monai.config import KeysCollection
+from monai.transforms import MapTransform
+from monai.utils import convert_to_numpy
+
+__all__ = ["QuantifyBACd"]
+
+
+class QuantifyBACd(MapTransform):
+    """Quantify the BAC mask in ``keys`` (back on the image's grid) into ``data[output_key]``.
+
+    The result is :meth:`monai_bac.quantify.BACQuantification.as_dict`: ``present``,
+    ``length_mm`` (centreline length, the paper's clinical measure), ``n_segments``,
+    ``area_mm2``, ``calcium_mg`` (from Eq. 5 on ``raw_key``, the raw image as loaded, where its
+    physics tags allow; else None with ``calcium_note``) and the segments. A mask covering more
+    than ``max_mask_fraction`` of the image is no BAC (a failed model or a wrong input): it is
+    flagged in ``quality_warning`` and not measured.
+
+    Args:
+        keys: the mask key (``pred``).
+        raw_key: the raw image as loaded (for the calcium mass); None or absent: no mass.
+        breast_map_key: the breast map on the image's grid (limits the h_calc background).
+        output_key: where the dictionary goes.
+        calcium: estimate the calcium mass.
+        max_mask_fraction: see above.
+    """
+
+    def __init__(self, keys: KeysCollection = "pred", raw_key: str | None = "raw", breast_map_key: str = "breast_map",
+                 output_key: str = "bac", calcium: bool = True, max_mask_fraction: float = 0.05,
+                 allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.raw_key, self.breast_map_key, self.output_key = raw_key, breast_map_key, output_key
+        self.calcium, self.max_mask_fraction = bool(calcium), float(max_mask_fraction)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        from monai_bac.quantify import quantify_image
+        from monai_bac.units import resolve_spacing
+
+        d = dict(data)
+        for key in self.key_iterator(d):
+            pred = d[key]
+            meta = dict(getattr(pred, "meta", {}) or {})
+            spacing = resolve_spacing(meta, None, "QuantifyBACd")
+            mask = convert_to_numpy(pred)[0] > 0
+            fraction = float(mask.mean()) if mask.size else 0.0
+            if fraction > self.max_mask_fraction:
+                d["quality_warning"] = (f"the mask covers {100 * fraction:.1f} % of the image (> "
+                                        f"{100 * self.max_mask_fraction:g} %): not a plausible BAC segmentation; "
+                                        "length and calcium not measured")
+                d[self.output_key] = {"present": True, "length_mm": None, "skeleton_length_mm": None,
+                                      "n_segments": None, "area_mm2": float(mask.sum() * spacing[0] * spacing[1]),
+                                      "calcium_mg": None, "calcium_volume_mm3": None,
+                                      "calcium_note": "not measured (implausible mask)", "spacing_mm": list(spacing),
+                                      "segments": []}
+                continue
+            raw = d.get(self.raw_key) if self.raw_key else None
+            breast = d.get(self.breast_map_key)
+            breast = None if breast is None else convert_to_numpy(breast)[0].astype(np.uint8, copy=False)
+            image = raw if raw is not None else np.zeros((1, 1, 1), np.float32)
+            q = quantify_image(image, mask, breast, spacing_mm=spacing,
+                               meta=dict(getattr(raw, "meta", {}) or meta),
+                               calcium=self.calcium and raw is not None)
+            d[self.output_key] = q.as_dict()
+        return d
