@@ -15,54 +15,24 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["PROFILES", "bundle_root", "resolve_profile", "profile_value", "log_settings", "training_datalist",
+__all__ = ["training_recipe", "log_settings", "training_datalist",
            "load_split", "DatalistError", "latest_checkpoint", "inference_items"]
 
 logger = logging.getLogger("monai_bac.bundle")
 
-#: Defaults of each run profile; every one of them is a config key that can be overridden,
-#: e.g. ``--image_size 1024`` or ``--num_epochs 5``.
-PROFILES: dict[str, dict[str, Any]] = {
-    # the paper's recipe (Sec. 3.2, 4.3): 1600 x 1600, up to 100 epochs, batch 3 on a T4
-    "gpu": dict(image_size=1600, num_epochs=100, batch_size=3, cohort_size=240, phantom_spacing_mm=0.1,
-                crop_to_breast=False, train_patch_size=None, num_workers=4, cache_rate=1.0, learning_rate=1e-4),
-    # a useful run on a laptop CPU in minutes: coarser phantom, smaller input, fewer epochs, and
-    # the breast cropped before resizing so the small input keeps the BAC a few pixels wide
-    # (training on BAC-centred patches, with a higher learning rate since nothing is pretrained)
-    "cpu": dict(image_size=384, num_epochs=30, batch_size=2, cohort_size=40, phantom_spacing_mm=0.2,
-                crop_to_breast=True, train_patch_size=192, num_workers=0, cache_rate=1.0, learning_rate=1e-3),
-}
+def training_recipe(train_config: str | os.PathLike, profile: str) -> dict[str, Any]:
+    """The literal hyper-parameters of ``profile`` (``"cpu"`` / ``"gpu"``) in a bundle's ``train.json``
+    (its ``profiles`` section): what the MONAI Label trainer and ``monai-bac reproduce`` train with."""
+    from monai.bundle import ConfigParser
 
-
-def bundle_root() -> str:
-    """The ``bundle/`` folder of this repository (override ``bundle_root`` for a copy elsewhere)."""
-    here = Path(__file__).resolve().parents[1] / "bundle"
-    if (here / "configs" / "metadata.json").is_file():
-        return str(here)
-    if Path("configs/metadata.json").is_file():
-        return str(Path(".").resolve())
-    raise FileNotFoundError(
-        "cannot locate the monai-bac bundle folder; pass --bundle_root /path/to/bundle on the command line"
-    )
-
-
-def resolve_profile(profile: str = "auto") -> str:
-    """``auto`` is ``gpu`` when CUDA is available, else ``cpu``."""
-    profile = str(profile).lower()
-    if profile == "auto":
-        profile = "gpu" if torch.cuda.is_available() else "cpu"
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose 'auto', 'gpu' or 'cpu'")
-    return profile
-
-
-def profile_value(profile: str, key: str) -> Any:
-    return PROFILES[resolve_profile(profile)][key]
+    profiles = ConfigParser.load_config_file(str(train_config)).get("profiles") or {}
+    if profile not in profiles:
+        raise ValueError(f"{train_config}: no profile {profile!r} in 'profiles' (has: {sorted(profiles)})")
+    return dict(profiles[profile])
 
 
 def log_settings(profile: str, settings: dict) -> bool:
     """Say in the log which profile runs and with which settings (returns True for configs)."""
-    profile = resolve_profile(profile)
     if profile == "cpu" and not torch.cuda.is_available():
         logger.warning("No CUDA device: running the CPU profile (smaller images, phantom cohort and epoch count; "
                        "override any of them on the command line, e.g. --image_size 1600 --num_epochs 100).")
@@ -149,12 +119,24 @@ def load_split(datalist: str, split: str, required: Sequence[str] = ("image", "l
 
 
 def latest_checkpoint(ckpt_dir: str) -> str:
-    """The newest ``checkpoint_epoch=N.pt`` in ``ckpt_dir`` (to resume a killed run)."""
+    """The newest complete ``checkpoint_epoch=N.pt`` in ``ckpt_dir`` (to resume a killed run).
+
+    A file that is not a complete ``torch.save`` archive (a run killed while writing it, with a
+    saver that did not write atomically) is skipped with a warning, and the one before it used.
+    """
+    import zipfile
+
     found = glob.glob(os.path.join(ckpt_dir, "checkpoint_epoch=*.pt"))
+    found = [p for p in found if p.rsplit("=", 1)[1][: -len(".pt")].isdigit()]
     if not found:
         raise FileNotFoundError(f"no checkpoint_epoch=N.pt in {ckpt_dir} to resume from; "
                                 "train once without --resume first")
-    return max(found, key=lambda p: int(p.rsplit("=", 1)[1].split(".")[0]))
+    for path in sorted(found, key=lambda p: int(p.rsplit("=", 1)[1][: -len(".pt")]), reverse=True):
+        if zipfile.is_zipfile(path):  # torch.save writes a zip archive whose directory comes last
+            return path
+        logger.warning("skipping %s: not a complete checkpoint (a run stopped while writing it?)", path)
+    raise FileNotFoundError(f"no complete checkpoint_epoch=N.pt in {ckpt_dir} to resume from "
+                            f"({len(found)} incomplete)")
 
 
 def inference_items(input_path: str, split: str = "test") -> list[dict]:
@@ -184,15 +166,32 @@ def inference_items(input_path: str, split: str = "test") -> list[dict]:
 def resume_from_latest(trainer, ckpt_dir: str, load_dict: dict, enabled: bool, device=None) -> bool:
     """Attach a loader of the newest epoch checkpoint to ``trainer`` when ``enabled`` (``--resume true``).
 
-    The checkpoint holds the network, optimizer, LR scheduler and trainer state, so a killed run
-    carries on from the epoch after the last one it finished.
+    The checkpoint holds the network, optimizer, LR scheduler and trainer state, and the state of
+    the best-model saver and of the early stopping (``train#resume_dict``), so a killed run carries
+    on from the epoch after the last one it finished and compares its next validations with the
+    best one from before the kill. A checkpoint written before those states were saved lacks
+    them: such a handler entry of ``load_dict`` is skipped with a warning (the network, optimizer,
+    scheduler and trainer are always required).
     """
+    if isinstance(enabled, str):  # "--resume false" on the command line arrives as the string "false"
+        flag = enabled.strip().lower()
+        if flag not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"resume must be true or false, got {enabled!r}")
+        enabled = flag in ("true", "1", "yes")
     if not enabled:
         return False
+    from ignite.engine import Engine
     from monai.handlers import CheckpointLoader
 
     path = latest_checkpoint(ckpt_dir)
     logger.info("resuming from %s", path)
+    stored = torch.load(path, map_location="cpu", weights_only=True, mmap=True).keys()
+    required = (torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler,
+                torch.optim.lr_scheduler.ReduceLROnPlateau, Engine)
+    missing = [k for k, obj in load_dict.items() if k not in stored and not isinstance(obj, required)]
+    if missing:
+        logger.warning("%s has no saved state for %s (an older checkpoint): they start afresh", path, missing)
+        load_dict = {k: v for k, v in load_dict.items() if k not in missing}
     CheckpointLoader(load_path=path, load_dict=load_dict, map_location=device).attach(trainer)
     return True
 

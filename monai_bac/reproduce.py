@@ -25,9 +25,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunSpec", "RUNS", "PROFILES", "reproduce", "summarise"]
-
-REPO = Path(__file__).resolve().parents[1]
+__all__ = ["RunSpec", "RUNS", "STUDIES", "reproduce", "summarise"]
 
 
 @dataclass(frozen=True)
@@ -53,17 +51,18 @@ RUNS = {
     "rt0": RunSpec("rt0", "deeplabv3p_mnv3", "none", "tpa"),
 }
 
-#: runs and cohort of each profile; the training settings are the bundle's own profile
-#: (``monai_bac.bundle_support.PROFILES``), so this experiment trains exactly as the bundle does
-PROFILES = {
-    "cpu": dict(runs=("rt4", "ra1", "ra0"), cohort_size=40, phantom_spacing_mm=0.2, held_out_size=40),
-    "gpu": dict(runs=tuple(RUNS), cohort_size=240, phantom_spacing_mm=0.1, held_out_size=120),
+#: the runs and held-out cohort of each profile; the training recipe (cohort size, phantom
+#: spacing, image size, epochs, ...) is the bundle's own ``train.json`` profile, so this
+#: experiment trains exactly as the bundle does
+STUDIES = {
+    "cpu": dict(runs=("rt4", "ra1", "ra0"), held_out_size=40),
+    "gpu": dict(runs=tuple(RUNS), held_out_size=120),
 }
 
 
-def _copy_bundle(dest: Path) -> Path:
+def _copy_bundle(bundle: Path, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(REPO / "bundle" / "configs", dest / "configs", dirs_exist_ok=True)
+    shutil.copytree(bundle / "configs", dest / "configs", dirs_exist_ok=True)
     return dest
 
 
@@ -71,7 +70,7 @@ def _workflow(configs: list[Path], workflow_type: str, **override):
     from monai.bundle import ConfigWorkflow
 
     wf = ConfigWorkflow(config_file=[str(c) for c in configs], workflow_type=workflow_type,
-                        logging_file=str(REPO / "bundle" / "configs" / "logging.conf"), **override)
+                        logging_file=str(Path(configs[0]).parent / "logging.conf"), **override)
     wf.initialize()
     wf.run()
     wf.finalize()
@@ -84,36 +83,35 @@ def _read_metrics(path: Path) -> dict[str, float]:
 
 def prepare_data(out: Path, cohort_size: int, spacing_mm: float, seed: int, workers: int) -> tuple[Path, Path]:
     """The phantom cohort (TPA labels + truth) and its corrected copy; each made once and reused."""
-    from monai_bac.cli import main as cli
+    import subprocess
+    import sys
+
     from monai_bac.phantom.cohort import ensure_cohort
 
     cohort = ensure_cohort(out / "cohort", n=cohort_size, seed=seed, spacing_mm=spacing_mm, workers=workers)
     corrected = out / "corrected" / "datalist.json"
-    if not corrected.is_file():
-        code = cli(["correct-labels", "--datalist", str(cohort), "--out", str(corrected.parent),
-                    "--workers", str(workers), "--overwrite"])
+    if not corrected.is_file():  # the `monai-bac correct-labels` command, as a user runs it
+        code = subprocess.call([sys.executable, "-m", "monai_bac.cli", "correct-labels", "--datalist", str(cohort),
+                                "--out", str(corrected.parent), "--workers", str(workers), "--overwrite"])
         if code != 0:
             raise RuntimeError(f"label correction failed (exit {code}); see {corrected.parent}/correction_report.csv")
     return cohort, corrected
 
 
-def train_one(spec: RunSpec, seed: int, out: Path, cohort: Path, corrected: Path, train: dict) -> tuple[Path, dict]:
+def train_one(spec: RunSpec, seed: int, out: Path, cohort: Path, corrected: Path, train: dict,
+              bundle: Path) -> tuple[Path, dict]:
     """Train one run of Table 3 through the bundle (reused when ``trained.json`` says it finished)."""
     root = out / "runs" / f"{spec.run_id}-seed{seed}"
     done = root / "trained.json"
-    legacy = root / "result.json"  # runs finished before trained.json existed
-    if not done.is_file() and legacy.is_file() and (root / "models" / "threshold.json").is_file():
-        info = json.loads(legacy.read_text())
-        done.write_text(json.dumps({k: info[k] for k in (*asdict(spec), "seed", "image_size", "train_seconds")}))
     if done.is_file():
         logger.info("reusing the trained model in %s", root)
         return root, json.loads(done.read_text())
     if root.exists():
         shutil.rmtree(root)  # an unfinished run from before: start it again
-    _copy_bundle(root)
-    from monai_bac.bundle_support import profile_value
+    _copy_bundle(bundle, root)
+    from monai_bac.bundle_support import training_recipe
 
-    base_size = train.get("image_size") or profile_value(train["profile"], "image_size")
+    base_size = train.get("image_size") or training_recipe(bundle / "configs" / "train.json", train["profile"])["image_size"]
     size = int(round(base_size * spec.size_factor / 32) * 32)
     overrides = dict(train, bundle_root=str(root), seed=seed, network_name=spec.network,
                      normalisation=spec.normalisation, image_size=size,
@@ -228,10 +226,10 @@ def label_quality(cohort: Path, corrected: Path, tolerance_mm: float = 1.0) -> d
     return {k: _mean(v, tolerance_mm) for k, v in out.items()}
 
 
-def run_one(spec: RunSpec, seed: int, out: Path, cohort: Path, corrected: Path, train: dict,
+def run_one(spec: RunSpec, seed: int, out: Path, cohort: Path, corrected: Path, train: dict, bundle: Path,
             held_out: Path | None = None) -> dict:
     """Train one run and evaluate it on the cohort's test split (and on the held-out cohort)."""
-    root, row = train_one(spec, seed, out, cohort, corrected, train)
+    root, row = train_one(spec, seed, out, cohort, corrected, train, bundle)
     row.update({k: v for k, v in evaluate_one(root, cohort, "test", "test").items()})
     if held_out is not None:
         row.update({f"held_out_{k}": v for k, v in evaluate_one(root, held_out, "all", "held_out").items()})
@@ -335,18 +333,22 @@ def _plot(table: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def reproduce(out: str | os.PathLike, profile: str = "cpu", seeds=(0, 1), runs=None, cohort_seed: int = 0,
-              workers: int = 2, held_out_size: int | None = None, **train_overrides) -> dict:
-    """Run the whole experiment into ``out``; finished runs found there are reused (resumable)."""
-    out = Path(out)
+def reproduce(out: str | os.PathLike, bundle: str | os.PathLike, profile: str = "cpu", seeds=(0, 1), runs=None,
+              cohort_seed: int = 0, workers: int = 2, held_out_size: int | None = None, **train_overrides) -> dict:
+    """Run the whole experiment into ``out`` with the bundle at ``bundle`` (its configs are copied
+    per run); finished runs found in ``out`` are reused (resumable)."""
+    from monai_bac.bundle_support import training_recipe
+
+    out, bundle = Path(out), Path(bundle)
     out.mkdir(parents=True, exist_ok=True)
-    prof = PROFILES[profile]
+    prof = STUDIES[profile]
+    recipe = training_recipe(bundle / "configs" / "train.json", profile)
     runs = tuple(runs or prof["runs"])
     unknown = [r for r in runs if r not in RUNS]
     if unknown:
         raise ValueError(f"unknown run ids {unknown}; choose from {list(RUNS)}")
-    cohort_size = int(train_overrides.pop("cohort_size", prof["cohort_size"]))
-    spacing = float(train_overrides.pop("phantom_spacing_mm", prof["phantom_spacing_mm"]))
+    cohort_size = int(train_overrides.pop("cohort_size", recipe["cohort_size"]))
+    spacing = float(train_overrides.pop("phantom_spacing_mm", recipe["phantom_spacing_mm"]))
     train = {"profile": profile, **train_overrides}
     t0 = time.perf_counter()
     cohort, corrected = prepare_data(out, cohort_size, spacing, cohort_seed, workers)
@@ -357,7 +359,7 @@ def reproduce(out: str | os.PathLike, profile: str = "cpu", seeds=(0, 1), runs=N
 
         held_out = ensure_cohort(out / "held_out", n=held_out_size, seed=cohort_seed + 1000, spacing_mm=spacing,
                                  workers=workers)
-    rows = [run_one(RUNS[r], s, out, cohort, corrected, train, held_out) for r in runs for s in seeds]
+    rows = [run_one(RUNS[r], s, out, cohort, corrected, train, bundle, held_out) for r in runs for s in seeds]
     labels_json = out / "label_quality.json"
     if not labels_json.is_file():
         labels_json.write_text(json.dumps(label_quality(cohort, corrected), indent=1))

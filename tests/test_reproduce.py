@@ -5,10 +5,12 @@ import json
 
 from monai_bac.cli import main
 
+from conftest import BUNDLE
+
 
 def test_reproduce_end_to_end_on_a_tiny_cohort(tmp_path):
     out = tmp_path / "repro"
-    code = main(["reproduce", "--out", str(out), "--runs", "rt4", "ra1", "--seeds", "0", "1", "--cohort-size", "12",
+    code = main(["reproduce", "--out", str(out), "--bundle", str(BUNDLE), "--runs", "rt4", "ra1", "--seeds", "0", "1", "--cohort-size", "12",
                  "--phantom-spacing", "1.0", "--epochs", "1", "--image-size", "96", "--workers", "1",
                  "--held-out-size", "4"])
     assert code == 0
@@ -36,7 +38,7 @@ def test_reproduce_end_to_end_on_a_tiny_cohort(tmp_path):
     assert "the training labels themselves" in (out / "table3.md").read_text()
     # a second call reuses the finished runs instead of training again
     before = (out / "runs" / "rt4-seed0" / "models" / "model.pt").stat().st_mtime
-    assert main(["reproduce", "--out", str(out), "--runs", "rt4", "--seeds", "0", "--cohort-size", "12",
+    assert main(["reproduce", "--out", str(out), "--bundle", str(BUNDLE), "--runs", "rt4", "--seeds", "0", "--cohort-size", "12",
                  "--phantom-spacing", "1.0", "--epochs", "1", "--image-size", "96", "--workers", "1",
                  "--held-out-size", "4"]) == 0
     assert (out / "runs" / "rt4-seed0" / "models" / "model.pt").stat().st_mtime == before

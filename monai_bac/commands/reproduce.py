@@ -9,6 +9,7 @@ def register(sub) -> None:
     p = sub.add_parser("reproduce", help="train and compare third-party vs corrected labels on the phantom",
                        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, help="output folder (finished runs in it are reused)")
+    p.add_argument("--bundle", default="bundle", help="the bundle whose configs every run trains with")
     p.add_argument("--profile", choices=["cpu", "gpu"], default="cpu",
                    help="cpu: rt4, ra1, ra0 on a small cohort; gpu: all runs of Table 3 at 1600")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (>= 2 give a spread)")
@@ -35,7 +36,7 @@ def run(args) -> int:
         overrides["num_epochs"] = args.epochs
     if args.image_size:
         overrides["image_size"] = args.image_size
-    summary = reproduce(args.out, profile=args.profile, seeds=tuple(args.seeds), runs=args.runs,
+    summary = reproduce(args.out, args.bundle, profile=args.profile, seeds=tuple(args.seeds), runs=args.runs,
                         workers=args.workers, held_out_size=args.held_out_size, **overrides)
     print(open(summary["table_md"]).read())
     print(f"took {summary['minutes']} min; table {summary['table_csv']}; figure {summary['figure']}")

@@ -4,7 +4,7 @@ App options (``--conf <key> <value>`` on ``monailabel start_server``):
 
 | key | default | meaning |
 |---|---|---|
-| ``bundle_path`` | the repository's ``bundle/`` | bundle to serve and fine-tune (weights in ``<bundle>/models``) |
+| ``bundle_path`` | ``bundle/`` beside the app folder (the repository's) | bundle to serve and fine-tune (weights in ``<bundle>/models``) |
 | ``tpa_tag`` | ``tpa`` | label tag of the third-party labels scored by ``label_correction`` |
 | ``al_cooldown_s`` | ``3600`` | seconds an image handed out by a strategy is held back from others |
 | ``tta_intensity_scales`` | ``1.0,0.9,1.1`` | intensity factors of the test-time augmentation (x 4 flips) |
@@ -32,10 +32,8 @@ def resolve_bundle_path(value: str | None) -> str:
     """The bundle folder to serve: ``value``, else the repository's ``bundle/``; checked for its configs."""
     if value:
         path = os.path.abspath(os.path.expanduser(value))
-    else:
-        from monai_bac.bundle_support import bundle_root
-
-        path = bundle_root()
+    else:  # the app ships beside the bundle in the repository
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bundle")
     missing = [f for f in ("inference.json", "train.json", "metadata.json")
                if not os.path.isfile(os.path.join(path, "configs", f))]
     if missing:

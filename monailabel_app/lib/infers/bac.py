@@ -22,13 +22,11 @@ the geometry 3D Slicer / ITK give the image, so it loads as a segmentation over 
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -176,7 +174,7 @@ class BACInfer(BasicInferTask):
         from monai.bundle import ConfigParser
         from monai.transforms import Compose, SaveImaged
 
-        from monai_bac.transforms import SaveBACd
+        from monai_bac.transforms import SaveBACd, SaveBACSegd
 
         try:
             parser = ConfigParser()
@@ -202,97 +200,81 @@ class BACInfer(BasicInferTask):
                               f"{type(root_cause(e)).__name__}: {scrub(str(root_cause(e)), self.bundle_path)}); "
                               "if training is writing them right now, retry in a moment") from None
         network.to(device).eval()
+        # MONAI Label returns the label itself: the bundle's file writers are left out
         post_list = list(post.transforms) if isinstance(post, Compose) else list(post)
-        post_list = [t for t in post_list if not isinstance(t, (SaveBACd, SaveImaged))]
+        post_list = [t for t in post_list if not isinstance(t, (SaveBACd, SaveBACSegd, SaveImaged))]
         return BundleSnapshot(signature=signature, device=device, preprocessing=pre, postprocessing=post_list,
                               inferer=inferer, network=network, threshold=threshold,
                               settings=_read_json(os.path.join(self.models_dir, "model_settings.json")),
                               model_id="%d-%d" % signature[0])
 
-    # --- BasicInferTask hooks (kept for callers that use them) ------------------------------
-    def pre_transforms(self, data=None):
-        return list(self.snapshot(name_to_device((data or {}).get("device"))).preprocessing.transforms)
+    # --- BasicInferTask hooks: the bundle's inference.json, run by BasicInferTask.__call__ ----
+    def _snap(self, data) -> BundleSnapshot:
+        return self.snapshot(name_to_device((data or {}).get("device")))
 
-    def post_transforms(self, data=None):
-        return list(self.snapshot(name_to_device((data or {}).get("device"))).postprocessing)
+    def pre_transforms(self, data=None):
+        return list(self._snap(data).preprocessing.transforms)
 
     def inferer(self, data=None):
-        return self.snapshot(name_to_device((data or {}).get("device"))).inferer
+        return self._snap(data).inferer
 
-    # --- the request ------------------------------------------------------------------------
-    def __call__(self, request, callbacks=None):
-        """Run one inference: ``request["image"]`` is a file path (the app resolves ids)."""
-        begin = time.time()
-        req = copy.deepcopy(self._config)
-        req.update(request)
-        device = name_to_device(req.get("device"))
-        image_path = str(req.get("image"))
-        image_id = req.get("image_id") or os.path.basename(image_path)
-        snap = self.snapshot(device)
+    def post_transforms(self, data=None):
+        return list(self._snap(data).postprocessing)
 
-        start = time.time()
+    def _get_network(self, device, data):
+        return self.snapshot(device).network
+
+    def run_pre_transforms(self, data, transforms):
         try:
-            data = snap.preprocess(image_path)
-        except Exception as e:
-            cause = root_cause(e)
-            message = scrub(str(cause), self.studies, self.bundle_path).replace(image_path, image_id)
-            raise unprocessable(f"image {image_id!r} cannot be segmented: it could not be read or preprocessed as a "
-                                f"raw mammogram ({type(cause).__name__}: {message})") from None
-        latency_pre = time.time() - start
-
-        try:
-            start = time.time()
-            with torch.no_grad():
-                x = data["image"][None].to(device)
-                data["pred"] = snap.inferer(x, snap.network)[0]
-            latency_infer = time.time() - start
-
-            start = time.time()
-            for t in snap.postprocessing:
-                data = t(data)
-            pred = data["pred"]
-            mask = (np.asarray(pred.detach().cpu())[0] > 0.5).astype(np.uint8)
-            spacing = tuple(float(s) for s in pred.meta.get("spacing_mm"))
-            latency_post = time.time() - start
-
-            start = time.time()
-            fd, out_path = tempfile.mkstemp(suffix=".nii.gz", prefix="tmp_bac_")
-            os.close(fd)
-            write_label_like(mask, image_path, spacing, out_path)
-            length_mm = self._length_mm(mask, spacing)
-            latency_write = time.time() - start
+            return super().run_pre_transforms(data, transforms)
         except AppError:
             raise
         except Exception as e:
+            image_id = data.get("image_id") or os.path.basename(str(data.get("image_path", "")))
             cause = root_cause(e)
-            logger.exception("inference failed for %s", image_id)
-            raise internal(f"inference failed for image {image_id!r}: {type(cause).__name__}: "
-                           f"{scrub(str(cause), self.studies, self.bundle_path)} (details in the server log)") from None
+            message = scrub(str(cause), self.studies, self.bundle_path).replace(str(data.get("image_path")), image_id)
+            raise unprocessable(f"image {image_id!r} cannot be segmented: it could not be read or preprocessed as a "
+                                f"raw mammogram ({type(cause).__name__}: {message})") from None
 
-        total = time.time() - begin
+    def writer(self, data, extension=None, dtype=None):
+        """The label on the image's grid in the geometry 3D Slicer gives the image, and the bundle's
+        quantification (:class:`monai_bac.transforms.QuantifyBACd`) in the result."""
+        pred = data["pred"]
+        mask = (np.asarray(pred.detach().cpu())[0] > 0).astype(np.uint8)
+        spacing = tuple(float(s) for s in pred.meta.get("spacing_mm"))
+        image_path = str(data.get("image_path") or data.get("image"))
+        fd, out_path = tempfile.mkstemp(suffix=".nii.gz", prefix="tmp_bac_")
+        os.close(fd)
+        write_label_like(mask, image_path, spacing, out_path)
+        snap = self._snap(data)
+        bac = data.get("bac") or {}
         result = {
-            "label_names": self.labels,
             "label_colors": self.label_colors,
-            "image": image_id,
+            "image": data.get("image_id") or os.path.basename(image_path),
             "shape": [int(s) for s in mask.shape],
             "spacing_mm": list(spacing),
             "threshold": snap.threshold,
             "bac_pixels": int(mask.sum()),
-            "bac_area_mm2": float(mask.sum()) * spacing[0] * spacing[1],
-            "bac_length_mm": length_mm,
+            "bac_area_mm2": bac.get("area_mm2"),
+            "bac_length_mm": bac.get("length_mm"),
+            "bac_segments": bac.get("n_segments"),
+            "bac_calcium_mg": bac.get("calcium_mg"),
+            "quality_warning": data.get("quality_warning"),
             "model": {"id": snap.model_id, **{k: snap.settings.get(k) for k in ("network_name", "image_size",
                                                                                   "normalisation")}},
-            "latencies": {"pre": round(latency_pre, 3), "infer": round(latency_infer, 3),
-                          "invert": 0.0, "post": round(latency_post, 3), "write": round(latency_write, 3),
-                          "total": round(total, 3), "transform": None},
         }
-        logger.info("BAC %s: %d px, %.1f mm, %.2f s", image_id, result["bac_pixels"], length_mm, total)
         return out_path, result
 
-    @staticmethod
-    def _length_mm(mask: np.ndarray, spacing) -> float:
-        from monai_bac.ops.skeleton import mask_skeleton_points
-
-        if not mask.any():
-            return 0.0
-        return float(mask_skeleton_points(mask > 0, spacing)[2].sum())
+    def __call__(self, request, callbacks=None):
+        """``BasicInferTask.__call__`` (pre -> inferer -> post -> writer), with failures as clear HTTP errors."""
+        req = dict(request)
+        req.setdefault("image_id", os.path.basename(str(req.get("image"))))
+        try:
+            return super().__call__(req, callbacks)
+        except AppError:
+            raise
+        except Exception as e:
+            cause = root_cause(e)
+            logger.exception("inference failed for %s", req["image_id"])
+            raise internal(f"inference failed for image {req['image_id']!r}: {type(cause).__name__}: "
+                           f"{scrub(str(cause), self.studies, self.bundle_path)} (details in the server log)") from None

@@ -70,12 +70,13 @@ class BACTrain(BundleTrainTask):
             return {}
 
     def _default_epochs(self) -> int:
-        from monai_bac.bundle_support import profile_value, resolve_profile
+        """The epochs of the bundle's own recipe (``train.json`` ``profiles``) for this machine."""
+        import torch
 
-        try:
-            return int(profile_value(resolve_profile("auto"), "num_epochs"))
-        except Exception:
-            return 10
+        from monai_bac.bundle_support import training_recipe
+
+        profile = "gpu" if torch.cuda.is_available() else "cpu"
+        return int(training_recipe(os.path.join(self.bundle_path, "configs", "train.json"), profile)["num_epochs"])
 
     def config(self):
         c = super().config()
