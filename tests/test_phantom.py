@@ -180,3 +180,94 @@ def test_phantom_dicom_round_trips_every_tag(tmp_path, vendor):
     assert m["patient_id"] == item["patient_id"]
     label = load_label(tmp_path / vendor / item["label_gt"])
     np.testing.assert_array_equal(label[0].numpy(), ph.bac_mask)
+
+
+# ------------------------------------------------------------------------------ realistic physics
+def test_realistic_physics_keeps_truth_and_annotation():
+    """Same seed, other physics: the anatomy, the truth and the annotation do not move."""
+    ideal = make_phantom(9, view="MLO", spacing_mm=SPACING, thickness_mm=55.0)
+    real = make_phantom(9, view="MLO", spacing_mm=SPACING, thickness_mm=55.0, physics="realistic")
+    for name in ("breast_map", "thickness", "h_dt", "h_muscle", "h_calc", "bac_mask", "tpa_mask", "tpa_source"):
+        np.testing.assert_array_equal(getattr(ideal, name), getattr(real, name), err_msg=name)
+    assert real.record["vbd_percent"] == ideal.record["vbd_percent"]
+    assert real.record["physics"] == "realistic" and ideal.h_skin is None
+    assert not np.array_equal(ideal.raw, real.raw)
+    assert real.raw.max() <= 2**14 - 1 and real.record["detector_offset"] > 0
+    with pytest.raises(ValueError, match="physics"):
+        make_phantom(9, spacing_mm=SPACING, physics="monte-carlo")
+
+
+@pytest.mark.parametrize("thickness,low,high", [(30.0, 0.1, 0.2), (50.0, 0.17, 0.3), (70.0, 0.25, 0.4)])
+def test_realistic_scatter_to_primary_in_the_published_range(thickness, low, high):
+    """SPR behind the grid in the middle of the breast: 0.1-0.4 over 20-80 mm (Boone & Cooper
+    2000; Sechopoulos 2007); less near the skin line, where less tissue scatters."""
+    rec = make_phantom(1, spacing_mm=1.0, thickness_mm=thickness, physics="realistic").record
+    assert low <= rec["spr_measured"] <= high
+    assert rec["spr_measured"] == pytest.approx(rec["spr_model"], rel=0.05)
+    assert rec["spr_near_skin"] < 0.8 * rec["spr_measured"]
+
+
+def test_realistic_beam_hardening_and_anode_filter_by_thickness():
+    """The effective attenuation falls with thickness at the same kVp (beam hardening), and the
+    automatic exposure control moves GE from Mo/Mo to Rh/Rh and Hologic from W/Rh to W/Ag."""
+    thin = make_phantom(2, spacing_mm=1.0, thickness_mm=30.0, kvp=28, physics="realistic")
+    thick = make_phantom(2, spacing_mm=1.0, thickness_mm=60.0, kvp=28, physics="realistic")
+    assert thin.meta["filter"] == thick.meta["filter"] == "RHODIUM"
+    assert thick.record["mu_fat"] < 0.97 * thin.record["mu_fat"]
+    assert thick.record["mu_dt"] - thick.record["mu_fat"] < thin.record["mu_dt"] - thin.record["mu_fat"]
+    ge = [make_phantom(2, spacing_mm=1.0, thickness_mm=t, vendor="GE", physics="realistic").meta for t in (35.0, 70.0)]
+    assert [(m["anode"], m["filter"]) for m in ge] == [("MOLYBDENUM", "MOLYBDENUM"), ("RHODIUM", "RHODIUM")]
+    assert make_phantom(2, spacing_mm=1.0, thickness_mm=72.0, physics="realistic").meta["filter"] == "SILVER"
+
+
+def test_realistic_transmission_table_matches_the_spectral_sum():
+    """The 2D (adipose, glandular) table against the exact polyenergetic sum, < 0.1 %."""
+    from monai_bac.phantom import xray
+
+    b = xray.beam(29.0, "TUNGSTEN", "RHODIUM")
+    table = xray._transmission_table(b, 90.0, 60.0)
+    rng = np.random.default_rng(0)
+    a, g = rng.uniform(0, 90, 200).astype(np.float32), rng.uniform(0, 60, 200).astype(np.float32)
+    looked_up = xray._bilinear(table.log_s, a, g, table.step_a)
+    exact = np.log(np.exp(-(a[:, None] * b.mu_fat + g[:, None] * b.mu_gland)) @ b.w1)
+    np.testing.assert_allclose(looked_up, exact, atol=1e-3)
+    # muscle and skin as adipose + glandular equivalents: exact to 0.5 % where the beam behind a
+    # breast (>= 30 mm) has its photons
+    from monai_bac.physics import mu_xraydb
+
+    behind = b.w1 * np.exp(-30.0 * b.mu_fat)
+    for name, (alpha, beta) in (("muscle", b.muscle), ("skin", b.skin)):
+        err = np.abs((alpha * b.mu_fat + beta * b.mu_gland) / mu_xraydb(name, b.spectrum.energy_kev) - 1)
+        assert err[behind > 1e-3 * behind.max()].max() < 0.005
+
+
+def test_realistic_heel_effect_and_skin():
+    """Air fluence falls 10-20 % from the chest wall to the nipple; skin is 2 x 1.45 mm under the
+    paddles and the whole thickness at the skin line."""
+    ph = make_phantom(6, view="CC", spacing_mm=1.0, thickness_mm=50.0, physics="realistic")
+    rec = ph.record
+    assert 0.10 <= rec["heel_fraction"] <= 0.20
+    air = ph.breast_map == 0
+    from scipy import ndimage
+
+    far = air & (ndimage.distance_transform_edt(air) > 30)  # mm at 1 mm spacing: little scatter
+    rows, cols = np.nonzero(far)
+    nipple_mm = rec["geometry"]["a_mm"]
+    keep = cols < 2 * nipple_mm
+    signal = ph.linear[rows[keep], cols[keep]] - rec["detector_offset"]
+    slope, intercept = np.polyfit(cols[keep].astype(float), signal, 1)
+    assert -slope * nipple_mm / intercept == pytest.approx(rec["heel_fraction"], abs=0.02)
+    assert np.allclose(ph.h_skin[ph.breast_map == 2], 2 * 1.45, atol=1e-4)
+    rim = (ph.breast_map == 1) & (ph.thickness > 0) & (ph.thickness < 2.0)
+    assert np.allclose(ph.h_skin[rim], ph.thickness[rim])
+
+
+@pytest.mark.parametrize("vendor,pitch,bits,photometric", [("HOLOGIC", 0.07, 14, "MONOCHROME2"),
+                                                           ("GE", 0.1, 16, "MONOCHROME1"),
+                                                           ("SIEMENS", 0.085, 14, "MONOCHROME2")])
+def test_vendor_native_pixel_pitch_and_encoding(vendor, pitch, bits, photometric):
+    ph = make_phantom(3, spacing_mm=None, fov_mm=(40.0, 30.0), vendor=vendor, physics="realistic")
+    assert ph.meta["spacing_mm"] == (pitch, pitch)
+    assert ph.raw.shape == (round(40.0 / pitch), round(30.0 / pitch))
+    assert ph.meta["bits_stored"] == bits and ph.meta["photometric"] == photometric
+    assert int(ph.raw.max()) <= 2**bits - 1

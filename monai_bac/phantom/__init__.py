@@ -13,18 +13,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monai_bac import physics
-from monai_bac.phantom import anatomy
+from monai_bac.phantom import anatomy, xray
 from monai_bac.phantom.annotation import SOURCE_CODES, TPAConfig, simulate_annotation
 from monai_bac.phantom.detector import VENDORS, choose_exposure, form_image
-from monai_bac.phantom.geometry import BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY, breast_geometry
+from monai_bac.phantom.geometry import BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY, breast_geometry, skin_path_mm
+from monai_bac.physics import HYDROXYAPATITE_DENSITY_MG_PER_MM3
 from monai_bac.phantom.grid import Grid
 
-__all__ = ["Phantom", "TPAConfig", "make_phantom", "make_cohort", "SOURCE_CODES", "FULL_FOV_MM",
-           "BACKGROUND", "PERIPHERY", "COMPRESSED", "PECTORAL"]
+__all__ = ["Phantom", "TPAConfig", "make_phantom", "make_cohort", "SOURCE_CODES", "FULL_FOV_MM", "PHYSICS",
+           "VENDORS", "BACKGROUND", "PERIPHERY", "COMPRESSED", "PECTORAL"]
 
 #: GE Pristina detector: 2850 x 2394 pixels at 0.1 mm (the paper's Sec. 2.1).
 FULL_FOV_MM = (285.0, 239.4)
+#: Image formation models: "ideal" (monochromatic Beer-Lambert, no scatter: Eq. 4 is exact) and
+#: "realistic" (SpekPy spectra, xraydb attenuation, scatter, heel effect, skin, detector gain/offset).
+PHYSICS = ("ideal", "realistic")
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Phantom:
     tpa_source: np.ndarray  # uint8, what each TPA pixel was brushed for (SOURCE_CODES)
     record: dict  # truth figures: VBD, BAC length, calcium mass, TPA errors, exposure
     objects: dict = field(default_factory=dict, repr=False)  # arteries, clusters, ... (canonical frame)
+    h_skin: np.ndarray | None = None  # float32 mm, skin along the beam (realistic physics only)
 
     @property
     def linear(self) -> np.ndarray:
@@ -62,7 +66,7 @@ def make_phantom(
     *,
     view: str = "CC",
     laterality: str = "L",
-    spacing_mm: float = 0.1,
+    spacing_mm: float | None = 0.1,
     fov_mm: tuple[float, float] = FULL_FOV_MM,
     thickness_mm: float | None = None,
     vendor: str = "HOLOGIC",
@@ -72,6 +76,7 @@ def make_phantom(
     n_clusters: int | None = None,
     n_strands: int | None = None,
     n_edges: int | None = None,
+    physics: str = "ideal",
 ) -> Phantom:
     """Draw one raw phantom mammogram with ground truth; deterministic for a given ``seed``.
 
@@ -79,12 +84,17 @@ def make_phantom(
         view: "CC" or "MLO" (MLO adds the pectoral muscle).
         laterality: "L" (chest wall on the left of the image) or "R" (mirrored).
         spacing_mm: isotropic pixel spacing; 0.1 mm with the default field of view gives the
-            full-size 2850 x 2394 image of the paper's GE Pristina.
+            full-size 2850 x 2394 image of the paper's GE Pristina; None takes the vendor's own
+            pitch (Hologic 0.07 mm, GE 0.1 mm, Siemens 0.085 mm).
         thickness_mm: compressed breast thickness, random in 35-75 mm when None.
-        vendor: "HOLOGIC" (14-bit, MONOCHROME2) or "GE" (16-bit, MONOCHROME1).
+        vendor: "HOLOGIC" (14-bit, MONOCHROME2), "GE" (16-bit, MONOCHROME1) or "SIEMENS" (14-bit).
         has_bac: whether the arteries carry calcified runs.
         tpa: error rates of the simulated third-party annotation.
         n_clusters, n_strands, n_edges: number of each distractor (random when None).
+        physics: "ideal" (monochromatic Beer-Lambert, the default: Eq. 4 holds exactly) or
+            "realistic" (:mod:`monai_bac.phantom.xray`: polyenergetic spectra, scatter, heel effect,
+            skin, detector gain/offset/flat-field). The anatomy, truth and annotation of a seed are
+            the same in both.
     """
     view, laterality, vendor = view.upper(), laterality.upper(), vendor.upper()
     if view not in ("CC", "MLO"):
@@ -93,6 +103,11 @@ def make_phantom(
         raise ValueError(f"laterality must be 'L' or 'R', got {laterality!r}")
     if vendor not in VENDORS:
         raise ValueError(f"vendor must be one of {sorted(VENDORS)}, got {vendor!r}")
+    mode = str(physics).lower()
+    if mode not in PHYSICS:
+        raise ValueError(f"physics must be one of {PHYSICS}, got {physics!r}")
+    if spacing_mm is None:
+        spacing_mm = VENDORS[vendor].pixel_mm
     if not 0.02 <= spacing_mm <= 2.0:
         raise ValueError(f"spacing_mm must be within 0.02-2 mm, got {spacing_mm}")
     rng = np.random.default_rng(seed)
@@ -123,7 +138,16 @@ def make_phantom(
 
     profile = VENDORS[vendor]
     exposure = choose_exposure(rng, profile, h0, spacing_mm, kvp)
-    raw = form_image(rng, exposure, profile, spacing_mm, geo.thickness_mm, h_dt, h_calc, h_muscle)
+    h_skin, physics_record = None, {"physics": "ideal"}
+    if mode == "ideal":
+        raw = form_image(rng, exposure, profile, spacing_mm, geo.thickness_mm, h_dt, h_calc, h_muscle)
+    else:
+        noise = rng.standard_normal(grid.shape, dtype=np.float32)  # the draw form_image makes: same annotation
+        phys_rng = np.random.default_rng([int(seed), 0x5EC7])
+        exposure = xray.choose_exposure(phys_rng, profile, h0, spacing_mm, exposure.kvp)
+        h_skin = skin_path_mm(geo)
+        raw, physics_record = xray.form_image(noise, phys_rng, exposure, profile, grid, geo, h_dt, h_calc, h_muscle,
+                                              h_skin)
     tpa_mask, tpa_source, tpa_record = simulate_annotation(rng, grid, tpa, arteries, clusters, strands, edges)
     bac_mask = (h_calc_bac > 0).astype(np.uint8)
 
@@ -140,7 +164,7 @@ def make_phantom(
         has_bac=bool(bac_mask.any()),
         bac_centreline_length_mm=float(sum(b - a for a, b in pieces)),
         bac_runs=sum(len(a.runs) for a in arteries),
-        bac_calcium_mg=float(h_calc_bac.sum() * pixel_area * physics.HYDROXYAPATITE_DENSITY_MG_PER_MM3),
+        bac_calcium_mg=float(h_calc_bac.sum() * pixel_area * HYDROXYAPATITE_DENSITY_MG_PER_MM3),
         bac_calcium_volume_mm3=float(h_calc_bac.sum() * pixel_area),
         n_arteries=len(arteries),
         n_clusters=len(clusters),
@@ -150,9 +174,10 @@ def make_phantom(
         mu_fat=exposure.attenuation.mu_fat,
         mu_dt=exposure.attenuation.mu_dt,
         mu_calc=exposure.attenuation.mu_calc,
-        air_signal=exposure.gain * exposure.air_quanta,
+        air_signal=exposure.air_signal if mode == "realistic" else exposure.gain * exposure.air_quanta,
         quanta_fat=exposure.quanta_fat,
         gain=exposure.gain,
+        **physics_record,
         geometry=geo.params,
         dense=dense_params,
         tpa=tpa_record,
@@ -161,8 +186,8 @@ def make_phantom(
         spacing_mm=(float(spacing_mm), float(spacing_mm)),
         kvp=exposure.kvp,
         thickness_mm=round(h0, 1),
-        anode=profile.anode,
-        filter=profile.filter,
+        anode=getattr(exposure, "anode", profile.anode),
+        filter=getattr(exposure, "filter", profile.filter),
         view=view,
         laterality=laterality,
         manufacturer=profile.manufacturer,
@@ -174,6 +199,8 @@ def make_phantom(
     )
     arrays = dict(raw=raw, breast_map=geo.breast_map, thickness=geo.thickness_mm, h_dt=h_dt, h_muscle=h_muscle,
                   h_calc=h_calc, bac_mask=bac_mask, tpa_mask=tpa_mask, tpa_source=tpa_source)
+    if h_skin is not None:
+        arrays["h_skin"] = h_skin
     if laterality == "R":  # mirror: chest wall on the right of the image
         arrays = {k: np.ascontiguousarray(v[:, ::-1]) for k, v in arrays.items()}
     objects = dict(arteries=arteries, clusters=clusters, strands=strands, edges=edges, mirrored=laterality == "R")

@@ -10,9 +10,12 @@ mean (Poisson statistics, drawn in the Gaussian limit: >100 quanta per pixel eve
 electronic noise, and scales to detector units. The result is *linear in exposure*, like a
 "FOR PROCESSING" raw image, which is what Eq. (4) of the paper assumes. There is no scatter.
 
-Two vendor profiles set the stored values: Hologic-like (14-bit, MONOCHROME2, W/Rh) and
-GE-like (16-bit, MONOCHROME1, Rh/Rh: stored = 65535 - linear value, which puts breast tissue
-near the top of the range as in the paper's Fig. 3, e.g. [62299, 65415]).
+Vendor profiles set the stored values: Hologic-like (14-bit, MONOCHROME2, W/Rh), GE-like
+(16-bit, MONOCHROME1, Rh/Rh: stored = 65535 - linear value, which puts breast tissue near the
+top of the range as in the paper's Fig. 3, e.g. [62299, 65415]) and Siemens-like (W/Rh).
+
+This is the *ideal* physics (``make_phantom(physics="ideal")``); the polyenergetic one with
+scatter, heel effect and detector gain/offset is :mod:`monai_bac.phantom.xray`.
 """
 
 from __future__ import annotations
@@ -37,11 +40,28 @@ class VendorProfile:
     kvp_at_50mm: float  # automatic exposure control: kVp for a 50 mm breast
     kvp_per_mm: float
     fat_signal: tuple[float, float]  # detector units behind fatty compressed tissue
+    # used by the realistic physics (phantom/xray.py) and for the vendor's native pixel pitch:
+    pixel_mm: float = 0.1  # ImagerPixelSpacing of the vendor's raw images
+    detector_material: str = "selenium"  # a-Se (direct) or CsI (indirect), see physics.COMPOSITIONS
+    detector_mm: float = 0.2  # converter thickness
+    techniques: tuple = ()  # ((up to thickness mm, anode, filter), ...): the AEC's target/filter choice
 
 
 VENDORS = {
-    "HOLOGIC": VendorProfile("HOLOGIC, Inc.", 14, "MONOCHROME2", "TUNGSTEN", "RHODIUM", 29.0, 0.12, (500.0, 900.0)),
-    "GE": VendorProfile("GE MEDICAL SYSTEMS", 16, "MONOCHROME1", "RHODIUM", "RHODIUM", 29.0, 0.1, (1000.0, 3000.0)),
+    # Selenia Dimensions: 0.07 mm, 14-bit MONOCHROME2, a-Se; W/Rh, W/Ag for thick breasts (2D)
+    "HOLOGIC": VendorProfile("HOLOGIC, Inc.", 14, "MONOCHROME2", "TUNGSTEN", "RHODIUM", 29.0, 0.12, (500.0, 900.0),
+                             pixel_mm=0.07, detector_material="selenium", detector_mm=0.2,
+                             techniques=((65.0, "TUNGSTEN", "RHODIUM"), (999.0, "TUNGSTEN", "SILVER"))),
+    # Senographe / Pristina: 0.1 mm, 16-bit MONOCHROME1, CsI(Tl) on a-Si (thickness assumed);
+    # Mo/Mo for thin, Mo/Rh for medium, Rh/Rh for thick breasts
+    "GE": VendorProfile("GE MEDICAL SYSTEMS", 16, "MONOCHROME1", "RHODIUM", "RHODIUM", 29.0, 0.1, (1000.0, 3000.0),
+                        pixel_mm=0.1, detector_material="csi", detector_mm=0.15,
+                        techniques=((40.0, "MOLYBDENUM", "MOLYBDENUM"), (60.0, "MOLYBDENUM", "RHODIUM"),
+                                    (999.0, "RHODIUM", "RHODIUM"))),
+    # Mammomat: 0.085 mm, a-Se, W/Rh; 14-bit MONOCHROME2 assumed
+    "SIEMENS": VendorProfile("SIEMENS", 14, "MONOCHROME2", "TUNGSTEN", "RHODIUM", 28.0, 0.12, (500.0, 900.0),
+                             pixel_mm=0.085, detector_material="selenium", detector_mm=0.2,
+                             techniques=((999.0, "TUNGSTEN", "RHODIUM"),)),
 }
 
 PSF_SIGMA_MM = 0.06

@@ -18,9 +18,12 @@ from scipy import ndimage
 
 from monai_bac.phantom.grid import Grid
 
-__all__ = ["BreastGeometry", "breast_geometry", "BACKGROUND", "PERIPHERY", "COMPRESSED", "PECTORAL"]
+__all__ = ["BreastGeometry", "breast_geometry", "skin_path_mm", "SKIN_MM", "BACKGROUND", "PERIPHERY", "COMPRESSED",
+           "PECTORAL"]
 
 BACKGROUND, PERIPHERY, COMPRESSED, PECTORAL = 0, 1, 2, 3
+#: Mean breast skin thickness measured on breast CT (Huang et al., Med Phys 35:1199, 2008).
+SKIN_MM = 1.45
 
 
 @dataclass
@@ -95,3 +98,16 @@ def breast_geometry(rng: np.random.Generator, grid: Grid, view: str, thickness_m
     breast_map[inside & (sd >= width)] = COMPRESSED
     breast_map[pectoral] = PECTORAL
     return BreastGeometry(inside, sd.astype(np.float32), thickness, pectoral, breast_map, h0, width, params)
+
+
+def skin_path_mm(geo: BreastGeometry, skin_mm: float = SKIN_MM) -> np.ndarray:
+    """Path length (mm) through the skin along the beam: 2 x skin where the paddles press the
+    breast, rising to the whole thickness at the skin line (the bright rim of a mammogram).
+
+    The tissue under the skin has the same circular fall-off as the breast, shrunk by the skin.
+    """
+    h0, w = geo.compressed_thickness_mm, geo.periphery_width_mm
+    s = float(min(skin_mm, 0.45 * h0, 0.9 * w))
+    d = np.clip((geo.skin_distance_mm - s) / (w - s), 0.0, 1.0)
+    inner = (h0 - 2 * s) * np.sqrt(np.clip(1.0 - (1.0 - d) ** 2, 0.0, 1.0))
+    return np.clip(geo.thickness_mm - inner, 0.0, geo.thickness_mm).astype(np.float32)

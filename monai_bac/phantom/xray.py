@@ -1,0 +1,282 @@
+"""Realistic image formation: polyenergetic x-rays, scatter, heel effect and a real detector.
+
+Opt-in with ``make_phantom(..., physics="realistic")``; the ideal, monochromatic model stays in
+:mod:`monai_bac.phantom.detector`. Per pixel, in keV absorbed by the detector:
+
+    P(x) = mAs a_px T_grid heel(x) sum_E phi(E) E eta(E) exp(-sum_m mu_m(E) t_m(x))    (primary)
+    S(x) = K * [SPR(H) P]                                                             (scatter)
+    raw  = g (1 + eps(x)) blur(P + S) + offset + noise
+
+* phi(E): the tube spectrum from SpekPy (:func:`monai_bac.physics.tube_spectrum`), for the
+  vendor's anode/filter chosen by thickness like an automatic exposure control;
+  mu_m(E): xraydb attenuation of fat, glandular tissue, skin, muscle and hydroxyapatite.
+  The polyenergetic sum puts beam hardening in the image: Eq. (4) of the paper is no longer exact.
+* eta(E) = 1 - exp(-mu_det(E) t): absorption of the converter (a-Se 0.2 mm, or CsI); the signal
+  is energy-integrating (weighted by E) and its quantum noise has variance sum N E^2 (Swank).
+* Scatter behind the grid: scatter-to-primary ratio SPR(H) from
+  :func:`monai_bac.physics.scatter_to_primary_ratio` (0.1-0.4 over 20-80 mm) at the centre of
+  the breast, spread by a broad kernel (two Gaussians, sigma 0.5 H and 1.5 H) and sourced in the
+  breast only, so it falls off towards the skin line and spills a little into the air beside it.
+* Heel effect along the anode-cathode axis (cathode at the chest wall): 10-20 % less fluence
+  at the nipple than at the chest wall, continuing linearly across the field.
+* Detector: gain, offset and a residual flat-field pattern (0.3 % RMS, low frequency), blur,
+  quantum and electronic noise, digitisation.
+
+Speed: the fat/glandular part of the transmission is a 2D table over the adipose- and
+glandular-equivalent path lengths (skin and muscle are exact to 0.5 % as combinations of the
+two, over the energies that pass a breast); pixels with calcium are summed over the spectrum exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy import ndimage
+
+from monai_bac import physics
+from monai_bac.phantom.anatomy import powerlaw_noise
+from monai_bac.phantom.detector import ELECTRONIC_NOISE, PSF_SIGMA_MM, VendorProfile
+from monai_bac.phantom.geometry import COMPRESSED, BreastGeometry
+from monai_bac.phantom.grid import Grid, gaussian_blur
+
+__all__ = ["Beam", "RealisticExposure", "beam", "choose_technique", "choose_exposure", "form_image",
+           "scatter_field", "GRID_PRIMARY_TRANSMISSION", "HEEL_FRACTION"]
+
+GRID_PRIMARY_TRANSMISSION = 0.75  # mammography grids pass 0.7-0.8 of the primary
+HEEL_FRACTION = (0.10, 0.20)  # fluence drop from the chest wall to the nipple
+FLAT_FIELD_RMS = 0.003  # residual gain pattern after the vendor's flat-field correction
+DETECTOR_OFFSET_DU = (20.0, 60.0)  # dark offset, detector units
+QUANTA_FAT_PER_01MM = (4000.0, 10000.0)  # absorbed quanta behind fat per (0.1 mm)^2: the AEC target
+SCATTER_GRID_MM = 2.0  # scatter is computed on a grid this coarse (it has no detail finer than cm)
+SCATTER_KERNEL = ((0.5, 0.6), (1.5, 0.4))  # (sigma as a multiple of the thickness, weight)
+_TABLE_STEP_MM = 0.25
+
+
+@dataclass(frozen=True)
+class Beam:
+    """One tube set-up seen through one detector: spectral weights and attenuation per energy bin."""
+
+    spectrum: physics.Spectrum
+    detector_material: str
+    detector_mm: float
+    n_abs: np.ndarray  # absorbed photons per bin, per mm^2 per mAs (no object)
+    w1: np.ndarray  # absorbed energy per bin, keV per mm^2 per mAs
+    mu_fat: np.ndarray  # mm^-1 per bin
+    mu_gland: np.ndarray
+    mu_calc: np.ndarray
+    muscle: tuple[float, float]  # (adipose, glandular) equivalents of 1 mm of muscle
+    skin: tuple[float, float]
+
+
+def _equivalent(mu: np.ndarray, mu_a: np.ndarray, mu_g: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """Least-squares (alpha, beta) with mu(E) ~ alpha mu_adipose(E) + beta mu_glandular(E)."""
+    w = np.sqrt(weights / weights.sum())
+    coef, *_ = np.linalg.lstsq(np.column_stack([mu_a, mu_g]) * w[:, None], mu * w, rcond=None)
+    return float(coef[0]), float(coef[1])
+
+
+@lru_cache(maxsize=64)
+def beam(kvp: float, anode: str, filter: str, detector_material: str = "selenium", detector_mm: float = 0.2) -> Beam:
+    spec = physics.tube_spectrum(float(kvp), anode, filter)
+    e = spec.energy_kev
+    eta = 1.0 - np.exp(-physics.mu_xraydb(detector_material, e) * detector_mm)
+    n_abs = spec.fluence * eta
+    mu_a, mu_g = physics.mu_xraydb("adipose", e), physics.mu_xraydb("glandular", e)
+    typical = n_abs * e * np.exp(-mu_a * 50.0)  # the spectrum behind a typical breast
+    return Beam(spec, detector_material, float(detector_mm), n_abs, n_abs * e, mu_a, mu_g,
+                physics.mu_xraydb("hydroxyapatite", e),
+                _equivalent(physics.mu_xraydb("muscle", e), mu_a, mu_g, typical),
+                _equivalent(physics.mu_xraydb("skin", e), mu_a, mu_g, typical))
+
+
+@dataclass(frozen=True)
+class _Table:
+    step_a: float
+    step_b: float
+    log_s: np.ndarray  # (na, nb) float32: log absorbed energy per mm^2 per mAs
+    e2: np.ndarray  # (na,) keV: sum N E^2 / sum N E along b = 0 (variance per unit signal)
+
+
+def _transmission_table(b: Beam, a_max: float, b_max: float) -> _Table:
+    na = int(np.ceil(a_max / _TABLE_STEP_MM)) + 2
+    nb = int(np.ceil(b_max / _TABLE_STEP_MM)) + 2
+    a = np.arange(na) * _TABLE_STEP_MM
+    bb = np.arange(nb) * _TABLE_STEP_MM
+    att = np.exp(-a[:, None, None] * b.mu_fat - bb[None, :, None] * b.mu_gland)  # (na, nb, E)
+    log_s = np.log(np.maximum(att @ b.w1, 1e-300)).astype(np.float32)
+    e = b.spectrum.energy_kev
+    e2 = (att[:, 0] @ (b.w1 * e)) / (att[:, 0] @ b.w1)
+    return _Table(_TABLE_STEP_MM, _TABLE_STEP_MM, log_s, e2.astype(np.float32))
+
+
+def _bilinear(table: np.ndarray, a: np.ndarray, b: np.ndarray, step: float) -> np.ndarray:
+    """Bilinear lookup of ``table`` (na, nb) at path lengths a, b (mm, >= 0), float32."""
+    na, nb = table.shape
+    fa = a * np.float32(1.0 / step)
+    fb = b * np.float32(1.0 / step)
+    ia = np.minimum(fa.astype(np.int32), na - 2)
+    ib = np.minimum(fb.astype(np.int32), nb - 2)
+    fa -= ia
+    fb -= ib
+    idx = ia * nb + ib
+    flat = table.reshape(-1)
+    v00, v01 = flat[idx], flat[idx + 1]
+    idx += nb
+    v10, v11 = flat[idx], flat[idx + 1]
+    v01 -= v00
+    v01 *= fb
+    v00 += v01  # top row
+    v11 -= v10
+    v11 *= fb
+    v10 += v11  # bottom row
+    v10 -= v00
+    v10 *= fa
+    v00 += v10
+    return v00
+
+
+@dataclass(frozen=True)
+class RealisticExposure:
+    kvp: float
+    anode: str
+    filter: str
+    beam: Beam
+    mas: float
+    gain: float  # detector units per keV absorbed
+    offset: float  # detector units
+    heel_fraction: float
+    quanta_fat: float  # absorbed quanta per pixel behind fatty compressed tissue (chest wall)
+    energy_kev: float  # mean energy of the tube spectrum
+    hvl_mm_al: float
+    attenuation: physics.Attenuation  # effective (spectrum-weighted) mu behind the fat of the set thickness
+    air_signal: float  # detector units of the unattenuated primary at the chest wall, without offset
+
+
+def choose_technique(profile: VendorProfile, thickness_mm: float) -> tuple[str, str]:
+    """Anode/filter for a compressed thickness, as the vendor's automatic exposure control picks it."""
+    for up_to, anode, filt in profile.techniques:
+        if thickness_mm <= up_to:
+            return anode, filt
+    return profile.anode, profile.filter
+
+
+def choose_exposure(rng: np.random.Generator, profile: VendorProfile, thickness_mm: float, spacing: float,
+                    kvp: float) -> RealisticExposure:
+    """mAs for a target number of absorbed quanta behind fat, gain for the vendor's signal level."""
+    anode, filt = choose_technique(profile, thickness_mm)
+    b = beam(float(kvp), anode, filt, profile.detector_material, profile.detector_mm)
+    t_fat = np.exp(-b.mu_fat * thickness_mm)
+    px_area = spacing * spacing
+    quanta_fat = rng.uniform(*QUANTA_FAT_PER_01MM) * (spacing / 0.1) ** 2
+    per_mas = px_area * GRID_PRIMARY_TRANSMISSION
+    mas = quanta_fat / (per_mas * float(np.sum(b.n_abs * t_fat)))
+    fat_kev = mas * per_mas * float(np.sum(b.w1 * t_fat))
+    air_kev = mas * per_mas * float(np.sum(b.w1))
+    offset = rng.uniform(*DETECTOR_OFFSET_DU)
+    max_value = 2**profile.bits_stored - 1
+    fat_signal = min(rng.uniform(*profile.fat_signal), (0.85 * max_value - offset) * fat_kev / air_kev)
+    gain = fat_signal / fat_kev
+    w = b.w1 * t_fat  # effective mu = -d ln(signal) / d t at the fatty reference
+    att = physics.Attenuation(*(float(np.sum(w * mu) / np.sum(w)) for mu in (b.mu_fat, b.mu_gland, b.mu_calc)),
+                              energy_kev=b.spectrum.mean_energy_kev)
+    return RealisticExposure(float(kvp), anode, filt, b, round(float(mas), 1), float(gain), float(offset),
+                             float(rng.uniform(*HEEL_FRACTION)), float(quanta_fat), b.spectrum.mean_energy_kev,
+                             b.spectrum.hvl1_mm_al, att, float(gain * air_kev))
+
+
+def _middle(geo: BreastGeometry) -> np.ndarray:
+    """The middle of the compressed breast: the deepest fifth of its distance to the skin."""
+    deep = geo.skin_distance_mm * (geo.breast_map == COMPRESSED)
+    return deep >= 0.8 * deep.max() if deep.max() > 0 else geo.inside
+
+
+def scatter_field(primary: np.ndarray, geo: BreastGeometry, grid: Grid) -> np.ndarray:
+    """Scatter behind the grid (same units as ``primary``): SPR(H) x primary, sourced in the
+    breast only and spread by a broad kernel, on a coarse grid.
+
+    The published SPR is the value at the centre of a breast of finite size, so the field is
+    scaled to give SPR(H0) in the middle of the compressed breast; towards the skin line less
+    tissue scatters and the ratio falls, beside thin bright tissue it rises."""
+    f = max(1, int(round(SCATTER_GRID_MM / grid.spacing)))
+    p_c = primary[::f, ::f]
+    src = p_c * physics.scatter_to_primary_ratio(geo.thickness_mm[::f, ::f]).astype(np.float32)
+    src *= geo.inside[::f, ::f]
+    coarse = Grid(src.shape, grid.spacing * f)
+    out = np.zeros_like(src)
+    for sigma_h, weight in SCATTER_KERNEL:
+        sigma = sigma_h * geo.compressed_thickness_mm / coarse.spacing
+        out += weight * ndimage.gaussian_filter(src, sigma, mode="constant", truncate=3.0)
+    middle = _middle(geo)[::f, ::f]
+    if middle.any():
+        out *= float(physics.scatter_to_primary_ratio(geo.compressed_thickness_mm)) / float(
+            np.median(out[middle] / np.maximum(p_c[middle], 1e-12)))
+    return grid.upsample(out, coarse)
+
+
+def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticExposure, profile: VendorProfile,
+               grid: Grid, geo: BreastGeometry, h_dt: np.ndarray, h_calc: np.ndarray, h_muscle: np.ndarray,
+               h_skin: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Raw detector image as stored (uint16) and a record of the physics (SPR, heel, ...).
+
+    ``noise`` is a standard normal field of the image's shape (drawn by the caller, so the ideal
+    and realistic modes consume the same random numbers and share the annotation)."""
+    b = exposure.beam
+    t_fat = geo.thickness_mm - h_dt - h_muscle - h_calc - h_skin
+    np.maximum(t_fat, 0.0, out=t_fat)
+    (am, bm), (as_, bs) = b.muscle, b.skin
+    a_path = t_fat + np.float32(am) * h_muscle + np.float32(as_) * h_skin
+    b_path = h_dt + np.float32(bm) * h_muscle + np.float32(bs) * h_skin
+    np.maximum(a_path, 0.0, out=a_path)
+    np.maximum(b_path, 0.0, out=b_path)
+    table = _transmission_table(b, float(a_path.max()), float(b_path.max()))
+    log_s = _bilinear(table.log_s, a_path, b_path, table.step_a)
+    calc = np.flatnonzero(h_calc)
+    flat_a, flat_b, flat_c, flat_s = a_path.reshape(-1), b_path.reshape(-1), h_calc.reshape(-1), log_s.reshape(-1)
+    for chunk in np.array_split(calc, max(1, len(calc) // 20000)):  # calcium: exact spectral sum
+        if len(chunk):
+            line = (flat_a[chunk, None] * b.mu_fat + flat_b[chunk, None] * b.mu_gland
+                    + flat_c[chunk, None] * b.mu_calc)
+            flat_s[chunk] = np.log(np.exp(-line) @ b.w1)
+
+    # heel effect: cathode at the chest wall (column 0 of the canonical frame)
+    x = grid.axes_mm()[1]
+    heel = np.clip(1.0 - exposure.heel_fraction * x / geo.params["a_mm"], 1.0 - 2 * exposure.heel_fraction, 1.0)
+    primary = np.exp(log_s, out=log_s)
+    primary *= np.float32(exposure.mas * grid.spacing**2 * GRID_PRIMARY_TRANSMISSION)
+    primary *= heel.astype(np.float32)[None, :]
+    scatter = scatter_field(primary, geo, grid)
+    middle = _middle(geo)
+    spr_measured = float(np.median(scatter[middle] / primary[middle]))
+    edge = geo.inside & (geo.skin_distance_mm < 0.5 * geo.periphery_width_mm)
+    spr_edge = float(np.median(scatter[edge] / primary[edge])) if edge.any() else float("nan")
+
+    total = primary + scatter  # keV absorbed per pixel
+    total = gaussian_blur(total, PSF_SIGMA_MM / grid.spacing)
+    e2 = np.interp(a_path, np.arange(len(table.e2)) * table.step_a, table.e2).astype(np.float32)
+    coarse = grid.coarse()
+    flat_field = grid.upsample(powerlaw_noise(rng, coarse.shape, beta=3.0), coarse)
+    flat_field *= np.float32(FLAT_FIELD_RMS)
+    flat_field += np.float32(1.0)
+
+    g = np.float32(exposure.gain)
+    sd = np.sqrt(total * e2 * (g * g) + np.float32(ELECTRONIC_NOISE**2))  # quantum (Swank) + electronic
+    signal = total * g
+    signal *= flat_field
+    signal += np.float32(exposure.offset)
+    noise *= sd
+    signal += noise
+    max_value = 2**profile.bits_stored - 1
+    np.clip(np.rint(signal, out=signal), 0, max_value, out=signal)
+    if profile.photometric == "MONOCHROME1":
+        signal = max_value - signal
+    record = dict(
+        physics="realistic", anode=exposure.anode, filter=exposure.filter,
+        filter_mm=b.spectrum.filter_mm, hvl_mm_al=exposure.hvl_mm_al, mas=exposure.mas,
+        detector=f"{b.detector_material} {b.detector_mm} mm", detector_offset=exposure.offset,
+        grid_primary_transmission=GRID_PRIMARY_TRANSMISSION, heel_fraction=exposure.heel_fraction,
+        flat_field_rms=FLAT_FIELD_RMS, spr_model=float(physics.scatter_to_primary_ratio(geo.compressed_thickness_mm)),
+        spr_measured=spr_measured, spr_near_skin=spr_edge,
+    )
+    return signal.astype(np.uint16), record
