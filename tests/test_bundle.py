@@ -54,10 +54,8 @@ def test_metadata_verifies_against_schema(tmp_path):
     shutil.copy(SCHEMA, schema)  # verify_metadata skips the download when the file is there
     verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(schema))
     meta = json.loads((CONFIGS / "metadata.json").read_text())
-    # the declared input is the default CPU model's, and the metrics are numbers
-    from monai_bac.bundle_support import profile_value
-
-    size = profile_value("cpu", "image_size")
+    # the declared input is the default CPU model's (train.json's cpu profile), and the metrics are numbers
+    size = json.loads((CONFIGS / "train.json").read_text())["profiles"]["cpu"]["image_size"]
     fmt = meta["network_data_format"]
     assert fmt["inputs"]["image"]["spatial_shape"] == fmt["outputs"]["pred"]["spatial_shape"] == [size, size]
     assert meta["eval_metrics"] and all(isinstance(v, (int, float)) for v in meta["eval_metrics"].values())
@@ -162,7 +160,8 @@ def test_multi_gpu_config_trains_with_torchrun_on_gloo(phantom_cohort, tmp_path)
         pytest.fail(f"torchrun did not finish in 300 s:\n{err[-3000:]}")
     assert proc.returncode == 0, err[-3000:]
     assert (root / "models" / "model.pt").is_file() and (root / "models" / "threshold.json").is_file()
-    assert "Epoch[1] Complete" in out + err
+    assert "epoch 1/1 | train_loss" in out + err  # one line per epoch (monai_bac.training_report), rank 0 only
+    assert (out + err).count("epoch 1/1 |") == 1 and "best epoch 1" in out + err
 
 
 def _error_chain(exc: BaseException) -> list[str]:
