@@ -1,33 +1,39 @@
 """Calibrate the two thresholds of the BAC label correction on the phantom's simulated TPA.
 
-For every connected component of the simulated third-party annotation (TPA) of a set of
-phantom mammograms, this script records
+The correction decides per *piece* (:mod:`monai_bac.ops.label_correction`), and where a
+calcified vessel is cut depends on the calcium threshold, so this script runs the correction
+itself (not a proxy) for every threshold pair, on two versions of each phantom's simulated
+third-party annotation (TPA):
 
-* its skeleton length (mm) and its calcification thickness h_calc (mm), measured exactly as
-  :class:`monai_bac.transforms.CorrectBACLabel` measures them: raw image -> DensityMap (Eq. 4)
-  -> CalcificationThickness (Eq. 5) with their default parameters, then the default measure
-  ``core_excess`` (mean h_calc along the annotation's centreline minus the surrounding tissue's
-  level; see :mod:`monai_bac.ops.label_correction`) and, for comparison, the plain mean;
-* its type: the majority of the phantom's ``tpa_source`` codes over its pixels
-  (1 BAC stroke = true positive; 2 micro-calcification cluster, 3 dense strand, 4 dense edge =
-  false positives);
-* the length of the ground-truth BAC skeleton lying inside it (mm).
+* ``tpa``: the phantom's TPA as drawn (look-alikes brushed as separate strokes);
+* ``merged``: the same TPA where every brushed look-alike (micro-calcification cluster, dense
+  strand, dense edge) lying within ``--max-bridge`` mm of a brushed BAC run is joined to it by a
+  straight brush stroke (:func:`join_lookalikes`), i.e. brushed in the same stroke.
 
-It then scans (min_length_mm, min_mean_calc_mm) on a grid and reports, for each pair, the
-fraction of false-positive components removed and the fraction of the TPA's true BAC length
-kept. The chosen pair maximises the false-positive removal subject to keeping >= 98 % of the
-true BAC length (pooled over the cohort; the acceptance figure is 95 %), preferring the smaller
-thresholds among ties (least aggressive). Copy the result into
-``monai_bac/ops/label_correction.py`` (DEFAULT_MIN_LENGTH_MM, DEFAULT_MIN_MEAN_CALC_MM).
+Each *look-alike* is one 8-connected component of the original TPA whose majority
+``tpa_source`` code is not BAC; it counts as removed when at least 80 % of its pixels are
+removed. The *BAC length* is the ground-truth BAC centreline (``thin_mask(bac_mask)``, mm)
+lying inside the original TPA; the fraction of it inside the corrected mask is "kept".
+
+Image measurements are those of :class:`monai_bac.transforms.CorrectBACLabel`: raw image ->
+DensityMap (Eq. 4) -> CalcificationThickness (Eq. 5) with their default parameters, the true
+breast map. The expensive part (skeleton, branches, what lies under them:
+:func:`~monai_bac.ops.label_correction.decompose`) is computed once per label; for every calcium
+threshold the pieces are re-cut (:func:`~monai_bac.ops.label_correction.split_pieces`) and
+decided; the length threshold is then scanned on the pieces' run lengths. The chosen pair
+removes the most look-alikes (pooled over both versions) while keeping >= 98 % of the BAC length
+in each version (margin over the 95 % acceptance figure), smallest thresholds among ties. Copy
+the result into ``monai_bac/ops/label_correction.py`` (DEFAULT_MIN_LENGTH_MM,
+DEFAULT_MIN_MEAN_CALC_MM).
 
 Usage::
 
-    python benchmarks/calibrate_label_correction.py --n 40 --spacing 0.1 [--seed0 1000] [--features out.npz]
+    python benchmarks/calibrate_label_correction.py --n 48 --spacing 0.1 [--seed0 1000]
 
-The phantoms are drawn in memory (``make_phantom``; ``Phantom.linear`` is what the loader
-returns), alternating CC/MLO, L/R and the two vendor profiles; seeds start at ``--seed0`` so the
-calibration set is disjoint from the validation set of ``benchmarks/validate_transforms.py``.
-The phantom's true breast map is used (BreastRegion is validated separately).
+Seeds start at ``--seed0`` (default 1000) so the calibration set is disjoint from the validation
+seeds 0-31 of ``benchmarks/validate_transforms.py`` and from the seeds of
+``tests/test_label_correction.py`` (< 100). The phantoms alternate CC/MLO, L/R and the two vendor
+profiles.
 """
 
 from __future__ import annotations
@@ -39,117 +45,154 @@ import sys
 import time
 
 import numpy as np
+from scipy import ndimage
 
 from monai_bac import physics
 from monai_bac.ops.density import calcification_thickness, density_map
-from monai_bac.ops.label_correction import component_features, label_components
+from monai_bac.ops.label_correction import decide_pieces, decompose, label_components, split_pieces
 from monai_bac.ops.skeleton import length_density, thin_mask
-from monai_bac.phantom import make_phantom
+from monai_bac.phantom import TPAConfig, make_phantom
 
 COMBOS = [(v, lat, ven) for ven in ("HOLOGIC", "GE") for v in ("CC", "MLO") for lat in ("L", "R")]
 TYPES = {1: "bac", 2: "microcalc", 3: "strand", 4: "edge"}
+LENGTHS = np.round(np.arange(0.0, 15.01, 0.5), 2)
+CALCS = np.round(np.arange(0.0, 0.0801, 0.005), 4)
 
 
-def image_features(seed: int, view: str, lat: str, vendor: str, spacing: float) -> dict:
-    p = make_phantom(seed, view=view, laterality=lat, spacing_mm=spacing, vendor=vendor)
+def join_lookalikes(tpa_mask: np.ndarray, tpa_source: np.ndarray, spacing: float, rng: np.random.Generator,
+                    max_bridge_mm: float = 25.0) -> np.ndarray:
+    """The TPA with every look-alike joined to its nearest brushed BAC by a straight brush stroke
+    (half-width 0.6-1.2 mm) between their closest pixels; look-alikes farther than
+    ``max_bridge_mm`` stay as they are."""
+    from skimage.draw import line
+
+    labels, n = label_components(tpa_mask)
+    kind = ndimage.labeled_comprehension(tpa_source, labels, np.arange(1, n + 1),
+                                         lambda v: np.bincount(v, minlength=5)[1:].argmax() + 1, int, 0)
+    bac = np.isin(labels, np.flatnonzero(kind == 1) + 1)
+    out = tpa_mask.astype(bool).copy()
+    if not bac.any():
+        return out.astype(np.uint8)
+    dist, (ir, ic) = ndimage.distance_transform_edt(~bac, return_indices=True)
+    for k in np.flatnonzero(kind != 1) + 1:
+        rr, cc = np.nonzero(labels == k)
+        i = np.argmin(dist[rr, cc])
+        if dist[rr[i], cc[i]] * spacing > max_bridge_mm:
+            continue
+        lr, lc = line(rr[i], cc[i], ir[rr[i], cc[i]], ic[rr[i], cc[i]])
+        stroke = np.zeros(out.shape, bool)
+        stroke[lr, lc] = True
+        half = rng.uniform(0.6, 1.2) / spacing
+        box = (slice(max(lr.min() - int(half) - 1, 0), lr.max() + int(half) + 2),
+               slice(max(lc.min() - int(half) - 1, 0), lc.max() + int(half) + 2))
+        out[box] |= ndimage.distance_transform_edt(~stroke[box]) <= half
+    return out.astype(np.uint8)
+
+
+def image_records(seed: int, view: str, lat: str, vendor: str, spacing: float, max_bridge_mm: float,
+                  tpa: TPAConfig | None = None, **phantom_kw) -> list[dict]:
+    """Per label version: for every calcium threshold, per piece: run length, low flag, BAC length
+    inside, and the pixels of each look-alike inside (sparse)."""
+    p = make_phantom(seed, view=view, laterality=lat, spacing_mm=spacing, vendor=vendor, tpa=tpa, **phantom_kw)
     sp = p.meta["spacing_mm"]
     att = physics.attenuation_from_meta(p.meta)
     h_dt, _ = density_map(p.linear, p.breast_map, att, sp)
     h_calc = calcification_thickness(h_dt, att, sp, breast_mask=p.breast_map > 0)
     labels, n = label_components(p.tpa_mask)
-    f = component_features(labels, n, h_calc, sp, breast=p.breast_map > 0)
-    # type = majority tpa_source; true BAC length inside each component
-    src = p.tpa_source.astype(np.int64)
-    votes = np.zeros((n + 1, 5))
-    np.add.at(votes, (labels.ravel(), src.ravel()), 1)
-    ctype = votes[1:, 1:].argmax(1) + 1
-    gt_len = np.bincount(labels.ravel(), weights=length_density(thin_mask(p.bac_mask), sp).ravel(),
-                         minlength=n + 1)[1:]
-    return dict(length=f["length_mm"], calc=f["core_excess_calc_mm"], mean_calc=f["mean_calc_mm"], ctype=ctype,
-                gt_len=gt_len, image=np.full(n, seed), vendor=np.full(n, vendor))
-
-
-def collect(n: int, seed0: int, spacing: float, progress: bool = True) -> dict:
-    parts = []
-    t0 = time.perf_counter()
-    for i in range(n):
-        view, lat, vendor = COMBOS[i % len(COMBOS)]
-        parts.append(image_features(seed0 + i, view, lat, vendor, spacing))
-        if progress:
-            print(f"\r{i + 1}/{n} images, {time.perf_counter() - t0:.0f} s", end="", file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
-def evaluate(feat: dict, min_len: float, min_calc: float, measure: str = "calc") -> dict:
-    removed = (feat["length"] < min_len) | (feat[measure] < min_calc)
-    fp = feat["ctype"] != 1
-    out = dict(min_length_mm=min_len, min_mean_calc_mm=min_calc,
-               fp_removed=float(removed[fp].mean()) if fp.any() else float("nan"),
-               bac_length_kept=float(feat["gt_len"][~removed].sum() / max(feat["gt_len"].sum(), 1e-9)),
-               bac_components_removed=int((removed & ~fp).sum()))
-    for code, name in TYPES.items():
-        sel = feat["ctype"] == code
-        out[f"removed_{name}"] = f"{int(removed[sel].sum())}/{int(sel.sum())}"
+    kind = ndimage.labeled_comprehension(p.tpa_source, labels, np.arange(1, n + 1),
+                                         lambda v: np.bincount(v, minlength=5)[1:].argmax() + 1, int, 0)
+    gt = length_density(thin_mask(p.bac_mask), sp) * (p.tpa_mask > 0)
+    merged = join_lookalikes(p.tpa_mask, p.tpa_source, sp[0], np.random.default_rng(seed), max_bridge_mm)
+    out = []
+    for version, lab in (("tpa", p.tpa_mask), ("merged", merged)):
+        dec = decompose(lab, h_calc, sp, p.breast_map > 0)
+        obj = labels[dec.px_rows, dec.px_cols]  # original TPA component of every pixel (0: a bridge)
+        per_calc = []
+        for t in CALCS:
+            piece, stretch = split_pieces(dec, float(t))
+            f = decide_pieces(dec, piece, stretch, 0.0, float(t))
+            npc = f["remove"].size
+            px = f["px_piece"]
+            per_calc.append(dict(
+                run=f["run_length_mm"], low=f["low"],
+                gt=np.bincount(px, weights=gt[dec.px_rows, dec.px_cols], minlength=npc),
+                pairs=np.unique(np.column_stack([px, obj]), axis=0, return_counts=True)))
+        out.append(dict(version=version, per_calc=per_calc, kind=kind, size=np.bincount(labels.ravel(), minlength=n + 1),
+                        gt_total=float(gt.sum()), seed=seed))
     return out
 
 
-def calibrate(feat: dict, min_kept: float = 0.98, measure: str = "calc") -> tuple[dict, list[dict]]:
-    lengths = np.round(np.arange(0.0, 15.01, 0.5), 2)
-    calcs = np.round(np.arange(0.0, 0.0801, 0.0025), 4)
-    table = [evaluate(feat, a, b, measure) for a in lengths for b in calcs]
-    ok = [r for r in table if r["bac_length_kept"] >= min_kept]
+def evaluate(records: list[dict], version: str, ci: int, min_len: float) -> dict:
+    fp = fp_removed = 0
+    by_kind = {k: [0, 0] for k in TYPES}
+    gt_total = gt_kept = 0.0
+    for rec in records:
+        if rec["version"] != version:
+            continue
+        r = rec["per_calc"][ci]
+        remove = r["low"] | (r["run"] < min_len)
+        (pairs, counts) = r["pairs"]
+        removed_px = np.bincount(pairs[:, 1], weights=counts * remove[pairs[:, 0]], minlength=rec["size"].size)
+        frac = removed_px / np.maximum(rec["size"], 1)
+        for k, kd in enumerate(rec["kind"], start=1):
+            by_kind[kd][0] += 1
+            by_kind[kd][1] += int(frac[k] >= 0.8)
+            if kd != 1:
+                fp += 1
+                fp_removed += int(frac[k] >= 0.8)
+        gt_total += rec["gt_total"]
+        gt_kept += float(r["gt"][~remove].sum())
+    return dict(fp=fp, fp_removed=fp_removed / max(fp, 1), bac_length_kept=gt_kept / max(gt_total, 1e-9),
+                **{f"removed_{TYPES[k]}": f"{v[1]}/{v[0]}" for k, v in by_kind.items()})
+
+
+def calibrate(records: list[dict], min_kept: float = 0.98) -> tuple[dict, list[dict]]:
+    table = []
+    for ci, t in enumerate(CALCS):
+        for length in LENGTHS:
+            a, b = evaluate(records, "tpa", ci, length), evaluate(records, "merged", ci, length)
+            table.append(dict(min_length_mm=float(length), min_mean_calc_mm=float(t),
+                              fp_removed=(a["fp_removed"] * a["fp"] + b["fp_removed"] * b["fp"]) / max(a["fp"] + b["fp"], 1),
+                              bac_kept_tpa=a["bac_length_kept"], bac_kept_merged=b["bac_length_kept"],
+                              fp_removed_tpa=a["fp_removed"], fp_removed_merged=b["fp_removed"],
+                              **{f"{k}_merged": v for k, v in b.items() if k.startswith("removed_")}))
+    ok = [r for r in table if min(r["bac_kept_tpa"], r["bac_kept_merged"]) >= min_kept]
     best = max(ok, key=lambda r: (round(r["fp_removed"], 6), -r["min_length_mm"] - 100 * r["min_mean_calc_mm"]))
     return best, table
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=40, help="number of phantom images")
+    ap.add_argument("--n", type=int, default=48, help="number of phantom images")
     ap.add_argument("--spacing", type=float, default=0.1, help="pixel spacing, mm (0.1 = full size)")
     ap.add_argument("--seed0", type=int, default=1000)
+    ap.add_argument("--max-bridge", type=float, default=25.0, help="longest stroke joining a look-alike to BAC, mm")
     ap.add_argument("--min-kept", type=float, default=0.98, help="true BAC length to keep (fraction)")
-    ap.add_argument("--features", help="save the per-component features (.npz) / reuse them if present")
     args = ap.parse_args(argv)
-    feat = None
-    if args.features:
-        try:
-            feat = dict(np.load(args.features))
-            print(f"reusing features from {args.features}")
-        except OSError:
-            feat = None
-    if feat is None:
-        feat = collect(args.n, args.seed0, args.spacing)
-        if args.features:
-            np.savez(args.features, **feat)
+    records = []
+    t0 = time.perf_counter()
+    for i in range(args.n):
+        view, lat, vendor = COMBOS[i % len(COMBOS)]
+        records += image_records(args.seed0 + i, view, lat, vendor, args.spacing, args.max_bridge)
+        print(f"\r{i + 1}/{args.n} images, {time.perf_counter() - t0:.0f} s", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}; python {platform.python_version()}")
-    print(f"{len(feat['length'])} TPA components from {len(np.unique(feat['image']))} images at {args.spacing} mm")
-    for code, name in TYPES.items():
-        sel = feat["ctype"] == code
-        if sel.any():
-            q = lambda a: " ".join(f"{v:.3f}" for v in np.percentile(a[sel], [0, 5, 25, 50, 75, 95, 100]))
-            print(f"  {name:9s} n={sel.sum():4d}  length_mm p0/5/25/50/75/95/100: {q(feat['length'])}")
-            print(f"  {'':9s}         core_excess_calc_mm: {q(feat['calc'])}")
-            print(f"  {'':9s}         mean_calc_mm (plain): {q(feat['mean_calc'])}")
-    for kept in (0.95, args.min_kept):
-        plain, _ = calibrate(feat, kept, "mean_calc")
-        print(f"\nfor comparison, the plain mean (measure='mean'), >= {kept:.0%} BAC length kept:\n  " + json.dumps(plain))
-    best95, _ = calibrate(feat, 0.95)
-    print("core_excess (default measure), >= 95% BAC length kept:\n  " + json.dumps(best95))
-    best, table = calibrate(feat, args.min_kept)
+    print(f"{args.n} images at {args.spacing} mm, seeds {args.seed0}-{args.seed0 + args.n - 1}")
+    best, table = calibrate(records, args.min_kept)
     print("\nlength-only and calc-only scans:")
     for r in table:
         if (r["min_mean_calc_mm"] == 0.0 and r["min_length_mm"] % 2 == 0) or (
                 r["min_length_mm"] == 0.0 and round(r["min_mean_calc_mm"] / 0.01, 6) % 1 == 0):
             print("  " + json.dumps(r))
-    print("\nbest pair (max FP removed with >= {:.0%} BAC length kept):".format(args.min_kept))
+    print(f"\nbest pair (max look-alikes removed with >= {args.min_kept:.0%} BAC length kept in both versions):")
     print("  " + json.dumps(best))
-    near = [r for r in table if abs(r["min_length_mm"] - best["min_length_mm"]) <= 1.0
-            and abs(r["min_mean_calc_mm"] - best["min_mean_calc_mm"]) <= 0.005]
     print("neighbourhood of the best pair:")
-    for r in near:
-        print("  " + json.dumps(r))
+    for r in table:
+        if abs(r["min_length_mm"] - best["min_length_mm"]) <= 1.0 and abs(r["min_mean_calc_mm"] - best["min_mean_calc_mm"]) <= 0.0051:
+            print("  " + json.dumps(r))
+    current = [r for r in table if r["min_length_mm"] == 8.0 and abs(r["min_mean_calc_mm"] - 0.04) < 1e-9]
+    if current:
+        print("the previous defaults (8 mm, 0.04 mm):\n  " + json.dumps(current[0]))
     return 0
 
 

@@ -1,83 +1,107 @@
-"""Automatic correction of BAC annotations (the paper's Sec. 3.3, Fig. 6).
+"""Automatic correction of BAC annotations (the paper's Sec. 3.3, Fig. 6), piece by piece.
 
-An annotation (e.g. a third-party annotation, TPA) is split into connected components
-(8-connectivity). A component is removed when
+The paper removes annotated labels that are too short (stand-alone micro-calcifications) or
+carry too little mean calcification thickness h_calc (Eq. 5; linear dense tissue and the edges of
+dense tissue). Deciding per 8-connected component fails as soon as one brush stroke covers both
+a calcified run and a look-alike: a dense strand brushed in the same stroke pulls a long vessel's
+mean under the threshold (the whole vessel is removed), or a look-alike joined to a vessel is
+kept with it. The correction therefore decides per *piece*:
 
-* its skeleton is shorter than ``min_length_mm`` (geodesic length of the one-pixel skeleton,
-  :mod:`monai_bac.ops.skeleton`): stand-alone micro-calcifications and small specks ("short");
-* its calcification thickness ``h_calc`` (Eq. 5, mm) is below ``min_mean_calc_mm``: linear dense
-  tissue and the edges of dense tissue, which look like a vessel but carry no calcium
-  ("low_calc").
+1. **Skeleton.** The annotation's one-pixel skeleton (Guo-Hall, :func:`~monai_bac.ops.skeleton.thin_mask`,
+   the skeleton of every length in this project) is read as a graph of 8-connected pixels
+   (:mod:`scipy.sparse.csgraph`; a diagonal step that cuts across a skeleton pixel is not an
+   edge, as in the length table). Pixels with three or more neighbours are junctions; terminal
+   branches shorter than ``spur_mm`` (thinning spurs of a wide brush, 2 mm) are pruned first.
+2. **Branches** (skeleton between junctions and ends) are ordered along their path (one
+   depth-first walk) and every mask pixel is given to its nearest branch pixel
+   (``distance_transform_edt(return_indices=True)``), so the h_calc under the annotation and the
+   annotation's width become profiles along the path.
+3. **Pieces.** A branch is cut where its profile crosses the calcification threshold (the
+   profile averaged over ``split_mm`` along the path) and where its local width leaves
+   ``[median / width_ratio, median x width_ratio]`` of the branch; stretches shorter than
+   ``split_mm`` do not make a piece of their own (1D closing and opening along the path), so the
+   0.5-1.5 mm gaps between the beads of segmental calcification do not cut a vessel.
+4. **Decision** per piece:
 
-Both thresholds are physical (mm), so they do not change with the pixel spacing.
+   * ``"low_calc"``: its calcification (``measure``, below) is under ``min_mean_calc_mm``;
+   * ``"short"``: the calcified run it belongs to (the piece and the pieces passing the calcium
+     test that are connected to it, along the branch or through junctions) is shorter than
+     ``min_length_mm``; a piece failing the calcium test is also "short" when it is itself
+     shorter (reason ``"short+low_calc"``). The run, not the piece, is measured because cuts at
+     junctions and calcium changes would otherwise turn a long vessel into short pieces; a
+     micro-calcification cluster brushed onto a vessel across uncalcified tissue is separated
+     from it by the uncalcified bridge, which fails the calcium test.
 
-How a component's calcification is measured (``measure``)
-----------------------------------------------------------
-``"mean"`` is the paper's wording: the mean of h_calc over the component's pixels. Two effects
-that have nothing to do with calcium move that mean, and the default measure removes them:
+Both thresholds are physical (mm of length, mm of h_calc), so they do not change with the pixel
+spacing. With ``min_mean_calc_mm=None`` (length only) every connected component is one run, as
+in the paper.
 
-1. *Brush width.* Annotators paint with a brush wider than the vessel (1-3 mm for a 1-2 mm
-   vessel), so the plain mean is the vessel's calcium diluted by however much uncalcified tissue
-   the brush covered. The default takes the mean over the component's *core*: the pixels within
-   ``core_mm`` (0.5 mm) of its skeleton, i.e. a ~1 mm wide track along the annotation's
-   centreline.
+How a piece's calcification is measured (``measure``)
+------------------------------------------------------
+``"mean"`` is the paper's wording: the mean of h_calc over the piece's pixels. Two effects that
+have nothing to do with calcium move that mean, and the default measure removes them:
+
+1. *Brush width.* Annotators paint with a brush wider than the vessel, so the plain mean is the
+   vessel's calcium diluted by however much uncalcified tissue the brush covered. The default
+   takes the mean over the piece's *core*: its pixels within ``core_mm`` (0.5 mm) of the skeleton.
 2. *Textured background.* Eq. (5) estimates the background tissue with a grey opening; in dense,
-   textured tissue, ridges of dense tissue narrower than the opening also survive as positive
-   h_calc (a strand lying in dense tissue can show more apparent "calcium" than a thin-walled
-   calcified vessel in fat). The default subtracts the local level of h_calc in the *unannotated*
-   breast tissue around the core: the mean of h_calc over the unannotated breast pixels of a
-   ``2 ring_mm`` square around each core pixel (``ring_mm`` = 3 mm), averaged over the core.
+   textured tissue, ridges narrower than the opening survive as positive h_calc. The default
+   subtracts the local level of h_calc in the *unannotated* breast tissue around the core: the
+   mean h_calc of the unannotated breast pixels of a ``2 ring_mm`` square around each core pixel.
 
-``"core_excess"`` (default) = mean h_calc over the core - mean local background level over the core:
-the calcification the annotation's centreline carries *above* its surroundings, in mm.
-Every removed component reports both measures (``mean_calc_mm`` and ``core_excess_calc_mm``).
+``"core_excess"`` (default) = mean h_calc over the core - mean local background level over the core.
+Every piece reports both measures (``mean_calc_mm`` and ``core_excess_calc_mm``).
 
 Calibration of the defaults
 ---------------------------
-The defaults were calibrated on the phantom's simulated TPA by
-``benchmarks/calibrate_label_correction.py`` (see docs/TRANSFORMS.md): full-size phantoms
-(0.1 mm) of both vendors, CC/MLO and L/R, seeds disjoint from the validation set. For every TPA
-component the script records its skeleton length, its calcification measures from the image
-(DensityMap -> CalcificationThickness with their defaults, not from the truth) and its type (the
-majority of the phantom's ``tpa_source`` codes: BAC stroke, micro-calcification cluster, dense
-strand, dense edge). It scans both thresholds on a grid and keeps the pair that removes the most
-false-positive components while keeping at least 98 % of the true BAC length the TPA covers (a
-margin over the 95 % acceptance figure), preferring the smallest thresholds among ties. The script
-prints the table it chose from, so the calibration can be repeated for another detector or
-another annotation team.
+``benchmarks/calibrate_label_correction.py`` runs this very decision on the simulated TPA of
+full-size (0.1 mm) phantoms of both vendors, CC/MLO and L/R, seeds 1000-1047 (disjoint from the
+validation seeds 0-31 of ``benchmarks/validate_transforms.py`` and from the test seeds), with the
+maps measured from the image (DensityMap -> CalcificationThickness with their defaults). Every
+piece's type is the majority of the phantom's ``tpa_source`` codes over its pixels (BAC stroke,
+micro-calcification cluster, dense strand, dense edge). The script scans both thresholds on a grid
+(the pieces are recomputed for every calcium threshold, since the cuts depend on it) and keeps the
+pair that removes the most look-alike pieces while keeping >= 98 % of the true BAC centreline
+length the TPA covers (margin over the 95 % acceptance figure), smallest thresholds among ties.
+See docs/TRANSFORMS.md for the table.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
+from scipy.sparse import csgraph
 
-from monai_bac.ops.skeleton import skeleton_length_mm, thin_mask
+from monai_bac.ops.skeleton import skeleton_length_mm, skeleton_points, thin_mask
+from monai_bac.units import as_spacing
 
-__all__ = ["DEFAULT_MIN_LENGTH_MM", "DEFAULT_MIN_MEAN_CALC_MM", "DEFAULT_CORE_MM", "DEFAULT_RING_MM", "MEASURES",
-           "label_components", "local_background", "component_features", "correct_bac_label"]
+__all__ = ["DEFAULT_MIN_LENGTH_MM", "DEFAULT_MIN_MEAN_CALC_MM", "DEFAULT_CORE_MM", "DEFAULT_RING_MM",
+           "DEFAULT_SPLIT_MM", "DEFAULT_SPUR_MM", "DEFAULT_WIDTH_RATIO", "DEFAULT_HYSTERESIS", "MEASURES", "label_components",
+           "local_background", "component_features", "Decomposition", "decompose", "split_pieces",
+           "decide_pieces", "correct_bac_label"]
 
 #: calibrated on the phantom TPA (benchmarks/calibrate_label_correction.py)
 DEFAULT_MIN_LENGTH_MM = 8.0
 #: calibrated on the phantom TPA for the default measure "core_excess" (benchmarks/calibrate_label_correction.py)
 DEFAULT_MIN_MEAN_CALC_MM = 0.04
-#: half-width of the core track around a component's skeleton, mm
+#: half-width of the core track around the skeleton, mm
 DEFAULT_CORE_MM = 0.5
 #: half-side of the square over which the surrounding tissue's h_calc is averaged, mm
 DEFAULT_RING_MM = 3.0
-#: the calcification measures a component can be tested with
+#: window of the profiles along the path, and the shortest stretch that makes a piece of its own, mm
+DEFAULT_SPLIT_MM = 4.0
+#: terminal skeleton branches shorter than this are thinning spurs, not branches, mm
+DEFAULT_SPUR_MM = 2.0
+#: a stretch whose width leaves [median / ratio, median * ratio] of its branch is a piece of its own
+DEFAULT_WIDTH_RATIO = 2.0
+#: the calcification profile must fall under this fraction of the threshold to cut a vessel
+DEFAULT_HYSTERESIS = 0.5
+#: the calcification measures a piece can be tested with
 MEASURES = ("core_excess", "mean")
 
 _EIGHT = np.ones((3, 3), dtype=bool)
-
-
-def _spacing(spacing_mm) -> tuple[float, float]:
-    if np.isscalar(spacing_mm):
-        return float(spacing_mm), float(spacing_mm)
-    sr, sc = (float(v) for v in spacing_mm)
-    if not (sr > 0 and sc > 0):
-        raise ValueError(f"spacing_mm must be positive (row_mm, col_mm), got {spacing_mm}")
-    return sr, sc
 
 
 def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -93,7 +117,7 @@ def local_background(calc: np.ndarray, annotated: np.ndarray, breast: np.ndarray
     Computed with separable box sums (cost independent of ``ring_mm``) on ``box`` only (the
     result is zero elsewhere); pixels with no unannotated breast pixel around get 0.
     """
-    sr, sc = _spacing(spacing_mm)
+    sr, sc = as_spacing(spacing_mm, "local_background: spacing_mm")
     out = np.zeros(calc.shape, np.float32)
     if box is None:
         box = (slice(0, calc.shape[0]), slice(0, calc.shape[1]))
@@ -114,19 +138,24 @@ def local_background(calc: np.ndarray, annotated: np.ndarray, breast: np.ndarray
     return out
 
 
+def _union_box(slices) -> tuple[slice, slice]:
+    present = [b for b in slices if b is not None]
+    return (slice(min(b[0].start for b in present), max(b[0].stop for b in present)),
+            slice(min(b[1].start for b in present), max(b[1].stop for b in present)))
+
+
 def component_features(labels: np.ndarray, n: int, calc_thickness: np.ndarray | None, spacing_mm,
                        breast: np.ndarray | None = None, core_mm: float = DEFAULT_CORE_MM,
                        ring_mm: float = DEFAULT_RING_MM) -> dict:
-    """Per-component measurements, arrays indexed 0..n-1 (component id - 1).
+    """Whole-component measurements (for reports; the correction itself decides per piece).
 
-    Keys: ``pixels``, ``area_mm2``, ``length_mm`` (skeleton, geodesic), ``mean_calc_mm`` (mean
-    h_calc over the component), ``core_calc_mm`` (mean over the core), ``background_calc_mm``
-    (mean local background over the core), ``core_excess_calc_mm`` (the difference; the calc
-    values are nan without ``calc_thickness``), ``bbox`` ((r0, c0, r1, c1) half-open, pixels) and
-    ``centroid`` ((row, col), pixels). Each component is measured on its own bounding box, so the
-    cost grows with the annotated area, not with the image.
+    Arrays indexed 0..n-1 (component id - 1). Keys: ``pixels``, ``area_mm2``, ``length_mm``
+    (skeleton, geodesic), ``mean_calc_mm`` (mean h_calc over the component), ``core_calc_mm``
+    (mean over the core), ``background_calc_mm`` (mean local background over the core),
+    ``core_excess_calc_mm`` (the difference; the calc values are nan without ``calc_thickness``),
+    ``bbox`` ((r0, c0, r1, c1) half-open, pixels) and ``centroid`` ((row, col), pixels).
     """
-    sr, sc = _spacing(spacing_mm)
+    sr, sc = as_spacing(spacing_mm, "component_features: spacing_mm")
     pixels = np.zeros(n, np.int64)
     length = np.zeros(n)
     mean_calc, core_calc, bg_calc = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
@@ -136,11 +165,7 @@ def component_features(labels: np.ndarray, n: int, calc_thickness: np.ndarray | 
     slices = ndimage.find_objects(labels, max_label=n)
     background = None
     if calc is not None and n:
-        r0 = min(b[0].start for b in slices if b is not None)
-        r1 = max(b[0].stop for b in slices if b is not None)
-        c0 = min(b[1].start for b in slices if b is not None)
-        c1 = max(b[1].stop for b in slices if b is not None)
-        background = local_background(calc, labels > 0, breast, (sr, sc), ring_mm, (slice(r0, r1), slice(c0, c1)))
+        background = local_background(calc, labels > 0, breast, (sr, sc), ring_mm, _union_box(slices))
     for i, box in enumerate(slices):
         if box is None:  # pragma: no cover - ndimage.label numbers components densely
             bbox.append((0, 0, 0, 0))
@@ -154,11 +179,7 @@ def component_features(labels: np.ndarray, n: int, calc_thickness: np.ndarray | 
         if calc is not None:
             values = calc[box]
             mean_calc[i] = float(values[comp].mean(dtype=np.float64))
-            if skel.any():
-                near = ndimage.distance_transform_edt(~skel, sampling=(sr, sc)) <= core_mm
-                core = comp & near
-            else:
-                core = comp
+            core = comp & (ndimage.distance_transform_edt(~skel, sampling=(sr, sc)) <= core_mm) if skel.any() else comp
             core_calc[i] = float(values[core].mean(dtype=np.float64))
             bg_calc[i] = float(background[box][core].mean(dtype=np.float64))
         bbox.append((box[0].start, box[1].start, box[0].stop, box[1].stop))
@@ -166,6 +187,376 @@ def component_features(labels: np.ndarray, n: int, calc_thickness: np.ndarray | 
     return dict(pixels=pixels, area_mm2=pixels * sr * sc, length_mm=length, mean_calc_mm=mean_calc,
                 core_calc_mm=core_calc, background_calc_mm=bg_calc, core_excess_calc_mm=core_calc - bg_calc,
                 bbox=bbox, centroid=centroid)
+
+
+# ------------------------------------------------------------------------------ skeleton graph
+def _skeleton_edges(rows: np.ndarray, cols: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Undirected edges (i < j by construction of the offsets) between 8-connected skeleton pixels.
+
+    ``rows``/``cols`` are in row-major order (as ``np.nonzero`` returns them). A diagonal step is
+    left out where one of the two pixels it cuts across is on the skeleton (the path goes
+    through that pixel), as in :func:`~monai_bac.ops.skeleton.length_lut`.
+    """
+    key = rows * (width + 2) + (cols + 1)  # sorted, no wrap-around between rows
+
+    def find(dr: int, dc: int) -> np.ndarray:
+        k = key + dr * (width + 2) + dc
+        pos = np.minimum(np.searchsorted(key, k), key.size - 1)
+        return np.where(key[pos] == k, pos, -1)
+
+    east, south, west = find(0, 1), find(1, 0), find(0, -1)
+    se = np.where((east < 0) & (south < 0), find(1, 1), -1)
+    sw = np.where((west < 0) & (south < 0), find(1, -1), -1)
+    src, dst = [], []
+    for nb in (east, south, se, sw):
+        ok = nb >= 0
+        src.append(np.flatnonzero(ok))
+        dst.append(nb[ok])
+    return np.concatenate(src), np.concatenate(dst)
+
+
+def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Connected-component label of each of ``n`` nodes of the graph with edges (i, j)."""
+    g = sparse.coo_matrix((np.ones(i.size, np.int8), (i, j)), shape=(n, n))
+    return csgraph.connected_components(g, directed=False)[1]
+
+
+@dataclass
+class Decomposition:
+    """An annotation read as skeleton branches, with what lies under each branch pixel.
+
+    Everything here is independent of the thresholds (:func:`split_pieces` and
+    :func:`decide_pieces` use it), so a calibration computes it once per image.
+
+    Node arrays (one entry per skeleton pixel of the pruned skeleton, row-major): ``rows``,
+    ``cols``, ``comp`` (component id), ``branch`` (branch id, -1 for junction pixels), ``hub``
+    (junction group id, -1 elsewhere) and, for branch pixels, the sums over the mask pixels
+    nearest to them: ``n_px``, ``n_core``, ``core_calc``, ``core_bg``, ``all_calc`` and
+    ``length`` (mm: the length share of the full skeleton's pixels, spurs and junctions included,
+    so that the pieces' lengths add up to the annotation's). ``order``: the branch pixels, branch
+    after branch, each branch along its path; ``hub_edges``: (hub, node) pairs where a junction
+    touches a branch. Pixel arrays: ``px_rows``, ``px_cols``, ``px_node`` (nearest branch pixel).
+    """
+
+    shape: tuple[int, int]
+    spacing: tuple[float, float]
+    n_components: int
+    rows: np.ndarray
+    cols: np.ndarray
+    comp: np.ndarray
+    branch: np.ndarray
+    hub: np.ndarray
+    n_px: np.ndarray
+    n_core: np.ndarray
+    core_calc: np.ndarray
+    core_bg: np.ndarray
+    all_calc: np.ndarray
+    length: np.ndarray
+    order: np.ndarray
+    edges: tuple[np.ndarray, np.ndarray]
+    hub_edges: np.ndarray
+    px_rows: np.ndarray
+    px_cols: np.ndarray
+    px_node: np.ndarray
+    has_calc: bool
+    length_total_mm: float
+
+
+def _prune_spurs(n: int, ei: np.ndarray, ej: np.ndarray, weight: np.ndarray, comp: np.ndarray,
+                 spur_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drop terminal branches shorter than ``spur_mm``; returns (active, junction, branch label)."""
+    active = np.ones(n, bool)
+    for _ in range(8):
+        on = active[ei] & active[ej]
+        deg = np.bincount(ei[on], minlength=n) + np.bincount(ej[on], minlength=n)
+        junction = active & (deg >= 3)
+        # a component whose skeleton is all junction pixels is one branch
+        lonely = np.bincount(comp[active & ~junction], minlength=comp.max() + 1) == 0
+        junction &= ~lonely[comp]
+        bnode = active & ~junction
+        inner = on & bnode[ei] & bnode[ej]
+        lab = _components(n, ei[inner], ej[inner])
+        if spur_mm <= 0:
+            break
+        cross = on & (junction[ei] ^ junction[ej])
+        touching = np.where(junction[ei[cross]], lab[ej[cross]], lab[ei[cross]])
+        nl = lab.max() + 1
+        touches = np.bincount(touching, minlength=nl) > 0
+        terminal = np.bincount(lab[bnode & (deg <= 1)], minlength=nl) > 0
+        blen = np.bincount(lab[bnode], weights=weight[bnode], minlength=nl)
+        spur = touches & terminal & (blen < spur_mm)
+        drop = bnode & spur[lab]
+        if not drop.any():
+            break
+        active &= ~drop
+    return active, junction, np.where(bnode, lab, -1)
+
+
+def _path_order(n: int, ei: np.ndarray, ej: np.ndarray, branch: np.ndarray) -> np.ndarray:
+    """Branch pixels, branch after branch, each in path order (one depth-first walk from a root
+    tied to one end of every branch; a closed loop is opened at its first pixel)."""
+    inner = (branch[ei] >= 0) & (branch[ei] == branch[ej])
+    i, j = ei[inner], ej[inner]
+    bdeg = np.bincount(i, minlength=n) + np.bincount(j, minlength=n)
+    nodes = np.flatnonzero(branch >= 0)
+    if nodes.size == 0:
+        return nodes
+    b = branch[nodes]
+    ends = nodes[bdeg[nodes] <= 1]
+    nb = branch.max() + 1
+    start = np.full(nb, -1)
+    start[branch[ends][::-1]] = ends[::-1]  # first end of each branch
+    loops = np.flatnonzero(start < 0)
+    loops = loops[np.isin(loops, b)]
+    if loops.size:
+        first = np.full(nb, -1)
+        first[b[::-1]] = nodes[::-1]
+        start[loops] = first[loops]
+        # open each loop: drop one edge at its start
+        at = np.flatnonzero(np.isin(i, first[loops]) | np.isin(j, first[loops]))
+        owner = np.where(np.isin(i[at], first[loops]), i[at], j[at])
+        _, once = np.unique(owner, return_index=True)
+        keep = np.ones(i.size, bool)
+        keep[at[once]] = False
+        i, j = i[keep], j[keep]
+    starts = start[start >= 0]
+    root = n
+    g = sparse.coo_matrix((np.ones(i.size + starts.size, np.int8),
+                           (np.concatenate([i, np.full(starts.size, root)]), np.concatenate([j, starts]))),
+                          shape=(n + 1, n + 1)).tocsr()
+    order = csgraph.depth_first_order(g, root, directed=False, return_predecessors=False)
+    return order[1:]
+
+
+def decompose(label: np.ndarray, calc_thickness: np.ndarray | None, spacing_mm, breast_mask: np.ndarray | None = None,
+              core_mm: float = DEFAULT_CORE_MM, ring_mm: float = DEFAULT_RING_MM,
+              spur_mm: float = DEFAULT_SPUR_MM) -> Decomposition:
+    """Read an annotation as skeleton branches (steps 1-2 of the module docstring)."""
+    sr, sc = as_spacing(spacing_mm, "correct_bac_label: spacing_mm")
+    mask = np.asarray(label) > 0
+    labels, ncomp = label_components(mask)
+    skel = thin_mask(mask)
+    rows, cols, weight = skeleton_points(skel, (sr, sc))
+    n = rows.size
+    comp = labels[rows, cols] if n else np.zeros(0, np.int32)
+    ei, ej = _skeleton_edges(rows, cols, mask.shape[1]) if n else (np.zeros(0, int), np.zeros(0, int))
+    if n:
+        active, junction, branch = _prune_spurs(n, ei, ej, weight, comp, spur_mm)
+    else:
+        active, junction, branch = np.zeros(0, bool), np.zeros(0, bool), np.zeros(0, int)
+    # keep the pruned skeleton's pixels only (spur pixels now belong to the branch pixels nearest to them)
+    keep = np.flatnonzero(active)
+    remap = np.full(n, -1)
+    remap[keep] = np.arange(keep.size)
+    on = active[ei] & active[ej]
+    ei, ej = remap[ei[on]], remap[ej[on]]
+    rows_a, cols_a, comp_a = rows[keep], cols[keep], comp[keep]
+    junction, old_branch = junction[keep], branch[keep]
+    branch = np.full(keep.size, -1, np.int64)
+    branch[old_branch >= 0] = np.unique(old_branch[old_branch >= 0], return_inverse=True)[1]
+    m = keep.size
+    hub = np.full(m, -1)
+    jn = np.flatnonzero(junction)
+    if jn.size:
+        jj = junction[ei] & junction[ej]
+        hub[jn] = np.unique(_components(m, ei[jj], ej[jj])[jn], return_inverse=True)[1]
+    cross = junction[ei] ^ junction[ej]
+    hub_edges = np.column_stack([np.where(junction[ei[cross]], hub[ei[cross]], hub[ej[cross]]),
+                                 np.where(junction[ei[cross]], ej[cross], ei[cross])])
+    order = _path_order(m, ei, ej, branch)
+
+    # every mask pixel -> its nearest branch pixel, component by component (cost ~ annotated area)
+    calc = None if calc_thickness is None else np.asarray(calc_thickness, dtype=np.float32)
+    slices = ndimage.find_objects(labels, max_label=ncomp)
+    bg = None
+    if calc is not None and ncomp:
+        bg = local_background(calc, mask, breast_mask, (sr, sc), ring_mm, _union_box(slices))
+    bnodes = np.flatnonzero(branch >= 0)
+    sort_comp = np.argsort(comp_a[bnodes], kind="stable")
+    bnodes_sorted = bnodes[sort_comp]
+    bounds = np.searchsorted(comp_a[bnodes_sorted], np.arange(1, ncomp + 2))
+    px_r, px_c, px_n, px_d = [], [], [], []
+    for k, box in enumerate(slices, start=1):
+        if box is None:  # pragma: no cover - ndimage.label numbers components densely
+            continue
+        sub = labels[box] == k
+        seeds = bnodes_sorted[bounds[k - 1]:bounds[k]]
+        r0, c0 = box[0].start, box[1].start
+        pr, pc = np.nonzero(sub)
+        if seeds.size == 0:  # pragma: no cover - thinning keeps a pixel of every component
+            continue
+        seed_img = np.ones(sub.shape, bool)
+        seed_img[rows_a[seeds] - r0, cols_a[seeds] - c0] = False
+        dist, (ir, ic) = ndimage.distance_transform_edt(seed_img, sampling=(sr, sc), return_indices=True)
+        node_img = np.full(sub.shape, -1, np.int64)
+        node_img[rows_a[seeds] - r0, cols_a[seeds] - c0] = seeds
+        px_r.append(pr + r0)
+        px_c.append(pc + c0)
+        px_n.append(node_img[ir[pr, pc], ic[pr, pc]])
+        px_d.append(dist[pr, pc])
+    cat = (lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt))
+    px_rows, px_cols, px_node, px_dist = cat(px_r, np.int64), cat(px_c, np.int64), cat(px_n, np.int64), cat(px_d, float)
+    core = px_dist <= core_mm
+    px_w = np.zeros(px_rows.size)
+    if n:  # the full skeleton's length shares, given to the pixels' nearest branch pixels
+        key_px = px_rows * mask.shape[1] + px_cols
+        key_sk = rows * mask.shape[1] + cols
+        pos = np.minimum(np.searchsorted(key_sk, key_px), n - 1)
+        hit = key_sk[pos] == key_px
+        px_w[hit] = weight[pos[hit]]
+    count = (lambda sel, w=None: np.bincount(px_node[sel], weights=None if w is None else w[sel], minlength=m)
+             .astype(float))
+    allpx = np.ones(px_rows.size, bool)
+    if calc is not None and bg is not None:
+        vcalc = calc[px_rows, px_cols].astype(float)
+        vbg = bg[px_rows, px_cols].astype(float)
+    else:
+        vcalc = vbg = np.zeros(px_rows.size)
+    return Decomposition(
+        shape=mask.shape, spacing=(sr, sc), n_components=ncomp, rows=rows_a, cols=cols_a, comp=comp_a,
+        branch=branch, hub=hub, n_px=count(allpx), n_core=count(core), core_calc=count(core, vcalc),
+        core_bg=count(core, vbg), all_calc=count(allpx, vcalc), length=count(allpx, px_w), order=order,
+        edges=(ei, ej), hub_edges=hub_edges, px_rows=px_rows, px_cols=px_cols, px_node=px_node, has_calc=calc is not None,
+        length_total_mm=float(weight.sum()))
+
+
+# ------------------------------------------------------------------------------------ pieces
+def _window_sums(pos: np.ndarray, half: float, *values: np.ndarray) -> list[np.ndarray]:
+    """Sums of each array over the nodes within ``half`` mm (along the path) of every node."""
+    lo = np.searchsorted(pos, pos - half, "left")
+    hi = np.searchsorted(pos, pos + half, "right")
+    out = []
+    for v in values:
+        cs = np.concatenate([[0.0], np.cumsum(v, dtype=float)])
+        out.append(cs[hi] - cs[lo])
+    return out
+
+
+def _clean(flag: np.ndarray, pos: np.ndarray, half: float) -> np.ndarray:
+    """Closing then opening of a boolean profile along the path (window ``2 half`` mm): stretches
+    shorter than the window, set or unset, disappear."""
+    ones = _window_sums(pos, half, np.ones(flag.size))[0]
+
+    def dilate(x):
+        return _window_sums(pos, half, x.astype(float))[0] > 0.5
+
+    def erode(x):
+        return _window_sums(pos, half, x.astype(float))[0] > ones - 0.5
+
+    return dilate(erode(erode(dilate(flag))))
+
+
+def _join(dec: Decomposition, key: np.ndarray) -> np.ndarray:
+    """Connected groups of branch pixels: neighbours along a branch, or pixels touching the same
+    junction, are joined when their ``key`` (0 or 1) is equal; pixels with key -1 stay alone."""
+    m = dec.rows.size
+    i, j = dec.edges
+    ok = (dec.branch[i] >= 0) & (dec.branch[j] >= 0) & (key[i] == key[j]) & (key[i] >= 0)
+    h, u = dec.hub_edges[:, 0], dec.hub_edges[:, 1]
+    oh = key[u] >= 0
+    return _components(m + 2 * (int(dec.hub.max()) + 1 if m else 0),
+                       np.concatenate([i[ok], u[oh]]), np.concatenate([j[ok], m + 2 * h[oh] + key[u[oh]]]))[:m]
+
+
+def split_pieces(dec: Decomposition, min_mean_calc_mm: float | None, measure: str = "core_excess",
+                 split_mm: float = DEFAULT_SPLIT_MM, width_ratio: float | None = DEFAULT_WIDTH_RATIO,
+                 hysteresis: float = DEFAULT_HYSTERESIS) -> tuple[np.ndarray, np.ndarray]:
+    """Step 3 of the module docstring: (piece id of every skeleton pixel, -1 for junction pixels;
+    calcium stretch of every piece).
+
+    The calcification profile (``measure`` averaged over ``split_mm`` along the path) makes a
+    pixel *calcified* by hysteresis: it is at least ``hysteresis x min_mean_calc_mm`` and
+    connected (along the skeleton, through junctions) to pixels at ``min_mean_calc_mm`` or more.
+    Pieces are cut where that class, or the width class, changes, and at junctions; a calcium
+    stretch is a connected set of pieces of one class (the unit of the calcium test).
+    """
+    m = dec.rows.size
+    piece = np.full(m, -1, np.int64)
+    o = dec.order
+    if o.size == 0:
+        return piece, np.zeros(0, np.int64)
+    b = dec.branch[o]
+    new_branch = np.concatenate([[True], b[1:] != b[:-1]])
+    seg = np.cumsum(new_branch) - 1
+    step = dec.length[o]
+    big = step.sum() + 4 * split_mm + 1.0
+    pos = np.cumsum(step) - 0.5 * step + seg * big
+    half = 0.5 * split_mm
+    cut = new_branch.copy()
+    calcified = np.ones(m, bool)
+    if min_mean_calc_mm is not None and dec.has_calc:
+        if measure == "core_excess":
+            num, den = _window_sums(pos, half, dec.core_calc[o] - dec.core_bg[o], dec.n_core[o])
+        else:
+            num, den = _window_sums(pos, half, dec.all_calc[o], dec.n_px[o])
+        profile = np.zeros(m)
+        profile[o] = num / np.maximum(den, 1e-9)
+        candidate = np.where(profile >= hysteresis * min_mean_calc_mm, 0, -1)
+        group = _join(dec, candidate)
+        seeded = np.bincount(group[o], weights=profile[o] >= min_mean_calc_mm, minlength=m) > 0
+        cls = _clean((candidate[o] == 0) & seeded[group[o]], pos, half)
+        calcified[o] = cls
+        cut[1:] |= cls[1:] != cls[:-1]
+    if width_ratio is not None:
+        area, along = _window_sums(pos, half, dec.n_px[o] * dec.spacing[0] * dec.spacing[1], step)
+        width = np.divide(area, along, out=np.full(area.size, np.nan), where=along > 0)
+        median = ndimage.median(np.nan_to_num(width), labels=seg + 1, index=np.arange(1, seg[-1] + 2))
+        ratio = width / np.maximum(np.asarray(median)[seg], 1e-9)
+        for flag in (ratio > width_ratio, ratio < 1.0 / width_ratio):
+            flag = _clean(flag & np.isfinite(ratio), pos, half)
+            cut[1:] |= flag[1:] != flag[:-1]
+    piece[o] = np.cumsum(cut) - 1
+    stretch_of_node = _join(dec, np.where(dec.branch >= 0, calcified.astype(np.int64), -1))
+    stretch = np.zeros(int(piece.max()) + 1, np.int64)
+    stretch[piece[o]] = stretch_of_node[o]
+    return piece, np.unique(stretch, return_inverse=True)[1]
+
+
+def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, min_length_mm: float | None,
+                  min_mean_calc_mm: float | None, measure: str = "core_excess") -> dict:
+    """Per-piece measurements and decision (step 4 of the module docstring).
+
+    Returns arrays indexed by piece id: ``length_mm``, ``run_length_mm`` (the calcified run the
+    length rule measures), ``pixels``, ``mean_calc_mm``, ``core_excess_calc_mm`` (the piece's
+    own), ``stretch_calc_mm`` (the measure of its calcium stretch, which the calcium test uses),
+    ``width_mm``, ``component``, ``low``, ``short`` and ``remove``; and ``px_piece`` (piece of
+    every mask pixel).
+    """
+    n = stretch.size
+    sel = piece >= 0
+    p = piece[sel]
+
+    def total(v, index=p, size=n):
+        return np.bincount(index, weights=v[sel], minlength=size)
+
+    length, pixels = total(dec.length), total(dec.n_px)
+    excess = (total(dec.core_calc) - total(dec.core_bg)) / np.maximum(total(dec.n_core), 1.0)
+    mean = total(dec.all_calc) / np.maximum(pixels, 1.0)
+    sp = stretch[p]
+    ns = int(stretch.max()) + 1 if n else 0
+    if measure == "core_excess":
+        pooled = (total(dec.core_calc, sp, ns) - total(dec.core_bg, sp, ns)) / np.maximum(total(dec.n_core, sp, ns), 1.0)
+    else:
+        pooled = total(dec.all_calc, sp, ns) / np.maximum(total(dec.n_px, sp, ns), 1.0)
+    value = pooled[stretch] if n else np.zeros(0)
+    if not dec.has_calc:
+        excess = mean = value = np.full(n, np.nan)
+    component = np.zeros(n, np.int64)
+    component[p] = dec.comp[sel]
+    low = value < min_mean_calc_mm if min_mean_calc_mm is not None else np.zeros(n, bool)
+    # calcified runs: the pixels of passing pieces, joined along branches and through junctions
+    passing = np.where(piece >= 0, 0, -1)
+    passing[sel] = np.where(low[p], -1, 0)
+    run = _join(dec, passing)
+    run_length = np.bincount(run[sel], weights=np.where(low[p], 0.0, dec.length[sel]), minlength=dec.rows.size)
+    first = np.zeros(n, np.int64)
+    first[p[::-1]] = np.flatnonzero(sel)[::-1]
+    run_length = np.where(low, length, run_length[run[first]]) if n else np.zeros(0)
+    short = run_length < min_length_mm if min_length_mm is not None else np.zeros(n, bool)
+    return dict(length_mm=length, run_length_mm=run_length, pixels=pixels.astype(np.int64), mean_calc_mm=mean,
+                core_excess_calc_mm=excess, stretch_calc_mm=value,
+                width_mm=pixels * dec.spacing[0] * dec.spacing[1] / np.maximum(length, 1e-9),
+                component=component, low=low, short=short, remove=low | short, px_piece=piece[dec.px_node])
 
 
 def correct_bac_label(
@@ -178,32 +569,41 @@ def correct_bac_label(
     breast_mask: np.ndarray | None = None,
     core_mm: float = DEFAULT_CORE_MM,
     ring_mm: float = DEFAULT_RING_MM,
+    split_mm: float = DEFAULT_SPLIT_MM,
+    spur_mm: float = DEFAULT_SPUR_MM,
+    width_ratio: float | None = DEFAULT_WIDTH_RATIO,
+    hysteresis: float = DEFAULT_HYSTERESIS,
 ) -> tuple[np.ndarray, dict]:
-    """Remove false-positive components from a BAC annotation (Sec. 3.3).
+    """Remove false-positive pieces from a BAC annotation (Sec. 3.3; see the module docstring).
 
     Args:
         label: (H, W) binary annotation (any non-zero value is annotated).
         calc_thickness: (H, W) h_calc in mm (Eq. 5, :func:`monai_bac.ops.density.calcification_thickness`);
             required unless ``min_mean_calc_mm`` is None.
-        spacing_mm: (row, col) pixel spacing, mm.
-        min_length_mm: components with a shorter skeleton are removed ("short"); None disables it.
-        min_mean_calc_mm: components whose calcification (``measure``) is lower are removed
-            ("low_calc"); None disables the test.
-        measure: ``"core_excess"`` (default; see the module docstring) or ``"mean"`` (the plain mean
-            over the component, the paper's wording). The default threshold is calibrated for
-            ``"core_excess"``; recalibrate it when using ``"mean"``.
+        spacing_mm: (row, col) pixel spacing, mm (:func:`monai_bac.units.as_spacing`).
+        min_length_mm: pieces whose calcified run is shorter are removed ("short"); None disables it.
+        min_mean_calc_mm: pieces whose calcification (``measure``) is lower are removed
+            ("low_calc"); None disables the test (and the cuts where the calcification changes).
+        measure: ``"core_excess"`` (default) or ``"mean"`` (the plain mean over the piece, the
+            paper's wording). The default threshold is calibrated for ``"core_excess"``.
         breast_mask: (H, W) bool; restricts the background level to breast tissue (recommended).
         core_mm: half-width of the core track around the skeleton, mm.
         ring_mm: half-side of the square of surrounding tissue for the background level, mm.
+        split_mm: window of the profiles along the path and shortest stretch making a piece, mm.
+        spur_mm: terminal skeleton branches shorter than this are pruned, mm.
+        width_ratio: width change (factor against the branch's median) that cuts a piece; None: no
+            cut on width.
 
     Returns:
-        (uint8 (H, W) corrected mask, report). The report holds the settings, the numbers of
-        components before/kept/removed (and removed per reason), the total skeleton length
-        before and after (mm), and ``removed``: one dict per removed component with ``id``,
-        ``bbox`` ((r0, c0, r1, c1), pixels, half-open), ``centroid`` ((row, col), pixels),
-        ``centroid_mm``, ``pixels``, ``area_mm2``, ``length_mm``, ``mean_calc_mm``,
-        ``core_excess_calc_mm`` and ``reason`` ("short", "low_calc" or "short+low_calc"). An empty
-        label gives an empty mask and a report with zero components.
+        (uint8 (H, W) corrected mask, report). The report holds the settings; ``n_components``
+        (= ``n_pieces``: the pieces are the units decided on), ``n_connected_components`` (8-connected
+        components of the annotation), ``n_kept``, ``n_removed`` and the removed per reason
+        (pieces); the total skeleton length and pixels before/after; ``pieces``: one dict per
+        piece with ``id``, ``component``, ``bbox`` ((r0, c0, r1, c1), pixels, half-open),
+        ``centroid`` ((row, col), pixels), ``centroid_mm``, ``pixels``, ``area_mm2``, ``length_mm``,
+        ``run_length_mm``, ``width_mm``, ``mean_calc_mm``, ``core_excess_calc_mm``, ``kept`` and
+        ``reason`` ("" when kept, "short", "low_calc" or "short+low_calc"); ``removed``: the
+        removed ones. An empty label gives an empty mask and a report with zero pieces.
     """
     lab = np.asarray(label)
     if lab.ndim != 2:
@@ -215,35 +615,64 @@ def correct_bac_label(
                          "to correct by length only)")
     if calc_thickness is not None and np.shape(calc_thickness) != lab.shape:
         raise ValueError(f"calc_thickness shape {np.shape(calc_thickness)} differs from the label's {lab.shape}")
-    sr, sc = _spacing(spacing_mm)
-    labels, n = label_components(lab)
-    feats = component_features(labels, n, calc_thickness, (sr, sc), breast_mask, core_mm, ring_mm)
-    calc_value = feats["core_excess_calc_mm"] if measure == "core_excess" else feats["mean_calc_mm"]
-    short = feats["length_mm"] < min_length_mm if min_length_mm is not None else np.zeros(n, bool)
-    low = (calc_value < min_mean_calc_mm) if min_mean_calc_mm is not None else np.zeros(n, bool)
-    remove = short | low
-    keep_lut = np.concatenate([[False], ~remove])
-    out = keep_lut[labels].astype(np.uint8)
-    removed = []
-    for i in np.flatnonzero(remove):
-        r, c = feats["centroid"][i]
-        removed.append(dict(
-            id=int(i + 1), bbox=tuple(int(v) for v in feats["bbox"][i]), centroid=(round(r, 1), round(c, 1)),
-            centroid_mm=(round(r * sr, 2), round(c * sc, 2)), pixels=int(feats["pixels"][i]),
-            area_mm2=round(float(feats["area_mm2"][i]), 4), length_mm=round(float(feats["length_mm"][i]), 3),
-            mean_calc_mm=round(float(feats["mean_calc_mm"][i]), 5),
-            core_excess_calc_mm=round(float(feats["core_excess_calc_mm"][i]), 5),
-            reason="+".join(name for name, flag in (("short", short[i]), ("low_calc", low[i])) if flag),
-        ))
-    length = feats["length_mm"]
+    if not split_mm > 0:
+        raise ValueError(f"split_mm must be > 0 mm, got {split_mm}")
+    if width_ratio is not None and not width_ratio > 1:
+        raise ValueError(f"width_ratio must be > 1 (or None), got {width_ratio}")
+    sr, sc = as_spacing(spacing_mm, "correct_bac_label: spacing_mm")
+    dec = decompose(lab, calc_thickness, (sr, sc), breast_mask, core_mm, ring_mm, spur_mm)
+    piece, stretch = split_pieces(dec, min_mean_calc_mm, measure, split_mm, width_ratio, hysteresis)
+    f = decide_pieces(dec, piece, stretch, min_length_mm, min_mean_calc_mm, measure)
+    remove, low, short = f["remove"], f["low"], f["short"]
+    n = remove.size
+    out = np.zeros(lab.shape, np.uint8)
+    keep_px = ~remove[f["px_piece"]] if n else np.zeros(0, bool)
+    out[dec.px_rows[keep_px], dec.px_cols[keep_px]] = 1
+    pieces = _piece_entries(dec, f, (sr, sc))
+    kept_len = float(f["length_mm"][~remove].sum())
     report = dict(
         min_length_mm=min_length_mm, min_mean_calc_mm=min_mean_calc_mm, measure=measure, core_mm=float(core_mm),
-        ring_mm=float(ring_mm), spacing_mm=(sr, sc),
-        n_components=n, n_kept=int(n - remove.sum()), n_removed=int(remove.sum()),
+        ring_mm=float(ring_mm), split_mm=float(split_mm), spur_mm=float(spur_mm),
+        width_ratio=None if width_ratio is None else float(width_ratio), spacing_mm=(sr, sc),
+        n_components=n, n_pieces=n, n_connected_components=dec.n_components,
+        n_kept=int(n - remove.sum()), n_removed=int(remove.sum()),
         n_removed_short=int((short & ~low).sum()), n_removed_low_calc=int((low & ~short).sum()),
         n_removed_both=int((short & low).sum()),
-        length_before_mm=float(length.sum()), length_after_mm=float(length[~remove].sum()),
-        pixels_before=int(feats["pixels"].sum()), pixels_after=int(feats["pixels"][~remove].sum()),
-        removed=removed,
+        length_before_mm=dec.length_total_mm, length_after_mm=kept_len,
+        pixels_before=int(dec.px_rows.size), pixels_after=int(keep_px.sum()),
+        pieces=pieces, removed=[p for p in pieces if not p["kept"]],
     )
     return out, report
+
+
+def _piece_entries(dec: Decomposition, f: dict, spacing: tuple[float, float]) -> list[dict]:
+    n = f["remove"].size
+    if n == 0:
+        return []
+    sr, sc = spacing
+    lab = f["px_piece"] + 1
+    idx = np.arange(1, n + 1)
+    r0 = ndimage.minimum(dec.px_rows, lab, idx)
+    r1 = ndimage.maximum(dec.px_rows, lab, idx)
+    c0 = ndimage.minimum(dec.px_cols, lab, idx)
+    c1 = ndimage.maximum(dec.px_cols, lab, idx)
+    rm = ndimage.mean(dec.px_rows, lab, idx)
+    cm = ndimage.mean(dec.px_cols, lab, idx)
+    out = []
+    for i in range(n):
+        low, short = bool(f["low"][i]), bool(f["short"][i])
+        out.append(dict(
+            id=i + 1, component=int(f["component"][i]),
+            bbox=(int(r0[i]), int(c0[i]), int(r1[i]) + 1, int(c1[i]) + 1),
+            centroid=(round(float(rm[i]), 1), round(float(cm[i]), 1)),
+            centroid_mm=(round(float(rm[i]) * sr, 2), round(float(cm[i]) * sc, 2)),
+            pixels=int(f["pixels"][i]), area_mm2=round(float(f["pixels"][i] * sr * sc), 4),
+            length_mm=round(float(f["length_mm"][i]), 3), run_length_mm=round(float(f["run_length_mm"][i]), 3),
+            width_mm=round(float(f["width_mm"][i]), 3),
+            stretch_calc_mm=round(float(f["stretch_calc_mm"][i]), 5),
+            mean_calc_mm=round(float(f["mean_calc_mm"][i]), 5),
+            core_excess_calc_mm=round(float(f["core_excess_calc_mm"][i]), 5),
+            kept=not (low or short),
+            reason="+".join(name for name, flag in (("short", short), ("low_calc", low)) if flag),
+        ))
+    return out

@@ -1,17 +1,18 @@
 """Automatic correction of BAC annotations (the paper's Sec. 3.3, Fig. 6) as MONAI transforms.
-
-:class:`CorrectBACLabel` / :class:`CorrectBACLabeld` split a BAC annotation into 8-connected
-components and drop those whose skeleton is shorter than ``min_length_mm`` (stand-alone
-micro-calcifications) and those whose mean calcification thickness h_calc (Eq. 5) is below
-``min_mean_calc_mm`` (dense-tissue strands and edges). The defaults were calibrated on the
+:class:`CorrectBACLabel` / :class:`CorrectBACLabeld` cut a BAC annotation into pieces along its
+skeleton (at junctions, and where the calcification thickness h_calc of Eq. 5 or the annotated
+width changes markedly along the path) and drop the pieces whose calcified run is shorter than
+``min_length_mm`` (stand-alone micro-calcifications) and those whose calcification is below
+``min_mean_calc_mm`` (dense-tissue strands and edges), so that a look-alike brushed in the same
+stroke as a calcified vessel is removed and the vessel kept. The defaults were calibrated on the
 phantom's simulated third-party annotation (:mod:`monai_bac.ops.label_correction`,
 ``benchmarks/calibrate_label_correction.py``).
 
 The corrected label's metadata (``meta["label_correction"]``) holds the thresholds, the numbers
-of components kept and removed (by reason), the skeleton length before and after, and the list of
-removed components with their reason as a JSON string (``removed_json``; parse it with
-:func:`removed_components`). Everything in it is a number or a string, so batches of corrected
-labels still collate in a MONAI ``DataLoader``.
+of pieces kept and removed (by reason), the skeleton length before and after, the removed pieces
+(``removed_json``; parse it with :func:`removed_components`) and every piece with its decision
+(``pieces_json``; :func:`correction_pieces`) as JSON strings. Everything in it is a number or a
+string, so batches of corrected labels still collate in a MONAI ``DataLoader``.
 """
 
 from __future__ import annotations
@@ -29,9 +30,14 @@ from monai.utils.enums import TransformBackends
 
 from monai_bac.ops.label_correction import (
     DEFAULT_CORE_MM,
+    DEFAULT_HYSTERESIS,
     DEFAULT_MIN_LENGTH_MM,
     DEFAULT_MIN_MEAN_CALC_MM,
     DEFAULT_RING_MM,
+    DEFAULT_SPLIT_MM,
+    DEFAULT_SPUR_MM,
+    DEFAULT_WIDTH_RATIO,
+    MEASURES,
     correct_bac_label,
 )
 from monai_bac.transforms.utils import breast_map_hw, like, meta_of, resolve_spacing_mm, source_name, to_hw
@@ -43,6 +49,7 @@ __all__ = [
     "CorrectBACLabelD",
     "CorrectBACLabelDict",
     "removed_components",
+    "correction_pieces",
     "correction_meta",
 ]
 
@@ -54,48 +61,66 @@ def correction_meta(report: Mapping) -> dict:
         min_length_mm=nan if report["min_length_mm"] is None else float(report["min_length_mm"]),
         min_mean_calc_mm=nan if report["min_mean_calc_mm"] is None else float(report["min_mean_calc_mm"]),
         measure=str(report["measure"]),
-        n_components=int(report["n_components"]), n_kept=int(report["n_kept"]), n_removed=int(report["n_removed"]),
+        n_components=int(report["n_components"]), n_pieces=int(report["n_pieces"]),
+        n_connected_components=int(report["n_connected_components"]),
+        n_kept=int(report["n_kept"]), n_removed=int(report["n_removed"]),
         n_removed_short=int(report["n_removed_short"]), n_removed_low_calc=int(report["n_removed_low_calc"]),
         n_removed_both=int(report["n_removed_both"]),
         length_before_mm=float(report["length_before_mm"]), length_after_mm=float(report["length_after_mm"]),
         removed_json=json.dumps(report["removed"]),
+        pieces_json=json.dumps(report["pieces"]),
     )
 
 
-def removed_components(label_or_meta: Any) -> list[dict]:
-    """The removed components (id, bbox, centroid, pixels, length_mm, mean_calc_mm, core_excess_calc_mm,
-    reason) recorded
-    by :class:`CorrectBACLabel` in a corrected label's metadata (or in its ``meta`` dict)."""
+def _entry(label_or_meta: Any) -> Mapping | None:
     meta = label_or_meta.meta if isinstance(label_or_meta, MetaTensor) else label_or_meta
-    entry = (meta or {}).get("label_correction")
-    if not entry:
-        return []
-    return json.loads(entry["removed_json"])
+    return (meta or {}).get("label_correction")
+
+
+def removed_components(label_or_meta: Any) -> list[dict]:
+    """The removed pieces (``id``, ``component``, ``bbox``, ``centroid``, ``centroid_mm``, ``pixels``,
+    ``area_mm2``, ``length_mm``, ``run_length_mm``, ``width_mm``, ``mean_calc_mm``,
+    ``core_excess_calc_mm``, ``stretch_calc_mm``, ``reason``) recorded by :class:`CorrectBACLabel`
+    in a corrected label's metadata (or in its ``meta`` dict)."""
+    entry = _entry(label_or_meta)
+    return json.loads(entry["removed_json"]) if entry else []
+
+
+def correction_pieces(label_or_meta: Any) -> list[dict]:
+    """Every piece (kept or not; the keys of :func:`removed_components` plus ``kept``) recorded by
+    :class:`CorrectBACLabel` in a corrected label's metadata (or in its ``meta`` dict)."""
+    entry = _entry(label_or_meta)
+    return json.loads(entry["pieces_json"]) if entry and "pieces_json" in entry else []
 
 
 class CorrectBACLabel(Transform):
-    """Remove false-positive components from a BAC annotation (the paper's Sec. 3.3).
+    """Remove false-positive pieces from a BAC annotation (the paper's Sec. 3.3).
 
-    Components (8-connectivity) whose skeleton length (geodesic, mm) is below ``min_length_mm``
-    are removed as "short" (stand-alone micro-calcifications); those whose calcification
-    thickness (Eq. 5, mm) is below ``min_mean_calc_mm`` as "low_calc" (dense-tissue strands and
-    edges). Both thresholds are physical, so they hold at any pixel spacing.
+    The annotation is cut into pieces along its skeleton: at junctions, and where the
+    calcification (Eq. 5) or the annotated width changes markedly along the path (stretches of
+    at least ``split_mm``). A piece whose calcification thickness (mm) is below
+    ``min_mean_calc_mm`` is removed as "low_calc" (dense-tissue strands and edges, also when
+    brushed in the same stroke as a vessel); a piece whose calcified run (the connected pieces
+    passing the calcium test) is shorter than ``min_length_mm`` as "short" (stand-alone
+    micro-calcifications). Both thresholds are physical, so they hold at any pixel spacing.
 
-    The calcification of a component is, by default (``measure="core_excess"``), the mean h_calc
-    along its centreline (within ``core_mm`` of its skeleton) minus the mean h_calc of the
-    unannotated breast tissue around it (``ring_mm``): this removes the dilution by a brush wider
-    than the vessel and the residual texture that Eq. (5)'s opening leaves in dense tissue.
-    ``measure="mean"`` is the paper's plain mean over the component (recalibrate the threshold
-    for it). See :mod:`monai_bac.ops.label_correction`.
+    The calcification is, by default (``measure="core_excess"``), the mean h_calc along the
+    centreline (within ``core_mm`` of the skeleton) minus the mean h_calc of the unannotated
+    breast tissue around it (``ring_mm``): this removes the dilution by a brush wider than the
+    vessel and the residual texture that Eq. (5)'s opening leaves in dense tissue.
+    ``measure="mean"`` is the paper's plain mean (recalibrate the threshold for it). See
+    :mod:`monai_bac.ops.label_correction`.
 
     Args:
-        min_length_mm: minimum skeleton length, mm (None: no length test).
+        min_length_mm: minimum length of a calcified run, mm (None: no length test).
         min_mean_calc_mm: minimum calcification, mm (None: no calcification test, and no
             ``calc_thickness`` needed).
         measure: ``"core_excess"`` (default) or ``"mean"``.
         core_mm, ring_mm: widths of the core track and of the surrounding tissue, mm.
         spacing_mm: (row, col) mm replacing the label's (or the calcification map's)
             ``meta["spacing_mm"]``.
+        split_mm, spur_mm, width_ratio, hysteresis: how the annotation is cut into pieces
+            (:func:`monai_bac.ops.label_correction.correct_bac_label`).
 
     ``__call__(label, calc_thickness=None, breast_map=None)``: ``label`` (1, H, W) binary
     annotation (numpy, tensor or MetaTensor), ``calc_thickness`` the (1, H, W) h_calc map of
@@ -116,13 +141,19 @@ class CorrectBACLabel(Transform):
         measure: str = "core_excess",
         core_mm: float = DEFAULT_CORE_MM,
         ring_mm: float = DEFAULT_RING_MM,
+        split_mm: float = DEFAULT_SPLIT_MM,
+        spur_mm: float = DEFAULT_SPUR_MM,
+        width_ratio: float | None = DEFAULT_WIDTH_RATIO,
+        hysteresis: float = DEFAULT_HYSTERESIS,
     ) -> None:
         self.min_length_mm = None if min_length_mm is None else float(min_length_mm)
         self.min_mean_calc_mm = None if min_mean_calc_mm is None else float(min_mean_calc_mm)
         self.spacing_mm = spacing_mm
-        if measure not in ("core_excess", "mean"):
+        if measure not in MEASURES:
             raise ValueError(f"measure must be 'core_excess' or 'mean', got {measure!r}")
         self.measure, self.core_mm, self.ring_mm = measure, float(core_mm), float(ring_mm)
+        self.split = dict(split_mm=float(split_mm), spur_mm=float(spur_mm),
+                          width_ratio=None if width_ratio is None else float(width_ratio), hysteresis=float(hysteresis))
 
     def __call__(self, label: NdarrayOrTensor, calc_thickness: NdarrayOrTensor | None = None,
                  breast_map: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
@@ -148,7 +179,7 @@ class CorrectBACLabel(Transform):
                                  f"{lab.shape}")
             breast = breast_map_hw(breast_map, lab, meta) > 0 if breast_map is not None else calc != 0
         out, report = correct_bac_label(lab, calc, spacing, self.min_length_mm, self.min_mean_calc_mm, self.measure,
-                                        breast, self.core_mm, self.ring_mm)
+                                        breast, self.core_mm, self.ring_mm, **self.split)
         return like(out.astype(lab.dtype, copy=False), label, lab.dtype, {"label_correction": correction_meta(report)})
 
 
@@ -189,12 +220,17 @@ class CorrectBACLabeld(MapTransform):
         breast_map_key: str | None = "breast_map",
         calc_kwargs: Mapping[str, Any] | None = None,
         allow_missing_keys: bool = False,
+        split_mm: float = DEFAULT_SPLIT_MM,
+        spur_mm: float = DEFAULT_SPUR_MM,
+        width_ratio: float | None = DEFAULT_WIDTH_RATIO,
+        hysteresis: float = DEFAULT_HYSTERESIS,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.output_keys = self.keys if output_keys is None else ensure_tuple_rep(output_keys, len(self.keys))
         self.calc_key = calc_key
         self.breast_map_key = breast_map_key
-        self.transform = CorrectBACLabel(min_length_mm, min_mean_calc_mm, spacing_mm, measure, core_mm, ring_mm)
+        self.transform = CorrectBACLabel(min_length_mm, min_mean_calc_mm, spacing_mm, measure, core_mm, ring_mm,
+                                         split_mm, spur_mm, width_ratio, hysteresis)
         self._calc = CalcificationThicknessd(keys=density_key, output_keys=calc_key, breast_map_key=breast_map_key,
                                              image_key=image_key, **dict(calc_kwargs or {}))
 
