@@ -3,8 +3,8 @@
 See :mod:`monai_bac.data.loader` for the MetaTensor meta keys and the geometry convention.
 """
 
-from monai_bac.data.dicom_io import read_dicom_mammogram, write_mammogram_dicom
-from monai_bac.data.errors import MammogramReadError, MissingTagWarning, ProcessedImageWarning
+from monai_bac.data.dicom_io import MIN_SIDE_PX, read_dicom_mammogram, write_mammogram_dicom
+from monai_bac.data.errors import MammogramReadError, MissingTagWarning, ProcessedImageWarning, require_regular_file
 from monai_bac.data.image_io import load_nifti_2d, load_png_or_tiff, save_image_nifti, save_mask_nifti
 from monai_bac.data.loader import (
     IMAGE_META_KEYS,
@@ -19,6 +19,7 @@ from monai_bac.data.loader import (
 
 __all__ = [
     "IMAGE_META_KEYS",
+    "MIN_SIDE_PX",
     "LoadMammogram",
     "LoadMammogramD",
     "LoadMammogramDict",
@@ -32,6 +33,7 @@ __all__ = [
     "load_png_or_tiff",
     "mammogram_affine",
     "read_dicom_mammogram",
+    "require_regular_file",
     "save_image_nifti",
     "save_mask_nifti",
     "write_mammogram_dicom",

@@ -20,8 +20,9 @@ length (uncompressed), BitsAllocated 8 or 16, BitsStored <= BitsAllocated and Hi
 BitsStored - 1, unsigned values for MG, at least :data:`MIN_SIDE_PX` pixels a side, stored
 values within BitsStored (this also catches pixel bytes in the wrong byte order), not a blank
 image, a finite positive RescaleSlope within :data:`RESCALE_SLOPE_RANGE` and a RescaleIntercept
-no larger than the range of the values, and a pixel spacing in the plausible range of
-:func:`monai_bac.units.as_spacing` (an explicit ``spacing_mm`` wins over the tags). JPEG,
+no larger than the range of the values, a PhotometricInterpretation (MONOCHROME1 or 2), and a
+pixel spacing in the plausible range of :func:`monai_bac.units.as_spacing` with pixels no more
+than :data:`MAX_PIXEL_ASPECT`:1 (an explicit ``spacing_mm`` wins over the tags). JPEG,
 JPEG-LS and JPEG 2000 pixel data are decoded by the pylibjpeg plugins (libjpeg, openjpeg).
 
 The returned metadata dict uses the keys of DESIGN.md's data contract (see
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import io
 import math
 import os
 import stat
@@ -72,6 +74,7 @@ from monai_bac.utils import atomic_write_path
 __all__ = [
     "MG_FOR_PRESENTATION_SOP_CLASS",
     "MG_FOR_PROCESSING_SOP_CLASS",
+    "MAX_PIXEL_ASPECT",
     "MIN_SIDE_PX",
     "RESCALE_SLOPE_RANGE",
     "is_dicom_file",
@@ -336,6 +339,9 @@ MIN_SIDE_PX = 128
 #: RescaleSlope (0028,1053) accepted range: a raw mammogram's Modality LUT is the identity, and
 #: any vendor scaling stays within four orders of magnitude of it.
 RESCALE_SLOPE_RANGE = (1e-4, 1e4)
+#: largest accepted ratio of the two pixel spacings in a tag: detectors have (nearly) square
+#: pixels, so 0.5 x 8.5 mm is a corrupt digit, not a detector
+MAX_PIXEL_ASPECT = 2.0
 # transfer syntaxes decoded directly by a pylibjpeg plugin (when it is installed): openjpeg for
 # JPEG 2000, libjpeg for JPEG (baseline, extended, lossless) and JPEG-LS
 _PLUGIN_DECODERS = {
@@ -402,9 +408,12 @@ def _read_without_preamble(path: Path) -> Dataset:
         "(SOPClassUID (0008,0016) or PixelData (7FE0,0010)) could be parsed"
     )
     try:
+        with open(path, "rb") as f:
+            starts_with_marker = f.read(4) == b"DICM"  # preamble cut off, 'DICM' + file meta left
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(str(path), force=True)
+            source = io.BytesIO(path.read_bytes()[4:]) if starts_with_marker else str(path)
+            ds = pydicom.dcmread(source, force=True)
             ok = "SOPClassUID" in ds or "PixelData" in ds
     except Exception as e:
         raise MammogramReadError(not_dicom) from e
@@ -507,6 +516,12 @@ def _spacing(ds: Dataset, path: Path, override: Any) -> tuple[tuple[float, float
             spacing = as_spacing(value, f"{path}: {tag_name(keyword)}")
         except SpacingError as e:
             raise MammogramReadError(f"{e}; pass spacing_mm=(row_mm, col_mm) to override it") from e
+        if max(spacing) > MAX_PIXEL_ASPECT * min(spacing):
+            raise MammogramReadError(
+                f"{path}: {tag_name(keyword)} is {spacing[0]:g} x {spacing[1]:g} mm, more than {MAX_PIXEL_ASPECT:g}:1 "
+                "apart; detector pixels are (nearly) square (a corrupt tag?); pass spacing_mm=(row_mm, col_mm) to "
+                "override it"
+            )
         if keyword == "PixelSpacing":
             warnings.warn(
                 f"{path}: {tag_name('ImagerPixelSpacing')} is absent; using {tag_name('PixelSpacing')} = {spacing} mm",
@@ -674,6 +689,8 @@ def _pixel_layout(ds: Dataset, path: Path, syntax: UID, modality: str | None, mi
         raise MammogramReadError(
             f"{path}: {tag_name('PixelRepresentation')} is {signed}; a mammogram's pixel values are unsigned (0)"
         )
+    # what pydicom's decoders read: the checked values, defaults filled in
+    ds.SamplesPerPixel, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 1, bits_stored, high_bit, signed
     if not syntax.is_compressed:
         expected = rows * cols * bits_allocated // 8
         found = len(ds.PixelData)
@@ -774,31 +791,37 @@ def _rescale(ds: Dataset, path: Path, bits_stored: int) -> tuple[float, float]:
     return slope, intercept
 
 
-def _to_monochrome2(array: np.ndarray, ds: Dataset, path: Path, bits_stored: int, signed: bool) -> tuple[np.ndarray, str | None]:
-    """Finite float32 values with MONOCHROME2 meaning, rescaled; also returns the original photometric."""
+def _photometric(ds: Dataset, path: Path) -> str:
+    """PhotometricInterpretation, which must be MONOCHROME1 or MONOCHROME2."""
     photometric = _str(ds, "PhotometricInterpretation")
     photometric = photometric.upper() if photometric else None
-    slope, intercept = _rescale(ds, path, bits_stored)
-    out = array.astype(np.float32)
-    if photometric is None:
-        warnings.warn(
-            f"{path}: {tag_name('PhotometricInterpretation')} is absent; assuming MONOCHROME2",
-            MissingTagWarning,
-            stacklevel=3,
+    if photometric is None:  # a guess would invert the raw values of every MONOCHROME1 vendor
+        raise MammogramReadError(
+            f"{path}: {tag_name('PhotometricInterpretation')} is absent; it says whether larger stored values "
+            "mean more X-rays (MONOCHROME2) or fewer (MONOCHROME1)"
         )
-    elif photometric == "MONOCHROME1":
-        lo, hi = (-(2 ** (bits_stored - 1)), 2 ** (bits_stored - 1) - 1) if signed else (0, 2**bits_stored - 1)
-        out = np.float32(lo + hi) - out
-    elif photometric != "MONOCHROME2":
+    if photometric not in _PHOTOMETRICS:
         raise MammogramReadError(
             f"{path}: {tag_name('PhotometricInterpretation')} is {photometric!r}; "
             "only MONOCHROME1 and MONOCHROME2 are supported"
         )
+    return photometric
+
+
+def _to_monochrome2(
+    array: np.ndarray, ds: Dataset, path: Path, photometric: str, bits_stored: int, signed: bool
+) -> np.ndarray:
+    """Finite float32 values with MONOCHROME2 meaning (MONOCHROME1 inverted), rescaled."""
+    slope, intercept = _rescale(ds, path, bits_stored)
+    out = array.astype(np.float32)
+    if photometric == "MONOCHROME1":
+        lo, hi = (-(2 ** (bits_stored - 1)), 2 ** (bits_stored - 1) - 1) if signed else (0, 2**bits_stored - 1)
+        out = np.float32(lo + hi) - out
     if slope != 1.0 or intercept != 0.0:
         out = (out * np.float32(slope) + np.float32(intercept)).astype(np.float32)
     if not np.isfinite(out).all():  # cannot happen with the checks above; the contract is finite float32
         raise MammogramReadError(f"{path}: rescaled pixel values are not finite ({tag_name('RescaleSlope')})")
-    return out, photometric
+    return out
 
 
 def _normalise_view(value: str | None) -> str | None:
@@ -912,8 +935,9 @@ def _read(
     modality = _check_modality(ds, path, allow_non_mg)
     presentation, is_raw = _presentation(ds, path, require_raw)
     spacing, spacing_source = _spacing(ds, path, spacing_mm)
+    photometric = _photometric(ds, path)
     stored, bits_stored, signed = _decode_pixels(ds, path, modality, min_size_px)
-    pixels, photometric = _to_monochrome2(stored, ds, path, bits_stored, signed)
+    pixels = _to_monochrome2(stored, ds, path, photometric, bits_stored, signed)
     meta: dict[str, Any] = {
         "spacing_mm": spacing,
         "spacing_source": spacing_source,
