@@ -49,8 +49,8 @@ class Server:
 
 
 def start_server(app: Path, studies: Path, conf: dict[str, str], log: Path, env: dict[str, str] | None = None,
-                 timeout_s: float = 240.0) -> Server:
-    """Start ``monailabel start_server`` on a free loopback port and wait until ``GET /info/`` answers."""
+                 timeout_s: float = 240.0, ready_path: str = "/info/") -> Server:
+    """Start ``monailabel start_server`` on a free loopback port and wait until ``GET <ready_path>`` answers 200."""
     port = free_port()
     cmd = monailabel_command() + ["start_server", "--app", str(app), "--studies", str(studies),
                                   "--host", HOST, "--port", str(port)]
@@ -66,7 +66,7 @@ def start_server(app: Path, studies: Path, conf: dict[str, str], log: Path, env:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with code {process.returncode}:\n{server.log_tail()}")
         try:
-            if requests.get(f"{server.url}/info/", timeout=5).status_code == 200:
+            if requests.get(f"{server.url}{ready_path}", timeout=5).status_code == 200:
                 return server
         except requests.RequestException:
             pass

@@ -19,13 +19,23 @@ What :class:`BACDatastore` adds to :class:`~monailabel.datastore.local.LocalData
 * labels are written atomically (temporary file + rename), and a label that is replaced keeps
   its previous version in ``studies/.monai_bac/label_history/<tag>/<id>.<time>.nii.gz``:
   no annotator's work is ever lost;
-* an uploaded image must be a readable mammogram and may not replace an existing id (HTTP 409).
+* an uploaded image must be a readable mammogram and may not replace an existing id (HTTP 409);
+* every path is resolved (``os.path.realpath``) and must stay inside the studies folder: a symlink
+  pointing out of it is neither listed nor served nor deleted (HTTP 403), and no response
+  carries an absolute path (image info has no ``path``);
+* an uploaded label or image is checked by its header before anything is decompressed: more
+  pixels than the image (labels) or than ``max_pixels`` (100 Mpx), or an odd data type, is
+  refused with HTTP 422 (a 200 kB gzip NIfTI can declare gigabytes);
+* deleting is off unless the server allows it (``allow_delete``; HTTP 403 saying how); when on,
+  a deleted image or label is moved to ``studies/.monai_bac/trash/<time>_<id>/`` (with a
+  ``manifest.json`` saying where each file came from), never erased, and the label history stays.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import gzip
+import json
 import logging
 import os
 import re
@@ -38,7 +48,7 @@ from filelock import FileLock
 from monailabel.datastore.local import DataModel, LocalDatastore
 from monailabel.interfaces.datastore import DefaultLabelTag
 
-from lib.errors import bad_request, conflict, not_found, scrub, unprocessable, unsupported
+from lib.errors import bad_request, conflict, forbidden, not_found, scrub, unprocessable, unsupported
 from lib.geometry import read_label_like
 
 logger = logging.getLogger(__name__)
@@ -50,6 +60,14 @@ SAFE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
 DEFAULT_EXTENSIONS = ("*.dcm", "*.nii.gz", "*.nii")
 NIFTI_EXTS = (".nii.gz", ".nii")
 HISTORY_DIR = os.path.join(".monai_bac", "label_history")
+TRASH_DIR = os.path.join(".monai_bac", "trash")
+#: largest image or label (pixels x frames) the server decompresses
+MAX_PIXELS = 100_000_000
+#: largest NIfTI header + extensions accepted before the voxel data (bytes)
+MAX_NIFTI_HEADER = 1 << 20
+DELETE_HOWTO = ("deleting is disabled on this server, nothing was removed. An admin can allow it by starting the "
+                "server with `--conf allow_delete true` (or MONAI_BAC_ALLOW_DELETE=true); deleted files are then "
+                "moved to <studies>/.monai_bac/trash/, not erased")
 
 
 def check_image_id(image_id: Any) -> str:
@@ -96,17 +114,135 @@ def image_shape_spacing(path: str) -> tuple[tuple[int, int], tuple[float, float]
     return tuple(int(s) for s in image.shape[-2:]), image.meta.get("spacing_mm")
 
 
+def _nifti_header(path: str):
+    """The NIfTI-1/2 header of ``path`` read from its first bytes only (a gzip stream is not inflated further)."""
+    import nibabel as nib
+    import numpy as np
+
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        head = f.read(544)
+    if len(head) < 348:
+        raise ValueError("too short for a NIfTI header")
+    for order in ("<", ">"):
+        size = int(np.frombuffer(head[:4], dtype=f"{order}i4")[0])
+        if size in (348, 540) and len(head) >= size:
+            cls = nib.Nifti1Header if size == 348 else nib.Nifti2Header
+            return cls(head[:size], endianness=order, check=False)
+    raise ValueError("no NIfTI header (sizeof_hdr is neither 348 nor 540)")
+
+
+def check_upload(path: str, what: str, max_pixels: int = MAX_PIXELS,
+                 image_hw: tuple[int, int] | None = None) -> tuple[int, ...] | None:
+    """Refuse (HTTP 422) an uploaded NIfTI or DICOM whose HEADER declares too much data, before decoding it.
+
+    ``image_hw``: for a label, the image's (rows, columns); the label may not hold more pixels.
+    Returns the declared shape, or None for a file that is neither NIfTI nor DICOM (its loader decides).
+    """
+    import numpy as np
+
+    limit = min(max_pixels, image_hw[0] * image_hw[1]) if image_hw else max_pixels
+    against = f"the image's {image_hw[0]} x {image_hw[1]}" if image_hw else f"the server's limit of {max_pixels:,}"
+    lower = str(path).lower()
+    if lower.endswith(NIFTI_EXTS):
+        try:
+            header = _nifti_header(path)
+            shape = tuple(int(d) for d in header.get_data_shape())
+            dtype = header.get_data_dtype()
+            offset = int(header.get("vox_offset", 0))
+        except Exception as e:
+            raise unprocessable(f"{what} has no readable NIfTI header ({type(e).__name__}: {e}); nothing was "
+                                "read further") from None
+        if dtype.kind not in "biuf" or dtype.itemsize > 8:
+            raise unprocessable(f"{what}: NIfTI data type {dtype} is not a mask / grey-level type")
+        if offset > MAX_NIFTI_HEADER:
+            raise unprocessable(f"{what}: NIfTI header declares {offset:,} bytes before the data (extensions); "
+                                f"at most {MAX_NIFTI_HEADER:,} are accepted")
+    elif lower.endswith((".dcm", ".dicom")):
+        import pydicom
+
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:
+            return None  # not DICOM after all: the loader says why
+        if "Rows" not in ds or "Columns" not in ds:
+            return None
+        shape = (int(ds.Rows), int(ds.Columns), int(ds.get("NumberOfFrames", 1) or 1),
+                 int(ds.get("SamplesPerPixel", 1) or 1))
+    else:
+        return None
+    if any(d < 0 for d in shape):
+        raise unprocessable(f"{what}: its header declares negative dimensions {shape}")
+    n = int(np.prod(shape, dtype=np.float64)) if shape else 0
+    if n > limit:
+        dims = " x ".join(str(d) for d in shape)
+        raise unprocessable(f"{what} declares {dims} = {n:,} pixels in its header, more than {against}; refused "
+                            "before decompression, nothing was saved")
+    return shape
+
+
 class BACDatastore(LocalDatastore):
     """:class:`LocalDatastore` for raw mammograms with validated, atomic, versioned label saves."""
 
     def __init__(self, datastore_path: str, images_dir: str = ".", extensions=DEFAULT_EXTENSIONS,
-                 auto_reload: bool = False, read_only: bool = False):
+                 auto_reload: bool = False, read_only: bool = False, allow_delete: bool = False,
+                 max_pixels: int = MAX_PIXELS):
+        self._root = os.path.realpath(datastore_path)
+        self.allow_delete = bool(allow_delete)
+        self.max_pixels = int(max_pixels)
+        self._refused: set[str] = set()
+        if not self._is_inside(os.path.join(self._root, images_dir), allow_root=True):
+            raise ValueError(f"images_dir {images_dir!r} is outside the studies folder; it must be a sub-folder")
         super().__init__(datastore_path, images_dir=images_dir, extensions=list(extensions),
                          auto_reload=auto_reload, read_only=read_only)
 
     # --- helpers ---------------------------------------------------------------------------
     def _scrub(self, message: str) -> str:
         return scrub(message, self._datastore_path)
+
+    def _is_inside(self, path: str, allow_root: bool = False) -> bool:
+        """True when ``path``, symlinks resolved, lies inside the studies folder."""
+        real = os.path.realpath(path)
+        return (real == self._root and allow_root) or real.startswith(self._root.rstrip(os.sep) + os.sep)
+
+    def _contained(self, path: str, what: str) -> str:
+        """``path`` (already resolved) if inside the studies folder, else HTTP 403 (without the target)."""
+        if not self._is_inside(path):
+            raise forbidden(f"{what} resolves to a file outside the studies folder (a symbolic link pointing "
+                            "out); it is not served, changed or deleted. Copy the file into the studies folder")
+        return path
+
+    def _list_files(self, path, patterns):
+        """MONAI Label's file listing without entries that resolve outside the studies folder, are not files, or
+        whose name is not a valid id (letters, digits, '.', '_', '-')."""
+        listed = super()._list_files(path, patterns)
+        kept = {}
+        for name, file in listed.items():
+            full = os.path.join(path, file)
+            ident = self._to_id(os.path.basename(file))[0]
+            if self._is_inside(full) and os.path.isfile(full) and SAFE_ID.match(ident) and ".." not in ident:
+                kept[name] = file
+            elif full not in self._refused:
+                self._refused.add(full)
+                logger.warning("not listed: %s (it resolves outside the studies folder, is not a file, or its name "
+                               "is not a valid image id)", self._scrub(full))
+        return kept
+
+    def get_image_uri(self, image_id: str) -> str:
+        uri = super().get_image_uri(check_image_id(image_id))
+        return self._contained(uri, f"image {image_id!r}") if uri else uri
+
+    def get_label_uri(self, label_id: str, label_tag: str) -> str:
+        uri = super().get_label_uri(check_image_id(label_id), check_tag(label_tag))
+        return self._contained(uri, f"label {label_id!r} (tag {label_tag!r})") if uri else uri
+
+    def get_image_info(self, image_id: str) -> dict[str, Any]:
+        info = super().get_image_info(check_image_id(image_id))
+        info.pop("path", None)  # the server's absolute path; "name" is the file name in the studies folder
+        return info
+
+    def datalist(self, full_path=True) -> list[dict[str, Any]]:
+        return [d for d in super().datalist(full_path) if all(self._is_inside(p) for p in d.values())]
 
     def require_image(self, image_id: Any) -> str:
         """The path of a known image id; HTTP 400 for a malformed id, 404 for an unknown one."""
@@ -135,16 +271,17 @@ class BACDatastore(LocalDatastore):
             raise unsupported(f"label for {image_id!r}: only NIfTI labels (.nii.gz, .nii) are accepted, got "
                               f"{'a .' + suffix if suffix else 'an extension-less'} file")
         try:
+            (h, w), spacing = image_shape_spacing(image_path)
+        except Exception as e:
+            raise unprocessable(f"image {image_id!r} cannot be read, so no label can be checked against it: "
+                                f"{self._scrub(str(e))}") from None
+        check_upload(label_filename, f"label for {image_id!r}", self.max_pixels, image_hw=(h, w))
+        try:
             label, label_spacing = read_label_like(label_filename, image_path)
         except Exception as e:  # unreadable file, not binary, 3D, ...
             reason = self._scrub(str(e).replace(str(label_filename), "the uploaded label"))
             raise unprocessable(f"label for {image_id!r} is not a binary 2D NIfTI mask (0 = background, "
                                 f"1 = bac): {reason}") from None
-        try:
-            (h, w), spacing = image_shape_spacing(image_path)
-        except Exception as e:
-            raise unprocessable(f"image {image_id!r} cannot be read, so no label can be checked against it: "
-                                f"{self._scrub(str(e))}") from None
         lh, lw = (int(s) for s in label.shape)
         if (lh, lw) != (h, w):
             raise unprocessable(f"label for {image_id!r} is {lh} x {lw} pixels (rows x columns) but the image is "
@@ -162,6 +299,7 @@ class BACDatastore(LocalDatastore):
         dest = os.path.join(label_dir, image_id + ".nii.gz")
         with FileLock(self._lock_file):
             os.makedirs(label_dir, exist_ok=True)
+            self._contained(os.path.realpath(label_dir), f"label folder labels/{tag}")
             self._keep_previous(image_id, tag)
             tmp = os.path.join(label_dir, f".{image_id}.{secrets.token_hex(4)}.partial")
             try:
@@ -194,7 +332,7 @@ class BACDatastore(LocalDatastore):
         stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S_%f")
         for ext in NIFTI_EXTS:
             old = os.path.join(label_dir, image_id + ext)
-            if os.path.isfile(old):
+            if os.path.isfile(old) and self._is_inside(old):  # a link pointing out is replaced, not copied
                 history = self.label_history_path(tag)
                 os.makedirs(history, exist_ok=True)
                 shutil.copy2(old, os.path.join(history, f"{image_id}.{stamp}{ext}"))
@@ -210,9 +348,11 @@ class BACDatastore(LocalDatastore):
         if not image_id:
             image_id = name[: -len(ext)]
         image_id = check_image_id(image_id)
-        if image_id in self._datastore.objects:
+        dest = os.path.join(self._datastore.image_path(), image_id + ext)
+        if image_id in self._datastore.objects or os.path.lexists(dest):
             raise conflict(f"image {image_id!r} already exists in the studies folder; choose another id "
                            "(an existing image is never replaced)")
+        check_upload(image_filename, f"image {image_id!r}", self.max_pixels)
         try:
             image = load_mammogram(image_filename)
         except Exception as e:
@@ -221,3 +361,56 @@ class BACDatastore(LocalDatastore):
         info = dict(image_info or {})
         info["shape"] = [int(s) for s in image.shape[-2:]]
         return super().add_image(image_id, image_filename, info)
+
+    # --- deleting: off by default, else to the trash ------------------------------------------
+    def _trash(self, image_id: str, moves: list[tuple[str, str]], what: str) -> str:
+        """Move each (source, path relative to the studies folder) into a new trash entry; returns its name."""
+        stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S_%f")
+        entry = f"{stamp}_{image_id}"
+        folder = os.path.join(self._datastore_path, TRASH_DIR, entry)
+        manifest = {"deleted": what, "image": image_id, "time": stamp, "files": {},
+                    "restore": "move each file back to its place in the studies folder (the key of 'files')"}
+        os.makedirs(folder)
+        for source, relative in moves:
+            target = os.path.join(folder, relative)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(source, target)  # the entry itself (a link stays a link): its data is never erased
+            manifest["files"][relative] = os.path.relpath(target, self._datastore_path)
+        with open(os.path.join(folder, "manifest.json"), "w") as f:
+            json.dump(manifest, f, indent=2)
+        logger.info("moved %s of %s to %s", what, image_id, os.path.join(TRASH_DIR, entry))
+        return os.path.join(TRASH_DIR, entry)
+
+    def _label_entry(self, image_id: str, tag: str) -> tuple[str, str] | None:
+        label = self._datastore.label(image_id, tag)
+        if not label:
+            return None
+        name = image_id + label.ext
+        source = os.path.join(self._datastore.label_path(tag), name)
+        self.get_label_uri(image_id, tag)  # 403 when it resolves outside
+        return (source, os.path.join(self._datastore.labels_dir, tag, name)) if os.path.lexists(source) else None
+
+    def remove_label(self, label_id: str, label_tag: str) -> None:
+        label_id, tag = check_image_id(label_id), check_tag(label_tag)
+        entry = self._label_entry(label_id, tag)
+        if entry is None:
+            raise not_found(f"image {label_id!r} has no label with tag {tag!r}")
+        if not self.allow_delete:
+            raise forbidden(DELETE_HOWTO)
+        with FileLock(self._lock_file):  # MONAI Label's lock is not re-entrant: checks above, moves here
+            self._trash(label_id, [entry], f"label {tag}")
+        self.refresh()
+
+    def remove_image(self, image_id: str) -> None:
+        image_id = check_image_id(image_id)
+        self.require_image(image_id)  # 400 / 404 / 403 (outside)
+        obj = self._datastore.objects[image_id]
+        name = image_id + obj.image.ext
+        moves = [e for e in (self._label_entry(image_id, tag) for tag in list(obj.labels)) if e]
+        if not self.allow_delete:
+            raise forbidden(DELETE_HOWTO)
+        moves.append((os.path.join(self._datastore.image_path(), name),
+                      os.path.normpath(os.path.join(self._datastore.images_dir, name))))
+        with FileLock(self._lock_file):
+            self._trash(image_id, [m for m in moves if os.path.lexists(m[0])], "image and its labels")
+        self.refresh()
