@@ -271,3 +271,69 @@ def test_vendor_native_pixel_pitch_and_encoding(vendor, pitch, bits, photometric
     assert ph.raw.shape == (round(40.0 / pitch), round(30.0 / pitch))
     assert ph.meta["bits_stored"] == bits and ph.meta["photometric"] == photometric
     assert int(ph.raw.max()) <= 2**bits - 1
+
+
+# ---------------------------------------------------------------- look-alikes and annotator habits
+def _component_with_bac(ph, points_mm):
+    """Whether the TPA component under any of ``points_mm`` (left breast) also holds BAC strokes."""
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(ph.tpa_mask > 0, structure=np.ones((3, 3)))
+    rc = np.clip(np.rint(np.asarray(points_mm) / ph.spacing).astype(int), 0, np.array(ph.tpa_mask.shape) - 1)
+    ids = set(labels[rc[:, 0], rc[:, 1]].tolist()) - {0}
+    return any((ph.tpa_source[labels == i] == SOURCE_CODES["bac"]).any() for i in ids)
+
+
+def test_lookalikes_beside_and_across_bac():
+    ph = make_phantom(1, spacing_mm=SPACING, n_clusters=4, n_strands=4, n_edges=0, lookalikes_near_bac=1.0)
+    calcified = cKDTree(np.concatenate([a.points for a in ph.objects["arteries"] if a.runs]))
+    clusters, strands = ph.objects["clusters"], ph.objects["strands"]
+    assert len(clusters) == 4 and len(strands) == 4
+    for c in clusters:  # next to a calcified run
+        assert calcified.query(c.center)[0] < 6.0
+    for s in strands:  # across (or along) one
+        assert calcified.query(s.points)[0].min() < 1.0
+    half = make_phantom(1, spacing_mm=SPACING, n_clusters=4, n_strands=4, n_edges=0, lookalikes_near_bac=0.5)
+    near = [calcified.query(c.center)[0] < 6.0 for c in half.objects["clusters"]]
+    assert sum(near) == 2  # and the other two stay >= 6 mm away, as by default
+
+
+@pytest.mark.parametrize("seed,rate", [(1, 0.5), (2, 1.0)])
+def test_merged_strokes_at_the_configured_rate(seed, rate):
+    """Look-alikes apart from BAC (>= 4-6 mm) with a thin brush touch BAC only through a merged
+    stroke: exactly round(rate x eligible) of them share a connected component with BAC."""
+    cfg = TPAConfig(miss_rate=0.0, under_rate=0.0, fp_microcalc_rate=1.0, fp_strand_rate=1.0, fp_edge_rate=0.0,
+                    brush_halfwidth_mm=(0.3, 0.4), merge_rate=rate, merge_reach_mm=15.0)
+    ph = make_phantom(seed, spacing_mm=SPACING, tpa=cfg, n_clusters=4, n_strands=6, n_edges=0)
+    t = ph.record["tpa"]
+    assert t["merge_eligible"] >= 2
+    assert t["merged_strokes"] == round(rate * t["merge_eligible"]) == len(t["merged"])
+    objects = {"microcalc": [c.specks[:, :2] for c in ph.objects["clusters"]],
+               "strand": [s.points for s in ph.objects["strands"]]}
+    touching = {(kind, j) for kind, items in objects.items() for j, pts in enumerate(items)
+                if _component_with_bac(ph, pts)}
+    assert touching == {tuple(m) for m in t["merged"]}
+    assert make_phantom(seed, spacing_mm=SPACING, tpa=TPAConfig(**{**cfg.to_dict(), "merge_rate": 0.0}),
+                        n_clusters=4, n_strands=6, n_edges=0).record["tpa"]["merged_strokes"] == 0
+
+
+def test_systematic_annotator_brushes_every_lookalike_with_one_brush():
+    cfg = TPAConfig(profile="systematic", systematic_kinds=("microcalc", "strand", "edge"), systematic_halfwidth_mm=0.9)
+    ph = make_phantom(3, spacing_mm=SPACING, tpa=cfg, n_clusters=3, n_strands=5, n_edges=2)
+    t = ph.record["tpa"]
+    assert t["microcalc_brushed"] == t["microcalc_clusters"] == 3
+    assert t["strands_brushed"] == t["strands"] == len(ph.objects["strands"])
+    assert t["edges_brushed"] == t["edges"] == len(ph.objects["edges"])
+    assert t["brush_halfwidths_mm"] == [0.9]
+    for c in ph.objects["clusters"]:  # every speck centre lies under the annotation
+        rc = np.rint(c.specks[:, :2] / SPACING).astype(int)
+        assert ph.tpa_mask[rc[:, 0], rc[:, 1]].all()
+    for s in ph.objects["strands"]:  # the whole strand
+        rc = np.rint(s.points / SPACING).astype(int)
+        assert ph.tpa_mask[rc[:, 0], rc[:, 1]].all()
+    # only the listed kinds are systematic: strands here follow their rate (0)
+    only = make_phantom(3, spacing_mm=SPACING, n_clusters=3, n_strands=5, n_edges=2,
+                        tpa=TPAConfig(profile="systematic", systematic_kinds=("microcalc",), fp_strand_rate=0.0))
+    assert only.record["tpa"]["microcalc_brushed"] == 3 and only.record["tpa"]["strands_brushed"] == 0
+    with pytest.raises(ValueError, match="systematic_kinds"):
+        TPAConfig(profile="systematic", systematic_kinds=("scar",))

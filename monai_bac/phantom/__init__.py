@@ -77,6 +77,7 @@ def make_phantom(
     n_strands: int | None = None,
     n_edges: int | None = None,
     physics: str = "ideal",
+    lookalikes_near_bac: float = 0.0,
 ) -> Phantom:
     """Draw one raw phantom mammogram with ground truth; deterministic for a given ``seed``.
 
@@ -95,6 +96,9 @@ def make_phantom(
             "realistic" (:mod:`monai_bac.phantom.xray`: polyenergetic spectra, scatter, heel effect,
             skin, detector gain/offset/flat-field). The anatomy, truth and annotation of a seed are
             the same in both.
+        lookalikes_near_bac: fraction of the micro-calcification clusters placed 1.5-4 mm beside a
+            calcified run and of the dense strands placed across one (0: all apart, >= 4-6 mm away,
+            as before); those are the look-alikes an annotator can merge with BAC in one stroke.
     """
     view, laterality, vendor = view.upper(), laterality.upper(), vendor.upper()
     if view not in ("CC", "MLO"):
@@ -108,6 +112,8 @@ def make_phantom(
         raise ValueError(f"physics must be one of {PHYSICS}, got {physics!r}")
     if spacing_mm is None:
         spacing_mm = VENDORS[vendor].pixel_mm
+    if not 0.0 <= lookalikes_near_bac <= 1.0:
+        raise ValueError(f"lookalikes_near_bac must be in [0, 1], got {lookalikes_near_bac}")
     if not 0.02 <= spacing_mm <= 2.0:
         raise ValueError(f"spacing_mm must be within 0.02-2 mm, got {spacing_mm}")
     rng = np.random.default_rng(seed)
@@ -122,10 +128,16 @@ def make_phantom(
     if has_bac and arteries:
         anatomy.calcify(rng, arteries)
     vessel_pts = np.concatenate([a.points for a in arteries]) if arteries else None
-    clusters = anatomy.place_clusters(rng, grid, geo, int(rng.integers(0, 5)) if n_clusters is None else n_clusters,
-                                      vessel_pts)
-    strands = anatomy.grow_strands(rng, grid, geo, int(rng.integers(2, 9)) if n_strands is None else n_strands,
-                                   vessel_pts)
+    n_cl = int(rng.integers(0, 5)) if n_clusters is None else n_clusters
+    near_cl = int(round(lookalikes_near_bac * n_cl)) if arteries else 0
+    clusters = anatomy.place_clusters(rng, grid, geo, n_cl - near_cl, vessel_pts)
+    n_st = int(rng.integers(2, 9)) if n_strands is None else n_strands
+    near_st = int(round(lookalikes_near_bac * n_st)) if arteries else 0
+    strands = anatomy.grow_strands(rng, grid, geo, n_st - near_st, vessel_pts)
+    if near_cl or near_st:  # the look-alikes beside BAC come after those apart from it
+        sites = anatomy.calcified_sites(arteries)
+        clusters += anatomy.place_clusters_near(rng, grid, geo, near_cl, sites)
+        strands += anatomy.grow_strands_across(rng, grid, geo, near_st, sites)
 
     h_calc_bac = np.zeros(grid.shape, np.float32)
     anatomy.render_arteries(grid, arteries, h_dt, h_calc_bac)

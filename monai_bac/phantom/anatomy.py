@@ -27,7 +27,7 @@ from monai_bac.phantom.grid import Grid, gaussian_blur
 
 __all__ = ["Artery", "CalcifiedRun", "Cluster", "Strand", "DenseEdge", "dense_tissue", "grow_arteries",
            "calcify", "render_arteries", "place_clusters", "render_clusters", "grow_strands",
-           "render_strands", "dense_plateaus"]
+           "render_strands", "dense_plateaus", "calcified_sites", "place_clusters_near", "grow_strands_across"]
 
 _SUB = np.linspace(-0.4, 0.4, 5)  # sub-pixel offsets across a thin structure (fraction of a pixel)
 
@@ -335,3 +335,70 @@ def render_strands(grid: Grid, strands: list[Strand], h_dt: np.ndarray) -> None:
         band = polyline_band(s.points, s.half_width_mm + grid.spacing, grid)
         d = _across(band, grid)
         flat[band.index] += s.thickness_mm * 0.5 * _chord(s.half_width_mm, d).mean(1) / s.half_width_mm
+
+
+# ------------------------------------------------------------------ look-alikes beside the arteries
+def calcified_sites(arteries: list[Artery], step_mm: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Points (mm) on the calcified runs of the arteries, every ``step_mm``, with unit normals to
+    the vessel; all vessel points when no artery is calcified. Where look-alikes go to sit next
+    to or across BAC."""
+    pts, normals = [], []
+    for art in arteries:
+        seg = np.diff(art.points, axis=0)
+        cum = np.concatenate([[0.0], np.cumsum(np.linalg.norm(seg, axis=1))])
+        intervals = [(r.start, r.stop) for r in art.runs] or ([(0.0, cum[-1])] if not any(a.runs for a in arteries)
+                                                               else [])
+        for start, stop in intervals:
+            t = np.arange(start, stop, step_mm)
+            if len(t) == 0:
+                continue
+            k = np.clip(np.searchsorted(cum, t) - 1, 0, len(seg) - 1)
+            tangent = seg[k] / np.maximum(np.linalg.norm(seg[k], axis=1, keepdims=True), 1e-9)
+            pts.append(np.column_stack([np.interp(t, cum, art.points[:, 0]), np.interp(t, cum, art.points[:, 1])]))
+            normals.append(np.column_stack([-tangent[:, 1], tangent[:, 0]]))
+    if not pts:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    return np.concatenate(pts), np.concatenate(normals)
+
+
+def place_clusters_near(rng: np.random.Generator, grid: Grid, geo: BreastGeometry, n: int,
+                        sites: tuple[np.ndarray, np.ndarray]) -> list[Cluster]:
+    """``n`` micro-calcification clusters 1.5-4 mm beside a calcified run (their specks may touch
+    the vessel): where an annotator's stroke for one slides onto the other."""
+    pts, normals = sites
+    inside = _inside_fn(geo, grid, margin_mm=3.0)
+    clusters: list[Cluster] = []
+    for _ in range(20 * n):
+        if len(clusters) == n or len(pts) == 0:
+            break
+        i = rng.integers(len(pts))
+        c = pts[i] + normals[i] * rng.choice([-1.0, 1.0]) * rng.uniform(1.5, 4.0)
+        if not inside(*c):
+            continue
+        k = rng.integers(5, 16)
+        xy = c + rng.normal(0, rng.uniform(1.0, 2.5) / 2, size=(k, 2))
+        clusters.append(Cluster(np.column_stack([xy, rng.uniform(0.1, 0.3, size=k)])))
+    return clusters
+
+
+def grow_strands_across(rng: np.random.Generator, grid: Grid, geo: BreastGeometry, n: int,
+                        sites: tuple[np.ndarray, np.ndarray]) -> list[Strand]:
+    """``n`` dense strands that cross a calcified run at 45-90 degrees (or run alongside it)."""
+    pts, normals = sites
+    inside = _inside_fn(geo, grid, margin_mm=geo.periphery_width_mm + 2.0)
+    strands: list[Strand] = []
+    for _ in range(20 * n):
+        if len(strands) == n or len(pts) == 0:
+            break
+        i = rng.integers(len(pts))
+        normal_angle = np.arctan2(normals[i][0], normals[i][1])
+        heading = normal_angle + rng.choice([-1.0, 1.0]) * rng.uniform(0.0, np.pi / 4)
+        half = rng.uniform(8.0, 18.0)
+        start = pts[i] - half * np.array([np.sin(heading), np.cos(heading)])
+        if not inside(*start):
+            continue
+        path = random_path(rng, tuple(start), heading, 2 * half, inside, wander=0.02)
+        if path_length(path) < 1.5 * half:  # must reach across the vessel
+            continue
+        strands.append(Strand(path, rng.uniform(0.3, 0.7), rng.uniform(1.0, 3.5)))
+    return strands
