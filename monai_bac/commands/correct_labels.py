@@ -6,8 +6,10 @@ datalist), converted to dense-tissue thickness (Eq. 4) and calcification thickne
 label corrected by removing components that are too short or carry too little calcium
 (the paper's Sec. 3.3; :class:`monai_bac.transforms.CorrectBACLabel`).
 
-Written under ``--out`` (never over an input; the command refuses an output folder that holds an
-input file, and never replaces an existing output unless ``--overwrite``)::
+Written under ``--out`` (never over an input: the command refuses, before writing anything, an
+output folder that holds an input file and any output whose real path, symbolic links resolved,
+is an input, lies inside one or lies outside ``--out``; and it never replaces an existing output
+unless ``--overwrite``)::
 
     <label path relative to the datalist folder>   corrected labels (same layout as the input)
     correction_report.csv     one row per item: status, components kept/removed by reason,
@@ -20,8 +22,16 @@ input file, and never replaces an existing output unless ``--overwrite``)::
 
 An item that fails (unreadable image, shapes that differ, ...) is reported in the CSV and on
 stderr and keeps its original label in the new datalist (``label_corrected`` false); the others
-are still processed. The exit status is 0 when every item was corrected, 1 when some failed and
-2 when nothing could be started (bad arguments, unsafe output folder).
+are still processed.
+
+A stopped run can be completed by running the same command again: an item whose corrected label
+exists is reported as "exists, skipped (use --overwrite to redo)" (status ``skipped``) and keeps
+that label. Each file is written to a hidden temporary file and renamed, so an existing file is
+complete; temporary files a killed run left behind are removed when the next run starts (only
+this command's own, inside ``--out``). One run at a time may write to an output folder (a lock
+file ``.correct-labels.lock``), and worker processes (``--workers``) end with the command, even
+when it is killed. The exit status is 0 when no item failed, 1 when some failed and 2 when
+nothing could be started (bad arguments, unsafe output folder, another run writing there).
 """
 
 from __future__ import annotations
@@ -31,8 +41,11 @@ import csv
 import io
 import json
 import logging
+import multiprocessing
 import os
+import re
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -51,6 +64,12 @@ REPORT_COLUMNS = [
     "n_removed", "n_removed_short", "n_removed_low_calc", "n_removed_both", "length_before_mm",
     "length_after_mm", "pixels_before", "pixels_after", "p_fat", "energy_kev", "seconds",
 ]
+#: outputs besides the corrected labels and overlays (``--out``/name)
+FIXED_OUTPUTS = ("datalist.json", "correction_report.csv", "removed_components.csv")
+SKIPPED = "exists, skipped (use --overwrite to redo)"
+LOCK_NAME = ".correct-labels.lock"
+#: temporary files of :func:`monai_bac.utils.atomic_write_path`: ``.<stem>.tmp-<12 hex><suffixes>``
+_TEMP_RE = re.compile(r"\.(?P<stem>.+?)\.tmp-[0-9a-f]{12}(?P<suffix>(?:\.[^.]+)*)")
 REMOVED_COLUMNS = ["split", "index", "image", "label", "id", "reason", "length_mm", "core_excess_calc_mm",
                    "mean_calc_mm", "pixels",
                    "area_mm2", "centroid_row_mm", "centroid_col_mm", "bbox_r0", "bbox_c0", "bbox_r1", "bbox_c1"]
@@ -97,12 +116,36 @@ def _resolve(value: Any, base: Path) -> Path | None:
     return p if p.is_absolute() else base / p
 
 
-def _is_inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-        return True
-    except ValueError:
-        return False
+def _real(path: Path | str) -> str:
+    """The real path (symbolic links resolved, also in a not-yet-existing path's existing part)."""
+    return os.path.realpath(os.path.expanduser(str(path)))
+
+
+def _within(path: str, folder: str) -> bool:
+    """Whether real path ``path`` is ``folder`` or lies inside it."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _check_outputs(inputs: list[Path], outputs: list[Path], out: Path) -> None:
+    """Refuse (ValueError) an output folder holding an input, and any output whose real path is an
+    input, lies inside an input (a folder), or lies outside the real output folder (a link in it)."""
+    real_out = _real(out)
+    real_inputs = {_real(p): p for p in inputs}
+    held = [str(p) for r, p in real_inputs.items() if _within(r, real_out)]
+    if held:
+        shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+        raise ValueError(f"--out {out} holds input files ({shown}); "
+                         "choose a new folder so that no input can be overwritten")
+    for path in outputs:
+        real = _real(path)
+        for parent in (real, *map(str, Path(real).parents)):
+            if parent in real_inputs:
+                raise ValueError(f"output {path} would be written to {real}, which is (or is inside) the input "
+                                 f"{real_inputs[parent]}; a symbolic link under --out leads there. Choose a new "
+                                 "--out (without links into the inputs)")
+        if not _within(real, real_out):
+            raise ValueError(f"output {path} would be written to {real}, outside --out {out} (a symbolic link "
+                             "under --out leads there); choose a new --out (without links)")
 
 
 def _output_name(label: Path, base: Path, used: set[str]) -> str:
@@ -184,14 +227,14 @@ def process_item(job: dict) -> dict:
         corrected = CorrectBACLabel(job["min_length_mm"], job["min_mean_calc_mm"], measure=job["measure"])(
             label, calc, bmap)
         info = corrected.meta["label_correction"]
-        out_path = Path(job["out_path"])
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        save_mask_nifti(out_path, corrected, label.meta["spacing_mm"] or spacing, overwrite=job["overwrite"])
         removed = removed_components(corrected)
-        if job.get("overlay_path"):
+        if job.get("overlay_path"):  # before the label: a label on disk means its item is complete
             Path(job["overlay_path"]).parent.mkdir(parents=True, exist_ok=True)
             _overlay_png(Path(job["overlay_path"]), image_hw, bmap > 0, _to_hw(label), _to_hw(corrected), removed,
                          job["overwrite"])
+        out_path = Path(job["out_path"])
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        save_mask_nifti(out_path, corrected, label.meta["spacing_mm"] or spacing, overwrite=job["overwrite"])
         row.update(status="ok", error="", **{k: info[k] for k in REPORT_COLUMNS if k in info})
         row.update(pixels_before=int((_to_hw(label) > 0).sum()), pixels_after=int((_to_hw(corrected) > 0).sum()),
                    p_fat=round(float(density.meta["density"]["p_fat"]), 3),
@@ -255,11 +298,7 @@ def plan(args) -> tuple[list[dict], dict, Path, Path]:
                 p = _resolve(value, base)
                 if p is not None and p.exists():
                     inputs.append(p)
-    unsafe = [str(p) for p in inputs if _is_inside(p, out)]
-    if unsafe:
-        shown = ", ".join(unsafe[:3]) + (", ..." if len(unsafe) > 3 else "")
-        raise ValueError(f"--out {out} holds input files ({shown}); "
-                         "choose a new folder so that no input can be overwritten")
+    _check_outputs(inputs, [], out)  # before anything else reads or names files under --out
     if (out / "datalist.json").exists() and not args.overwrite:
         raise ValueError(f"{out / 'datalist.json'} exists (an earlier run); choose a new --out or pass --overwrite")
     used: set[str] = set()
@@ -281,6 +320,11 @@ def plan(args) -> tuple[list[dict], dict, Path, Path]:
                 min_length_mm=args.min_length_mm, min_mean_calc_mm=args.min_mean_calc_mm, measure=args.measure,
                 opening_mm=args.opening_mm, energy_kev=args.energy_kev, overwrite=bool(args.overwrite),
             ))
+    outputs = [out / name for name in FIXED_OUTPUTS]
+    outputs += [Path(j[k]) for j in jobs for k in ("out_path", "overlay_path") if j[k]]
+    _check_outputs(inputs, outputs, out)
+    for job in jobs:  # written atomically, so an existing corrected label is complete
+        job["skip"] = not args.overwrite and os.path.lexists(job["out_path"])
     return jobs, datalist, base, out
 
 
@@ -301,8 +345,8 @@ def _new_datalist(datalist: dict, base: Path, out: Path, results: dict, label_ke
             res = results.get((key, index))
             if res is not None:
                 item[f"{label_key}_original"] = item.get(label_key)
-                item[f"{label_key}_corrected"] = res["status"] == "ok"
-                if res["status"] == "ok":
+                item[f"{label_key}_corrected"] = res["status"] in ("ok", "skipped")
+                if res["status"] in ("ok", "skipped"):
                     item[label_key] = res["corrected_label"]
             items.append(item)
         new[key] = items
@@ -310,34 +354,125 @@ def _new_datalist(datalist: dict, base: Path, out: Path, results: dict, label_ke
     return new
 
 
-def run(args) -> int:
+def _lock(out: Path) -> int | None:
+    """Take the output folder's lock (an exclusive ``flock`` on ``.correct-labels.lock``, held by
+    this process and its workers until they end, also when killed); None where ``fcntl`` is missing."""
     try:
-        jobs, datalist, base, out = plan(args)
-    except (ValueError, OSError) as exc:
-        print(f"correct-labels: {exc}", file=sys.stderr)
-        return 2
+        import fcntl
+    except ImportError:  # not POSIX
+        return None
+    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ValueError(f"another correct-labels run is writing to {out} ({out / LOCK_NAME} is locked); "
+                         "wait for it to end or choose another --out") from None
+    return fd
+
+
+def _remove_temp_files(jobs: list[dict], out: Path) -> list[str]:
+    """Remove the temporary files a killed run of this command left in ``--out``: the hidden
+    ``.<stem>.tmp-<12 hex><suffixes>`` names :func:`~monai_bac.utils.atomic_write_path` gives the
+    outputs of this run, in their folders inside ``--out`` (regular files only)."""
+    from monai_bac.utils import full_suffix
+
+    wanted: dict[str, set[tuple[str, str]]] = {}
+    paths = [out / n for n in FIXED_OUTPUTS] + [Path(j[k]) for j in jobs for k in ("out_path", "overlay_path") if j[k]]
+    for path in paths:
+        suffix = full_suffix(path)
+        wanted.setdefault(str(path.parent), set()).add((path.name[: len(path.name) - len(suffix)], suffix))
+    real_out, removed = _real(out), []
+    for folder, names in wanted.items():
+        if not os.path.isdir(folder) or not _within(_real(folder), real_out):
+            continue
+        for entry in os.scandir(folder):
+            m = _TEMP_RE.fullmatch(entry.name)
+            if m and (m["stem"], m["suffix"]) in names and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(entry.path)
+    return removed
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: the worker ends when the command that started it ends, even by SIGKILL
+    (Linux: the kernel sends it SIGKILL, ``prctl(PR_SET_PDEATHSIG)``; elsewhere a thread polls the
+    parent's pid)."""
+    armed = False
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        armed = ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0) == 0
+    if os.getppid() != parent_pid:  # the parent ended before the signal was armed
+        os._exit(1)
+    if not armed:
+        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _process_all(todo: list[dict], workers: int, bar) -> list[dict]:
+    if workers < 2 or len(todo) < 2:
+        outcomes = []
+        for job in todo:
+            outcomes.append(process_item(job))
+            bar.update()
+        return outcomes
+    # fork on Linux (workers inherit the imported modules; their parent is this process)
+    ctx = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
+    outcomes = []
+    with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
+        futures = [pool.submit(process_item, job) for job in todo]
+        for fut in as_completed(futures):
+            outcomes.append(fut.result())
+            bar.update()
+    return outcomes
+
+
+def run(args) -> int:
     if args.workers < 1:
         print("correct-labels: --workers must be >= 1", file=sys.stderr)
         return 2
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        jobs, datalist, base, out = plan(args)
+        out.mkdir(parents=True, exist_ok=True)
+        lock = _lock(out)
+    except (ValueError, OSError) as exc:
+        print(f"correct-labels: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _run_locked(args, jobs, datalist, base, out)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def _run_locked(args, jobs: list[dict], datalist: dict, base: Path, out: Path) -> int:
     from tqdm import tqdm
 
     import monai_bac.data.loader  # noqa: F401  (imported once here, inherited by forked workers)
     import monai_bac.transforms  # noqa: F401
 
+    for path in _remove_temp_files(jobs, out):
+        print(f"correct-labels: removed {path}, a partial file of a run that was stopped", file=sys.stderr)
     t0 = time.perf_counter()
     outcomes: list[dict] = []
-    bar = tqdm(total=len(jobs), desc="correct-labels", unit="label")
-    if args.workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(min(args.workers, len(jobs))) as pool:
-            futures = [pool.submit(process_item, job) for job in jobs]
-            for fut in as_completed(futures):
-                outcomes.append(fut.result())
-                bar.update()
-    else:
-        for job in jobs:
-            outcomes.append(process_item(job))
-            bar.update()
+    for job in jobs:
+        if job["skip"]:
+            row = {k: job.get(k, "") for k in ("split", "index", "image", "label", "corrected_label")}
+            outcomes.append(dict(row={**row, "status": "skipped", "error": SKIPPED, "seconds": 0.0}, removed=[]))
+            print(f"correct-labels: {job['split']}[{job['index']}] {job['corrected_label']}: {SKIPPED}",
+                  file=sys.stderr)
+    todo = [job for job in jobs if not job["skip"]]
+    bar = tqdm(total=len(todo), desc="correct-labels", unit="label")
+    outcomes += _process_all(todo, args.workers, bar)
     bar.close()
     order = {(j["split"], j["index"]): k for k, j in enumerate(jobs)}
     outcomes.sort(key=lambda o: order[(o["row"]["split"], o["row"]["index"])])
@@ -349,7 +484,9 @@ def run(args) -> int:
             removed_rows.append({**{k: o["row"][k] for k in ("split", "index", "image", "label")}, **comp,
                                  "centroid_row_mm": comp["centroid_mm"][0], "centroid_col_mm": comp["centroid_mm"][1],
                                  "bbox_r0": r0, "bbox_c0": c0, "bbox_r1": r1, "bbox_c1": c1})
-    failed = [r for r in rows if r["status"] != "ok"]
+    failed = [r for r in rows if r["status"] == "failed"]
+    skipped = [r for r in rows if r["status"] == "skipped"]
+    n_ok = len(rows) - len(failed) - len(skipped)
     for r in failed:
         print(f"correct-labels: FAILED {r['split']}[{r['index']}] {r['image']}: {r['error']}", file=sys.stderr)
     _write_csv(out / "correction_report.csv", REPORT_COLUMNS, rows, overwrite=True)
@@ -359,11 +496,12 @@ def run(args) -> int:
     new["label_correction"].update(
         source_datalist=os.path.relpath(Path(args.datalist).expanduser().resolve(), out.resolve()),
         min_length_mm=args.min_length_mm, min_mean_calc_mm=args.min_mean_calc_mm, measure=args.measure,
-        opening_mm=args.opening_mm, corrected=len(rows) - len(failed), failed=len(failed))
+        opening_mm=args.opening_mm, corrected=n_ok, skipped=len(skipped), failed=len(failed))
     with atomic_write_path(out / "datalist.json", overwrite=bool(args.overwrite)) as tmp:
         tmp.write_text(json.dumps(new, indent=1))
     n_removed = sum(int(r.get("n_removed") or 0) for r in rows)
-    print(f"corrected {len(rows) - len(failed)}/{len(rows)} labels in {time.perf_counter() - t0:.1f} s "
-          f"({n_removed} components removed; {len(failed)} failed); report: {out / 'correction_report.csv'}; "
+    print(f"corrected {n_ok}/{len(rows)} labels in {time.perf_counter() - t0:.1f} s "
+          f"({n_removed} components removed; {len(skipped)} existed, skipped; {len(failed)} failed); "
+          f"report: {out / 'correction_report.csv'}; "
           f"datalist: {out / 'datalist.json'}")
     return 1 if failed else 0
