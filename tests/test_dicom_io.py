@@ -197,6 +197,32 @@ def test_view_normalisation() -> None:
     assert _normalise_view(None) is None
 
 
+def _code(value: str, scheme: str, meaning: str) -> pydicom.Dataset:
+    item = pydicom.Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
+
+
+@pytest.mark.parametrize(
+    "value, scheme, meaning, view",
+    [("399162004", "SCT", "cranio-caudal", "CC"), ("399368009", "SCT", "medio-lateral oblique", "MLO"),
+     ("R-10242", "SRT", "cranio-caudal", "CC"), ("R-10226", "SRT", "medio-lateral oblique", "MLO"),
+     ("399368009", "SCT", "", "MLO"),  # the code alone is enough
+     ("123456", "99LOCAL", "Medio-Lateral Oblique", "MLO")],  # unknown code: its meaning
+)
+def test_view_from_view_code_sequence(dcm: Path, tmp_path: Path, value, scheme, meaning, view) -> None:
+    """ViewCodeSequence (0054,0220) is read before ViewPosition (0018,5101); a disagreement is reported."""
+    other = "CC" if view == "MLO" else "MLO"
+    path = _edit(dcm, tmp_path / "coded.dcm", ViewCodeSequence=[_code(value, scheme, meaning)], ViewPosition=other)
+    with pytest.warns(MissingTagWarning, match=rf"coded\.dcm: ViewCodeSequence \(0054,0220\) says {view} but "
+                                                rf"ViewPosition \(0018,5101\) says {other}"):
+        assert load_mammogram(path).meta["view"] == view
+    path = _edit(dcm, tmp_path / "only_code.dcm", ViewCodeSequence=[_code(value, scheme, meaning)], ViewPosition=None)
+    assert load_mammogram(path).meta["view"] == view
+    path = _edit(dcm, tmp_path / "no_code.dcm", ViewCodeSequence=[_code("", "SCT", "")], ViewPosition="CC")
+    assert load_mammogram(path).meta["view"] == "CC"  # an empty code: ViewPosition
+
+
 # ---------------------------------------------------------------------------------- bad DICOM inputs
 
 
@@ -290,6 +316,105 @@ def test_spacing_fallbacks(dcm: Path, tmp_path: Path) -> None:
     img = load_mammogram(none, spacing_mm=(0.05, 0.05))
     assert img.meta["spacing_mm"] == (0.05, 0.05) and img.meta["spacing_source"] == "argument"
     assert img.affine[0, 1] == -0.05
+
+
+def test_non_regular_files_refused_before_opening(dcm: Path, tmp_path: Path) -> None:
+    """A FIFO would block open() forever: refused from os.stat, for images and labels, links resolved."""
+    os.mkfifo(tmp_path / "pipe.dcm")
+    with pytest.raises(MammogramReadError, match=r"pipe\.dcm: is a FIFO \(named pipe\), not a regular image file"):
+        load_mammogram(tmp_path / "pipe.dcm")  # returns at once: the test would hang otherwise
+    (tmp_path / "link.nii.gz").symlink_to(tmp_path / "pipe.dcm")
+    with pytest.raises(MammogramReadError, match=r"link\.nii\.gz \(-> .*pipe\.dcm\): is a FIFO"):
+        LoadMammogramd(keys=["image", "label"])({"image": dcm, "label": tmp_path / "link.nii.gz"})
+    (tmp_path / "stack.dcm").mkdir()
+    with pytest.raises(MammogramReadError, match=r"stack\.dcm: is a folder"):
+        read_dicom_mammogram(tmp_path / "stack.dcm")
+    (tmp_path / "gone.dcm").symlink_to(tmp_path / "nowhere.dcm")
+    with pytest.raises(FileNotFoundError, match=r"gone\.dcm: broken symbolic link to .*nowhere\.dcm"):
+        load_mammogram(tmp_path / "gone.dcm")
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(MammogramReadError, match=r"empty\.png: empty file \(0 bytes\)"):
+        load_mammogram(tmp_path / "empty.png", spacing_mm=SPACING)
+    (tmp_path / "good.dcm").symlink_to(dcm)  # a link to a regular file is fine
+    assert load_mammogram(tmp_path / "good.dcm").shape == (1, H, W)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [({"Rows": H - 1}, r"PixelData \(7FE0,0010\) holds \d+ bytes but Rows \(0028,0010\) x Columns"),
+     ({"BitsStored": 12, "HighBit": 11}, r"stored values span \[\d+, \d+\], outside \[0, 4095\] of BitsStored"),
+     ({"BitsAllocated": 8}, r"BitsStored \(0028,0101\) is 14 with BitsAllocated \(0028,0100\) 8"),
+     ({"BitsAllocated": 8, "BitsStored": 8, "HighBit": 7}, r"PixelData \(7FE0,0010\) holds \d+ bytes.*geometry"),
+     ({"RescaleSlope": "0"}, r"RescaleSlope \(0028,1053\) is 0; a mammogram's slope is positive"),
+     ({"RescaleIntercept": "-1e30"}, r"RescaleIntercept \(0028,1052\) is -1e\+30"),
+     ({"ImagerPixelSpacing": ["1e-6", "1e-6"]}, r"ImagerPixelSpacing \(0018,1164\).* outside the plausible range"),
+     ({"PhotometricInterpretation": None}, r"PhotometricInterpretation \(0028,0004\) is absent"),
+     ({"NumberOfFrames": "2"}, r"NumberOfFrames \(0028,0008\) is 2")],
+)
+def test_inconsistent_file_refused_naming_the_tag(dcm: Path, tmp_path: Path, changes, message) -> None:
+    path = _edit(dcm, tmp_path / "bad.dcm", **changes)
+    with pytest.raises(MammogramReadError, match=r"bad\.dcm: " + message):
+        load_mammogram(path)
+
+
+def test_explicit_spacing_wins_over_an_implausible_tag(dcm: Path, tmp_path: Path) -> None:
+    path = _edit(dcm, tmp_path / "um.dcm", ImagerPixelSpacing=["70", "70"])  # micrometres, not mm
+    with pytest.raises(MammogramReadError, match=r"um\.dcm: ImagerPixelSpacing.*70 x 70 mm.*pass spacing_mm"):
+        load_mammogram(path)
+    img = load_mammogram(path, spacing_mm=(0.07, 0.07))
+    assert img.meta["spacing_mm"] == (0.07, 0.07) and img.meta["spacing_source"] == "argument"
+    with pytest.raises(MammogramReadError, match=r"um\.dcm: spacing_mm argument.*outside the plausible range"):
+        load_mammogram(path, spacing_mm=70)
+
+
+def test_minimum_size_and_its_override(tmp_path: Path) -> None:
+    small = _write(tmp_path / "thumb.dcm", _pixels()[:100, :90])
+    with pytest.raises(MammogramReadError, match=r"thumb\.dcm: Rows \(0028,0010\) x Columns \(0028,0011\) = 100 x 90 "
+                                                 r"pixels; a mammogram has at least 128 pixels a side"):
+        load_mammogram(small)
+    assert load_mammogram(small, min_size_px=64).shape == (1, 100, 90)
+    np.save(tmp_path / "thumb.npy", _pixels()[:100, :90])
+    with pytest.raises(MammogramReadError, match=r"thumb\.npy: image is 100 x 90 pixels"):
+        LoadMammogram(spacing_mm=SPACING)(tmp_path / "thumb.npy")
+    assert LoadMammogramd(keys="image", spacing_mm=SPACING, min_size_px=64)({"image": tmp_path / "thumb.npy"})[
+        "image"].shape == (1, 100, 90)
+    np.save(tmp_path / "nan.npy", np.full((H, W), np.nan, np.float32))
+    with pytest.raises(MammogramReadError, match=rf"nan\.npy: {H * W} pixels are NaN or infinite"):
+        load_mammogram(tmp_path / "nan.npy", spacing_mm=SPACING)
+
+
+def test_big_endian_loads_the_same_values(dcm: Path, tmp_path: Path) -> None:
+    """A genuine Explicit VR Big Endian file gives the same pixels; one whose pixel bytes were left
+    little-endian has values beyond BitsStored and is refused (not loaded byte-swapped)."""
+    stored = pydicom.dcmread(dcm).pixel_array
+    for swap, name in ((True, "be.dcm"), (False, "be_unswapped.dcm")):
+        ds = pydicom.dcmread(dcm)
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRBigEndian
+        if swap:
+            ds.PixelData = stored.astype(">u2").tobytes()
+        ds.is_little_endian, ds.is_implicit_VR = False, False
+        ds.save_as(tmp_path / name, write_like_original=True)
+    np.testing.assert_array_equal(load_mammogram(tmp_path / "be.dcm")[0].numpy(), stored.astype(np.float32))
+    with pytest.raises(MammogramReadError, match=r"be_unswapped\.dcm: stored values span .* wrong byte order"):
+        load_mammogram(tmp_path / "be_unswapped.dcm")
+
+
+def test_unreadable_tag_named_or_dropped(dcm: Path, tmp_path: Path) -> None:
+    """pydicom converts values lazily; a bad essential value is refused at once, naming the tag;
+    a bad non-essential one is dropped with a warning."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    for keyword, name in (("NumberOfFrames", "frames.dcm"), ("PatientName", "name.dcm")):
+        ds = pydicom.dcmread(dcm)
+        tag = Tag(pydicom.datadict.tag_for_keyword(keyword))
+        ds._dict[tag] = RawDataElement(tag, "XX", 2, b"ab", 0, False, True)  # an unknown VR
+        ds.save_as(tmp_path / name, write_like_original=True)
+    with pytest.raises(MammogramReadError, match=r"frames\.dcm: NumberOfFrames \(0028,0008\) cannot be read: "
+                                                 r"NotImplementedError: Unknown Value Representation"):
+        load_mammogram(tmp_path / "frames.dcm")
+    with pytest.warns(MissingTagWarning, match=r"name\.dcm: PatientName \(0010,0010\) cannot be read .*; ignored"):
+        assert load_mammogram(tmp_path / "name.dcm").shape == (1, H, W)
 
 
 def test_compressed_undecodable(dcm: Path, tmp_path: Path) -> None:
