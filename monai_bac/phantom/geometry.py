@@ -108,6 +108,10 @@ def skin_path_mm(geo: BreastGeometry, skin_mm: float = SKIN_MM) -> np.ndarray:
     """
     h0, w = geo.compressed_thickness_mm, geo.periphery_width_mm
     s = float(min(skin_mm, 0.45 * h0, 0.9 * w))
-    d = np.clip((geo.skin_distance_mm - s) / (w - s), 0.0, 1.0)
+    out = np.where(geo.inside, np.float32(2 * s), np.float32(0.0))
+    rim = np.flatnonzero(geo.inside & (geo.skin_distance_mm < w))  # only the periphery differs
+    d = np.clip((geo.skin_distance_mm.reshape(-1)[rim] - s) / (w - s), 0.0, 1.0)
     inner = (h0 - 2 * s) * np.sqrt(np.clip(1.0 - (1.0 - d) ** 2, 0.0, 1.0))
-    return np.clip(geo.thickness_mm - inner, 0.0, geo.thickness_mm).astype(np.float32)
+    thick = geo.thickness_mm.reshape(-1)[rim]
+    out.reshape(-1)[rim] = np.clip(thick - inner, 0.0, thick)
+    return out

@@ -19,7 +19,8 @@ Opt-in with ``make_phantom(..., physics="realistic")``; the ideal, monochromatic
   breast only, so it falls off towards the skin line and spills a little into the air beside it.
 * Heel effect along the anode-cathode axis (cathode at the chest wall): 10-20 % less fluence
   at the nipple than at the chest wall, continuing linearly across the field.
-* Detector: gain, offset and a residual flat-field pattern (0.3 % RMS, low frequency), blur,
+* Detector: gain, offset and a residual flat-field pattern (0.3 % RMS: smooth row and column
+  gain profiles, what a flat-field correction leaves of gate and readout line gains), blur,
   quantum and electronic noise, digitisation.
 
 Speed: the fat/glandular part of the transmission is a 2D table over the adipose- and
@@ -36,7 +37,6 @@ import numpy as np
 from scipy import ndimage
 
 from monai_bac import physics
-from monai_bac.phantom.anatomy import powerlaw_noise
 from monai_bac.phantom.detector import ELECTRONIC_NOISE, PSF_SIGMA_MM, VendorProfile
 from monai_bac.phantom.geometry import COMPRESSED, BreastGeometry
 from monai_bac.phantom.grid import Grid, gaussian_blur
@@ -122,9 +122,13 @@ def _bilinear(table: np.ndarray, a: np.ndarray, b: np.ndarray, step: float) -> n
     fb -= ib
     idx = ia * nb + ib
     flat = table.reshape(-1)
-    v00, v01 = flat[idx], flat[idx + 1]
+    v00 = np.take(flat, idx)
+    idx += 1
+    v01 = np.take(flat, idx)
     idx += nb
-    v10, v11 = flat[idx], flat[idx + 1]
+    v11 = np.take(flat, idx)
+    idx -= 1
+    v10 = np.take(flat, idx)
     v01 -= v00
     v01 *= fb
     v00 += v01  # top row
@@ -215,6 +219,14 @@ def scatter_field(primary: np.ndarray, geo: BreastGeometry, grid: Grid) -> np.nd
     return grid.upsample(out, coarse)
 
 
+def _gain_profile(rng: np.random.Generator, n: int, spacing: float) -> np.ndarray:
+    """1 + a smooth random gain profile along one detector axis (FLAT_FIELD_RMS / sqrt 2 RMS):
+    what a flat-field correction leaves of the row and column (gate and readout line) gains."""
+    wiggle = ndimage.gaussian_filter1d(rng.standard_normal(n), 10.0 / spacing, mode="wrap")
+    wiggle *= FLAT_FIELD_RMS / np.sqrt(2.0) / max(float(wiggle.std()), 1e-12)
+    return (1.0 + wiggle).astype(np.float32)
+
+
 def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticExposure, profile: VendorProfile,
                grid: Grid, geo: BreastGeometry, h_dt: np.ndarray, h_calc: np.ndarray, h_muscle: np.ndarray,
                h_skin: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -223,22 +235,33 @@ def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticE
     ``noise`` is a standard normal field of the image's shape (drawn by the caller, so the ideal
     and realistic modes consume the same random numbers and share the annotation)."""
     b = exposure.beam
-    t_fat = geo.thickness_mm - h_dt - h_muscle - h_calc - h_skin
+    # the breast's bounding box: outside it every pixel sees the open beam
+    rows, cols = np.flatnonzero(geo.inside.any(1)), np.flatnonzero(geo.inside.any(0))
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)) if len(rows) else (slice(0, 0), slice(0, 0))
+    thick, dt, muscle, calc_mm, skin = (m[box] for m in (geo.thickness_mm, h_dt, h_muscle, h_calc, h_skin))
+    t_fat = thick - dt - muscle - calc_mm - skin
     np.maximum(t_fat, 0.0, out=t_fat)
     (am, bm), (as_, bs) = b.muscle, b.skin
-    a_path = t_fat + np.float32(am) * h_muscle + np.float32(as_) * h_skin
-    b_path = h_dt + np.float32(bm) * h_muscle + np.float32(bs) * h_skin
+    a_path = t_fat + np.float32(am) * muscle + np.float32(as_) * skin
+    b_path = dt + np.float32(bm) * muscle + np.float32(bs) * skin
     np.maximum(a_path, 0.0, out=a_path)
     np.maximum(b_path, 0.0, out=b_path)
-    table = _transmission_table(b, float(a_path.max()), float(b_path.max()))
-    log_s = _bilinear(table.log_s, a_path, b_path, table.step_a)
-    calc = np.flatnonzero(h_calc)
-    flat_a, flat_b, flat_c, flat_s = a_path.reshape(-1), b_path.reshape(-1), h_calc.reshape(-1), log_s.reshape(-1)
+    table = _transmission_table(b, float(a_path.max(initial=0.0)), float(b_path.max(initial=0.0)))
+    log_s = np.full(grid.shape, table.log_s[0, 0], np.float32)
+    log_box = _bilinear(table.log_s, a_path, b_path, table.step_a)
+    calc = np.flatnonzero(calc_mm)
+    flat_a, flat_b, flat_c, flat_s = a_path.reshape(-1), b_path.reshape(-1), calc_mm.reshape(-1), log_box.reshape(-1)
     for chunk in np.array_split(calc, max(1, len(calc) // 20000)):  # calcium: exact spectral sum
         if len(chunk):
             line = (flat_a[chunk, None] * b.mu_fat + flat_b[chunk, None] * b.mu_gland
                     + flat_c[chunk, None] * b.mu_calc)
             flat_s[chunk] = np.log(np.exp(-line) @ b.w1)
+    log_s[box] = log_box
+    # variance per unit signal (keV), smooth in the adipose path: a cubic through the table
+    e2_poly = np.polynomial.Polynomial.fit(np.arange(len(table.e2)) * table.step_a, table.e2, 3).convert()
+    e2 = np.full(grid.shape, table.e2[0], np.float32)
+    c0, c1, c2, c3 = (np.float32(c) for c in e2_poly.coef)
+    e2[box] = ((c3 * a_path + c2) * a_path + c1) * a_path + c0
 
     # heel effect: cathode at the chest wall (column 0 of the canonical frame)
     x = grid.axes_mm()[1]
@@ -254,16 +277,13 @@ def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticE
 
     total = primary + scatter  # keV absorbed per pixel
     total = gaussian_blur(total, PSF_SIGMA_MM / grid.spacing)
-    e2 = np.interp(a_path, np.arange(len(table.e2)) * table.step_a, table.e2).astype(np.float32)
-    coarse = grid.coarse()
-    flat_field = grid.upsample(powerlaw_noise(rng, coarse.shape, beta=3.0), coarse)
-    flat_field *= np.float32(FLAT_FIELD_RMS)
-    flat_field += np.float32(1.0)
+    row_gain, col_gain = (_gain_profile(rng, n, grid.spacing) for n in grid.shape)
 
     g = np.float32(exposure.gain)
     sd = np.sqrt(total * e2 * (g * g) + np.float32(ELECTRONIC_NOISE**2))  # quantum (Swank) + electronic
     signal = total * g
-    signal *= flat_field
+    signal *= row_gain[:, None]
+    signal *= col_gain[None, :]
     signal += np.float32(exposure.offset)
     noise *= sd
     signal += noise
