@@ -139,7 +139,8 @@ def _meta(seed: Seed, uid: str) -> bytes:
     element = data[start : start + 6] + len(value).to_bytes(2, "little") + value
     out = bytearray(data[:start] + element + data[start + 8 + old_len :])
     group = out.index(b"\x02\x00\x00\x00UL") + 8  # (0002,0000) FileMetaInformationGroupLength
-    out[group : group + 4] = (int.from_bytes(out[group : group + 4], "little") + len(value) - old_len).to_bytes(4, "little")
+    group_length = int.from_bytes(out[group : group + 4], "little") + len(value) - old_len
+    out[group : group + 4] = group_length.to_bytes(4, "little")
     return bytes(out)
 
 

@@ -427,7 +427,8 @@ def test_compressed_undecodable(dcm: Path, tmp_path: Path) -> None:
     dicom_io._save(ds, path)
     with pytest.raises(
         MammogramReadError,
-        match=r"j2k\.dcm: PixelData \(7FE0,0010\) in TransferSyntaxUID \(0002,0010\) 1\.2\.840\.10008\.1\.2\.4\.90 .*cannot be decoded",
+        match=r"j2k\.dcm: PixelData \(7FE0,0010\) in TransferSyntaxUID \(0002,0010\) 1\.2\.840\.10008\.1\.2\.4\.90 "
+        r".*cannot be decoded",
     ):
         load_mammogram(path)
 
@@ -589,7 +590,8 @@ def test_load_mammogramd_errors(tmp_path: Path) -> None:
     save_mask_nifti(tmp_path / "small.nii.gz", np.zeros((H, W - 1), np.uint8), SPACING)
     loader = LoadMammogramd(keys=["image", "label"])
     with pytest.raises(
-        MammogramReadError, match=rf"small\.nii\.gz: label 'label' has \(H, W\) = \({H}, {W - 1}\).*case\.dcm has \({H}, {W}\)"
+        MammogramReadError,
+        match=rf"small\.nii\.gz: label 'label' has \(H, W\) = \({H}, {W - 1}\).*case\.dcm has \({H}, {W}\)",
     ):
         loader({"image": dcm, "label": tmp_path / "small.nii.gz"})
     np.save(tmp_path / "soft.npy", np.full((H, W), 0.5, np.float32))

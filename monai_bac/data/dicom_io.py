@@ -426,9 +426,9 @@ def _convert_all(ds: Dataset, path: Path, essential: set[str], where: str = "") 
     """Convert every element now, so that no malformed value fails later, far from the file name.
 
     pydicom parses values lazily, on first access. An element it cannot convert (unknown VR,
-    ``IS`` that is not an integer, ...) is an error when it is in ``essential``; otherwise it is
-    removed with a :class:`MissingTagWarning` (a corrupt private or patient tag does not make the
-    image unusable).
+    ``IS`` that is not an integer, ...) is an error when it is a top-level element named in
+    ``essential``; otherwise it is removed with a :class:`MissingTagWarning` (a corrupt private,
+    patient or nested tag does not make the image unusable).
     """
     for tag in list(ds.keys()):
         try:
@@ -443,7 +443,7 @@ def _convert_all(ds: Dataset, path: Path, essential: set[str], where: str = "") 
             del ds[tag]
             continue
         for i, item in enumerate(items or ()):
-            _convert_all(item, path, essential, f"{where}{tag_label(tag)}[{i}] ")
+            _convert_all(item, path, set(), f"{where}{tag_label(tag)}[{i}] ")
 
 
 def _str(ds: Dataset, keyword: str) -> str | None:
@@ -818,9 +818,9 @@ def _to_monochrome2(
         lo, hi = (-(2 ** (bits_stored - 1)), 2 ** (bits_stored - 1) - 1) if signed else (0, 2**bits_stored - 1)
         out = np.float32(lo + hi) - out
     if slope != 1.0 or intercept != 0.0:
-        out = (out * np.float32(slope) + np.float32(intercept)).astype(np.float32)
-    if not np.isfinite(out).all():  # cannot happen with the checks above; the contract is finite float32
-        raise MammogramReadError(f"{path}: rescaled pixel values are not finite ({tag_name('RescaleSlope')})")
+        # finite by construction: |16-bit value x slope| + |intercept| <= 2 x 65536 x 1e4, far below float32's max
+        out *= np.float32(slope)
+        out += np.float32(intercept)
     return out
 
 
@@ -879,7 +879,7 @@ def read_dicom_mammogram(
             for a processed ("FOR PRESENTATION") image.
         allow_non_mg: read images whose Modality (0008,0060) is not MG (or is absent).
         spacing_mm: (row, col) spacing in mm (or one number); when given it replaces the spacing in
-            the tags, which are then not read (``meta["spacing_mm"] == "argument"``); it is also
+            the tags, which are then not read (``meta["spacing_source"] == "argument"``); it is also
             the way to read files without, or with an implausible, ImagerPixelSpacing/PixelSpacing.
         min_size_px: smallest accepted Rows and Columns (default :data:`MIN_SIDE_PX`).
 

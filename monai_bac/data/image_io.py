@@ -201,7 +201,7 @@ def load_nifti_2d(path: PathLike) -> tuple[np.ndarray, tuple[float, float]]:
 
 
 def _load_png(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as image:
@@ -211,8 +211,10 @@ def _load_png(path: Path) -> np.ndarray:
                     "(mode L, I;16, I, F or 1) are supported; save it as greyscale"
                 )
             return np.asarray(image)
-    except (UnidentifiedImageError, OSError) as e:
-        raise MammogramReadError(f"{path}: not a readable PNG file: {e}") from e
+    except MammogramReadError:
+        raise
+    except Exception as e:  # UnidentifiedImageError, OSError, DecompressionBombError, ValueError...
+        raise MammogramReadError(f"{path}: not a readable PNG file: {type(e).__name__}: {e}") from e
 
 
 def _load_tiff(path: Path) -> np.ndarray:
@@ -237,9 +239,13 @@ def _load_tiff(path: Path) -> np.ndarray:
 def load_png_or_tiff(path: PathLike) -> np.ndarray:
     """Load a single-channel PNG or TIFF as float32 (H, W); 16-bit values are kept exactly.
 
+    PNG is read by Pillow (8- and 16-bit greyscale), TIFF by tifffile with imagecodecs, so any
+    compression they decode is accepted (uncompressed, LZW, Deflate/zlib, PackBits, Zstd, LZMA...).
+
     Raises:
         FileNotFoundError: no such file.
-        MammogramReadError: unreadable file, colour (RGB/RGBA/palette) image or multi-page TIFF.
+        MammogramReadError: not a regular file, unreadable file (a TIFF compression without its
+            codec names the missing package), colour (RGB/RGBA/palette) image or multi-page TIFF.
         ValueError: the name does not end with .png, .tif or .tiff.
     """
     path = require_regular_file(path)

@@ -222,8 +222,9 @@ def load_mammogram(
             except SpacingError as e:
                 raise MammogramReadError(f"{e}; pass spacing_mm=(row_mm, col_mm) to override it") from e
         meta.update(spacing_mm=tuple(float(s) for s in spacing), spacing_source=source)
+        pixels = _check_image(pixels, path, min_size_px)  # read_dicom_mammogram checked its own
     meta["filename_or_obj"] = str(path)
-    return _to_meta_tensor(_check_image(pixels, path, min_size_px), meta, torch.float32)
+    return _to_meta_tensor(np.asarray(pixels, dtype=np.float32), meta, torch.float32)
 
 
 def _binarise_label(array: np.ndarray, path: Path, allow_255: bool) -> np.ndarray:
