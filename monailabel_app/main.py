@@ -35,7 +35,7 @@ from monailabel.utils.others.generic import handle_torch_linalg_multithread
 import monai_bac
 from lib.configs import CONFIGS
 from lib.datastore import DEFAULT_EXTENSIONS, MAX_PIXELS, BACDatastore, check_image_id, check_upload
-from lib.errors import bad_request, install_exception_handlers, not_found, scrub_folders
+from lib.errors import bad_request, folder_scrubber, install_exception_handlers, not_found
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ class ServerPolicy:
         self.max_upload_bytes = int(max_upload_bytes)
         self.dicomweb = dicomweb
         self.folders = {k: v for k, v in (folders or {}).items() if v}  #: replaced by <name> in JSON answers
+        self._clean = folder_scrubber(self.folders)
 
     @classmethod
     def from_conf(cls, conf: dict, folders: dict[str, str], dicomweb: bool = False) -> "ServerPolicy":
@@ -108,7 +109,7 @@ class ServerPolicy:
         )
 
     def clean(self, text: str) -> str:
-        return scrub_folders(text, self.folders)
+        return self._clean(text)
 
     def refusal(self, scope: dict, headers: dict[str, str]) -> tuple[int, str] | None:
         """(status, message) when the request must not reach MONAI Label, else None."""
@@ -360,7 +361,7 @@ class BACApp(MONAILabelApp):
         if request.get("label") is not None:
             if not self._is_upload(request["label"]):
                 raise bad_request("'label' must be a file uploaded with the request (multipart field 'label')")
-            check_upload(request["label"], "uploaded label", self._max_pixels(datastore))
+            check_upload(request["label"], "uploaded label", self._max_pixels(datastore), expected="a NIfTI label")
         request = copy.deepcopy(request)
         request.update(image=path, image_id=image_id or os.path.basename(path), description=task.description)
 

@@ -357,3 +357,19 @@ def test_allowed_delete_moves_to_recoverable_trash(tmp_path, phantom_cohort):
             (studies / stored).rename(studies / original)
     store.refresh()
     assert IMAGE in store.list_images() and set(store.get_labels_by_image_id(IMAGE)) == {"tpa", "final"}
+
+
+def test_studies_tool_never_writes_through_a_link(tmp_path, phantom_cohort):
+    """``lib/studies.py``: a name in --out that is a dangling link is kept; nothing is written where it points."""
+    import subprocess
+
+    out = tmp_path / "studies"
+    out.mkdir()
+    target = tmp_path / "elsewhere" / "bashrc"  # does not exist: a plain exists() check would write there
+    target.parent.mkdir()
+    (out / f"{IMAGE}.dcm").symlink_to(target)
+    run = subprocess.run([sys.executable, str(APP / "lib" / "studies.py"), "--phantom", str(phantom_cohort),
+                          "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert not target.exists() and (out / f"{IMAGE}.dcm").is_symlink()
+    assert "symbolic link" in run.stderr and (out / "PH000-0000_RCC.dcm").is_file()

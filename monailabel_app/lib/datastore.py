@@ -132,11 +132,12 @@ def _nifti_header(path: str):
     raise ValueError("no NIfTI header (sizeof_hdr is neither 348 nor 540)")
 
 
-def check_upload(path: str, what: str, max_pixels: int = MAX_PIXELS,
-                 image_hw: tuple[int, int] | None = None) -> tuple[int, ...] | None:
+def check_upload(path: str, what: str, max_pixels: int = MAX_PIXELS, image_hw: tuple[int, int] | None = None,
+                 expected: str = "a NIfTI image") -> tuple[int, ...] | None:
     """Refuse (HTTP 422) an uploaded NIfTI or DICOM whose HEADER declares too much data, before decoding it.
 
     ``image_hw``: for a label, the image's (rows, columns); the label may not hold more pixels.
+    ``expected``: what a NIfTI upload should be, for the message when it has no NIfTI header.
     Returns the declared shape, or None for a file that is neither NIfTI nor DICOM (its loader decides).
     """
     import numpy as np
@@ -151,8 +152,8 @@ def check_upload(path: str, what: str, max_pixels: int = MAX_PIXELS,
             dtype = header.get_data_dtype()
             offset = int(header.get("vox_offset", 0))
         except Exception as e:
-            raise unprocessable(f"{what} has no readable NIfTI header ({type(e).__name__}: {e}); nothing was "
-                                "read further") from None
+            raise unprocessable(f"{what} is not {expected}: no readable NIfTI header ({type(e).__name__}: "
+                                f"{e}); nothing was read further") from None
         if dtype.kind not in "biuf" or dtype.itemsize > 8:
             raise unprocessable(f"{what}: NIfTI data type {dtype} is not a mask / grey-level type")
         if offset > MAX_NIFTI_HEADER:
@@ -275,7 +276,8 @@ class BACDatastore(LocalDatastore):
         except Exception as e:
             raise unprocessable(f"image {image_id!r} cannot be read, so no label can be checked against it: "
                                 f"{self._scrub(str(e))}") from None
-        check_upload(label_filename, f"label for {image_id!r}", self.max_pixels, image_hw=(h, w))
+        check_upload(label_filename, f"label for {image_id!r}", self.max_pixels, image_hw=(h, w),
+                     expected="a binary 2D NIfTI mask (0 = background, 1 = bac)")
         try:
             label, label_spacing = read_label_like(label_filename, image_path)
         except Exception as e:  # unreadable file, not binary, 3D, ...

@@ -23,9 +23,8 @@ from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 
 __all__ = ["AppError", "bad_request", "forbidden", "not_found", "conflict", "too_large", "unsupported",
-           "unprocessable", "unavailable", "internal", "root_cause", "scrub", "scrub_folders",
+           "unprocessable", "unavailable", "internal", "root_cause", "scrub", "scrub_folders", "folder_scrubber",
            "install_exception_handlers"]
-
 
 
 class AppError(HTTPException):
@@ -110,11 +109,17 @@ def _folder_pattern(named: dict[str, str | None]) -> tuple[re.Pattern | None, di
     return re.compile(f"(?:{alternatives})(?=/|\\b|$)"), variants
 
 
+def folder_scrubber(named: dict[str, str | None]) -> Callable[[str], str]:
+    """A function replacing each folder of ``named`` (name -> path) and the temp folder by ``<name>``."""
+    pattern, variants = _folder_pattern(named)
+    if pattern is None:
+        return str
+    return lambda message: pattern.sub(lambda m: variants[m.group(0)], str(message))
+
+
 def scrub_folders(message: str, named: dict[str, str | None]) -> str:
     """``message`` with each folder of ``named`` (name -> path) and the temp folder replaced by ``<name>``."""
-    pattern, variants = _folder_pattern(named)
-    out = str(message)
-    return pattern.sub(lambda m: variants[m.group(0)], out) if pattern else out
+    return folder_scrubber(named)(message)
 
 
 #: MONAI Label 0.8.5 answers these request mistakes with HTTP 500; they are the client's (400)

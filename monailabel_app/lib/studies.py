@@ -7,7 +7,8 @@
 The studies folder holds one file per mammogram in its root (``<id>.dcm``, or ``<id>.nii.gz``
 with ``--nifti``) and, when third-party labels exist, ``labels/tpa/<id>.nii.gz`` (scored by the
 app's ``label_correction`` strategy). Files are copied, never moved or changed; an existing
-file in ``--out`` is never overwritten.
+file in ``--out`` is never overwritten, and nothing is written through a symbolic link (a name
+in ``--out`` that is a link, even a dangling one, is kept as it is).
 
 * ``--phantom``: a cohort written by ``monai-bac phantom`` (``images/*.dcm``, ``labels/tpa``,
   ``labels/gt``). Ground truth is left out unless ``--with-gt`` (then ``labels/gt``, for
@@ -39,9 +40,16 @@ def _safe_id(relative: Path) -> str:
     return ident.replace("..", "_")
 
 
+def _taken(dest: Path) -> bool:
+    """True when ``dest`` exists or is a link (even dangling: writing there would write through it)."""
+    if os.path.lexists(dest):
+        print(f"  exists{' (a symbolic link)' if dest.is_symlink() else ''}, kept: {dest}", file=sys.stderr)
+        return True
+    return False
+
+
 def _copy_new(src: Path, dest: Path) -> bool:
-    if dest.exists():
-        print(f"  exists, kept: {dest}", file=sys.stderr)
+    if _taken(dest):
         return False
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src, dest)
@@ -54,8 +62,7 @@ def _store_image(src: Path, out: Path, ident: str, nifti: bool) -> bool:
     from monai_bac.data import load_mammogram, save_image_nifti
 
     dest = out / f"{ident}.nii.gz"
-    if dest.exists():
-        print(f"  exists, kept: {dest}", file=sys.stderr)
+    if _taken(dest):
         return False
     image = load_mammogram(src)
     save_image_nifti(dest, image[0], image.meta["spacing_mm"])
