@@ -243,6 +243,7 @@ COMPOSITIONS: dict[str, tuple[dict[str, float] | str, float]] = {
     "selenium": ("Se", 4.28),
     "csi": ("CsI", 4.51),
     "aluminium": ("Al", 2.699),
+    "polycarbonate": ("C16H14O3", 1.20),  # compression paddles
     "air": (dict(C=0.000124, N=0.755268, O=0.231781, Ar=0.012827), 0.001205),
 }
 _XRAYDB_ALIASES = {"fat": "adipose", "dense": "glandular", "fibroglandular": "glandular",

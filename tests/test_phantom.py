@@ -337,3 +337,29 @@ def test_systematic_annotator_brushes_every_lookalike_with_one_brush():
     assert only.record["tpa"]["microcalc_brushed"] == 3 and only.record["tpa"]["strands_brushed"] == 0
     with pytest.raises(ValueError, match="systematic_kinds"):
         TPAConfig(profile="systematic", systematic_kinds=("scar",))
+
+
+def test_realistic_mlo_paddle_rim_and_abdominal_fold(monkeypatch):
+    """The paddle's rim darkens a thin line across the open field; the abdominal fold attenuates
+    below the breast at the chest wall; neither is breast in the truth."""
+    from monai_bac.phantom import xray
+
+    monkeypatch.setattr(xray, "MLO_PADDLE_EDGE_P", 1.0)
+    monkeypatch.setattr(xray, "MLO_ABDOMEN_FOLD_P", 1.0)
+    ph = make_phantom(5, view="MLO", spacing_mm=SPACING, thickness_mm=55.0, physics="realistic")
+    rim, fold = ph.record["paddle_edge"], ph.record["abdomen_fold"]
+    signal = ph.linear - ph.record["detector_offset"]
+    air = ph.breast_map == 0
+    y, x = np.mgrid[: ph.raw.shape[0], : ph.raw.shape[1]] * SPACING
+    d = np.abs(y - (rim["row_mm"] + rim["slope"] * x))
+    on, beside = air & (d < 0.25), air & (d > 2.0) & (d < 4.0)
+    assert on.sum() > 20
+    assert np.median(signal[on]) < 0.97 * np.median(signal[beside])  # a few mm of polycarbonate
+    ry, rx = fold["radii_mm"]
+    inner = air & (((y - fold["centre_row_mm"]) / ry) ** 2 + (x / rx) ** 2 < 0.5)
+    assert inner.sum() > 20
+    open_field = air & (x < rx) & (y < fold["centre_row_mm"] - 1.5 * ry) & (d > 4.0)
+    assert np.median(signal[inner]) < 0.7 * np.median(signal[open_field])
+    assert ph.breast_map[inner].max() == 0
+    ideal = make_phantom(5, view="MLO", spacing_mm=SPACING, thickness_mm=55.0)
+    np.testing.assert_array_equal(ideal.breast_map, ph.breast_map)

@@ -16,7 +16,8 @@ import numpy as np
 from monai_bac.phantom import anatomy, xray
 from monai_bac.phantom.annotation import SOURCE_CODES, TPAConfig, simulate_annotation
 from monai_bac.phantom.detector import VENDORS, choose_exposure, form_image
-from monai_bac.phantom.geometry import BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY, breast_geometry, skin_path_mm
+from monai_bac.phantom.geometry import (BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY, SKIN_MM, breast_geometry,
+                                        skin_path_mm)
 from monai_bac.physics import HYDROXYAPATITE_DENSITY_MG_PER_MM3
 from monai_bac.phantom.grid import Grid
 
@@ -157,9 +158,9 @@ def make_phantom(
         noise = rng.standard_normal(grid.shape, dtype=np.float32)  # the draw form_image makes: same annotation
         phys_rng = np.random.default_rng([int(seed), 0x5EC7])
         exposure = xray.choose_exposure(phys_rng, profile, h0, spacing_mm, exposure.kvp)
-        h_skin = skin_path_mm(geo)
+        h_skin = skin_path_mm(geo, SKIN_MM)
         raw, physics_record = xray.form_image(noise, phys_rng, exposure, profile, grid, geo, h_dt, h_calc, h_muscle,
-                                              h_skin)
+                                              h_skin, SKIN_MM)
     tpa_mask, tpa_source, tpa_record = simulate_annotation(rng, grid, tpa, arteries, clusters, strands, edges)
     bac_mask = (h_calc_bac > 0).astype(np.uint8)
 

@@ -19,6 +19,9 @@ Opt-in with ``make_phantom(..., physics="realistic")``; the ideal, monochromatic
   breast only, so it falls off towards the skin line and spills a little into the air beside it.
 * Heel effect along the anode-cathode axis (cathode at the chest wall): 10-20 % less fluence
   at the nipple than at the chest wall, continuing linearly across the field.
+* MLO views: sometimes the compression paddle's upper rim (polycarbonate seen edge-on: a thin
+  straight line across the field) and an abdominal fold (a dome of fat under skin at the bottom
+  of the chest wall, outside the breast). Neither is breast, so neither is in the truth.
 * Detector: gain, offset and a residual flat-field pattern (0.3 % RMS: smooth row and column
   gain profiles, what a flat-field correction leaves of gate and readout line gains), blur,
   quantum and electronic noise, digitisation.
@@ -52,6 +55,11 @@ QUANTA_FAT_PER_01MM = (4000.0, 10000.0)  # absorbed quanta behind fat per (0.1 m
 SCATTER_GRID_MM = 2.0  # scatter is computed on a grid this coarse (it has no detail finer than cm)
 SCATTER_KERNEL = ((0.5, 0.6), (1.5, 0.4))  # (sigma as a multiple of the thickness, weight)
 _TABLE_STEP_MM = 0.25
+# MLO extras, drawn per image: the compression paddle's upper rim seen edge-on (a straight line
+# across the field) and the abdominal fold below the breast at the chest wall
+MLO_PADDLE_EDGE_P = 0.5
+MLO_ABDOMEN_FOLD_P = 0.4
+PADDLE_RIM_MM = (3.0, 8.0)  # polycarbonate path along the rim, over a 1 mm wide band
 
 
 @dataclass(frozen=True)
@@ -219,6 +227,34 @@ def scatter_field(primary: np.ndarray, geo: BreastGeometry, grid: Grid) -> np.nd
     return grid.upsample(out, coarse)
 
 
+def _mlo_extras(rng: np.random.Generator, grid: Grid, geo: BreastGeometry, skin_mm: float) -> dict:
+    """Paddle rim and abdominal fold of an MLO view: outside the breast's truth (they are not
+    breast), in the image. Returns full-size paths (mm) that are present, and their parameters."""
+    out: dict = {}
+    h_mm, w_mm = grid.extent_mm
+    if rng.random() < MLO_PADDLE_EDGE_P:
+        # the rim crosses the whole field near the top, tilted up to 10 degrees from the horizontal
+        y0, tilt, rim = rng.uniform(0.08, 0.25) * h_mm, rng.uniform(-0.17, 0.17), rng.uniform(*PADDLE_RIM_MM)
+        y, x = grid.axes_mm()
+        d = np.abs(y[:, None] - (y0 + tilt * x[None, :]))
+        path = np.zeros(grid.shape, np.float32)
+        path[d < 0.5] = rim
+        out["paddle"] = gaussian_blur(path, 0.1 / grid.spacing)
+        out["paddle_edge"] = dict(row_mm=float(y0), slope=float(tilt), polycarbonate_mm=float(rim))
+    if rng.random() < MLO_ABDOMEN_FOLD_P:
+        # a dome of fat under skin below the inframammary fold, at the bottom of the chest wall
+        ry, rx, top = rng.uniform(15, 35), rng.uniform(25, 60), rng.uniform(15, 35)
+        cy = h_mm + rng.uniform(0.0, 0.5) * ry
+        y, x = grid.axes_mm()
+        rho2 = ((y[:, None] - cy) / ry) ** 2 + (x[None, :] / rx) ** 2
+        dome = (top * np.sqrt(np.clip(1.0 - rho2, 0.0, None))).astype(np.float32)
+        dome[geo.inside] = 0.0
+        skin = np.minimum(dome, np.float32(2 * skin_mm))
+        out["fold_fat"], out["fold_skin"] = dome - skin, skin
+        out["abdomen_fold"] = dict(centre_row_mm=float(cy), radii_mm=(float(ry), float(rx)), thickness_mm=float(top))
+    return out
+
+
 def _gain_profile(rng: np.random.Generator, n: int, spacing: float) -> np.ndarray:
     """1 + a smooth random gain profile along one detector axis (FLAT_FIELD_RMS / sqrt 2 RMS):
     what a flat-field correction leaves of the row and column (gate and readout line) gains."""
@@ -229,18 +265,23 @@ def _gain_profile(rng: np.random.Generator, n: int, spacing: float) -> np.ndarra
 
 def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticExposure, profile: VendorProfile,
                grid: Grid, geo: BreastGeometry, h_dt: np.ndarray, h_calc: np.ndarray, h_muscle: np.ndarray,
-               h_skin: np.ndarray) -> tuple[np.ndarray, dict]:
+               h_skin: np.ndarray, skin_mm: float = 1.45) -> tuple[np.ndarray, dict]:
     """Raw detector image as stored (uint16) and a record of the physics (SPR, heel, ...).
 
     ``noise`` is a standard normal field of the image's shape (drawn by the caller, so the ideal
     and realistic modes consume the same random numbers and share the annotation)."""
     b = exposure.beam
-    # the breast's bounding box: outside it every pixel sees the open beam
-    rows, cols = np.flatnonzero(geo.inside.any(1)), np.flatnonzero(geo.inside.any(0))
+    extras = _mlo_extras(rng, grid, geo, skin_mm) if geo.params["view"] == "MLO" else {}
+    # the bounding box of the breast (and abdomen): outside it every pixel sees the open beam
+    body = geo.inside | (extras["fold_fat"] > 0) if "fold_fat" in extras else geo.inside
+    rows, cols = np.flatnonzero(body.any(1)), np.flatnonzero(body.any(0))
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)) if len(rows) else (slice(0, 0), slice(0, 0))
     thick, dt, muscle, calc_mm, skin = (m[box] for m in (geo.thickness_mm, h_dt, h_muscle, h_calc, h_skin))
     t_fat = thick - dt - muscle - calc_mm - skin
     np.maximum(t_fat, 0.0, out=t_fat)
+    if "fold_fat" in extras:
+        t_fat += extras["fold_fat"][box]
+        skin = skin + extras["fold_skin"][box]
     (am, bm), (as_, bs) = b.muscle, b.skin
     a_path = t_fat + np.float32(am) * muscle + np.float32(as_) * skin
     b_path = dt + np.float32(bm) * muscle + np.float32(bs) * skin
@@ -269,6 +310,9 @@ def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticE
     primary = np.exp(log_s, out=log_s)
     primary *= np.float32(exposure.mas * grid.spacing**2 * GRID_PRIMARY_TRANSMISSION)
     primary *= heel.astype(np.float32)[None, :]
+    if "paddle" in extras:  # the rim's transmission at the open beam's effective attenuation
+        mu_pc = float(np.sum(b.w1 * physics.mu_xraydb("polycarbonate", b.spectrum.energy_kev)) / np.sum(b.w1))
+        primary *= np.exp(-mu_pc * extras["paddle"])
     scatter = scatter_field(primary, geo, grid)
     middle = _middle(geo)
     spr_measured = float(np.median(scatter[middle] / primary[middle]))
@@ -298,5 +342,6 @@ def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticE
         grid_primary_transmission=GRID_PRIMARY_TRANSMISSION, heel_fraction=exposure.heel_fraction,
         flat_field_rms=FLAT_FIELD_RMS, spr_model=float(physics.scatter_to_primary_ratio(geo.compressed_thickness_mm)),
         spr_measured=spr_measured, spr_near_skin=spr_edge,
+        paddle_edge=extras.get("paddle_edge"), abdomen_fold=extras.get("abdomen_fold"),
     )
     return signal.astype(np.uint16), record
