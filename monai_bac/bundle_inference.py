@@ -23,12 +23,19 @@ import numpy as np
 from monai_bac.model_files import ModelFiles, resolve_model
 from monai_bac.runtime import load_network
 
-__all__ = ["BundleInference", "STAGES"]
+__all__ = ["BundleInference", "STAGES", "transform_error_cause"]
 
 logger = logging.getLogger("monai_bac.bundle_inference")
 
 #: timed stages of one image: the engine's batch fetch (preprocessing), forward pass, post-transforms
 STAGES = ("preprocess", "network", "postprocess")
+
+
+def transform_error_cause(e: BaseException) -> BaseException:
+    """The error a transform raised, from inside MONAI's ``RuntimeError("applying transform ...")`` wrappers."""
+    while isinstance(e, RuntimeError) and str(e).startswith("applying transform") and e.__cause__ is not None:
+        e = e.__cause__
+    return e
 
 
 class _StageTimer:
@@ -123,7 +130,8 @@ class BundleInference:
             ``outputs`` written, ...) and the seconds per :data:`STAGES`.
         Raises:
             whatever the image's preprocessing or writing raises (``MammogramReadError``,
-            ``InputRejected``, ``FileExistsError``, ...).
+            ``InputRejected``, ``FileExistsError``, ...), unwrapped from MONAI's "applying
+            transform" ``RuntimeError``.
         """
         from monai.data import DataLoader, Dataset
 
@@ -131,8 +139,15 @@ class BundleInference:
         ev = self.evaluator
         ev.data_loader = DataLoader(Dataset([entry], transform=self.preprocessing), batch_size=1, num_workers=0)
         ev.state.epoch_length = 1
-        ev.run()
-        return ev.state.output[0], dict(self._timer.seconds)
+        # a run ended by an exception leaves ignite's run generator behind, and the next run()
+        # would resume that finished generator instead of starting on the new image
+        ev._internal_run_generator = None
+        try:
+            ev.run()
+        except RuntimeError as e:
+            raise transform_error_cause(e) from None
+        # MONAI's post-processing returns the keys that came with the batch in state.batch
+        return {**ev.state.batch[0], **ev.state.output[0]}, dict(self._timer.seconds)
 
     def network_input(self, item: str | os.PathLike | Mapping[str, Any]) -> np.ndarray:
         """The preprocessed image exactly as the network receives it, (1, 1, H, W) float32."""

@@ -85,7 +85,7 @@ def write_dicom_seg(path: str | os.PathLike, mask: np.ndarray, source: str | os.
             segment_descriptions=[_segment_description(segment_label, version)],
             series_instance_uid=hd.UID(), series_number=999, sop_instance_uid=hd.UID(), instance_number=1,
             manufacturer="monai-bac", manufacturer_model_name="monai-bac", software_versions=version,
-            device_serial_number="0", series_description=series_description,
+            device_serial_number="0", series_description=series_description, omit_empty_frames=False,
             pixel_measures=hd.PixelMeasuresSequence(pixel_spacing=list(sp), slice_thickness=1.0) if sp else None,
         )
     path = Path(path)

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from monai_bac.cli import main
-from monai_bac.export import ExportError, export_model, load_torch_network, resolve_model
+from monai_bac.export import ExportError, export_model
+from monai_bac.model_files import resolve_model
+from monai_bac.runtime import load_network, load_torch_network
 
 
 @pytest.fixture()
@@ -44,8 +46,6 @@ def test_export_matches_pytorch_and_records_the_check(bundle_copy):
 
 
 def test_exports_are_not_overwritten_and_staleness_is_noticed(bundle_copy):
-    from monai_bac.cpu_inference import CPUInferenceEngine
-
     models = bundle_copy / "models"
     assert main(["export", "--model", str(models), "--formats", "onnx"]) == 0
     before = (models / "model.onnx").read_bytes()
@@ -55,16 +55,14 @@ def test_exports_are_not_overwritten_and_staleness_is_noticed(bundle_copy):
     assert (models / "model.onnx").read_bytes() == before
     files = resolve_model(models / "model.pt")
     assert files.onnx_is_current
-    engine = CPUInferenceEngine(models, engine="onnx", threads=1)
-    assert engine.runner.source.endswith("model.onnx")
+    assert load_network(files, engine="onnx", threads=1).source.endswith("model.onnx")
     # retrain (here: perturb) model.pt: the saved ONNX no longer matches and is not used
     state = torch.load(models / "model.pt", map_location="cpu", weights_only=True)
     key = next(k for k, v in state.items() if v.dtype.is_floating_point)
     state[key] = state[key] + 0.01
     torch.save(state, models / "model.pt")
     assert not resolve_model(models).onnx_is_current
-    engine = CPUInferenceEngine(models, engine="onnx", threads=1)
-    assert "in memory" in engine.runner.source
+    assert "in memory" in load_network(resolve_model(models), engine="onnx", threads=1).source
     assert main(["export", "--model", str(models), "--formats", "onnx", "--overwrite"]) == 0
     assert resolve_model(models).onnx_is_current
 
@@ -80,7 +78,7 @@ def test_missing_model_is_a_clear_error(tmp_path):
 
 
 def test_int8_export_is_checked_against_float32_and_served_only_while_current(bundle_copy, phantom_cohort):
-    from monai_bac.cpu_inference import CPUInferenceEngine
+    from monai_bac.bundle_inference import BundleInference
 
     models = bundle_copy / "models"
     datalist = str(phantom_cohort / "datalist.json")
@@ -100,22 +98,22 @@ def test_int8_export_is_checked_against_float32_and_served_only_while_current(bu
     assert "onnx-int8" in json.loads((models / "export.json").read_text())["exports"]
 
     image = str(phantom_cohort / json.loads((phantom_cohort / "datalist.json").read_text())["test"][0]["image"])
-    auto = CPUInferenceEngine(models, engine="onnx", threads=1)
-    assert auto.describe()["precision"] == "int8" and auto.runner.source.endswith("model.int8.onnx")
-    result = auto.predict(image)
-    assert result.mask.shape == tuple(result.image.shape[-2:])
-    assert CPUInferenceEngine(models, engine="onnx", threads=1, precision="fp32").describe()["precision"] == "fp32"
+    auto = BundleInference(bundle_copy, engine="onnx", threads=1, overrides={"save_transforms": []})
+    assert auto.describe()["precision"] == "int8" and auto.network.source.endswith("model.int8.onnx")
+    data, _ = auto(image)
+    assert data["pred"].shape[-2:] == data["raw"].shape[-2:]
+    assert load_network(resolve_model(models), "onnx", "fp32", threads=1).precision == "fp32"
     with pytest.raises(ValueError, match="precision"):
-        CPUInferenceEngine(models, engine="torch", threads=1, precision="int8")
+        load_network(resolve_model(models), "torch", "int8", threads=1)
 
     # a retrained model.pt makes the int8 model stale: not served, and asking for it is an error
     state = torch.load(models / "model.pt", map_location="cpu", weights_only=True)
     key = next(k for k, v in state.items() if v.dtype.is_floating_point)
     state[key] = state[key] + 0.01
     torch.save(state, models / "model.pt")
-    assert CPUInferenceEngine(models, engine="onnx", threads=1).describe()["precision"] == "fp32"
+    assert load_network(resolve_model(models), "onnx", threads=1).precision == "fp32"
     with pytest.raises(ExportError, match="older than model.pt"):
-        CPUInferenceEngine(models, engine="onnx", threads=1, precision="int8")
+        load_network(resolve_model(models), "onnx", "int8", threads=1)
     # an int8 model whose masks disagree with float32 more than allowed is refused, nothing written
     (models / "model.int8.onnx").unlink()
     with pytest.raises(ExportError, match="changes the masks too much"):

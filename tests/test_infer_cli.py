@@ -14,8 +14,8 @@ from PIL import Image
 
 from conftest import BUNDLE, run_workflow
 from monai_bac.cli import main
-from monai_bac.cpu_inference import SEG_SOP_CLASS_UID, CPUInferenceEngine, process_image
 from monai_bac.data import load_label, load_mammogram, write_mammogram_dicom
+from monai_bac.dicom_seg import SEG_SOP_CLASS_UID, DicomSegError, read_dicom_seg, write_dicom_seg
 from monai_bac.phantom import make_phantom
 
 
@@ -45,7 +45,7 @@ def test_infer_writes_every_output_for_every_image(datalist_run, phantom_cohort)
         q = rep["quantification"]
         assert set(q) >= {"present", "length_mm", "n_segments", "area_mm2", "calcium_mg", "segments"}
         assert rep["annotation"]["key"] == "label_gt" and rep["model"]["threshold"] == 0.5
-        assert set(rep["seconds"]) >= {"load", "normalise", "network", "resize_back", "threshold", "quantify", "write"}
+        assert set(rep["seconds"]) == {"preprocess", "network", "postprocess"}
         truth = json.loads((phantom_cohort / "truth" / f"{case}.json").read_text())
         assert rep["annotation"]["present"] == truth["has_bac"]
         assert r["patient_id"] == truth["patient_id"] and r["laterality"] == truth["laterality"]
@@ -71,31 +71,23 @@ def test_dicom_seg_reads_back_with_the_source_geometry_and_reference(datalist_ru
         assert seg.SegmentSequence[0].SegmentLabel == "BAC"
         mask = np.asarray(load_label(r["nifti"]))[0]
         assert np.array_equal(seg.pixel_array.astype(np.uint8), mask)
-
-
-def test_dicom_seg_reads_back_with_highdicom(datalist_run):
-    hd = pytest.importorskip("highdicom", reason="highdicom not installed (it needs pydicom 3 from 0.23 on)")
-    _, out = datalist_run
-    r = next(iter(_rows(out / "results.csv").values()))
-    seg = hd.seg.segread(r["seg"])
-    src = pydicom.dcmread(r["source"], stop_before_pixels=True)
-    arr = seg.get_pixels_by_source_instance([src.SOPInstanceUID], segment_numbers=[1])
-    assert np.array_equal(arr[0, :, :, 0], np.asarray(load_label(r["nifti"]))[0])
+        assert np.array_equal(read_dicom_seg(r["seg"]), mask)  # highdicom reads it back pixel for pixel
 
 
 def test_a_written_seg_holds_the_mask_bit_for_bit(tmp_path, phantom_cohort):
-    from monai_bac.cpu_inference import write_dicom_seg
-
     src = sorted((phantom_cohort / "images").glob("*.dcm"))[0]
     img = load_mammogram(src)
     rng = np.random.default_rng(0)
     mask = (rng.random(img.shape[-2:]) < 0.1).astype(np.uint8)  # odd sizes: 285 x 239 bits
     write_dicom_seg(tmp_path / "s.dcm", mask, src)
     assert np.array_equal(pydicom.dcmread(tmp_path / "s.dcm").pixel_array, mask)
+    assert np.array_equal(read_dicom_seg(tmp_path / "s.dcm"), mask)
     with pytest.raises(FileExistsError):
         write_dicom_seg(tmp_path / "s.dcm", mask, src)
-    with pytest.raises(ValueError, match="source image"):
+    with pytest.raises(DicomSegError, match="the image is"):
         write_dicom_seg(tmp_path / "t.dcm", mask[:-1], src)
+    with pytest.raises(DicomSegError, match="cannot be the source"):
+        write_dicom_seg(tmp_path / "u.dcm", mask, tmp_path / "nothing.dcm")
 
 
 def test_overlay_png_shows_the_mask_in_colour(datalist_run):
@@ -113,11 +105,11 @@ def test_overlay_png_shows_the_mask_in_colour(datalist_run):
             checked += 1
         assert png[..., 0][~mask].std() > 10  # a mammogram, not a blank
     if not checked:  # the tiny model may find nothing: check the picture function directly
-        from monai_bac.cpu_inference import overlay_picture
+        from monai_bac.visualize import overlay_picture
 
         m = np.zeros((300, 200), bool)
         m[100:104, 20:180] = True
-        pic = overlay_picture(np.random.default_rng(0).random((300, 200)), m, max_side=150)
+        pic = overlay_picture(np.random.default_rng(0).random((300, 200)) * 1000 + 100, m, max_side=150)
         assert pic.shape == (150, 100, 3) and np.all(pic[50:52, 10:90, 0] > pic[50:52, 10:90, 1])
 
 
@@ -149,23 +141,6 @@ def test_outputs_are_never_overwritten_without_the_flag(datalist_run, tiny_bundl
     assert Path(row["nifti"]).stat().st_mtime_ns == stamp and (out / "results.csv").is_file()
 
 
-def test_cpu_engine_reproduces_the_bundle_inference(tiny_bundle, phantom_cohort, tmp_path):
-    """The engine parses the bundle's preprocessing: same masks as ``inference.json`` run by MONAI."""
-    bundle_out = tmp_path / "bundle"
-    run_workflow([BUNDLE / "configs" / "inference.json"], workflow_type="infer", bundle_root=str(tiny_bundle),
-                 input_path=str(phantom_cohort / "datalist.json"), output_dir=str(bundle_out))
-    torch_engine = CPUInferenceEngine(tiny_bundle, engine="torch", threads=2)
-    onnx_engine = CPUInferenceEngine(tiny_bundle, engine="onnx", threads=2)
-    test_items = json.loads((phantom_cohort / "datalist.json").read_text())["test"]
-    assert test_items
-    for item in test_items:
-        src = phantom_cohort / item["image"]
-        expected = np.asarray(load_label(bundle_out / f"{src.stem}_bac.nii.gz"))[0]
-        assert np.array_equal(torch_engine.predict(str(src)).mask, expected)
-        got = onnx_engine.predict(str(src)).mask
-        assert np.mean(got == expected) > 0.999
-
-
 def _bad_inputs(folder: Path, phantom_cohort: Path) -> dict[str, str]:
     """Two good images and four bad ones; returns case -> expected words in the reason."""
     folder.mkdir()
@@ -185,7 +160,7 @@ def _bad_inputs(folder: Path, phantom_cohort: Path) -> dict[str, str]:
     (folder / "corrupt.dcm").write_bytes(data[: len(data) // 2])
     write_mammogram_dicom(folder / "tiny.dcm", p.raw[100:140, 50:80], **common)
     return {"processed": "FOR PRESENTATION", "ct_slice": "Modality (0008,0060) is 'CT'",
-            "corrupt": "truncated or corrupt", "tiny": "far smaller than the network input"}
+            "corrupt": "truncated or corrupt", "tiny": "a mammogram has at least"}
 
 
 def test_bad_inputs_are_reported_and_the_others_processed(tiny_bundle, phantom_cohort, tmp_path):
@@ -210,8 +185,9 @@ def test_bad_inputs_are_reported_and_the_others_processed(tiny_bundle, phantom_c
 
 def test_processed_images_can_be_forced_and_implausible_masks_are_flagged(tiny_bundle, tmp_path, phantom_cohort):
     _bad_inputs(tmp_path / "in", phantom_cohort)
-    engine = CPUInferenceEngine(tiny_bundle, engine="onnx", threads=1, allow_processed=True, threshold=0.0)
-    rep = process_image(engine, tmp_path / "in" / "processed.dcm", tmp_path / "o", "processed")
+    assert main(["infer", str(tmp_path / "in" / "processed.dcm"), "--model", str(tiny_bundle), "--out",
+                 str(tmp_path / "o"), "--allow-processed", "--threshold", "0.0", "--quiet"]) == 0
+    rep = json.loads((tmp_path / "o" / "processed_bac.json").read_text())
     assert rep["status"] == "ok" and rep["image_info"]["is_raw"] is False
     assert any(w.startswith("ProcessedImageWarning") for w in rep["input_warnings"])  # the reader's warning kept
     assert rep["quality_warning"].startswith("the mask covers 100.0 %")  # threshold 0: everything is "BAC"
@@ -221,3 +197,12 @@ def test_processed_images_can_be_forced_and_implausible_masks_are_flagged(tiny_b
 def test_usage_errors(tmp_path, tiny_bundle):
     assert main(["infer", str(tmp_path / "missing.dcm"), "--model", str(tiny_bundle), "--out", str(tmp_path)]) == 2
     assert main(["infer", str(tmp_path), "--model", str(tmp_path / "nomodel"), "--out", str(tmp_path)]) == 2
+
+
+def test_the_model_input_check_refuses_images_far_smaller_than_the_network_input(phantom_cohort):
+    from monai_bac.transforms import CheckMammogramd, InputRejected
+
+    img = load_mammogram(sorted((phantom_cohort / "images").glob("*.dcm"))[0])  # 285 x 239 at 1 mm
+    CheckMammogramd(image_size=400)({"image": img})  # 239 >= 0.5 x 400: accepted
+    with pytest.raises(InputRejected, match="far smaller than the network input 1600"):
+        CheckMammogramd(image_size=1600)({"image": img})

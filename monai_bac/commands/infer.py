@@ -217,7 +217,7 @@ def _commit(staged: dict[str, str], out: Path) -> dict[str, str]:
     return final
 
 
-def _image_report(case: str, entry: dict, data: dict, seconds: dict, staging: Path, out: Path) -> dict:
+def _image_report(case: str, entry: dict, data: dict, seconds: dict, out: Path) -> dict:
     from monai_bac.transforms.io import OUTPUT_SUFFIXES
 
     raw = data.get("raw")
@@ -260,7 +260,8 @@ def _annotation(entry: dict, data: dict, calcium: bool) -> dict | None:
         return {"key": key, "path": str(entry[key]), "error": f"{type(e).__name__}: {e}"}
 
 
-def _process(pipeline, entry: dict, case: str, out: Path, staging: Path, overwrite: bool, calcium: bool) -> dict:
+def _process(pipeline, entry: dict, case: str, out: Path, staging: Path, overwrite: bool, calcium: bool,
+             model: dict) -> dict:
     """One image through the bundle's workflow; never raises for a bad image."""
     import shutil
     import warnings
@@ -278,7 +279,8 @@ def _process(pipeline, entry: dict, case: str, out: Path, staging: Path, overwri
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             data, seconds = pipeline({**entry, "case": case})
-        report = _image_report(case, entry, data, seconds, staging, out)
+        report = _image_report(case, entry, data, seconds, out)
+        report["model"] = model
         notes = sorted({f"{w.category.__name__}: {w.message}" for w in caught
                         if w.category.__name__ in ("MissingTagWarning", "ProcessedImageWarning")})
         if notes:
@@ -303,7 +305,7 @@ def _process(pipeline, entry: dict, case: str, out: Path, staging: Path, overwri
         for f in staging.glob(f"{case}_bac*"):
             f.unlink(missing_ok=True)
     report = {"case": case, "source": str(entry["image"]), "status": "failed", "reason": reason,
-              "error": reason.split(":", 1)[0], "total_seconds": time.perf_counter() - t0}
+              "error": reason.split(":", 1)[0], "model": model, "total_seconds": time.perf_counter() - t0}
     try:
         write_json(json_path, report, overwrite=True)
         report["outputs"] = {"json": str(json_path)}
@@ -376,8 +378,7 @@ def run(args) -> int:
         bar = tqdm(total=len(items), desc="monai-bac infer", unit="image", file=sys.stderr)
     try:
         for item, case in zip(items, names):
-            rep = _process(pipeline, item, case, out, staging, args.overwrite, not args.no_calcium)
-            rep["model"] = desc
+            rep = _process(pipeline, item, case, out, staging, args.overwrite, not args.no_calcium, desc)
             reports.append(rep)
             if rep["status"] == "failed":
                 logger.warning("%s: FAILED: %s", case, rep["reason"])
