@@ -116,12 +116,9 @@ class TrainingReport:
     def _loss(self, output) -> float | None:
         if self.loss_transform is not None:
             return _scalar(self.loss_transform(output))
-        from monai.handlers import from_engine
-
-        try:
-            return _scalar(from_engine(["loss"], first=True)(output))
-        except (KeyError, TypeError, IndexError):
-            return None
+        if isinstance(output, (list, tuple)) and output and isinstance(output[0], dict):
+            output = output[0]  # decollated batch: every item carries the batch loss
+        return _scalar(output.get("loss")) if isinstance(output, dict) else None
 
     def _iteration_completed(self, engine) -> None:
         loss = self._loss(engine.state.output)

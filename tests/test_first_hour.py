@@ -226,3 +226,34 @@ def test_help_has_no_docstring_markup():
         elif MARKUP.search(out):
             failures.append(f"{name} --help shows markup: {MARKUP.search(out).group(0)!r}")
     assert not failures, "\n".join(failures)
+
+
+def test_training_report_bar_lines_and_best_epoch_on_a_plain_ignite_engine(caplog, capsys):
+    from ignite.engine import Engine, Events
+
+    from monai_bac.training_report import TrainingReport
+
+    losses = iter([0.9, 0.8, 0.5, 0.6, 0.7, 0.4])  # three epochs of two iterations
+    val = {1: 0.55, 2: 0.31, 3: 0.42}  # the lowest val_loss is epoch 2
+    validator = Engine(lambda e, b: None)
+    trainer = Engine(lambda e, b: {"loss": torch.tensor(next(losses))})
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def validate(engine):  # what ValidationHandler does: run the validator for this epoch
+        validator.state.epoch, validator.state.metrics = engine.state.epoch, {"val_loss": val[engine.state.epoch],
+                                                                              "val_dice": 0.5}
+
+    report = TrainingReport(validator=validator, progress=True)  # the terminal's progress bar too
+    report.attach(trainer)
+    with caplog.at_level("INFO", logger="monai_bac.train"):
+        trainer.run([0, 1], max_epochs=3)
+        report.log_summary()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch")]
+    assert len(lines) == 3 and lines[0].startswith("epoch 1/3 | train_loss 0.8500 | val_loss 0.5500 (best)")
+    assert "(best)" in lines[1] and "(best)" not in lines[2]
+    assert report.best()["epoch"] == 2
+    assert "best epoch 2: val_loss 0.3100 (lowest; lower is better)" in caplog.text
+    assert "epoch 1/3" in capsys.readouterr().err  # the bar went to stderr
+    higher = TrainingReport(key_metric="val_dice", lower_is_better=False)
+    higher.history = [{"epoch": 1, "val_dice": 0.2}, {"epoch": 2, "val_dice": 0.6}, {"epoch": 3, "val_dice": 0.6}]
+    assert higher.best()["epoch"] == 2
