@@ -345,7 +345,7 @@ def run(args) -> int:
     overrides = {"output_dir": str(staging), "overwrite": True, "overlay": not args.no_overlay,
                  "save_seg": not args.no_seg, "allow_processed": bool(args.allow_processed),
                  "min_input_fraction": float(args.min_input_fraction), "calcium": not args.no_calcium,
-                 "save_transforms#0#nifti": not args.no_nifti,
+                 "save_transforms#0#nifti": not args.no_nifti, "save_transforms#0#report": False,
                  "save_transforms#0#overlay_max_side": args.overlay_max_side or None}
     if args.threshold is not None:
         overrides["threshold"] = float(args.threshold)

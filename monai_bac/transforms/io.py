@@ -51,8 +51,10 @@ def _mask_and_source(data: Mapping, key: Hashable, who: str) -> tuple[np.ndarray
 
 
 class SaveBACd(MapTransform):
-    """Save a BAC mask at the image's own size as ``<output_dir>/<case>_bac.nii.gz`` and, with
-    ``overlay``, a PNG of the mammogram in its display rendition with the mask in colour.
+    """Save a BAC mask at the image's own size as ``<output_dir>/<case>_bac.nii.gz``; with
+    ``overlay``, a PNG of the mammogram in its display rendition with the mask in colour; with
+    ``report``, the quantification (``data["bac"]``, :class:`~monai_bac.transforms.QuantifyBACd`)
+    as ``<case>_bac.json``.
 
     The mask must already be back on the image's grid (``Invertd`` of the preprocessing). The
     overlay is drawn on ``raw_key`` (the image as loaded; read again from the file when absent)
@@ -60,15 +62,18 @@ class SaveBACd(MapTransform):
     """
 
     def __init__(self, keys: KeysCollection = "pred", output_dir: str = "./eval", overlay: bool = True,
-                 nifti: bool = True, overwrite: bool = False, raw_key: str = "raw", breast_map_key: str = "breast_map",
-                 overlay_max_side: int | None = 1600, allow_missing_keys: bool = False) -> None:
+                 nifti: bool = True, report: bool = True, overwrite: bool = False, raw_key: str = "raw",
+                 breast_map_key: str = "breast_map", overlay_max_side: int | None = 1600,
+                 allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         self.output_dir = Path(output_dir)
-        self.overlay, self.nifti, self.overwrite = bool(overlay), bool(nifti), bool(overwrite)
+        self.overlay, self.nifti, self.report = bool(overlay), bool(nifti), bool(report)
+        self.overwrite = bool(overwrite)
         self.raw_key, self.breast_map_key, self.overlay_max_side = raw_key, breast_map_key, overlay_max_side
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         from monai_bac.data import load_mammogram, save_mask_nifti
+        from monai_bac.utils import write_json
         from monai_bac.visualize import overlay_picture, save_png
 
         d = dict(data)
@@ -87,6 +92,10 @@ class SaveBACd(MapTransform):
                 pic = overlay_picture(convert_to_numpy(raw)[0], mask, breast, self.overlay_max_side)
                 path = output_path(self.output_dir, d, "overlay", source)
                 outputs["overlay"] = save_png(path, pic, overwrite=self.overwrite)
+            if self.report and "bac" in d:
+                path = output_path(self.output_dir, d, "json", source)
+                report = {"source": source, "quantification": d["bac"], "quality_warning": d.get("quality_warning")}
+                outputs["json"] = str(write_json(path, report, overwrite=self.overwrite))
         return d
 
 
