@@ -265,12 +265,23 @@ def test_realistic_heel_effect_and_skin():
 @pytest.mark.parametrize("vendor,pitch,bits,photometric", [("HOLOGIC", 0.07, 14, "MONOCHROME2"),
                                                            ("GE", 0.1, 16, "MONOCHROME1"),
                                                            ("SIEMENS", 0.085, 14, "MONOCHROME2")])
-def test_vendor_native_pixel_pitch_and_encoding(vendor, pitch, bits, photometric):
+def test_vendor_native_pixel_pitch_and_encoding(tmp_path, vendor, pitch, bits, photometric):
+    """Each vendor's pitch and encoding, through a real DICOM file and back."""
+    from monai_bac.data import load_mammogram, write_mammogram_dicom
+
     ph = make_phantom(3, spacing_mm=None, fov_mm=(40.0, 30.0), vendor=vendor, physics="realistic")
     assert ph.meta["spacing_mm"] == (pitch, pitch)
     assert ph.raw.shape == (round(40.0 / pitch), round(30.0 / pitch))
     assert ph.meta["bits_stored"] == bits and ph.meta["photometric"] == photometric
     assert int(ph.raw.max()) <= 2**bits - 1
+    m = ph.meta
+    write_mammogram_dicom(tmp_path / "x.dcm", ph.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"],
+                          thickness_mm=m["thickness_mm"], anode=m["anode"], filter=m["filter"], view=m["view"],
+                          laterality=m["laterality"], manufacturer=m["manufacturer"], photometric=m["photometric"],
+                          bits_stored=m["bits_stored"])
+    img = load_mammogram(tmp_path / "x.dcm")
+    assert img.meta["spacing_mm"] == pytest.approx((pitch, pitch)) and img.meta["bits_stored"] == bits
+    np.testing.assert_array_equal(img[0].numpy(), ph.linear)
 
 
 # ---------------------------------------------------------------- look-alikes and annotator habits
