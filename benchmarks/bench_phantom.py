@@ -36,7 +36,8 @@ def main() -> None:
                 times[mode].append(time.perf_counter() - t)
                 cpu[mode].append(time.process_time() - c)
         for mode, ts in times.items():  # CPU time: what a loaded, shared machine does not inflate
-            print(f"make_phantom full size {view} {mode}: median {statistics.median(ts):.2f} s, best {min(ts):.2f} s "
+            print(f"make_phantom full size {view} {mode}: median {statistics.median(ts):.2f} s, "
+                  f"best {min(ts):.2f} s "
                   f"(CPU median {statistics.median(cpu[mode]):.2f} s)")
     med, best = timeit(lambda: make_phantom(7, spacing_mm=None, vendor="HOLOGIC", physics="realistic"), repeat=3)
     print(f"make_phantom Hologic native 0.07 mm (4071 x 3420) realistic: median {med:.2f} s, best {best:.2f} s")

@@ -59,7 +59,7 @@ class TPAConfig:
             raise ValueError(f"TPAConfig.profile must be 'random' or 'systematic', got {self.profile!r}")
         unknown = set(self.systematic_kinds) - {"microcalc", "strand", "edge"}
         if unknown:
-            raise ValueError(f"TPAConfig.systematic_kinds: unknown kinds {sorted(unknown)}; use microcalc, strand, edge")
+            raise ValueError(f"TPAConfig.systematic_kinds: unknown {sorted(unknown)}; use microcalc, strand, edge")
         if not (self.systematic_halfwidth_mm > 0 and self.merge_reach_mm > 0):
             raise ValueError("TPAConfig.systematic_halfwidth_mm and merge_reach_mm must be > 0 mm")
 
