@@ -76,6 +76,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--bundle", type=Path, help="a trained bundle (models/model.pt); default: train a tiny one")
+    parser.add_argument("--app", type=Path, default=REPO / "monailabel_app", help="the app folder to serve")
     args = parser.parse_args()
 
     import requests
@@ -95,7 +96,7 @@ def main() -> int:
             shutil.copy2(dcm, studies / dcm.name)
             ids.append(dcm.stem)
         app = root / "app"
-        shutil.copytree(REPO / "monailabel_app", app, ignore=shutil.ignore_patterns("__pycache__", "model", "logs",
+        shutil.copytree(args.app, app, ignore=shutil.ignore_patterns("__pycache__", "model", "logs",
                                                                                    "bin"))
         env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MONAI_LABEL_AUTO_UPDATE_SCORING": "false",
                "MONAI_LABEL_SESSION_PATH": str(root / "sessions")}

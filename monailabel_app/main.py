@@ -79,11 +79,12 @@ class ServerPolicy:
 
     def __init__(self, cors_origins=(), allowed_hosts: frozenset[str] | None = LOOPBACK_NAMES,
                  admin_endpoints: bool = False, auth: bool = False, max_upload_bytes: int = 512 << 20,
-                 dicomweb: bool = False, folders: dict[str, str] | None = None):
+                 dicomweb: bool = False, folders: dict[str, str] | None = None, auth_algorithms=("RS256",)):
         self.cors_origins = tuple(cors_origins)
         self.allowed_hosts = allowed_hosts  #: None: any Host header
         self.admin_endpoints = admin_endpoints  #: weights, logs, /reload without auth; weight upload at all
         self.auth = auth  #: MONAI Label's own authentication (MONAI_LABEL_AUTH_ENABLE)
+        self.auth_algorithms = tuple(auth_algorithms)  #: JWT algorithms accepted from the realm
         self.max_upload_bytes = int(max_upload_bytes)
         self.dicomweb = dicomweb
         self.folders = {k: v for k, v in (folders or {}).items() if v}  #: replaced by <name> in JSON answers
@@ -103,6 +104,7 @@ class ServerPolicy:
             allowed_hosts=None if "*" in hosts else frozenset(LOOPBACK_NAMES | machine | set(hosts)),
             admin_endpoints=_setting(conf, "admin_endpoints", "false").lower() in TRUE,
             auth=bool(settings.MONAI_LABEL_AUTH_ENABLE),
+            auth_algorithms=_auth_algorithms(conf),
             max_upload_bytes=int(float(_setting(conf, "max_upload_mb", "512")) * (1 << 20)),
             dicomweb=dicomweb,
             folders=folders,
@@ -220,6 +222,35 @@ class _TrackedTempfile:
         return handle
 
 
+class _JWTWithAlgorithms:
+    """Stands in for ``jwt`` inside ``monailabel.endpoints.user.auth``: MONAI Label 0.8.5 calls ``jwt.decode``
+    without ``algorithms``, which PyJWT 2 refuses, so every token was rejected. The realm's public key is
+    an asymmetric key; only the asymmetric algorithms named in ``auth_algorithms`` are accepted."""
+
+    def __init__(self, algorithms: tuple[str, ...]):
+        self.algorithms = list(algorithms)
+
+    def __getattr__(self, name):
+        import jwt
+
+        return getattr(jwt, name)
+
+    def decode(self, token, key=None, *args, **kwargs):
+        import jwt
+
+        kwargs["algorithms"] = self.algorithms
+        return jwt.decode(token, key, *args, **kwargs)
+
+
+def _auth_algorithms(conf: dict) -> tuple[str, ...]:
+    names = tuple(a.strip() for a in _setting(conf, "auth_algorithms", "RS256").split(",") if a.strip())
+    bad = [a for a in names if a[:2] not in ("RS", "PS", "ES") and a != "EdDSA"]
+    if bad or not names:
+        raise ValueError(f"auth_algorithms {bad or names}: only asymmetric JWT algorithms (RS*, PS*, ES*, EdDSA) "
+                         "verify with the realm's public key")
+    return names
+
+
 def harden_server(policy: ServerPolicy) -> bool:
     """Apply ``policy`` to MONAI Label's FastAPI app of this process; False outside a server process.
 
@@ -247,6 +278,9 @@ def harden_server(policy: ServerPolicy) -> bool:
     infer_endpoint = sys.modules.get("monailabel.endpoints.infer")
     if infer_endpoint is not None:
         infer_endpoint.tempfile = _TrackedTempfile()
+    auth = sys.modules.get("monailabel.endpoints.user.auth")
+    if policy.auth and auth is not None:
+        auth.jwt = _JWTWithAlgorithms(policy.auth_algorithms)
     logger.info("server policy: CORS origins %s; hosts %s; admin endpoints %s; auth %s",
                 list(policy.cors_origins) or "none (same origin only)",
                 sorted(policy.allowed_hosts) if policy.allowed_hosts is not None else "any",

@@ -373,3 +373,82 @@ def test_studies_tool_never_writes_through_a_link(tmp_path, phantom_cohort):
     assert run.returncode == 0, run.stderr
     assert not target.exists() and (out / f"{IMAGE}.dcm").is_symlink()
     assert "symbolic link" in run.stderr and (out / "PH000-0000_RCC.dcm").is_file()
+
+
+# --- authentication on (MONAI Label's OpenID Connect, against a local stand-in realm) ---------
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory, phantom_cohort):
+    """A second server with MONAI_LABEL_AUTH_ENABLE=true; the realm is a local HTTP server publishing an RSA
+    public key as Keycloak does (``{"public_key": ...}``). Yields (server, sign) where sign(roles) -> token."""
+    import base64
+    import http.server
+    import threading
+
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = base64.b64encode(key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+
+    class Realm(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = json.dumps({"public_key": public}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    realm = http.server.HTTPServer(("127.0.0.1", 0), Realm)
+    threading.Thread(target=realm.serve_forever, daemon=True).start()
+    root = tmp_path_factory.mktemp("monailabel_auth")
+    app = root / "app"
+    shutil.copytree(APP, app, ignore=shutil.ignore_patterns("__pycache__", "model", "logs", "bin"))
+    studies = root / "studies"
+    studies.mkdir()
+    shutil.copy2(phantom_cohort / "images" / f"{IMAGE}.dcm", studies)
+    env = {"OMP_NUM_THREADS": "1", "MONAI_LABEL_AUTO_UPDATE_SCORING": "false", "MONAI_LABEL_AUTH_ENABLE": "true",
+           "MONAI_LABEL_AUTH_REALM_URI": f"http://127.0.0.1:{realm.server_port}/realms/monailabel",
+           "MONAI_LABEL_SESSION_PATH": str(root / "sessions")}
+    srv = start_server(app, studies, {"models": "bac", "bundle_path": str(copy_bundle(root / "bundle"))},
+                       root / "server.log", env, ready_path="/docs")
+
+    def sign(roles, signer=key, **claims):
+        payload = {"preferred_username": "ann", "exp": int(time.time()) + 600, "realm_access": {"roles": roles},
+                   **claims}
+        return jwt.encode(payload, signer, algorithm="RS256")
+
+    try:
+        yield srv, sign
+    finally:
+        stop_server(srv)
+        realm.shutdown()
+
+
+def test_auth_on_tokens_are_verified_and_roles_applied(auth_server):
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    server, sign = auth_server
+    bearer = lambda token: {"Authorization": f"Bearer {token}"}  # noqa: E731
+    _json_error(_call(server, "GET", "/info/"), 401)
+    user, admin = sign(["monailabel-user"]), sign(["monailabel-admin", "monailabel-user", "monailabel-annotator"])
+    r = _call(server, "GET", "/info/", headers=bearer(user))  # MONAI Label 0.8.5 alone rejects every token
+    assert r.status_code == 200 and "bac" in r.json()["models"], r.text
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    unsigned = jwt.encode({"preferred_username": "x", "realm_access": {"roles": ["monailabel-admin"]}}, None,
+                          algorithm="none")
+    for token in (sign(["monailabel-admin"], signer=other_key), sign(["monailabel-admin"], exp=1), unsigned):
+        _json_error(_call(server, "GET", "/info/", headers=bearer(token)), 401)
+    # weights: the admin role (MONAI Label's check; no weights here, so 404), not a plain user
+    _json_error(_call(server, "GET", "/model/bac", headers=bearer(user)), 403, "monailabel-admin")
+    _json_error(_call(server, "GET", "/model/bac", headers=bearer(admin)), 404, "model file not found")
+    # replacing the weights stays off even for an admin (a weight file is a pickle); so does /reload
+    _json_error(_call(server, "PUT", "/model/bac", headers=bearer(admin)), 403, "admin_endpoints")
+    _json_error(_call(server, "POST", "/reload", headers=bearer(admin)), 403, "admin_endpoints")
+    _json_error(_call(server, "DELETE", "/datastore/image", params={"id": IMAGE}, headers=bearer(admin)), 403,
+                "allow_delete")
