@@ -109,7 +109,8 @@ def image_records(seed: int, view: str, lat: str, vendor: str, spacing: float, m
         obj = labels[dec.px_rows, dec.px_cols]  # original TPA component of every pixel (0: a bridge)
         per_calc = []
         for t in CALCS:
-            f = decide_pieces(dec, split_pieces(dec, float(t)), 0.0, float(t))
+            piece, stretch = split_pieces(dec, float(t))
+            f = decide_pieces(dec, piece, stretch, 0.0, float(t))
             npc = f["remove"].size
             px = f["px_piece"]
             per_calc.append(dict(

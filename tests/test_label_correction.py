@@ -335,7 +335,7 @@ def test_pieces_report_and_meta():
     assert len(pieces) == 3 and sum(p["kept"] for p in pieces) == 1
     assert [p for p in pieces if not p["kept"]] == removed_components(out_m)
     keys = {"id", "component", "bbox", "centroid", "centroid_mm", "pixels", "area_mm2", "length_mm", "run_length_mm",
-            "width_mm", "mean_calc_mm", "core_excess_calc_mm", "kept", "reason"}
+            "width_mm", "mean_calc_mm", "core_excess_calc_mm", "stretch_calc_mm", "kept", "reason"}
     assert all(set(p) == keys for p in pieces)
     assert sum(p["pixels"] for p in pieces) == int(label.sum())
 

@@ -460,19 +460,21 @@ def _join(dec: Decomposition, key: np.ndarray) -> np.ndarray:
 
 def split_pieces(dec: Decomposition, min_mean_calc_mm: float | None, measure: str = "core_excess",
                  split_mm: float = DEFAULT_SPLIT_MM, width_ratio: float | None = DEFAULT_WIDTH_RATIO,
-                 hysteresis: float = DEFAULT_HYSTERESIS) -> np.ndarray:
-    """Step 3 of the module docstring: the piece id of every skeleton pixel (-1 for junction pixels).
+                 hysteresis: float = DEFAULT_HYSTERESIS) -> tuple[np.ndarray, np.ndarray]:
+    """Step 3 of the module docstring: (piece id of every skeleton pixel, -1 for junction pixels;
+    calcium stretch of every piece).
 
     The calcification profile (``measure`` averaged over ``split_mm`` along the path) makes a
     pixel *calcified* by hysteresis: it is at least ``hysteresis x min_mean_calc_mm`` and
     connected (along the skeleton, through junctions) to pixels at ``min_mean_calc_mm`` or more.
-    Pieces are cut where that class, or the width class, changes, and at junctions.
+    Pieces are cut where that class, or the width class, changes, and at junctions; a calcium
+    stretch is a connected set of pieces of one class (the unit of the calcium test).
     """
     m = dec.rows.size
     piece = np.full(m, -1, np.int64)
     o = dec.order
     if o.size == 0:
-        return piece
+        return piece, np.zeros(0, np.int64)
     b = dec.branch[o]
     new_branch = np.concatenate([[True], b[1:] != b[:-1]])
     seg = np.cumsum(new_branch) - 1
@@ -481,6 +483,7 @@ def split_pieces(dec: Decomposition, min_mean_calc_mm: float | None, measure: st
     pos = np.cumsum(step) - 0.5 * step + seg * big
     half = 0.5 * split_mm
     cut = new_branch.copy()
+    calcified = np.ones(m, bool)
     if min_mean_calc_mm is not None and dec.has_calc:
         if measure == "core_excess":
             num, den = _window_sums(pos, half, dec.core_calc[o] - dec.core_bg[o], dec.n_core[o])
@@ -492,6 +495,7 @@ def split_pieces(dec: Decomposition, min_mean_calc_mm: float | None, measure: st
         group = _join(dec, candidate)
         seeded = np.bincount(group[o], weights=profile[o] >= min_mean_calc_mm, minlength=m) > 0
         cls = _clean((candidate[o] == 0) & seeded[group[o]], pos, half)
+        calcified[o] = cls
         cut[1:] |= cls[1:] != cls[:-1]
     if width_ratio is not None:
         area, along = _window_sums(pos, half, dec.n_px[o] * dec.spacing[0] * dec.spacing[1], step)
@@ -502,30 +506,41 @@ def split_pieces(dec: Decomposition, min_mean_calc_mm: float | None, measure: st
             flag = _clean(flag & np.isfinite(ratio), pos, half)
             cut[1:] |= flag[1:] != flag[:-1]
     piece[o] = np.cumsum(cut) - 1
-    return piece
+    stretch_of_node = _join(dec, np.where(dec.branch >= 0, calcified.astype(np.int64), -1))
+    stretch = np.zeros(int(piece.max()) + 1, np.int64)
+    stretch[piece[o]] = stretch_of_node[o]
+    return piece, np.unique(stretch, return_inverse=True)[1]
 
 
-def decide_pieces(dec: Decomposition, piece: np.ndarray, min_length_mm: float | None,
+def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, min_length_mm: float | None,
                   min_mean_calc_mm: float | None, measure: str = "core_excess") -> dict:
     """Per-piece measurements and decision (step 4 of the module docstring).
 
     Returns arrays indexed by piece id: ``length_mm``, ``run_length_mm`` (the calcified run the
-    length rule measures), ``pixels``, ``mean_calc_mm``, ``core_excess_calc_mm``, ``width_mm``,
-    ``component``, ``low``, ``short`` and ``remove``; and ``px_piece`` (piece of every mask pixel).
+    length rule measures), ``pixels``, ``mean_calc_mm``, ``core_excess_calc_mm`` (the piece's
+    own), ``stretch_calc_mm`` (the measure of its calcium stretch, which the calcium test uses),
+    ``width_mm``, ``component``, ``low``, ``short`` and ``remove``; and ``px_piece`` (piece of
+    every mask pixel).
     """
-    n = int(piece.max()) + 1 if piece.size else 0
+    n = stretch.size
     sel = piece >= 0
     p = piece[sel]
 
-    def total(v):
-        return np.bincount(p, weights=v[sel], minlength=n)
+    def total(v, index=p, size=n):
+        return np.bincount(index, weights=v[sel], minlength=size)
 
     length, pixels = total(dec.length), total(dec.n_px)
     excess = (total(dec.core_calc) - total(dec.core_bg)) / np.maximum(total(dec.n_core), 1.0)
     mean = total(dec.all_calc) / np.maximum(pixels, 1.0)
+    sp = stretch[p]
+    ns = int(stretch.max()) + 1 if n else 0
+    if measure == "core_excess":
+        pooled = (total(dec.core_calc, sp, ns) - total(dec.core_bg, sp, ns)) / np.maximum(total(dec.n_core, sp, ns), 1.0)
+    else:
+        pooled = total(dec.all_calc, sp, ns) / np.maximum(total(dec.n_px, sp, ns), 1.0)
+    value = pooled[stretch] if n else np.zeros(0)
     if not dec.has_calc:
-        excess = mean = np.full(n, np.nan)
-    value = excess if measure == "core_excess" else mean
+        excess = mean = value = np.full(n, np.nan)
     component = np.zeros(n, np.int64)
     component[p] = dec.comp[sel]
     low = value < min_mean_calc_mm if min_mean_calc_mm is not None else np.zeros(n, bool)
@@ -539,7 +554,7 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, min_length_mm: float | 
     run_length = np.where(low, length, run_length[run[first]]) if n else np.zeros(0)
     short = run_length < min_length_mm if min_length_mm is not None else np.zeros(n, bool)
     return dict(length_mm=length, run_length_mm=run_length, pixels=pixels.astype(np.int64), mean_calc_mm=mean,
-                core_excess_calc_mm=excess,
+                core_excess_calc_mm=excess, stretch_calc_mm=value,
                 width_mm=pixels * dec.spacing[0] * dec.spacing[1] / np.maximum(length, 1e-9),
                 component=component, low=low, short=short, remove=low | short, px_piece=piece[dec.px_node])
 
@@ -606,8 +621,8 @@ def correct_bac_label(
         raise ValueError(f"width_ratio must be > 1 (or None), got {width_ratio}")
     sr, sc = as_spacing(spacing_mm, "correct_bac_label: spacing_mm")
     dec = decompose(lab, calc_thickness, (sr, sc), breast_mask, core_mm, ring_mm, spur_mm)
-    piece = split_pieces(dec, min_mean_calc_mm, measure, split_mm, width_ratio, hysteresis)
-    f = decide_pieces(dec, piece, min_length_mm, min_mean_calc_mm, measure)
+    piece, stretch = split_pieces(dec, min_mean_calc_mm, measure, split_mm, width_ratio, hysteresis)
+    f = decide_pieces(dec, piece, stretch, min_length_mm, min_mean_calc_mm, measure)
     remove, low, short = f["remove"], f["low"], f["short"]
     n = remove.size
     out = np.zeros(lab.shape, np.uint8)
@@ -654,6 +669,7 @@ def _piece_entries(dec: Decomposition, f: dict, spacing: tuple[float, float]) ->
             pixels=int(f["pixels"][i]), area_mm2=round(float(f["pixels"][i] * sr * sc), 4),
             length_mm=round(float(f["length_mm"][i]), 3), run_length_mm=round(float(f["run_length_mm"][i]), 3),
             width_mm=round(float(f["width_mm"][i]), 3),
+            stretch_calc_mm=round(float(f["stretch_calc_mm"][i]), 5),
             mean_calc_mm=round(float(f["mean_calc_mm"][i]), 5),
             core_excess_calc_mm=round(float(f["core_excess_calc_mm"][i]), 5),
             kept=not (low or short),

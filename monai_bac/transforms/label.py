@@ -80,7 +80,7 @@ def _entry(label_or_meta: Any) -> Mapping | None:
 def removed_components(label_or_meta: Any) -> list[dict]:
     """The removed pieces (``id``, ``component``, ``bbox``, ``centroid``, ``centroid_mm``, ``pixels``,
     ``area_mm2``, ``length_mm``, ``run_length_mm``, ``width_mm``, ``mean_calc_mm``,
-    ``core_excess_calc_mm``, ``reason``) recorded by :class:`CorrectBACLabel`
+    ``core_excess_calc_mm``, ``stretch_calc_mm``, ``reason``) recorded by :class:`CorrectBACLabel`
     in a corrected label's metadata (or in its ``meta`` dict)."""
     entry = _entry(label_or_meta)
     return json.loads(entry["removed_json"]) if entry else []
