@@ -70,7 +70,6 @@ __all__ = [
     "SegmentStats",
     "centreline_skeleton",
     "bac_length_mm",
-    "calcium_mass_mg",
     "calc_thickness_near_mask",
     "quantify_mask",
     "quantify_image",
@@ -125,35 +124,15 @@ def _skeleton_graph(skel: np.ndarray):
     return r, c, src, dst, degree
 
 
-@lru_cache(maxsize=8)
-def _distance_window(sr: float, sc: float, max_mm: float) -> np.ndarray:
-    """Distances (mm) from the centre of a window reaching ``max_mm`` each way (read-only, cached)."""
-    kr, kc = int(math.ceil(max_mm / sr)), int(math.ceil(max_mm / sc))
-    yy, xx = np.mgrid[-kr:kr + 1, -kc:kc + 1]
-    dist = np.hypot(yy * sr, xx * sc)
-    dist.setflags(write=False)
-    return dist
-
-
 def _inscribed_radius(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, sp: tuple[float, float],
                       max_mm: float = 4.0) -> np.ndarray:
-    """Distance (mm) from each (row, col) of ``mask`` to the nearest background pixel centre.
-
-    The Euclidean distance transform at a few points, searched in a window of ``max_mm``
-    (a calcified vessel is at most ~2 mm wide; farther values are capped at ``max_mm``).
-    """
-    out = np.full(rows.shape, max_mm, np.float64)
+    """Distance (mm) from each (row, col) of ``mask`` to the nearest background pixel centre
+    (outside the array counts as background), capped at ``max_mm``: the Euclidean distance
+    transform (``scipy.ndimage.distance_transform_edt``) of the segment's box at those points."""
     if rows.size == 0:
-        return out
-    dist = _distance_window(sp[0], sp[1], max_mm)
-    kr, kc = dist.shape[0] // 2, dist.shape[1] // 2
-    bg = np.ones((mask.shape[0] + 2 * kr, mask.shape[1] + 2 * kc), bool)
-    np.logical_not(mask, out=bg[kr:kr + mask.shape[0], kc:kc + mask.shape[1]])
-    for i, (r, c) in enumerate(zip(rows, cols)):
-        win = bg[r:r + 2 * kr + 1, c:c + 2 * kc + 1]
-        if win.any():
-            out[i] = min(max_mm, float(dist[win].min()))
-    return out
+        return np.full(rows.shape, max_mm, np.float64)
+    dist = ndi.distance_transform_edt(np.pad(mask, 1), sampling=sp)
+    return np.minimum(dist[rows + 1, cols + 1], max_mm)
 
 
 def _prune_spurs(skel: np.ndarray, mask: np.ndarray, sp: tuple[float, float], prune_factor: float) -> np.ndarray:
@@ -239,16 +218,6 @@ def bac_length_mm(mask, spacing_mm, prune_factor: float = 2.0, end_correction: b
     return float(w.sum() + e.sum())
 
 
-def calcium_mass_mg(calc_thickness, mask, spacing_mm, zone_mm: float = 0.2,
-                    density_mg_per_mm3: float = HYDROXYAPATITE_DENSITY_MG_PER_MM3) -> float:
-    """Calcium mass (mg): h_calc (mm) summed over the mask dilated by ``zone_mm``, x pixel area x density."""
-    m = _mask_hw(mask)
-    h = _mask_hw_float(calc_thickness)
-    zone = _zone(m, _spacing(spacing_mm), zone_mm)
-    sr, sc = _spacing(spacing_mm)
-    return float(h[zone].sum(dtype=np.float64) * sr * sc * density_mg_per_mm3)
-
-
 def _mask_hw_float(a) -> np.ndarray:
     a = np.asarray(a.detach().cpu().numpy() if hasattr(a, "detach") else a, dtype=np.float32)
     return a[0] if a.ndim == 3 and a.shape[0] == 1 else a
@@ -261,20 +230,6 @@ def _zone_disk(sp: tuple[float, float], zone_mm: float) -> np.ndarray:
     kr, kc = int(round(zone_mm / sp[0])), int(round(zone_mm / sp[1]))
     yy, xx = np.mgrid[-kr:kr + 1, -kc:kc + 1]
     return (yy * sp[0]) ** 2 + (xx * sp[1]) ** 2 <= zone_mm**2 + 1e-9
-
-
-def _zone(mask: np.ndarray, sp: tuple[float, float], zone_mm: float) -> np.ndarray:
-    """The mask dilated by ``zone_mm``, computed around the foreground only."""
-    disk = _zone_disk(sp, zone_mm)
-    if disk.size == 1 or not mask.any():
-        return mask
-    kr, kc = disk.shape[0] // 2, disk.shape[1] // 2
-    out = np.zeros_like(mask)
-    for rs, cs, sub in foreground_groups(mask):
-        r0, r1 = max(rs.start - kr, 0), min(rs.stop + kr, mask.shape[0])
-        c0, c1 = max(cs.start - kc, 0), min(cs.stop + kc, mask.shape[1])
-        out[r0:r1, c0:c1] |= ndi.binary_dilation(mask[r0:r1, c0:c1], disk)
-    return out
 
 
 def calc_thickness_near_mask(image, mask, breast_map=None, spacing_mm=None, meta: Mapping | None = None,
@@ -387,21 +342,11 @@ class BACQuantification:
 
 
 def _segment_boxes(m: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
-    """Every 8-connected component of ``m``: ((row0, col0, row1, col1), its mask in that box).
-
-    In ``scipy.ndimage.label``'s order (raster order of each component's first pixel), but
-    labelled within the foreground's tiles (:func:`foreground_groups`) instead of the whole image.
-    """
-    found = []
-    for rs, cs, sub in foreground_groups(m):
-        lab, _ = ndi.label(sub, _EIGHT)
-        for k, sl in enumerate(ndi.find_objects(lab), start=1):
-            own = lab[sl] == k
-            first = (rs.start + sl[0].start, cs.start + sl[1].start + int(np.argmax(own[0])))
-            box = (rs.start + sl[0].start, cs.start + sl[1].start, rs.start + sl[0].stop, cs.start + sl[1].stop)
-            found.append((first, box, own))
-    found.sort(key=lambda f: f[0])
-    return [(box, own) for _, box, own in found]
+    """Every 8-connected component of ``m`` in ``scipy.ndimage.label``'s order:
+    ((row0, col0, row1, col1), its mask in that box)."""
+    lab, _ = ndi.label(m, _EIGHT)
+    return [((sl[0].start, sl[1].start, sl[0].stop, sl[1].stop), lab[sl] == k)
+            for k, sl in enumerate(ndi.find_objects(lab), start=1) if sl is not None]
 
 
 @dataclass

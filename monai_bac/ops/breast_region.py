@@ -64,7 +64,9 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+from monai.transforms.utils import get_largest_connected_component_mask
 from scipy import ndimage
+from skimage.filters import threshold_otsu
 
 from monai_bac.ops.resample import block_mean
 
@@ -172,28 +174,6 @@ def _edge_band(mask: np.ndarray) -> np.ndarray:
     return (centre | up | down | left | right) & ~(centre & up & down & left & right)
 
 
-def _otsu(values: np.ndarray, nbins: int = 256) -> float:
-    """Otsu threshold of a 1D sample (numpy only)."""
-    hist, edges = np.histogram(values, bins=nbins)
-    centres = 0.5 * (edges[:-1] + edges[1:])
-    w0 = np.cumsum(hist).astype(np.float64)
-    w1 = w0[-1] - w0
-    s0 = np.cumsum(hist * centres)
-    m0 = s0 / np.maximum(w0, 1)
-    m1 = (s0[-1] - s0) / np.maximum(w1, 1)
-    between = w0 * w1 * (m0 - m1) ** 2
-    return float(centres[int(np.argmax(between[:-1]))])
-
-
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    lab, n = ndimage.label(mask)
-    if n <= 1:
-        return mask
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    return lab == int(np.argmax(sizes))
-
-
 def _as_spacing(spacing_mm) -> tuple[float, float]:
     sp = np.atleast_1d(np.asarray(spacing_mm, dtype=np.float64)).ravel()
     if sp.size == 1:
@@ -224,7 +204,7 @@ def breast_mask(
     lo, hi = np.percentile(v, [0.5, 99.9])
     if not np.isfinite(hi - lo) or hi - lo <= 1e-6:
         return empty
-    t = _otsu(np.clip(v, lo, hi))
+    t = float(threshold_otsu(np.clip(v, lo, hi), nbins=256))
     bright, dark = v[v > t], v[v <= t]
     if bright.size == 0 or dark.size == 0:
         return empty
@@ -235,7 +215,7 @@ def breast_mask(
     if contrast < max(min_contrast, 10.0 * sigma):
         return empty
     thr = air - skin_fraction * contrast
-    mask = _largest_component(log_img < thr)
+    mask = np.asarray(get_largest_connected_component_mask(log_img < thr, connectivity=1))
     mask = ndimage.binary_fill_holes(mask)
     if mask.sum() * sr * sc < min_breast_area_mm2:
         return empty

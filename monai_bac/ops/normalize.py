@@ -15,8 +15,9 @@ below 1, which is always the case for images in [0, 1]. It cannot be implemented
 
 What Eq. (3b) composes is a single power: after n steps ``Y_n = Y_0 ** G`` with
 ``G = prod(gamma_i)``. :func:`auto_gamma` therefore solves ``m(G) = Ybar`` for the total exponent
-``G`` directly, where ``m(G)`` is the mean of ``Y ** G`` in the breast, by a bracketed
-secant (Illinois / regula falsi) iteration on ``log G``, starting from ``G = 1`` like the paper.
+``G`` directly, where ``m(G)`` is the mean of ``Y ** G`` in the breast: a bracket on ``log G`` is
+found by doubling steps from ``G = 1`` (like the paper), then SciPy's Brent method
+(``scipy.optimize.brentq``) finds the root in it.
 
 Why it converges for every reachable target (proof sketch):
 
@@ -30,11 +31,9 @@ Why it converges for every reachable target (proof sketch):
 3. Bracketing: stepping away from ``G = 1`` in ``log G`` with a step that doubles each time
    (G = 2, 8, 128, ... or 1/2, 1/8, ...) crosses ``G*`` after finitely many steps because of the
    limits in 2. From then on the iteration keeps a bracket ``[G_lo, G_hi]`` with
-   ``m(G_lo) > Ybar > m(G_hi)``; the Illinois modification of regula falsi shrinks it to ``G*``
-   (superlinearly near the root), and every regula-falsi step that does not halve the bracket is
-   followed by a bisection step, so the bracket at least halves every two evaluations. By
-   continuity ``m(G) -> Ybar``, so the stopping rule ``|m(G) - Ybar| <= tol`` is met after
-   finitely many iterations.
+   ``m(G_lo) > Ybar > m(G_hi)``; Brent's method converges on a bracketed root of a continuous
+   function (it falls back to bisection whenever interpolation does not shrink the bracket), so
+   ``m(G) -> Ybar`` and ``|m(G) - Ybar| <= tol`` is met after finitely many evaluations.
 
 Targets outside the reachable range are clamped to it and reported as not converged.
 
@@ -210,8 +209,8 @@ def solve_exponent(mean_fn, target: float, reachable: tuple[float, float], tol: 
                    g0: float = 1.0) -> tuple[float, int, bool]:
     """Find G > 0 with ``mean_fn(G) = target`` for a continuous, strictly decreasing ``mean_fn``.
 
-    Bracketing by doubling the step in ``log G`` away from ``g0``, then Illinois regula falsi on
-    ``log G`` with a bisection safeguard (see the module docstring for why this converges).
+    Bracketing by doubling the step in ``log G`` away from ``g0``, then ``scipy.optimize.brentq``
+    on ``log G`` (see the module docstring for why this converges).
     Returns (G, number of evaluations of ``mean_fn``, whether ``|mean - target| <= tol``).
     """
     lo_lim, hi_lim = reachable
@@ -243,38 +242,22 @@ def solve_exponent(mean_fn, target: float, reachable: tuple[float, float], tol: 
             a, fa = x, fx
         else:
             b, fb = x, fx
-    side, width = 0, abs(b - a)
-    while it < max_iter:
-        x = b - fb * (b - a) / (fb - fa)  # regula falsi; fa > 0 > fb so x lies inside (a, b)
-        if not min(a, b) < x < max(a, b):
-            x = 0.5 * (a + b)
-        fx = f(x)
-        it += 1
-        if abs(fx) <= tol:
-            return math.exp(x), it, True
-        if fx > 0:
-            a, fa = x, fx
-            if side == -1:  # Illinois: the other end was kept twice, halve its value
-                fb *= 0.5
-            side = -1
-        else:
-            b, fb = x, fx
-            if side == 1:
-                fa *= 0.5
-            side = 1
-        if abs(b - a) > 0.5 * width and it < max_iter:  # safeguard: bisect when shrinking slowly
-            x = 0.5 * (a + b)
-            fx = f(x)
-            it += 1
-            if abs(fx) <= tol:
-                return math.exp(x), it, True
-            if fx > 0:
-                a, fa = x, fx
-            else:
-                b, fb = x, fx
-            side = 0
-        width = abs(b - a)
-    return math.exp(0.5 * (a + b)), it, False
+    from scipy.optimize import brentq
+
+    # f(log G) is continuous and changes sign on [a, b]: Brent's method, stopped when the mean is
+    # within tol of the target (xtol of the exponent's log), or after the evaluations left
+    calls = [0]
+
+    def counted(x: float) -> float:
+        calls[0] += 1
+        return f(x)
+
+    try:
+        x, res = brentq(counted, a, b, xtol=1e-9, rtol=4 * np.finfo(float).eps, maxiter=max(max_iter - it, 1),
+                        full_output=True, disp=False)
+    except RuntimeError:  # pragma: no cover - disp=False reports non-convergence in ``res``
+        x = 0.5 * (a + b)
+    return math.exp(x), it + calls[0], abs(f(x)) <= tol
 
 
 def auto_gamma(
