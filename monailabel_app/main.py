@@ -191,7 +191,7 @@ class RequestGuard:
             nonlocal start
             if message["type"] == "http.response.start":
                 kinds = [v for k, v in message.get("headers", []) if k.lower() == b"content-type"]
-                if kinds and kinds[0].split(b";")[0].strip() == b"application/json":
+                if kinds and kinds[0].split(b";")[0].strip() == b"application/json" and scope["method"] != "HEAD":
                     start = message  # held until the whole (small) JSON body is here
                     return
             elif message["type"] == "http.response.body" and start is not None:
