@@ -114,6 +114,11 @@ def test_override_check_accepts_config_keys_and_refuses_the_rest():
         check_overrides({"config_file": train, "dataset_dir": "/no/such/folder"})
     with pytest.raises(OverrideError, match=r"did you mean --input_path\?"):
         check_overrides({"config_file": str(CONFIGS / "inference.json"), "input_pth": "x"})
+    # inference + evaluation: the keys of both files
+    both = f"['{CONFIGS / 'inference.json'}','{CONFIGS / 'evaluate.json'}']"
+    check_overrides({"config_file": both, "tolerance_mm": "3", "input_split": "validation"})
+    with pytest.raises(OverrideError, match=r"did you mean --tolerance_mm\?"):
+        check_overrides({"config_file": both, "tolerence_mm": "3"})
 
 
 def test_the_check_is_off_outside_the_bundle_command_line():
