@@ -175,7 +175,7 @@ def test_symlink_pointing_out_is_not_listed_served_or_deleted(server):
     victim.symlink_to(server.outside / "secret.dcm")
     for method, path, params in (("GET", "/datastore/image", {"image": VICTIM}),
                                  ("DELETE", "/datastore/image", {"id": VICTIM}),
-                                 ("POST", f"/infer/bac", {"image": VICTIM})):
+                                 ("POST", "/infer/bac", {"image": VICTIM})):
         r = _call(server, method, path, params=params)
         _json_error(r, 403, "outside the studies folder")
         assert secret[:4096] not in r.content
@@ -184,7 +184,8 @@ def test_symlink_pointing_out_is_not_listed_served_or_deleted(server):
 
 def test_absolute_and_relative_paths_are_refused(server):
     target = str(server.outside / "secret.dcm")
-    for value in (target, "/etc/passwd", "../outside/secret", "..", "labels/tpa/" + IMAGE, f"{tempfile.gettempdir()}/tmpabc"):
+    for value in (target, "/etc/passwd", "../outside/secret", "..", "labels/tpa/" + IMAGE,
+                  f"{tempfile.gettempdir()}/tmpabc"):
         _json_error(_call(server, "GET", "/datastore/image", params={"image": value}), 400, "invalid image id")
         _json_error(_call(server, "DELETE", "/datastore/image", params={"id": value}), 400, "invalid image id")
         _json_error(_call(server, "POST", "/infer/bac", params={"image": value}), 400, "invalid image id")
@@ -194,7 +195,8 @@ def test_absolute_and_relative_paths_are_refused(server):
     try:
         shutil.copy2(server.outside / "secret.dcm", planted)
         _json_error(_call(server, "POST", "/infer/bac", params={"image": str(planted)}), 400, "invalid image id")
-        r = _call(server, "POST", "/infer/bac", params={"image": IMAGE}, data={"params": json.dumps({"image": str(planted)})})
+        r = _call(server, "POST", "/infer/bac", params={"image": IMAGE},
+                  data={"params": json.dumps({"image": str(planted)})})
         _json_error(r, 400, "invalid image id")
     finally:
         planted.unlink()
@@ -282,7 +284,8 @@ def test_malformed_requests_get_json(server, tmp_path):
         ("PUT", "/datastore/image/info", {"params": {"image": "nosuch"}, "data": {"info": "{}"}}),
         ("PUT", "/datastore/label/info", {"params": {"label": "nosuch", "tag": "final"}, "data": {"info": "{}"}}),
         ("PUT", "/datastore/label", {"params": {"image": IMAGE}}),
-        ("PUT", "/datastore/label", {"params": {"image": IMAGE}, "files": {"label": ("junk.nii.gz", junk.read_bytes())}}),
+        ("PUT", "/datastore/label", {"params": {"image": IMAGE},
+                                     "files": {"label": ("junk.nii.gz", junk.read_bytes())}}),
         ("PUT", "/datastore/label", {"params": {"image": IMAGE}, "data": "x" * 100,
                                      "headers": {"Content-Type": "multipart/form-data; boundary=zzz"}}),
         ("PUT", "/datastore/image", {"files": {"file": ("x.txt", b"text")}}),
@@ -298,6 +301,7 @@ def test_malformed_requests_get_json(server, tmp_path):
         ("GET", "/session/nosuch", {}),
         ("GET", "/proxy/dicom/qido/studies", {}),
         ("GET", "/ohif/../../etc/passwd", {}),
+        ("GET", "/datastore/dataset", {}),
         ("GET", "/nosuch", {}),
         ("PATCH", "/info/", {}),
         ("PUT", "/datastore/label", {"params": {"image": IMAGE}, "data": b"x" * 10,

@@ -245,6 +245,11 @@ class BACDatastore(LocalDatastore):
     def datalist(self, full_path=True) -> list[dict[str, Any]]:
         return [d for d in super().datalist(full_path) if all(self._is_inside(p) for p in d.values())]
 
+    def get_dataset_archive(self, limit_cases: int | None) -> str:
+        if not self.datalist():  # MONAI Label asserts (HTTP 500) instead
+            raise not_found("no image has a label in labels/final yet: there is no dataset to archive")
+        return super().get_dataset_archive(limit_cases)
+
     def require_image(self, image_id: Any) -> str:
         """The path of a known image id; HTTP 400 for a malformed id, 404 for an unknown one."""
         image_id = check_image_id(image_id)
