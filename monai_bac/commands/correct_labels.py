@@ -138,14 +138,14 @@ def _check_outputs(inputs: list[Path], outputs: list[Path], out: Path) -> None:
                          "choose a new folder so that no input can be overwritten")
     for path in outputs:
         real = _real(path)
+        link = " (through a symbolic link)" if real != os.path.abspath(path) else ""
         for parent in (real, *map(str, Path(real).parents)):
             if parent in real_inputs:
-                raise ValueError(f"output {path} would be written to {real}, which is (or is inside) the input "
-                                 f"{real_inputs[parent]}; a symbolic link under --out leads there. Choose a new "
-                                 "--out (without links into the inputs)")
+                raise ValueError(f"output {path} would be written to {real}{link}, which is (or is inside) the "
+                                 f"input {real_inputs[parent]}; choose a new --out (without links into the inputs)")
         if not _within(real, real_out):
-            raise ValueError(f"output {path} would be written to {real}, outside --out {out} (a symbolic link "
-                             "under --out leads there); choose a new --out (without links)")
+            raise ValueError(f"output {path} would be written to {real}{link}, outside --out {out}; "
+                             "choose a new --out (without links)")
 
 
 def _output_name(label: Path, base: Path, used: set[str]) -> str:
