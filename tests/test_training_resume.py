@@ -198,23 +198,21 @@ def test_best_model_and_early_stop_state_survive_a_restart(tmp_path):
     assert not [p.name for p in tmp_path.iterdir() if p.name != "model.pt"]
 
 
-def test_periodic_checkpoints_of_the_resumed_run_are_pruned_and_temp_files_removed(tmp_path):
+def test_periodic_checkpoints_of_the_resumed_run_are_pruned_and_temp_files_removed(tmp_path, caplog):
     from monai_bac.handlers import ResumableCheckpointSaver
 
     net = torch.nn.Linear(1, 1)
     trainer = Engine(lambda e, b: None)
 
-    def saver():
-        return ResumableCheckpointSaver(save_dir=str(tmp_path), save_dict={"network": net, "trainer": trainer},
-                                        save_interval=1, n_saved=2)
-
-    saver().attach(trainer)
+    ResumableCheckpointSaver(save_dir=str(tmp_path), save_dict={"network": net, "trainer": trainer},
+                             save_interval=1, n_saved=2).attach(trainer)
     trainer.run([0], max_epochs=3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_epoch=2.pt", "checkpoint_epoch=3.pt"]
     # what a killed run leaves besides: an older checkpoint and a partial one being written
     (tmp_path / "checkpoint_epoch=1.pt").write_bytes((tmp_path / "checkpoint_epoch=2.pt").read_bytes())
     (tmp_path / ".checkpoint_epoch=4.tmp-0123456789ab.pt").write_bytes(b"partial")
     (tmp_path / ".notes.tmp-0123456789ab.pt").write_bytes(b"not the saver's")
+    (tmp_path / "checkpoint_epoch=9.pt").write_bytes(b"an earlier, longer run's")  # reported, never removed
 
     resumed = Engine(lambda e, b: None)
     s = ResumableCheckpointSaver(save_dir=str(tmp_path), save_dict={"network": net, "trainer": resumed},
@@ -222,6 +220,8 @@ def test_periodic_checkpoints_of_the_resumed_run_are_pruned_and_temp_files_remov
     s.attach(resumed)
     assert not (tmp_path / ".checkpoint_epoch=4.tmp-0123456789ab.pt").exists()
     resumed.load_state_dict(torch.load(tmp_path / "checkpoint_epoch=3.pt", weights_only=True)["trainer"])
-    resumed.run([0], max_epochs=5)
+    with caplog.at_level("WARNING"):
+        resumed.run([0], max_epochs=5)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        ".notes.tmp-0123456789ab.pt", "checkpoint_epoch=4.pt", "checkpoint_epoch=5.pt"]
+        ".notes.tmp-0123456789ab.pt", "checkpoint_epoch=4.pt", "checkpoint_epoch=5.pt", "checkpoint_epoch=9.pt"]
+    assert "earlier run (checkpoint_epoch=9.pt)" in caplog.text

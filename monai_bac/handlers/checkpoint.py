@@ -143,8 +143,12 @@ class ResumableCheckpointSaver(CheckpointSaver):
         unit = "epoch" if self.epoch_level else "iteration"
         now = engine.state.epoch if self.epoch_level else engine.state.iteration
         pattern = re.compile(re.escape(f"{self._basename}_{unit}=") + r"(\d+)\.pt")
-        found = sorted((int(m.group(1)), f) for f in os.listdir(self.save_dir)
-                       if (m := pattern.fullmatch(f)) and int(m.group(1)) < now)
+        on_disk = sorted((int(m.group(1)), f) for f in os.listdir(self.save_dir) if (m := pattern.fullmatch(f)))
+        later = [f for step, f in on_disk if step > now]
+        if later:  # not this run's: an earlier, longer run's (a fresh run was started in the same folder)
+            self.logger.warning(f"{self.save_dir} holds checkpoints of an earlier run ({', '.join(later)}); a later "
+                                "--resume would pick the newest epoch: remove or move them")
+        found = [(step, f) for step, f in on_disk if step < now]
         keep = found[-(ckpt.n_saved - 1):] if ckpt.n_saved > 1 else []
         for step, f in found[: len(found) - len(keep)]:
             with contextlib.suppress(FileNotFoundError):
