@@ -135,7 +135,7 @@ class ServerPolicy:
         if origin and method not in SAFE_METHODS and origin.lower() not in self.cors_origins \
                 and urlsplit(origin).netloc.lower() != host.lower():
             return 403, (f"requests from the web page at {origin} are not allowed (cross-origin); an admin can allow "
-                         "a viewer's origin with --conf cors_origins <origin> (or MONAI_LABEL_CORS_ORIGINS)")
+                         "a viewer's origin with --conf cors_origins <origin> (or MONAI_BAC_CORS_ORIGINS)")
         first = path.strip("/").split("/", 1)[0]
         if first in ("model", "logs", "reload") and not self.admin_endpoints:
             if method in ("PUT", "DELETE", "POST") or not self.auth:

@@ -1,7 +1,8 @@
 """The MONAI Label app lets nobody in and loses nothing, against a REAL server.
 
 ``monailabel start_server`` runs as a subprocess on a free loopback port (one server for the
-module, stopped in teardown) with an allow-listed viewer origin; the studies folder holds
+module, stopped in teardown) with a viewer origin allow-listed through the environment
+(MONAI_BAC_CORS_ORIGINS); the studies folder holds
 phantom DICOMs, a symlink pointing out of it (image and label) and an image that is swapped
 for such a symlink while the server runs. Files outside the studies folder must come back
 unchanged and unread; every refusal is a JSON 4xx without a stack trace or a server folder.
@@ -84,8 +85,9 @@ def server(tmp_path_factory, phantom_cohort):
     (studies / "evil.dcm").symlink_to(outside / "secret.dcm")
     (studies / "labels" / "final" / f"{IMAGE}.nii.gz").symlink_to(outside / "secret_label.nii.gz")
     env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MONAI_LABEL_AUTO_UPDATE_SCORING": "false",
-           "MONAI_LABEL_SESSION_PATH": str(root / "sessions")}
-    conf = {"models": "bac", "bundle_path": str(bundle), "cors_origins": VIEWER}
+           "MONAI_LABEL_SESSION_PATH": str(root / "sessions"),
+           "MONAI_BAC_CORS_ORIGINS": VIEWER}  # (MONAI_LABEL_CORS_ORIGINS makes 0.8.5's start_server crash)
+    conf = {"models": "bac", "bundle_path": str(bundle)}
     srv = start_server(app, studies, conf, root / "server.log", env, ready_path="/datastore/")
     srv.outside = outside
     srv.outside_sha = {p.name: _sha(p) for p in outside.iterdir()}
@@ -418,8 +420,8 @@ def auth_server(tmp_path_factory, phantom_cohort):
     env = {"OMP_NUM_THREADS": "1", "MONAI_LABEL_AUTO_UPDATE_SCORING": "false", "MONAI_LABEL_AUTH_ENABLE": "true",
            "MONAI_LABEL_AUTH_REALM_URI": f"http://127.0.0.1:{realm.server_port}/realms/monailabel",
            "MONAI_LABEL_SESSION_PATH": str(root / "sessions")}
-    srv = start_server(app, studies, {"models": "bac", "bundle_path": str(copy_bundle(root / "bundle"))},
-                       root / "server.log", env, ready_path="/docs")
+    conf = {"models": "bac", "bundle_path": str(copy_bundle(root / "bundle")), "cors_origins": VIEWER}
+    srv = start_server(app, studies, conf, root / "server.log", env, ready_path="/docs")
 
     def sign(roles, signer=key, **claims):
         payload = {"preferred_username": "ann", "exp": int(time.time()) + 600, "realm_access": {"roles": roles},
@@ -456,3 +458,10 @@ def test_auth_on_tokens_are_verified_and_roles_applied(auth_server):
     _json_error(_call(server, "POST", "/reload", headers=bearer(admin)), 403, "admin_endpoints")
     _json_error(_call(server, "DELETE", "/datastore/image", params={"id": IMAGE}, headers=bearer(admin)), 403,
                 "allow_delete")
+    # the viewer allow-listed with --conf cors_origins may send the Authorization header cross-origin
+    r = _call(server, "OPTIONS", "/info/", headers={"Origin": VIEWER, "Access-Control-Request-Method": "GET",
+                                                   "Access-Control-Request-Headers": "authorization"})
+    assert r.status_code == 200 and r.headers.get("access-control-allow-origin") == VIEWER, (r.status_code, r.text)
+    assert "authorization" in r.headers.get("access-control-allow-headers", "").lower()
+    r = _call(server, "OPTIONS", "/info/", headers={"Origin": EVIL, "Access-Control-Request-Method": "GET"})
+    assert "access-control-allow-origin" not in {k.lower() for k in r.headers} and r.status_code == 403
