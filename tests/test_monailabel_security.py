@@ -87,7 +87,7 @@ def server(tmp_path_factory, phantom_cohort):
     env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MONAI_LABEL_AUTO_UPDATE_SCORING": "false",
            "MONAI_LABEL_SESSION_PATH": str(root / "sessions"),
            "MONAI_BAC_CORS_ORIGINS": VIEWER}  # (MONAI_LABEL_CORS_ORIGINS makes 0.8.5's start_server crash)
-    conf = {"models": "bac", "bundle_path": str(bundle)}
+    conf = {"models": "bac", "bundle_path": str(bundle), "max_upload_mb": "2"}
     srv = start_server(app, studies, conf, root / "server.log", env, ready_path="/datastore/")
     srv.outside = outside
     srv.outside_sha = {p.name: _sha(p) for p in outside.iterdir()}
@@ -465,3 +465,23 @@ def test_auth_on_tokens_are_verified_and_roles_applied(auth_server):
     assert "authorization" in r.headers.get("access-control-allow-headers", "").lower()
     r = _call(server, "OPTIONS", "/info/", headers={"Origin": EVIL, "Access-Control-Request-Method": "GET"})
     assert "access-control-allow-origin" not in {k.lower() for k in r.headers} and r.status_code == 403
+
+
+def test_body_over_the_limit_is_413_also_when_streamed(server):
+    big = b"\0" * (3 << 20)  # the module's server takes 2 MiB at most (--conf max_upload_mb 2)
+    files = {"label": ("big.nii.gz", big)}
+    _json_error(_call(server, "PUT", "/datastore/label", params={"image": IMAGE}, files=files), 413, "max_upload_mb")
+
+    from requests_toolbelt import MultipartEncoder
+
+    body = MultipartEncoder(fields={"label": ("big.nii.gz", big, "application/gzip")})
+    payload = body.to_string()
+
+    def chunks():  # no Content-Length: chunked transfer, counted while it arrives
+        for i in range(0, len(payload), 1 << 16):
+            yield payload[i:i + (1 << 16)]
+
+    r = _call(server, "PUT", "/datastore/label", params={"image": IMAGE}, data=chunks(),
+              headers={"Content-Type": body.content_type})
+    _json_error(r, 413, "max_upload_mb")
+    assert _call(server, "GET", "/info/").status_code == 200
