@@ -247,8 +247,8 @@ class Decomposition:
     nearest to them: ``n_px``, ``n_core``, ``core_calc``, ``core_bg``, ``all_calc`` and
     ``length`` (mm: the length share of the full skeleton's pixels, spurs and junctions included,
     so that the pieces' lengths add up to the annotation's). ``order``: the branch pixels, branch
-    after branch, each branch along its path; ``hub_edges``: (hub, node) pairs where a junction
-    touches a branch. Pixel arrays: ``px_rows``, ``px_cols``, ``px_node`` (nearest branch pixel).
+    after branch, each branch along its path; ``edges``: the skeleton graph's edges (i, j);
+    ``hub_edges``: (hub, node) pairs where a junction touches a branch. Pixel arrays: ``px_rows``, ``px_cols``, ``px_node`` (nearest branch pixel).
     """
 
     shape: tuple[int, int]
@@ -610,9 +610,9 @@ def correct_bac_label(
             required unless ``min_mean_calc_mm`` is None.
         spacing_mm: (row, col) pixel spacing, mm (:func:`monai_bac.units.as_spacing`).
         min_length_mm: pieces whose calcified run is shorter are removed ("short"); None disables it.
-        min_mean_calc_mm: pieces whose calcification (``measure``) is lower are removed
-            ("low_calc"); None disables the test (and the cuts where the calcification changes).
-        measure: ``"core_excess"`` (default) or ``"mean"`` (the plain mean over the piece, the
+        min_mean_calc_mm: pieces whose calcium stretch's calcification (``measure``) is lower are
+            removed ("low_calc"); None disables the test (and the cuts where the calcification changes).
+        measure: ``"core_excess"`` (default) or ``"mean"`` (the plain mean over the pixels, the
             paper's wording). The default threshold is calibrated for ``"core_excess"``.
         breast_mask: (H, W) bool; restricts the background level to breast tissue (recommended).
         core_mm: half-width of the core track around the skeleton, mm.
@@ -621,6 +621,8 @@ def correct_bac_label(
         spur_mm: terminal skeleton branches shorter than this are pruned, mm.
         width_ratio: width change (factor against the branch's median) that cuts a piece; None: no
             cut on width.
+        hysteresis: the calcification profile must fall below ``hysteresis x min_mean_calc_mm`` to
+            cut a calcified stretch.
 
     Returns:
         (uint8 (H, W) corrected mask, report). The report holds the settings; ``n_components``
@@ -629,7 +631,8 @@ def correct_bac_label(
         (pieces); the total skeleton length and pixels before/after; ``pieces``: one dict per
         piece with ``id``, ``component``, ``bbox`` ((r0, c0, r1, c1), pixels, half-open),
         ``centroid`` ((row, col), pixels), ``centroid_mm``, ``pixels``, ``area_mm2``, ``length_mm``,
-        ``run_length_mm``, ``width_mm``, ``mean_calc_mm``, ``core_excess_calc_mm``, ``kept`` and
+        ``run_length_mm``, ``width_mm``, ``mean_calc_mm``, ``core_excess_calc_mm`` (the piece's own),
+        ``stretch_calc_mm`` (its calcium stretch's ``measure``, the one tested), ``kept`` and
         ``reason`` ("" when kept, "short", "low_calc" or "short+low_calc"); ``removed``: the
         removed ones. An empty label gives an empty mask and a report with zero pieces.
     """
