@@ -98,9 +98,9 @@ class CorrectBACLabel(Transform):
 
     The annotation is cut into pieces along its skeleton: at junctions, and where the
     calcification (Eq. 5) or the annotated width changes markedly along the path (stretches of
-    at least ``split_mm``). A piece whose calcification thickness (mm) is below
-    ``min_mean_calc_mm`` is removed as "low_calc" (dense-tissue strands and edges, also when
-    brushed in the same stroke as a vessel); a piece whose calcified run (the connected pieces
+    at least ``split_mm``). A piece whose calcification thickness (mm; pooled over the connected
+    pieces of the same calcium class) is below ``min_mean_calc_mm`` is removed as "low_calc"
+    (dense-tissue strands and edges, also when brushed in the same stroke as a vessel); a piece whose calcified run (the connected pieces
     passing the calcium test) is shorter than ``min_length_mm`` as "short" (stand-alone
     micro-calcifications). Both thresholds are physical, so they hold at any pixel spacing.
 
