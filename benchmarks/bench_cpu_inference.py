@@ -1,267 +1,197 @@
-"""End-to-end CPU inference of one full-size raw mammogram: PyTorch eager vs ONNX Runtime (float32, int8).
+"""End-to-end CPU inference of one full-size raw mammogram, this tree against an earlier one, alternately.
 
-    python benchmarks/bench_cpu_inference.py [--threads 2] [--repeats 3] [--image-size 1600]
-                                             [--dicom FILE] [--json OUT.json]
+    python benchmarks/bench_cpu_inference.py [--baseline REV_OR_TREE] [--engine onnx|torch]
+                                             [--repeats 5] [--threads 2] [--model BUNDLE] [--json OUT]
 
-What is timed (``monai_bac.cpu_inference.process_image``, the code ``monai-bac infer`` runs):
-load (DICOM read) -> breast_region -> normalise (log-gamma + z-score) -> resize (to 1600 x 1600)
--> network (deeplabv3p_mnv3) -> resize_back (sigmoid + Invertd to 2850 x 2394) -> threshold ->
-quantify (length, segments, area, calcium from Eq. 5) -> write (NIfTI, DICOM SEG, overlay PNG,
-JSON). The engines (PyTorch eager; ONNX Runtime float32; ONNX Runtime int8, ``model.int8.onnx``
-calibrated on other full-size phantoms) run in the same process on the same image, alternately,
-after one warm-up run each; the table gives the median over ``--repeats`` runs per stage and the total.
-``write`` runs on a second thread while the mask is quantified (and the h_calc map of the
-calcium estimate on a third beside the skeletons), so the stage columns add up to more than
-the total: the total is the wall time of the whole image.
+What is timed: one image through what ``monai-bac infer`` runs, from the DICOM file to the written
+outputs (mask NIfTI, DICOM SEG, overlay PNG, JSON report with the quantification): here the
+bundle's ``configs/inference.json`` run by :class:`monai_bac.bundle_inference.BundleInference`
+with ``monai-bac infer``'s per-image step. With ``--baseline`` (a git revision, checked out into a
+temporary worktree, or a folder holding an older checkout), the same image also goes through that
+tree's own ``monai-bac infer`` code (before the one-inference-path change: ``CPUInferenceEngine`` +
+``process_image``). Each tree runs in its own worker process, loads its model once, warms up
+once, and the two are then asked in turn (A B A B ...), so a machine whose speed drifts affects
+both alike; the table gives each one's median, min and max wall seconds per image and the median
+of the per-pair ratios.
 
-Input: a full-size (2850 x 2394 at 0.1 mm, GE Pristina geometry, MONOCHROME1 16-bit) raw
-"FOR PROCESSING" phantom DICOM written with ``make_phantom`` + ``write_mammogram_dicom``.
-
-Model: random weights (timing does not depend on them) with the segmentation head's bias
-shifted so that ~0.5 % of the pixels come out positive, the area of BAC in a typical phantom
-(an all-positive mask from an untrained head would time the skeleton of a 2850 x 2394 blob).
-The int8 copy of a random network gives a much more scattered mask (its logits all sit near the
-cut), so its ``quantify`` is not comparable; ``--model RUN`` uses a trained bundle's weights
-instead (e.g. a ``monai-bac reproduce`` run, served at ``--image-size``), whose masks int8 keeps.
-A second quantify + write row uses the phantom's ground-truth BAC mask.
-
-Threads: ``--threads`` (default 2) for ONNX Runtime's intra-op pool, torch, and the BLAS /
-OpenMP pools. The load average is printed before and after: on a shared machine the numbers
-are contended; re-run on a quiet machine for reference figures. CPU seconds (process time)
-per run are printed beside the wall time: on a busy machine they are the better guide to what
-a quiet machine would do.
+Input: a full-size (2850 x 2394 at 0.1 mm, GE geometry, MONOCHROME1 16-bit) raw phantom DICOM.
+Model: random ``deeplabv3p_mnv3`` weights at 1600 x 1600 (timing does not depend on them) with the
+segmentation head's bias shifted so that ~0.5 % of the pixels are positive, the area of BAC in a
+typical phantom; or ``--model BUNDLE``'s trained weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
+import statistics
+import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
-_ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-_ap.add_argument("--threads", type=int, default=2)
-_ap.add_argument("--repeats", type=int, default=3)
-_ap.add_argument("--image-size", type=int, default=1600)
-_ap.add_argument("--dicom", help="a raw DICOM mammogram to use instead of the phantom")
-_ap.add_argument("--model", help="a trained bundle (e.g. a `monai-bac reproduce` run) whose model.pt, threshold "
-                                 "and settings to use (served at --image-size with this repository's "
-                                 "inference.json) instead of random weights")
-_ap.add_argument("--positive-fraction", type=float, default=0.005)
-_ap.add_argument("--engines", nargs="+", default=["torch", "onnx", "onnx-int8"], choices=["torch", "onnx", "onnx-int8"])
-_ap.add_argument("--calibration-images", type=int, default=4,
-                 help="onnx-int8: full-size phantoms to calibrate on (and as many others to compare masks on)")
-_ap.add_argument("--json", help="also write the results here")
-_ap.add_argument("--validate", type=int, default=0, metavar="N",
-                 help="also measure length and calcium of the ground-truth masks of N full-size phantoms vs truth")
-_ap.add_argument("--only-validate", action="store_true", help="skip the timing, run --validate only")
-ARGS = _ap.parse_args()
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = str(ARGS.threads)
+REPO = Path(__file__).resolve().parents[1]
 
-import json  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine  # noqa: E402
-
+# the worker: one tree's code, one model, one image at a time on request
+WORKER = r'''
+import json, os, sys, time, warnings
 warnings.filterwarnings("ignore")
-torch.set_num_threads(ARGS.threads)
-try:
-    from threadpoolctl import threadpool_limits
+import logging; logging.disable(logging.WARNING)
+bundle, image, out, engine, threads = sys.argv[1:6]
+from pathlib import Path
+if Path(sys.argv[6]).joinpath("monai_bac", "bundle_inference.py").is_file():
+    from monai_bac.bundle_inference import BundleInference
+    from monai_bac.commands.infer import _process
+    pipe = BundleInference(bundle, engine=engine, precision="fp32", threads=int(threads),
+                           overrides={"output_dir": os.path.join(out, ".staging"), "overwrite": True,
+                                      "save_transforms#0#report": False})
+    model = pipe.describe()
+    def run(k):
+        rep = _process(pipe, {"image": image}, f"case{k}", Path(out), Path(out) / ".staging", True, True, model)
+        return rep["status"], (rep.get("quantification") or {}).get("length_mm")
+else:
+    from monai_bac.cpu_inference import CPUInferenceEngine, process_image
+    eng = CPUInferenceEngine(bundle, engine=engine, precision="fp32", threads=int(threads))
+    def run(k):
+        rep = process_image(eng, image, out, f"case{k}", overwrite=True)
+        return rep["status"], (rep.get("quantification") or {}).get("length_mm")
+run(0)  # warm-up
+print("ready", flush=True)
+for line in sys.stdin:
+    k = int(line)
+    t = time.perf_counter()
+    status, length = run(k)
+    print(json.dumps({"seconds": time.perf_counter() - t, "status": status, "length_mm": length}), flush=True)
+'''
 
-    threadpool_limits(ARGS.threads)
-except ImportError:
-    pass
 
-from monai_bac.cpu_inference import STAGES, CPUInferenceEngine, process_image  # noqa: E402
-from monai_bac.data import load_mammogram, write_mammogram_dicom  # noqa: E402
-from monai_bac.export import export_model  # noqa: E402
-from monai_bac.networks import build_network  # noqa: E402
+def make_inputs(tmp: Path, model: str | None, positive_fraction: float) -> tuple[Path, Path]:
+    """(a full-size raw phantom DICOM, a models/ folder with model.pt, settings and threshold)."""
+    import numpy as np
+    import torch
 
-
-def make_dicom(folder: Path, seed: int = 7, name: str = "full_size_raw.dcm") -> tuple[Path, np.ndarray | None]:
-    if ARGS.dicom and seed == 7:
-        return Path(ARGS.dicom), None
+    from monai_bac.data import write_mammogram_dicom
+    from monai_bac.networks import build_network
     from monai_bac.phantom import make_phantom
 
-    p = make_phantom(seed, view=("CC", "MLO")[seed % 2], laterality=("L", "R")[(seed // 2) % 2], spacing_mm=0.1,
-                     vendor="GE")
-    m = p.meta
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    write_mammogram_dicom(path, p.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
+    ph = make_phantom(seed=7, spacing_mm=0.1)
+    m = ph.meta
+    image = tmp / "full_size.dcm"
+    write_mammogram_dicom(image, ph.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
                           anode=m["anode"], filter=m["filter"], view=m["view"], laterality=m["laterality"],
-                          manufacturer=m["manufacturer"], photometric=m["photometric"], bits_stored=m["bits_stored"],
-                          patient_id="BENCH")
-    return path, p.bac_mask
-
-
-def trained_model(folder: Path) -> Path:
-    """``--model``'s weights, threshold and settings in ``folder / "models"``, served at ``--image-size``."""
-    import shutil
-
-    src = Path(ARGS.model) / "models" if (Path(ARGS.model) / "models").is_dir() else Path(ARGS.model)
-    models = folder / "models"
-    models.mkdir(parents=True)
-    for name in ("model.pt", "threshold.json"):
-        if (src / name).is_file():
-            shutil.copy2(src / name, models / name)
-    settings = json.loads((src / "model_settings.json").read_text())
-    (models / "model_settings.json").write_text(json.dumps({**settings, "image_size": ARGS.image_size}))
-    return models
-
-
-def make_model(folder: Path, dicom: Path) -> Path:
-    """Random deeplabv3p_mnv3 whose head bias gives ~positive_fraction positive pixels on ``dicom``
-    (or the trained ``--model``)."""
-    if ARGS.model:
-        return _export(folder, trained_model(folder))
-    models = folder / "models"
-    models.mkdir(parents=True)
-    (models / "model_settings.json").write_text(json.dumps(
-        {"network_name": "deeplabv3p_mnv3", "image_size": ARGS.image_size, "normalisation": "log_gamma",
-         "crop_to_breast": False}))
+                          manufacturer=m["manufacturer"], presentation=m["presentation"],
+                          photometric=m["photometric"], bits_stored=m["bits_stored"])
+    models = tmp / "models"
+    models.mkdir()
+    if model:
+        src = Path(model) / "models" if (Path(model) / "models").is_dir() else Path(model)
+        for f in ("model.pt", "model_settings.json", "threshold.json"):
+            shutil.copy(src / f, models / f)
+        settings = json.loads((models / "model_settings.json").read_text())
+        settings.update(image_size=1600, crop_to_breast=False)
+        (models / "model_settings.json").write_text(json.dumps(settings))
+        return image, models
     torch.manual_seed(0)
     net = build_network("deeplabv3p_mnv3").eval()
-    torch.save(net.state_dict(), models / "model.pt")
-    export_model(models, formats=("onnx",), check_size=ARGS.image_size)  # the exported graph calibrates the bias
-    eng = CPUInferenceEngine(models, engine="onnx", threads=ARGS.threads, threshold=0.5)
-    d = {"image": str(dicom)}
-    for t in eng.preprocessing.transforms:
-        d = t(d)
-    logits = eng.runner(np.asarray(d["image"])[None])
-    head = net.segmentation_head[0]
+    x = torch.from_numpy(np.log1p(ph.raw.astype(np.float32)))[None, None]
+    x = torch.nn.functional.interpolate((x - x.mean()) / x.std(), size=(1600, 1600), mode="area")
     with torch.no_grad():
-        head.bias -= float(np.quantile(logits, 1.0 - ARGS.positive_fraction))
-    torch.save(net.state_dict(), models / "model.pt")
-    return _export(folder, models)
+        logits = net(x).numpy()
+    state = net.state_dict()
+    bias = next(k for k in state if k.startswith("segmentation_head") and k.endswith("bias"))
+    state[bias] = state[bias] - float(np.quantile(logits, 1.0 - positive_fraction))
+    torch.save(state, models / "model.pt")
+    (models / "model_settings.json").write_text(json.dumps({"network_name": "deeplabv3p_mnv3", "image_size": 1600,
+                                                            "normalisation": "log_gamma", "crop_to_breast": False}))
+    (models / "threshold.json").write_text(json.dumps({"threshold": 0.5}))
+    return image, models
 
 
-def _export(folder: Path, models: Path) -> Path:
-    report = export_model(models, formats=("onnx", "torchscript"), check_size=ARGS.image_size, overwrite=True)
-    for fmt, r in report["exports"].items():
-        print(f"export {fmt}: max |export - pytorch| = {r['max_abs_diff']:.2e} on a {ARGS.image_size} px input "
-              f"({r['seconds']:.1f} s)")
-    if "onnx-int8" in ARGS.engines:
-        calib = folder / "calibration"
-        for seed in range(20, 20 + 2 * ARGS.calibration_images):
-            make_dicom(calib, seed, f"phantom_{seed}.dcm")
-        # timing only: no agreement is demanded (for random weights it says nothing about a
-        # trained model; benchmarks/validate_int8.py measures that)
-        r = export_model(models, formats=("onnx-int8",), calibration=str(calib), n_calibration=ARGS.calibration_images,
-                         n_check=ARGS.calibration_images, min_mask_dice=0.0)["exports"]["onnx-int8"]
-        print(f"export onnx-int8 ({r['scheme']}): calibrated on {r['calibration_images']} full-size phantoms "
-              f"({r['seconds']:.1f} s); mask Dice vs float32 {r['mask_dice_mean']:.3f} on {r['n_images']} others")
-    return models
+def bundle_for(tree: Path, models: Path, dest: Path) -> Path:
+    """A bundle folder with ``tree``'s configs and the shared weights."""
+    shutil.copytree(tree / "bundle" / "configs", dest / "configs")
+    shutil.copytree(models, dest / "models")
+    return dest
 
 
-def validate(n: int) -> list[dict]:
-    """Quantification of the ground-truth BAC masks of ``n`` full-size phantoms against their truth."""
-    from monai.data import MetaTensor
-
-    from monai_bac.phantom import make_phantom
-    from monai_bac.quantify import quantify_image
-
-    print(f"\nvalidation on the ground-truth masks of {n} full-size phantoms (0.1 mm):")
-    print("| seed | view | vendor | true length mm | measured mm | error % | skeleton only % | true Ca mg | "
-          "estimate mg | error % |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    rows = []
-    for seed in range(n):
-        view, lat, vendor = ("CC", "MLO")[seed % 2], ("L", "R")[(seed // 2) % 2], ("HOLOGIC", "GE")[(seed // 4) % 2]
-        p = make_phantom(seed, view=view, laterality=lat, vendor=vendor, spacing_mm=0.1)
-        truth_len, truth_ca = p.record["bac_centreline_length_mm"], p.record["bac_calcium_mg"]
-        if truth_len == 0:
-            continue
-        img = MetaTensor(torch.from_numpy(p.linear[None].copy()), meta={**p.meta, "is_raw": True})
-        q = quantify_image(img, p.bac_mask, p.breast_map)
-        r = dict(seed=seed, view=view, vendor=vendor, truth_mm=truth_len, length_mm=q.length_mm,
-                 err=100 * (q.length_mm / truth_len - 1), skel_err=100 * (q.skeleton_length_mm / truth_len - 1),
-                 truth_mg=truth_ca, calcium_mg=q.calcium_mg, ca_err=100 * (q.calcium_mg / truth_ca - 1))
-        rows.append(r)
-        print(f"| {seed} | {view} | {vendor} | {truth_len:.1f} | {q.length_mm:.1f} | {r['err']:+.1f} | "
-              f"{r['skel_err']:+.1f} | {truth_ca:.1f} | {q.calcium_mg:.1f} | {r['ca_err']:+.1f} |")
-    e = np.array([r["err"] for r in rows])
-    c = np.array([r["ca_err"] for r in rows])
-    total = 100 * (sum(r["length_mm"] for r in rows) / sum(r["truth_mm"] for r in rows) - 1)
-    print(f"length: total {total:+.1f} %, median |error| {np.median(np.abs(e)):.1f} %, max |error| "
-          f"{np.abs(e).max():.1f} %, within 5 %: {int((np.abs(e) <= 5).sum())}/{len(e)}; calcium: mean {c.mean():+.1f} %, "
-          f"max |error| {np.abs(c).max():.1f} %")
-    return rows
+def worker(tree: Path, bundle: Path, image: Path, out: Path, engine: str, threads: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": str(threads)}
+    p = subprocess.Popen([sys.executable, "-c", WORKER, str(bundle), str(image), str(out), engine, str(threads),
+                          str(tree)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=str(tree))
+    line = p.stdout.readline()
+    if line.strip() != "ready":
+        raise RuntimeError(f"worker for {tree} did not start: {line!r}")
+    return p
 
 
-def main() -> int:
-    if ARGS.only_validate:
-        validate(max(ARGS.validate, 1))
-        return 0
-    print(f"machine: {machine()}; threads {ARGS.threads}; load average before: "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        dicom, gt = make_dicom(tmp)
-        img = load_mammogram(dicom)
-        print(f"image: {dicom.name} {tuple(img.shape[-2:])} at {img.meta['spacing_mm']} mm; network input "
-              f"{ARGS.image_size} x {ARGS.image_size}")
-        models = make_model(tmp, dicom)
-        spec = {"torch": ("torch", "fp32"), "onnx": ("onnx", "fp32"), "onnx-int8": ("onnx", "int8")}
-        engines = {name: CPUInferenceEngine(models, engine=spec[name][0], precision=spec[name][1], threads=ARGS.threads)
-                   for name in ARGS.engines}
-        runs: dict[str, list[dict]] = {name: [] for name in engines}
-        cpu: dict[str, list[float]] = {name: [] for name in engines}
-        for rep in range(ARGS.repeats + 1):
-            for name, eng in engines.items():
-                c0 = time.process_time()
-                r = process_image(eng, dicom, tmp / f"out_{name}_{rep}", "bench")
-                if r["status"] != "ok":
-                    raise SystemExit(f"{name}: {r['reason']}")
-                if rep:  # the first round is the warm-up
-                    runs[name].append({**r["seconds"], "total": r["total_seconds"]})
-                    cpu[name].append(time.process_time() - c0)
-        q = r["quantification"]
-        print(f"mask: {q['n_segments']} segments, {q['area_mm2']:.0f} mm^2, length {q['length_mm']:.0f} mm")
-        cols = list(STAGES) + ["total"]
-        print()
-        print(f"| engine ({ARGS.threads} threads) | " + " | ".join(cols) + " | CPU s |")
-        print("|---" * (len(cols) + 2) + "|")
-        results = {}
-        for name in engines:
-            med = {c: statistics.median(x[c] for x in runs[name]) for c in cols}
-            results[name] = {"median_seconds": med, "runs": runs[name], "cpu_seconds": cpu[name]}
-            print(f"| {name} | " + " | ".join(f"{med[c]:.3f}" for c in cols) +
-                  f" | {statistics.median(cpu[name]):.2f} |")
-        if gt is not None:
-            from monai_bac.cpu_inference import output_paths, overlay_picture, write_dicom_seg
-            from monai_bac.data import save_mask_nifti
-            from monai_bac.quantify import quantify_image
+def ask(p: subprocess.Popen, k: int) -> dict:
+    p.stdin.write(f"{k}\n")
+    p.stdin.flush()
+    return json.loads(p.stdout.readline())
 
-            t0 = time.perf_counter()
-            qg = quantify_image(img, gt)
-            t1 = time.perf_counter()
-            paths = output_paths(tmp / "gt", "gt")
-            (tmp / "gt").mkdir()
-            save_mask_nifti(paths["nifti"], gt, img.meta["spacing_mm"])
-            write_dicom_seg(paths["seg"], gt, dicom)
-            from PIL import Image
 
-            Image.fromarray(overlay_picture(np.log1p(np.asarray(img)[0]), gt)).save(paths["overlay"], compress_level=1)
-            t2 = time.perf_counter()
-            print(f"\nground-truth BAC mask: quantify {t1 - t0:.3f} s (breast region included), write {t2 - t1:.3f} s; "
-                  f"length {qg.length_mm:.1f} mm, calcium {qg.calcium_mg:.1f} mg")
-        print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-        if ARGS.validate:
-            results["validation"] = validate(ARGS.validate)
-        if ARGS.json:
-            Path(ARGS.json).write_text(json.dumps({"machine": machine(), "threads": ARGS.threads,
-                                                   "loadavg_after": os.getloadavg(), "results": results}, indent=1))
-    return 0
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline", default=None, help="git revision or folder of an earlier checkout to compare with")
+    ap.add_argument("--engine", default="onnx", choices=["onnx", "torch"])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", default=None, help="a trained bundle to take the weights from")
+    ap.add_argument("--positive-fraction", type=float, default=0.005)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import machine
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_infer_"))
+    trees = {"this tree": REPO}
+    worktree = None
+    if args.baseline:
+        if Path(args.baseline).is_dir():
+            trees["baseline"] = Path(args.baseline).resolve()
+        else:
+            worktree = tmp / "baseline_tree"
+            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(worktree), args.baseline],
+                           check=True)
+            trees["baseline"] = worktree
+    procs = {}
+    try:
+        image, models = make_inputs(tmp, args.model, args.positive_fraction)
+        for name, tree in trees.items():
+            bundle = bundle_for(tree, models, tmp / f"bundle_{name.replace(' ', '_')}")
+            out = tmp / f"out_{name.replace(' ', '_')}"
+            out.mkdir()
+            procs[name] = worker(tree, bundle, image, out, args.engine, args.threads)
+        print(machine())
+        rows: dict[str, list[dict]] = {name: [] for name in procs}
+        for k in range(1, args.repeats + 1):
+            for name, p in procs.items():
+                rows[name].append(ask(p, k))
+        print(f"\nfull-size image ({args.engine}, {args.threads} threads), wall seconds per image over "
+              f"{args.repeats} alternating runs:")
+        result = {"machine": machine(), "engine": args.engine, "threads": args.threads, "runs": rows}
+        for name, r in rows.items():
+            s = [x["seconds"] for x in r]
+            print(f"  {name:10s} median {statistics.median(s):.3f}  min {min(s):.3f}  max {max(s):.3f}  "
+                  f"(status {r[0]['status']}, BAC length {r[0]['length_mm']} mm)")
+        if len(rows) == 2:
+            ratios = [a["seconds"] / b["seconds"] for a, b in zip(rows["this tree"], rows["baseline"])]
+            result["ratio_median"] = statistics.median(ratios)
+            print(f"  this tree / baseline, pair by pair: median {statistics.median(ratios):.3f} "
+                  f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=1))
+    finally:
+        for p in procs.values():
+            p.stdin.close()
+            p.wait(timeout=60)
+        if worktree is not None:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -40,7 +40,7 @@ def main() -> int:
     import torch
 
     from monai_bac.bundle_support import inference_items
-    from monai_bac.cpu_inference import CPUInferenceEngine
+    from monai_bac.bundle_inference import BundleInference
     from monai_bac.data import load_label
     from monai_bac.export import export_model
     from monai_bac.metrics import compute_length_dice, mask_dice
@@ -59,7 +59,9 @@ def main() -> int:
         q = info["exports"]["onnx-int8"]
         print(f"int8 ({q['scheme']}) calibrated on {q['calibration_images']} image(s) of {args.calibration} "
               f"({q['seconds']:.1f} s)")
-        engines = {p: CPUInferenceEngine(root, engine="onnx", precision=p, threads=args.threads) for p in ("fp32", "int8")}
+        no_files = {"save_transforms": [], "quantify_transforms": []}
+        engines = {p: BundleInference(root, engine="onnx", precision=p, threads=args.threads, overrides=no_files)
+                   for p in ("fp32", "int8")}
         size = engines["fp32"].image_size
         print(f"network input {size} px, threshold {engines['fp32'].threshold:.3g}\n")
         print("| image | Dice fp32 vs int8 | Dice vs truth fp32 | int8 | Dice^L vs truth fp32 | int8 | network s fp32 | int8 |")
@@ -68,17 +70,18 @@ def main() -> int:
         for item in inference_items(args.check, args.check_split):
             if "label_gt" not in item:
                 continue
-            res = {p: e.predict(item) for p, e in engines.items()}
-            truth = np.asarray(load_label(item["label_gt"], spacing_mm=res["fp32"].meta["spacing_mm"]))[0] > 0
-            spacing = [tuple(res["fp32"].meta["spacing_mm"])]
-            r = {"image": Path(item["image"]).name, "agree": mask_dice(res["fp32"].mask > 0, res["int8"].mask > 0)}
+            res = {p: e({"image": item["image"]}) for p, e in engines.items()}
+            masks = {p: np.asarray(d["pred"])[0] > 0 for p, (d, _) in res.items()}
+            spacing = [tuple(res["fp32"][0]["pred"].meta["spacing_mm"])]
+            truth = np.asarray(load_label(item["label_gt"], spacing_mm=spacing[0]))[0] > 0
+            r = {"image": Path(item["image"]).name, "agree": mask_dice(masks["fp32"], masks["int8"])}
             for p in ("fp32", "int8"):
-                m = res[p].mask > 0
+                m = masks[p]
                 r[f"dice_{p}"] = mask_dice(m, truth)
                 r[f"ldice_{p}"] = float(compute_length_dice(torch.from_numpy(m[None, None]),
                                                             torch.from_numpy(truth[None, None]), spacing,
                                                             ignore_empty=False)[0, 0])
-                r[f"net_{p}"] = res[p].seconds["network"]
+                r[f"net_{p}"] = res[p][1]["network"]
             rows.append(r)
             print(f"| {r['image']} | {r['agree']:.4f} | {r['dice_fp32']:.4f} | {r['dice_int8']:.4f} | "
                   f"{r['ldice_fp32']:.4f} | {r['ldice_int8']:.4f} | {r['net_fp32']:.3f} | {r['net_int8']:.3f} |")

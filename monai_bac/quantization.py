@@ -114,7 +114,7 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
     Args:
         fp32_path: the float32 ONNX model (``model.onnx``).
         out_path: where to write the int8 model (refused if it exists, unless ``overwrite``).
-        calibration: preprocessed network inputs (``CPUInferenceEngine.network_input``) whose
+        calibration: preprocessed network inputs (``BundleInference.network_input``) whose
             activation ranges set the uint8 scales.
         check: inputs to measure the agreement on (default: the calibration inputs).
         threshold: the model's probability cut-off (``models/threshold.json``).

@@ -1,7 +1,7 @@
 """Small file-system helpers shared by the writers of monai-bac.
 
 The project never overwrites a user's data silently and never leaves a half-written file
-behind (DESIGN.md, "Conventions"). Writers therefore write to a temporary file in the
+behind (docs/ARCHITECTURE.md, "Conventions"). Writers therefore write to a temporary file in the
 destination folder and move it onto the final name in one step (``os.replace`` or ``os.link``,
 both atomic on POSIX file systems when source and destination share a folder).
 """

@@ -164,6 +164,30 @@ def test_multi_gpu_config_trains_with_torchrun_on_gloo(phantom_cohort, tmp_path)
     assert (out + err).count("epoch 1/1 |") == 1 and "best epoch 1" in out + err
 
 
+def test_multi_gpu_evaluation_shards_the_images_with_torchrun_on_gloo(tiny_bundle, phantom_cohort, tmp_path):
+    """model-zoo's multi-GPU evaluation: each rank infers its share; metrics are gathered on rank 0."""
+    out = tmp_path / "eval"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+           "monai.bundle", "run", "--config_file",
+           f"['{BUNDLE}/configs/inference.json','{BUNDLE}/configs/evaluate.json','{BUNDLE}/configs/multi_gpu_evaluate.json']",
+           f"--bundle_root={tiny_bundle}", f"--input_path={phantom_cohort / 'datalist.json'}", "--input_split=all",
+           f"--output_dir={out}", "--save_predictions=true"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=tmp_path, start_new_session=True)
+    try:
+        out_text, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out_text, err = proc.communicate()
+        pytest.fail(f"torchrun did not finish in 300 s:\n{err[-3000:]}")
+    assert proc.returncode == 0, err[-3000:]
+    n = len(list((phantom_cohort / "images").glob("*.dcm")))
+    assert len(list(out.glob("*_bac.nii.gz"))) == n  # every image once, whichever rank had it
+    rows = (out / "dice_gt_raw.csv").read_text().strip().splitlines()
+    assert len(rows) - 1 == n  # rank 0's metrics saw every rank's images
+
+
 def _error_chain(exc: BaseException) -> list[str]:
     """Messages of an exception and of everything it was raised from (configs wrap errors)."""
     chain = []

@@ -25,7 +25,7 @@ pixel spacing in the plausible range of :func:`monai_bac.units.as_spacing` with 
 than :data:`MAX_PIXEL_ASPECT`:1 (an explicit ``spacing_mm`` wins over the tags). JPEG,
 JPEG-LS and JPEG 2000 pixel data are decoded by the pylibjpeg plugins (libjpeg, openjpeg).
 
-The returned metadata dict uses the keys of DESIGN.md's data contract (see
+The returned metadata dict uses the keys of docs/ARCHITECTURE.md's data contract (see
 :func:`read_dicom_mammogram`). Problems with the file are reported by
 :class:`~monai_bac.data.errors.MammogramReadError` (unusable), or by
 :class:`~monai_bac.data.errors.ProcessedImageWarning` and

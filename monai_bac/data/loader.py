@@ -4,7 +4,7 @@ Images come back as float32 ``(1, H, W)`` :class:`monai.data.MetaTensor` holding
 as read (see :mod:`monai_bac.data.dicom_io`; never rescaled here), labels as uint8 ``(1, H, W)``
 with values 0/1. Pixel data stays as stored (no flips), and the meta dict carries:
 
-- the acquisition keys of DESIGN.md (``spacing_mm`` (row, col), ``kvp``, ``thickness_mm``,
+- the acquisition keys of docs/ARCHITECTURE.md (``spacing_mm`` (row, col), ``kvp``, ``thickness_mm``,
   ``anode``, ``filter``, ``view``, ``laterality``, ``presentation``, ``is_raw``,
   ``manufacturer``, ... see :data:`IMAGE_META_KEYS`), None where unknown;
 - MONAI's keys: ``affine`` and ``original_affine`` (torch float64 3x3, below), ``spatial_shape``,

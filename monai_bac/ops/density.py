@@ -174,7 +174,7 @@ def density_map(
 
     Args:
         image: (H, W) raw image linear in exposure.
-        breast_map: (H, W) uint8 with the DESIGN.md codes.
+        breast_map: (H, W) uint8 with the docs/ARCHITECTURE.md codes.
         attenuation: mu_fat and mu_dt (mm^-1) at the image's effective energy.
         spacing_mm: (row, col) mm.
         p_fat: the fatty reference; found by :func:`fat_reference` when None.

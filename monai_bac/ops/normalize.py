@@ -57,7 +57,7 @@ __all__ = ["log_image", "minmax_in_mask", "log_gamma", "auto_gamma", "AutoGammaR
 
 
 def as_breast_mask(breast: np.ndarray, regions=(1, 2, 3)) -> np.ndarray:
-    """Bool (H, W) breast mask from a boolean mask or a breast map (DESIGN.md codes).
+    """Bool (H, W) breast mask from a boolean mask or a breast map (docs/ARCHITECTURE.md codes).
 
     A boolean array is returned as is; an integer map is compared against ``regions``.
     """

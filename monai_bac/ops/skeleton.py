@@ -20,7 +20,8 @@ whole-image result (thinning is a 3 x 3 local operation and separate components 
 other) at a fraction of the cost on sparse BAC masks:
 
 * :func:`thin_mask`: Guo & Hall's two-subiteration parallel thinning (Comm. ACM 32(3), 1989),
-  by ``skimage.morphology.thin``. Its deletion rule is published, so the torch path
+  identical to ``skimage.morphology.thin`` (a faster front-tracking implementation,
+  :func:`_guo_hall`). Its deletion rule is published, so the torch path
   reproduces it pixel for pixel on any device. It is THE skeleton of this project: every
   length (Dice^L, clDice, label correction, quantification) is measured on it, so that "BAC
   length" means one thing everywhere.
@@ -40,7 +41,7 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.morphology import skeletonize, thin
+from skimage.morphology import skeletonize
 
 __all__ = [
     "skeletonize_mask",
@@ -153,12 +154,53 @@ def foreground_groups(mask: np.ndarray, block: int = _BLOCK):
         yield slice(r0, r1), slice(c0, c1), sub
 
 
+def _guo_hall(sub: np.ndarray) -> np.ndarray:
+    """Guo-Hall thinning of a small 2D bool array (zero outside): ``skimage.morphology.thin``'s result.
+
+    A kept fast path: the same parallel subiterations, but each subiteration only revisits the
+    pixels whose neighbourhood changed in the two subiterations before it (any other pixel has
+    the code it had under the same table two subiterations ago, when it was kept), so the work
+    follows the thinning front instead of correlating the whole box every subiteration.
+    ``benchmarks/bench_cpu_inference.py`` (full-size image, 50 predicted segments) measured
+    ``skimage.morphology.thin`` in its place at ~1.9 s of ~8 s per image on a loaded 2-core
+    machine (24 %); ``tests/test_skeleton_torch.py`` and ``benchmarks/check_library_twins.py`` check
+    that both give the same skeleton.
+    """
+    first, second = guo_hall_luts()
+    h, w = sub.shape
+    wp = w + 2
+    p = np.zeros((h + 2) * wp, np.uint8)
+    p.reshape(h + 2, wp)[1:-1, 1:-1] = sub
+    offs = np.array([(dr * wp + dc) for dr, dc in NEIGHBOUR_OFFSETS])
+    mark = np.zeros(p.size, bool)
+    cand = np.flatnonzero(p)
+    prev = np.zeros(0, np.int64)
+    t = 0
+    while True:
+        code = np.packbits(p[cand[:, None] + offs], axis=1, bitorder="little")[:, 0]
+        dels = cand[(first if t % 2 == 0 else second)[code]]
+        p[dels] = 0
+        if t == 0:
+            cand = cand[p[cand] == 1]
+        else:
+            if prev.size == 0 and dels.size == 0:
+                break  # two subiterations without a change: converged
+            mark[prev[:, None] + offs] = True
+            mark[dels[:, None] + offs] = True
+            mark &= p.view(bool)
+            cand = np.flatnonzero(mark)
+            mark[cand] = False
+        prev = dels
+        t += 1
+    return p.reshape(h + 2, wp)[1:-1, 1:-1].astype(bool)
+
+
 def _thin_groups(mask: np.ndarray, method: str):
     """Yield (rows, cols, skeleton of the group) for every foreground group of ``mask``."""
     if method == "zhang":
         fn = skeletonize
     elif method == "thin":
-        fn = thin
+        fn = _guo_hall
     else:
         raise ValueError(f"method must be 'zhang' or 'thin', got {method!r}.")
     for rs, cs, sub in foreground_groups(mask):
@@ -188,7 +230,7 @@ def thin_box(box: np.ndarray) -> np.ndarray:
     The same result as :func:`thin_mask` without splitting the foreground into groups first:
     for an array that is mostly foreground (one segment's box) that split costs more than it saves.
     """
-    return thin(np.asarray(box, dtype=bool))
+    return _guo_hall(np.asarray(box, dtype=bool))
 
 
 def thin_mask(mask: np.ndarray) -> np.ndarray:

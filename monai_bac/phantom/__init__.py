@@ -36,8 +36,8 @@ class Phantom:
     """One phantom mammogram and its ground truth. Arrays are (H, W), as stored in the DICOM."""
 
     raw: np.ndarray  # uint16 stored values (MONOCHROME1 for the GE profile)
-    meta: dict  # acquisition: the DICOM tags, DESIGN.md names
-    breast_map: np.ndarray  # uint8, DESIGN.md codes
+    meta: dict  # acquisition: the DICOM tags, docs/ARCHITECTURE.md names
+    breast_map: np.ndarray  # uint8, docs/ARCHITECTURE.md codes
     thickness: np.ndarray  # float32 mm, breast thickness along the beam
     h_dt: np.ndarray  # float32 mm, dense tissue (incl. arteries and strands, excl. muscle)
     h_muscle: np.ndarray  # float32 mm, pectoral muscle

@@ -34,7 +34,7 @@ class BreastGeometry:
     skin_distance_mm: np.ndarray  # float32 (H, W): distance to the skin line, >0 inside
     thickness_mm: np.ndarray  # float32 (H, W): breast thickness along the beam, 0 outside
     pectoral: np.ndarray  # bool (H, W)
-    breast_map: np.ndarray  # uint8 (H, W): DESIGN.md codes
+    breast_map: np.ndarray  # uint8 (H, W): docs/ARCHITECTURE.md codes
     compressed_thickness_mm: float
     periphery_width_mm: float
     params: dict

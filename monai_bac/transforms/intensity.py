@@ -5,7 +5,7 @@
   with a provably convergent update in place of the printed Eq. (3a) (see
   :mod:`monai_bac.ops.normalize`).
 
-Both need the breast region (codes 1-3 of the breast map, DESIGN.md). The array classes take it
+Both need the breast region (codes 1-3 of the breast map, docs/ARCHITECTURE.md). The array classes take it
 as the ``breast_map`` argument of ``__call__``; the dictionary classes read ``breast_map_key``
 (default ``"breast_map"``). When no map is given it is computed by ``BreastRegion``
 (:mod:`monai_bac.ops.breast_region`) from the image, its spacing and view; the dictionary
@@ -57,7 +57,7 @@ class LogGammaNormalize(Transform):
         dtype: output dtype.
 
     ``__call__(img, breast_map=None)``: ``img`` (1, H, W) (or (H, W)) numpy array, tensor or
-    MetaTensor of raw values; ``breast_map`` the DESIGN.md map (or a boolean mask), computed by
+    MetaTensor of raw values; ``breast_map`` the docs/ARCHITECTURE.md map (or a boolean mask), computed by
     BreastRegion when None. Returns the same type; a MetaTensor keeps its metadata and gains
     ``meta["log_gamma"]`` = {gamma, log_min, log_max, breast_mean, empty}. An image without
     breast pixels comes back filled with ``background`` (``empty`` = True).

@@ -104,7 +104,7 @@ class DensityMap(Transform):
         dtype: output dtype.
 
     ``__call__(img, breast_map=None)``: ``img`` (1, H, W) raw values (numpy, tensor or
-    MetaTensor); ``breast_map`` the DESIGN.md map, computed by BreastRegion when None. Returns
+    MetaTensor); ``breast_map`` the docs/ARCHITECTURE.md map, computed by BreastRegion when None. Returns
     the same type; a MetaTensor keeps its metadata and gains ``meta["density"]`` = {p_fat,
     mu_fat, mu_dt, energy_kev, vbd_percent, dense_volume_cm3, breast_volume_cm3, empty,
     fat_reference_fallback}. An image without compressed region gives an all-zero map
