@@ -18,11 +18,15 @@ import math
 import os
 import sys
 import time
+import weakref
 from typing import Any, Callable
 
 __all__ = ["TrainingReport", "TrainingSummary", "show_progress"]
 
 logger = logging.getLogger("monai_bac.train")
+
+#: the report attached to each trainer (what :class:`TrainingSummary` prints)
+_REPORTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def show_progress() -> bool:
@@ -86,6 +90,7 @@ class TrainingReport:
         from ignite.engine import Events
 
         self.trainer = engine
+        _REPORTS[engine] = self
         engine.add_event_handler(Events.STARTED, self._started)
         engine.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._iteration_completed)
@@ -238,13 +243,20 @@ class TrainingReport:
 
 
 class TrainingSummary:
-    """Ignite handler that logs :meth:`TrainingReport.summary_lines` when its engine completes
-    (attached to the threshold sweep, which runs after training and writes ``threshold.json``)."""
+    """Ignite handler that logs the summary of the :class:`TrainingReport` attached to ``trainer``
+    when its own engine completes (the threshold sweep, which runs after training and writes
+    ``threshold.json``). Nothing is logged when no report is attached to ``trainer`` (the other
+    ranks of a multi-GPU run)."""
 
-    def __init__(self, report: TrainingReport, threshold_file: str | None = None) -> None:
-        self.report, self.threshold_file = report, threshold_file
+    def __init__(self, trainer, threshold_file: str | None = None) -> None:
+        self.trainer, self.threshold_file = trainer, threshold_file
 
     def attach(self, engine) -> None:
         from ignite.engine import Events
 
-        engine.add_event_handler(Events.COMPLETED, lambda _: self.report.log_summary(self.threshold_file))
+        engine.add_event_handler(Events.COMPLETED, self._completed)
+
+    def _completed(self, _engine) -> None:
+        report = _REPORTS.get(self.trainer)
+        if report is not None:
+            report.log_summary(self.threshold_file)
