@@ -117,7 +117,8 @@ def image_records(seed: int, view: str, lat: str, vendor: str, spacing: float, m
                 run=f["run_length_mm"], low=f["low"],
                 gt=np.bincount(px, weights=gt[dec.px_rows, dec.px_cols], minlength=npc),
                 pairs=np.unique(np.column_stack([px, obj]), axis=0, return_counts=True)))
-        out.append(dict(version=version, per_calc=per_calc, kind=kind, size=np.bincount(labels.ravel(), minlength=n + 1),
+        out.append(dict(version=version, per_calc=per_calc, kind=kind,
+                        size=np.bincount(labels.ravel(), minlength=n + 1),
                         gt_total=float(gt.sum()), seed=seed))
     return out
 
@@ -152,7 +153,8 @@ def calibrate(records: list[dict], min_kept: float = 0.98) -> tuple[dict, list[d
         for length in LENGTHS:
             a, b = evaluate(records, "tpa", ci, length), evaluate(records, "merged", ci, length)
             table.append(dict(min_length_mm=float(length), min_mean_calc_mm=float(t),
-                              fp_removed=(a["fp_removed"] * a["fp"] + b["fp_removed"] * b["fp"]) / max(a["fp"] + b["fp"], 1),
+                              fp_removed=(a["fp_removed"] * a["fp"] + b["fp_removed"] * b["fp"])
+                              / max(a["fp"] + b["fp"], 1),
                               bac_kept_tpa=a["bac_length_kept"], bac_kept_merged=b["bac_length_kept"],
                               fp_removed_tpa=a["fp_removed"], fp_removed_merged=b["fp_removed"],
                               **{f"{k}_merged": v for k, v in b.items() if k.startswith("removed_")}))
@@ -176,7 +178,8 @@ def main(argv=None) -> int:
         records += image_records(args.seed0 + i, view, lat, vendor, args.spacing, args.max_bridge)
         print(f"\r{i + 1}/{args.n} images, {time.perf_counter() - t0:.0f} s", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}; python {platform.python_version()}")
+    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}; "
+          f"python {platform.python_version()}")
     print(f"{args.n} images at {args.spacing} mm, seeds {args.seed0}-{args.seed0 + args.n - 1}")
     best, table = calibrate(records, args.min_kept)
     print("\nlength-only and calc-only scans:")
@@ -188,7 +191,8 @@ def main(argv=None) -> int:
     print("  " + json.dumps(best))
     print("neighbourhood of the best pair:")
     for r in table:
-        if abs(r["min_length_mm"] - best["min_length_mm"]) <= 1.0 and abs(r["min_mean_calc_mm"] - best["min_mean_calc_mm"]) <= 0.0051:
+        if (abs(r["min_length_mm"] - best["min_length_mm"]) <= 1.0
+                and abs(r["min_mean_calc_mm"] - best["min_mean_calc_mm"]) <= 0.0051):
             print("  " + json.dumps(r))
     current = [r for r in table if r["min_length_mm"] == 8.0 and abs(r["min_mean_calc_mm"] - 0.04) < 1e-9]
     if current:

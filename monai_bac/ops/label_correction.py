@@ -91,7 +91,8 @@ from monai_bac.ops.skeleton import skeleton_length_mm, skeleton_points, thin_mas
 from monai_bac.units import as_spacing
 
 __all__ = ["DEFAULT_MIN_LENGTH_MM", "DEFAULT_MIN_MEAN_CALC_MM", "DEFAULT_CORE_MM", "DEFAULT_RING_MM",
-           "DEFAULT_SPLIT_MM", "DEFAULT_SPUR_MM", "DEFAULT_WIDTH_RATIO", "DEFAULT_HYSTERESIS", "MEASURES", "label_components",
+           "DEFAULT_SPLIT_MM", "DEFAULT_SPUR_MM", "DEFAULT_WIDTH_RATIO", "DEFAULT_HYSTERESIS", "MEASURES",
+           "label_components",
            "local_background", "component_features", "Decomposition", "decompose", "split_pieces",
            "decide_pieces", "correct_bac_label"]
 
@@ -248,7 +249,8 @@ class Decomposition:
     ``length`` (mm: the length share of the full skeleton's pixels, spurs and junctions included,
     so that the pieces' lengths add up to the annotation's). ``order``: the branch pixels, branch
     after branch, each branch along its path; ``edges``: the skeleton graph's edges (i, j);
-    ``hub_edges``: (hub, node) pairs where a junction touches a branch. Pixel arrays: ``px_rows``, ``px_cols``, ``px_node`` (nearest branch pixel).
+    ``hub_edges``: (hub, node) pairs where a junction touches a branch. Pixel arrays: ``px_rows``,
+    ``px_cols``, ``px_node`` (nearest branch pixel).
     """
 
     shape: tuple[int, int]
@@ -444,7 +446,8 @@ def decompose(label: np.ndarray, calc_thickness: np.ndarray | None, spacing_mm, 
         shape=mask.shape, spacing=(sr, sc), n_components=ncomp, rows=rows_a, cols=cols_a, comp=comp_a,
         branch=branch, hub=hub, n_px=count(allpx), n_core=count(core), core_calc=count(core, vcalc),
         core_bg=count(core, vbg), all_calc=count(allpx, vcalc), length=count(allpx, px_w), order=order,
-        edges=(ei, ej), hub_edges=hub_edges, px_rows=px_rows, px_cols=px_cols, px_node=px_node, has_calc=calc is not None,
+        edges=(ei, ej), hub_edges=hub_edges, px_rows=px_rows, px_cols=px_cols, px_node=px_node,
+        has_calc=calc is not None,
         length_total_mm=float(weight.sum()))
 
 
@@ -563,7 +566,8 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
     sp = stretch[p]
     ns = int(stretch.max()) + 1 if n else 0
     if measure == "core_excess":
-        pooled = (total(dec.core_calc, sp, ns) - total(dec.core_bg, sp, ns)) / np.maximum(total(dec.n_core, sp, ns), 1.0)
+        pooled = ((total(dec.core_calc, sp, ns) - total(dec.core_bg, sp, ns))
+                  / np.maximum(total(dec.n_core, sp, ns), 1.0))
     else:
         pooled = total(dec.all_calc, sp, ns) / np.maximum(total(dec.n_px, sp, ns), 1.0)
     value = pooled[stretch] if n else np.zeros(0)

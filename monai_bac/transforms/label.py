@@ -100,9 +100,10 @@ class CorrectBACLabel(Transform):
     calcification (Eq. 5) or the annotated width changes markedly along the path (stretches of
     at least ``split_mm``). A piece whose calcification thickness (mm; pooled over the connected
     pieces of the same calcium class) is below ``min_mean_calc_mm`` is removed as "low_calc"
-    (dense-tissue strands and edges, also when brushed in the same stroke as a vessel); a piece whose calcified run (the connected pieces
-    passing the calcium test) is shorter than ``min_length_mm`` as "short" (stand-alone
-    micro-calcifications). Both thresholds are physical, so they hold at any pixel spacing.
+    (dense-tissue strands and edges, also when brushed in the same stroke as a vessel); a piece
+    whose calcified run (the connected pieces passing the calcium test) is shorter than
+    ``min_length_mm`` as "short" (stand-alone micro-calcifications). Both thresholds are
+    physical, so they hold at any pixel spacing.
 
     The calcification is, by default (``measure="core_excess"``), the mean h_calc along the
     centreline (within ``core_mm`` of the skeleton) minus the mean h_calc of the unannotated
