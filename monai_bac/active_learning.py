@@ -50,15 +50,9 @@ DEFAULT_INTENSITY_SCALES: tuple[float, ...] = (1.0, 0.9, 1.1)
 
 
 def _spacing_of(image: Any, spacing_mm: Sequence[float] | None, who: str) -> tuple[float, float]:
-    if spacing_mm is None:
-        spacing_mm = (getattr(image, "meta", None) or {}).get("spacing_mm")
-    if spacing_mm is None:
-        raise ValueError(f"{who}: the pixel spacing is unknown: the image has no meta['spacing_mm'] and no "
-                         "spacing_mm=(row_mm, col_mm) argument was given")
-    row, col = (float(s) for s in spacing_mm)
-    if not (row > 0 and col > 0 and math.isfinite(row) and math.isfinite(col)):
-        raise ValueError(f"{who}: spacing_mm must be two positive numbers, got {tuple(spacing_mm)!r}")
-    return row, col
+    from monai_bac.units import resolve_spacing
+
+    return resolve_spacing(getattr(image, "meta", None), spacing_mm, who)
 
 
 @torch.no_grad()

@@ -63,6 +63,7 @@ from scipy import ndimage as ndi
 
 from monai_bac.ops.skeleton import NEIGHBOUR_OFFSETS, foreground_groups, skeleton_points, thin_box
 from monai_bac.physics import HYDROXYAPATITE_DENSITY_MG_PER_MM3
+from monai_bac.units import as_spacing
 
 __all__ = [
     "HYDROXYAPATITE_DENSITY_MG_PER_MM3",
@@ -84,16 +85,6 @@ __all__ = [
 _EIGHT = np.ones((3, 3), bool)
 #: the four screening views, in the order of the paper's Fig. 10
 VIEW_NAMES = ("LCC", "LMLO", "RCC", "RMLO")
-
-
-def _spacing(spacing_mm) -> tuple[float, float]:
-    if spacing_mm is None:
-        raise ValueError("spacing_mm is required (row_mm, col_mm): pass it, or use an image whose "
-                         "meta['spacing_mm'] is set")
-    sr, sc = (float(s) for s in (spacing_mm if np.ndim(spacing_mm) else (spacing_mm, spacing_mm)))
-    if not (sr > 0 and sc > 0):
-        raise ValueError(f"spacing_mm must be positive, got {spacing_mm}")
-    return sr, sc
 
 
 def _mask_hw(mask) -> np.ndarray:
@@ -225,7 +216,7 @@ def centreline_skeleton(mask, spacing_mm, prune_factor: float = 2.0, end_correct
         and the end points with the length added at each (mm; empty without ``end_correction``).
     """
     m = _mask_hw(mask)
-    sp = _spacing(spacing_mm)
+    sp = as_spacing(spacing_mm)
     parts = []
     for rs, cs, sub in foreground_groups(m):
         r, c, w, er, ec, ee = _group_skeleton(sub, sp, prune_factor, end_correction)
@@ -288,7 +279,7 @@ def calc_thickness_near_mask(image, mask, breast_map=None, spacing_mm=None, meta
     meta = dict(meta if meta is not None else getattr(image, "meta", {}) or {})
     if spacing_mm is not None:
         meta["spacing_mm"] = tuple(float(s) for s in spacing_mm)
-    sp = _spacing(meta.get("spacing_mm"))
+    sp = as_spacing(meta.get("spacing_mm"))
     raw = _mask_hw_float(image)
     m = _mask_hw(mask)
     out = np.zeros(raw.shape, np.float32)
@@ -454,7 +445,7 @@ def quantify_mask(mask, spacing_mm=None, calc_thickness=None, *, min_segment_mm:
     """
     if spacing_mm is None:
         spacing_mm = (getattr(mask, "meta", None) or {}).get("spacing_mm")
-    sp = _spacing(spacing_mm)
+    sp = as_spacing(spacing_mm)
     m = _mask_hw(mask)
     h = None
     if calc_thickness is not None:
@@ -482,7 +473,7 @@ def quantify_image(image, mask, breast_map=None, *, spacing_mm=None, meta: Mappi
     meta = dict(meta if meta is not None else getattr(image, "meta", {}) or {})
     if spacing_mm is None:
         spacing_mm = meta.get("spacing_mm")
-    sp = _spacing(spacing_mm)
+    sp = as_spacing(spacing_mm)
     m = _mask_hw(mask)
     disk = _zone_disk(sp, zone_mm)
     note = ""

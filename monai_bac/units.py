@@ -19,6 +19,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 __all__ = ["SpacingError", "as_spacing", "resolve_spacing", "MIN_SPACING_MM", "MAX_SPACING_MM"]
 
 #: smallest and largest pixel spacing (mm) accepted without ``check_range=False``
@@ -39,7 +41,9 @@ def as_spacing(spacing_mm: Any, where: str = "spacing_mm", check_range: bool = T
         check_range: refuse values outside ``[MIN_SPACING_MM, MAX_SPACING_MM]``.
     """
     try:
-        values = [float(v) for v in (spacing_mm if hasattr(spacing_mm, "__len__") else (spacing_mm,))]
+        if hasattr(spacing_mm, "detach"):  # a torch tensor
+            spacing_mm = spacing_mm.detach().cpu().numpy()
+        values = [float(v) for v in np.atleast_1d(np.asarray(spacing_mm, dtype=np.float64)).ravel()]
     except (TypeError, ValueError):
         raise SpacingError(f"{where}: spacing must be one or two numbers in mm (row, col), got {spacing_mm!r}") from None
     if len(values) == 1:

@@ -20,11 +20,17 @@ def display_window(raw_hw: np.ndarray, breast: np.ndarray | None = None, percent
 
     Dense tissue and calcium show bright, as on a processed mammogram. ``breast`` (bool) sets
     the window; without it, the darkest 60 % of the raw values (tissue, not direct exposure) do.
+    The window's percentiles are taken on a regular sample of ~250 000 pixels.
     """
     raw = np.asarray(raw_hw, dtype=np.float32)
     view = -np.log(np.maximum(raw, 0) + 1.0)
-    sel = breast if breast is not None and breast.any() else raw <= np.percentile(raw, 60)
-    lo, hi = np.percentile(view[sel], percentiles) if sel.any() else (view.min(), view.max())
+    step = max(1, int(np.sqrt(raw.size / 250_000)))
+    sample_raw, sample_view = raw[::step, ::step], view[::step, ::step]
+    if breast is not None and breast.any():
+        sel = np.asarray(breast)[::step, ::step]
+    else:
+        sel = sample_raw <= np.percentile(sample_raw, 60)
+    lo, hi = np.percentile(sample_view[sel], percentiles) if sel.any() else (view.min(), view.max())
     scaled = np.clip((view - lo) / max(hi - lo, 1e-6), 0, 1)
     return (scaled * 255).astype(np.uint8)
 
@@ -40,8 +46,10 @@ def overlay(grey_u8: np.ndarray, masks: Sequence[np.ndarray], colours: Sequence[
     return rgb
 
 
-def save_png(path: str | os.PathLike, image: np.ndarray, overwrite: bool = True, max_side: int | None = None) -> str:
-    """Write a grey or RGB uint8 image as PNG, atomically; ``max_side`` shrinks large images."""
+def save_png(path: str | os.PathLike, image: np.ndarray, overwrite: bool = True, max_side: int | None = None,
+             compress_level: int = 1) -> str:
+    """Write a grey or RGB uint8 image as PNG, atomically; ``max_side`` shrinks large images.
+    (zlib level 1: a third of level 6's time for a few per cent more bytes.)"""
     from PIL import Image
 
     pil = Image.fromarray(np.asarray(image, np.uint8))
@@ -50,7 +58,7 @@ def save_png(path: str | os.PathLike, image: np.ndarray, overwrite: bool = True,
         pil = pil.resize((max(1, round(pil.size[0] * scale)), max(1, round(pil.size[1] * scale))), Image.BILINEAR)
     os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
     with atomic_write_path(path, overwrite=overwrite) as tmp:
-        pil.save(tmp, format="PNG")
+        pil.save(tmp, format="PNG", compress_level=compress_level)
     return os.fspath(path)
 
 

@@ -3,6 +3,8 @@ mammogram, checked against the phantom's ground truth on small phantoms (0.5 mm 
 
 import numpy as np
 import pytest
+
+from monai_bac.units import SpacingError
 import torch
 from monai.data import MetaTensor
 
@@ -174,9 +176,9 @@ def test_meta_tensor_meta_preserved_and_extended():
 
 def test_missing_spacing_names_meta_key_and_argument():
     ph = phantom(1, "CC", "L")
-    with pytest.raises(MissingPhysicsError, match="spacing_mm"):
+    with pytest.raises(SpacingError, match="spacing_mm"):
         BreastRegion()(ph.linear[None])
-    with pytest.raises(MissingPhysicsError, match="spacing_mm"):
+    with pytest.raises(SpacingError, match="spacing_mm"):
         BreastRegiond(keys="image")({"image": MetaTensor(torch.from_numpy(ph.linear[None].copy()))})
     # the argument replaces the missing tag
     out = BreastRegion(spacing_mm=(SPACING, SPACING))(MetaTensor(torch.from_numpy(ph.linear[None].copy())))

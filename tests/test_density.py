@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from monai_bac.units import SpacingError
 import torch
 from monai.data import MetaTensor
 
@@ -163,7 +165,7 @@ def test_missing_physics_metadata_names_tag_and_argument(phantoms):
     assert np.isnan(a.meta["density"]["vbd_percent"]) and np.isfinite(b.meta["density"]["vbd_percent"])
     with pytest.raises(KeyError, match=r"KVP \(0018,0060\).*mu_calc="):
         CalcificationThickness(spacing_mm=SP)(np.asarray(a), p.breast_map[None])  # plain array: no meta
-    with pytest.raises(KeyError, match="spacing_mm"):
+    with pytest.raises(SpacingError, match="spacing_mm"):
         DensityMap(energy_kev=18.0, compute_vbd=False)(p.linear[None], p.breast_map[None])
 
 

@@ -161,7 +161,7 @@ def test_types_dtypes_and_meta():
 
 def test_spacing_and_missing_map_errors():
     label, calc = synthetic(0.5)
-    with pytest.raises(KeyError, match="spacing_mm"):
+    with pytest.raises(SpacingError, match="spacing_mm"):
         CorrectBACLabel()(label[None], calc[None])
     with pytest.raises(ValueError, match="CalcificationThickness.*min_mean_calc_mm=None"):
         CorrectBACLabel(spacing_mm=0.5)(label[None])

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+
+from monai_bac.units import SpacingError
 import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose
@@ -175,7 +177,7 @@ def test_dictionary_version_computes_and_stores_the_breast_map(phantoms):
 
 def test_missing_spacing_when_the_breast_map_must_be_computed():
     img = np.full((1, 40, 40), 1000.0, np.float32)
-    with pytest.raises(KeyError, match=r"spacing_mm.*\(0018,1164\)"):
+    with pytest.raises(SpacingError, match=r"spacing_mm.*\(0018,1164\)"):
         LogGammaNormalize()(img)
     with pytest.raises(KeyError, match="spacing_mm="):
         AutoGammaNormalize()(img)

@@ -69,6 +69,7 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 from monai_bac.ops.resample import block_mean
+from monai_bac.units import as_spacing
 
 __all__ = [
     "BACKGROUND",
@@ -88,7 +89,7 @@ __all__ = [
     "EDGE_SHAPES",
 ]
 
-BACKGROUND, PERIPHERY, COMPRESSED, PECTORAL = 0, 1, 2, 3
+from monai_bac.breast_map import BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY  # noqa: F401  (the one set of codes)
 
 
 #: Shapes ``(a, b)`` of the edge profile tried by :func:`periphery_width`: (2, 2) is the quarter
@@ -174,16 +175,6 @@ def _edge_band(mask: np.ndarray) -> np.ndarray:
     return (centre | up | down | left | right) & ~(centre & up & down & left & right)
 
 
-def _as_spacing(spacing_mm) -> tuple[float, float]:
-    sp = np.atleast_1d(np.asarray(spacing_mm, dtype=np.float64)).ravel()
-    if sp.size == 1:
-        sp = np.repeat(sp, 2)
-    if sp.size < 2 or not np.all(np.isfinite(sp[:2])) or np.any(sp[:2] <= 0):
-        raise ValueError(f"spacing_mm must be one or two positive numbers (row, col) in mm, got {spacing_mm!r}")
-    return float(sp[0]), float(sp[1])
-
-
-# ---------------------------------------------------------------------------- breast / background
 def breast_mask(
     log_img: np.ndarray,
     spacing_mm,
@@ -198,7 +189,7 @@ def breast_mask(
     ``max(min_contrast, 10 * air noise)``, or the largest component is smaller than
     ``min_breast_area_mm2``.
     """
-    sr, sc = _as_spacing(spacing_mm)
+    sr, sc = as_spacing(spacing_mm)
     empty = (np.zeros(log_img.shape, bool), float("nan"), float("nan"), float("nan"))
     v = log_img.ravel()
     lo, hi = np.percentile(v, [0.5, 99.9])
@@ -233,7 +224,7 @@ def chest_wall_side(mask: np.ndarray, spacing_mm=(1.0, 1.0), edge_mm: float = 3.
     mask = np.asarray(mask, bool)
     if not mask.any():
         return None
-    _, sc = _as_spacing(spacing_mm)
+    _, sc = as_spacing(spacing_mm)
     k = max(1, int(round(edge_mm / sc)))
     left, right = int(mask[:, :k].sum()), int(mask[:, -k:].sum())
     if left != right:
@@ -284,7 +275,7 @@ def find_pectoral(
     Returns:
         the :class:`PectoralEdge`, or None when no edge passes the checks.
     """
-    sr, sc = _as_spacing(spacing_mm)
+    sr, sc = as_spacing(spacing_mm)
     min_relative_contrast = (0.04 if strict else 0.02) if min_relative_contrast is None else min_relative_contrast
     min_support = (0.4 if strict else 0.3) if min_support is None else min_support
     h, w = mask.shape
@@ -668,7 +659,7 @@ def analyse_breast_region(
         raise ValueError(f"expected an (H, W) image, got shape {img.shape}")
     if not np.issubdtype(img.dtype, np.number) or np.issubdtype(img.dtype, np.complexfloating):
         raise TypeError(f"expected a real-valued image, got dtype {img.dtype}")
-    sr, sc = _as_spacing(spacing_mm)
+    sr, sc = as_spacing(spacing_mm)
     if not work_spacing_mm > 0:
         raise ValueError(f"work_spacing_mm must be > 0 (mm), got {work_spacing_mm}")
     h, w = img.shape

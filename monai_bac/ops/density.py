@@ -26,6 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from monai_bac.physics import Attenuation
+from monai_bac.units import as_spacing
 
 __all__ = [
     "BACKGROUND",
@@ -39,17 +40,7 @@ __all__ = [
     "calcification_thickness",
 ]
 
-BACKGROUND, PERIPHERY, COMPRESSED, PECTORAL = 0, 1, 2, 3
-
-
-def _spacing(spacing_mm) -> tuple[float, float]:
-    if np.isscalar(spacing_mm):
-        s = float(spacing_mm)
-        return s, s
-    sr, sc = (float(v) for v in spacing_mm)
-    if not (sr > 0 and sc > 0):
-        raise ValueError(f"spacing_mm must be positive (row_mm, col_mm), got {spacing_mm}")
-    return sr, sc
+from monai_bac.breast_map import BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY  # noqa: F401  (the one set of codes)
 
 
 def _bbox(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice] | None:
@@ -116,7 +107,7 @@ def fat_reference(
     Returns:
         P_fat (float), or (P_fat, info). ``nan`` when the compressed region is empty.
     """
-    spacing = _spacing(spacing_mm)
+    spacing = as_spacing(spacing_mm)
     mask = np.asarray(compressed_mask, dtype=bool)
     info = dict(erode_mm=float(erode_mm), block_mm=float(block_mm), percentile=float(percentile), n_cells=0,
                 fallback=None)
@@ -212,7 +203,7 @@ def density_map(
     out = np.zeros(img.shape, np.float32)
     box = _bbox(breast)
     sub = img[box] - np.float32(offset) if offset else img[box].copy()
-    sr, sc = _spacing(spacing_mm)
+    sr, sc = as_spacing(spacing_mm)
     if smooth_mm and smooth_mm / max(sr, sc) >= 1.0 / 3.0:
         sub = ndimage.gaussian_filter(sub, (smooth_mm / sr, smooth_mm / sc), mode="nearest", truncate=3.0)
     np.maximum(sub, np.float32(1e-6 * p_fat), out=sub)  # dead or saturated-dark pixels stay finite
@@ -263,7 +254,7 @@ def volumetric_breast_density(
                dense_sum_mm=dense_sum, breast_sum_mm=volume, compressed_sum_mm=vol_comp, periphery_sum_mm=vol_peri,
                dense_volume_cm3=None, breast_volume_cm3=None)
     if spacing_mm is not None:
-        sr, sc = _spacing(spacing_mm)
+        sr, sc = as_spacing(spacing_mm)
         out["dense_volume_cm3"] = dense_sum * sr * sc / 1000.0
         out["breast_volume_cm3"] = volume * sr * sc / 1000.0
     return out
@@ -290,7 +281,7 @@ def background_opening(
     Pixels outside ``mask`` (the breast) are set to the map's maximum so that they never pull
     the erosion down at the skin line (the opening is then effectively restricted to the mask).
     """
-    sr, sc = _spacing(spacing_mm)
+    sr, sc = as_spacing(spacing_mm)
     h = np.asarray(h_dt, dtype=np.float32)
     box = _bbox(mask, pad=int(math.ceil(opening_mm / min(sr, sc)))) if mask is not None else (slice(None), slice(None))
     out = np.zeros(h.shape, np.float32)

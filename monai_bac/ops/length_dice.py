@@ -52,6 +52,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 from monai_bac.ops.skeleton import mask_skeleton_points
+from monai_bac.units import as_spacing
 
 __all__ = [
     "DEFAULT_TOLERANCE_MM",
@@ -100,13 +101,6 @@ class CLDiceTerms:
         return iter(astuple(self))
 
 
-def _check_spacing(spacing_mm) -> tuple[float, float]:
-    sr, sc = (float(v) for v in np.broadcast_to(np.asarray(spacing_mm, dtype=float).ravel(), (2,)))
-    if not (sr > 0 and sc > 0 and np.isfinite(sr) and np.isfinite(sc)):
-        raise ValueError(f"spacing_mm must be two positive finite numbers (row, col) in mm, got {spacing_mm!r}.")
-    return sr, sc
-
-
 def _as_mask(x) -> np.ndarray:
     """bool view of a mask: nonzero = foreground (no copy when already bool)."""
     x = np.asarray(x)
@@ -129,7 +123,7 @@ def skeleton_band(skel: np.ndarray, spacing_mm, tolerance_mm: float = DEFAULT_TO
     only the prediction's skeleton pixels (:func:`points_within`), which gives the same answer.
     """
     skel = np.asarray(skel, dtype=bool)
-    sr, sc = _check_spacing(spacing_mm)
+    sr, sc = as_spacing(spacing_mm)
     radius = band_radius_mm(tolerance_mm)
     band = np.zeros(skel.shape, bool)
     rows, cols = np.nonzero(skel)
@@ -149,7 +143,7 @@ def points_within(rows, cols, ref_rows, ref_cols, spacing_mm, radius_mm: float) 
     Physical distances between pixel centres, exact (k-d tree); equals looking the pixels up in
     the band ``distance_transform_edt(~ref, sampling=spacing_mm) <= radius_mm``.
     """
-    sr, sc = _check_spacing(spacing_mm)
+    sr, sc = as_spacing(spacing_mm)
     rows = np.asarray(rows)
     if rows.size == 0 or np.size(ref_rows) == 0:
         return np.zeros(rows.shape, bool)
@@ -173,7 +167,7 @@ def length_dice_terms(
     pred, label = _as_mask(pred), _as_mask(label)
     if pred.shape != label.shape or pred.ndim != 2:
         raise ValueError(f"pred and label must be 2D masks of the same shape, got {pred.shape} and {label.shape}.")
-    spacing = _check_spacing(spacing_mm)
+    spacing = as_spacing(spacing_mm)
     radius = band_radius_mm(tolerance_mm)
     pr, pc, pw = mask_skeleton_points(pred, spacing)
     lr, lc, lw = mask_skeleton_points(label, spacing)
@@ -233,7 +227,7 @@ def cldice_terms(pred: np.ndarray, label: np.ndarray, spacing_mm) -> CLDiceTerms
     pred, label = _as_mask(pred), _as_mask(label)
     if pred.shape != label.shape or pred.ndim != 2:
         raise ValueError(f"pred and label must be 2D masks of the same shape, got {pred.shape} and {label.shape}.")
-    spacing = _check_spacing(spacing_mm)
+    spacing = as_spacing(spacing_mm)
     pr, pc, pw = mask_skeleton_points(pred, spacing)
     lr, lc, lw = mask_skeleton_points(label, spacing)
     return CLDiceTerms(

@@ -21,7 +21,7 @@ from monai_bac.phantom.grid import Grid
 __all__ = ["BreastGeometry", "breast_geometry", "skin_path_mm", "SKIN_MM", "BACKGROUND", "PERIPHERY", "COMPRESSED",
            "PECTORAL"]
 
-BACKGROUND, PERIPHERY, COMPRESSED, PECTORAL = 0, 1, 2, 3
+from monai_bac.breast_map import BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY  # noqa: F401  (the one set of codes)
 #: Mean breast skin thickness measured on breast CT (Huang et al., Med Phys 35:1199, 2008).
 SKIN_MM = 1.45
 

@@ -25,7 +25,7 @@ __all__ = ["BREAST_REGIONS", "BreastMapd", "breast_pixels", "meta_of", "source_n
            "breast_map_hw", "dict_breast_map", "nan_if_none"]
 
 #: breast map codes that are breast tissue (periphery, compressed, pectoral)
-BREAST_REGIONS = (1, 2, 3)
+from monai_bac.breast_map import BREAST_REGIONS  # noqa: E402
 
 
 def meta_of(img: Any) -> dict:
@@ -66,21 +66,11 @@ def like(out_hw: np.ndarray, img: Any, dtype=None, meta_update: Mapping | None =
 
 
 def resolve_spacing_mm(meta: Mapping, given: Sequence[float] | float | None, who: str) -> tuple[float, float]:
-    """Pixel spacing (row, col) mm: the argument wins, then ``meta["spacing_mm"]``."""
-    value = given if given is not None else meta.get("spacing_mm")
-    if value is None:
-        raise MissingPhysicsError(
-            f"{source_name(meta)}: the pixel spacing is missing from the image metadata ('spacing_mm', from "
-            f"ImagerPixelSpacing (0018,1164) / PixelSpacing (0028,0030)); pass spacing_mm=(row_mm, col_mm) to {who}"
-        )
-    if isinstance(value, (np.ndarray, torch.Tensor)):
-        value = convert_to_numpy(value).ravel().tolist()
-    if np.isscalar(value):
-        value = (value, value)
-    sr, sc = float(value[0]), float(value[1])
-    if not (sr > 0 and sc > 0):
-        raise ValueError(f"{source_name(meta)}: spacing_mm must be positive, got {value}")
-    return sr, sc
+    """Pixel spacing (row, col) mm: the argument wins, then ``meta["spacing_mm"]``
+    (:func:`monai_bac.units.resolve_spacing`; raises its ``SpacingError``)."""
+    from monai_bac.units import resolve_spacing
+
+    return resolve_spacing(meta, given, who)
 
 
 def compute_breast_map(image_hw: np.ndarray, meta: Mapping, spacing: tuple[float, float] | None) -> np.ndarray:
