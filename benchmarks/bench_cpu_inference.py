@@ -47,7 +47,7 @@ if Path(sys.argv[6]).joinpath("monai_bac", "bundle_inference.py").is_file():
     from monai_bac.commands.infer import _process
     pipe = BundleInference(bundle, engine=engine, precision="fp32", threads=int(threads),
                            overrides={"output_dir": os.path.join(out, ".staging"), "overwrite": True,
-                                      "save_transforms#0#report": False})
+                                      "report_transforms#0#report": False})
     model = pipe.describe()
     def run(k):
         rep = _process(pipe, {"image": image}, f"case{k}", Path(out), Path(out) / ".staging", True, True, model)

@@ -59,7 +59,7 @@ def main() -> int:
         q = info["exports"]["onnx-int8"]
         print(f"int8 ({q['scheme']}) calibrated on {q['calibration_images']} image(s) of {args.calibration} "
               f"({q['seconds']:.1f} s)")
-        no_files = {"save_transforms": [], "quantify_transforms": []}
+        no_files = {"save_transforms": [], "quantify_transforms": [], "report_transforms": []}
         engines = {p: BundleInference(root, engine="onnx", precision=p, threads=args.threads, overrides=no_files)
                    for p in ("fp32", "int8")}
         size = engines["fp32"].image_size

@@ -191,7 +191,7 @@ def error_analysis(root: Path, datalist: Path, split: str = "all", tolerance_mm:
     if cache.is_file():
         return json.loads(cache.read_text())
     base = Path(datalist).parent
-    engine = BundleInference(root, engine="torch", overrides={"save_transforms": [], "quantify_transforms": []})
+    engine = BundleInference(root, engine="torch", overrides={"save_transforms": [], "quantify_transforms": [], "report_transforms": []})
     rows = []
     for entry in _entries(datalist, split):
         data, _ = engine(str(base / entry["image"]))

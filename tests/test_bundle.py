@@ -141,47 +141,41 @@ def test_resume_continues_from_the_last_epoch(tiny_bundle, phantom_cohort, tmp_p
     assert (root / "models" / "checkpoint_epoch=2.pt").is_file()
 
 
-def test_multi_gpu_config_trains_with_torchrun_on_gloo(phantom_cohort, tmp_path):
-    root = copy_bundle(tmp_path / "ddp")
-    args = [f"--{k}={v}" for k, v in TINY_TRAIN.items()]
+def _torchrun(args: list[str], cwd: Path, timeout_s: float = 300) -> str:
+    """``torchrun --standalone --nproc_per_node=2 -m monai.bundle run ARGS`` on gloo: its output (asserts rc 0)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-           "monai.bundle", "run", "training", "--config_file",
-           f"['{root}/configs/train.json','{root}/configs/multi_gpu_train.json']",
-           f"--bundle_root={root}", f"--dataset_dir={phantom_cohort}", *args]
+           "monai.bundle", "run", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # own process group: on a timeout the workers torchrun started are killed with it
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root,
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
                             start_new_session=True)
     try:
-        out, err = proc.communicate(timeout=300)
+        out, err = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        pytest.fail(f"torchrun did not finish in 300 s:\n{err[-3000:]}")
+        pytest.fail(f"torchrun did not finish in {timeout_s:g} s:\n{err[-3000:]}")
     assert proc.returncode == 0, err[-3000:]
+    return out + err
+
+
+def test_multi_gpu_config_trains_with_torchrun_on_gloo(phantom_cohort, tmp_path):
+    root = copy_bundle(tmp_path / "ddp")
+    args = [f"--{k}={v}" for k, v in TINY_TRAIN.items()]
+    log = _torchrun(["training", "--config_file", f"['{root}/configs/train.json','{root}/configs/multi_gpu_train.json']",
+                     f"--bundle_root={root}", f"--dataset_dir={phantom_cohort}", *args], root)
     assert (root / "models" / "model.pt").is_file() and (root / "models" / "threshold.json").is_file()
-    assert "epoch 1/1 | train_loss" in out + err  # one line per epoch (monai_bac.training_report), rank 0 only
-    assert (out + err).count("epoch 1/1 |") == 1 and "best epoch 1" in out + err
+    assert "epoch 1/1 | train_loss" in log  # one line per epoch (monai_bac.training_report), rank 0 only
+    assert log.count("epoch 1/1 |") == 1 and "best epoch 1" in log
 
 
 def test_multi_gpu_evaluation_shards_the_images_with_torchrun_on_gloo(tiny_bundle, phantom_cohort, tmp_path):
     """model-zoo's multi-GPU evaluation: each rank infers its share; metrics are gathered on rank 0."""
     out = tmp_path / "eval"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-           "monai.bundle", "run", "--config_file",
-           f"['{BUNDLE}/configs/inference.json','{BUNDLE}/configs/evaluate.json','{BUNDLE}/configs/multi_gpu_evaluate.json']",
-           f"--bundle_root={tiny_bundle}", f"--input_path={phantom_cohort / 'datalist.json'}", "--input_split=all",
-           f"--output_dir={out}", "--save_predictions=true"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=tmp_path, start_new_session=True)
-    try:
-        out_text, err = proc.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out_text, err = proc.communicate()
-        pytest.fail(f"torchrun did not finish in 300 s:\n{err[-3000:]}")
-    assert proc.returncode == 0, err[-3000:]
+    configs = [f"{BUNDLE}/configs/{name}.json" for name in ("inference", "evaluate", "multi_gpu_evaluate")]
+    _torchrun(["--config_file", str(configs), f"--bundle_root={tiny_bundle}",
+               f"--input_path={phantom_cohort / 'datalist.json'}", "--input_split=all", f"--output_dir={out}",
+               "--save_predictions=true"], tmp_path)
     n = len(list((phantom_cohort / "images").glob("*.dcm")))
     assert len(list(out.glob("*_bac.nii.gz"))) == n  # every image once, whichever rank had it
     rows = (out / "dice_gt_raw.csv").read_text().strip().splitlines()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from monai_bac.units import SpacingError
 import torch
 from monai.data import MetaTensor
 
@@ -18,6 +16,7 @@ from monai_bac.ops.density import (
     volumetric_breast_density,
 )
 from monai_bac.phantom import make_phantom
+from monai_bac.units import SpacingError
 from monai_bac.transforms import CalcificationThickness, CalcificationThicknessd, DensityMap, DensityMapd
 
 SP = 0.4

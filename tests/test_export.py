@@ -98,7 +98,7 @@ def test_int8_export_is_checked_against_float32_and_served_only_while_current(bu
     assert "onnx-int8" in json.loads((models / "export.json").read_text())["exports"]
 
     image = str(phantom_cohort / json.loads((phantom_cohort / "datalist.json").read_text())["test"][0]["image"])
-    auto = BundleInference(bundle_copy, engine="onnx", threads=1, overrides={"save_transforms": []})
+    auto = BundleInference(bundle_copy, engine="onnx", threads=1, overrides={"save_transforms": [], "report_transforms": []})
     assert auto.describe()["precision"] == "int8" and auto.network.source.endswith("model.int8.onnx")
     data, _ = auto(image)
     assert data["pred"].shape[-2:] == data["raw"].shape[-2:]

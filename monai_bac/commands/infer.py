@@ -266,8 +266,8 @@ def _process(pipeline, entry: dict, case: str, out: Path, staging: Path, overwri
     import shutil
     import warnings
 
+    from monai_bac.transforms.io import OUTPUT_SUFFIXES, wait_for_background_writes
     from monai_bac.utils import write_json
-    from monai_bac.transforms.io import OUTPUT_SUFFIXES
 
     t0 = time.perf_counter()
     json_path = out / f"{case}{OUTPUT_SUFFIXES['json']}"
@@ -302,6 +302,7 @@ def _process(pipeline, entry: dict, case: str, out: Path, staging: Path, overwri
         if not _expected(e):
             logger.debug("%s: unexpected error", case, exc_info=True)
     finally:
+        wait_for_background_writes()  # a failed image's writer may still be busy: let it end, then clean up
         for f in staging.glob(f"{case}_bac*"):
             f.unlink(missing_ok=True)
     report = {"case": case, "source": str(entry["image"]), "status": "failed", "reason": reason,
@@ -345,7 +346,7 @@ def run(args) -> int:
     overrides = {"output_dir": str(staging), "overwrite": True, "overlay": not args.no_overlay,
                  "save_seg": not args.no_seg, "allow_processed": bool(args.allow_processed),
                  "min_input_fraction": float(args.min_input_fraction), "calcium": not args.no_calcium,
-                 "save_transforms#0#nifti": not args.no_nifti, "save_transforms#0#report": False,
+                 "save_transforms#0#nifti": not args.no_nifti, "report_transforms#0#report": False,
                  "save_transforms#0#overlay_max_side": args.overlay_max_side or None}
     if args.threshold is not None:
         overrides["threshold"] = float(args.threshold)

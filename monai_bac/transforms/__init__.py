@@ -31,7 +31,7 @@ from monai_bac.transforms.label import (
     correction_meta,
     removed_components,
 )
-from monai_bac.transforms.io import SaveBACd, SaveBACSegd  # noqa: F401
+from monai_bac.transforms.io import SaveBACd, SaveBACReportd, SaveBACSegd  # noqa: F401
 from monai_bac.transforms.pipeline import (  # noqa: F401
     NORMALISATIONS,
     CheckMammogramd,
@@ -84,6 +84,7 @@ __all__ = [
     "NORMALISATIONS",
     "SaveBACd",
     "SaveBACSegd",
+    "SaveBACReportd",
     "QuantifyBACd",
     "CheckMammogramd",
     "InputRejected",

@@ -63,7 +63,7 @@ class LogGammaNormalize(Transform):
     breast pixels comes back filled with ``background`` (``empty`` = True).
     """
 
-    backend = [TransformBackends.NUMPY, TransformBackends.TORCH]
+    backend = [TransformBackends.NUMPY]  # the op runs in numpy (torch input is converted, the output converted back)
 
     def __init__(
         self,
@@ -149,7 +149,7 @@ class AutoGammaNormalize(Transform):
     without breast pixels comes back filled with ``background`` (gamma nan, converged False).
     """
 
-    backend = [TransformBackends.NUMPY, TransformBackends.TORCH]
+    backend = [TransformBackends.NUMPY]  # the op runs in numpy (torch input is converted, the output converted back)
 
     def __init__(
         self,

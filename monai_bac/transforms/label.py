@@ -132,7 +132,7 @@ class CorrectBACLabel(Transform):
     empty (``n_components`` 0).
     """
 
-    backend = [TransformBackends.NUMPY, TransformBackends.TORCH]
+    backend = [TransformBackends.NUMPY]  # the op runs in numpy (torch input is converted, the output converted back)
 
     def __init__(
         self,

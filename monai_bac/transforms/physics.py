@@ -111,7 +111,7 @@ class DensityMap(Transform):
     (``empty`` True, VBD nan).
     """
 
-    backend = [TransformBackends.NUMPY, TransformBackends.TORCH]
+    backend = [TransformBackends.NUMPY]  # the op runs in numpy (torch input is converted, the output converted back)
 
     def __init__(
         self,
@@ -240,7 +240,7 @@ class CalcificationThickness(Transform):
     mu_calc, energy_kev}. An all-zero density map (no breast) gives an all-zero map.
     """
 
-    backend = [TransformBackends.NUMPY, TransformBackends.TORCH]
+    backend = [TransformBackends.NUMPY]  # the op runs in numpy (torch input is converted, the output converted back)
 
     def __init__(
         self,

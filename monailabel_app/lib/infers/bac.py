@@ -174,7 +174,7 @@ class BACInfer(BasicInferTask):
         from monai.bundle import ConfigParser
         from monai.transforms import Compose, SaveImaged
 
-        from monai_bac.transforms import SaveBACd, SaveBACSegd
+        from monai_bac.transforms import SaveBACd, SaveBACReportd, SaveBACSegd
 
         try:
             parser = ConfigParser()
@@ -202,7 +202,7 @@ class BACInfer(BasicInferTask):
         network.to(device).eval()
         # MONAI Label returns the label itself: the bundle's file writers are left out
         post_list = list(post.transforms) if isinstance(post, Compose) else list(post)
-        post_list = [t for t in post_list if not isinstance(t, (SaveBACd, SaveBACSegd, SaveImaged))]
+        post_list = [t for t in post_list if not isinstance(t, (SaveBACd, SaveBACSegd, SaveBACReportd, SaveImaged))]
         return BundleSnapshot(signature=signature, device=device, preprocessing=pre, postprocessing=post_list,
                               inferer=inferer, network=network, threshold=threshold,
                               settings=_read_json(os.path.join(self.models_dir, "model_settings.json")),
