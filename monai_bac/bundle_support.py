@@ -155,6 +155,9 @@ def inference_items(input_path: str, split: str = "test") -> list[dict]:
         content = json.loads(p.read_text())
         keys = [split] if split in content else [k for k, v in content.items() if isinstance(v, list) and v]
         items = [it for k in keys if content[k] for it in load_decathlon_datalist(str(p), True, k)]
+        if not items and split in content:
+            others = [k for k, v in content.items() if isinstance(v, list) and v]
+            raise DatalistError(f"datalist {p}: its '{split}' list is empty; lists with entries: {others or 'none'}")
         if not items:
             raise DatalistError(f"datalist {p} has no entries")
         return items

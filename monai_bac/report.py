@@ -163,7 +163,9 @@ def make_report(eval_dir: str | os.PathLike, out_png: str | os.PathLike,
         ax2.legend(fontsize=7)
         ax2.grid(alpha=0.3)
         out.update(threshold=chosen, curve={float(a): (None if not math.isfinite(b) else float(b)) for a, b in zip(t, d)})
-    fig.suptitle(title or f"BAC segmentation evaluation: {Path(eval_dir).name}", fontsize=10)
+    name = Path(eval_dir).name
+    fig.suptitle(title or ("BAC segmentation evaluation" + ("" if name.lower() == "evaluation" else f": {name}")),
+                 fontsize=10)
     fig.tight_layout()
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)

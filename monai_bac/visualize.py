@@ -9,7 +9,7 @@ import numpy as np
 
 from monai_bac.utils import atomic_write_path
 
-__all__ = ["display_window", "overlay", "overlay_picture", "save_png", "BAC_COLOUR", "REMOVED_COLOUR"]
+__all__ = ["display_window", "overlay", "overlay_picture", "add_legend", "save_png", "BAC_COLOUR", "REMOVED_COLOUR"]
 
 BAC_COLOUR = (255, 40, 40)
 REMOVED_COLOUR = (40, 140, 255)
@@ -62,14 +62,33 @@ def save_png(path: str | os.PathLike, image: np.ndarray, overwrite: bool = True,
     return os.fspath(path)
 
 
+def add_legend(rgb: np.ndarray, entries: Sequence[tuple[str, tuple[int, int, int]]]) -> np.ndarray:
+    """``rgb`` with a legend in its top-left corner: a colour swatch and a label per entry."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    pil = Image.fromarray(np.ascontiguousarray(rgb, np.uint8))
+    draw = ImageDraw.Draw(pil)
+    size = max(10, min(pil.size) // 40)
+    font = ImageFont.load_default(size=size) if hasattr(ImageFont, "load_default") else None
+    x, y = size // 2, size // 2
+    width = max(draw.textlength(label, font=font) for label, _ in entries) + 2.5 * size
+    draw.rectangle([x - 2, y - 2, x + width, y + len(entries) * (size + 4) + 2], fill=(0, 0, 0))
+    for label, colour in entries:
+        draw.rectangle([x, y, x + size, y + size], fill=tuple(colour))
+        draw.text((x + 1.5 * size, y), label, fill=(255, 255, 255), font=font)
+        y += size + 4
+    return np.asarray(pil)
+
+
 def overlay_picture(raw_hw: np.ndarray, mask: np.ndarray, breast: np.ndarray | None = None,
-                    max_side: int | None = 1600) -> np.ndarray:
+                    max_side: int | None = 1600, legend: str | None = "BAC (monai-bac)") -> np.ndarray:
     """RGB uint8 picture of a BAC mask on its raw mammogram, in the display rendition of
     :func:`display_window` (-log of the signal windowed on the breast: tissue and calcium bright).
 
     Shrunk by a whole factor so that its longer side is at most ``max_side`` (None or 0: full
     size): the raw image by block means before the logarithm, the mask by block maxima, so a
-    thin BAC stays visible and a full-size image costs little.
+    thin BAC stays visible and a full-size image costs little. ``legend`` labels the colour
+    (None: no legend).
     """
     from monai_bac.ops.resample import block_mean
 
@@ -84,4 +103,5 @@ def overlay_picture(raw_hw: np.ndarray, mask: np.ndarray, breast: np.ndarray | N
         h, w = (raw.shape[0] // f) * f, (raw.shape[1] // f) * f
         raw, m = block_mean(raw[:h, :w], f, f), block_any(m[:h, :w])
         b = None if b is None else block_any(b[:h, :w])
-    return overlay(display_window(raw, b), [m], [BAC_COLOUR])
+    pic = overlay(display_window(raw, b), [m], [BAC_COLOUR])
+    return add_legend(pic, [(legend, BAC_COLOUR)]) if legend else pic

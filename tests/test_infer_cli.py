@@ -99,7 +99,11 @@ def test_overlay_png_shows_the_mask_in_colour(datalist_run):
         png = np.asarray(Image.open(r["overlay"]))
         assert png.shape == (*mask.shape, 3) and png.dtype == np.uint8  # small image: full size
         r_, g_, b_ = (png[..., i].astype(int) for i in range(3))
-        assert np.array_equal(r_[~mask], g_[~mask]) and np.array_equal(g_[~mask], b_[~mask])  # grey elsewhere
+        legend = np.zeros_like(mask)
+        legend[: 3 * max(10, min(mask.shape) // 40), : mask.shape[1] // 2] = True  # the legend's corner
+        assert (r_[legend] > g_[legend] + 100).any()  # its red swatch
+        grey = ~mask & ~legend
+        assert np.array_equal(r_[grey], g_[grey]) and np.array_equal(g_[grey], b_[grey])  # grey elsewhere
         if mask.any():
             assert np.all(r_[mask] > g_[mask]) and np.all(r_[mask] > b_[mask])  # red where BAC
             checked += 1

@@ -46,6 +46,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from monai_bac.commands import fail
     from monai_bac.export import ExportError, export_model
 
     try:
@@ -55,8 +56,7 @@ def run(args) -> int:
                             calibration_split=args.calibration_split, n_calibration=args.n_calibration,
                             n_check=args.n_check, min_mask_dice=args.min_mask_dice, int8_scope=args.int8_scope)
     except (ExportError, FileExistsError, FileNotFoundError, ValueError) as e:
-        print(f"monai-bac export: {e}", file=sys.stderr)
-        return 1
+        return fail("export", e, 1)
     size = info["check_input"][-1]
     print(f"{info['network_name']} from {info['checkpoint']} (check input {size} x {size}):")
     for fmt, r in info["exports"].items():

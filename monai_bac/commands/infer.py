@@ -305,6 +305,10 @@ def _process(pipeline, entry: dict, case: str, out: Path, staging: Path, overwri
         wait_for_background_writes()  # a failed image's writer may still be busy: let it end, then clean up
         for f in staging.glob(f"{case}_bac*"):
             f.unlink(missing_ok=True)
+    from monai_bac.commands import _FLAGS
+
+    for pattern, flag in _FLAGS:
+        reason = pattern.sub(flag, reason)
     report = {"case": case, "source": str(entry["image"]), "status": "failed", "reason": reason,
               "error": reason.split(":", 1)[0], "model": model, "total_seconds": time.perf_counter() - t0}
     try:
@@ -328,6 +332,7 @@ def run(args) -> int:
 
     from monai_bac.bundle_inference import BundleInference
     from monai_bac.bundle_support import DatalistError
+    from monai_bac.commands import fail
     from monai_bac.utils import write_json
     from monai_bac.model_files import ModelError
     from monai_bac.quantify import cohort_analysis, summarise_patients
@@ -335,8 +340,7 @@ def run(args) -> int:
     try:
         items = gather_items(args.input, args.split)
     except (DatalistError, FileNotFoundError, ValueError) as e:
-        print(f"monai-bac infer: {e}", file=sys.stderr)
-        return EXIT_NOTHING
+        return fail("infer", e, EXIT_NOTHING)
     out = Path(args.out)
     why = _check_writable(out)
     if why:
@@ -356,15 +360,13 @@ def run(args) -> int:
         try:
             spacing = as_spacing(args.spacing, "--spacing")
         except SpacingError as e:
-            print(f"monai-bac infer: {e}", file=sys.stderr)
-            return EXIT_NOTHING
+            return fail("infer", e, EXIT_NOTHING)
         overrides["image_transforms#0#spacing_mm"] = list(spacing)
     try:
         pipeline = BundleInference(args.model, config_file=args.config, engine=args.engine, precision=args.precision,
                                    threads=args.threads, overrides=overrides)
     except (ModelError, FileNotFoundError, ValueError, ImportError) as e:
-        print(f"monai-bac infer: cannot load the model: {e}", file=sys.stderr)
-        return EXIT_NOTHING
+        return fail("infer", f"cannot load the model: {e}", EXIT_NOTHING)
     names = case_names(items)
     desc = pipeline.describe()
     logger.info("%d image(s); engine %s (%s), network input %d, threshold %.3g", len(items), desc["engine"],

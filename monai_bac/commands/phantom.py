@@ -38,6 +38,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from monai_bac.commands import fail
+
     if args.n < 1:
         print(f"monai-bac phantom: --n {args.n}: the number of images must be 1 or more", file=sys.stderr)
         return 2
@@ -50,8 +52,7 @@ def run(args) -> int:
                                bac_prevalence=args.bac_prevalence, vendors=tuple(args.vendors), tpa=tpa,
                                workers=args.workers, overwrite=args.overwrite, progress=True)
     except (FileExistsError, ValueError) as e:
-        print(f"monai-bac phantom: {e}", file=sys.stderr)
-        return 2
+        return fail("phantom", e, 2)
     content = json.loads(datalist.read_text())
     splits = ", ".join(f"{k} {len(content[k])}" for k in ("training", "validation", "test"))
     per = views_per_patient(args.n)

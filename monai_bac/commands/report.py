@@ -25,6 +25,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from monai_bac.commands import fail
     from monai_bac.report import make_report
 
     eval_dir = Path(args.eval_dir)
@@ -36,8 +37,7 @@ def run(args) -> int:
     try:
         info = make_report(eval_dir, out, threshold, title=args.title, overwrite=args.overwrite)
     except (FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"monai-bac report: {e}", file=sys.stderr)
-        return 1
+        return fail("report", e, 1)
     means = ", ".join(f"{k} {v:.3f}" for k, v in info["mean"].items())
     extra = f"; threshold {info['threshold']:g}" if info.get("threshold") is not None else "; no threshold curve"
     print(f"{info['png']}: {info['n_images']} images, mean {means}{extra}")
