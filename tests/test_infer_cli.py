@@ -210,3 +210,12 @@ def test_the_model_input_check_refuses_images_far_smaller_than_the_network_input
     CheckMammogramd(image_size=400)({"image": img})  # 239 >= 0.5 x 400: accepted
     with pytest.raises(InputRejected, match="far smaller than the network input 1600"):
         CheckMammogramd(image_size=1600)({"image": img})
+
+
+def test_an_image_without_a_breast_is_refused_naming_the_file(phantom_cohort):
+    from monai_bac.transforms import CheckMammogramd, InputRejected
+
+    img = load_mammogram(sorted((phantom_cohort / "images").glob("*.dcm"))[0])
+    empty = np.zeros((1, *img.shape[-2:]), np.uint8)
+    with pytest.raises(InputRejected, match=f"{img.meta['filename_or_obj']}: no breast found"):
+        CheckMammogramd(image_size=128)({"image": img, "breast_map": empty})

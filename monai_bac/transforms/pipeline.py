@@ -67,13 +67,16 @@ class CheckMammogramd(MapTransform):
       on raw detector data, and the paper's normalisations (Eq. 1-4) assume it.
     * An image whose smaller side is below ``min_input_fraction`` x ``image_size``: upsampling
       it to the network input would invent detail the model never saw.
+    * An image in which ``BreastRegion`` found no breast (``breast_map_key`` all background),
+      when that key is present.
     """
 
     def __init__(self, keys: KeysCollection = "image", image_size: int = 1600, min_input_fraction: float = 0.5,
-                 allow_processed: bool = False, allow_missing_keys: bool = False) -> None:
+                 allow_processed: bool = False, breast_map_key: str = "breast_map",
+                 allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         self.image_size, self.min_input_fraction = int(image_size), float(min_input_fraction)
-        self.allow_processed = bool(allow_processed)
+        self.allow_processed, self.breast_map_key = bool(allow_processed), breast_map_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -92,6 +95,11 @@ class CheckMammogramd(MapTransform):
                     f"{source}: image is {h} x {w} pixels, far smaller than the network input {self.image_size} x "
                     f"{self.image_size} (smaller side below {self.min_input_fraction:g} x {self.image_size}); "
                     "upsampling it would invent detail the model never saw - not a full-field mammogram?")
+            breast = d.get(self.breast_map_key)
+            if breast is not None and not bool((breast > 0).any()):
+                raise InputRejected(
+                    f"{source}: no breast found in the image (the breast region is empty: no tissue darker than the "
+                    "direct exposure by more than its noise); not a mammogram, or an exposure without a breast?")
         return d
 
 
