@@ -169,28 +169,22 @@ def _output_name(label: Path, base: Path, used: set[str]) -> str:
 # ----------------------------------------------------------------------------------- one item
 def _overlay_png(path: Path, image_hw: np.ndarray, breast: np.ndarray, label_hw: np.ndarray, kept_hw: np.ndarray,
                  removed: list[dict], overwrite: bool, max_side: int = 1200) -> None:
-    from PIL import Image
+    """The mammogram in its display rendition (as every monai-bac overlay) with kept and removed
+    pieces in colour and a legend."""
+    from monai_bac.visualize import add_legend, display_window, overlay, save_png
 
-    from monai_bac.ops.normalize import log_gamma
-
-    grey, _ = log_gamma(image_hw, breast if breast.any() else np.ones_like(breast, bool))
-    rgb = np.repeat((255 * (1.0 - grey))[..., None], 3, axis=2).astype(np.float32)  # dense tissue bright
-    rgb[~breast] = 0.0
     removed_mask = (label_hw > 0) & (kept_hw == 0)
     short = np.zeros_like(removed_mask)
     for comp in removed:
         if "short" in comp["reason"]:
             r0, c0, r1, c1 = comp["bbox"]
             short[r0:r1, c0:c1] |= removed_mask[r0:r1, c0:c1]
-    colours = ((kept_hw > 0, (0, 220, 0)), (removed_mask & ~short, (255, 140, 0)), (short, (255, 0, 0)))
-    for mask, colour in colours:
-        rgb[mask] = 0.45 * rgb[mask] + 0.55 * np.asarray(colour, np.float32)
-    img = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
-    scale = max_side / max(img.size)
-    if scale < 1:
-        img = img.resize((max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale))), Image.BILINEAR)
-    with atomic_write_path(path, overwrite=overwrite) as tmp:
-        img.save(tmp, format="PNG")
+    legend = (("kept (BAC)", (0, 220, 0)), ("removed: too little calcium", (255, 140, 0)),
+              ("removed: too short", (255, 0, 0)))
+    masks = (kept_hw > 0, removed_mask & ~short, short)
+    rgb = overlay(display_window(image_hw, breast if breast.any() else None), masks, [c for _, c in legend],
+                  alpha=0.55)
+    save_png(path, add_legend(rgb, legend), overwrite=overwrite, max_side=max_side)
 
 
 def process_item(job: dict) -> dict:
