@@ -24,7 +24,7 @@ from monai.config import KeysCollection
 from monai.config.type_definitions import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms.transform import MapTransform, Transform
-from monai.utils import ensure_tuple_rep
+from monai.utils import ensure_tuple_rep, get_equivalent_dtype
 from monai.utils.enums import TransformBackends
 from monai.utils.type_conversion import convert_to_dst_type, convert_to_numpy
 
@@ -139,7 +139,7 @@ class BreastRegion(Transform):
         out = res.breast_map[None] if arr.ndim == 3 else res.breast_map
         dtype = self.dtype
         if isinstance(img, torch.Tensor):
-            dtype = torch.from_numpy(np.zeros(0, dtype=dtype)).dtype
+            dtype = get_equivalent_dtype(dtype, torch.Tensor)
         result, *_ = convert_to_dst_type(np.ascontiguousarray(out), img, dtype=dtype)
         if isinstance(result, MetaTensor):
             result.meta["breast_map_source"] = "BreastRegion"

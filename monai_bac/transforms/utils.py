@@ -3,8 +3,9 @@
 Each transform accepts numpy, torch or MetaTensor images of shape (1, H, W) or (H, W), works on
 an (H, W) numpy view (:func:`to_hw`) and returns its result in the input's type with the
 input's metadata (:func:`like`). Physical quantities come from an explicit argument or the
-metadata, and a missing one raises :class:`~monai_bac.physics.MissingPhysicsError` naming the
-tag and the argument (:func:`resolve_spacing_mm`).
+metadata, and a missing one raises an error naming the tag and the argument
+(:class:`~monai_bac.physics.MissingPhysicsError`; for the pixel spacing
+:class:`~monai_bac.units.SpacingError`, :func:`resolve_spacing_mm`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms.transform import MapTransform, Transform
-from monai.utils.type_conversion import convert_to_dst_type, convert_to_numpy
+from monai.utils.type_conversion import convert_to_dst_type, convert_to_numpy, get_equivalent_dtype
 
-from monai_bac.physics import MissingPhysicsError
 
 __all__ = ["BREAST_REGIONS", "BreastMapd", "breast_pixels", "meta_of", "source_name", "to_hw", "like", "resolve_spacing_mm", "compute_breast_map",
            "breast_map_hw", "dict_breast_map", "nan_if_none"]
@@ -57,7 +57,7 @@ def like(out_hw: np.ndarray, img: Any, dtype=None, meta_update: Mapping | None =
     if dtype is None:
         dtype = out.dtype
     if isinstance(img, torch.Tensor):
-        dtype = torch.from_numpy(np.zeros(0, dtype=dtype)).dtype
+        dtype = get_equivalent_dtype(dtype, torch.Tensor)
     result, *_ = convert_to_dst_type(np.ascontiguousarray(out), img, dtype=dtype)
     if isinstance(result, MetaTensor) and meta_update:
         for k, v in meta_update.items():
