@@ -88,6 +88,10 @@ def write_dicom_seg(path: str | os.PathLike, mask: np.ndarray, source: str | os.
             device_serial_number="0", series_description=series_description, omit_empty_frames=False,
             pixel_measures=hd.PixelMeasuresSequence(pixel_spacing=list(sp), slice_thickness=1.0) if sp else None,
         )
+    # General Image module, Type 2C for images without a frame of reference (a 2D mammogram):
+    # the source's own orientation, or empty (highdicom fills it only from a frame of reference)
+    if "PatientOrientation" not in seg:
+        seg.PatientOrientation = src.get("PatientOrientation", "")
     path = Path(path)
     with atomic_write_path(path, overwrite=overwrite) as tmp:
         seg.save_as(str(tmp))

@@ -219,3 +219,17 @@ def test_an_image_without_a_breast_is_refused_naming_the_file(phantom_cohort):
     empty = np.zeros((1, *img.shape[-2:]), np.uint8)
     with pytest.raises(InputRejected, match=f"{img.meta['filename_or_obj']}: no breast found"):
         CheckMammogramd(image_size=128)({"image": img, "breast_map": empty})
+
+
+def test_the_seg_passes_dciodvfy(datalist_run):
+    """DICOM conformance of the SEG with dicom3tools' validator (CI installs Debian's dicom3tools)."""
+    import subprocess
+
+    dciodvfy = shutil.which("dciodvfy")
+    if dciodvfy is None:
+        pytest.skip("dciodvfy (Debian package dicom3tools) is not installed")
+    _, out = datalist_run
+    row = next(iter(_rows(out / "results.csv").values()))
+    report = subprocess.run([dciodvfy, row["seg"]], capture_output=True, text=True)
+    errors = [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
+    assert not errors, errors
