@@ -663,3 +663,27 @@ def test_dicom_found_by_content(dcm: Path, tmp_path: Path) -> None:
     (tmp_path / "image.xyz").write_text("not an image")
     with pytest.raises(MammogramReadError, match=r"image\.xyz: unsupported file type '\.xyz'"):
         load_mammogram(tmp_path / "image.xyz")
+
+
+@pytest.mark.parametrize("vendor, view, laterality", [("GE", "CC", "L"), ("HOLOGIC", "MLO", "R"), ("SIEMENS", "CC", "R")])
+def test_phantom_mammograms_pass_dciodvfy(tmp_path, vendor, view, laterality):
+    """The MG IOD (For Processing) with dicom3tools' validator: 0 errors (CI installs dicom3tools)."""
+    import shutil
+    import subprocess
+
+    from monai_bac.phantom import make_phantom
+
+    dciodvfy = shutil.which("dciodvfy")
+    if dciodvfy is None:
+        pytest.skip("dciodvfy (Debian package dicom3tools) is not installed")
+    ph = make_phantom(seed=3, spacing_mm=0.5, vendor=vendor, view=view, laterality=laterality)
+    m = ph.meta
+    path = write_mammogram_dicom(tmp_path / "mg.dcm", ph.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"],
+                                 thickness_mm=m["thickness_mm"], anode=m["anode"], filter=m["filter"], view=m["view"],
+                                 laterality=m["laterality"], manufacturer=m["manufacturer"],
+                                 presentation=m["presentation"], photometric=m["photometric"],
+                                 bits_stored=m["bits_stored"])
+    report = subprocess.run([dciodvfy, str(path)], capture_output=True, text=True)
+    errors = [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
+    assert not errors, errors
+    assert load_mammogram(path).meta["view"] == view  # read back from ViewCodeSequence

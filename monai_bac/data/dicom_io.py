@@ -311,6 +311,7 @@ def write_mammogram_dicom(
     _set_if(ds, "FilterMaterial", filter)
     _set_if(ds, "ViewPosition", view)
     _set_if(ds, "ImageLaterality", laterality)
+    _set_mammography_modules(ds, view, laterality, manufacturer)
     if exposure_mas is not None:
         ds.Exposure = str(round(float(exposure_mas)))
         ds.ExposureInuAs = str(round(float(exposure_mas) * 1000))
@@ -325,6 +326,37 @@ def write_mammogram_dicom(
     with atomic_write_path(path, overwrite=overwrite) as tmp:
         _save(ds, tmp)
     return path
+
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
+
+
+#: ViewCodeSequence (CID 4014, SNOMED CT) and PatientOrientation (row, column directions as
+#: vendors write them with the chest wall on the image's left for L and right for R)
+_VIEW_CODE = {"CC": ("399162004", "cranio-caudal"), "MLO": ("399368009", "medio-lateral oblique")}
+_ORIENTATION = {("CC", "L"): ["A", "R"], ("CC", "R"): ["P", "L"], ("MLO", "L"): ["A", "FR"], ("MLO", "R"): ["P", "FL"]}
+
+
+def _set_mammography_modules(ds: Dataset, view: str | None, laterality: str | None, manufacturer: str | None) -> None:
+    """What the MG IOD requires beside the pixels (PS3.3 A.26): anatomy, view code, positioner,
+    detector and acquisition context."""
+    from pydicom.sequence import Sequence as Seq
+
+    v, lat = (view or "").upper(), (laterality or "").upper()
+    ds.PatientOrientation = _ORIENTATION.get((v, lat), "")
+    ds.AnatomicRegionSequence = Seq([_code("76752008", "SCT", "Breast")])
+    ds.OrganExposed = "BREAST"
+    ds.PositionerType = "MAMMOGRAPHIC"
+    # GE's detectors are CsI on amorphous silicon (indirect); Hologic's and Siemens' amorphous selenium
+    ds.DetectorType = "SCINTILLATOR" if "GE" in (manufacturer or "").upper().split() else "DIRECT"
+    ds.AcquisitionContextSequence = Seq([])
+    if v in _VIEW_CODE:
+        item = _code("399162004" if v == "CC" else "399368009", "SCT", _VIEW_CODE[v][1])
+        item.ViewModifierCodeSequence = Seq([])
+        ds.ViewCodeSequence = Seq([item])
 
 
 # --------------------------------------------------------------------------------------------
