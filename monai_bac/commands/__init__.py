@@ -11,10 +11,14 @@ _FLAGS = ((re.compile(r"pass overwrite=True"), "pass --overwrite"),
           (re.compile(r"allow_processed / --allow-processed"), "--allow-processed"))
 
 
-def fail(command: str, error: BaseException | str, code: int) -> int:
-    """Print ``monai-bac COMMAND: message`` on stderr, in the command line's words, and return ``code``."""
-    message = str(error)
+def cli_words(message: str) -> str:
+    """``message`` with the library's argument names replaced by the command line's flags."""
     for pattern, flag in _FLAGS:
         message = pattern.sub(flag, message)
-    print(f"monai-bac {command}: {message}", file=sys.stderr)
+    return message
+
+
+def fail(command: str, error: BaseException | str, code: int) -> int:
+    """Print ``monai-bac COMMAND: message`` on stderr, in the command line's words, and return ``code``."""
+    print(f"monai-bac {command}: {cli_words(str(error))}", file=sys.stderr)
     return code

@@ -217,24 +217,18 @@ def _commit(staged: dict[str, str], out: Path) -> dict[str, str]:
     return final
 
 
-def _image_report(case: str, entry: dict, data: dict, seconds: dict, out: Path) -> dict:
-    from monai_bac.transforms.io import OUTPUT_SUFFIXES
-
+def _image_report(case: str, entry: dict, data: dict, seconds: dict) -> dict:
+    """The report of an image the workflow finished: identifiers, quantification, timings."""
     raw = data.get("raw")
     meta = dict(getattr(raw, "meta", {}) or getattr(data.get("pred"), "meta", {}) or {})
     report = {"case": case, "source": str(entry["image"]), "status": "ok", "reason": "",
               "image_info": {k: meta.get(k) for k in _META_FIELDS}, "quantification": data.get("bac"),
               "seconds": seconds}
     report["image_info"]["shape"] = [int(s) for s in data["pred"].shape[-2:]]
-    for key in ("quality_warning",):
-        if data.get(key):
-            report[key] = data[key]
+    if data.get("quality_warning"):
+        report["quality_warning"] = data["quality_warning"]
     if data.get("notes"):
         report["notes"] = list(data["notes"])
-    staged = dict(data.get("outputs") or {})
-    report["outputs"] = {**{k: str(out / Path(v).name) for k, v in staged.items()},
-                         "json": str(out / f"{case}{OUTPUT_SUFFIXES['json']}")}
-    report["_staged"] = staged
     return report
 
 
@@ -262,10 +256,11 @@ def _annotation(entry: dict, data: dict, calcium: bool) -> dict | None:
 
 def _process(pipeline, entry: dict, case: str, out: Path, staging: Path, overwrite: bool, calcium: bool,
              model: dict) -> dict:
-    """One image through the bundle's workflow; never raises for a bad image."""
-    import shutil
+    """One image through the bundle's workflow; never raises for a bad image (only for an output
+    folder that cannot be written: full, read-only)."""
     import warnings
 
+    from monai_bac.commands import cli_words
     from monai_bac.transforms.io import OUTPUT_SUFFIXES, wait_for_background_writes
     from monai_bac.utils import write_json
 
@@ -279,7 +274,7 @@ def _process(pipeline, entry: dict, case: str, out: Path, staging: Path, overwri
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             data, seconds = pipeline({**entry, "case": case})
-        report = _image_report(case, entry, data, seconds, out)
+        report = _image_report(case, entry, data, seconds)
         report["model"] = model
         notes = sorted({f"{w.category.__name__}: {w.message}" for w in caught
                         if w.category.__name__ in ("MissingTagWarning", "ProcessedImageWarning")})
@@ -288,9 +283,8 @@ def _process(pipeline, entry: dict, case: str, out: Path, staging: Path, overwri
         ann = _annotation(entry, data, calcium)
         if ann is not None:
             report["annotation"] = ann
-        staged = report.pop("_staged")
+        report["outputs"] = {**_commit(dict(data.get("outputs") or {}), out), "json": str(json_path)}
         report["total_seconds"] = time.perf_counter() - t0
-        report["outputs"].update(_commit(staged, out))
         write_json(json_path, report, overwrite=True)  # last: its "ok" marks the image done
         return report
     except OSError as e:
@@ -305,10 +299,7 @@ def _process(pipeline, entry: dict, case: str, out: Path, staging: Path, overwri
         wait_for_background_writes()  # a failed image's writer may still be busy: let it end, then clean up
         for f in staging.glob(f"{case}_bac*"):
             f.unlink(missing_ok=True)
-    from monai_bac.commands import _FLAGS
-
-    for pattern, flag in _FLAGS:
-        reason = pattern.sub(flag, reason)
+    reason = cli_words(reason)
     report = {"case": case, "source": str(entry["image"]), "status": "failed", "reason": reason,
               "error": reason.split(":", 1)[0], "model": model, "total_seconds": time.perf_counter() - t0}
     try:
