@@ -2,10 +2,14 @@
 
 Everything about the model comes from the bundle folder (default: the repository's ``bundle/``):
 
-* ``configs/inference.json``: ``preprocessing`` (load the raw mammogram, breast region,
-  normalisation, crop, resize), ``network_def``, ``inferer`` and ``postprocessing`` (sigmoid,
-  ``Invertd`` back to the image's grid, ``AsDiscreted`` at the validated threshold). The file
-  writer at its end (``SaveBACd``) is left out: MONAI Label returns the label itself.
+* ``configs/inference.json``, the one definition of inference that the bundle and
+  ``monai-bac infer`` run too: ``preprocessing`` (load the raw mammogram, breast region, input
+  check, normalisation, crop, resize), ``network_def``, ``inferer`` and ``postprocessing``
+  (sigmoid, ``Invertd`` back to the image's grid, ``AsDiscreted`` at the validated threshold,
+  ``QuantifyBACd``). :class:`BACInfer` hands these to ``BasicInferTask.__call__`` through its
+  ``pre_transforms`` / ``inferer`` / ``post_transforms`` hooks; the config's file writers
+  (``SaveBACd``, ``SaveBACSegd``, ``SaveBACReportd``) are left out: MONAI Label returns the
+  label itself, from :meth:`BACInfer.writer`, with the quantification in its result.
 * ``models/model.pt`` (weights), ``models/threshold.json`` and ``models/model_settings.json``
   (image size, normalisation, network), which ``inference.json`` reads.
 * ``configs/metadata.json``: description and output channel names (the label names).
