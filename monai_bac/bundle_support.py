@@ -202,13 +202,11 @@ def resume_from_latest(trainer, ckpt_dir: str, load_dict: dict, enabled: bool, d
 def save_model_settings(ckpt_dir: str, settings: dict) -> str:
     """Write the settings a model was trained with beside it (``models/model_settings.json``),
     so that inference, evaluation and the MONAI Label app preprocess the same way."""
-    os.makedirs(ckpt_dir, exist_ok=True)
+    from monai_bac.utils import write_json
+
     path = os.path.join(ckpt_dir, "model_settings.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump({k: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v)) for k, v in settings.items()},
-                  f, indent=1)
-    os.replace(tmp, path)
+    write_json(path, {k: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v))
+                      for k, v in settings.items()})
     return path
 
 

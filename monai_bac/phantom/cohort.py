@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from monai_bac.phantom.annotation import TPAConfig
+from monai_bac.utils import write_json
 
 __all__ = ["make_cohort", "ensure_cohort", "stratified_split", "views_per_patient", "VIEWS", "MIN_SPLIT_IMAGES"]
 
@@ -127,22 +128,8 @@ def _write_case(args: tuple[dict, str, float, tuple, dict]) -> dict:
                         h_muscle=ph.h_muscle, h_calc=ph.h_calc, tpa_source=ph.tpa_source)
     os.replace(tmp, truth_npz)
     record = {**case, **ph.record, "meta": m}
-    _atomic_text(out / "truth" / f"{name}.json", json.dumps(record, indent=1, default=_jsonable))
+    write_json(out / "truth" / f"{name}.json", record)
     return record
-
-
-def _jsonable(o):
-    if isinstance(o, (np.integer, np.floating)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o))
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def make_cohort(
@@ -201,8 +188,8 @@ def make_cohort(
             laterality=r["laterality"], has_bac=r["has_bac"],
         ))
     _write_summary(out / "cohort.csv", records, split)
-    _atomic_text(out / "phantom.json", json.dumps(params, indent=1))
-    _atomic_text(datalist_path, json.dumps(datalist, indent=1))
+    write_json(out / "phantom.json", params)
+    write_json(datalist_path, datalist)
     return datalist_path
 
 
