@@ -230,7 +230,11 @@ def short_error(exc: BaseException, overrides: dict[str, Any] | None = None) -> 
     culprits = [f"--{k} {v}" for k, v in (overrides or {}).items()
                 if (isinstance(v, str) and len(v) > 1 and v in message) or f"'{k.rsplit('#', 1)[-1]}'" in message]
     source = f"; set by {', '.join(culprits)}" if culprits else ""
-    return f"error: {type(root).__name__}: {message}{context}{source}"
+    hint = ""
+    if isinstance(root, FileNotFoundError) and str(getattr(root, "filename", "")).endswith("model.pt"):
+        hint = ("; no trained model yet: train first (python -m monai.bundle run training --config_file "
+                "bundle/configs/train.json), or pass --bundle_root of a trained bundle")
+    return f"error: {type(root).__name__}: {message}{context}{source}{hint}"
 
 
 def install_excepthook(overrides: dict[str, Any] | None = None) -> None:

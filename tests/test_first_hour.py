@@ -262,3 +262,13 @@ def test_training_report_bar_lines_and_best_epoch_on_a_plain_ignite_engine(caplo
     higher = TrainingReport(key_metric="val_dice", lower_is_better=False)
     higher.history = [{"epoch": 1, "val_dice": 0.2}, {"epoch": 2, "val_dice": 0.6}, {"epoch": 3, "val_dice": 0.6}]
     assert higher.best()["epoch"] == 2
+
+
+def test_a_missing_model_says_to_train_first():
+    from monai_bac.bundle_checks import short_error
+
+    try:
+        open("/nonexistent/bundle/models/model.pt")
+    except FileNotFoundError as e:
+        line = short_error(e)
+    assert "model.pt" in line and "train first" in line and "run training" in line
