@@ -288,10 +288,44 @@ def harden_server(policy: ServerPolicy) -> bool:
     return True
 
 
+def _die_with_the_server() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the task process gets SIGTERM when the server thread that started it ends."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+
+
+class _TaskSubprocess:
+    """The ``subprocess`` module as MONAI Label's task runner sees it: its training and scoring
+    processes end with the server. (uvicorn re-raises SIGTERM after its shutdown, so no atexit or
+    shutdown hook of the app runs; the processes would otherwise outlive it, re-parented to PID 1.)"""
+
+    def __getattr__(self, name: str):
+        import subprocess
+
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args, **kwargs):  # noqa: N802 - the name monailabel calls
+        import subprocess
+
+        if sys.platform.startswith("linux"):
+            kwargs.setdefault("preexec_fn", _die_with_the_server)
+        return subprocess.Popen(*args, **kwargs)
+
+
+def tie_task_processes_to_the_server() -> None:
+    import monailabel.utils.async_tasks.utils as tasks
+
+    tasks.subprocess = _TaskSubprocess()
+
+
 class BACApp(MONAILabelApp):
     """Breast arterial calcification (BAC) segmentation on raw mammograms."""
 
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]):
+        tie_task_processes_to_the_server()
         conf = dict(conf or {})
         names = [n.strip() for n in str(conf.get("models", "bac")).split(",") if n.strip()]
         if "all" in names:

@@ -76,7 +76,11 @@ class BACTrain(BundleTrainTask):
         from monai_bac.bundle_support import training_recipe
 
         profile = "gpu" if torch.cuda.is_available() else "cpu"
-        return int(training_recipe(os.path.join(self.bundle_path, "configs", "train.json"), profile)["num_epochs"])
+        try:
+            return int(training_recipe(os.path.join(self.bundle_path, "configs", "train.json"), profile)["num_epochs"])
+        except (ValueError, KeyError, TypeError) as e:  # a bundle without the recipe's profiles
+            logger.warning("%s; fine-tuning defaults to 10 epochs", e)
+            return 10
 
     def config(self):
         c = super().config()
