@@ -65,7 +65,7 @@ def write_dicom_seg(path: str | os.PathLike, mask: np.ndarray, source: str | os.
     import monai_bac
 
     try:
-        src = pydicom.dcmread(str(source), stop_before_pixels=False)
+        src = pydicom.dcmread(str(source), stop_before_pixels=True)  # highdicom needs the header only
         rows, cols = int(src.Rows), int(src.Columns)
         _ = (src.SOPClassUID, src.SOPInstanceUID, src.StudyInstanceUID, src.SeriesInstanceUID)
     except Exception as e:  # noqa: BLE001 - any unreadable source is one clear error

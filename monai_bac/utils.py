@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write_path", "ensure_new_file", "full_suffix", "jsonable", "write_json"]
+__all__ = ["atomic_write_path", "ensure_new_file", "full_suffix", "jsonable", "temp_file_target", "write_json"]
 
 PathLike = str | os.PathLike
 
@@ -47,6 +48,17 @@ def ensure_new_file(path: PathLike, overwrite: bool = False) -> Path:
             f"{path}: file already exists; refusing to overwrite it. Choose a new file name or pass overwrite=True."
         )
     return path
+
+
+#: the hidden name :func:`atomic_write_path` writes to first: ``.<stem>.tmp-<12 hex><suffixes>``
+_TEMP_NAME = re.compile(r"\.(?P<stem>.+?)\.tmp-[0-9a-f]{12}(?P<suffix>(?:\.[^.]+)*)")
+
+
+def temp_file_target(name: str) -> str | None:
+    """The file name that :func:`atomic_write_path`'s temporary file ``name`` was to become, or
+    None when ``name`` is not such a file (to clean up after a run that was killed mid-write)."""
+    m = _TEMP_NAME.fullmatch(name)
+    return None if m is None else m["stem"] + m["suffix"]
 
 
 def _make_temp_file(path: Path) -> Path:

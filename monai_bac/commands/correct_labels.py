@@ -43,7 +43,6 @@ import json
 import logging
 import multiprocessing
 import os
-import re
 import sys
 import threading
 import time
@@ -68,8 +67,6 @@ REPORT_COLUMNS = [
 FIXED_OUTPUTS = ("datalist.json", "correction_report.csv", "removed_components.csv")
 SKIPPED = "exists, skipped (use --overwrite to redo)"
 LOCK_NAME = ".correct-labels.lock"
-#: temporary files of :func:`monai_bac.utils.atomic_write_path`: ``.<stem>.tmp-<12 hex><suffixes>``
-_TEMP_RE = re.compile(r"\.(?P<stem>.+?)\.tmp-[0-9a-f]{12}(?P<suffix>(?:\.[^.]+)*)")
 REMOVED_COLUMNS = ["split", "index", "image", "label", "id", "reason", "length_mm", "core_excess_calc_mm",
                    "mean_calc_mm", "pixels",
                    "area_mm2", "centroid_row_mm", "centroid_col_mm", "bbox_r0", "bbox_c0", "bbox_r1", "bbox_c1"]
@@ -369,20 +366,18 @@ def _remove_temp_files(jobs: list[dict], out: Path) -> list[str]:
     """Remove the temporary files a killed run of this command left in ``--out``: the hidden
     ``.<stem>.tmp-<12 hex><suffixes>`` names :func:`~monai_bac.utils.atomic_write_path` gives the
     outputs of this run, in their folders inside ``--out`` (regular files only)."""
-    from monai_bac.utils import full_suffix
+    from monai_bac.utils import temp_file_target
 
-    wanted: dict[str, set[tuple[str, str]]] = {}
+    wanted: dict[str, set[str]] = {}
     paths = [out / n for n in FIXED_OUTPUTS] + [Path(j[k]) for j in jobs for k in ("out_path", "overlay_path") if j[k]]
     for path in paths:
-        suffix = full_suffix(path)
-        wanted.setdefault(str(path.parent), set()).add((path.name[: len(path.name) - len(suffix)], suffix))
+        wanted.setdefault(str(path.parent), set()).add(path.name)
     real_out, removed = _real(out), []
     for folder, names in wanted.items():
         if not os.path.isdir(folder) or not _within(_real(folder), real_out):
             continue
         for entry in os.scandir(folder):
-            m = _TEMP_RE.fullmatch(entry.name)
-            if m and (m["stem"], m["suffix"]) in names and entry.is_file(follow_symlinks=False):
+            if temp_file_target(entry.name) in names and entry.is_file(follow_symlinks=False):
                 os.unlink(entry.path)
                 removed.append(entry.path)
     return removed

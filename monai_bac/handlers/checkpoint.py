@@ -35,8 +35,6 @@ __all__ = ["ResumableCheckpointSaver", "ResumableEarlyStopHandler"]
 
 logger = logging.getLogger(__name__)
 
-#: names of the temporary files :func:`monai_bac.utils.atomic_write_path` writes: ``.<stem>.tmp-<12 hex><suffix>``
-_TEMP_NAME = r"\.(?P<stem>.+)\.tmp-[0-9a-f]{12}(?P<suffix>\.pt)"
 
 
 class _AtomicDiskSaver(DiskSaver):
@@ -170,11 +168,14 @@ class ResumableCheckpointSaver(CheckpointSaver):
         """Remove temporary files of this saver's names that a killed run left in ``save_dir``."""
         if not os.path.isdir(self.save_dir):
             return
+        from monai_bac.utils import temp_file_target
+
         stems = re.compile("|".join(self._file_stems()))
         for f in os.listdir(self.save_dir):
-            m = re.fullmatch(_TEMP_NAME, f)
+            target = temp_file_target(f) or ""
             path = os.path.join(self.save_dir, f)
-            if m and stems.fullmatch(m.group("stem")) and os.path.isfile(path) and not os.path.islink(path):
+            if (target.endswith(".pt") and stems.fullmatch(target[: -len(".pt")]) and os.path.isfile(path)
+                    and not os.path.islink(path)):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
                 logger.info("removed %s, a partial file of a run that was stopped", path)
