@@ -26,6 +26,7 @@ from monai.utils import MetricReduction
 
 from monai_bac.ops import length_dice as ld_ops
 from monai_bac.ops import skeleton_torch
+from monai_bac.units import as_spacing
 
 __all__ = [
     "SPACING_KEY",
@@ -63,8 +64,8 @@ def _spacing_array(spacing, batch_size: int, what: str = "spacing_mm") -> np.nda
             f"{what} must be (row, col) in mm or one (row, col) pair per image ({batch_size} images), "
             f"got an array of shape {sp.shape}."
         )
-    if not (np.all(np.isfinite(sp)) and np.all(sp > 0)):
-        raise ValueError(f"{what} must hold positive finite values in mm, got {sp.tolist()}.")
+    for row in sp:  # each image's pair through the one spacing check (SpacingError, a ValueError)
+        as_spacing(row, what, check_range=False)
     return sp
 
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from monai_bac.ops.length_dice import band_radius_mm
 from monai_bac.ops.skeleton import NEIGHBOUR_OFFSETS, guo_hall_luts, length_lut
+from monai_bac.units import as_spacing
 
 __all__ = [
     "neighbour_codes_torch",
@@ -51,8 +52,8 @@ def _as_bhw(mask: torch.Tensor) -> torch.Tensor:
 def _spacing_tensor(spacing_mm, batch: int) -> np.ndarray:
     sp = np.asarray(spacing_mm, dtype=np.float64)
     sp = np.array(np.broadcast_to(sp.reshape(-1, 2) if sp.size != 2 else sp.reshape(1, 2), (batch, 2)))
-    if not (np.all(sp > 0) and np.all(np.isfinite(sp))):
-        raise ValueError(f"spacing_mm must be positive finite (row, col) values in mm, got {spacing_mm!r}.")
+    for row in sp:  # the one spacing check (SpacingError, a ValueError)
+        as_spacing(row, "spacing_mm", check_range=False)
     return sp
 
 
