@@ -9,20 +9,21 @@ datalist. See ``monai-bac phantom --help``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from monai_bac.phantom import anatomy, xray
 from monai_bac.phantom.annotation import SOURCE_CODES, TPAConfig, simulate_annotation
 from monai_bac.phantom.detector import VENDORS, choose_exposure, form_image
+from monai_bac.phantom.effects import EFFECT_NAMES, LOOKALIKES_NEAR_BAC, MERGE_RATE, Effects
 from monai_bac.phantom.geometry import (BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY, SKIN_MM, breast_geometry,
                                         skin_path_mm)
 from monai_bac.physics import HYDROXYAPATITE_DENSITY_MG_PER_MM3
 from monai_bac.phantom.grid import Grid
 
-__all__ = ["Phantom", "TPAConfig", "make_phantom", "make_cohort", "SOURCE_CODES", "FULL_FOV_MM", "PHYSICS",
-           "VENDORS", "BACKGROUND", "PERIPHERY", "COMPRESSED", "PECTORAL"]
+__all__ = ["Phantom", "TPAConfig", "Effects", "EFFECT_NAMES", "make_phantom", "make_cohort", "SOURCE_CODES",
+           "FULL_FOV_MM", "PHYSICS", "VENDORS", "BACKGROUND", "PERIPHERY", "COMPRESSED", "PECTORAL"]
 
 #: GE Pristina detector: 2850 x 2394 pixels at 0.1 mm (the paper's Sec. 2.1).
 FULL_FOV_MM = (285.0, 239.4)
@@ -78,7 +79,8 @@ def make_phantom(
     n_strands: int | None = None,
     n_edges: int | None = None,
     physics: str = "ideal",
-    lookalikes_near_bac: float = 0.0,
+    effects: Effects | str | None = None,
+    lookalikes_near_bac: float | None = None,
 ) -> Phantom:
     """Draw one raw phantom mammogram with ground truth; deterministic for a given ``seed``.
 
@@ -96,10 +98,16 @@ def make_phantom(
         physics: "ideal" (monochromatic Beer-Lambert, the default: Eq. 4 holds exactly) or
             "realistic" (:mod:`monai_bac.phantom.xray`: polyenergetic spectra, scatter, heel effect,
             skin, detector gain/offset/flat-field). The anatomy, truth and annotation of a seed are
-            the same in both.
+            the same in both (unless the ``merged`` effect moves look-alikes next to BAC).
+        effects: realistic physics only: which effects are on (:class:`Effects`, or a name such as
+            ``"scatter"``, ``"spectrum+heel"``, ``"none"``); None = all. ``merged`` sets
+            ``lookalikes_near_bac`` (when None) and the annotation's ``merge_rate`` (when 0) to
+            :data:`~monai_bac.phantom.effects.LOOKALIKES_NEAR_BAC` / ``MERGE_RATE``; with no
+            physical effect on, the image is the ideal one.
         lookalikes_near_bac: fraction of the micro-calcification clusters placed 1.5-4 mm beside a
-            calcified run and of the dense strands placed across one (0: all apart, >= 4-6 mm away,
-            as before); those are the look-alikes an annotator can merge with BAC in one stroke.
+            calcified run and of the dense strands placed across one (0: all apart, >= 4-6 mm away;
+            None: 0, or the ``merged`` effect's fraction); those are the look-alikes an annotator
+            can merge with BAC in one stroke.
     """
     view, laterality, vendor = view.upper(), laterality.upper(), vendor.upper()
     if view not in ("CC", "MLO"):
@@ -111,6 +119,11 @@ def make_phantom(
     mode = str(physics).lower()
     if mode not in PHYSICS:
         raise ValueError(f"physics must be one of {PHYSICS}, got {physics!r}")
+    if mode == "ideal" and effects is not None and Effects.parse(effects) != Effects.only():
+        raise ValueError(f"effects={effects!r} need physics='realistic' (the ideal mode has none)")
+    fx = Effects.parse(effects) if mode == "realistic" else Effects.only()
+    if lookalikes_near_bac is None:
+        lookalikes_near_bac = LOOKALIKES_NEAR_BAC if fx.merged else 0.0
     if spacing_mm is None:
         spacing_mm = VENDORS[vendor].pixel_mm
     if not 0.0 <= lookalikes_near_bac <= 1.0:
@@ -119,6 +132,8 @@ def make_phantom(
         raise ValueError(f"spacing_mm must be within 0.02-2 mm, got {spacing_mm}")
     rng = np.random.default_rng(seed)
     tpa = tpa or TPAConfig()
+    if fx.merged and tpa.merge_rate == 0.0:
+        tpa = replace(tpa, merge_rate=MERGE_RATE)
     grid = Grid.from_fov(fov_mm, spacing_mm)
     h0 = float(thickness_mm) if thickness_mm is not None else float(rng.uniform(35.0, 75.0))
     geo = breast_geometry(rng, grid, view, h0)
@@ -152,15 +167,19 @@ def make_phantom(
     profile = VENDORS[vendor]
     exposure = choose_exposure(rng, profile, h0, spacing_mm, kvp)
     h_skin, physics_record = None, {"physics": "ideal"}
-    if mode == "ideal":
+    if not fx.physical:
         raw = form_image(rng, exposure, profile, spacing_mm, geo.thickness_mm, h_dt, h_calc, h_muscle)
+        if mode == "realistic":
+            physics_record = {"physics": "realistic"}
     else:
         noise = rng.standard_normal(grid.shape, dtype=np.float32)  # the draw form_image makes: same annotation
         phys_rng = np.random.default_rng([int(seed), 0x5EC7])
-        exposure = xray.choose_exposure(phys_rng, profile, h0, spacing_mm, exposure.kvp)
-        h_skin = skin_path_mm(geo, SKIN_MM)
+        exposure = xray.choose_exposure(phys_rng, profile, h0, spacing_mm, exposure.kvp, spectrum=fx.spectrum)
+        h_skin = skin_path_mm(geo, SKIN_MM) if fx.vendor else None
         raw, physics_record = xray.form_image(noise, phys_rng, exposure, profile, grid, geo, h_dt, h_calc, h_muscle,
-                                              h_skin, SKIN_MM)
+                                              h_skin, SKIN_MM, effects=fx)
+    if mode == "realistic":
+        physics_record["effects"] = fx.to_dict()
     tpa_mask, tpa_source, tpa_record = simulate_annotation(rng, grid, tpa, arteries, clusters, strands, edges)
     bac_mask = (h_calc_bac > 0).astype(np.uint8)
 
@@ -187,7 +206,7 @@ def make_phantom(
         mu_fat=exposure.attenuation.mu_fat,
         mu_dt=exposure.attenuation.mu_dt,
         mu_calc=exposure.attenuation.mu_calc,
-        air_signal=exposure.air_signal if mode == "realistic" else exposure.gain * exposure.air_quanta,
+        air_signal=exposure.air_signal if fx.physical else exposure.gain * exposure.air_quanta,
         quanta_fat=exposure.quanta_fat,
         gain=exposure.gain,
         **physics_record,

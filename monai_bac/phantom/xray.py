@@ -41,10 +41,11 @@ from scipy import ndimage
 
 from monai_bac import physics
 from monai_bac.phantom.detector import ELECTRONIC_NOISE, PSF_SIGMA_MM, VendorProfile
+from monai_bac.phantom.effects import Effects
 from monai_bac.phantom.geometry import COMPRESSED, BreastGeometry
 from monai_bac.phantom.grid import Grid, gaussian_blur
 
-__all__ = ["Beam", "RealisticExposure", "beam", "choose_technique", "choose_exposure", "form_image",
+__all__ = ["Beam", "RealisticExposure", "beam", "mono_beam", "choose_technique", "choose_exposure", "form_image",
            "scatter_field", "GRID_PRIMARY_TRANSMISSION", "HEEL_FRACTION"]
 
 GRID_PRIMARY_TRANSMISSION = 0.75  # mammography grids pass 0.7-0.8 of the primary
@@ -97,6 +98,21 @@ def beam(kvp: float, anode: str, filter: str, detector_material: str = "selenium
                 physics.mu_xraydb("hydroxyapatite", e),
                 _equivalent(physics.mu_xraydb("muscle", e), mu_a, mu_g, typical),
                 _equivalent(physics.mu_xraydb("skin", e), mu_a, mu_g, typical))
+
+
+@lru_cache(maxsize=64)
+def mono_beam(kvp: float, anode: str, filter: str) -> Beam:
+    """The ``spectrum`` effect switched off: one energy, the ideal mode's (the effective energy
+    of the kVp and anode/filter, attenuation from the simple tables the analysis uses), on an
+    ideal absorber; muscle attenuates as dense tissue, as in the ideal mode."""
+    e_kev = physics.effective_energy_kev(kvp, anode, filter)
+    att = physics.attenuation_at(e_kev)
+    e = np.array([e_kev])
+    photons = float(np.sum(physics.tube_spectrum(float(kvp), anode, filter).fluence))
+    spec = physics.Spectrum(e, np.array([photons]), float(kvp), anode, filter, 0.0)
+    skin_over_gland = float(physics.mu_xraydb("skin", e)[0] / physics.mu_xraydb("glandular", e)[0])
+    return Beam(spec, "ideal absorber", 0.0, spec.fluence.copy(), spec.fluence * e, np.array([att.mu_fat]),
+                np.array([att.mu_dt]), np.array([att.mu_calc]), (0.0, 1.0), (0.0, skin_over_gland))
 
 
 @dataclass(frozen=True)
@@ -175,10 +191,17 @@ def choose_technique(profile: VendorProfile, thickness_mm: float) -> tuple[str, 
 
 
 def choose_exposure(rng: np.random.Generator, profile: VendorProfile, thickness_mm: float, spacing: float,
-                    kvp: float) -> RealisticExposure:
-    """mAs for a target number of absorbed quanta behind fat, gain for the vendor's signal level."""
-    anode, filt = choose_technique(profile, thickness_mm)
-    b = beam(float(kvp), anode, filt, profile.detector_material, profile.detector_mm)
+                    kvp: float, spectrum: bool = True) -> RealisticExposure:
+    """mAs for a target number of absorbed quanta behind fat, gain for the vendor's signal level.
+
+    ``spectrum=False``: one energy (:func:`mono_beam`) with the vendor's default anode/filter, as
+    the ideal mode."""
+    if spectrum:
+        anode, filt = choose_technique(profile, thickness_mm)
+        b = beam(float(kvp), anode, filt, profile.detector_material, profile.detector_mm)
+    else:
+        anode, filt = profile.anode, profile.filter
+        b = mono_beam(float(kvp), anode, filt)
     t_fat = np.exp(-b.mu_fat * thickness_mm)
     px_area = spacing * spacing
     quanta_fat = rng.uniform(*QUANTA_FAT_PER_01MM) * (spacing / 0.1) ** 2
@@ -265,13 +288,21 @@ def _gain_profile(rng: np.random.Generator, n: int, spacing: float) -> np.ndarra
 
 def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticExposure, profile: VendorProfile,
                grid: Grid, geo: BreastGeometry, h_dt: np.ndarray, h_calc: np.ndarray, h_muscle: np.ndarray,
-               h_skin: np.ndarray, skin_mm: float = 1.45) -> tuple[np.ndarray, dict]:
+               h_skin: np.ndarray | None, skin_mm: float = 1.45,
+               effects: Effects = Effects()) -> tuple[np.ndarray, dict]:
     """Raw detector image as stored (uint16) and a record of the physics (SPR, heel, ...).
 
     ``noise`` is a standard normal field of the image's shape (drawn by the caller, so the ideal
-    and realistic modes consume the same random numbers and share the annotation)."""
+    and realistic modes consume the same random numbers and share the annotation). ``effects``
+    switches scatter, heel and the vendor's extras (skin: ``h_skin`` None, offset, flat-field,
+    MLO paddle rim and abdominal fold); the random draws are made whether an effect is on or
+    not, so an effect looks the same alone as with the others."""
     b = exposure.beam
     extras = _mlo_extras(rng, grid, geo, skin_mm) if geo.params["view"] == "MLO" else {}
+    if not effects.vendor:
+        extras = {}
+    if h_skin is None:
+        h_skin = np.zeros(grid.shape, np.float32)
     # the bounding box of the breast (and abdomen): outside it every pixel sees the open beam
     body = geo.inside | (extras["fold_fat"] > 0) if "fold_fat" in extras else geo.inside
     rows, cols = np.flatnonzero(body.any(1)), np.flatnonzero(body.any(0))
@@ -306,29 +337,38 @@ def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticE
 
     # heel effect: cathode at the chest wall (column 0 of the canonical frame)
     x = grid.axes_mm()[1]
-    heel = np.clip(1.0 - exposure.heel_fraction * x / geo.params["a_mm"], 1.0 - 2 * exposure.heel_fraction, 1.0)
+    heel_fraction = exposure.heel_fraction if effects.heel else 0.0
+    heel = np.clip(1.0 - heel_fraction * x / geo.params["a_mm"], 1.0 - 2 * heel_fraction, 1.0)
     primary = np.exp(log_s, out=log_s)
     primary *= np.float32(exposure.mas * grid.spacing**2 * GRID_PRIMARY_TRANSMISSION)
-    primary *= heel.astype(np.float32)[None, :]
+    if effects.heel:
+        primary *= heel.astype(np.float32)[None, :]
     if "paddle" in extras:  # the rim's transmission at the open beam's effective attenuation
         mu_pc = float(np.sum(b.w1 * physics.mu_xraydb("polycarbonate", b.spectrum.energy_kev)) / np.sum(b.w1))
         primary *= np.exp(-mu_pc * extras["paddle"])
-    scatter = scatter_field(primary, geo, grid)
-    middle = _middle(geo)
-    spr_measured = float(np.median(scatter[middle] / primary[middle]))
-    edge = geo.inside & (geo.skin_distance_mm < 0.5 * geo.periphery_width_mm)
-    spr_edge = float(np.median(scatter[edge] / primary[edge])) if edge.any() else float("nan")
-
-    total = primary + scatter  # keV absorbed per pixel
+    if effects.scatter:
+        scatter = scatter_field(primary, geo, grid)
+        middle = _middle(geo)
+        spr_measured = float(np.median(scatter[middle] / primary[middle]))
+        edge = geo.inside & (geo.skin_distance_mm < 0.5 * geo.periphery_width_mm)
+        spr_edge = float(np.median(scatter[edge] / primary[edge])) if edge.any() else float("nan")
+        total = primary + scatter  # keV absorbed per pixel
+    else:
+        spr_measured = spr_edge = 0.0
+        total = primary
     total = gaussian_blur(total, PSF_SIGMA_MM / grid.spacing)
     row_gain, col_gain = (_gain_profile(rng, n, grid.spacing) for n in grid.shape)
+    offset = exposure.offset
+    if not effects.vendor:
+        row_gain[:], col_gain[:], offset = 1.0, 1.0, 0.0
 
     g = np.float32(exposure.gain)
     sd = np.sqrt(total * e2 * (g * g) + np.float32(ELECTRONIC_NOISE**2))  # quantum (Swank) + electronic
     signal = total * g
-    signal *= row_gain[:, None]
-    signal *= col_gain[None, :]
-    signal += np.float32(exposure.offset)
+    if effects.vendor:
+        signal *= row_gain[:, None]
+        signal *= col_gain[None, :]
+        signal += np.float32(offset)
     noise *= sd
     signal += noise
     max_value = 2**profile.bits_stored - 1
@@ -338,9 +378,10 @@ def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticE
     record = dict(
         physics="realistic", anode=exposure.anode, filter=exposure.filter,
         filter_mm=b.spectrum.filter_mm, hvl_mm_al=exposure.hvl_mm_al, mas=exposure.mas,
-        detector=f"{b.detector_material} {b.detector_mm} mm", detector_offset=exposure.offset,
-        grid_primary_transmission=GRID_PRIMARY_TRANSMISSION, heel_fraction=exposure.heel_fraction,
-        flat_field_rms=FLAT_FIELD_RMS, spr_model=float(physics.scatter_to_primary_ratio(geo.compressed_thickness_mm)),
+        detector=f"{b.detector_material} {b.detector_mm} mm", detector_offset=offset,
+        grid_primary_transmission=GRID_PRIMARY_TRANSMISSION, heel_fraction=heel_fraction,
+        flat_field_rms=FLAT_FIELD_RMS if effects.vendor else 0.0,
+        spr_model=float(physics.scatter_to_primary_ratio(geo.compressed_thickness_mm)) if effects.scatter else 0.0,
         spr_measured=spr_measured, spr_near_skin=spr_edge,
         paddle_edge=extras.get("paddle_edge"), abdomen_fold=extras.get("abdomen_fold"),
     )
