@@ -19,7 +19,7 @@ _LITERAL = re.compile(r"``([^`]*)``")
 _BLOCK = re.compile(r"(\S)::$", re.MULTILINE)  # "text::" introducing a literal block -> "text:"
 
 #: sub-command modules, in the order ``--help`` lists them
-COMMANDS = ("phantom", "correct_labels", "infer", "export", "report", "reproduce")
+COMMANDS = ("phantom", "correct_labels", "infer", "export", "report", "reproduce", "present")
 
 
 def plain(text: str | None) -> str | None:

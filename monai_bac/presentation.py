@@ -1,0 +1,159 @@
+"""A "For Presentation" rendition of a raw mammogram, for viewers (OHIF, a PACS workstation).
+
+A raw ("FOR PROCESSING") mammogram is linear in exposure: a viewer shows it as a dark breast on a
+white background with almost no contrast in the dense tissue. :func:`write_presentation` writes
+the rendition a radiologist expects beside it, in the same study:
+
+- pixel values: the paper's simple gamma correction, Eq. (1)-(2) (:class:`LogGammaNormalize`,
+  ``Y = minmax_breast(ln(I + 1)) ** gamma``, gamma = 1/2), inverted so that dense tissue and
+  calcium are bright, stored on :data:`DISPLAY_BITS` bits: ``stored = round((2**bits - 1) (1 - Y))``
+  inside the breast and 0 (black) outside it (the breast region is found by BreastRegion);
+- a Digital Mammography X-Ray Image IOD **For Presentation** (SOP class 1.2.840.10008.5.1.4.1.1.1.2),
+  MONOCHROME2, PixelIntensityRelationship LOG with sign -1 (higher values, less X-rays), a VOI window
+  (WindowCenter / WindowWidth) over the breast's values, written by the same conformant writer as
+  the phantom's raw images (:func:`monai_bac.data.dicom_io.write_mammogram_dicom`);
+- the raw image's patient, study and equipment; a new SeriesInstanceUID and SOPInstanceUID; the
+  raw image referenced in the Source Image Sequence (purpose: source image for image processing
+  operation, DCM 121322) and ImageType DERIVED.
+
+The rendition is for looking at only: the physics (density, calcium mass) needs the raw image.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DISPLAY_BITS", "PresentationError", "default_output", "presentation_pixels", "voi_window",
+           "write_presentation"]
+
+#: BitsStored of the rendition (processed mammograms are typically 12-bit)
+DISPLAY_BITS = 12
+#: percentiles of the breast's stored values that bound the VOI window
+WINDOW_PERCENTILES = (0.5, 99.9)
+#: CID 7202 "Source Image Purposes of Reference"
+_SOURCE_PURPOSE = ("121322", "DCM", "Source image for image processing operation")
+#: patient, study and equipment tags the rendition takes from the raw image when it has them
+_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "StudyDate", "StudyTime",
+           "StudyID", "AccessionNumber", "ReferringPhysicianName", "StudyDescription", "InstitutionName",
+           "ManufacturerModelName", "DeviceSerialNumber", "SoftwareVersions", "AcquisitionDate", "AcquisitionTime",
+           "ContentDate", "ContentTime", "PatientOrientation", "BodyPartExamined", "DetectorType")
+_FOR_PRESENTATION_SUFFIX = ".presentation.dcm"
+
+
+class PresentationError(ValueError):
+    """The file cannot be rendered: not a raw mammogram, or no breast found in it (message names the file)."""
+
+
+def presentation_pixels(raw_linear: np.ndarray, breast_map: np.ndarray, gamma: float = 0.5,
+                        bits: int = DISPLAY_BITS) -> np.ndarray:
+    """Stored values (uint16 (H, W)) of the rendition of a raw image linear in exposure.
+
+    ``round((2**bits - 1) (1 - Y))`` with ``Y`` the log-gamma image of Eq. (1)-(2) inside the breast
+    (codes 1-3 of ``breast_map``) and 0 outside it: dense tissue and calcium bright, air black.
+    """
+    from monai_bac.transforms import LogGammaNormalize
+
+    # background 1 -> stored 0 after the inversion: the air is black
+    y = np.asarray(LogGammaNormalize(gamma=gamma, background=1.0)(np.asarray(raw_linear, np.float32), breast_map))
+    top = 2 ** int(bits) - 1
+    return np.rint((1.0 - y) * top).astype(np.uint16)
+
+
+def voi_window(stored: np.ndarray, breast: np.ndarray,
+               percentiles: Sequence[float] = WINDOW_PERCENTILES) -> tuple[float, float]:
+    """(WindowCenter, WindowWidth) spanning the ``percentiles`` of the breast's stored values
+    (PS3.3 C.11.2.1.2 LINEAR: the window's ends are ``center - 0.5 +/- (width - 1) / 2``)."""
+    lo, hi = (float(v) for v in np.percentile(stored[breast], percentiles))
+    width = max(hi - lo, 1.0) + 1.0
+    return round(lo + 0.5 + (width - 1.0) / 2.0, 1), round(width, 1)
+
+
+def _code_item(value: str, scheme: str, meaning: str):
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
+
+
+def _source_reference(header):
+    """Source Image Sequence (0008,2112) item pointing at the raw image."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as Seq
+
+    item = Dataset()
+    item.ReferencedSOPClassUID = header.SOPClassUID
+    item.ReferencedSOPInstanceUID = header.SOPInstanceUID
+    item.PurposeOfReferenceCodeSequence = Seq([_code_item(*_SOURCE_PURPOSE)])
+    return Seq([item])
+
+
+def default_output(raw_path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """``out_dir/<raw name>.presentation.dcm`` (never the raw file's own name)."""
+    name = Path(raw_path).name
+    stem = name[:-4] if name.lower().endswith(".dcm") else name
+    return Path(out_dir) / f"{stem}{_FOR_PRESENTATION_SUFFIX}"
+
+
+def write_presentation(raw_path: str | os.PathLike, out_path: str | os.PathLike, *, gamma: float = 0.5,
+                       breast_map: np.ndarray | None = None, series_description: str | None = None,
+                       overwrite: bool = False) -> Path:
+    """Write the For Presentation rendition of the raw mammogram ``raw_path`` to ``out_path``.
+
+    Args:
+        raw_path: a raw (FOR PROCESSING) MG DICOM file.
+        out_path: destination ``.dcm`` (written atomically).
+        gamma: the exponent of Eq. (2) (the paper's 1/2).
+        breast_map: the raw image's breast map (docs/ARCHITECTURE.md codes); found by BreastRegion when None.
+        series_description: SeriesDescription (default names the rendition and gamma).
+        overwrite: replace an existing ``out_path``.
+
+    Raises:
+        MammogramReadError: ``raw_path`` is not a readable MG, or is processed (FOR PRESENTATION).
+        PresentationError: no breast pixel found in the image.
+        FileExistsError: ``out_path`` exists and ``overwrite`` is False.
+    """
+    import pydicom
+    from pydicom.valuerep import format_number_as_ds
+
+    from monai_bac.data.dicom_io import read_dicom_mammogram, write_mammogram_dicom
+    from monai_bac.ops.breast_region import breast_region_map
+    from monai_bac.ops.normalize import as_breast_mask
+
+    raw, meta = read_dicom_mammogram(raw_path, require_raw=True)
+    header = pydicom.dcmread(str(raw_path), stop_before_pixels=True)
+    if breast_map is None:
+        breast_map = breast_region_map(raw, meta["spacing_mm"], view=meta["view"])
+    breast = as_breast_mask(np.asarray(breast_map))
+    if breast.shape != raw.shape:
+        raise PresentationError(f"{raw_path}: breast_map is {breast.shape}, the image {raw.shape}")
+    if not breast.any():
+        raise PresentationError(f"{raw_path}: no breast found in the image (BreastRegion): nothing to window")
+    stored = presentation_pixels(raw, breast_map, gamma)
+    center, width = voi_window(stored, breast)
+
+    extra = {k: header.get(k) for k in _COPIED if header.get(k) not in (None, "")}
+    extra.update(
+        ImageType=["DERIVED", "PRIMARY", ""],
+        SeriesNumber=str(int(header.get("SeriesNumber") or 0) + 1000),
+        InstanceNumber=str(header.get("InstanceNumber") or 1),
+        SeriesDescription=series_description or f"For Presentation (log-gamma {gamma:g}, monai-bac)",
+        DerivationDescription=f"monai-bac: inverted log-gamma rendition, Eq. (1)-(2), gamma {gamma:g}",
+        SourceImageSequence=_source_reference(header),
+        PixelIntensityRelationshipSign=-1,  # higher values correspond to less X-ray beam intensity
+        WindowCenter=format_number_as_ds(center),
+        WindowWidth=format_number_as_ds(width),
+        WindowCenterWidthExplanation="BREAST",
+        VOILUTFunction="LINEAR",
+    )
+    return write_mammogram_dicom(
+        out_path, stored, spacing_mm=meta["spacing_mm"], kvp=meta["kvp"], thickness_mm=meta["thickness_mm"],
+        anode=meta["anode"], filter=meta["filter"], view=meta["view"], laterality=meta["laterality"],
+        manufacturer=meta["manufacturer"], presentation="FOR PRESENTATION", photometric="MONOCHROME2",
+        bits_stored=DISPLAY_BITS, patient_id=meta["patient_id"] or "", study_uid=meta["study_instance_uid"],
+        exposure_mas=meta["exposure_mas"], compression_force_n=meta["compression_force_n"], extra=extra,
+        overwrite=overwrite)

@@ -1,0 +1,115 @@
+"""The For Presentation rendition of a raw mammogram (monai_bac.presentation, ``monai-bac present``)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from monai_bac.cli import main
+from monai_bac.data.dicom_io import MG_FOR_PRESENTATION_SOP_CLASS, read_dicom_mammogram, write_mammogram_dicom
+from monai_bac.ops.breast_region import breast_region_map
+from monai_bac.phantom import make_phantom
+from monai_bac.presentation import DISPLAY_BITS, write_presentation
+
+VENDOR_CASES = [("GE", "CC", "L"), ("HOLOGIC", "MLO", "R"), ("SIEMENS", "CC", "R")]
+
+
+def write_raw(path: Path, vendor: str, view: str, laterality: str, seed: int = 3):
+    """A small (0.5 mm) raw phantom mammogram in the vendor's encoding; returns (path, phantom)."""
+    ph = make_phantom(seed=seed, spacing_mm=0.5, vendor=vendor, view=view, laterality=laterality)
+    m = ph.meta
+    write_mammogram_dicom(path, ph.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
+                          anode=m["anode"], filter=m["filter"], view=m["view"], laterality=m["laterality"],
+                          manufacturer=m["manufacturer"], presentation=m["presentation"],
+                          photometric=m["photometric"], bits_stored=m["bits_stored"], patient_id="BAC-0042",
+                          extra={"StudyDate": "20240131", "StudyTime": "101500", "StudyID": "S1",
+                                 "AccessionNumber": "A123"})
+    return path, ph
+
+
+def expected_stored(raw_linear: np.ndarray, breast: np.ndarray, gamma: float = 0.5) -> np.ndarray:
+    """Eq. (1)-(2) written out here, independently of the library: the inverted log-gamma on 12 bits."""
+    log = np.log(raw_linear.astype(np.float64) + 1.0)
+    lo, hi = log[breast].min(), log[breast].max()
+    y = np.clip((log - lo) / (hi - lo), 0, 1) ** gamma
+    return np.where(breast, np.rint((1.0 - y) * (2**DISPLAY_BITS - 1)), 0)
+
+
+@pytest.mark.parametrize("vendor, view, laterality", VENDOR_CASES)
+def test_rendition_passes_dciodvfy(tmp_path, vendor, view, laterality):
+    """MG For Presentation IOD with dicom3tools' validator: 0 errors, for each vendor's raw encoding."""
+    dciodvfy = shutil.which("dciodvfy")
+    if dciodvfy is None:
+        pytest.skip("dciodvfy (Debian package dicom3tools) is not installed")
+    raw, _ = write_raw(tmp_path / "raw.dcm", vendor, view, laterality)
+    out = write_presentation(raw, tmp_path / "raw.presentation.dcm")
+    report = subprocess.run([dciodvfy, str(out)], capture_output=True, text=True)
+    text = report.stdout + report.stderr
+    assert "MammographyImageForPresentation" in text, text
+    errors = [line for line in text.splitlines() if line.startswith("Error")]
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("vendor, view, laterality", VENDOR_CASES)
+def test_rendition_pixels_are_the_windowed_log_gamma_of_the_raw(tmp_path, vendor, view, laterality):
+    raw_path, ph = write_raw(tmp_path / "raw.dcm", vendor, view, laterality)
+    out = write_presentation(raw_path, tmp_path / "p.dcm")
+    raw, meta = read_dicom_mammogram(raw_path)  # MONOCHROME1 (GE) comes back linear in exposure
+    breast = breast_region_map(raw, meta["spacing_mm"], view=meta["view"]) > 0
+    ds = pydicom.dcmread(out)
+    stored = ds.pixel_array.astype(np.int64)
+    assert np.abs(stored - expected_stored(raw, breast)).max() <= 1
+    # the picture a radiologist expects: air black, BAC (calcium, the least exposed) brighter than the breast
+    assert (stored[~breast] == 0).all()
+    bac = (ph.bac_mask > 0) & breast
+    assert bac.any()
+    assert np.median(stored[bac]) > np.percentile(stored[breast], 75)
+    # the VOI window spans the breast's values and lies within the stored range
+    center, width = float(ds.WindowCenter), float(ds.WindowWidth)
+    low, high = center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2
+    assert 0 <= low < np.median(stored[breast]) < high <= 2**DISPLAY_BITS - 1
+    assert ds.VOILUTFunction == "LINEAR"
+
+
+def test_rendition_belongs_to_the_raw_images_study(tmp_path):
+    raw_path, _ = write_raw(tmp_path / "raw.dcm", "GE", "MLO", "L")
+    out = write_presentation(raw_path, tmp_path / "p.dcm")
+    raw, pres = pydicom.dcmread(raw_path), pydicom.dcmread(out)
+    assert pres.SOPClassUID == MG_FOR_PRESENTATION_SOP_CLASS
+    assert pres.PresentationIntentType == "FOR PRESENTATION"
+    assert pres.PhotometricInterpretation == "MONOCHROME2" and pres.BitsStored == DISPLAY_BITS
+    assert pres.StudyInstanceUID == raw.StudyInstanceUID
+    assert pres.SeriesInstanceUID != raw.SeriesInstanceUID and pres.SOPInstanceUID != raw.SOPInstanceUID
+    for keyword in ("PatientID", "PatientName", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
+                    "ImageLaterality", "PatientOrientation", "Manufacturer"):
+        assert pres.get(keyword) == raw.get(keyword), keyword
+    assert pres.ViewCodeSequence[0].CodeValue == raw.ViewCodeSequence[0].CodeValue
+    source = pres.SourceImageSequence[0]
+    assert (source.ReferencedSOPClassUID, source.ReferencedSOPInstanceUID) == (raw.SOPClassUID, raw.SOPInstanceUID)
+    assert source.PurposeOfReferenceCodeSequence[0].CodeValue == "121322"
+    assert list(pres.ImageType)[:2] == ["DERIVED", "PRIMARY"]
+    assert pres.PixelIntensityRelationship == "LOG" and pres.PixelIntensityRelationshipSign == -1
+
+
+def test_present_cli_writes_renditions_and_names_the_file_it_refuses(tmp_path, capsys):
+    raw_a, _ = write_raw(tmp_path / "a.dcm", "HOLOGIC", "CC", "L")
+    raw_b, _ = write_raw(tmp_path / "b.dcm", "GE", "CC", "R", seed=4)
+    out = tmp_path / "out"
+    assert main(["present", str(raw_a), str(raw_b), "--out", str(out)]) == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["a.presentation.dcm", "b.presentation.dcm"]
+    capsys.readouterr()
+    # a rendition is not raw: refused by name, the raw one beside it is still written (exit status 1)
+    assert main(["present", str(out / "a.presentation.dcm"), str(raw_b), "--out", str(tmp_path / "again")]) == 1
+    err = capsys.readouterr().err
+    assert "a.presentation.dcm" in err and "PresentationIntentType" in err
+    assert (tmp_path / "again" / "b.presentation.dcm").is_file()
+    # an existing rendition is kept unless --overwrite
+    assert main(["present", str(raw_a), "--out", str(out)]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["present", str(raw_a), "--out", str(out), "--overwrite"]) == 0
