@@ -35,6 +35,7 @@ from monailabel.utils.others.generic import handle_torch_linalg_multithread
 import monai_bac
 from lib.configs import CONFIGS
 from lib.datastore import DEFAULT_EXTENSIONS, MAX_PIXELS, BACDatastore, check_image_id, check_upload
+from lib.dicomweb import BACDicomWebDatastore, dicomweb_client
 from lib.errors import bad_request, folder_scrubber, install_exception_handlers, not_found
 
 logger = logging.getLogger(__name__)
@@ -349,13 +350,18 @@ class BACApp(MONAILabelApp):
         )
         folders = {"studies": studies, "app": app_dir, **{f"bundle {n}" if len(self.models) > 1 else "bundle":
                                                           c.bundle_path for n, c in self.models.items()}}
+        if isinstance(self._datastore, BACDicomWebDatastore):
+            folders["dicomweb cache"] = self._datastore.cache_path
         self.policy = ServerPolicy.from_conf(conf, folders, dicomweb=studies.startswith(("http://", "https://")))
         harden_server(self.policy)
 
     # --- construction -----------------------------------------------------------------------
     def init_datastore(self) -> Datastore:
-        if self.studies.startswith(("http://", "https://")):
-            return super().init_datastore()  # DICOMweb (e.g. Orthanc), see README
+        if self.studies.startswith(("http://", "https://")):  # a PACS (DICOMweb), see docs/PACS.md
+            cache = (settings.MONAI_LABEL_DICOMWEB_CACHE_PATH or "").strip()
+            return BACDicomWebDatastore(dicomweb_client(self.studies), settings.MONAI_LABEL_DICOMWEB_SEARCH_FILTER,
+                                        cache_path=cache or None,
+                                        max_pixels=int(float(_setting(self.conf, "max_pixels", str(MAX_PIXELS)))))
         extensions = [e.strip() for e in self.conf.get("extensions", ",".join(DEFAULT_EXTENSIONS)).split(",")
                       if e.strip()]
         return BACDatastore(

@@ -42,8 +42,9 @@ import re
 import secrets
 import shutil
 import time
-from typing import Any
+from typing import Any, Callable
 
+import numpy as np
 from filelock import FileLock
 from monailabel.datastore.local import DataModel, LocalDatastore
 from monailabel.interfaces.datastore import DefaultLabelTag
@@ -117,7 +118,6 @@ def image_shape_spacing(path: str) -> tuple[tuple[int, int], tuple[float, float]
 def _nifti_header(path: str):
     """The NIfTI-1/2 header of ``path`` read from its first bytes only (a gzip stream is not inflated further)."""
     import nibabel as nib
-    import numpy as np
 
     opener = gzip.open if path.lower().endswith(".gz") else open
     with opener(path, "rb") as f:
@@ -140,8 +140,6 @@ def check_upload(path: str, what: str, max_pixels: int = MAX_PIXELS, image_hw: t
     ``expected``: what a NIfTI upload should be, for the message when it has no NIfTI header.
     Returns the declared shape, or None for a file that is neither NIfTI nor DICOM (its loader decides).
     """
-    import numpy as np
-
     limit = min(max_pixels, image_hw[0] * image_hw[1]) if image_hw else max_pixels
     against = f"the image's {image_hw[0]} x {image_hw[1]}" if image_hw else f"the server's limit of {max_pixels:,}"
     lower = str(path).lower()
@@ -180,6 +178,46 @@ def check_upload(path: str, what: str, max_pixels: int = MAX_PIXELS, image_hw: t
         raise unprocessable(f"{what} declares {dims} = {n:,} pixels in its header, more than {against}; refused "
                             "before decompression, nothing was saved")
     return shape
+
+
+def read_uploaded_label(image_id: str, image_path: str, label_filename: str, max_pixels: int = MAX_PIXELS,
+                        clean: Callable[[str], str] = str) -> tuple[np.ndarray, dict[str, Any]]:
+    """An uploaded label checked against its image: the (H, W) uint8 mask in the image's pixel order and
+    what the label info records (``shape``, ``bac_pixels``, ``spacing_mismatch_mm`` when the spacings differ).
+
+    HTTP 415 for a file that is not NIfTI, 422 for one that is not a binary 2D mask on the image's pixel
+    grid or declares too many pixels (checked from its header before it is decompressed). ``clean``
+    removes server folders from messages.
+    """
+    lower = str(label_filename).lower()
+    if not lower.endswith(NIFTI_EXTS):
+        suffix = "".join(os.path.basename(str(label_filename)).split(".", 1)[1:2])
+        raise unsupported(f"label for {image_id!r}: only NIfTI labels (.nii.gz, .nii) are accepted, got "
+                          f"{'a .' + suffix if suffix else 'an extension-less'} file")
+    try:
+        (h, w), spacing = image_shape_spacing(image_path)
+    except Exception as e:
+        raise unprocessable(f"image {image_id!r} cannot be read, so no label can be checked against it: "
+                            f"{clean(str(e))}") from None
+    check_upload(label_filename, f"label for {image_id!r}", max_pixels, image_hw=(h, w),
+                 expected="a binary 2D NIfTI mask (0 = background, 1 = bac)")
+    try:
+        label, label_spacing = read_label_like(label_filename, image_path)
+    except Exception as e:  # unreadable file, not binary, 3D, ...
+        reason = clean(str(e).replace(str(label_filename), "the uploaded label"))
+        raise unprocessable(f"label for {image_id!r} is not a binary 2D NIfTI mask (0 = background, "
+                            f"1 = bac): {reason}") from None
+    lh, lw = (int(s) for s in label.shape)
+    if (lh, lw) != (h, w):
+        raise unprocessable(f"label for {image_id!r} is {lh} x {lw} pixels (rows x columns) but the image is "
+                            f"{h} x {w}; a label must cover the image's own pixel grid. Nothing was saved.")
+    info: dict[str, Any] = {}
+    if spacing and label_spacing and any(abs(a - b) > 1e-3 * max(a, b) for a, b in zip(spacing, label_spacing)):
+        logger.warning("label for %s has spacing %s mm, the image %s mm; saved (the pixel grid matches)",
+                       image_id, label_spacing, spacing)
+        info["spacing_mismatch_mm"] = [list(label_spacing), list(spacing)]
+    info.update(shape=[h, w], bac_pixels=int((label > 0).sum()))
+    return label, info
 
 
 class BACDatastore(LocalDatastore):
@@ -271,35 +309,9 @@ class BACDatastore(LocalDatastore):
     def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
         tag = check_tag(label_tag)
         image_path = self.require_image(image_id)
-        lower = str(label_filename).lower()
-        if not lower.endswith(NIFTI_EXTS):
-            suffix = "".join(os.path.basename(str(label_filename)).split(".", 1)[1:2])
-            raise unsupported(f"label for {image_id!r}: only NIfTI labels (.nii.gz, .nii) are accepted, got "
-                              f"{'a .' + suffix if suffix else 'an extension-less'} file")
-        try:
-            (h, w), spacing = image_shape_spacing(image_path)
-        except Exception as e:
-            raise unprocessable(f"image {image_id!r} cannot be read, so no label can be checked against it: "
-                                f"{self._scrub(str(e))}") from None
-        check_upload(label_filename, f"label for {image_id!r}", self.max_pixels, image_hw=(h, w),
-                     expected="a binary 2D NIfTI mask (0 = background, 1 = bac)")
-        try:
-            label, label_spacing = read_label_like(label_filename, image_path)
-        except Exception as e:  # unreadable file, not binary, 3D, ...
-            reason = self._scrub(str(e).replace(str(label_filename), "the uploaded label"))
-            raise unprocessable(f"label for {image_id!r} is not a binary 2D NIfTI mask (0 = background, "
-                                f"1 = bac): {reason}") from None
-        lh, lw = (int(s) for s in label.shape)
-        if (lh, lw) != (h, w):
-            raise unprocessable(f"label for {image_id!r} is {lh} x {lw} pixels (rows x columns) but the image is "
-                                f"{h} x {w}; a label must cover the image's own pixel grid. Nothing was saved.")
-        info = dict(label_info or {})
-        if spacing and label_spacing and any(abs(a - b) > 1e-3 * max(a, b) for a, b in zip(spacing, label_spacing)):
-            logger.warning("label for %s has spacing %s mm, the image %s mm; saved (the pixel grid matches)",
-                           image_id, label_spacing, spacing)
-            info["spacing_mismatch_mm"] = [list(label_spacing), list(spacing)]
-        info.update(shape=[h, w], bac_pixels=int((label > 0).sum()))
-        return self._store_label(image_id, tag, label_filename, lower.endswith(".nii"), info)
+        _, info = read_uploaded_label(image_id, image_path, label_filename, self.max_pixels, self._scrub)
+        info = {**(label_info or {}), **info}
+        return self._store_label(image_id, tag, label_filename, str(label_filename).lower().endswith(".nii"), info)
 
     def _store_label(self, image_id: str, tag: str, source: str, gzip_it: bool, info: dict[str, Any]) -> str:
         label_dir = self._datastore.label_path(tag)

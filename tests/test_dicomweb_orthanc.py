@@ -1,0 +1,228 @@
+"""The MONAI Label app with a REAL PACS as its studies: Orthanc + its DICOMweb plugin (Debian's packages) on
+loopback, holding the tiny phantom cohort, and ``monailabel start_server --studies http://127.0.0.1:<port>/dicom-web``.
+
+The server runs with every proxy variable pointing at a closed port (loopback excepted): anything it
+tried to download at start-up or later (MONAI Label fetches dcmqi from GitHub for DICOMweb studies)
+would fail. Tests talk HTTP only (the app's endpoints as Slicer's client calls them, Orthanc's
+DICOMweb and REST APIs), run in file order and share both servers (stopped in teardown).
+
+One label is saved through the app (``PUT /datastore/label``, as Slicer / OHIF do), one is stored in
+the PACS directly by "another workstation" (a SEG written by ``monai_bac.dicom_seg``, STOW-RS to
+Orthanc): the app must see both as labelled, serve both, and train on both.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+requests = pytest.importorskip("requests")
+pytest.importorskip("monailabel")
+pytest.importorskip("highdicom")
+
+from conftest import REPO  # noqa: E402
+from monailabel_utils import start_server, stop_server  # noqa: E402
+from orthanc_utils import missing_reason, start_orthanc, stop_orthanc  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))]
+
+APP = REPO / "monailabel_app"
+TIMEOUT = 120  # seconds, per HTTP request
+SAVED = "PH000-0000_LCC"  # labelled through the app
+ELSEWHERE = "PH000-0001_RCC"  # labelled by another workstation, straight into the PACS
+INFERRED = "PH000-0002_LMLO"
+DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, every proxied request fails
+
+
+@pytest.fixture(scope="module")
+def pacs(tmp_path_factory, phantom_cohort):
+    """Orthanc with the cohort's mammograms; yields (server, {phantom name: (study, series, SOP instance UID)})."""
+    import pydicom
+
+    orthanc = start_orthanc(tmp_path_factory.mktemp("orthanc"))
+    try:
+        uids = {}
+        for dcm in sorted((phantom_cohort / "images").glob("*.dcm")):
+            orthanc.upload(dcm)
+            ds = pydicom.dcmread(dcm, stop_before_pixels=True)
+            uids[dcm.stem] = (str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID))
+        yield orthanc, uids
+    finally:
+        stop_orthanc(orthanc)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_bundle, pacs):
+    orthanc, _ = pacs
+    root = tmp_path_factory.mktemp("monailabel_pacs")
+    bundle = root / "bundle"
+    shutil.copytree(tiny_bundle / "configs", bundle / "configs")
+    shutil.copytree(tiny_bundle / "models", bundle / "models", ignore=shutil.ignore_patterns("checkpoint_epoch=*.pt"))
+    app = root / "app"
+    shutil.copytree(APP, app, ignore=shutil.ignore_patterns("__pycache__", "model", "logs", "bin"))
+    env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MONAI_LABEL_AUTO_UPDATE_SCORING": "false",
+           "MONAI_LABEL_SESSION_PATH": str(root / "sessions"), "MONAI_LABEL_DICOMWEB_CACHE_PATH": str(root / "cache"),
+           **{k: DEAD_PROXY for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY")},
+           "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    srv = start_server(app, orthanc.dicomweb, {"models": "bac", "bundle_path": str(bundle)}, root / "server.log", env)
+    srv.cache = root / "cache"
+    try:
+        yield srv
+    finally:
+        stop_server(srv)
+        log = srv.log.read_text(errors="replace")
+        assert "Exception in ASGI application" not in log, srv.log_tail(120)
+
+
+def _get(server, path, **kw):
+    return requests.get(server.url + path, timeout=TIMEOUT, **kw)
+
+
+def _post(server, path, **kw):
+    return requests.post(server.url + path, timeout=TIMEOUT, **kw)
+
+
+def _put_label(server, image_id: str, path: Path, tag: str = "final"):
+    with open(path, "rb") as f:
+        return requests.put(f"{server.url}/datastore/label", params={"image": image_id, "tag": tag},
+                            files={"label": (path.name, f)}, timeout=TIMEOUT)
+
+
+def _mask(path: Path) -> np.ndarray:
+    from monai_bac.data import load_label
+
+    return np.asarray(load_label(path)[0]).astype(np.uint8)
+
+
+def _pacs_segs(orthanc) -> list:
+    """Every SEG instance in Orthanc, read back as files (Orthanc's REST API, not the app)."""
+    import io
+
+    import pydicom
+
+    found = requests.get(f"{orthanc.dicomweb}/instances", params={"Modality": "SEG"}, timeout=30).json()
+    segs = []
+    for item in found:
+        uid = item["00080018"]["Value"][0]
+        ids = requests.post(f"{orthanc.url}/tools/lookup", data=uid, timeout=30).json()
+        content = requests.get(f"{orthanc.url}/instances/{ids[0]['ID']}/file", timeout=30).content
+        segs.append(pydicom.dcmread(io.BytesIO(content)))
+    return segs
+
+
+def _referenced(seg) -> tuple[str, str]:
+    series = seg.ReferencedSeriesSequence[0]
+    return str(series.SeriesInstanceUID), str(series.ReferencedInstanceSequence[0].ReferencedSOPInstanceUID)
+
+
+# --------------------------------------------------------------------------------------------
+def test_started_without_downloading_and_lists_the_pacs_mammograms(server, pacs):
+    orthanc, uids = pacs
+    assert not (server.app / "bin").is_dir() or not any((server.app / "bin").iterdir()), "nothing downloaded"
+    r = _get(server, "/datastore/", params={"output": "all"})
+    assert r.status_code == 200, r.text
+    objects = r.json()["objects"]
+    assert set(objects) == {sop for _, _, sop in uids.values()}
+    study, series, sop = uids[SAVED]
+    info = objects[sop]["image"]["info"]
+    assert info["StudyInstanceUID"] == study and info["SeriesInstanceUID"] == series and "path" not in info
+    assert _get(server, "/datastore/").json()["total"] == len(uids)
+    r = _get(server, "/datastore/image", params={"image": "1.2.3.4.5"})
+    assert r.status_code == 404 and "not a mammogram" in r.json()["detail"]
+
+
+def test_infer_on_a_pacs_image(server, pacs):
+    import pydicom
+    from requests_toolbelt.multipart.decoder import MultipartDecoder
+
+    _, uids = pacs
+    sop = uids[INFERRED][2]
+    r = _post(server, "/infer/bac", params={"image": sop})
+    assert r.status_code == 200, r.text
+    parts = {p.headers[b"Content-Disposition"].decode().split('name="')[1].split('"')[0]: p.content
+             for p in MultipartDecoder(r.content, r.headers["content-type"]).parts}
+    params = json.loads(parts["params"])
+    cached = pydicom.dcmread(next(server.cache.rglob(f"{sop}.dcm")), stop_before_pixels=True)
+    assert params["shape"] == [cached.Rows, cached.Columns] and cached.SOPInstanceUID == sop
+    assert np.allclose(params["spacing_mm"], [float(s) for s in cached.ImagerPixelSpacing])
+
+
+def test_save_label_stores_a_seg_referencing_the_image_in_the_pacs(server, pacs, phantom_cohort, tmp_path):
+    from monai_bac.data import save_mask_nifti
+    from monai_bac.dicom_seg import read_dicom_seg
+
+    orthanc, uids = pacs
+    study, series, sop = uids[SAVED]
+    gt = phantom_cohort / "labels" / "gt" / f"{SAVED}.nii.gz"
+    expected = _mask(gt)
+    assert expected.any()
+    # a label of the wrong size is refused and nothing reaches the PACS
+    small = save_mask_nifti(tmp_path / "small.nii.gz", np.ones((10, 12), np.uint8), (1.0, 1.0))
+    r = _put_label(server, sop, small)
+    assert r.status_code == 422 and "10 x 12" in r.json()["detail"], r.text
+    assert _pacs_segs(orthanc) == []
+    r = _put_label(server, sop, gt)
+    assert r.status_code == 200, r.text
+    assert r.json()["label"] == sop
+    segs = _pacs_segs(orthanc)
+    assert len(segs) == 1
+    seg = segs[0]
+    assert seg.Modality == "SEG" and seg.StudyInstanceUID == study and _referenced(seg) == (series, sop)
+    assert seg.SeriesDescription == "BAC label (MONAI Label, final)"
+    path = tmp_path / "seg.dcm"
+    seg.save_as(path)
+    assert np.array_equal(read_dicom_seg(path), expected)  # pixel for pixel
+
+
+def test_get_label_back(server, pacs, phantom_cohort, tmp_path):
+    _, uids = pacs
+    sop = uids[SAVED][2]
+    r = _get(server, "/datastore/label", params={"label": sop, "tag": "final"})
+    assert r.status_code == 200, r.text
+    got = tmp_path / "label.nii.gz"
+    got.write_bytes(r.content)
+    assert np.array_equal(_mask(got), _mask(phantom_cohort / "labels" / "gt" / f"{SAVED}.nii.gz"))
+    r = _get(server, "/datastore/label", params={"label": uids[INFERRED][2], "tag": "final"})
+    assert r.status_code == 404 and "no BAC label" in r.json()["detail"]
+
+
+def test_a_seg_stored_by_another_workstation_is_read_from_the_pacs(server, pacs, phantom_cohort, tmp_path):
+    from monai_bac.dicom_seg import write_dicom_seg
+
+    orthanc, uids = pacs
+    sop = uids[ELSEWHERE][2]
+    expected = _mask(phantom_cohort / "labels" / "tpa" / f"{ELSEWHERE}.nii.gz")
+    seg = write_dicom_seg(tmp_path / "other.dcm", expected, phantom_cohort / "images" / f"{ELSEWHERE}.dcm")
+    orthanc.upload(seg)
+    r = _get(server, "/datastore/label", params={"label": sop, "tag": "final"})
+    assert r.status_code == 200, r.text
+    got = tmp_path / "label.nii.gz"
+    got.write_bytes(r.content)
+    assert np.array_equal(_mask(got), expected)
+    status = _get(server, "/datastore/").json()
+    assert status["completed"] == 2 and status["label_tags"]["final"] == 2
+
+
+def test_active_learning_never_hands_out_a_labelled_image(server, pacs):
+    _, uids = pacs
+    labelled = {uids[SAVED][2], uids[ELSEWHERE][2]}
+    unlabelled = {sop for _, _, sop in uids.values()} - labelled
+    handed = []
+    for _ in unlabelled:  # MONAI Label's random strategy holds back what it handed out this second
+        r = _post(server, "/activelearning/random", json={})
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert str(server.cache) not in json.dumps(answer)  # no server folder in the answer
+        handed.append(answer["id"])
+    assert set(handed) == unlabelled, "each unlabelled image once, never a labelled one"
+
+
+def test_training_on_the_labels_from_the_pacs(server, pacs):
+    r = _post(server, "/train/bac", params={"run_sync": "true"}, json={"max_epochs": 1})
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert result["labels"] == 2 and result["max_epochs"] == 1 and result["trained"] is True
