@@ -342,3 +342,184 @@ def calcification_thickness(
     if clip_negative:
         np.maximum(out, 0.0, out=out)
     return out
+
+
+# ------------------------------------------------------------------ polyenergetic, with scatter
+def _closing_in_mask(values: np.ndarray, mask: np.ndarray, spacing: tuple[float, float], size_mm: float) -> np.ndarray:
+    """Grey closing (running max, then running min) of ``values`` inside ``mask`` with a flat
+    ``size_mm`` square; outside the mask the values are first set to the mask's minimum, so that
+    the bright background beyond the skin line never enters the envelope."""
+    sub = values.copy()
+    sub[~mask] = values[mask].min()
+    size = (max(1, int(round(size_mm / spacing[0])) | 1), max(1, int(round(size_mm / spacing[1])) | 1))
+    ndimage.maximum_filter(sub, size=size, output=sub, mode="nearest")
+    ndimage.minimum_filter(sub, size=size, output=sub, mode="nearest")
+    return sub
+
+
+def _deep_compressed(comp: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
+    """The middle of the compressed region: its deepest fifth by distance to the region's edge,
+    computed on a coarse (>= 2 mm) grid - where a published SPR applies (the breast's centre)."""
+    f = max(1, int(round(2.0 / min(spacing))))
+    small = comp[::f, ::f]
+    if not small.any():
+        return comp
+    dist = ndimage.distance_transform_edt(np.pad(small, 1))[1:-1, 1:-1]
+    deep = dist >= 0.8 * dist.max()
+    out = np.zeros_like(comp)
+    out[::f, ::f] = deep
+    return ndimage.binary_dilation(out, np.ones((f, f), bool)) & comp if f > 1 else deep & comp
+
+
+def density_map_polyenergetic(
+    image: np.ndarray,
+    breast_map: np.ndarray,
+    beam,
+    thickness_mm: float,
+    spacing_mm,
+    offset: float = 0.0,
+    scatter: bool = True,
+    spr: float | None = None,
+    spr_scale: float = 1.0,
+    heel: bool = True,
+    side: int = 1,
+    erode_mm: float = 5.0,
+    block_mm: float = 1.0,
+    percentile: float = 99.0,
+    smooth_mm: float = 0.1,
+    envelope_mm: float = 8.0,
+    envelope_smooth_mm: float = 0.5,
+    lower_mm: float = -1.0,
+    p_fat: float | None = None,
+) -> tuple[np.ndarray, dict]:
+    """Dense-tissue thickness h_dt (mm) of a raw image with a polyenergetic beam and scatter.
+
+    Eq. (4) inverts ``P = P_fat exp(-(mu_dt - mu_fat) h_dt)`` with one attenuation coefficient
+    and a scatter-free ``P``. Here, per pixel:
+
+    1. ``P = image - offset - scatter`` (:func:`monai_bac.ops.primary.estimate_scatter` when
+       ``scatter``), smoothed by ``smooth_mm`` as in :func:`density_map`;
+    2. ``P_fat(x)``: the fatty envelope of the compressed region as a trend along the
+       chest-wall -> nipple axis (:func:`monai_bac.ops.primary.fat_reference_trend`; ``heel``
+       False: one level, as Eq. 4);
+    3. compressed region and pectoral muscle: h_dt solves ``ln(P / P_fat) = L(h_dt)``, the
+       polyenergetic curve of ``beam`` (:meth:`monai_bac.physics.TransmittedBeam.glandular_curve`:
+       glandular tissue replacing fat in a breast of the compressed thickness, detector-weighted
+       spectrum, so the effective attenuation of the transmitted, hardened spectrum);
+    4. periphery (thinner than the compressed thickness): the local fatty level is the upper
+       envelope of ln P (grey closing, ``envelope_mm`` square: it follows the fall-off of
+       thickness towards the skin and bridges dense structures narrower than the square), the
+       local thickness H follows from it by the fat-only curve, and h_dt is the dip below the
+       envelope divided by the effective attenuation difference at H;
+    5. h_dt is bounded to ``[lower_mm, H]`` (H the compressed thickness, or the periphery's
+       local thickness): physically 0 <= h_dt <= H; ``lower_mm`` (-1 mm) leaves room for noise
+       so that fatty tissue stays unbiased on average.
+
+    Returns:
+        (float32 (H, W) h_dt mm, info: ``p_fat`` at the chest wall, ``heel_slope_per_100mm``,
+        ``spr``, ``scatter_fraction_centre``, ``attenuation`` (the effective coefficients behind
+        the compressed thickness), ``local_thickness`` (float32 map, mm), ``empty``, ``fallback``).
+    """
+    from monai_bac.ops.primary import estimate_scatter, fat_reference_trend
+
+    bmap = np.asarray(breast_map)
+    img = np.asarray(image, dtype=np.float32)
+    if bmap.shape != img.shape:
+        raise ValueError(f"breast map shape {bmap.shape} differs from the image's {img.shape}")
+    spacing = as_spacing(spacing_mm)
+    h0 = float(thickness_mm)
+    breast = bmap > 0
+    comp = bmap == COMPRESSED
+    att0 = beam.effective(h0)
+    info: dict = dict(p_fat=float("nan"), heel_slope_per_100mm=0.0, spr=0.0, scatter_fraction_centre=0.0,
+                      attenuation=att0, empty=True, fallback=None, local_thickness=None)
+    out = np.zeros(img.shape, np.float32)
+    if not comp.any() or not breast.any():
+        info["fallback"] = "empty compressed region"
+        return out, info
+    box = _bbox(breast)
+    sub = img[box] - np.float32(offset) if offset else img[box].copy()
+    b_box, c_box = breast[box], comp[box]
+    if scatter:
+        tissue = b_box & (bmap[box] != PECTORAL) | (bmap[box] == PECTORAL)
+        s, sinfo = estimate_scatter(sub, tissue, _deep_compressed(c_box, spacing), spacing, h0, spr=spr,
+                                    spr_scale=spr_scale)
+        sub -= s
+        info.update(spr=sinfo["spr"], scatter_fraction_centre=sinfo.get("scatter_fraction_centre", 0.0))
+    if smooth_mm and smooth_mm / max(spacing) >= 1.0 / 3.0:
+        sub = ndimage.gaussian_filter(sub, (smooth_mm / spacing[0], smooth_mm / spacing[1]), mode="nearest",
+                                      truncate=3.0)
+    if p_fat is not None:
+        trend, tinfo = np.full(sub.shape[1], float(p_fat)), dict(p_fat=float(p_fat), slope_per_100mm=0.0)
+    else:
+        trend, tinfo = fat_reference_trend(sub, c_box, spacing, side if heel else 1, erode_mm, block_mm, percentile,
+                                           band_mm=10.0 if heel else 1e9)
+    if trend is None or not np.all(np.isfinite(trend)) or trend.min() <= 0:
+        info["fallback"] = "no usable fatty reference"
+        return out, info
+    info.update(p_fat=float(tinfo["p_fat"]), heel_slope_per_100mm=float(tinfo["slope_per_100mm"]), empty=False)
+    floor = np.float32(1e-4 * float(trend.max()))
+    np.maximum(sub, floor, out=sub)
+    log_p = np.log(sub)
+    log_ratio = log_p - np.log(trend).astype(np.float32)[None, :]  # ln(P / P_fat(x))
+    h_dt = np.zeros(sub.shape, np.float32)
+    local = np.zeros(sub.shape, np.float32)
+
+    # compressed region and pectoral muscle: the polyenergetic inverse at the compressed thickness
+    core = b_box & (bmap[box] != PERIPHERY)
+    g, curve = beam.glandular_curve(h0)
+    r = log_ratio[core]
+    inv = np.interp(-r, -curve, g).astype(np.float32)
+    brighter = r > 0  # brighter than fat: thinner tissue, read with the slope at fat
+    inv[brighter] = -r[brighter] / np.float32(att0.mu_dt - att0.mu_fat)
+    h_dt[core] = inv
+    local[core] = h0
+
+    # periphery: envelope -> local thickness -> dip below the envelope
+    peri = bmap[box] == PERIPHERY
+    if peri.any():
+        # the envelope of the mean level, not of the noise: a light smoothing first
+        sm = ndimage.gaussian_filter(log_p, (envelope_smooth_mm / spacing[0], envelope_smooth_mm / spacing[1]),
+                                     mode="nearest", truncate=3.0) if envelope_smooth_mm > 0 else log_p
+        env = _closing_in_mask(sm, b_box, spacing, envelope_mm)
+        a, fat_curve = beam.fat_thickness_curve(h0)
+        rel = (env - np.log(trend).astype(np.float32)[None, :])[peri] + np.float32(fat_curve[-1])
+        thick = np.interp(-rel, -fat_curve, a).astype(np.float32)  # fat-only thickness of the envelope
+        hs = np.linspace(0.0, h0, 33)
+        dmu = np.array([max(beam.effective(x).mu_dt - beam.effective(x).mu_fat, 1e-6) for x in hs])
+        h_dt[peri] = (env[peri] - log_p[peri]) / np.interp(thick, hs, dmu).astype(np.float32)
+        local[peri] = thick
+    # the volumetric density sums the unclipped values: zero-mean noise cancels in the sum, where
+    # clipping it at 0 would add ~0.4 noise sigmas of 'dense tissue' to every fatty pixel
+    tissue = b_box & (bmap[box] != PECTORAL)
+    dense = float(np.minimum(h_dt[tissue], local[tissue]).sum(dtype=np.float64))
+    volume = float(local[tissue].sum(dtype=np.float64))
+    sr, sc = spacing
+    info.update(vbd_percent=100.0 * dense / volume if volume > 0 else float("nan"),
+                dense_volume_cm3=dense * sr * sc / 1000.0, breast_volume_cm3=volume * sr * sc / 1000.0)
+    np.clip(h_dt, np.float32(lower_mm), local, out=h_dt)
+    h_dt[~b_box] = 0.0
+    out[box] = h_dt
+    full_local = np.zeros(img.shape, np.float32)
+    full_local[box] = local
+    info["local_thickness"] = full_local
+    return out, info
+
+
+def volumetric_breast_density_local(h_dt: np.ndarray, local_thickness: np.ndarray, breast_map: np.ndarray,
+                                    spacing_mm=None) -> dict:
+    """VBD from an h_dt map and the local thickness map of :func:`density_map_polyenergetic`:
+    dense volume ``sum clip(h_dt, 0, H)`` over breast volume ``sum H`` (compressed region and
+    periphery; pectoral muscle and background excluded)."""
+    bmap = np.asarray(breast_map)
+    tissue = (bmap == COMPRESSED) | (bmap == PERIPHERY)
+    hloc = np.asarray(local_thickness, dtype=np.float64)[tissue]
+    dense = float(np.clip(np.asarray(h_dt, dtype=np.float64)[tissue], 0.0, hloc).sum())
+    volume = float(hloc.sum())
+    out = dict(vbd_percent=100.0 * dense / volume if volume > 0 else float("nan"), dense_sum_mm=dense,
+               breast_sum_mm=volume, dense_volume_cm3=None, breast_volume_cm3=None)
+    if spacing_mm is not None:
+        sr, sc = as_spacing(spacing_mm)
+        out["dense_volume_cm3"] = dense * sr * sc / 1000.0
+        out["breast_volume_cm3"] = volume * sr * sc / 1000.0
+    return out

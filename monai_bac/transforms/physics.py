@@ -25,8 +25,11 @@ from monai.transforms.transform import MapTransform, Transform
 from monai.utils import ensure_tuple_rep
 from monai.utils.enums import TransformBackends
 
-from monai_bac.ops.density import calcification_thickness, density_map, volumetric_breast_density
-from monai_bac.physics import Attenuation, MissingPhysicsError, attenuation_at, effective_energy_kev
+from monai_bac.ops.density import (calcification_thickness, density_map, density_map_polyenergetic,
+                                   volumetric_breast_density)
+from monai_bac.ops.primary import chest_wall_side, estimate_offset
+from monai_bac.physics import (Attenuation, MissingPhysicsError, attenuation_at, detector_for, effective_energy_kev,
+                               transmitted_beam)
 from monai_bac.transforms.utils import (
     breast_map_hw,
     dict_breast_map,
@@ -62,13 +65,14 @@ def _energy(meta: Mapping, energy_kev: float | None, who: str, replace: str) -> 
     return float(effective_energy_kev(float(kvp), meta.get("anode"), meta.get("filter")))
 
 
-def _thickness(meta: Mapping, thickness_mm: float | None, who: str) -> float:
+def _thickness(meta: Mapping, thickness_mm: float | None, who: str,
+               needed_for: str = "the volumetric breast density; or compute_vbd=False") -> float:
     value = thickness_mm if thickness_mm is not None else meta.get("thickness_mm")
     if value is None:
         raise MissingPhysicsError(
             f"{source_name(meta)}: BodyPartThickness (0018,11A0) is missing from the image metadata ('thickness_mm'), "
-            f"needed for the volumetric breast density; pass thickness_mm=... (compressed thickness, mm) or "
-            f"compute_vbd=False to {who}"
+            f"needed for {needed_for.split('; or ')[0]}; pass thickness_mm=... (compressed thickness, mm)"
+            + (f" or {needed_for.split('; or ')[1]}" if "; or " in needed_for else "") + f" to {who}"
         )
     value = float(value)
     if not value > 0:
@@ -76,28 +80,60 @@ def _thickness(meta: Mapping, thickness_mm: float | None, who: str) -> float:
     return value
 
 
+MODELS = ("polyenergetic", "eq4")
+SCATTER_MODELS = ("published", "none")
+
+
 class DensityMap(Transform):
-    """Dense-tissue thickness h_dt (mm) of a raw mammogram, Eq. (4) of the paper.
+    """Dense-tissue thickness h_dt (mm) of a raw mammogram: Eq. (4) of the paper, for real x-rays.
 
-    ``h_dt = ln(P / P_fat) / (mu_fat - mu_dt)``, where ``P`` is the raw value (linear in
-    exposure) and ``P_fat`` the fatty reference: the 99th percentile of 1 mm cell means in the
-    compressed region eroded by 5 mm (:func:`monai_bac.ops.density.fat_reference`, robust to
-    noise and outliers, unlike a single maximum pixel). The map is computed in every breast
-    pixel (exact in the compressed region, negative where the periphery is thinner than the
-    compressed thickness, see :func:`monai_bac.ops.density.density_map`); the background is 0.
+    The paper's Eq. (4), ``h_dt = ln(P / P_fat) / (mu_fat - mu_dt)``, assumes one x-ray energy
+    and a raw value ``P`` that is all primary signal. A real raw image (and the phantom's
+    ``physics="realistic"``) has a polyenergetic beam that hardens in the breast, 10-40 % scatter
+    behind the grid, the heel effect and a detector offset. Two models:
 
-    The volumetric breast density (dense volume / breast volume, pectoral muscle excluded, the
-    periphery's thickness from fat-only Beer-Lambert) is computed too when ``compute_vbd``.
+    * ``model="polyenergetic"`` (default, for real images):
+      :func:`monai_bac.ops.density.density_map_polyenergetic` - the detector offset removed
+      (``offset``; ``"auto"`` reads it from an unexposed border when there is one), scatter
+      removed before Eq. (4) (``scatter="published"``: the convolution model of Boone & Cooper
+      2000 with a published SPR behind the grid, :mod:`monai_bac.ops.primary`), P_fat as a
+      trend along the chest-wall -> nipple axis (``heel``), and ``ln(P / P_fat)`` mapped to
+      glandular thickness through the polyenergetic curve of the image's spectrum at the
+      compressed thickness (:func:`monai_bac.physics.transmitted_beam`: SpekPy spectrum for
+      KVP/AnodeTargetMaterial/FilterMaterial, xraydb attenuation, the detector's absorption;
+      cached per set-up). The periphery is read against its own fatty envelope and local
+      thickness; h_dt is bounded to ``[lower_mm, local thickness]``. Needs KVP (0018,0060),
+      AnodeTargetMaterial (0018,1191), FilterMaterial (0018,7050) and BodyPartThickness
+      (0018,11A0). For a scatter-free polyenergetic image pass ``scatter="none"``.
+    * ``model="eq4"``: the paper's Eq. (4) with one coefficient pair - from the tables at the
+      effective energy of the kVp (:mod:`monai_bac.physics`), or ``energy_kev=18`` for the
+      paper's own values, or ``mu_fat``/``mu_dt``. Exact for the phantom's ``physics="ideal"``
+      (monochromatic, no scatter): use it there. Giving ``mu_fat``/``mu_dt``/``energy_kev``
+      selects it.
+
+    P_fat (both models) is the 99th percentile of 1 mm cell means in the compressed region eroded
+    by 5 mm (:func:`monai_bac.ops.density.fat_reference`; per 10 mm band along the chest-wall ->
+    nipple axis with ``heel``), robust to noise and outliers, unlike a single maximum pixel.
+    The volumetric breast density (dense volume / breast volume, pectoral muscle excluded) is
+    computed too when ``compute_vbd``.
 
     Args:
-        mu_fat, mu_dt: attenuation coefficients (mm^-1); by default from
-            :mod:`monai_bac.physics` at the image's effective energy.
-        energy_kev: effective energy replacing the one derived from KVP (0018,0060).
+        model: ``"polyenergetic"`` (default) or ``"eq4"``.
+        scatter: ``"published"`` (default) or ``"none"`` (polyenergetic model only).
+        spr: scatter-to-primary ratio at the breast's centre replacing the published one.
+        spr_scale: factor on the published SPR (e.g. for a grid with a known Bucky factor).
+        heel: fit P_fat as a trend along the chest-wall -> nipple axis (polyenergetic model).
+        lower_mm: lower bound of h_dt (polyenergetic model; the upper is the local thickness).
+        envelope_mm: square of the periphery's fatty envelope, mm (polyenergetic model).
+        mu_fat, mu_dt: attenuation coefficients (mm^-1) for Eq. (4) (select ``model="eq4"``).
+        energy_kev: effective energy for Eq. (4) replacing the one derived from KVP (0018,0060).
         p_fat: a fatty reference replacing the automatic one.
-        thickness_mm: compressed thickness replacing BodyPartThickness (0018,11A0) (VBD only).
+        thickness_mm: compressed thickness replacing BodyPartThickness (0018,11A0).
         spacing_mm: (row, col) mm replacing ``meta["spacing_mm"]``.
         erode_mm, block_mm, fat_percentile: the fatty reference's parameters.
-        offset: detector offset (raw value at zero exposure) subtracted first.
+        offset: detector offset (raw value at zero exposure) subtracted first; ``"auto"``
+            (default) estimates it from an unexposed (collimated) border
+            (:func:`monai_bac.ops.primary.estimate_offset`) and uses 0 when the image has none.
         compute_vbd: compute the volumetric breast density (needs the compressed thickness).
         smooth_mm: Gaussian sigma (mm) applied to the raw values before Eq. (4) against quantum
             noise (one 0.1 mm detector pixel by default; 0 for none).
@@ -105,10 +141,11 @@ class DensityMap(Transform):
 
     ``__call__(img, breast_map=None)``: ``img`` (1, H, W) raw values (numpy, tensor or
     MetaTensor); ``breast_map`` the docs/ARCHITECTURE.md map, computed by BreastRegion when None. Returns
-    the same type; a MetaTensor keeps its metadata and gains ``meta["density"]`` = {p_fat,
-    mu_fat, mu_dt, energy_kev, vbd_percent, dense_volume_cm3, breast_volume_cm3, empty,
-    fat_reference_fallback}. An image without compressed region gives an all-zero map
-    (``empty`` True, VBD nan).
+    the same type; a MetaTensor keeps its metadata and gains ``meta["density"]`` = {model,
+    p_fat, mu_fat, mu_dt, mu_calc, energy_kev, vbd_percent, dense_volume_cm3, breast_volume_cm3,
+    empty, fat_reference_fallback, offset, offset_source, spr, heel_slope_per_100mm} (the mu's
+    are the effective ones behind the compressed thickness in the polyenergetic model). An image
+    without compressed region gives an all-zero map (``empty`` True, VBD nan).
     """
 
     backend = [TransformBackends.NUMPY]  # the op runs in numpy (torch input is converted, the output converted back)
@@ -124,21 +161,39 @@ class DensityMap(Transform):
         erode_mm: float = 5.0,
         block_mm: float = 1.0,
         fat_percentile: float = 99.0,
-        offset: float = 0.0,
+        offset: float | str = "auto",
         compute_vbd: bool = True,
         smooth_mm: float = 0.1,
         dtype: Any = np.float32,
+        model: str | None = None,
+        scatter: str = "published",
+        spr: float | None = None,
+        spr_scale: float = 1.0,
+        heel: bool = True,
+        lower_mm: float = -1.0,
+        envelope_mm: float = 8.0,
     ) -> None:
         self.mu_fat, self.mu_dt, self.energy_kev = mu_fat, mu_dt, energy_kev
+        explicit = mu_fat is not None or mu_dt is not None or energy_kev is not None
+        model = ("eq4" if explicit else "polyenergetic") if model is None else str(model).lower()
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+        scatter = str(scatter).lower()
+        if scatter not in SCATTER_MODELS:
+            raise ValueError(f"scatter must be one of {SCATTER_MODELS}, got {scatter!r}")
+        if isinstance(offset, str) and offset != "auto":
+            raise ValueError(f"offset must be a number (raw value at zero exposure) or 'auto', got {offset!r}")
+        self.model, self.scatter, self.spr, self.spr_scale = model, scatter, spr, float(spr_scale)
+        self.heel, self.lower_mm, self.envelope_mm = bool(heel), float(lower_mm), float(envelope_mm)
         self.smooth_mm = float(smooth_mm)
         self.p_fat, self.thickness_mm, self.spacing_mm = p_fat, thickness_mm, spacing_mm
         self.erode_mm, self.block_mm, self.fat_percentile = float(erode_mm), float(block_mm), float(fat_percentile)
-        self.offset = float(offset)
+        self.offset = offset if offset == "auto" else float(offset)
         self.compute_vbd = compute_vbd
         self.dtype = dtype
 
     def attenuation(self, meta: Mapping) -> tuple[float, float, float | None]:
-        """(mu_fat, mu_dt, energy_kev) for an image with metadata ``meta``."""
+        """(mu_fat, mu_dt, energy_kev) of Eq. (4) (``model="eq4"``) for an image with metadata ``meta``."""
         if self.mu_fat is not None and self.mu_dt is not None:
             return float(self.mu_fat), float(self.mu_dt), self.energy_kev
         energy = _energy(meta, self.energy_kev, type(self).__name__, "mu_fat=... and mu_dt=...")
@@ -149,24 +204,69 @@ class DensityMap(Transform):
             raise ValueError(f"expected 0 < mu_fat < mu_dt (mm^-1), got {mu_fat}, {mu_dt}")
         return mu_fat, mu_dt, energy
 
+    def beam(self, meta: Mapping):
+        """The detector-weighted spectrum (:func:`monai_bac.physics.transmitted_beam`) of the image."""
+        who = type(self).__name__
+        if meta.get("kvp") is None:
+            raise MissingPhysicsError(
+                f"{source_name(meta)}: KVP (0018,0060) is missing from the image metadata ('kvp'), so {who} cannot "
+                f"model the x-ray spectrum; pass model='eq4' with energy_kev=... (keV, e.g. 18.0, the paper's value)")
+        try:
+            return transmitted_beam(float(meta["kvp"]), meta.get("anode"), meta.get("filter"), *detector_for(meta))
+        except ValueError as err:
+            raise ValueError(f"{source_name(meta)}: AnodeTargetMaterial (0018,1191) / FilterMaterial (0018,7050) / "
+                             f"KVP (0018,0060): {err}; pass model='eq4' with energy_kev=...") from err
+
+    def _offset(self, image: np.ndarray, bmap: np.ndarray, spacing) -> tuple[float, str]:
+        if self.offset != "auto":
+            return float(self.offset), "argument"
+        found = estimate_offset(image, bmap > 0, spacing)
+        return (0.0, "none (no unexposed border)") if found is None else (found, "unexposed border")
+
     def __call__(self, img: NdarrayOrTensor, breast_map: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
         meta = meta_of(img)
         who = type(self).__name__
-        mu_fat, mu_dt, energy = self.attenuation(meta)
-        thickness = _thickness(meta, self.thickness_mm, who) if self.compute_vbd else None
+        poly = self.model == "polyenergetic"
+        if poly:
+            beam = self.beam(meta)
+            thickness = _thickness(meta, self.thickness_mm, who, "the polyenergetic model; or model='eq4'")
+        else:
+            mu_fat, mu_dt, energy = self.attenuation(meta)
+            thickness = _thickness(meta, self.thickness_mm, who) if self.compute_vbd else None
         spacing = resolve_spacing_mm(meta, self.spacing_mm, who)
         image = to_hw(img)
         bmap = breast_map_hw(breast_map, image, meta, spacing)
+        offset, offset_source = self._offset(image, bmap, spacing)
+        nan = float("nan")
+        out_meta = dict(model=self.model, p_fat=nan, mu_fat=nan, mu_dt=nan, mu_calc=nan, energy_kev=nan,
+                        vbd_percent=nan, dense_volume_cm3=nan, breast_volume_cm3=nan, empty=True,
+                        fat_reference_fallback="", offset=offset, offset_source=offset_source, spr=0.0,
+                        heel_slope_per_100mm=0.0)
+        if poly:
+            side = chest_wall_side(bmap > 0, meta.get("laterality"))
+            h_dt, info = density_map_polyenergetic(
+                image, bmap, beam, thickness, spacing, offset=offset, scatter=self.scatter == "published",
+                spr=self.spr, spr_scale=self.spr_scale, heel=self.heel, side=side, erode_mm=self.erode_mm,
+                block_mm=self.block_mm, percentile=self.fat_percentile, smooth_mm=self.smooth_mm,
+                envelope_mm=self.envelope_mm, lower_mm=self.lower_mm, p_fat=self.p_fat)
+            att = info["attenuation"]
+            out_meta.update(p_fat=float(info["p_fat"]), mu_fat=att.mu_fat, mu_dt=att.mu_dt, mu_calc=att.mu_calc,
+                            energy_kev=float(att.energy_kev), empty=bool(info["empty"]),
+                            fat_reference_fallback=str(info.get("fallback") or ""), spr=float(info["spr"]),
+                            heel_slope_per_100mm=float(info["heel_slope_per_100mm"]))
+            if self.compute_vbd and not info["empty"]:
+                out_meta.update(vbd_percent=float(info["vbd_percent"]), dense_volume_cm3=float(info["dense_volume_cm3"]),
+                                breast_volume_cm3=float(info["breast_volume_cm3"]))
+            return like(h_dt, img, self.dtype, {"density": out_meta})
         att = Attenuation(mu_fat, mu_dt, max(10.0 * mu_dt, 1.0), energy)  # mu_calc unused by Eq. (4)
         h_dt, info = density_map(image, bmap, att, spacing, p_fat=self.p_fat, erode_mm=self.erode_mm,
-                                 block_mm=self.block_mm, percentile=self.fat_percentile, offset=self.offset,
+                                 block_mm=self.block_mm, percentile=self.fat_percentile, offset=offset,
                                  smooth_mm=self.smooth_mm)
-        out_meta = dict(p_fat=float(info["p_fat"]), mu_fat=mu_fat, mu_dt=mu_dt,
-                        energy_kev=float("nan") if energy is None else float(energy),
-                        vbd_percent=float("nan"), dense_volume_cm3=float("nan"), breast_volume_cm3=float("nan"),
-                        empty=bool(info["empty"]), fat_reference_fallback=str(info.get("fallback") or ""))
+        out_meta.update(p_fat=float(info["p_fat"]), mu_fat=mu_fat, mu_dt=mu_dt,
+                        energy_kev=nan if energy is None else float(energy), empty=bool(info["empty"]),
+                        fat_reference_fallback=str(info.get("fallback") or ""))
         if thickness is not None and not info["empty"]:
-            vbd = volumetric_breast_density(h_dt, image, bmap, thickness, att, info["p_fat"], spacing, self.offset)
+            vbd = volumetric_breast_density(h_dt, image, bmap, thickness, att, info["p_fat"], spacing, offset)
             out_meta.update(vbd_percent=float(vbd["vbd_percent"]), dense_volume_cm3=float(vbd["dense_volume_cm3"]),
                             breast_volume_cm3=float(vbd["breast_volume_cm3"]))
         return like(h_dt, img, self.dtype, {"density": out_meta})
@@ -225,9 +325,11 @@ class CalcificationThickness(Transform):
     Args:
         opening_mm: side of the opening's square, mm.
         smooth_mm: Gaussian sigma (mm) applied before the opening.
-        mu_fat, mu_dt, mu_calc: attenuation coefficients (mm^-1). By default mu_fat and mu_dt
-            are the ones the density map used (``meta["density"]``), mu_calc hydroxyapatite's at
-            the same effective energy.
+        mu_fat, mu_dt, mu_calc: attenuation coefficients (mm^-1). By default the ones the
+            density map used (``meta["density"]``): with the polyenergetic model the effective
+            coefficients of the spectrum transmitted by the compressed breast (beam hardening:
+            hydroxyapatite's too), and h_dt is already scatter-corrected; with ``model="eq4"``
+            mu_calc is hydroxyapatite's at the same effective energy.
         energy_kev: effective energy replacing the one from the metadata.
         spacing_mm: (row, col) mm replacing ``meta["spacing_mm"]``.
         clip_negative: clip the result at 0.
@@ -265,20 +367,25 @@ class CalcificationThickness(Transform):
     def attenuation(self, meta: Mapping) -> Attenuation:
         """The coefficients for a density map with metadata ``meta`` (see the class docstring)."""
         dens = meta.get("density") if isinstance(meta.get("density"), Mapping) else {}
-        mu_fat = self.mu_fat if self.mu_fat is not None else dens.get("mu_fat")
-        mu_dt = self.mu_dt if self.mu_dt is not None else dens.get("mu_dt")
-        energy = self.energy_kev
-        if energy is None and dens.get("energy_kev") is not None and np.isfinite(float(dens["energy_kev"])):
-            energy = float(dens["energy_kev"])
-        if mu_fat is not None and mu_dt is not None and self.mu_calc is not None:
-            return Attenuation(float(mu_fat), float(mu_dt), float(self.mu_calc), energy)
-        missing = " and ".join(n for n, v in (("mu_fat", mu_fat), ("mu_dt", mu_dt), ("mu_calc", self.mu_calc))
+
+        def from_density(name: str) -> float | None:
+            value = dens.get(name)
+            return float(value) if value is not None and np.isfinite(float(value)) else None
+
+        mu_fat = self.mu_fat if self.mu_fat is not None else from_density("mu_fat")
+        mu_dt = self.mu_dt if self.mu_dt is not None else from_density("mu_dt")
+        # the polyenergetic density map gives hydroxyapatite's effective mu in the transmitted spectrum
+        mu_calc = self.mu_calc if self.mu_calc is not None else from_density("mu_calc")
+        energy = self.energy_kev if self.energy_kev is not None else from_density("energy_kev")
+        if mu_fat is not None and mu_dt is not None and mu_calc is not None:
+            return Attenuation(float(mu_fat), float(mu_dt), float(mu_calc), energy)
+        missing = " and ".join(n for n, v in (("mu_fat", mu_fat), ("mu_dt", mu_dt), ("mu_calc", mu_calc))
                                if v is None)
         energy = _energy(meta, energy, type(self).__name__, f"{missing}=...")
         table = attenuation_at(energy)
         return Attenuation(float(mu_fat) if mu_fat is not None else table.mu_fat,
                            float(mu_dt) if mu_dt is not None else table.mu_dt,
-                           float(self.mu_calc) if self.mu_calc is not None else table.mu_calc, energy)
+                           float(mu_calc) if mu_calc is not None else table.mu_calc, energy)
 
     def __call__(self, density: NdarrayOrTensor, breast_map: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
         meta = meta_of(density)
