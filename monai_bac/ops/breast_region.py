@@ -67,6 +67,7 @@ import numpy as np
 from monai.transforms.utils import get_largest_connected_component_mask
 from scipy import ndimage
 from skimage.filters import threshold_otsu
+from skimage.segmentation import watershed
 
 from monai_bac.ops.resample import block_mean
 from monai_bac.units import as_spacing
@@ -83,6 +84,7 @@ __all__ = [
     "breast_mask",
     "chest_wall_side",
     "find_pectoral",
+    "find_pectoral_curve",
     "periphery_width",
     "edge_profile",
     "EdgeFit",
@@ -181,13 +183,19 @@ def breast_mask(
     skin_fraction: float = 0.1,
     min_breast_area_mm2: float = 500.0,
     min_contrast: float = 0.05,
+    thin_mm: float = 4.0,
+    body_fraction: float = 0.3,
+    min_body_mm2: float = 100.0,
 ) -> tuple[np.ndarray, float, float, float]:
     """Breast (True) vs direct-exposure background of a ln(P + 1) image.
 
     Returns ``(mask, threshold, air_level, tissue_level)`` in the log domain. The mask is all
     False (and the levels NaN) when no breast is found: the Otsu classes are not separated by
     ``max(min_contrast, 10 * air noise)``, or the largest component is smaller than
-    ``min_breast_area_mm2``.
+    ``min_breast_area_mm2``. Tissue narrower than ``thin_mm`` is opened away (the paddle's rim
+    seen edge-on in an MLO view: a line across the field), and a body attached to the breast
+    only through tissue thinner than ``body_fraction`` of the contrast is cut off (the abdominal
+    fold below an MLO's breast), see :func:`_cut_attached_bodies`.
     """
     sr, sc = as_spacing(spacing_mm)
     empty = (np.zeros(log_img.shape, bool), float("nan"), float("nan"), float("nan"))
@@ -206,11 +214,59 @@ def breast_mask(
     if contrast < max(min_contrast, 10.0 * sigma):
         return empty
     thr = air - skin_fraction * contrast
-    mask = np.asarray(get_largest_connected_component_mask(log_img < thr, connectivity=1))
+    tissue_px = _open_mm(log_img < thr, (sr, sc), thin_mm / 2.0)
+    if not tissue_px.any():
+        return empty
+    mask = np.asarray(get_largest_connected_component_mask(tissue_px, connectivity=1))
+    mask = _cut_attached_bodies(mask, log_img, air - body_fraction * contrast, (sr, sc), min_body_mm2)
     mask = ndimage.binary_fill_holes(mask)
     if mask.sum() * sr * sc < min_breast_area_mm2:
         return empty
     return mask, thr, air, tissue
+
+
+def _open_mm(mask: np.ndarray, spacing_mm, radius_mm: float) -> np.ndarray:
+    """Binary opening by an ellipse of ``radius_mm``: removes structures thinner than
+    ``2 radius_mm`` (a line across the field). The image edges are extended, not zero, so the
+    breast is not eaten where the detector cuts it (chest wall, axilla)."""
+    sr, sc = spacing_mm
+    ry, rx = int(radius_mm / sr), int(radius_mm / sc)
+    if ry < 1 and rx < 1:
+        return mask
+    yy, xx = np.ogrid[-ry:ry + 1, -rx:rx + 1]
+    disk = (yy / max(ry, 0.5)) ** 2 + (xx / max(rx, 0.5)) ** 2 <= 1.0
+    padded = np.pad(mask, ((ry, ry), (rx, rx)), mode="edge")
+    return ndimage.binary_opening(padded, disk)[ry:ry + mask.shape[0], rx:rx + mask.shape[1]]
+
+
+def _cut_attached_bodies(mask: np.ndarray, log_img: np.ndarray, core_level: float, spacing_mm,
+                         min_body_mm2: float) -> np.ndarray:
+    """Remove bodies that only touch the breast through thin tissue (an MLO's abdominal fold).
+
+    The thick parts (ln P below ``core_level``) of the mask fall into separate components where
+    the tissue between them is thinner; the largest is the breast. Another thick part of at
+    least ``min_body_mm2`` that reaches the image edge (the abdomen enters the field from
+    outside) is a body of its own: the mask is split between them along the thinnest tissue
+    (watershed of ln P from the thick parts) and that body's side is dropped."""
+    sr, sc = spacing_mm
+    cores, n = ndimage.label(mask & (log_img < core_level))
+    if n < 2:
+        return mask
+    areas = np.bincount(cores.ravel(), minlength=n + 1) * (sr * sc)
+    areas[0] = 0.0
+    main = int(np.argmax(areas))
+    border = np.zeros(n + 1, bool)
+    for edge in (cores[0], cores[-1], cores[:, 0], cores[:, -1]):
+        border[np.unique(edge)] = True
+    others = np.flatnonzero((areas >= min_body_mm2) & border)
+    others = others[others != main]
+    if others.size == 0:
+        return mask
+    markers = np.zeros(mask.shape, np.int32)
+    markers[cores == main] = 1
+    markers[np.isin(cores, others)] = 2
+    basins = watershed(log_img, markers, mask=mask)
+    return mask & (basins == 1)
 
 
 def chest_wall_side(mask: np.ndarray, spacing_mm=(1.0, 1.0), edge_mm: float = 3.0) -> str | None:
@@ -235,6 +291,50 @@ def chest_wall_side(mask: np.ndarray, spacing_mm=(1.0, 1.0), edge_mm: float = 3.
 
 
 # ------------------------------------------------------------------------------------ pectoral
+def _curve_geometry(x_top, y_cw, sag, n_pts: int):
+    """Sample points (mm, canonical frame), unit normals pointing away from the upper chest-wall
+    corner, and arc-length steps (mm) of candidate pectoral edges: the chord from the top
+    intercept ``(x_top, 0)`` to the chest-wall intercept ``(0, y_cw)``, bowed away from the corner
+    by ``sag`` mm at its middle (a quadratic offset; negative: a concave edge). Inputs are (K,)
+    arrays; outputs (K, n_pts)."""
+    length = np.hypot(x_top, y_cw)
+    ux, uy = (-x_top / length)[:, None], (y_cw / length)[:, None]  # along the chord, top -> chest wall
+    nx, ny = (y_cw / length)[:, None], (x_top / length)[:, None]  # chord normal, away from the corner
+    f = (np.arange(n_pts) + 0.5) / n_pts
+    s = f[None, :] * length[:, None]
+    off = 4.0 * sag[:, None] * f * (1.0 - f)
+    slope = 4.0 * sag[:, None] * (1.0 - 2.0 * f) / length[:, None]  # d offset / d s
+    px = x_top[:, None] + s * ux + off * nx
+    py = s * uy + off * ny
+    cx, cy = nx - slope * ux, ny - slope * uy
+    norm = np.hypot(cx, cy)
+    return px, py, cx / norm, cy / norm, (length[:, None] / n_pts) * norm
+
+
+def _curve_scores(gx, gy, inside, spacing_mm, x_top, y_cw, sag, n_pts: int):
+    """Integral (ln units) of the derivative of ln P across each candidate edge, towards the
+    breast, over the part of the edge inside the breast; and that part's fraction."""
+    sr, sc = spacing_mm
+    h, w = inside.shape
+    px, py, cx, cy, ds = _curve_geometry(x_top, y_cw, sag, n_pts)
+    r, c = np.rint(py / sr).astype(np.int64), np.rint(px / sc).astype(np.int64)
+    ok = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+    r, c = np.clip(r, 0, h - 1), np.clip(c, 0, w - 1)
+    ok &= inside[r, c]
+    step = gx[r, c] * cx + gy[r, c] * cy
+    return np.where(ok, step * ds, 0.0).sum(1), ok.mean(1)
+
+
+def _search_curves(gx, gy, inside, spacing_mm, x_tops, y_cws, sag_fractions, n_pts, min_inside=0.7):
+    """Best ``(x_top, y_cw, sag)`` over the grid of candidate edges (see :func:`_curve_scores`)."""
+    xt, yc, fr = (a.ravel() for a in np.meshgrid(x_tops, y_cws, sag_fractions, indexing="ij"))
+    sag = fr * np.hypot(xt, yc)
+    score, frac = _curve_scores(gx, gy, inside, spacing_mm, xt, yc, sag, n_pts)
+    score = np.where(frac >= min_inside, score, -np.inf)
+    i = int(np.argmax(score))
+    return float(xt[i]), float(yc[i]), float(sag[i]), float(score[i])
+
+
 def find_pectoral(
     log_img: np.ndarray,
     mask: np.ndarray,
@@ -365,6 +465,120 @@ def find_pectoral(
     if support < min_support or contrast < min_relative_contrast * breast_contrast:
         return None
     edge = PectoralEdge(theta, rho0, coeffs, length, contrast, support)
+    muscle = _pectoral_mask(edge, mask, (sr, sc))
+    area = float(muscle.sum() * sr * sc)
+    if area < min_area_mm2 or area > 0.5 * mask.sum() * sr * sc:
+        return None
+    # unknown view: the muscle must reach the top image edge, as the axillary tail of an MLO does
+    if strict and muscle[0].sum() * sc < 5.0:
+        return None
+    return edge
+
+
+def find_pectoral_curve(
+    log_img: np.ndarray,
+    mask: np.ndarray,
+    dist_mm: np.ndarray,
+    spacing_mm,
+    *,
+    strict: bool = False,
+    coarse_smooth_mm: float = 3.0,
+    smooth_mm: float = 1.5,
+    skin_margin_mm: float = 4.0,
+    max_sagitta: float = 0.12,
+    min_area_mm2: float = 200.0,
+    min_relative_contrast: float | None = None,
+    min_support: float | None = None,
+) -> PectoralEdge | None:
+    """Find the pectoral muscle edge in the canonical frame (chest wall at column 0, axilla up).
+
+    The muscle attenuates more than the breast tissue beside it, so ln(P) rises across its edge
+    towards the breast. Candidate edges are quadratic curves from a top intercept to a
+    chest-wall intercept (a straight chord bowed by up to ``max_sagitta`` of its length, convex
+    or concave); each is scored by the integral along it of the derivative of the smoothed
+    ln(P) across it, towards the breast (an active-contour energy restricted to this family:
+    an edge of low contrast but long extent outscores the short, strong edges of dense tissue,
+    whose derivative changes sign along any curve). The search runs on a grid at the scale of
+    ``coarse_smooth_mm`` (a muscle edge that tapers over several mm is still one step there)
+    and is refined at ``smooth_mm``; the result is then checked (contrast, support, area).
+
+    Args:
+        log_img: ln(P + 1), (H, W), chest wall on the left, thickness fall-off removed.
+        mask: breast mask (bool).
+        dist_mm: distance to the skin line (mm), 0 outside the breast.
+        spacing_mm: (row, col) spacing of these arrays.
+        strict: the view is unknown: also require the muscle to reach the top image edge
+            (over >= 5 mm, the axillary tail of an MLO view) and ask for more contrast/support.
+        coarse_smooth_mm, smooth_mm: Gaussian scales of the coarse search and of the refinement.
+        skin_margin_mm: the edge is scored only deeper than this inside the breast.
+        max_sagitta: largest bow of the edge, as a fraction of its chord.
+        min_area_mm2: smaller muscle regions are rejected.
+        min_relative_contrast: minimum ln(P) step across the edge as a fraction of the breast's
+            air-to-tissue contrast (default 0.02, 0.04 when ``strict``).
+        min_support: minimum fraction of the edge where ln(P) rises towards the breast
+            (default 0.6, 0.75 when ``strict``).
+
+    Returns:
+        the :class:`PectoralEdge`, or None when no edge passes the checks.
+    """
+    sr, sc = as_spacing(spacing_mm)
+    min_relative_contrast = (0.04 if strict else 0.02) if min_relative_contrast is None else min_relative_contrast
+    min_support = (0.75 if strict else 0.6) if min_support is None else min_support
+    if not mask.any():
+        return None
+    cw_rows = np.nonzero(mask[:, 0])[0]
+    if cw_rows.size == 0:
+        return None
+    depth_mm = (np.nonzero(mask.any(0))[0][-1] + 1) * sc
+    air = float(np.median(log_img[~mask])) if (~mask).any() else float(log_img.max())
+    tissue = float(np.median(log_img[mask]))
+    breast_contrast = max(air - tissue, 1e-6)
+    filled = np.where(mask, log_img, tissue).astype(np.float32)
+    inside = mask & (dist_mm > skin_margin_mm)
+    y_lim = (cw_rows[-1] + 1) * sr
+    x_lim = 0.8 * depth_mm
+    if y_lim < 20.0 or x_lim < 10.0:
+        return None
+
+    # coarse: every chord on a 4 mm grid of intercepts, five bows, at a large scale
+    g = ndimage.gaussian_filter(filled, (coarse_smooth_mm / sr, coarse_smooth_mm / sc))
+    gy, gx = np.gradient(g, sr, sc)
+    bows = np.linspace(-max_sagitta, max_sagitta, 5)
+    x_top, y_cw, sag, score = _search_curves(gx, gy, inside, (sr, sc), np.arange(5.0, x_lim, 4.0),
+                                             np.arange(15.0, y_lim + 1e-6, 4.0), bows, 48)
+    if not np.isfinite(score) or score <= 0:
+        return None
+    # refine: 1 mm steps around the coarse edge, finer bows, at the edge's own scale
+    g = ndimage.gaussian_filter(filled, (smooth_mm / sr, smooth_mm / sc))
+    gy, gx = np.gradient(g, sr, sc)
+    length = math.hypot(x_top, y_cw)
+    n_pts = int(max(48, length / max(sr, sc)))
+    x_top, y_cw, sag, score = _search_curves(
+        gx, gy, inside, (sr, sc), np.arange(max(2.0, x_top - 4.0), x_top + 4.5, 1.0),
+        np.arange(max(5.0, y_cw - 5.0), y_cw + 5.5, 1.0),
+        np.clip(sag / length + np.linspace(-0.03, 0.03, 5), -max_sagitta, max_sagitta), n_pts)
+    if not np.isfinite(score) or score <= 0:
+        return None
+
+    # checks: where ln P rises towards the breast (support), the step 3 mm each side (contrast)
+    length = math.hypot(x_top, y_cw)
+    px, py, cx, cy, _ = _curve_geometry(np.array([x_top]), np.array([y_cw]), np.array([sag]), n_pts)
+    px, py, cx, cy = px[0], py[0], cx[0], cy[0]
+    on = ndimage.map_coordinates(inside.astype(np.float32), np.stack([py / sr, px / sc]), order=0,
+                                 mode="constant") > 0
+    if on.sum() < 5:
+        return None
+    deriv = (ndimage.map_coordinates(gx, np.stack([py / sr, px / sc]), order=1, mode="nearest") * cx
+             + ndimage.map_coordinates(gy, np.stack([py / sr, px / sc]), order=1, mode="nearest") * cy)
+    support = float((deriv[on] > 0).mean())
+    sides = [ndimage.map_coordinates(g, np.stack([(py + k * cy) / sr, (px + k * cx) / sc]), order=1, mode="nearest")
+             for k in (-3.0, 3.0)]
+    contrast = float(np.percentile((sides[1] - sides[0])[on], 75))
+    if support < min_support or contrast < min_relative_contrast * breast_contrast:
+        return None
+    theta = math.atan2(x_top, y_cw)
+    coeffs = np.array([-4.0 * sag / length**2, 4.0 * sag / length, 0.0])
+    edge = PectoralEdge(theta, x_top * y_cw / length, coeffs, length, contrast, support)
     muscle = _pectoral_mask(edge, mask, (sr, sc))
     area = float(muscle.sum() * sr * sc)
     if area < min_area_mm2 or area > 0.5 * mask.sum() * sr * sc:
@@ -717,7 +931,10 @@ def analyse_breast_region(
         if np.isfinite(fit.width_mm) and fit.width_mm > 0:
             fall_off = fit.amplitude * (1.0 - edge_profile(dist / fit.width_mm, fit.a, fit.b))
             lg_eq = np.where(mask, lg - fall_off, lg).astype(np.float32)
-        pect_edge = find_pectoral(lg_eq, mask, dist, (csr, csc), strict=not is_mlo and not pectoral)
+        strict = not is_mlo and not pectoral
+        pect_edge = find_pectoral(lg_eq, mask, dist, (csr, csc), strict=strict)
+        if pect_edge is None:  # a curved or low-contrast edge the Hough line misses
+            pect_edge = find_pectoral_curve(lg_eq, mask, dist, (csr, csc), strict=strict)
         if pect_edge is not None:
             pect = _pectoral_mask(pect_edge, mask, (csr, csc))
 
