@@ -7,7 +7,7 @@ import torch
 import pytest
 from scipy.spatial import cKDTree
 
-from monai_bac.phantom import SOURCE_CODES, TPAConfig, make_cohort, make_phantom
+from monai_bac.phantom import EFFECT_NAMES, SOURCE_CODES, Effects, TPAConfig, make_cohort, make_phantom
 from monai_bac.phantom.cohort import stratified_split
 
 SPACING = 0.5  # mm: the full field of view at 570 x 479 pixels
@@ -150,6 +150,11 @@ def test_cohort_on_disk(tmp_path):
     assert not (patients["training"] & patients["test"]) and not (patients["training"] & patients["validation"])
     views = sorted((i["laterality"], i["view"]) for i in items if i["patient_id"] == items[0]["patient_id"])
     assert views == [("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO")]
+    # realistic physics with every effect is the cohorts' default, and recorded
+    params = json.loads((tmp_path / "c" / "phantom.json").read_text())
+    assert (params["physics"], params["effects"]) == ("realistic", "all")
+    record = json.loads((tmp_path / "c" / items[0]["truth"].replace(".npz", ".json")).read_text())
+    assert record["physics"] == "realistic" and all(record["effects"].values())
     with pytest.raises(FileExistsError, match="overwrite"):
         make_cohort(tmp_path / "c", n=12, seed=2, spacing_mm=1.0)
 
@@ -164,7 +169,7 @@ def test_phantom_dicom_round_trips_every_tag(tmp_path, vendor):
     truth = json.loads((tmp_path / vendor / item["truth"].replace(".npz", ".json")).read_text())
     img = load_mammogram(tmp_path / vendor / item["image"])
     ph = make_phantom(truth["seed"], view=truth["view"], laterality=truth["laterality"], spacing_mm=1.0,
-                      thickness_mm=truth["thickness_mm"], vendor=vendor, has_bac=truth["has_bac"])
+                      thickness_mm=truth["thickness_mm"], vendor=vendor, has_bac=truth["has_bac"], physics="realistic")
     assert img.shape == (1, *ph.raw.shape) and img.dtype == torch.float32
     np.testing.assert_array_equal(img[0].numpy(), ph.linear)  # MONOCHROME1 inverted back to linear
     m, meta = img.meta, truth["meta"]
@@ -186,7 +191,8 @@ def test_phantom_dicom_round_trips_every_tag(tmp_path, vendor):
 def test_realistic_physics_keeps_truth_and_annotation():
     """Same seed, other physics: the anatomy, the truth and the annotation do not move."""
     ideal = make_phantom(9, view="MLO", spacing_mm=SPACING, thickness_mm=55.0)
-    real = make_phantom(9, view="MLO", spacing_mm=SPACING, thickness_mm=55.0, physics="realistic")
+    real = make_phantom(9, view="MLO", spacing_mm=SPACING, thickness_mm=55.0, physics="realistic",
+                        effects=Effects(merged=False))
     for name in ("breast_map", "thickness", "h_dt", "h_muscle", "h_calc", "bac_mask", "tpa_mask", "tpa_source"):
         np.testing.assert_array_equal(getattr(ideal, name), getattr(real, name), err_msg=name)
     assert real.record["vbd_percent"] == ideal.record["vbd_percent"]
@@ -195,6 +201,49 @@ def test_realistic_physics_keeps_truth_and_annotation():
     assert real.raw.max() <= 2**14 - 1 and real.record["detector_offset"] > 0
     with pytest.raises(ValueError, match="physics"):
         make_phantom(9, spacing_mm=SPACING, physics="monte-carlo")
+    # the merged effect (on by default) moves look-alikes next to BAC and merges strokes: the same
+    # truth and annotation as an ideal phantom with those settings
+    merged = make_phantom(9, view="MLO", spacing_mm=SPACING, thickness_mm=55.0, physics="realistic")
+    ideal_merged = make_phantom(9, view="MLO", spacing_mm=SPACING, thickness_mm=55.0, lookalikes_near_bac=0.5,
+                                tpa=TPAConfig(merge_rate=0.5))
+    for name in ("h_dt", "h_calc", "tpa_mask", "tpa_source"):
+        np.testing.assert_array_equal(getattr(ideal_merged, name), getattr(merged, name), err_msg=name)
+    assert merged.record["tpa"]["config"]["merge_rate"] == 0.5
+
+
+def _effect_signature(ph) -> dict[str, bool]:
+    """Which effects a phantom's image and record show."""
+    r = ph.record
+    return dict(spectrum=r["detector"] != "ideal absorber 0.0 mm", scatter=r["spr_measured"] > 0,
+                heel=r["heel_fraction"] > 0, vendor=ph.h_skin is not None and r["detector_offset"] > 0,
+                merged=r["tpa"]["config"]["merge_rate"] > 0)
+
+
+@pytest.mark.parametrize("name", EFFECT_NAMES)
+def test_each_realistic_effect_alone(name):
+    """Each effect can be switched on alone (the ablation of benchmarks/validate_realistic.py);
+    with no physical effect on, the image is the ideal one, bit for bit."""
+    kw = dict(view="MLO", spacing_mm=1.0, thickness_mm=60.0, vendor="GE")
+    alone = make_phantom(4, physics="realistic", effects=name, **kw)
+    assert alone.record["effects"] == {n: n == name for n in EFFECT_NAMES}
+    if name == "merged":
+        ideal = make_phantom(4, lookalikes_near_bac=0.5, tpa=TPAConfig(merge_rate=0.5), **kw)
+        np.testing.assert_array_equal(alone.raw, ideal.raw)
+        assert alone.record["tpa"]["merged_strokes"] >= 1
+    else:
+        assert _effect_signature(alone) == {n: n == name for n in EFFECT_NAMES}
+        assert not np.array_equal(alone.raw, make_phantom(4, **kw).raw)
+    if name == "spectrum":  # polyenergetic: the AEC picks Rh/Rh for 60 mm on GE, and the beam hardens
+        assert alone.meta["filter"] == "RHODIUM" and alone.record["detector"] == "csi 0.15 mm"
+    else:  # one energy: the ideal mode's attenuation, Eq. (4) exact
+        assert alone.record["mu_fat"] == pytest.approx(make_phantom(4, **kw).record["mu_fat"])
+    everything = make_phantom(4, physics="realistic", **kw)
+    assert _effect_signature(everything) == {n: True for n in EFFECT_NAMES}
+    assert Effects.parse("scatter+heel") == Effects.only("scatter", "heel") and Effects.parse("all") == Effects()
+    with pytest.raises(ValueError, match="unknown effect"):
+        Effects.parse("grid+scatter")
+    with pytest.raises(ValueError, match="realistic"):
+        make_phantom(4, effects="scatter", **kw)
 
 
 @pytest.mark.parametrize("thickness,low,high", [(30.0, 0.1, 0.2), (50.0, 0.17, 0.3), (70.0, 0.25, 0.4)])

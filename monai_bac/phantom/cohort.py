@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from monai_bac.phantom.annotation import TPAConfig
+from monai_bac.phantom.effects import Effects
 from monai_bac.utils import write_json
 
 __all__ = ["make_cohort", "ensure_cohort", "stratified_split", "views_per_patient", "VIEWS", "MIN_SPLIT_IMAGES"]
@@ -39,7 +40,7 @@ __all__ = ["make_cohort", "ensure_cohort", "stratified_split", "views_per_patien
 logger = logging.getLogger(__name__)
 
 VIEWS = (("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO"))
-COHORT_VERSION = 1
+COHORT_VERSION = 2  # 2: realistic physics by default, physics and effects recorded
 #: the smallest cohort whose training, validation and test lists are all non-empty (one patient each)
 MIN_SPLIT_IMAGES = 3
 
@@ -101,16 +102,17 @@ def stratified_split(groups: dict[str, bool], fractions=(0.8, 0.1, 0.1), seed: i
     return out
 
 
-def _write_case(args: tuple[dict, str, float, tuple, dict]) -> dict:
+def _write_case(args: tuple[dict, str, float | None, tuple, dict, str, str]) -> dict:
     from monai_bac.data.dicom_io import write_mammogram_dicom
     from monai_bac.data.image_io import save_mask_nifti
     from monai_bac.phantom import make_phantom
 
-    case, out_dir, spacing_mm, fov_mm, tpa = args
+    case, out_dir, spacing_mm, fov_mm, tpa, physics, effects = args
     out = Path(out_dir)
     ph = make_phantom(case["seed"], view=case["view"], laterality=case["laterality"], spacing_mm=spacing_mm,
                       fov_mm=fov_mm, thickness_mm=case["thickness_mm"], vendor=case["vendor"],
-                      has_bac=case["has_bac"], tpa=TPAConfig(**tpa))
+                      has_bac=case["has_bac"], tpa=TPAConfig(**tpa), physics=physics,
+                      effects=effects if physics == "realistic" else None)
     name = case["case"]
     m = ph.meta
     write_mammogram_dicom(
@@ -137,13 +139,15 @@ def make_cohort(
     n: int = 20,
     seed: int = 0,
     *,
-    spacing_mm: float = 0.1,
+    spacing_mm: float | None = 0.1,
     fov_mm: tuple[float, float] = (285.0, 239.4),
     bac_prevalence: float = 0.95,
     breast_bac_given_patient: float = 0.95,
     vendors: tuple[str, ...] = ("HOLOGIC", "GE"),
     tpa: TPAConfig | None = None,
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    physics: str = "realistic",
+    effects: Effects | str | None = None,
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = False,
@@ -152,6 +156,10 @@ def make_cohort(
 
     ``bac_prevalence`` is the fraction of patients with BAC (the paper: 95 % of images were
     positive); ``breast_bac_given_patient`` < 1 lets one breast of a patient be BAC-free.
+    ``physics`` is "realistic" by default (polyenergetic spectra, scatter, heel effect, vendor
+    extras and merged annotation strokes, see :func:`monai_bac.phantom.make_phantom`; ``effects``
+    picks some of them), or "ideal" (monochromatic, no scatter: what the fast unit tests use).
+    ``spacing_mm=None`` takes each vendor's own pixel pitch.
     An existing cohort is never overwritten unless ``overwrite`` is True.
     """
     out = Path(out_dir)
@@ -161,13 +169,19 @@ def make_cohort(
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     tpa = tpa or TPAConfig()
+    physics = str(physics).lower()
+    if physics not in ("ideal", "realistic"):
+        raise ValueError(f"physics must be 'ideal' or 'realistic', got {physics!r}")
+    if physics == "ideal" and effects is not None:
+        raise ValueError(f"effects={effects!r} need physics='realistic'")
+    effects_label = Effects.parse(effects).label if physics == "realistic" else "none"
     for sub in ("images", "labels/tpa", "labels/gt", "truth"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     params = _params(n=n, seed=seed, spacing_mm=spacing_mm, fov_mm=fov_mm, bac_prevalence=bac_prevalence,
                      breast_bac_given_patient=breast_bac_given_patient, vendors=vendors, tpa=tpa,
-                     fractions=fractions)
+                     fractions=fractions, physics=physics, effects=effects_label)
     plan = _case_plan(n, seed, bac_prevalence, breast_bac_given_patient, tuple(vendors))
-    jobs = [(case, str(out), spacing_mm, tuple(fov_mm), asdict(tpa)) for case in plan]
+    jobs = [(case, str(out), spacing_mm, tuple(fov_mm), asdict(tpa), physics, effects_label) for case in plan]
     records = _run(jobs, workers, progress)
 
     patients: dict[str, bool] = {}
@@ -244,6 +258,8 @@ def ensure_cohort(out_dir: str | os.PathLike, **params) -> Path:
     bound.apply_defaults()
     given = {k: v for k, v in bound.arguments.items() if k not in ("out_dir", "workers", "overwrite", "progress")}
     given["tpa"] = given["tpa"] or TPAConfig()
+    given["physics"] = str(given["physics"]).lower()
+    given["effects"] = Effects.parse(given["effects"]).label if given["physics"] == "realistic" else "none"
     if datalist.exists():
         try:
             made = json.loads((out / "phantom.json").read_text())

@@ -1,0 +1,455 @@
+"""Validate the transforms on realistic full-size phantoms, and an ablation of the realistic effects (issue 13).
+
+Three steps, so that two source trees (before / after a change to the transforms) are measured
+on the very same files:
+
+``generate``: write realistic full-size phantoms (this tree's ``monai_bac.phantom``) as DICOM MG
+  (the phantom's writer) + truth (``<case>.npz``: breast map, thickness, h_dt, h_calc, BAC mask,
+  simulated annotation and what each annotated pixel was brushed for; ``<case>.json``: the record)
+  into ``--data``. ``--set main``: 24 cases, every view x laterality x vendor (CC/MLO, L/R,
+  HOLOGIC/GE/SIEMENS at their own pixel pitch) twice, compressed thickness spread evenly over
+  30-80 mm, seeds 5000+ (disjoint from every calibration set: label correction 1000-1047, tests
+  < 100, transforms validation 0-31). ``--set ablation``: 8 cases (seeds 6000+, 30-80 mm) for each
+  configuration of :class:`monai_bac.phantom.Effects`: none (the ideal phantom), each effect alone
+  (spectrum, scatter, heel, vendor, merged) and all; the same seeds and thicknesses in every
+  configuration, so rows differ by the effect only. Pixel pitch: the vendor's where the ``vendor``
+  effect is on, 0.1 mm otherwise.
+
+``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
+  every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
+  ``CalcificationThickness`` -> ``CorrectBACLabel`` (on the simulated annotation), default
+  parameters; writes a per-case CSV (``--out``). The measures use numpy/scipy/scikit-image only,
+  never the tree under test:
+
+  * breast Dice (map > 0), compressed Dice (code 2), pectoral Dice (code 3, MLO) against the truth;
+  * VBD error (percentage points) against the phantom's VBD;
+  * h_dt bounds: share of the true breast pixels (periphery + compressed) where the estimated h_dt
+    lies inside [-1 mm, local thickness];
+  * h_dt ratio: sum of estimated / sum of true h_dt over the true compressed region;
+  * h_calc ratio: estimated / true calcium (sum of h_calc) on the ground-truth BAC pixels;
+  * look-alike pieces: every 8-connected piece (>= 1 mm^2) of the annotation brushed for one kind of
+    look-alike (``tpa_source`` 2 micro-calcification, 3 strand, 4 dense edge); *merged* when its
+    annotated component also holds strokes brushed for BAC (one stroke over both); removed when
+    >= 80 % of its pixels are removed (the rule of calibrate_label_correction.py);
+  * BAC length kept: skeleton pixels of the ground-truth BAC inside the corrected annotation /
+    inside the annotation.
+
+``report``: the summary tables (main set: before and after against the targets; ablation: each
+  configuration before and after) into ``--md`` (docs/validation/realistic.md).
+
+Targets (issue 13): breast Dice >= 0.98, compressed >= 0.90, pectoral >= 0.85 (every image); VBD
+error <= 3 pp mean, <= 5 pp worst; h_dt inside its bounds for >= 99 % of the breast pixels (every
+image); look-alike pieces removed >= 90 % (pooled, merged ones included); BAC length kept >= 95 %
+(pooled).
+
+Usage (see docs/validation/realistic.md for the run)::
+
+    python benchmarks/validate_realistic.py generate --set main --data /tmp/bac-val/main --workers 2
+    python benchmarks/validate_realistic.py generate --set ablation --data /tmp/bac-val/ablation --workers 2
+    git worktree add /tmp/bac-before 44d85b9
+    PYTHONPATH=/tmp/bac-before python benchmarks/validate_realistic.py evaluate --data /tmp/bac-val/main \\
+        --out /tmp/bac-val/main_before.csv --workers 2
+    python benchmarks/validate_realistic.py evaluate --data /tmp/bac-val/main --out /tmp/bac-val/main_after.csv
+    python benchmarks/validate_realistic.py report --main /tmp/bac-val/main_before.csv /tmp/bac-val/main_after.csv \\
+        --ablation /tmp/bac-val/ablation_before.csv /tmp/bac-val/ablation_after.csv --md docs/validation/realistic.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+VIEWS = [(view, lat) for view in ("CC", "MLO") for lat in ("L", "R")]
+VENDORS = ("HOLOGIC", "GE", "SIEMENS")
+ABLATION = ("none", "spectrum", "scatter", "heel", "vendor", "merged", "all")
+MIN_PIECE_MM2 = 1.0  # smaller look-alike pieces are slivers where two strokes touch
+REMOVED_SHARE = 0.8  # a piece counts as removed when this share of its pixels is gone
+TARGETS = dict(dice_breast=0.98, dice_compressed=0.90, dice_pectoral=0.85, vbd_mean=3.0, vbd_worst=5.0,
+               hdt_bounds=0.99, lookalikes_removed=0.90, bac_length_kept=0.95)
+
+
+# ---------------------------------------------------------------------------------------- generate
+def plan(which: str) -> list[dict]:
+    """The cases of a set: name, seed, view, laterality, vendor, thickness, effects, spacing."""
+    if which == "main":
+        combos = [(v, lat, ven) for ven in VENDORS for v, lat in VIEWS] * 2  # 24
+        thick = np.linspace(30.0, 80.0, len(combos))
+        order = np.random.default_rng(13).permutation(len(combos))  # thickness not tied to the combo
+        return [dict(case=f"main_{i:02d}_{ven}_{lat}{v}", seed=5000 + i, view=v, laterality=lat, vendor=ven,
+                     thickness_mm=round(float(thick[order[i]]), 1), effects="all", native_pitch=True)
+                for i, (v, lat, ven) in enumerate(combos)]
+    if which == "ablation":
+        combos = [("CC", "L", "HOLOGIC"), ("MLO", "R", "GE"), ("CC", "R", "SIEMENS"), ("MLO", "L", "HOLOGIC"),
+                  ("CC", "L", "GE"), ("MLO", "R", "SIEMENS"), ("CC", "R", "HOLOGIC"), ("MLO", "L", "GE")]
+        thick = np.linspace(30.0, 80.0, len(combos))
+        order = np.random.default_rng(14).permutation(len(combos))
+        return [dict(case=f"{fx}_{i}_{ven}_{lat}{v}", seed=6000 + i, view=v, laterality=lat, vendor=ven,
+                     thickness_mm=round(float(thick[order[i]]), 1), effects=fx, native_pitch=fx in ("vendor", "all"))
+                for fx in ABLATION for i, (v, lat, ven) in enumerate(combos)]
+    raise ValueError(f"unknown set {which!r}: main or ablation")
+
+
+def write_case(args: tuple[dict, str]) -> dict:
+    from monai_bac.data.dicom_io import write_mammogram_dicom
+    from monai_bac.phantom import make_phantom
+
+    case, out = args
+    out = Path(out)
+    t0 = time.perf_counter()
+    fx = case["effects"]
+    ph = make_phantom(case["seed"], view=case["view"], laterality=case["laterality"], vendor=case["vendor"],
+                      thickness_mm=case["thickness_mm"], spacing_mm=None if case["native_pitch"] else 0.1,
+                      physics="ideal" if fx == "none" else "realistic", effects=None if fx == "none" else fx)
+    seconds = time.perf_counter() - t0
+    m = ph.meta
+    write_mammogram_dicom(out / f"{case['case']}.dcm", ph.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"],
+                          thickness_mm=m["thickness_mm"], anode=m["anode"], filter=m["filter"], view=m["view"],
+                          laterality=m["laterality"], manufacturer=m["manufacturer"], presentation=m["presentation"],
+                          photometric=m["photometric"], bits_stored=m["bits_stored"], exposure_mas=m["exposure_mas"],
+                          compression_force_n=m["compression_force_n"], patient_id=case["case"])
+    np.savez_compressed(out / f"{case['case']}.npz", breast_map=ph.breast_map, thickness=ph.thickness,
+                        h_dt=ph.h_dt, h_calc=ph.h_calc, bac_mask=ph.bac_mask, tpa_mask=ph.tpa_mask,
+                        tpa_source=ph.tpa_source)
+    rec = {k: v for k, v in ph.record.items() if k not in ("geometry", "dense")}
+    info = dict(case, spacing_mm=m["spacing_mm"][0], shape=list(ph.raw.shape), seconds_phantom=seconds,
+                vbd_percent=ph.record["vbd_percent"], record=rec)
+    (out / f"{case['case']}.json").write_text(json.dumps(info, indent=1, default=str))
+    return info
+
+
+def generate(args) -> int:
+    out = Path(args.data)
+    out.mkdir(parents=True, exist_ok=True)
+    cases = plan(args.set)
+    if args.only:
+        cases = [c for c in cases if c["effects"] in args.only]
+    t0 = time.perf_counter()
+    for k, info in enumerate(_map(write_case, [(c, str(out)) for c in cases], args.workers)):
+        print(f"{k + 1}/{len(cases)} {info['case']}: {info['shape'][0]} x {info['shape'][1]} at "
+              f"{info['spacing_mm']} mm, phantom {info['seconds_phantom']:.2f} s", flush=True)
+    print(f"{len(cases)} cases in {time.perf_counter() - t0:.0f} s -> {out}")
+    return 0
+
+
+def _map(fn, jobs: list, workers: int):
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            yield from pool.map(fn, jobs)
+    else:
+        yield from map(fn, jobs)
+
+
+# ---------------------------------------------------------------------------------------- evaluate
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(bool), b.astype(bool)
+    total = int(a.sum()) + int(b.sum())
+    return 2.0 * int((a & b).sum()) / total if total else 1.0
+
+
+def lookalike_pieces(tpa_mask: np.ndarray, tpa_source: np.ndarray, corrected: np.ndarray, spacing: float) -> dict:
+    """Counts of the annotation's look-alike pieces (apart / merged with BAC) and of those removed."""
+    eight = np.ones((3, 3), bool)
+    components, _ = ndimage.label(tpa_mask > 0, structure=eight)
+    with_bac = np.unique(components[tpa_source == 1])
+    min_px = MIN_PIECE_MM2 / spacing**2
+    out = {f"{k}_{w}": 0 for k in ("apart", "merged") for w in ("pieces", "removed")}
+    for code in (2, 3, 4):
+        pieces, n = ndimage.label(tpa_source == code, structure=eight)
+        if not n:
+            continue
+        idx = np.arange(1, n + 1)
+        area = ndimage.sum_labels(np.ones_like(pieces), pieces, idx)
+        kept = ndimage.sum_labels(corrected > 0, pieces, idx)
+        comp = ndimage.maximum(components, pieces, idx)  # a piece lies inside one component
+        for a, k, c in zip(area, kept, comp):
+            if a < min_px:
+                continue
+            kind = "merged" if c in with_bac else "apart"
+            out[f"{kind}_pieces"] += 1
+            out[f"{kind}_removed"] += int(k <= (1.0 - REMOVED_SHARE) * a)
+    return out
+
+
+def evaluate_case(args: tuple[str, str]) -> dict:
+    import torch
+    from monai.data import MetaTensor
+    from skimage.morphology import skeletonize
+
+    from monai_bac.data import load_mammogram
+    from monai_bac.transforms import BreastRegion, CalcificationThickness, CorrectBACLabel, DensityMap
+
+    torch.set_num_threads(1)
+    data, case = args
+    info = json.loads((Path(data) / f"{case}.json").read_text())
+    truth = dict(np.load(Path(data) / f"{case}.npz"))
+    t0 = time.perf_counter()
+    img = load_mammogram(Path(data) / f"{case}.dcm")
+    bmap = BreastRegion()(img)
+    dens = DensityMap()(img, bmap)
+    calc = CalcificationThickness()(dens, bmap)
+    sp = tuple(float(s) for s in img.meta["spacing_mm"])
+    label = MetaTensor(torch.from_numpy(truth["tpa_mask"][None].copy()), meta={"spacing_mm": sp})
+    corrected = CorrectBACLabel()(label, calc, bmap)
+    seconds = time.perf_counter() - t0
+
+    est_map = np.asarray(bmap)[0]
+    h = np.asarray(dens)[0]
+    hc = np.asarray(calc)[0]
+    corr = np.asarray(corrected)[0]
+    tm, thick = truth["breast_map"], truth["thickness"]
+    tissue = (tm == 1) | (tm == 2)
+    comp = tm == 2
+    inside = (h >= -1.0) & (h <= thick + 1e-3)
+    bac = truth["bac_mask"] > 0
+    skeleton = skeletonize(bac)
+    in_tpa = int((skeleton & (truth["tpa_mask"] > 0)).sum())
+    vbd = float(dens.meta["density"]["vbd_percent"])
+    row = dict(
+        case=case, effects=info["effects"], view=info["view"], laterality=info["laterality"], vendor=info["vendor"],
+        thickness_mm=info["thickness_mm"], spacing_mm=sp[0], seed=info["seed"],
+        dice_breast=dice(est_map > 0, tm > 0), dice_compressed=dice(est_map == 2, comp),
+        dice_pectoral=dice(est_map == 3, tm == 3) if info["view"] == "MLO" else math.nan,
+        vbd_true=info["vbd_percent"], vbd_est=vbd, vbd_error_pp=vbd - info["vbd_percent"],
+        hdt_inside_share=float(inside[tissue].mean()), hdt_min_mm=float(h[tissue].min()),
+        hdt_ratio_compressed=float(h[comp].sum() / max(truth["h_dt"][comp].sum(), 1e-9)),
+        calc_ratio_bac=float(hc[bac].sum() / truth["h_calc"][bac].sum()) if bac.any() else math.nan,
+        bac_skeleton_px_tpa=in_tpa, bac_skeleton_px_kept=int((skeleton & (corr > 0)).sum()),
+        bac_length_tpa_mm=in_tpa * sp[0],
+        seconds_transforms=round(seconds, 2),
+    )
+    row.update(lookalike_pieces(truth["tpa_mask"], truth["tpa_source"], corr, sp[0]))
+    return row
+
+
+def source_tree() -> str:
+    """The tree whose monai_bac runs: its path, commit, and whether it has local changes."""
+    import monai_bac
+
+    root = Path(monai_bac.__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                "monai_bac"], capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return str(root)
+    return f"{root} @ {rev}{' + local changes in monai_bac/' if dirty else ''}"
+
+
+def evaluate(args) -> int:
+    data = Path(args.data)
+    cases = sorted(p.stem for p in data.glob("*.dcm"))
+    if args.only:
+        cases = [c for c in cases if json.loads((data / f"{c}.json").read_text())["effects"] in args.only]
+    if not cases:
+        print(f"no cases (*.dcm) in {data}", file=sys.stderr)
+        return 2
+    tree = source_tree()
+    print(f"transforms from {tree}; {len(cases)} cases", flush=True)
+    t0 = time.perf_counter()
+    rows = []
+    for k, row in enumerate(_map(evaluate_case, [(str(data), c) for c in cases], args.workers)):
+        rows.append(row)
+        print(f"{k + 1}/{len(cases)} {row['case']}: breast {row['dice_breast']:.3f} compressed "
+              f"{row['dice_compressed']:.3f} VBD {row['vbd_est']:.1f}/{row['vbd_true']:.1f} h_dt in bounds "
+              f"{100 * row['hdt_inside_share']:.1f} % ({row['seconds_transforms']:.1f} s)", flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as f:
+        f.write(f"# transforms: {tree}; {platform.node()} {os.cpu_count()} CPUs, workers {args.workers}; "
+                f"{time.perf_counter() - t0:.0f} s\n")
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"{len(rows)} cases in {time.perf_counter() - t0:.0f} s -> {out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ report
+def read_rows(path: str) -> tuple[str, list[dict]]:
+    with open(path) as f:
+        header = f.readline().lstrip("# ").strip()
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k, v in r.items():
+            try:
+                r[k] = float(v)
+            except (TypeError, ValueError):
+                pass
+    return header, rows
+
+
+def summarise(rows: list[dict]) -> dict:
+    col = lambda k: np.array([r[k] for r in rows], float)  # noqa: E731
+    mlo = col("dice_pectoral")
+    mlo = mlo[np.isfinite(mlo)]
+    vbd = np.abs(col("vbd_error_pp"))
+    pieces = {k: int(col(k).sum()) for k in ("apart_pieces", "apart_removed", "merged_pieces", "merged_removed")}
+    all_pieces = pieces["apart_pieces"] + pieces["merged_pieces"]
+    calc = col("calc_ratio_bac")
+    calc = calc[np.isfinite(calc)]
+    return dict(
+        n=len(rows),
+        dice_breast=(col("dice_breast").mean(), col("dice_breast").min()),
+        dice_compressed=(col("dice_compressed").mean(), col("dice_compressed").min()),
+        dice_pectoral=(mlo.mean(), mlo.min()) if mlo.size else (math.nan, math.nan),
+        vbd=(vbd.mean(), vbd.max(), col("vbd_error_pp").mean()),
+        hdt_bounds=(float(np.mean(col("hdt_inside_share"))), col("hdt_inside_share").min(), col("hdt_min_mm").min()),
+        hdt_ratio=(float(np.median(col("hdt_ratio_compressed"))), col("hdt_ratio_compressed").min(),
+                   col("hdt_ratio_compressed").max()),
+        calc_ratio=(float(np.median(calc)), calc.min(), calc.max()) if calc.size else (math.nan,) * 3,
+        lookalikes=((pieces["apart_removed"] + pieces["merged_removed"]) / max(all_pieces, 1),
+                    pieces["apart_removed"], pieces["apart_pieces"], pieces["merged_removed"], pieces["merged_pieces"]),
+        bac_kept=col("bac_skeleton_px_kept").sum() / max(col("bac_skeleton_px_tpa").sum(), 1),
+        seconds=float(np.median(col("seconds_transforms"))),
+    )
+
+
+def verdicts(s: dict) -> dict[str, bool]:
+    return dict(
+        dice_breast=s["dice_breast"][1] >= TARGETS["dice_breast"],
+        dice_compressed=s["dice_compressed"][1] >= TARGETS["dice_compressed"],
+        dice_pectoral=not s["dice_pectoral"][1] < TARGETS["dice_pectoral"],
+        vbd=s["vbd"][0] <= TARGETS["vbd_mean"] and s["vbd"][1] <= TARGETS["vbd_worst"],
+        hdt_bounds=s["hdt_bounds"][1] >= TARGETS["hdt_bounds"],
+        lookalikes=s["lookalikes"][0] >= TARGETS["lookalikes_removed"],
+        bac_kept=s["bac_kept"] >= TARGETS["bac_length_kept"],
+    )
+
+
+def cells(s: dict) -> dict[str, str]:
+    """Table cells of one summary: value text per measure."""
+    la = s["lookalikes"]
+    return dict(
+        dice_breast=f"{s['dice_breast'][0]:.3f} / {s['dice_breast'][1]:.3f}",
+        dice_compressed=f"{s['dice_compressed'][0]:.3f} / {s['dice_compressed'][1]:.3f}",
+        dice_pectoral=f"{s['dice_pectoral'][0]:.3f} / {s['dice_pectoral'][1]:.3f}",
+        vbd=f"{s['vbd'][0]:.2f} / {s['vbd'][1]:.2f} (bias {s['vbd'][2]:+.2f})",
+        hdt_bounds=f"{100 * s['hdt_bounds'][0]:.2f} / {100 * s['hdt_bounds'][1]:.2f} % (min h_dt {s['hdt_bounds'][2]:.0f} mm)",
+        hdt_ratio=f"{s['hdt_ratio'][0]:.2f} ({s['hdt_ratio'][1]:.2f}-{s['hdt_ratio'][2]:.2f})",
+        calc_ratio=f"{s['calc_ratio'][0]:.2f} ({s['calc_ratio'][1]:.2f}-{s['calc_ratio'][2]:.2f})",
+        lookalikes=f"{100 * la[0]:.0f} % (apart {la[1]}/{la[2]}, merged {la[3]}/{la[4]})",
+        bac_kept=f"{100 * s['bac_kept']:.1f} %",
+        seconds=f"{s['seconds']:.1f}",
+    )
+
+
+MEASURES = [  # (key, row title, target text)
+    ("dice_breast", "breast Dice, mean / worst", ">= 0.98 (every image)"),
+    ("dice_compressed", "compressed-region Dice, mean / worst", ">= 0.90 (every image)"),
+    ("dice_pectoral", "pectoral Dice (MLO), mean / worst", ">= 0.85 (every image)"),
+    ("vbd", "VBD error, mean / worst abs (pp)", "<= 3 mean, <= 5 worst"),
+    ("hdt_bounds", "breast pixels with h_dt in [-1 mm, thickness], mean / worst image", ">= 99 % (every image)"),
+    ("hdt_ratio", "estimated / true h_dt in the compressed region, median (range)", "1"),
+    ("calc_ratio", "estimated / true h_calc on GT BAC, median (range)", "1"),
+    ("lookalikes", "look-alike pieces removed (pooled)", ">= 90 % (merged included)"),
+    ("bac_kept", "true BAC length kept (pooled)", ">= 95 %"),
+    ("seconds", "transforms per image, median (s)", ""),
+]
+
+
+def report(args) -> int:
+    lines = []
+    if args.main:
+        (hb, before), (ha, after) = (read_rows(p) for p in args.main)
+        sb, sa = summarise(before), summarise(after)
+        vb, va = verdicts(sb), verdicts(sa)
+        cb, ca = cells(sb), cells(sa)
+        lines += [f"### Main set: {sa['n']} realistic full-size phantoms", "",
+                  f"* before: {hb}", f"* after: {ha}", "",
+                  "| measure | target | before | after |", "|---|---|---|---|"]
+        for key, title, target in MEASURES:
+            mark = lambda v, k: "" if k not in v else (" (pass)" if v[k] else " (**miss**)")  # noqa: E731
+            lines.append(f"| {title} | {target} | {cb[key]}{mark(vb, key)} | {ca[key]}{mark(va, key)} |")
+        lines += ["", "Per case (after): see the CSV written by `evaluate`.", "",
+                  "| case | mm | breast | compressed | pectoral | VBD est / true | h_dt in bounds | h_dt ratio | "
+                  "look-alikes removed (apart, merged) | BAC kept |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in after:
+            kept = r["bac_skeleton_px_kept"] / r["bac_skeleton_px_tpa"] if r["bac_skeleton_px_tpa"] else math.nan
+            lines.append(f"| {r['case']} | {r['thickness_mm']:.0f} | {r['dice_breast']:.3f} | "
+                         f"{r['dice_compressed']:.3f} | {r['dice_pectoral']:.3f} | {r['vbd_est']:.1f} / "
+                         f"{r['vbd_true']:.1f} | {100 * r['hdt_inside_share']:.1f} % | "
+                         f"{r['hdt_ratio_compressed']:.2f} | {int(r['apart_removed'])}/{int(r['apart_pieces'])}, "
+                         f"{int(r['merged_removed'])}/{int(r['merged_pieces'])} | {100 * kept:.0f} % |")
+        lines.append("")
+    if args.ablation:
+        (hb, before), (ha, after) = (read_rows(p) for p in args.ablation)
+        lines += [f"### Ablation: {len(after) // len(ABLATION)} phantoms per configuration", "",
+                  f"* before: {hb}", f"* after: {ha}", "",
+                  "Each cell: before -> after. Targets as above.", "",
+                  "| effect on | breast Dice worst | compressed Dice worst | pectoral Dice worst | VBD error mean / worst "
+                  "(pp) | h_dt in bounds, worst image | h_dt ratio, median | look-alikes removed | BAC length kept |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for fx in ABLATION:
+            pair = [summarise([r for r in rows if r["effects"] == fx]) for rows in (before, after)]
+            lines.append(f"| {fx} | " + " | ".join(" -> ".join(f(s) for s in pair) for f in ABLATION_CELLS) + " |")
+        lines.append("")
+    text = "\n".join(lines)
+    if args.md:
+        _replace_section(Path(args.md), text)
+    print(text)
+    return 0
+
+
+ABLATION_CELLS = (  # one text per ablation column, from a summary
+    lambda s: f"{s['dice_breast'][1]:.3f}",
+    lambda s: f"{s['dice_compressed'][1]:.3f}",
+    lambda s: f"{s['dice_pectoral'][1]:.3f}",
+    lambda s: f"{s['vbd'][0]:.1f} / {s['vbd'][1]:.1f}",
+    lambda s: f"{100 * s['hdt_bounds'][1]:.1f} %",
+    lambda s: f"{s['hdt_ratio'][0]:.2f}",
+    lambda s: f"{100 * s['lookalikes'][0]:.0f} % ({s['lookalikes'][3]}/{s['lookalikes'][4]} merged)",
+    lambda s: f"{100 * s['bac_kept']:.1f} %",
+)
+
+BEGIN, END = "<!-- validate_realistic.py report: begin -->", "<!-- validate_realistic.py report: end -->"
+
+
+def _replace_section(md: Path, text: str) -> None:
+    """Write the tables between the report markers of ``md`` (the prose around them stays)."""
+    old = md.read_text() if md.exists() else f"{BEGIN}\n{END}\n"
+    if BEGIN not in old or END not in old:
+        old = old.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
+    head, rest = old.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    md.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("generate", help="write the phantoms (DICOM + truth)")
+    g.add_argument("--set", choices=["main", "ablation"], required=True)
+    g.add_argument("--data", required=True)
+    g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
+    g.add_argument("--workers", type=int, default=1)
+    e = sub.add_parser("evaluate", help="run the importable tree's transforms on the phantoms of --data")
+    e.add_argument("--data", required=True)
+    e.add_argument("--out", required=True, help="per-case CSV")
+    e.add_argument("--only", nargs="+", choices=ABLATION, help="these configurations only")
+    e.add_argument("--workers", type=int, default=1)
+    r = sub.add_parser("report", help="summary tables from the CSVs (before, after)")
+    r.add_argument("--main", nargs=2, metavar=("BEFORE_CSV", "AFTER_CSV"))
+    r.add_argument("--ablation", nargs=2, metavar=("BEFORE_CSV", "AFTER_CSV"))
+    r.add_argument("--md", help="write the tables into this Markdown file, between its report markers")
+    args = ap.parse_args(argv)
+    return {"generate": generate, "evaluate": evaluate, "report": report}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
