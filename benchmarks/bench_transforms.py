@@ -13,7 +13,18 @@ correction) <= 2 s.
 
 Usage::
 
-    python benchmarks/bench_transforms.py [--repeat 5] [--view MLO] [--vendor HOLOGIC] [--seed 3]
+    python benchmarks/bench_transforms.py [--repeat 5] [--view MLO] [--vendor HOLOGIC] [--seed 3] [--physics ideal]
+
+Old against new (issue 13: the new chain <= 1.5 x the old one)::
+
+    python benchmarks/bench_transforms.py --baseline 44d85b9 --physics realistic [--repeat 7]
+
+With ``--baseline`` (a git revision, checked out into a temporary worktree, or a folder holding an
+older checkout), the whole chain of this tree and of the baseline tree each run in a worker
+process of their own (``PYTHONPATH`` = the tree, one thread), on the same full-size DICOM and
+annotation, warmed up once, then asked in turn (A B A B ...), so that a machine whose load drifts
+slows both alike; reported: each tree's median / min wall seconds and the median of the
+pair-by-pair ratios.
 """
 
 from __future__ import annotations
@@ -53,6 +64,100 @@ def timeit(fn, repeat: int):
     return min(times), statistics.median(times), out
 
 
+# one tree's whole chain in a worker process: the DICOM and the annotation, then one run per request
+WORKER = r'''
+import json, os, sys, time, warnings
+warnings.filterwarnings("ignore")
+import numpy as np, torch
+torch.set_num_threads(1)
+from threadpoolctl import threadpool_limits
+threadpool_limits(1)
+from monai.data import MetaTensor
+from monai_bac.data import load_mammogram
+from monai_bac.transforms import BreastRegion, CalcificationThickness, CorrectBACLabel, DensityMap, LogGammaNormalize
+image, label_npy = sys.argv[1:3]
+img = load_mammogram(image)
+label = MetaTensor(torch.from_numpy(np.load(label_npy)[None].copy()), meta={"spacing_mm": img.meta["spacing_mm"]})
+def chain():
+    b = BreastRegion()(img)
+    g = LogGammaNormalize()(img, b)
+    d = DensityMap()(img, b)
+    c = CalcificationThickness()(d, b)
+    return CorrectBACLabel()(label, c, b)
+out = chain()  # warm-up (caches, lazy imports)
+print(json.dumps({"ready": True, "removed": out.meta["label_correction"]["n_removed"]}), flush=True)
+for line in sys.stdin:
+    t = time.perf_counter()
+    chain()
+    print(json.dumps({"seconds": time.perf_counter() - t}), flush=True)
+'''
+
+
+def compare(args, repo: Path) -> int:
+    """This tree's whole chain against ``args.baseline``'s, alternately, in worker processes."""
+    import json
+    import shutil
+    import subprocess
+
+    from monai_bac.data.dicom_io import write_mammogram_dicom
+    from monai_bac.phantom import make_phantom
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_transforms_"))
+    trees, worktree, procs = {"this tree": repo}, None, {}
+    try:
+        if Path(args.baseline).is_dir():
+            trees["baseline"] = Path(args.baseline).resolve()
+        else:
+            worktree = tmp / "baseline_tree"
+            subprocess.run(["git", "-C", str(repo), "worktree", "add", "-q", "--detach", str(worktree), args.baseline],
+                           check=True)
+            trees["baseline"] = worktree
+        p = make_phantom(args.seed, view=args.view, laterality=args.laterality, spacing_mm=0.1, vendor=args.vendor,
+                         physics=args.physics)
+        m = p.meta
+        image = tmp / "mammo.dcm"
+        write_mammogram_dicom(image, p.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
+                              anode=m["anode"], filter=m["filter"], view=m["view"], laterality=m["laterality"],
+                              manufacturer=m["manufacturer"], presentation=m["presentation"],
+                              photometric=m["photometric"], bits_stored=m["bits_stored"])
+        np.save(tmp / "label.npy", p.tpa_mask)
+        for name, tree in trees.items():
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            procs[name] = subprocess.Popen([sys.executable, "-c", WORKER, str(image), str(tmp / "label.npy")],
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                                           cwd=str(tree))
+            ready = json.loads(procs[name].stdout.readline() or "{}")
+            if not ready.get("ready"):
+                raise RuntimeError(f"the worker for {tree} did not start")
+        seconds: dict[str, list[float]] = {name: [] for name in procs}
+        for _ in range(args.repeat):
+            for name, proc in procs.items():
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+                seconds[name].append(json.loads(proc.stdout.readline())["seconds"])
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _common import machine
+
+        print(f"machine: {machine()}; one thread per tree")
+        print(f"image: phantom seed {args.seed} {args.vendor} {args.laterality}{args.view} ({args.physics} physics), "
+              f"{p.raw.shape[0]} x {p.raw.shape[1]} at 0.1 mm; whole chain (BreastRegion + LogGamma + DensityMap + "
+              f"CalcThickness + CorrectBACLabel), {args.repeat} alternating runs, wall seconds")
+        for name, s in seconds.items():
+            print(f"  {name:9s} ({trees[name]}): median {statistics.median(s):.2f}  min {min(s):.2f}  max {max(s):.2f}")
+        ratios = [a / b for a, b in zip(seconds["this tree"], seconds["baseline"])]
+        ratio = statistics.median(ratios)
+        print(f"  this tree / baseline, pair by pair: median {ratio:.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}); "
+              f"{'meets' if ratio <= 1.5 else 'MISSES'} the 1.5 x target")
+    finally:
+        for proc in procs.values():
+            proc.stdin.close()
+            proc.wait(timeout=60)
+        if worktree is not None:
+            subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(worktree)], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
@@ -60,7 +165,12 @@ def main(argv=None) -> int:
     ap.add_argument("--view", default="MLO")
     ap.add_argument("--laterality", default="L")
     ap.add_argument("--vendor", default="HOLOGIC")
+    ap.add_argument("--physics", default="ideal", choices=["ideal", "realistic"], help="the phantom's physics")
+    ap.add_argument("--baseline", default=None,
+                    help="git revision or folder of an older checkout: time its whole chain against this tree's")
     args = ap.parse_args(argv)
+    if args.baseline:
+        return compare(args, Path(__file__).resolve().parents[1])
 
     from monai_bac.data.dicom_io import write_mammogram_dicom
     from monai_bac.data.loader import load_mammogram
@@ -75,7 +185,8 @@ def main(argv=None) -> int:
         LogGammaNormalize,
     )
 
-    p = make_phantom(args.seed, view=args.view, laterality=args.laterality, spacing_mm=0.1, vendor=args.vendor)
+    p = make_phantom(args.seed, view=args.view, laterality=args.laterality, spacing_mm=0.1, vendor=args.vendor,
+                     physics=args.physics)
     m = p.meta
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

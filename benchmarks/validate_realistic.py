@@ -216,8 +216,9 @@ def evaluate_case(args: tuple[str, str]) -> dict:
     comp = tm == 2
     inside = (h >= -1.0) & (h <= thick + 1e-3)
     bac = truth["bac_mask"] > 0
-    skeleton = skeletonize(bac)
-    in_tpa = int((skeleton & (truth["tpa_mask"] > 0)).sum())
+    box = _bbox(bac | (truth["tpa_mask"] > 0))
+    skeleton = skeletonize(bac[box])
+    in_tpa = int((skeleton & (truth["tpa_mask"][box] > 0)).sum())
     vbd = float(dens.meta["density"]["vbd_percent"])
     row = dict(
         case=case, effects=info["effects"], view=info["view"], laterality=info["laterality"], vendor=info["vendor"],
@@ -228,12 +229,20 @@ def evaluate_case(args: tuple[str, str]) -> dict:
         hdt_inside_share=float(inside[tissue].mean()), hdt_min_mm=float(h[tissue].min()),
         hdt_ratio_compressed=float(h[comp].sum() / max(truth["h_dt"][comp].sum(), 1e-9)),
         calc_ratio_bac=float(hc[bac].sum() / truth["h_calc"][bac].sum()) if bac.any() else math.nan,
-        bac_skeleton_px_tpa=in_tpa, bac_skeleton_px_kept=int((skeleton & (corr > 0)).sum()),
+        bac_skeleton_px_tpa=in_tpa, bac_skeleton_px_kept=int((skeleton & (corr[box] > 0)).sum()),
         bac_length_tpa_mm=in_tpa * sp[0],
         seconds_transforms=round(seconds, 2),
     )
-    row.update(lookalike_pieces(truth["tpa_mask"], truth["tpa_source"], corr, sp[0]))
+    row.update(lookalike_pieces(truth["tpa_mask"][box], truth["tpa_source"][box], corr[box], sp[0]))
     return row
+
+
+def _bbox(mask: np.ndarray) -> tuple[slice, slice]:
+    """The bounding box of a mask, one pixel wider (the whole image when it is empty)."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not len(rows):
+        return slice(None), slice(None)
+    return slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(cols[0] - 1, 0), cols[-1] + 2)
 
 
 def source_tree() -> str:
