@@ -47,13 +47,15 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from monai_bac import physics
-from monai_bac.ops.density import calcification_thickness, density_map
+import torch
+from monai.data import MetaTensor
+
 from monai_bac.ops.label_correction import decide_pieces, decompose, label_components, split_pieces
 from monai_bac.ops.skeleton import length_density, thin_mask
 from monai_bac.phantom import TPAConfig, make_phantom
+from monai_bac.transforms import CalcificationThickness, DensityMap
 
-COMBOS = [(v, lat, ven) for ven in ("HOLOGIC", "GE") for v in ("CC", "MLO") for lat in ("L", "R")]
+COMBOS = [(v, lat, ven) for ven in ("HOLOGIC", "GE", "SIEMENS") for v in ("CC", "MLO") for lat in ("L", "R")]
 TYPES = {1: "bac", 2: "microcalc", 3: "strand", 4: "edge"}
 LENGTHS = np.round(np.arange(0.0, 15.01, 0.5), 2)
 CALCS = np.round(np.arange(0.0, 0.0801, 0.005), 4)
@@ -89,18 +91,39 @@ def join_lookalikes(tpa_mask: np.ndarray, tpa_source: np.ndarray, spacing: float
     return out.astype(np.uint8)
 
 
+def lookalike_units(tpa_source: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The units the correction is judged on: 8-connected components of the TPA pixels brushed
+    for one kind (``tpa_source`` code: 1 BAC, 2-4 look-alikes). A look-alike brushed in the same
+    stroke as a calcified run (the phantom's ``TPAConfig.merge_rate``) is then still a unit of
+    its own, although it shares one connected component of the mask with the run."""
+    labels = np.zeros(tpa_source.shape, np.int32)
+    kinds = [0]
+    n = 0
+    for code in TYPES:
+        lab, k = label_components(tpa_source == code)
+        labels[lab > 0] = lab[lab > 0] + n
+        kinds += [code] * k
+        n += k
+    return labels, np.asarray(kinds[1:], int), n
+
+
+def image_maps(p, model: str) -> np.ndarray:
+    """h_calc of the image as the transforms measure it: DensityMap -> CalcificationThickness
+    (their defaults; ``model="eq4"`` for ideal phantoms), the true breast map."""
+    img = MetaTensor(torch.from_numpy(p.linear[None].copy()), meta=dict(p.meta))
+    bm = p.breast_map[None]
+    dens = DensityMap(model=model, compute_vbd=False)(img, bm)
+    return CalcificationThickness()(dens, bm).numpy()[0]
+
+
 def image_records(seed: int, view: str, lat: str, vendor: str, spacing: float, max_bridge_mm: float,
-                  tpa: TPAConfig | None = None, **phantom_kw) -> list[dict]:
+                  tpa: TPAConfig | None = None, model: str = "polyenergetic", **phantom_kw) -> list[dict]:
     """Per label version: for every calcium threshold, per piece: run length, low flag, BAC length
     inside, and the pixels of each look-alike inside (sparse)."""
     p = make_phantom(seed, view=view, laterality=lat, spacing_mm=spacing, vendor=vendor, tpa=tpa, **phantom_kw)
     sp = p.meta["spacing_mm"]
-    att = physics.attenuation_from_meta(p.meta)
-    h_dt, _ = density_map(p.linear, p.breast_map, att, sp)
-    h_calc = calcification_thickness(h_dt, att, sp, breast_mask=p.breast_map > 0)
-    labels, n = label_components(p.tpa_mask)
-    kind = ndimage.labeled_comprehension(p.tpa_source, labels, np.arange(1, n + 1),
-                                         lambda v: np.bincount(v, minlength=5)[1:].argmax() + 1, int, 0)
+    h_calc = image_maps(p, model)
+    labels, kind, n = lookalike_units(p.tpa_source * (p.tpa_mask > 0))
     gt = length_density(thin_mask(p.bac_mask), sp) * (p.tpa_mask > 0)
     merged = join_lookalikes(p.tpa_mask, p.tpa_source, sp[0], np.random.default_rng(seed), max_bridge_mm)
     out = []
@@ -167,20 +190,29 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=48, help="number of phantom images")
     ap.add_argument("--spacing", type=float, default=0.1, help="pixel spacing, mm (0.1 = full size)")
-    ap.add_argument("--seed0", type=int, default=1000)
+    ap.add_argument("--seed0", type=int, default=0)
     ap.add_argument("--max-bridge", type=float, default=25.0, help="longest stroke joining a look-alike to BAC, mm")
     ap.add_argument("--min-kept", type=float, default=0.98, help="true BAC length to keep (fraction)")
+    ap.add_argument("--physics", default="realistic", choices=("realistic", "ideal"), help="the phantom's image model")
+    ap.add_argument("--lookalikes-near-bac", type=float, default=0.5,
+                    help="fraction of clusters/strands placed beside or across calcified runs")
+    ap.add_argument("--merge-rate", type=float, default=0.5,
+                    help="TPAConfig.merge_rate: look-alike strokes carried on to a nearby calcified run")
     args = ap.parse_args(argv)
     records = []
     t0 = time.perf_counter()
+    tpa = TPAConfig(merge_rate=args.merge_rate)
+    model = "eq4" if args.physics == "ideal" else "polyenergetic"
     for i in range(args.n):
         view, lat, vendor = COMBOS[i % len(COMBOS)]
-        records += image_records(args.seed0 + i, view, lat, vendor, args.spacing, args.max_bridge)
+        records += image_records(args.seed0 + i, view, lat, vendor, args.spacing, args.max_bridge, tpa=tpa,
+                                 model=model, physics=args.physics, lookalikes_near_bac=args.lookalikes_near_bac)
         print(f"\r{i + 1}/{args.n} images, {time.perf_counter() - t0:.0f} s", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}; "
           f"python {platform.python_version()}")
-    print(f"{args.n} images at {args.spacing} mm, seeds {args.seed0}-{args.seed0 + args.n - 1}")
+    print(f"{args.n} images at {args.spacing} mm, seeds {args.seed0}-{args.seed0 + args.n - 1}, physics={args.physics}, "
+          f"lookalikes_near_bac={args.lookalikes_near_bac}, merge_rate={args.merge_rate}")
     best, table = calibrate(records, args.min_kept)
     print("\nlength-only and calc-only scans:")
     for r in table:

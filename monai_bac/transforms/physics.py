@@ -210,7 +210,8 @@ class DensityMap(Transform):
         if meta.get("kvp") is None:
             raise MissingPhysicsError(
                 f"{source_name(meta)}: KVP (0018,0060) is missing from the image metadata ('kvp'), so {who} cannot "
-                f"model the x-ray spectrum; pass model='eq4' with energy_kev=... (keV, e.g. 18.0, the paper's value)")
+                f"model the x-ray spectrum; pass energy_kev=... (keV, e.g. 18.0, the paper's value) or mu_fat=... and "
+                f"mu_dt=... (mm^-1) to use Eq. (4) with one coefficient pair")
         try:
             return transmitted_beam(float(meta["kvp"]), meta.get("anode"), meta.get("filter"), *detector_for(meta))
         except ValueError as err:
@@ -227,9 +228,14 @@ class DensityMap(Transform):
         meta = meta_of(img)
         who = type(self).__name__
         poly = self.model == "polyenergetic"
+        model = self.model
+        if poly and not self.compute_vbd and self.thickness_mm is None and meta.get("thickness_mm") is None:
+            # without the compressed thickness there is no polyenergetic curve: Eq. (4), said in the meta
+            poly, model = False, "eq4 (no BodyPartThickness)"
         if poly:
             beam = self.beam(meta)
-            thickness = _thickness(meta, self.thickness_mm, who, "the polyenergetic model; or model='eq4'")
+            thickness = _thickness(meta, self.thickness_mm, who, "the polyenergetic model and the volumetric breast "
+                                  "density; or compute_vbd=False (Eq. 4 is then used) or model='eq4'")
         else:
             mu_fat, mu_dt, energy = self.attenuation(meta)
             thickness = _thickness(meta, self.thickness_mm, who) if self.compute_vbd else None
@@ -238,7 +244,7 @@ class DensityMap(Transform):
         bmap = breast_map_hw(breast_map, image, meta, spacing)
         offset, offset_source = self._offset(image, bmap, spacing)
         nan = float("nan")
-        out_meta = dict(model=self.model, p_fat=nan, mu_fat=nan, mu_dt=nan, mu_calc=nan, energy_kev=nan,
+        out_meta = dict(model=model, p_fat=nan, mu_fat=nan, mu_dt=nan, mu_calc=nan, energy_kev=nan,
                         vbd_percent=nan, dense_volume_cm3=nan, breast_volume_cm3=nan, empty=True,
                         fat_reference_fallback="", offset=offset, offset_source=offset_source, spr=0.0,
                         heel_slope_per_100mm=0.0)
