@@ -14,7 +14,14 @@ the rendition a radiologist expects beside it, in the same study:
   the phantom's raw images (:func:`monai_bac.data.dicom_io.write_mammogram_dicom`);
 - the raw image's patient, study and equipment; a new SeriesInstanceUID and SOPInstanceUID; the
   raw image referenced in the Source Image Sequence (purpose: source image for image processing
-  operation, DCM 121322) and ImageType DERIVED.
+  operation, DCM 121322) and ImageType DERIVED;
+- with ``plane=True`` (the default) a nominal plane in patient space, which the MG IOD does not
+  have but viewers built on volumes need to overlay a DICOM SEG (OHIF / Cornerstone3D reads the
+  SEG's plane orientation and the image's): its own FrameOfReferenceUID, ImagePositionPatient 0,
+  ImageOrientationPatient along PatientOrientation (row and column directions, e.g. A and R for a
+  left CC), SliceThickness 1 mm. dciodvfy then calls the file a Standard Extended SOP Class
+  (warnings, no error). The position means nothing beyond the image itself: no other image shares
+  the frame of reference.
 
 The rendition is for looking at only: the physics (density, calcium mass) needs the raw image.
 """
@@ -42,6 +49,8 @@ _COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "Patien
            "ManufacturerModelName", "DeviceSerialNumber", "SoftwareVersions", "AcquisitionDate", "AcquisitionTime",
            "ContentDate", "ContentTime", "PatientOrientation", "BodyPartExamined", "DetectorType")
 _FOR_PRESENTATION_SUFFIX = ".presentation.dcm"
+#: PatientOrientation letters as LPS unit vectors (PS3.3 C.7.6.1.1.1)
+_LPS = {"L": (1, 0, 0), "R": (-1, 0, 0), "P": (0, 1, 0), "A": (0, -1, 0), "H": (0, 0, 1), "F": (0, 0, -1)}
 
 
 class PresentationError(ValueError):
@@ -92,6 +101,28 @@ def _source_reference(header):
     return Seq([item])
 
 
+def orientation_cosines(patient_orientation) -> list[float]:
+    """ImageOrientationPatient (row then column direction cosines, LPS) along PatientOrientation
+    (``["A", "FR"]`` -> row towards A, column towards F and R at 45 degrees); the identity plane that
+    ITK and 3D Slicer give an MG without one when PatientOrientation is not two known directions."""
+    values = [str(v).upper() for v in (patient_orientation or [])]
+    if len(values) != 2 or not all(v and set(v) <= set(_LPS) for v in values):
+        return [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    cosines = []
+    for letters in values:
+        vector = np.sum([_LPS[c] for c in letters], axis=0).astype(float)
+        cosines += [round(float(x), 6) for x in vector / np.linalg.norm(vector)]
+    return cosines
+
+
+def _nominal_plane(patient_orientation) -> dict:
+    from pydicom.uid import generate_uid
+
+    return dict(FrameOfReferenceUID=generate_uid(), PositionReferenceIndicator="",
+                ImagePositionPatient=[0.0, 0.0, 0.0], ImageOrientationPatient=orientation_cosines(patient_orientation),
+                SliceThickness="1")
+
+
 def default_output(raw_path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """``out_dir/<raw name>.presentation.dcm`` (never the raw file's own name)."""
     name = Path(raw_path).name
@@ -101,7 +132,7 @@ def default_output(raw_path: str | os.PathLike, out_dir: str | os.PathLike) -> P
 
 def write_presentation(raw_path: str | os.PathLike, out_path: str | os.PathLike, *, gamma: float = 0.5,
                        breast_map: np.ndarray | None = None, series_description: str | None = None,
-                       overwrite: bool = False) -> Path:
+                       plane: bool = True, overwrite: bool = False) -> Path:
     """Write the For Presentation rendition of the raw mammogram ``raw_path`` to ``out_path``.
 
     Args:
@@ -110,6 +141,7 @@ def write_presentation(raw_path: str | os.PathLike, out_path: str | os.PathLike,
         gamma: the exponent of Eq. (2) (the paper's 1/2).
         breast_map: the raw image's breast map (docs/ARCHITECTURE.md codes); found by BreastRegion when None.
         series_description: SeriesDescription (default names the rendition and gamma).
+        plane: write the nominal plane in patient space that lets OHIF overlay a SEG (see above).
         overwrite: replace an existing ``out_path``.
 
     Raises:
@@ -150,6 +182,11 @@ def write_presentation(raw_path: str | os.PathLike, out_path: str | os.PathLike,
         WindowCenterWidthExplanation="BREAST",
         VOILUTFunction="LINEAR",
     )
+    if plane:
+        from monai_bac.data.dicom_io import _ORIENTATION
+
+        orientation = header.get("PatientOrientation") or _ORIENTATION.get((meta["view"], meta["laterality"]))
+        extra.update(_nominal_plane(orientation))
     return write_mammogram_dicom(
         out_path, stored, spacing_mm=meta["spacing_mm"], kvp=meta["kvp"], thickness_mm=meta["thickness_mm"],
         anode=meta["anode"], filter=meta["filter"], view=meta["view"], laterality=meta["laterality"],
