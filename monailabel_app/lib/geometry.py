@@ -69,14 +69,15 @@ def needs_own_reading(image_path: str) -> bool:
     return start is None or not np.array_equal(start, CONVENTION_ORNT)
 
 
-def write_label_like(mask_hw: np.ndarray, image_path: str, spacing_mm, out_path: str) -> str:
-    """Save ``mask_hw`` (H, W) as a NIfTI label that overlays ``image_path`` in 3D Slicer."""
+def label_nifti_like(mask_hw: np.ndarray, image_path: str, spacing_mm, dtype=np.uint8):
+    """``mask_hw`` (H, W) as a NIfTI image (RAS affine, voxels in the image file's own order) that
+    overlays ``image_path`` in 3D Slicer: the one description of the label's grid both writers use."""
     import nibabel as nib
     from nibabel.orientations import apply_orientation, ornt_transform
 
-    from monai_bac.data import save_mask_nifti
+    from monai_bac.data.image_io import nifti_affine
 
-    mask_hw = np.ascontiguousarray(np.asarray(mask_hw).astype(np.uint8))
+    mask_hw = np.ascontiguousarray(np.asarray(mask_hw).astype(dtype))
     if _is_nifti(image_path):
         image = nib.load(image_path)
         shape = tuple(int(s) for s in image.shape)
@@ -91,20 +92,73 @@ def write_label_like(mask_hw: np.ndarray, image_path: str, spacing_mm, out_path:
         sform, scode = image.get_sform(coded=True)
         out.set_qform(qform if qform is not None else image.affine, code=int(qcode or 1))
         out.set_sform(sform if sform is not None else image.affine, code=int(scode or 1))
-        out.header.set_xyzt_units("mm")
-        nib.save(out, out_path)
-        return out_path
-    geometry = dicom_affine(image_path, spacing_mm)
-    if geometry is None:
-        return str(save_mask_nifti(out_path, mask_hw, spacing_mm, overwrite=True))
-    affine, (rows, cols) = geometry
-    if (rows, cols) != mask_hw.shape:
-        raise ValueError(f"label (H, W) = {mask_hw.shape} differs from the DICOM image's {rows} x {cols}")
-    out = nib.Nifti1Image(np.ascontiguousarray(mask_hw.T), affine)
-    out.set_qform(affine, code=1)
-    out.set_sform(affine, code=1)
+    else:
+        geometry = dicom_affine(image_path, spacing_mm)
+        if geometry is None:
+            affine = nifti_affine(spacing_mm)
+        else:
+            affine, (rows, cols) = geometry
+            if (rows, cols) != mask_hw.shape:
+                raise ValueError(f"label (H, W) = {mask_hw.shape} differs from the DICOM image's {rows} x {cols}")
+        # placed in patient space: one slice in 3D, so that ITK (and Slicer) keep the z of its origin
+        voxels = mask_hw.T if geometry is None else mask_hw.T[:, :, None]
+        out = nib.Nifti1Image(np.ascontiguousarray(voxels), affine)
+        # the header stores float32; the NRRD writer takes the DICOM's exact affine from ``out.affine``
+        out.set_qform(affine, code=1, update_affine=False)
+        out.set_sform(affine, code=1, update_affine=False)
     out.header.set_xyzt_units("mm")
-    nib.save(out, out_path)
+    return out
+
+
+def lps_geometry(ras_affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(origin, spacing, direction) in ITK's / NRRD's LPS space of a voxel -> RAS affine (4 x 4)."""
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(ras_affine, dtype=float)
+    spacing = np.linalg.norm(lps[:3, :3], axis=0)
+    return lps[:3, 3].copy(), spacing, lps[:3, :3] / spacing
+
+
+def write_nrrd_like(label, out_path: str, compress: bool = True) -> str:
+    """Write a label NIfTI image (from :func:`label_nifti_like`) as a 3D one-slice NRRD with ITK.
+
+    The NRRD header carries ``space: left-posterior-superior``, the ``space origin`` and
+    ``space directions`` (direction x spacing) of the same grid; 3D Slicer loads it on the image.
+    """
+    import itk
+
+    data = np.asanyarray(label.dataobj)
+    data_ij = data.reshape(data.shape[:2])
+    image = itk.image_from_array(np.ascontiguousarray(data_ij.T[None]))  # ITK array order [k, j, i]
+    origin, spacing, direction = lps_geometry(label.affine)
+    image.SetOrigin([float(v) for v in origin])
+    image.SetSpacing([float(v) for v in spacing])
+    image.SetDirection(itk.matrix_from_array(np.ascontiguousarray(direction)))
+    itk.imwrite(image, out_path, compression=bool(compress))
+    return out_path
+
+
+#: label files the app writes, by the name's ending (what ``result_extension`` may ask for)
+LABEL_WRITERS = {".nii.gz": "nifti", ".nii": "nifti", ".nrrd": "nrrd"}
+
+
+def label_format(path_or_extension: str) -> str | None:
+    """'nifti' or 'nrrd' for a label file name / extension the app writes, else None."""
+    lower = str(path_or_extension).lower()
+    return next((kind for ext, kind in LABEL_WRITERS.items() if lower.endswith(ext)), None)
+
+
+def write_label_like(mask_hw: np.ndarray, image_path: str, spacing_mm, out_path: str, dtype=np.uint8,
+                     compress: bool = True) -> str:
+    """Save ``mask_hw`` (H, W) as a label that overlays ``image_path`` in 3D Slicer: NIfTI (``.nii.gz``,
+    ``.nii``) or NRRD (``.nrrd``, gzip-encoded unless ``compress`` is False), by ``out_path``'s ending."""
+    import nibabel as nib
+
+    kind = label_format(out_path)
+    if kind is None:
+        raise ValueError(f"{os.path.basename(out_path)}: a label is written as {', '.join(LABEL_WRITERS)}")
+    label = label_nifti_like(mask_hw, image_path, spacing_mm, dtype)
+    if kind == "nrrd":
+        return write_nrrd_like(label, out_path, compress)
+    nib.save(label, out_path)
     return out_path
 
 

@@ -19,9 +19,13 @@ re-reads the config and reloads the weights; no restart is needed. Without ``mod
 the model is still listed by ``/info`` (its description and ``weights`` entry say that it is not
 trained yet) and ``/infer`` answers HTTP 503 with what to do.
 
-The label comes back as a NIfTI file on the image's own pixel grid (same rows x columns), with
-the geometry 3D Slicer / ITK give the image, so it loads as a segmentation over it
-(:mod:`lib.geometry`).
+The label comes back on the image's own pixel grid (same rows x columns), with the geometry 3D
+Slicer / ITK give the image, so it loads as a segmentation over it (:mod:`lib.geometry`), in the
+format the request asks for with MONAI Label's ``result_extension``: ``.nii.gz`` (default) or
+``.nii`` (NIfTI, RAS affine) or ``.nrrd`` (what 3D Slicer's MONAI Label module asks for: a 3D
+one-slice NRRD in LPS ``space``, gzip-encoded unless ``result_compress`` is false). Any other
+extension is refused with HTTP 400 before the model runs. ``result_dtype`` (Slicer: ``uint8``)
+may be any integer type.
 """
 
 from __future__ import annotations
@@ -40,8 +44,8 @@ from monailabel.interfaces.tasks.infer_v2 import InferType
 from monailabel.tasks.infer.basic_infer import BasicInferTask
 from monailabel.utils.others.generic import name_to_device
 
-from lib.errors import AppError, internal, root_cause, scrub, unavailable, unprocessable
-from lib.geometry import write_label_like
+from lib.errors import AppError, bad_request, internal, root_cause, scrub, unavailable, unprocessable
+from lib.geometry import LABEL_WRITERS, write_label_like
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +54,7 @@ DEFAULT_LABEL_COLORS = {"bac": [255, 64, 0]}
 MODEL_FILES = ("model.pt", "threshold.json", "model_settings.json")
 CONFIG_FILE = os.path.join("configs", "inference.json")
 METADATA_FILE = os.path.join("configs", "metadata.json")
+DEFAULT_RESULT_EXTENSION = ".nii.gz"
 
 
 def _file_signature(path: str) -> tuple[int, int] | None:
@@ -84,6 +89,28 @@ def _read_json(path: str) -> dict:
             return json.load(f)
     except (OSError, ValueError):
         return {}
+
+
+def result_format(request: dict) -> tuple[str, np.dtype, bool]:
+    """(extension, dtype, compress) of the label file a request asks for with MONAI Label's
+    ``result_extension`` / ``result_dtype`` / ``result_compress`` (3D Slicer sends ``.nrrd`` and ``uint8``).
+
+    Raises HTTP 400 naming the parameter for an extension the app cannot write or a non-integer dtype.
+    """
+    extension = str(request.get("result_extension") or DEFAULT_RESULT_EXTENSION).strip()
+    extension = extension if extension.startswith(".") else "." + extension
+    if extension.lower() not in LABEL_WRITERS:
+        raise bad_request(f"result_extension {extension!r} is not a label format of this app; ask for one of "
+                          f"{', '.join(LABEL_WRITERS)} (3D Slicer's MONAI Label module asks for .nrrd)")
+    try:
+        dtype = np.dtype(request.get("result_dtype") or "uint8")
+    except TypeError:
+        dtype = None
+    if dtype is None or not np.issubdtype(dtype, np.integer):
+        raise bad_request(f"result_dtype {request.get('result_dtype')!r} is not an integer type; a label is 0/1 "
+                          "(ask for uint8, as 3D Slicer does, or another integer type)")
+    compress = str(request.get("result_compress", True)).strip().lower() not in ("0", "false", "no", "off")
+    return extension.lower(), dtype, compress
 
 
 class BACInfer(BasicInferTask):
@@ -241,15 +268,19 @@ class BACInfer(BasicInferTask):
                                 f"raw mammogram ({type(cause).__name__}: {message})") from None
 
     def writer(self, data, extension=None, dtype=None):
-        """The label on the image's grid in the geometry 3D Slicer gives the image, and the bundle's
-        quantification (:class:`monai_bac.transforms.QuantifyBACd`) in the result."""
+        """The label on the image's grid in the geometry 3D Slicer gives the image, in the format of
+        ``result_extension`` (:func:`result_format`), and the bundle's quantification
+        (:class:`monai_bac.transforms.QuantifyBACd`) in the result."""
+        asked = {"result_extension": extension or data.get("result_extension"),
+                 "result_dtype": dtype or data.get("result_dtype"), "result_compress": data.get("result_compress", True)}
+        extension, dtype, compress = result_format(asked)
         pred = data["pred"]
         mask = (np.asarray(pred.detach().cpu())[0] > 0).astype(np.uint8)
         spacing = tuple(float(s) for s in pred.meta.get("spacing_mm"))
         image_path = str(data.get("image_path") or data.get("image"))
-        fd, out_path = tempfile.mkstemp(suffix=".nii.gz", prefix="tmp_bac_")
+        fd, out_path = tempfile.mkstemp(suffix=extension, prefix="tmp_bac_")
         os.close(fd)
-        write_label_like(mask, image_path, spacing, out_path)
+        write_label_like(mask, image_path, spacing, out_path, dtype=dtype, compress=compress)
         snap = self._snap(data)
         bac = data.get("bac") or {}
         result = {
@@ -273,6 +304,7 @@ class BACInfer(BasicInferTask):
         """``BasicInferTask.__call__`` (pre -> inferer -> post -> writer), with failures as clear HTTP errors."""
         req = dict(request)
         req.setdefault("image_id", os.path.basename(str(req.get("image"))))
+        result_format(req)  # a bad result_extension / result_dtype is refused before the model runs
         try:
             return super().__call__(req, callbacks)
         except AppError:
