@@ -113,3 +113,28 @@ def test_present_cli_writes_renditions_and_names_the_file_it_refuses(tmp_path, c
     assert main(["present", str(raw_a), "--out", str(out)]) == 1
     assert "--overwrite" in capsys.readouterr().err
     assert main(["present", str(raw_a), "--out", str(out), "--overwrite"]) == 0
+
+
+def test_rendition_has_a_nominal_plane_that_a_seg_follows(tmp_path):
+    """The plane OHIF needs to overlay a SEG: along PatientOrientation, and carried into the SEG."""
+    from monai_bac.dicom_seg import read_dicom_seg, write_dicom_seg
+
+    raw_path, ph = write_raw(tmp_path / "raw.dcm", "HOLOGIC", "MLO", "L")
+    out = write_presentation(raw_path, tmp_path / "p.dcm")
+    pres = pydicom.dcmread(out)
+    assert list(pres.PatientOrientation) == ["A", "FR"]  # left MLO: rows towards A, columns towards F and R
+    s = 0.5**0.5
+    assert np.allclose([float(v) for v in pres.ImageOrientationPatient], [0, -1, 0, -s, 0, -s], atol=1e-6)
+    assert [float(v) for v in pres.ImagePositionPatient] == [0.0, 0.0, 0.0]
+    seg_path = write_dicom_seg(tmp_path / "bac.seg.dcm", ph.bac_mask, out)
+    seg = pydicom.dcmread(seg_path)
+    assert seg.FrameOfReferenceUID == pres.FrameOfReferenceUID
+    plane = seg.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0]
+    assert [float(v) for v in plane.ImageOrientationPatient] == [float(v) for v in pres.ImageOrientationPatient]
+    assert np.array_equal(read_dicom_seg(seg_path), ph.bac_mask.astype(np.uint8))
+    dciodvfy = shutil.which("dciodvfy")
+    if dciodvfy is not None:
+        report = subprocess.run([dciodvfy, str(seg_path)], capture_output=True, text=True)
+        assert not [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
+    plain = pydicom.dcmread(write_presentation(raw_path, tmp_path / "plain.dcm", plane=False))
+    assert not {"FrameOfReferenceUID", "ImagePositionPatient", "ImageOrientationPatient"} & set(plain.dir())
