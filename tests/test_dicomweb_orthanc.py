@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -56,12 +57,17 @@ def pacs(tmp_path_factory, phantom_cohort):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_bundle, pacs):
+def server(tmp_path_factory, tiny_bundle, phantom_cohort, pacs):
     orthanc, _ = pacs
     root = tmp_path_factory.mktemp("monailabel_pacs")
     bundle = root / "bundle"
     shutil.copytree(tiny_bundle / "configs", bundle / "configs")
     shutil.copytree(tiny_bundle / "models", bundle / "models", ignore=shutil.ignore_patterns("checkpoint_epoch=*.pt"))
+    # the recipe's own datalist is never trained on here (the app hands it the PACS labels), but the config
+    # evaluates it: name an existing one so that it does not generate its default phantom cohort (a minute)
+    train = json.loads((bundle / "configs" / "train.json").read_text())
+    train["datalist_file"] = str(phantom_cohort / "datalist.json")
+    (bundle / "configs" / "train.json").write_text(json.dumps(train, indent=2))
     app = root / "app"
     shutil.copytree(APP, app, ignore=shutil.ignore_patterns("__pycache__", "model", "logs", "bin"))
     env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MONAI_LABEL_AUTO_UPDATE_SCORING": "false",
@@ -69,7 +75,7 @@ def server(tmp_path_factory, tiny_bundle, pacs):
            **{k: DEAD_PROXY for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY")},
            "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
     srv = start_server(app, orthanc.dicomweb, {"models": "bac", "bundle_path": str(bundle)}, root / "server.log", env)
-    srv.cache = root / "cache"
+    srv.cache = root / "cache"  # the app's copies of PACS images and decoded labels
     try:
         yield srv
     finally:
@@ -221,8 +227,28 @@ def test_active_learning_never_hands_out_a_labelled_image(server, pacs):
     assert set(handed) == unlabelled, "each unlabelled image once, never a labelled one"
 
 
-def test_training_on_the_labels_from_the_pacs(server, pacs):
-    r = _post(server, "/train/bac", params={"run_sync": "true"}, json={"max_epochs": 1})
+def test_training_on_the_labels_from_the_pacs(server, pacs, phantom_cohort):
+    """A training run as Slicer starts it (a background task process of its own), on the labels read from the
+    PACS: the app's cache of decoded labels is emptied first, so they must come from the SEGs."""
+    import hashlib
+
+    model = server.bundle / "models" / "model.pt"
+    before = hashlib.sha256(model.read_bytes()).hexdigest()
+    for cached in server.cache.rglob("labels/final/*.nii.gz"):
+        cached.unlink()
+    r = _post(server, "/train/bac", json={"max_epochs": 1})
     assert r.status_code == 200, r.text
-    result = r.json()
-    assert result["labels"] == 2 and result["max_epochs"] == 1 and result["trained"] is True
+    deadline = time.monotonic() + 300
+    task = r.json()
+    while task.get("status") not in ("DONE", "ERROR") and time.monotonic() < deadline:
+        time.sleep(2)
+        task = _get(server, "/train/").json()
+    details = "\n".join(task.get("details") or [])
+    assert task.get("status") == "DONE", details[-3000:]
+    result = json.loads(next(line for line in reversed(task["details"]) if "Result: " in line).split("Result: ", 1)[1])
+    assert result["labels"] == 2 and result["trained"] is True
+    assert hashlib.sha256(model.read_bytes()).hexdigest() != before, "one epoch must change the weights"
+    _, uids = pacs
+    for name, source in ((SAVED, "gt"), (ELSEWHERE, "tpa")):
+        decoded = next(server.cache.rglob(f"labels/final/{uids[name][2]}.nii.gz"))
+        assert np.array_equal(_mask(decoded), _mask(phantom_cohort / "labels" / source / f"{name}.nii.gz"))
