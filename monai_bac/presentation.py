@@ -81,23 +81,17 @@ def voi_window(stored: np.ndarray, breast: np.ndarray,
     return round(lo + 0.5 + (width - 1.0) / 2.0, 1), round(width, 1)
 
 
-def _code_item(value: str, scheme: str, meaning: str):
-    from pydicom.dataset import Dataset
-
-    item = Dataset()
-    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
-    return item
-
-
 def _source_reference(header):
     """Source Image Sequence (0008,2112) item pointing at the raw image."""
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence as Seq
 
+    from monai_bac.data.dicom_io import _code
+
     item = Dataset()
     item.ReferencedSOPClassUID = header.SOPClassUID
     item.ReferencedSOPInstanceUID = header.SOPInstanceUID
-    item.PurposeOfReferenceCodeSequence = Seq([_code_item(*_SOURCE_PURPOSE)])
+    item.PurposeOfReferenceCodeSequence = Seq([_code(*_SOURCE_PURPOSE)])
     return Seq([item])
 
 

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import REPO, copy_bundle  # noqa: E402
 from monailabel_utils import start_server, stop_server  # noqa: E402
 from orthanc_utils import missing_reason, start_orthanc, stop_orthanc  # noqa: E402
+from test_presentation import write_raw  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -49,19 +49,10 @@ if missing_reason():
 
 def _study(folder: Path) -> dict:
     """Raw phantom (left CC, 0.4 mm) -> For Presentation rendition -> SEG of the true BAC on it."""
-    from monai_bac.data.dicom_io import write_mammogram_dicom
     from monai_bac.dicom_seg import write_dicom_seg
-    from monai_bac.phantom import make_phantom
     from monai_bac.presentation import write_presentation
 
-    ph = make_phantom(seed=3, spacing_mm=0.4, vendor="HOLOGIC", view="CC", laterality="L")
-    m = ph.meta
-    raw = write_mammogram_dicom(
-        folder / "raw.dcm", ph.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
-        anode=m["anode"], filter=m["filter"], view=m["view"], laterality=m["laterality"],
-        manufacturer=m["manufacturer"], presentation=m["presentation"], photometric=m["photometric"],
-        bits_stored=m["bits_stored"], patient_id="BAC-OHIF-1", patient_name="Phantom^OHIF",
-        extra={"StudyDate": "20240131", "StudyTime": "101500", "StudyID": "1", "AccessionNumber": "OHIF1"})
+    raw, ph = write_raw(folder / "raw.dcm", "HOLOGIC", "CC", "L", spacing_mm=0.4)
     presentation = write_presentation(raw, folder / "raw.presentation.dcm")
     seg = write_dicom_seg(folder / "bac.seg.dcm", ph.bac_mask, presentation)
     return dict(raw=raw, presentation=presentation, seg=seg, bac=ph.bac_mask > 0)

@@ -19,9 +19,9 @@ from monai_bac.presentation import DISPLAY_BITS, write_presentation
 VENDOR_CASES = [("GE", "CC", "L"), ("HOLOGIC", "MLO", "R"), ("SIEMENS", "CC", "R")]
 
 
-def write_raw(path: Path, vendor: str, view: str, laterality: str, seed: int = 3):
-    """A small (0.5 mm) raw phantom mammogram in the vendor's encoding; returns (path, phantom)."""
-    ph = make_phantom(seed=seed, spacing_mm=0.5, vendor=vendor, view=view, laterality=laterality)
+def write_raw(path: Path, vendor: str, view: str, laterality: str, seed: int = 3, spacing_mm: float = 0.5):
+    """A small raw phantom mammogram in the vendor's encoding, with a dated study; returns (path, phantom)."""
+    ph = make_phantom(seed=seed, spacing_mm=spacing_mm, vendor=vendor, view=view, laterality=laterality)
     m = ph.meta
     write_mammogram_dicom(path, ph.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
                           anode=m["anode"], filter=m["filter"], view=m["view"], laterality=m["laterality"],
