@@ -7,14 +7,21 @@ Dice of the breast (map > 0), the compressed region (code 2), the periphery (cod
 MLO views, the pectoral muscle (code 3); the chest-wall side found; the fitted periphery width
 against the phantom's; the run time.
 
-Acceptance (issue 3): breast Dice >= 0.97, pectoral Dice >= 0.85 on MLO, compressed-region
-Dice >= 0.9.
+Acceptance (issue 3, ideal phantom): breast Dice >= 0.97, pectoral Dice >= 0.85 on MLO,
+compressed-region Dice >= 0.9. Issue 13 (``--physics realistic``: polyenergetic spectrum,
+scatter behind the grid, heel effect, skin, detector gain/offset/flat field, vendor pitch and
+encoding, the MLO paddle rim and abdominal fold): breast >= 0.98, compressed >= 0.90, pectoral
+>= 0.85 on CC and MLO, L and R, HOLOGIC / GE / SIEMENS at their own pixel pitch, 30-80 mm.
 
-    python benchmarks/validate_breast_region.py                    # 48 full-size cases
+    python benchmarks/validate_breast_region.py                    # 48 full-size ideal cases
+    python benchmarks/validate_breast_region.py --physics realistic --n 24 --before 44d85b9
     python benchmarks/validate_breast_region.py --n 8 --spacing 0.5 --out /tmp/br   # quick look
 
-Writes ``<out>/breast_region.csv`` (per image) and ``<out>/breast_region.md`` (summary and
-per-image table, with the command and the machine); default ``<out>`` = ``docs/validation``.
+``--before REV`` also runs the op of git revision REV on the same images (columns ``*_before``).
+Writes ``<out>/breast_region.csv`` / ``.md`` (ideal) or ``<out>/breast_region_realistic.csv`` /
+``.md`` (per image; summary and per-image table, with the command and the machine); default
+``<out>`` = ``docs/validation``. Seeds 1000-1099 are the validation seeds; the parameters were
+calibrated on seeds 0-99 (``--seed0 0``).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import io
 import math
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,33 +48,53 @@ from monai_bac.ops.breast_region import analyse_breast_region  # noqa: E402
 from monai_bac.phantom import make_phantom  # noqa: E402
 from monai_bac.utils import atomic_write_path  # noqa: E402
 
-THRESHOLDS = {"dice_breast": 0.97, "dice_compressed": 0.9, "dice_pectoral": 0.85}
+THRESHOLDS = {
+    "ideal": {"dice_breast": 0.97, "dice_compressed": 0.9, "dice_pectoral": 0.85},
+    "realistic": {"dice_breast": 0.98, "dice_compressed": 0.9, "dice_pectoral": 0.85},
+}
 REPO = Path(__file__).resolve().parents[1]
+VENDORS = {"ideal": ("HOLOGIC", "GE"), "realistic": ("HOLOGIC", "GE", "SIEMENS")}
+THICKNESS_MM = (30.0, 80.0)  # realistic cases: spread over this range (golden-ratio sequence)
 
 
-
-def cases(n: int, seed0: int):
-    """Balanced design: view x laterality x vendor cycle fastest, then the seed."""
-    combos = [(v, lat, ven) for ven in ("HOLOGIC", "GE") for lat in ("L", "R") for v in ("CC", "MLO")]
+def cases(n: int, seed0: int, physics: str = "ideal"):
+    """Balanced design: view x laterality x vendor cycle fastest, then the seed. Ideal cases take
+    the phantom's random thickness (35-75 mm), realistic ones a thickness spread evenly over
+    30-80 mm (None: random)."""
+    combos = [(v, lat, ven) for ven in VENDORS[physics] for lat in ("L", "R") for v in ("CC", "MLO")]
+    lo, hi = THICKNESS_MM
     for i in range(n):
         view, lat, vendor = combos[i % len(combos)]
-        yield seed0 + i, view, lat, vendor
+        thickness = None if physics == "ideal" else round(lo + (hi - lo) * ((i * 0.6180339887 + 0.5) % 1.0), 1)
+        yield seed0 + i, view, lat, vendor, thickness
 
 
-def evaluate(seed: int, view: str, lat: str, vendor: str, spacing: float) -> dict:
-    ph = make_phantom(seed, view=view, laterality=lat, vendor=vendor, spacing_mm=spacing)
+def scores(m: np.ndarray, truth: np.ndarray, view: str) -> dict:
+    return dict(
+        dice_breast=mask_dice(m > 0, truth > 0),
+        dice_compressed=mask_dice(m == 2, truth == 2),
+        dice_periphery=mask_dice(m == 1, truth == 1),
+        dice_pectoral=mask_dice(m == 3, truth == 3) if view == "MLO" else math.nan,
+    )
+
+
+def evaluate(seed: int, view: str, lat: str, vendor: str, spacing: float | None, physics: str = "ideal",
+             thickness: float | None = None, before=None) -> dict:
+    """One case; ``before`` (a module with ``analyse_breast_region``) adds ``*_before`` columns."""
+    ph = make_phantom(seed, view=view, laterality=lat, vendor=vendor, spacing_mm=spacing, physics=physics,
+                      thickness_mm=thickness)
     truth = ph.breast_map
     t0 = time.perf_counter()
     res = analyse_breast_region(ph.linear, ph.meta["spacing_mm"], ph.meta["view"])
     seconds = time.perf_counter() - t0
     m = res.breast_map
+    extras = [k for k in ("paddle_edge", "abdomen_fold") if ph.record.get(k)]
     row = dict(
         seed=seed, view=view, laterality=lat, vendor=vendor,
+        spacing_mm=round(float(ph.meta["spacing_mm"][0]), 3),
         thickness_mm=round(ph.record["compressed_thickness_mm"], 1),
-        dice_breast=mask_dice(m > 0, truth > 0),
-        dice_compressed=mask_dice(m == 2, truth == 2),
-        dice_periphery=mask_dice(m == 1, truth == 1),
-        dice_pectoral=mask_dice(m == 3, truth == 3) if view == "MLO" else math.nan,
+        mlo_extras="+".join(extras) or "-",
+        **scores(m, truth, view),
         chest_wall_ok=res.chest_wall == ("left" if lat == "L" else "right"),
         width_true_mm=round(ph.record["periphery_width_mm"], 2),
         width_fit_mm=round(res.periphery_width_mm, 2),
@@ -78,6 +106,11 @@ def evaluate(seed: int, view: str, lat: str, vendor: str, spacing: float) -> dic
     row["dice_compressed_noview"] = mask_dice(m0 == 2, truth == 2)
     row["dice_pectoral_noview"] = mask_dice(m0 == 3, truth == 3) if view == "MLO" else math.nan
     row["false_pectoral_noview"] = bool(view == "CC" and (m0 == 3).any())
+    if before is not None:
+        t0 = time.perf_counter()
+        mb = before.analyse_breast_region(ph.linear, ph.meta["spacing_mm"], ph.meta["view"]).breast_map
+        row["seconds_before"] = round(time.perf_counter() - t0, 3)
+        row.update({f"{k}_before": v for k, v in scores(mb, truth, view).items()})
     return row
 
 
@@ -119,7 +152,7 @@ def stress_variants(ph, rng) -> dict[str, np.ndarray]:
 def stress(n: int, seed0: int, spacing: float) -> list[str]:
     rng = np.random.default_rng(0)
     acc: dict[str, list] = {}
-    for seed, view, lat, vendor in cases(n, seed0):
+    for seed, view, lat, vendor, _ in cases(n, seed0):
         ph = make_phantom(seed, view=view, laterality=lat, vendor=vendor, spacing_mm=spacing)
         truth = ph.breast_map
         for name, img in stress_variants(ph, rng).items():
@@ -146,42 +179,92 @@ def fmt(v) -> str:
     return str(v)
 
 
-def summary(rows: list[dict]) -> list[tuple[str, int, float, float, str]]:
+def summary(rows: list[dict], physics: str = "ideal") -> list[tuple[str, int, float, float, str]]:
     out = []
     for key in ("dice_breast", "dice_compressed", "dice_periphery", "dice_pectoral",
-                "dice_breast_noview", "dice_compressed_noview", "dice_pectoral_noview"):
+                "dice_breast_noview", "dice_compressed_noview", "dice_pectoral_noview",
+                "dice_breast_before", "dice_compressed_before", "dice_periphery_before", "dice_pectoral_before"):
+        if key not in rows[0]:
+            continue
         vals = np.array([r[key] for r in rows], float)
         vals = vals[~np.isnan(vals)]
         if vals.size == 0:
             continue
-        thr = THRESHOLDS.get(key.replace("_noview", ""))
+        thr = THRESHOLDS[physics].get(key.replace("_noview", "").replace("_before", ""))
         verdict = "" if thr is None else ("pass" if vals.min() >= thr else "FAIL") + f" (>= {thr})"
         out.append((key, vals.size, float(vals.mean()), float(vals.min()), verdict))
     return out
 
 
+def load_before(rev: str, folder: Path):
+    """The op module (``monai_bac/ops/breast_region.py``) of git revision ``rev``."""
+    from check_library_twins import old_module
+
+    return old_module(rev, "monai_bac/ops/breast_region.py", "breast_region_before", folder)
+
+
+REALISTIC_NOTES = [
+    "## What changed for realistic images, and how it was calibrated",
+    "",
+    "Seen on realistic phantoms of the calibration seeds (0-99, never the validation seeds "
+    "1000-1099) with `--seed0 0`: the MLO paddle rim (a 1 mm line of 3-8 mm polycarbonate across "
+    "the field) lies below the skin threshold and joined the breast; the abdominal fold below an "
+    "MLO's breast joined it through thin tissue; a pectoral muscle of low contrast (a tapering "
+    "edge next to dense tissue) was missed by the Hough line. The changes, in "
+    "`monai_bac/ops/breast_region.py`:",
+    "",
+    "- breast mask: opened by a 2 mm radius (`thin_mm=4`: structures narrower than 4 mm are "
+    "not breast; the rim is 1 mm plus blur, the narrowest breast part, the axillary tail, is "
+    "centimetres), with the image edges extended so the chest wall is not eroded;",
+    "- attached bodies: the thick parts (ln P below air - 0.3 x contrast, `body_fraction`) of "
+    "the mask are split into components; another one of >= 100 mm^2 reaching the image edge "
+    "is cut off along the thinnest tissue (a watershed of ln P from the thick parts);",
+    "- pectoral: when the Hough line finds no edge, a search over quadratic edges (chord from "
+    "the top to the chest wall, bowed up to 12 % of its length) maximising the integral of the "
+    "derivative of ln P across the edge (3 mm scale, refined at 1.5 mm), with the same checks.",
+    "",
+    "The values (2 mm opening, 0.3, 100 mm^2, the curve family) were set on seeds 0-99 at 0.4 mm "
+    "and full size, and on those seeds' MLO images with the muscle's contrast lowered (a "
+    "tapering edge of 20 % of the thickness, as in `tests/test_breast_region.py`); the ideal "
+    "table (`breast_region.md`) was rerun to check that nothing else moved.",
+]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=48, help="number of phantoms (default 48)")
-    ap.add_argument("--seed0", type=int, default=1000, help="first seed")
-    ap.add_argument("--spacing", type=float, default=0.1, help="pixel spacing, mm (0.1 = full size)")
+    ap.add_argument("--physics", choices=("ideal", "realistic"), default="ideal",
+                    help="phantom image formation (realistic: HOLOGIC/GE/SIEMENS at their own pitch, 30-80 mm)")
+    ap.add_argument("--n", type=int, default=None, help="number of phantoms (default 48 ideal, 24 realistic)")
+    ap.add_argument("--seed0", type=int, default=1000, help="first seed (validation: 1000; calibration: 0)")
+    ap.add_argument("--spacing", type=float, default=None,
+                    help="pixel spacing, mm (default 0.1 = full size for ideal; the vendor's pitch for realistic)")
+    ap.add_argument("--before", default=None, metavar="REV",
+                    help="also run the op of this git revision on the same images (e.g. 44d85b9)")
     ap.add_argument("--out", default=str(REPO / "docs" / "validation"), help="output folder")
-    ap.add_argument("--stress", type=int, default=12,
-                    help="phantoms (at --stress-spacing) for the robustness table; 0 skips it")
+    ap.add_argument("--stress", type=int, default=None,
+                    help="phantoms (at --stress-spacing) for the robustness table; 0 skips it (default 12 ideal, 0 "
+                         "realistic)")
     ap.add_argument("--stress-spacing", type=float, default=0.5, help="mm")
     args = ap.parse_args(argv)
+    realistic = args.physics == "realistic"
+    n = args.n if args.n is not None else (24 if realistic else 48)
+    spacing = args.spacing if args.spacing is not None or realistic else 0.1
+    n_stress = args.stress if args.stress is not None else (0 if realistic else 12)
     command = " ".join(["python benchmarks/validate_breast_region.py",
                         *(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))])
 
     rows = []
     t_start = time.time()
-    for seed, view, lat, vendor in cases(args.n, args.seed0):
-        row = evaluate(seed, view, lat, vendor, args.spacing)
-        rows.append(row)
-        print(" ".join(f"{k}={fmt(v)}" for k, v in row.items()), flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        before = load_before(args.before, Path(tmp)) if args.before else None
+        for seed, view, lat, vendor, thickness in cases(n, args.seed0, args.physics):
+            row = evaluate(seed, view, lat, vendor, spacing, args.physics, thickness, before)
+            rows.append(row)
+            print(" ".join(f"{k}={fmt(v)}" for k, v in row.items()), flush=True)
     wall = time.time() - t_start
-    stress_lines = stress(args.stress, args.seed0, args.stress_spacing) if args.stress > 0 else []
+    stress_lines = stress(n_stress, args.seed0, args.stress_spacing) if n_stress > 0 else []
 
+    stem = "breast_region_realistic" if realistic else "breast_region"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
@@ -189,26 +272,37 @@ def main(argv=None) -> int:
     writer.writeheader()
     for r in rows:
         writer.writerow({k: fmt(v) for k, v in r.items()})
-    with atomic_write_path(out / "breast_region.csv") as tmp:
+    with atomic_write_path(out / f"{stem}.csv") as tmp:
         tmp.write_text(buf.getvalue())
 
-    summ = summary(rows)
+    summ = summary(rows, args.physics)
     n_mlo = sum(r["view"] == "MLO" for r in rows)
     times = np.array([r["seconds"] for r in rows])
     werr = np.array([r["width_fit_mm"] - r["width_true_mm"] for r in rows])
+    shapes = sorted({f"{r['vendor']} {r['spacing_mm']} mm" for r in rows})
+    if realistic:
+        what = (f"{len(rows)} full-field-of-view realistic phantoms (`physics=\"realistic\"`, "
+                f"`spacing_mm=None`: each vendor's own pitch, full size: {', '.join(shapes)}), "
+                f"{len(rows) - n_mlo} CC / {n_mlo} MLO, half left / half right, a third each HOLOGIC "
+                "(14-bit, MONOCHROME2) / GE (16-bit, MONOCHROME1, inverted to linear) / SIEMENS, compressed "
+                f"thickness {min(r['thickness_mm'] for r in rows)}-{max(r['thickness_mm'] for r in rows)} mm, "
+                f"seeds {args.seed0}-{args.seed0 + n - 1}; MLO extras (paddle rim, abdominal fold) as drawn "
+                "by the phantom (column `mlo_extras`).")
+    else:
+        what = (f"{len(rows)} full-field-of-view phantoms at {spacing} mm "
+                f"({'full size, 2850 x 2394 pixels' if abs(spacing - 0.1) < 1e-9 else 'reduced resolution'}), "
+                f"{len(rows) - n_mlo} CC / {n_mlo} MLO, half left / half right, half HOLOGIC (14-bit, "
+                "MONOCHROME2) / half GE (16-bit, MONOCHROME1, inverted to linear), compressed thickness "
+                f"35-75 mm, seeds {args.seed0}-{args.seed0 + n - 1}.")
     lines = [
-        "# BreastRegion validation on the phantom",
+        f"# BreastRegion validation on the {'realistic ' if realistic else ''}phantom",
         "",
         f"Produced by `{command}` on {time.strftime('%Y-%m-%d')} (machine: {machine()}; "
         "a 2-core machine shared with other jobs, one thread for the analysis).",
         "",
-        f"{len(rows)} full-field-of-view phantoms at {args.spacing} mm "
-        f"({'full size, 2850 x 2394 pixels' if abs(args.spacing - 0.1) < 1e-9 else 'reduced resolution'}), "
-        f"{len(rows) - n_mlo} CC / {n_mlo} MLO, half left / half right, half HOLOGIC (14-bit, MONOCHROME2) / "
-        "half GE (16-bit, MONOCHROME1, inverted to linear), compressed thickness 35-75 mm, seeds "
-        f"{args.seed0}-{args.seed0 + args.n - 1}. Input: `Phantom.linear` with `spacing_mm`; truth: "
-        "`Phantom.breast_map`. The \"noview\" rows are the same images with the view unknown "
-        "(pectoral searched with stricter checks).",
+        what + " Input: `Phantom.linear` with `spacing_mm`; truth: `Phantom.breast_map`. The \"noview\" "
+        "rows are the same images with the view unknown (pectoral searched with stricter checks)."
+        + (f" The \"before\" rows are the op of revision `{args.before}` on the same images." if before else ""),
         "",
         "| metric | N | mean | min | acceptance |",
         "|---|---|---|---|---|",
@@ -222,8 +316,12 @@ def main(argv=None) -> int:
         f"/{len(rows) - n_mlo}",
         f"- periphery width, fitted - true: mean {werr.mean():+.2f} mm, max |error| {np.abs(werr).max():.2f} mm",
         f"- time per image (analysis only, one thread, contended machine): median {np.median(times):.3f} s, "
-        f"max {times.max():.3f} s; whole run {wall / 60:.1f} min incl. phantom generation",
+        f"max {times.max():.3f} s"
+        + (f" (before: median {np.median([r['seconds_before'] for r in rows]):.3f} s)" if before else "")
+        + f"; whole run {wall / 60:.1f} min incl. phantom generation",
     ]
+    if realistic:
+        lines += ["", *REALISTIC_NOTES]
     if stress_lines:
         lines += [
             "",
@@ -231,7 +329,7 @@ def main(argv=None) -> int:
             "",
             f"The phantom has no scatter, a perfectly flat field and exactly the quarter-ellipse edge "
             f"profile the periphery model starts from, so the table above is an upper bound. Below, the "
-            f"first {args.stress} cases (same seeds, at {args.stress_spacing} mm) distorted in ways the "
+            f"first {n_stress} cases (same seeds, at {args.stress_spacing} mm) distorted in ways the "
             "phantom does not model (see `stress_variants` in the script); view given.",
             "",
             *stress_lines,
@@ -243,20 +341,21 @@ def main(argv=None) -> int:
             "compressed region's edge, which the fit can partly read as periphery (periphery too "
             "wide). Real raw images taken with an anti-scatter grid have scatter-to-primary ratios "
             "of roughly 0.1-0.3; the scatter model here is crude (one Gaussian kernel), so read these "
-            "rows as an indication, not a measurement.",
+            "rows as an indication, not a measurement. The realistic phantom (`--physics realistic`, "
+            "`breast_region_realistic.md`) has a physical scatter and heel model.",
         ]
     lines += [
         "",
-        "Per image (also in `breast_region.csv`):",
+        f"Per image (also in `{stem}.csv`):",
         "",
         "| " + " | ".join(rows[0]) + " |",
         "|" + "---|" * len(rows[0]),
     ]
     lines += ["| " + " | ".join(fmt(v) for v in r.values()) + " |" for r in rows]
-    with atomic_write_path(out / "breast_region.md") as tmp:
+    with atomic_write_path(out / f"{stem}.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[: lines.index("Per image (also in `breast_region.csv`):")]))
-    failed = [k for k, *_, verdict in summ if "FAIL" in verdict and not k.endswith("noview")]
+    print("\n".join(lines[: lines.index(f"Per image (also in `{stem}.csv`):")]))
+    failed = [k for k, *_, verdict in summ if "FAIL" in verdict and not k.endswith(("noview", "before"))]
     return 1 if failed else 0
 
 

@@ -208,7 +208,10 @@ def breast_mask(
     if bright.size == 0 or dark.size == 0:
         return empty
     air = float(np.median(bright))
-    sigma = 1.4826 * float(np.median(np.abs(bright - air)))
+    # the air's noise from neighbouring pixels: a field gradient (heel effect) is no noise
+    pair = (log_img[:, 1:] > t) & (log_img[:, :-1] > t)
+    steps = np.diff(log_img, axis=1)[pair] if pair.any() else bright - air
+    sigma = 1.4826 * float(np.median(np.abs(steps))) / math.sqrt(2.0 if pair.any() else 1.0)
     tissue = float(np.median(dark))
     contrast = air - tissue
     if contrast < max(min_contrast, 10.0 * sigma):
@@ -796,14 +799,14 @@ def periphery_width(
 
 
 # -------------------------------------------------------------------------------------- driver
-def _flatten_field(lg: np.ndarray, air: np.ndarray, spacing_mm, max_points: int = 20000) -> np.ndarray:
-    """Divide out a residual field non-uniformity (heel effect): a plane fitted robustly to ln P
-    of the direct exposure, subtracted so that the air level is the same everywhere. A slope is
-    only fitted along an axis the air region spans by >= 30 mm (no extrapolation from a strip)."""
+def _field_plane(lg: np.ndarray, air: np.ndarray, spacing_mm, max_points: int = 20000) -> np.ndarray | None:
+    """A residual field non-uniformity (heel effect) of ln P: a plane fitted robustly to the
+    direct exposure ``air``, zero at the image centre; None when there is nothing to fit. A slope
+    is only fitted along an axis the air region spans by >= 30 mm (no extrapolation from a strip)."""
     sr, sc = spacing_mm
     ys, xs = np.nonzero(air)
     if ys.size < 100:
-        return lg
+        return None
     step = max(1, ys.size // max_points)
     ys, xs = ys[::step], xs[::step]
     v = lg[ys, xs].astype(np.float64)
@@ -815,7 +818,7 @@ def _flatten_field(lg: np.ndarray, air: np.ndarray, spacing_mm, max_points: int 
     if use_x:
         cols.append(xs * sc)
     if len(cols) == 1:
-        return lg
+        return None
     X = np.stack(cols, 1)
     keep = np.ones(v.size, bool)
     coef = np.zeros(X.shape[1])
@@ -828,8 +831,7 @@ def _flatten_field(lg: np.ndarray, air: np.ndarray, spacing_mm, max_points: int 
     slope_x = coef[-1] if use_x else 0.0
     yy = np.arange(lg.shape[0])[:, None] * sr
     xx = np.arange(lg.shape[1])[None, :] * sc
-    field = slope_y * (yy - yy.mean()) + slope_x * (xx - xx.mean())
-    return (lg - field).astype(np.float32)
+    return (slope_y * (yy - yy.mean()) + slope_x * (xx - xx.mean())).astype(np.float32)
 
 
 def analyse_breast_region(
@@ -845,6 +847,7 @@ def analyse_breast_region(
     envelope_percentile: float = 90.0,
     edge_shapes=EDGE_SHAPES,
     flat_field: bool = True,
+    flat_field_reach_mm: float = 40.0,
     pectoral: bool | None = None,
 ) -> BreastRegionResult:
     """Breast region map and the quantities found on the way (see the module docstring).
@@ -865,7 +868,8 @@ def analyse_breast_region(
         edge_shapes: edge-profile shapes ``(a, b)`` tried (see :func:`edge_profile`);
             ``[(2, 2)]`` keeps the quarter ellipse only.
         flat_field: remove a residual linear field non-uniformity (heel effect), fitted to the
-            direct exposure, before the periphery fit and the pectoral search.
+            direct exposure within ``flat_field_reach_mm`` of the breast, before the skin line is
+            drawn (the skin threshold is a level of ln P), the periphery fit and the pectoral search.
         pectoral: force (True) or skip (False) the pectoral search; default: from ``view``.
     """
     img = np.asarray(image_hw)
@@ -892,6 +896,18 @@ def analyse_breast_region(
     mask, thr, air, tissue = breast_mask(lg, (csr, csc), skin_fraction, min_breast_area_mm2)
     if not mask.any():
         return empty
+    field = None
+    if flat_field:
+        # the skin threshold is a level of ln P: a heel effect across the field must be gone
+        # before it is drawn, so the plane is fitted to the air near the first outline and the
+        # outline drawn again on the flattened image
+        dout = ndimage.distance_transform_edt(~mask, sampling=(csr, csc))
+        field = _field_plane(lg, (dout > 2.0) & (dout < flat_field_reach_mm), (csr, csc))
+        if field is not None:
+            lg = (lg - field).astype(np.float32)
+            mask, thr, air, tissue = breast_mask(lg, (csr, csc), skin_fraction, min_breast_area_mm2)
+            if not mask.any():
+                return empty
     side = chest_wall_side(mask, (csr, csc))
     k = max(1, int(round(3.0 / csc)))
     if min(mask[:, :k].mean(), mask[:, -k:].mean()) > 0.25:
@@ -908,8 +924,6 @@ def analyse_breast_region(
     dist, inds = ndimage.distance_transform_edt(mask, sampling=(csr, csc), return_indices=True)
     # distance outside the breast (chessboard metric: only used to pick air pixels)
     dout = ndimage.distance_transform_cdt(~mask, metric="chessboard").astype(np.float32) * min(csr, csc)
-    if flat_field:
-        lg = _flatten_field(lg, dout > 2.0, (csr, csc))
     # local air level: the direct exposure within a few mm of the skin line
     near = (dout > 1.0) & (dout < 15.0)
     air_local = float(np.median(lg[near])) if near.sum() > 20 else air
@@ -988,7 +1002,8 @@ def analyse_breast_region(
         cc = np.minimum(bj[:, None, None] * fc + np.arange(fc)[None, None, :], w - 1)
         rr, cc = np.broadcast_arrays(rr, cc)
         vals = img[rr, cc]
-        out[rr, cc] = np.where(vals < thr_lin, nb[:, None, None], BACKGROUND).astype(np.uint8)
+        thr_px = thr_lin if field is None else (np.exp(thr + field[bi, bj]) - 1.0)[:, None, None]
+        out[rr, cc] = np.where(vals < thr_px, nb[:, None, None], BACKGROUND).astype(np.uint8)
     return BreastRegionResult(
         breast_map=np.ascontiguousarray(out),
         found=True,
