@@ -112,7 +112,8 @@ def test_present_cli_writes_renditions_and_names_the_file_it_refuses(tmp_path, c
     # an existing rendition is kept unless --overwrite
     assert main(["present", str(raw_a), "--out", str(out)]) == 1
     assert "--overwrite" in capsys.readouterr().err
-    assert main(["present", str(raw_a), "--out", str(out), "--overwrite"]) == 0
+    assert main(["present", str(raw_a), "--out", str(out), "--overwrite", "--no-plane"]) == 0
+    assert "ImageOrientationPatient" not in pydicom.dcmread(out / "a.presentation.dcm")
 
 
 def test_rendition_has_a_nominal_plane_that_a_seg_follows(tmp_path):

@@ -6,6 +6,11 @@ black background, as a Digital Mammography X-Ray Image For Presentation (MONOCHR
 a VOI window over the breast) in the raw image's study, with a new series, referencing the raw
 image (``monai_bac.presentation``). Upload both to the PACS; annotate and run the model on the raw one.
 
+Each rendition also carries a nominal plane in patient space (its own FrameOfReferenceUID,
+ImagePositionPatient 0, ImageOrientationPatient along PatientOrientation), which OHIF needs to
+overlay a DICOM SEG on it; ``--no-plane`` leaves it out (the plain MG IOD; OHIF then shows the
+image but cannot load a SEG onto it).
+
 A file that fails (not DICOM, processed already, no breast found) is named on stderr and the
 others are still written. Exit status: 0 all written, 1 some failed.
 """
@@ -22,6 +27,8 @@ def register(sub) -> None:
     p.add_argument("raw", nargs="+", help="raw (FOR PROCESSING) MG DICOM files")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--gamma", type=float, default=0.5, help="exponent of Eq. (2) (default: the paper's 0.5)")
+    p.add_argument("--no-plane", dest="plane", action="store_false",
+                   help="no nominal patient-space plane (OHIF cannot then overlay a SEG)")
     p.add_argument("--overwrite", action="store_true", help="replace existing renditions")
     p.set_defaults(func=run)
 
@@ -38,7 +45,7 @@ def run(args) -> int:
     for raw in args.raw:
         target = default_output(raw, out_dir)
         try:
-            write_presentation(raw, target, gamma=args.gamma, overwrite=args.overwrite)
+            write_presentation(raw, target, gamma=args.gamma, plane=args.plane, overwrite=args.overwrite)
         except FileExistsError:
             print(f"monai-bac present: {target} exists (pass --overwrite to replace it)", file=sys.stderr)
             failed += 1
