@@ -137,6 +137,13 @@ def test_started_without_downloading_and_lists_the_pacs_mammograms(server, pacs)
     info = objects[sop]["image"]["info"]
     assert info["StudyInstanceUID"] == study and info["SeriesInstanceUID"] == series and "path" not in info
     assert _get(server, "/datastore/").json()["total"] == len(uids)
+    import io
+
+    import pydicom
+
+    served = [_get(server, "/datastore/image", params={"image": uid}) for uid in (sop, series)]  # by series too
+    assert all(r.status_code == 200 for r in served) and served[0].content == served[1].content
+    assert pydicom.dcmread(io.BytesIO(served[0].content)).SOPInstanceUID == sop
     r = _get(server, "/datastore/image", params={"image": "1.2.3.4.5"})
     assert r.status_code == 404 and "not a mammogram" in r.json()["detail"]
 
@@ -194,6 +201,8 @@ def test_get_label_back(server, pacs, phantom_cohort, tmp_path):
     assert np.array_equal(_mask(got), _mask(phantom_cohort / "labels" / "gt" / f"{SAVED}.nii.gz"))
     r = _get(server, "/datastore/label", params={"label": uids[INFERRED][2], "tag": "final"})
     assert r.status_code == 404 and "no BAC label" in r.json()["detail"]
+    r = requests.delete(f"{server.url}/datastore/label", params={"id": sop, "tag": "final"}, timeout=TIMEOUT)
+    assert r.status_code == 403 and "PACS" in r.json()["detail"]  # the PACS is the archive
 
 
 def test_a_seg_stored_by_another_workstation_is_read_from_the_pacs(server, pacs, phantom_cohort, tmp_path):

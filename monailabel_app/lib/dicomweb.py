@@ -7,7 +7,7 @@ mammograms), and the labelled state is cached for two hours. :class:`BACDicomWeb
 its cache folder and its DICOMweb client and changes what is wrong for mammograms:
 
 * an image is one DICOM instance (a mammogram; a series may hold several views): its id is the
-  SOPInstanceUID, and it is served as the raw DICOM file itself (retrieved by WADO-RS into the
+  SOPInstanceUID (the SeriesInstanceUID of a one-image series is accepted too), and it is served as the raw DICOM file itself (retrieved by WADO-RS into the
   cache) so the model reads the acquisition tags its physics needs; only ``Modality`` MG is
   listed (QIDO-RS), narrowed further by ``MONAI_LABEL_DICOMWEB_SEARCH_FILTER`` if set;
 * a ``final`` label is checked against the image (binary, on its pixel grid) and stored back INTO
@@ -234,8 +234,16 @@ class BACDicomWebDatastore(DICOMWebDatastore):
         return PacsLabel(study, series, instance, image, created, str(meta.get("SeriesDescription", "")))
 
     def _locate(self, image_id: str) -> PacsImage:
+        """The mammogram ``image_id`` names: its SOPInstanceUID, or the SeriesInstanceUID of a series holding
+        only this mammogram (what MONAI Label's OHIF and series-based clients send)."""
         image_id = check_image_id(image_id)
         image = self._images().get(image_id) or self._images(refresh=True).get(image_id)
+        if image is None:
+            in_series = [i for i in self._images().values() if i.series == image_id]
+            if len(in_series) > 1:
+                raise AppError(409, f"series {image_id!r} holds {len(in_series)} mammograms; name one by its "
+                                    "SOPInstanceUID (GET /datastore/?output=all lists them)")
+            image = in_series[0] if in_series else None
         if image is None:
             raise not_found(f"image {image_id!r} is not a mammogram (Modality MG) in the PACS "
                             f"{self._client.base_url}; GET /datastore/?output=all lists the image ids "
@@ -274,7 +282,7 @@ class BACDicomWebDatastore(DICOMWebDatastore):
 
     def update_image_info(self, image_id: str, info: dict[str, Any]) -> None:
         self.get_image_uri(image_id)  # the cache holds the info of the images it has
-        LocalDatastore.update_image_info(self, image_id, info)
+        LocalDatastore.update_image_info(self, self._locate(image_id).instance, info)
 
     def add_image(self, image_id: str, image_filename: str, image_info: dict[str, Any]) -> str:
         raise AppError(405, "images are not uploaded through MONAI Label when the studies are a PACS: store them "
@@ -349,14 +357,14 @@ class BACDicomWebDatastore(DICOMWebDatastore):
         return LocalDatastore.get_label_uri(self, image.instance, FINAL)
 
     def _image_of_label(self, label_id: str, labels: dict[str, PacsLabel]) -> str:
-        """The image id a label id names: the image's SOPInstanceUID, or the SEG's series or instance UID."""
+        """The image id a label id names: the image's id (:meth:`_locate`), or its SEG's series or instance UID."""
         label_id = check_image_id(label_id)
         if label_id in labels:
             return label_id
         for image, label in labels.items():
             if label_id in (label.series, label.instance):
                 return image
-        return label_id
+        return self._locate(label_id).instance
 
     def get_label_uri(self, label_id: str, label_tag: str, image_id: str = "") -> str:
         """A ``final`` label: the newest BAC SEG of the image in the PACS, as a NIfTI on the image's grid."""
