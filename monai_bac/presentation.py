@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DISPLAY_BITS", "PresentationError", "default_output", "presentation_pixels", "voi_window",
-           "write_presentation"]
+__all__ = ["DISPLAY_BITS", "PresentationError", "default_output", "presentation_pixels", "seg_on_rendition",
+           "seg_source_uid", "voi_window", "write_presentation"]
 
 #: BitsStored of the rendition (processed mammograms are typically 12-bit)
 DISPLAY_BITS = 12
@@ -188,3 +188,33 @@ def write_presentation(raw_path: str | os.PathLike, out_path: str | os.PathLike,
         bits_stored=DISPLAY_BITS, patient_id=meta["patient_id"] or "", study_uid=meta["study_instance_uid"],
         exposure_mas=meta["exposure_mas"], compression_force_n=meta["compression_force_n"], extra=extra,
         overwrite=overwrite)
+
+
+def seg_source_uid(seg_path: str | os.PathLike) -> str:
+    """SOPInstanceUID of the image a single-image DICOM SEG was made on (e.g. ``monai-bac infer``'s, on the raw)."""
+    import highdicom as hd
+
+    try:
+        return str(hd.seg.segread(str(seg_path)).get_source_image_uids()[0][2])
+    except Exception as e:  # noqa: BLE001 - any unreadable SEG is one clear error
+        raise PresentationError(f"{seg_path}: not a DICOM SEG of one image ({type(e).__name__}: {e})") from None
+
+
+def seg_on_rendition(seg_path: str | os.PathLike, rendition_path: str | os.PathLike, out_path: str | os.PathLike,
+                     *, overwrite: bool = False) -> Path:
+    """The BAC SEG of a raw image, written again on its rendition (same pixels), so that a viewer
+    shows it over the rendition; the rendition's nominal plane goes into the SEG.
+
+    Raises:
+        PresentationError: ``seg_path`` was not made on the raw image that ``rendition_path`` renders.
+    """
+    import pydicom
+
+    from monai_bac.dicom_seg import read_dicom_seg, write_dicom_seg
+
+    rendition = pydicom.dcmread(str(rendition_path), stop_before_pixels=True)
+    raw_uid = rendition.SourceImageSequence[0].ReferencedSOPInstanceUID if "SourceImageSequence" in rendition else None
+    if seg_source_uid(seg_path) != raw_uid:
+        raise PresentationError(f"{seg_path}: its source image {seg_source_uid(seg_path)} is not the raw image "
+                                f"{raw_uid} that {rendition_path} renders")
+    return write_dicom_seg(out_path, read_dicom_seg(seg_path), rendition_path, overwrite=overwrite)

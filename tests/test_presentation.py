@@ -139,3 +139,22 @@ def test_rendition_has_a_nominal_plane_that_a_seg_follows(tmp_path):
         assert not [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
     plain = pydicom.dcmread(write_presentation(raw_path, tmp_path / "plain.dcm", plane=False))
     assert not {"FrameOfReferenceUID", "ImagePositionPatient", "ImageOrientationPatient"} & set(plain.dir())
+
+
+def test_present_cli_writes_the_raw_images_seg_again_on_its_rendition(tmp_path, capsys):
+    """A SEG made on the raw image (as ``monai-bac infer`` writes it) is written on the rendition, for OHIF."""
+    from monai_bac.dicom_seg import read_dicom_seg, write_dicom_seg
+
+    raw, ph = write_raw(tmp_path / "a.dcm", "GE", "CC", "L")
+    other, _ = write_raw(tmp_path / "b.dcm", "HOLOGIC", "CC", "R", seed=5)
+    on_raw = write_dicom_seg(tmp_path / "a_bac_seg.dcm", ph.bac_mask, raw)
+    on_other = write_dicom_seg(tmp_path / "b_bac_seg.dcm", ph.bac_mask, other)
+    out = tmp_path / "out"
+    assert main(["present", str(raw), "--out", str(out), "--seg", str(on_raw), str(on_other)]) == 1
+    assert "b_bac_seg.dcm: made on none of the raw images" in capsys.readouterr().err
+    seg_path = out / "a.presentation_bac_seg.dcm"
+    seg, rendition = pydicom.dcmread(seg_path), pydicom.dcmread(out / "a.presentation.dcm")
+    referenced = seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID
+    assert referenced == rendition.SOPInstanceUID
+    assert seg.FrameOfReferenceUID == rendition.FrameOfReferenceUID
+    assert np.array_equal(read_dicom_seg(seg_path), ph.bac_mask.astype(np.uint8))
