@@ -2,7 +2,7 @@
 
 Orthanc (Debian's ``orthanc`` + ``orthanc-dicomweb``, on loopback) holds a study with the For
 Presentation rendition of a raw phantom mammogram (``monai_bac.presentation``) and a DICOM SEG of
-its BAC (``monai_bac.dicom_seg``). ``monailabel start_server --studies <orthanc>/dicom-web`` serves
+its BAC (``monai_bac.dicom_seg``), made on the raw image and written again on the rendition. ``monailabel start_server --studies <orthanc>/dicom-web`` serves
 OHIF (``/ohif/``), whose data source is the server's DICOMweb proxy (``/proxy/dicom/...``) to Orthanc.
 Debian's ``chromium``, headless (SwiftShader WebGL), driven through the DevTools protocol by
 ``playwright`` (no browser download), opens the study, loads the SEG and takes a screenshot, on
@@ -48,13 +48,15 @@ if missing_reason():
 
 
 def _study(folder: Path) -> dict:
-    """Raw phantom (left CC, 0.4 mm) -> For Presentation rendition -> SEG of the true BAC on it."""
+    """Raw phantom (left CC, 0.4 mm) with a SEG of its true BAC (as ``monai-bac infer`` writes one) -> the
+    For Presentation rendition and the SEG on it (as ``monai-bac present --seg`` writes them)."""
     from monai_bac.dicom_seg import write_dicom_seg
-    from monai_bac.presentation import write_presentation
+    from monai_bac.presentation import seg_on_rendition, write_presentation
 
     raw, ph = write_raw(folder / "raw.dcm", "HOLOGIC", "CC", "L", spacing_mm=0.4)
+    on_raw = write_dicom_seg(folder / "raw_bac_seg.dcm", ph.bac_mask, raw)
     presentation = write_presentation(raw, folder / "raw.presentation.dcm")
-    seg = write_dicom_seg(folder / "bac.seg.dcm", ph.bac_mask, presentation)
+    seg = seg_on_rendition(on_raw, presentation, folder / "raw.presentation_bac_seg.dcm")
     return dict(raw=raw, presentation=presentation, seg=seg, bac=ph.bac_mask > 0)
 
 
