@@ -5,8 +5,9 @@ makes through MONAI Label's own Python client: next sample (active learning), th
 ``/datastore/image?image=``, inference with ``result_extension=.nrrd`` and ``result_dtype=uint8``,
 the edited segmentation saved as a labelmap ``.nii.gz`` on the image's grid (the module's default
 file extension) with its ``label_info``, training with the trainer's config from ``/info``, and the
-next sample. The studies are raw DICOM MG phantoms at 0.4 mm (one without ImagePositionPatient /
-ImageOrientationPatient, one placed with a flipped orientation), the bundle the session's tiny one.
+next sample. The studies are raw DICOM MG phantoms at 0.4 mm: one without ImagePositionPatient /
+ImageOrientationPatient, and copies of its pixels placed in patient space with the rows and
+columns reversed (flipped) or swapped (turned); the bundle is the session's tiny one.
 
 Slicer reads every file with ITK: voxel index -> LPS mm by origin, spacing and direction, and
 shows it in RAS = diag(-1, -1, 1) LPS. A label overlays its image when each of its voxels lands,
@@ -41,6 +42,11 @@ APP = REPO / "monailabel_app"
 SPACING_MM = 0.4
 PLAIN_ID = "SL000-0000_LCC"  # no ImagePositionPatient / ImageOrientationPatient (the usual raw MG)
 FLIPPED_ID = "SL000-0001_LMLO_flipped"  # placed in patient space, rows and columns reversed
+TURNED_ID = "SL000-0002_RCC_turned"  # rows along x, columns along y: the image transposed in patient space
+#: the same pixels placed in patient space: (ImagePositionPatient, ImageOrientationPatient)
+PLACEMENTS = {FLIPPED_ID: ([12.5, -30.0, 4.0], [-1, 0, 0, 0, -1, 0]),
+              TURNED_ID: ([-20.0, 5.0, -2.0], [0, 1, 0, 1, 0, 0])}
+LABELLED_IDS = (PLAIN_ID, *PLACEMENTS)
 UNLABELLED_IDS = ("SL001-0000_RCC", "SL001-0001_RMLO")
 #: what MONAILabelLogic.infer adds to every request of the Slicer module
 SLICER_INFER_PARAMS = {"result_extension": ".nrrd", "result_dtype": "uint8"}
@@ -73,12 +79,12 @@ def loop(tmp_path_factory, tiny_bundle, phantom_cohort):
     studies = root / "studies"
     studies.mkdir()
     truth = _write_phantom(studies / f"{PLAIN_ID}.dcm", 11, "CC", "L")
-    # the same pixels placed in patient space with rows and columns reversed: the same pixel-order
-    # prediction, shown turned by 180 degrees in Slicer
-    ds = pydicom.dcmread(studies / f"{PLAIN_ID}.dcm")
-    ds.ImagePositionPatient = [12.5, -30.0, 4.0]
-    ds.ImageOrientationPatient = [-1, 0, 0, 0, -1, 0]
-    ds.save_as(studies / f"{FLIPPED_ID}.dcm")
+    # the same pixels placed in patient space: the same prediction in pixel order, shown turned in Slicer
+    for image_id, (position, orientation) in PLACEMENTS.items():
+        ds = pydicom.dcmread(studies / f"{PLAIN_ID}.dcm")
+        ds.ImagePositionPatient = position
+        ds.ImageOrientationPatient = orientation
+        ds.save_as(studies / f"{image_id}.dcm")
     for seed, image_id in enumerate(UNLABELLED_IDS, start=13):
         _write_phantom(studies / f"{image_id}.dcm", seed, image_id.rsplit("_", 1)[1][1:], "R")
     bundle = root / "bundle"
@@ -232,12 +238,12 @@ def test_next_sample_and_image_download(loop, client, tmp_path):
     server, _ = loop
     info = client.info()
     sample = client.next_sample("random", slicer_params(info, "strategies", "random"))
-    assert sample.get("id") in {PLAIN_ID, FLIPPED_ID, *UNLABELLED_IDS}, sample
+    assert sample.get("id") in {*LABELLED_IDS, *UNLABELLED_IDS}, sample
     downloaded = fetch_image(server, sample["id"], tmp_path / f"{sample['id']}.dcm")
     assert _sha(downloaded) == _sha(server.studies / f"{sample['id']}.dcm")
 
 
-@pytest.mark.parametrize("image_id", [PLAIN_ID, FLIPPED_ID])
+@pytest.mark.parametrize("image_id", LABELLED_IDS)
 def test_infer_nrrd_overlays_the_image_in_slicer(loop, client, tmp_path, image_id):
     """The .nrrd Slicer asks for sits on the image's grid and equals the prediction in pixel order."""
     from monai_bac.data import load_label
@@ -258,7 +264,7 @@ def test_infer_nrrd_overlays_the_image_in_slicer(loop, client, tmp_path, image_i
     assert set(np.unique(label.voxels)) <= {0, 1} and result["bac_pixels"] == int(label.voxels.sum())
 
     # the reference: the NIfTI answer (the app's default) for the image without orientation, read in
-    # the mammogram's pixel order by monai_bac's loader; the flipped copy has the same pixels
+    # the mammogram's pixel order by monai_bac's loader; the placed copies have the same pixels
     plain_nifti, _ = client.infer("bac", PLAIN_ID, {**params, "result_extension": ".nii.gz"})
     assert plain_nifti.endswith(".nii.gz")
     prediction = np.asarray(load_label(plain_nifti)[0])
@@ -287,7 +293,7 @@ def test_unsupported_result_extension_is_refused(loop, client):
             assert word in failure.value.msg, (word, failure.value.msg)
 
 
-@pytest.mark.parametrize("image_id", [PLAIN_ID, FLIPPED_ID])
+@pytest.mark.parametrize("image_id", LABELLED_IDS)
 def test_saved_label_lands_on_the_known_bac(loop, client, tmp_path, image_id):
     """The annotator paints the phantom's BAC in Slicer and submits; the label the server hands back
     (and keeps for training) has the known BAC pixel on the same image pixel."""
@@ -342,6 +348,6 @@ def test_train_then_next_sample_is_unlabelled(loop, client):
     assert status.get("status") == "DONE", (status, server.log_tail())
     assert _sha(weights) != before, "training did not replace the weights"
     labelled = {k for k, v in client.datastore()["objects"].items() if v["labels"].get("final")}
-    assert labelled == {PLAIN_ID, FLIPPED_ID}
+    assert labelled == set(LABELLED_IDS)
     sample = client.next_sample("random", slicer_params(client.info(), "strategies", "random"))
     assert sample.get("id") in UNLABELLED_IDS, sample
