@@ -48,8 +48,7 @@ def run_slicer_requests(bundle: Path, root: Path, spacing_mm: float) -> dict[str
     studies.mkdir()
     truth = loop._write_phantom(studies / f"{loop.PLAIN_ID}.dcm", 11, "CC", "L")
     ds = pydicom.dcmread(studies / f"{loop.PLAIN_ID}.dcm")
-    ds.ImagePositionPatient = [12.5, -30.0, 4.0]
-    ds.ImageOrientationPatient = [-1, 0, 0, 0, -1, 0]
+    ds.ImagePositionPatient, ds.ImageOrientationPatient = loop.PLACEMENTS[loop.FLIPPED_ID]
     ds.save_as(studies / f"{loop.FLIPPED_ID}.dcm")
     app = root / "app"
     shutil.copytree(REPO / "monailabel_app", app, ignore=shutil.ignore_patterns("__pycache__", "model", "logs", "bin"))
@@ -170,8 +169,8 @@ def main() -> int:
             make_cohort(cohort, n=TINY["cohort_size"], seed=0, spacing_mm=TINY["phantom_spacing_mm"])
             bundle = train_tiny_bundle(root, cohort)
         files = run_slicer_requests(Path(bundle), root, args.spacing)
-        titles = {image_id: f"{image_id}.dcm: {'no ImagePositionPatient/OrientationPatient' if i == 0 else 'IPP (12.5, -30, 4), IOP (-1,0,0, 0,-1,0)'}"
-                  for i, image_id in enumerate(files)}
+        placements = ("no ImagePositionPatient/OrientationPatient", "IPP (12.5, -30, 4), IOP (-1,0,0, 0,-1,0)")
+        titles = {image_id: f"{image_id}.dcm: {placement}" for image_id, placement in zip(files, placements)}
         for line in render(files, args.out, titles):
             print(line)
         print(json.dumps({"figure": str(args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out),

@@ -272,7 +272,8 @@ class BACInfer(BasicInferTask):
         ``result_extension`` (:func:`result_format`), and the bundle's quantification
         (:class:`monai_bac.transforms.QuantifyBACd`) in the result."""
         asked = {"result_extension": extension or data.get("result_extension"),
-                 "result_dtype": dtype or data.get("result_dtype"), "result_compress": data.get("result_compress", True)}
+                 "result_dtype": dtype or data.get("result_dtype"),
+                 "result_compress": data.get("result_compress", True)}
         extension, dtype, compress = result_format(asked)
         pred = data["pred"]
         mask = (np.asarray(pred.detach().cpu())[0] > 0).astype(np.uint8)
