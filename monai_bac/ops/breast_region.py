@@ -184,7 +184,7 @@ def breast_mask(
     min_breast_area_mm2: float = 500.0,
     min_contrast: float = 0.05,
     thin_mm: float = 4.0,
-    body_fraction: float = 0.3,
+    body_fractions: tuple[float, ...] = (0.3, 0.5, 0.7),
     min_body_mm2: float = 100.0,
 ) -> tuple[np.ndarray, float, float, float]:
     """Breast (True) vs direct-exposure background of a ln(P + 1) image.
@@ -194,8 +194,9 @@ def breast_mask(
     ``max(min_contrast, 10 * air noise)``, or the largest component is smaller than
     ``min_breast_area_mm2``. Tissue narrower than ``thin_mm`` is opened away (the paddle's rim
     seen edge-on in an MLO view: a line across the field), and a body attached to the breast
-    only through tissue thinner than ``body_fraction`` of the contrast is cut off (the abdominal
-    fold below an MLO's breast), see :func:`_cut_attached_bodies`.
+    only through thinner tissue is cut off (the abdominal
+    fold below an MLO's breast; ``body_fractions``: the levels tried, as fractions of the
+    contrast), see :func:`_cut_attached_bodies`.
     """
     sr, sc = as_spacing(spacing_mm)
     empty = (np.zeros(log_img.shape, bool), float("nan"), float("nan"), float("nan"))
@@ -221,7 +222,7 @@ def breast_mask(
     if not tissue_px.any():
         return empty
     mask = np.asarray(get_largest_connected_component_mask(tissue_px, connectivity=1))
-    mask = _cut_attached_bodies(mask, log_img, air - body_fraction * contrast, (sr, sc), min_body_mm2)
+    mask = _cut_attached_bodies(mask, log_img, air, contrast, (sr, sc), min_body_mm2, body_fractions)
     mask = ndimage.binary_fill_holes(mask)
     if mask.sum() * sr * sc < min_breast_area_mm2:
         return empty
@@ -242,34 +243,37 @@ def _open_mm(mask: np.ndarray, spacing_mm, radius_mm: float) -> np.ndarray:
     return ndimage.binary_opening(padded, disk)[ry:ry + mask.shape[0], rx:rx + mask.shape[1]]
 
 
-def _cut_attached_bodies(mask: np.ndarray, log_img: np.ndarray, core_level: float, spacing_mm,
-                         min_body_mm2: float) -> np.ndarray:
-    """Remove bodies that only touch the breast through thin tissue (an MLO's abdominal fold).
+def _cut_attached_bodies(mask: np.ndarray, log_img: np.ndarray, air: float, contrast: float, spacing_mm,
+                         min_body_mm2: float, fractions=(0.3, 0.5, 0.7)) -> np.ndarray:
+    """Remove bodies that only touch the breast through thinner tissue (an MLO's abdominal fold).
 
-    The thick parts (ln P below ``core_level``) of the mask fall into separate components where
-    the tissue between them is thinner; the largest is the breast. Another thick part of at
-    least ``min_body_mm2`` that reaches the image edge (the abdomen enters the field from
-    outside) is a body of its own: the mask is split between them along the thinnest tissue
-    (watershed of ln P from the thick parts) and that body's side is dropped."""
+    At a level ``air - f * contrast`` of ln P (``f`` in ``fractions``, thinnest first) the thick
+    parts of the mask fall into separate components where the tissue between them is thinner;
+    the largest is the breast. Another thick part of at least ``min_body_mm2`` that reaches the
+    image edge (the abdomen enters the field from outside) is a body of its own: the mask is
+    split between them along the thinnest tissue (watershed of ln P from the thick parts) and
+    that body's side is dropped. The compressed breast is one thick part at every level used
+    (its paddle-contact region is the thickest tissue and connected)."""
     sr, sc = spacing_mm
-    cores, n = ndimage.label(mask & (log_img < core_level))
-    if n < 2:
-        return mask
-    areas = np.bincount(cores.ravel(), minlength=n + 1) * (sr * sc)
-    areas[0] = 0.0
-    main = int(np.argmax(areas))
-    border = np.zeros(n + 1, bool)
-    for edge in (cores[0], cores[-1], cores[:, 0], cores[:, -1]):
-        border[np.unique(edge)] = True
-    others = np.flatnonzero((areas >= min_body_mm2) & border)
-    others = others[others != main]
-    if others.size == 0:
-        return mask
-    markers = np.zeros(mask.shape, np.int32)
-    markers[cores == main] = 1
-    markers[np.isin(cores, others)] = 2
-    basins = watershed(log_img, markers, mask=mask)
-    return mask & (basins == 1)
+    for f in fractions:
+        cores, n = ndimage.label(mask & (log_img < air - f * contrast))
+        if n < 2:
+            continue
+        areas = np.bincount(cores.ravel(), minlength=n + 1) * (sr * sc)
+        areas[0] = 0.0
+        main = int(np.argmax(areas))
+        border = np.zeros(n + 1, bool)
+        for edge in (cores[0], cores[-1], cores[:, 0], cores[:, -1]):
+            border[np.unique(edge)] = True
+        others = np.flatnonzero((areas >= min_body_mm2) & border)
+        others = others[others != main]
+        if others.size == 0:
+            continue
+        markers = np.zeros(mask.shape, np.int32)
+        markers[cores == main] = 1
+        markers[np.isin(cores, others)] = 2
+        return mask & (watershed(log_img, markers, mask=mask) == 1)
+    return mask
 
 
 def chest_wall_side(mask: np.ndarray, spacing_mm=(1.0, 1.0), edge_mm: float = 3.0) -> str | None:
