@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DISPLAY_BITS", "PresentationError", "default_output", "presentation_pixels", "seg_on_rendition",
-           "seg_source_uid", "voi_window", "write_presentation"]
+__all__ = ["DISPLAY_BITS", "PresentationError", "default_output", "orientation_cosines", "presentation_pixels",
+           "seg_on_rendition", "seg_source_uid", "voi_window", "write_presentation"]
 
 #: BitsStored of the rendition (processed mammograms are typically 12-bit)
 DISPLAY_BITS = 12
@@ -102,11 +102,10 @@ def orientation_cosines(patient_orientation) -> list[float]:
     values = [str(v).upper() for v in (patient_orientation or [])]
     if len(values) != 2 or not all(v and set(v) <= set(_LPS) for v in values):
         return [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    cosines = []
-    for letters in values:
-        vector = np.sum([_LPS[c] for c in letters], axis=0).astype(float)
-        cosines += [round(float(x), 6) for x in vector / np.linalg.norm(vector)]
-    return cosines
+    vectors = [np.sum([_LPS[c] for c in letters], axis=0).astype(float) for letters in values]
+    if any(np.linalg.norm(v) == 0 for v in vectors) or abs(np.dot(*vectors)) > 1e-6:
+        return [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]  # opposite letters ("LR") or directions that are not perpendicular
+    return [round(float(x), 6) for v in vectors for x in v / np.linalg.norm(v)]
 
 
 def _nominal_plane(patient_orientation) -> dict:

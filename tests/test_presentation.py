@@ -109,6 +109,9 @@ def test_present_cli_writes_renditions_and_names_the_file_it_refuses(tmp_path, c
     err = capsys.readouterr().err
     assert "a.presentation.dcm" in err and "PresentationIntentType" in err
     assert (tmp_path / "again" / "b.presentation.dcm").is_file()
+    (tmp_path / "notes.dcm").write_text("not a DICOM file\n")
+    assert main(["present", str(tmp_path / "notes.dcm"), "--out", str(tmp_path / "again")]) == 1
+    assert "notes.dcm" in capsys.readouterr().err
     # an existing rendition is kept unless --overwrite
     assert main(["present", str(raw_a), "--out", str(out)]) == 1
     assert "--overwrite" in capsys.readouterr().err
@@ -158,3 +161,13 @@ def test_present_cli_writes_the_raw_images_seg_again_on_its_rendition(tmp_path, 
     assert referenced == rendition.SOPInstanceUID
     assert seg.FrameOfReferenceUID == rendition.FrameOfReferenceUID
     assert np.array_equal(read_dicom_seg(seg_path), ph.bac_mask.astype(np.uint8))
+
+
+def test_orientation_cosines_follow_patient_orientation():
+    from monai_bac.presentation import orientation_cosines
+
+    s = 0.5**0.5
+    assert orientation_cosines(["P", "L"]) == [0.0, 1.0, 0.0, 1.0, 0.0, 0.0]  # right CC
+    assert np.allclose(orientation_cosines(["P", "FL"]), [0, 1, 0, s, 0, -s])  # right MLO
+    for unusable in (None, "", ["A"], ["LR", "A"], ["A", "P"], ["X", "R"]):
+        assert orientation_cosines(unusable) == [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], unusable
