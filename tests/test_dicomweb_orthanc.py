@@ -206,6 +206,9 @@ def test_get_label_back(server, pacs, phantom_cohort, tmp_path):
 
 
 def test_a_seg_stored_by_another_workstation_is_read_from_the_pacs(server, pacs, phantom_cohort, tmp_path):
+    import pydicom
+    from pydicom.uid import generate_uid
+
     from monai_bac.dicom_seg import write_dicom_seg
 
     orthanc, uids = pacs
@@ -218,8 +221,20 @@ def test_a_seg_stored_by_another_workstation_is_read_from_the_pacs(server, pacs,
     got = tmp_path / "label.nii.gz"
     got.write_bytes(r.content)
     assert np.array_equal(_mask(got), expected)
+    # a SEG of something else (here: the breast) made by another tool does not make an image labelled
+    breast = write_dicom_seg(tmp_path / "breast.dcm", np.ones_like(expected),
+                             phantom_cohort / "images" / f"{INFERRED}.dcm")
+    ds = pydicom.dcmread(breast)
+    code = ds.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0]
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "76752008", "SCT", "Breast"
+    ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as(breast)
+    orthanc.upload(breast)
     status = _get(server, "/datastore/").json()
     assert status["completed"] == 2 and status["label_tags"]["final"] == 2
+    r = _get(server, "/datastore/label", params={"label": uids[INFERRED][2], "tag": "final"})
+    assert r.status_code == 404, r.text
 
 
 def test_active_learning_never_hands_out_a_labelled_image(server, pacs):
