@@ -188,6 +188,8 @@ def test_ohif_shows_the_mammogram_with_the_bac_seg_overlaid(review, tmp_path):
         shutil.copyfile(shot, os.environ["OHIF_REVIEW_FIGURE"])
 
     assert not errors, errors
+    log = server.log.read_text(errors="replace")
+    assert "Exception in ASGI application" not in log, server.log_tail(120)  # the DICOMweb proxy answered cleanly
     # the breast: grey levels with structure, not a black, white or flat viewport
     grey = _greyish(before)
     assert grey.mean() > 0.05, f"only {grey.mean():.1%} of the viewport is breast-grey"
