@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -75,20 +74,10 @@ def review(tmp_path_factory):
         app = root / "app"
         shutil.copytree(REPO / "monailabel_app", app, ignore=shutil.ignore_patterns("__pycache__", "model", "logs", "bin"))
         bundle = copy_bundle(root / "bundle")  # configs only: OHIF review needs no weights
-        # monailabel 0.8.5's DICOMweb datastore wants dcmqi's itkimage2segimage (the pip package ``dcmqi``)
-        # on PATH, and downloads it from the internet otherwise
-        env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-               "OMP_NUM_THREADS": "1", "MONAI_LABEL_AUTO_UPDATE_SCORING": "false",
-               "MONAI_LABEL_SESSION_PATH": str(root / "sessions"),
-               "MONAI_LABEL_DICOMWEB_SEARCH_FILTER": '{"Modality": "MG"}'}
-        try:
-            server = start_server(app, orthanc.dicomweb, {"models": "bac", "bundle_path": str(bundle)},
-                                  root / "server.log", env, timeout_s=180)
-        except RuntimeError as e:
-            if "dcmqi" in str(e):
-                pytest.skip("monailabel 0.8.5 cannot open a DICOMweb datastore without dcmqi's itkimage2segimage "
-                            "(pip install dcmqi)")
-            raise
+        env = {"OMP_NUM_THREADS": "1", "MONAI_LABEL_AUTO_UPDATE_SCORING": "false",
+               "MONAI_LABEL_SESSION_PATH": str(root / "sessions")}
+        server = start_server(app, orthanc.dicomweb, {"models": "bac", "bundle_path": str(bundle)},
+                              root / "server.log", env, timeout_s=180)
         files["study_uid"] = pydicom.dcmread(files["presentation"], stop_before_pixels=True).StudyInstanceUID
         yield dict(files, server=server, orthanc=orthanc)
     finally:
