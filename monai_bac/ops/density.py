@@ -345,16 +345,27 @@ def calcification_thickness(
 
 
 # ------------------------------------------------------------------ polyenergetic, with scatter
-def _closing_in_mask(values: np.ndarray, mask: np.ndarray, spacing: tuple[float, float], size_mm: float) -> np.ndarray:
-    """Grey closing (running max, then running min) of ``values`` inside ``mask`` with a flat
-    ``size_mm`` square; outside the mask the values are first set to the mask's minimum, so that
-    the bright background beyond the skin line never enters the envelope."""
-    sub = values.copy()
-    sub[~mask] = values[mask].min()
-    size = (max(1, int(round(size_mm / spacing[0])) | 1), max(1, int(round(size_mm / spacing[1])) | 1))
-    ndimage.maximum_filter(sub, size=size, output=sub, mode="nearest")
-    ndimage.minimum_filter(sub, size=size, output=sub, mode="nearest")
-    return sub
+def _envelope(log_p: np.ndarray, mask: np.ndarray, spacing: tuple[float, float], size_mm: float,
+              cell_mm: float = 0.5) -> np.ndarray:
+    """Upper envelope of ``log_p`` inside ``mask``: a grey closing (running max, then running min)
+    with a flat ``size_mm`` square, on ``cell_mm`` cells (the mean of the mask's pixels in each
+    cell: the envelope of the mean level, not of the noise), interpolated back to the pixels.
+    Cells outside the mask take the nearest inside cell's value first, so that the bright
+    background beyond the skin line never enters the envelope and the skin line is not pulled
+    down either."""
+    from monai_bac.ops.primary import _block_mean, _upsample
+
+    fr, fc = max(1, int(round(cell_mm / spacing[0]))), max(1, int(round(cell_mm / spacing[1])))
+    frac = _block_mean(mask.astype(np.float32), fr, fc)
+    mean = _block_mean(np.where(mask, log_p, 0.0).astype(np.float32), fr, fc) / np.maximum(frac, 1e-12)
+    inside = frac > 0
+    if not inside.all():
+        _, (ir, ic) = ndimage.distance_transform_edt(~inside, return_indices=True)
+        mean = mean[ir, ic]
+    size = (max(1, int(round(size_mm / (fr * spacing[0]))) | 1), max(1, int(round(size_mm / (fc * spacing[1]))) | 1))
+    ndimage.maximum_filter(mean, size=size, output=mean, mode="nearest")
+    ndimage.minimum_filter(mean, size=size, output=mean, mode="nearest")
+    return _upsample(mean, log_p.shape, fr, fc)
 
 
 def _deep_compressed(comp: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
@@ -366,9 +377,10 @@ def _deep_compressed(comp: np.ndarray, spacing: tuple[float, float]) -> np.ndarr
         return comp
     dist = ndimage.distance_transform_edt(np.pad(small, 1))[1:-1, 1:-1]
     deep = dist >= 0.8 * dist.max()
-    out = np.zeros_like(comp)
-    out[::f, ::f] = deep
-    return ndimage.binary_dilation(out, np.ones((f, f), bool)) & comp if f > 1 else deep & comp
+    if f == 1:
+        return deep & comp
+    up = np.repeat(np.repeat(deep, f, axis=0), f, axis=1)[: comp.shape[0], : comp.shape[1]]
+    return up & comp
 
 
 def density_map_polyenergetic(
@@ -388,7 +400,6 @@ def density_map_polyenergetic(
     percentile: float = 99.0,
     smooth_mm: float = 0.1,
     envelope_mm: float = 8.0,
-    envelope_smooth_mm: float = 0.5,
     lower_mm: float = -1.0,
     p_fat: float | None = None,
 ) -> tuple[np.ndarray, dict]:
@@ -407,8 +418,8 @@ def density_map_polyenergetic(
        glandular tissue replacing fat in a breast of the compressed thickness, detector-weighted
        spectrum, so the effective attenuation of the transmitted, hardened spectrum);
     4. periphery (thinner than the compressed thickness): the local fatty level is the upper
-       envelope of ln P (grey closing, ``envelope_mm`` square: it follows the fall-off of
-       thickness towards the skin and bridges dense structures narrower than the square), the
+       envelope of ln P (grey closing, ``envelope_mm`` square, on 0.5 mm cells: it follows the
+       fall-off of thickness towards the skin and bridges dense structures narrower than the square), the
        local thickness H follows from it by the fat-only curve, and h_dt is the dip below the
        envelope divided by the effective attenuation difference at H;
     5. h_dt is bounded to ``[lower_mm, H]`` (H the compressed thickness, or the periphery's
@@ -478,10 +489,7 @@ def density_map_polyenergetic(
     # periphery: envelope -> local thickness -> dip below the envelope
     peri = bmap[box] == PERIPHERY
     if peri.any():
-        # the envelope of the mean level, not of the noise: a light smoothing first
-        sm = ndimage.gaussian_filter(log_p, (envelope_smooth_mm / spacing[0], envelope_smooth_mm / spacing[1]),
-                                     mode="nearest", truncate=3.0) if envelope_smooth_mm > 0 else log_p
-        env = _closing_in_mask(sm, b_box, spacing, envelope_mm)
+        env = _envelope(log_p, b_box, spacing, envelope_mm)
         a, fat_curve = beam.fat_thickness_curve(h0)
         rel = (env - np.log(trend).astype(np.float32)[None, :])[peri] + np.float32(fat_curve[-1])
         thick = np.interp(-rel, -fat_curve, a).astype(np.float32)  # fat-only thickness of the envelope
