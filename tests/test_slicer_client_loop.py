@@ -153,10 +153,10 @@ def on_image_pixels(label: SlicerVolume, image: SlicerVolume) -> np.ndarray | No
     k, j, i = np.nonzero(label.voxels)
     where = image_index_of(label, image, np.c_[i, j, k])
     index = np.rint(where).astype(int)
-    cols, rows, slices = image.size
-    if not np.allclose(where, index, atol=1e-3) or len(index) and (
-            index.min(axis=0) < 0).any() or len(index) and ((index >= (cols, rows, slices)).any()):
+    off_grid = not np.allclose(where, index, atol=1e-3)
+    if off_grid or (index < 0).any() or (index >= np.asarray(image.size)).any():
         return None
+    cols, rows, _ = image.size
     out = np.zeros((rows, cols), dtype=np.uint8)
     out[index[:, 1], index[:, 0]] = label.voxels[k, j, i]
     return out
