@@ -29,10 +29,10 @@ from urllib.parse import urlsplit
 from monailabel.config import settings
 from monailabel.interfaces.app import MONAILabelApp
 from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
-from monailabel.tasks.activelearning.random import Random
 from monailabel.utils.others.generic import handle_torch_linalg_multithread
 
 import monai_bac
+from lib.activelearning.strategies import RandomUnlabeled
 from lib.configs import CONFIGS
 from lib.datastore import DEFAULT_EXTENSIONS, MAX_PIXELS, BACDatastore, check_image_id, check_upload
 from lib.dicomweb import BACDicomWebDatastore, dicomweb_client
@@ -381,7 +381,7 @@ class BACApp(MONAILabelApp):
         return {name: c.trainer() for name, c in self.models.items()}
 
     def init_strategies(self):
-        strategies = {"random": Random()}
+        strategies = {"random": RandomUnlabeled()}
         for c in self.models.values():
             strategies.update(c.strategy() or {})
         return strategies

@@ -58,18 +58,23 @@ class Orthanc:
         except OSError:
             return "(no log)"
 
+    auth: tuple[str, str] | None = None
+
     def upload(self, path: Path) -> dict:
         """Store one DICOM file through Orthanc's REST API (``POST /instances``)."""
-        answer = requests.post(f"{self.url}/instances", data=Path(path).read_bytes(), timeout=30)
+        answer = requests.post(f"{self.url}/instances", data=Path(path).read_bytes(), timeout=30, auth=self.auth)
         answer.raise_for_status()
         return answer.json()
 
     def instances(self) -> list[str]:
-        return requests.get(f"{self.url}/instances", timeout=10).json()
+        return requests.get(f"{self.url}/instances", timeout=10, auth=self.auth).json()
 
 
-def start_orthanc(workdir: Path, timeout_s: float = 60.0) -> Orthanc:
-    """Start Orthanc on a free loopback port with the DICOMweb plugin and wait until it answers."""
+def start_orthanc(workdir: Path, timeout_s: float = 60.0, users: dict[str, str] | None = None) -> Orthanc:
+    """Start Orthanc on a free loopback port with the DICOMweb plugin and wait until it answers.
+
+    ``users`` (name -> password) turns HTTP basic authentication on, as a hospital PACS has it.
+    """
     reason = missing_reason()
     if reason:
         raise RuntimeError(reason)
@@ -82,7 +87,8 @@ def start_orthanc(workdir: Path, timeout_s: float = 60.0) -> Orthanc:
         "IndexDirectory": str(workdir / "storage"),
         "HttpPort": port,
         "RemoteAccessAllowed": False,  # Orthanc 1.10 has no bind address: it refuses non-loopback peers
-        "AuthenticationEnabled": False,
+        "AuthenticationEnabled": bool(users),
+        "RegisteredUsers": dict(users or {}),
         "DicomServerEnabled": False,
         "Plugins": [str(dicomweb_plugin())],
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True, "WadoRoot": "/wado",
@@ -95,13 +101,13 @@ def start_orthanc(workdir: Path, timeout_s: float = 60.0) -> Orthanc:
     with open(log, "wb") as out:
         process = subprocess.Popen([orthanc_binary(), str(conf_path)], stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
-    server = Orthanc(f"http://{HOST}:{port}", process, log)
+    server = Orthanc(f"http://{HOST}:{port}", process, log, next(iter(users.items())) if users else None)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"Orthanc exited with code {process.returncode}:\n{server.log_tail()}")
         try:
-            if requests.get(f"{server.url}/system", timeout=2).status_code == 200:
+            if requests.get(f"{server.url}/system", timeout=2).status_code in (200, 401):
                 return server
         except requests.RequestException:
             pass

@@ -1,6 +1,6 @@
 """Active-learning strategies: which unlabeled mammogram should the annotator correct next?
 
-``random`` is MONAI Label's. The two others read a score that a scoring method of the same name
+``random`` is MONAI Label's, with one fix (:class:`RandomUnlabeled`). The two others read a score that a scoring method of the same name
 (:mod:`lib.scoring.bac`) stored in each image's info, and hand out the highest-scoring unlabeled
 image (:func:`monai_bac.active_learning.pick_highest`): an image given out by the same strategy
 less than ``cooldown_s`` ago is held back, so two annotators do not get the same image, and
@@ -10,6 +10,7 @@ images not scored yet come after scored ones (the response says how many were sc
 from __future__ import annotations
 
 import logging
+import random
 import time
 from typing import Any
 
@@ -53,3 +54,27 @@ class HighestScore(Strategy):
                     chosen, scores.get(chosen))
         return {"id": chosen, "score": scores.get(chosen), "scored_images": n_scored,
                 "unlabeled_images": len(images), "score_key": self.info_key}
+
+
+class RandomUnlabeled(Strategy):
+    """MONAI Label's ``random``: an unlabeled image drawn with weight = seconds since it was last handed out.
+
+    monailabel 0.8.5 weighs by ``now - ts`` alone, so when every unlabeled image was handed out within
+    the current second all weights are 0 and ``random.choices`` fails (HTTP 500). Here each weight is
+    one more: such images are then drawn evenly.
+    """
+
+    def __init__(self):
+        super().__init__("Random Strategy")
+
+    def __call__(self, request, datastore: Datastore) -> dict[str, Any] | None:
+        images = datastore.get_unlabeled_images(request.get("label_tag"), request.get("labels"))
+        if not images:
+            return None
+        strategy = request.get("strategy", "")
+        now = int(time.time())
+        served = [datastore.get_image_info(image).get("strategy", {}).get(strategy, {}).get("ts", 0) for image in images]
+        weights = [max(now - int(ts), 0) + 1 for ts in served]
+        chosen = random.choices(images, weights=weights)[0]
+        logger.info("%s: chose %s of %d unlabeled images", strategy, chosen, len(images))
+        return {"id": chosen, "weight": weights[images.index(chosen)], "unlabeled_images": len(images)}

@@ -170,6 +170,9 @@ class BACTrain(BundleTrainTask):
                 overrides[key] = settings[key]
         overrides["correct_labels"] = False
         overrides["resume"] = False
+        # MONAI Label replaces the datasets' data; without this the recipe's own `datalist` expression
+        # would still build the default phantom cohort the first time (a minute, for nothing)
+        overrides["datalist"] = None
         return overrides
 
     def run_single_gpu(self, request, overrides):
