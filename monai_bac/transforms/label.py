@@ -43,7 +43,18 @@ from monai_bac.ops.label_correction import (
 from monai_bac.transforms.utils import breast_map_hw, like, meta_of, resolve_spacing_mm, source_name, to_hw
 from monai_bac.transforms.physics import CalcificationThicknessd
 
+#: Thresholds (min_length_mm, min_mean_calc_mm, hysteresis) calibrated per density model, i.e.
+#: for the h_calc each model produces (benchmarks/calibrate_label_correction.py, docs/TRANSFORMS.md):
+#: ``"polyenergetic"`` on 48 realistic phantoms (seeds 0-47, 0.2 mm, look-alikes beside and across
+#: calcified runs, merged strokes); anything else (``model="eq4"``, a map without that record) on
+#: the ideal phantoms: the values in :mod:`monai_bac.ops.label_correction`.
+CALIBRATED_THRESHOLDS: dict[str, tuple[float, float, float]] = {
+    "polyenergetic": (5.0, 0.03, 1.0),
+    "eq4": (DEFAULT_MIN_LENGTH_MM, DEFAULT_MIN_MEAN_CALC_MM, DEFAULT_HYSTERESIS),
+}
+
 __all__ = [
+    "CALIBRATED_THRESHOLDS",
     "CorrectBACLabel",
     "CorrectBACLabeld",
     "CorrectBACLabelD",
@@ -52,6 +63,14 @@ __all__ = [
     "correction_pieces",
     "correction_meta",
 ]
+
+
+def _auto_or(value, name: str):
+    if value is None or value == "auto":
+        return value
+    if isinstance(value, str):
+        raise ValueError(f"{name} must be a number, None or 'auto', got {value!r}")
+    return float(value)
 
 
 def correction_meta(report: Mapping) -> dict:
@@ -112,16 +131,20 @@ class CorrectBACLabel(Transform):
     ``measure="mean"`` is the paper's plain mean (recalibrate the threshold for it). See
     :mod:`monai_bac.ops.label_correction`.
 
+    The thresholds default to ``"auto"``: the values calibrated for the density model that made
+    ``calc_thickness`` (``meta["calc_thickness"]["model"]``; :data:`CALIBRATED_THRESHOLDS`): the
+    polyenergetic model's h_calc of a real (or realistic) image, or Eq. (4)'s of an ideal one.
+
     Args:
-        min_length_mm: minimum length of a calcified run, mm (None: no length test).
+        min_length_mm: minimum length of a calcified run, mm (None: no length test; "auto").
         min_mean_calc_mm: minimum calcification, mm (None: no calcification test, and no
-            ``calc_thickness`` needed).
+            ``calc_thickness`` needed; "auto").
         measure: ``"core_excess"`` (default) or ``"mean"``.
         core_mm, ring_mm: widths of the core track and of the surrounding tissue, mm.
         spacing_mm: (row, col) mm replacing the label's (or the calcification map's)
             ``meta["spacing_mm"]``.
         split_mm, spur_mm, width_ratio, hysteresis: how the annotation is cut into pieces
-            (:func:`monai_bac.ops.label_correction.correct_bac_label`).
+            (:func:`monai_bac.ops.label_correction.correct_bac_label`; hysteresis "auto").
 
     ``__call__(label, calc_thickness=None, breast_map=None)``: ``label`` (1, H, W) binary
     annotation (numpy, tensor or MetaTensor), ``calc_thickness`` the (1, H, W) h_calc map of
@@ -136,8 +159,8 @@ class CorrectBACLabel(Transform):
 
     def __init__(
         self,
-        min_length_mm: float | None = DEFAULT_MIN_LENGTH_MM,
-        min_mean_calc_mm: float | None = DEFAULT_MIN_MEAN_CALC_MM,
+        min_length_mm: float | str | None = "auto",
+        min_mean_calc_mm: float | str | None = "auto",
         spacing_mm: Sequence[float] | None = None,
         measure: str = "core_excess",
         core_mm: float = DEFAULT_CORE_MM,
@@ -145,16 +168,26 @@ class CorrectBACLabel(Transform):
         split_mm: float = DEFAULT_SPLIT_MM,
         spur_mm: float = DEFAULT_SPUR_MM,
         width_ratio: float | None = DEFAULT_WIDTH_RATIO,
-        hysteresis: float = DEFAULT_HYSTERESIS,
+        hysteresis: float | str = "auto",
     ) -> None:
-        self.min_length_mm = None if min_length_mm is None else float(min_length_mm)
-        self.min_mean_calc_mm = None if min_mean_calc_mm is None else float(min_mean_calc_mm)
+        self.min_length_mm = _auto_or(min_length_mm, "min_length_mm")
+        self.min_mean_calc_mm = _auto_or(min_mean_calc_mm, "min_mean_calc_mm")
+        self.hysteresis = _auto_or(hysteresis, "hysteresis")
         self.spacing_mm = spacing_mm
         if measure not in MEASURES:
             raise ValueError(f"measure must be 'core_excess' or 'mean', got {measure!r}")
         self.measure, self.core_mm, self.ring_mm = measure, float(core_mm), float(ring_mm)
         self.split = dict(split_mm=float(split_mm), spur_mm=float(spur_mm),
-                          width_ratio=None if width_ratio is None else float(width_ratio), hysteresis=float(hysteresis))
+                          width_ratio=None if width_ratio is None else float(width_ratio))
+
+    def thresholds(self, calc_meta: Mapping) -> tuple[float | None, float | None, float]:
+        """(min_length_mm, min_mean_calc_mm, hysteresis) for a calcification map with metadata
+        ``calc_meta``: the given values, "auto" ones from :data:`CALIBRATED_THRESHOLDS`."""
+        entry = calc_meta.get("calc_thickness") if isinstance(calc_meta.get("calc_thickness"), Mapping) else {}
+        model = str(entry.get("model", "")).split(" ")[0]
+        calibrated = CALIBRATED_THRESHOLDS.get(model, CALIBRATED_THRESHOLDS["eq4"])
+        return tuple(c if v == "auto" else v for v, c in
+                     zip((self.min_length_mm, self.min_mean_calc_mm, self.hysteresis), calibrated))
 
     def __call__(self, label: NdarrayOrTensor, calc_thickness: NdarrayOrTensor | None = None,
                  breast_map: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
@@ -179,8 +212,9 @@ class CorrectBACLabel(Transform):
                 raise ValueError(f"{source_name(meta)}: calc_thickness (H, W) = {calc.shape} differs from the label's "
                                  f"{lab.shape}")
             breast = breast_map_hw(breast_map, lab, meta) > 0 if breast_map is not None else calc != 0
-        out, report = correct_bac_label(lab, calc, spacing, self.min_length_mm, self.min_mean_calc_mm, self.measure,
-                                        breast, self.core_mm, self.ring_mm, **self.split)
+        min_length, min_calc, hysteresis = self.thresholds(calc_meta)
+        out, report = correct_bac_label(lab, calc, spacing, min_length, min_calc, self.measure,
+                                        breast, self.core_mm, self.ring_mm, hysteresis=hysteresis, **self.split)
         return like(out.astype(lab.dtype, copy=False), label, lab.dtype, {"label_correction": correction_meta(report)})
 
 
@@ -210,8 +244,8 @@ class CorrectBACLabeld(MapTransform):
         keys: KeysCollection = "label",
         calc_key: str = "calc_thickness",
         output_keys: KeysCollection | None = None,
-        min_length_mm: float | None = DEFAULT_MIN_LENGTH_MM,
-        min_mean_calc_mm: float | None = DEFAULT_MIN_MEAN_CALC_MM,
+        min_length_mm: float | str | None = "auto",
+        min_mean_calc_mm: float | str | None = "auto",
         spacing_mm: Sequence[float] | None = None,
         measure: str = "core_excess",
         core_mm: float = DEFAULT_CORE_MM,
@@ -224,7 +258,7 @@ class CorrectBACLabeld(MapTransform):
         split_mm: float = DEFAULT_SPLIT_MM,
         spur_mm: float = DEFAULT_SPUR_MM,
         width_ratio: float | None = DEFAULT_WIDTH_RATIO,
-        hysteresis: float = DEFAULT_HYSTERESIS,
+        hysteresis: float | str = "auto",
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.output_keys = self.keys if output_keys is None else ensure_tuple_rep(output_keys, len(self.keys))

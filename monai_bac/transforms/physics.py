@@ -344,8 +344,8 @@ class CalcificationThickness(Transform):
     ``__call__(density, breast_map=None)``: ``density`` the (1, H, W) h_dt map of
     :class:`DensityMap`; ``breast_map`` restricts the opening to the breast (when None, the
     non-zero pixels of the density map are taken as the breast). Returns the same type; a
-    MetaTensor gains ``meta["calc_thickness"]`` = {opening_mm, smooth_mm, mu_fat, mu_dt,
-    mu_calc, energy_kev}. An all-zero density map (no breast) gives an all-zero map.
+    MetaTensor gains ``meta["calc_thickness"]`` = {model (the density map's), opening_mm,
+    smooth_mm, mu_fat, mu_dt, mu_calc, energy_kev}. An all-zero density map (no breast) gives an all-zero map.
     """
 
     backend = [TransformBackends.NUMPY]  # the op runs in numpy (torch input is converted, the output converted back)
@@ -405,7 +405,9 @@ class CalcificationThickness(Transform):
             mask = breast_map_hw(breast_map, h_dt, meta) > 0
         h_calc = calcification_thickness(h_dt, att, spacing, self.opening_mm, self.smooth_mm, mask,
                                          self.clip_negative)
-        info = dict(opening_mm=self.opening_mm, smooth_mm=self.smooth_mm, mu_fat=att.mu_fat, mu_dt=att.mu_dt,
+        dens = meta.get("density") if isinstance(meta.get("density"), Mapping) else {}
+        info = dict(model=str(dens.get("model", "")), opening_mm=self.opening_mm, smooth_mm=self.smooth_mm,
+                    mu_fat=att.mu_fat, mu_dt=att.mu_dt,
                     mu_calc=att.mu_calc, energy_kev=float("nan") if att.energy_kev is None else float(att.energy_kev))
         return like(h_calc, density, self.dtype, {"calc_thickness": info})
 
