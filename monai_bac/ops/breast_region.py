@@ -492,7 +492,8 @@ def find_pectoral_curve(
     coarse_smooth_mm: float = 3.0,
     smooth_mm: float = 1.5,
     skin_margin_mm: float = 4.0,
-    max_sagitta: float = 0.12,
+    max_sagitta: float = 0.08,
+    periphery_mm: float = 0.0,
     min_area_mm2: float = 200.0,
     min_relative_contrast: float | None = None,
     min_support: float | None = None,
@@ -519,6 +520,9 @@ def find_pectoral_curve(
         coarse_smooth_mm, smooth_mm: Gaussian scales of the coarse search and of the refinement.
         skin_margin_mm: the edge is scored only deeper than this inside the breast.
         max_sagitta: largest bow of the edge, as a fraction of its chord.
+        periphery_mm: the edge is scored only deeper than this either (the periphery width: what
+            is left there of the thickness fall-off after its removal runs along the skin line
+            and would pull the edge along it).
         min_area_mm2: smaller muscle regions are rejected.
         min_relative_contrast: minimum ln(P) step across the edge as a fraction of the breast's
             air-to-tissue contrast (default 0.02, 0.04 when ``strict``).
@@ -541,7 +545,7 @@ def find_pectoral_curve(
     tissue = float(np.median(log_img[mask]))
     breast_contrast = max(air - tissue, 1e-6)
     filled = np.where(mask, log_img, tissue).astype(np.float32)
-    inside = mask & (dist_mm > skin_margin_mm)
+    inside = mask & (dist_mm > max(skin_margin_mm, periphery_mm))
     y_lim = (cw_rows[-1] + 1) * sr
     x_lim = 0.8 * depth_mm
     if y_lim < 20.0 or x_lim < 10.0:
@@ -952,7 +956,8 @@ def analyse_breast_region(
         strict = not is_mlo and not pectoral
         pect_edge = find_pectoral(lg_eq, mask, dist, (csr, csc), strict=strict)
         if pect_edge is None:  # a curved or low-contrast edge the Hough line misses
-            pect_edge = find_pectoral_curve(lg_eq, mask, dist, (csr, csc), strict=strict)
+            pect_edge = find_pectoral_curve(lg_eq, mask, dist, (csr, csc), strict=strict,
+                                            periphery_mm=0.8 * fit.width_mm if np.isfinite(fit.width_mm) else 0.0)
         if pect_edge is not None:
             pect = _pectoral_mask(pect_edge, mask, (csr, csc))
 
