@@ -186,6 +186,7 @@ def breast_mask(
     thin_mm: float = 4.0,
     body_fractions: tuple[float, ...] = (0.3, 0.5, 0.7),
     min_body_mm2: float = 100.0,
+    refine: bool = True,
 ) -> tuple[np.ndarray, float, float, float]:
     """Breast (True) vs direct-exposure background of a ln(P + 1) image.
 
@@ -196,7 +197,8 @@ def breast_mask(
     seen edge-on in an MLO view: a line across the field), and a body attached to the breast
     only through thinner tissue is cut off (the abdominal
     fold below an MLO's breast; ``body_fractions``: the levels tried, as fractions of the
-    contrast), see :func:`_cut_attached_bodies`.
+    contrast), see :func:`_cut_attached_bodies`. ``refine=False``: every pixel below the
+    threshold, as is (no opening, component, cut or hole filling; only the air is needed).
     """
     sr, sc = as_spacing(spacing_mm)
     empty = (np.zeros(log_img.shape, bool), float("nan"), float("nan"), float("nan"))
@@ -218,6 +220,8 @@ def breast_mask(
     if contrast < max(min_contrast, 10.0 * sigma):
         return empty
     thr = air - skin_fraction * contrast
+    if not refine:
+        return log_img < thr, thr, air, tissue
     tissue_px = _open_mm(log_img < thr, (sr, sc), thin_mm / 2.0)
     if not tissue_px.any():
         return empty
@@ -230,17 +234,18 @@ def breast_mask(
 
 
 def _open_mm(mask: np.ndarray, spacing_mm, radius_mm: float) -> np.ndarray:
-    """Binary opening by an ellipse of ``radius_mm``: removes structures thinner than
-    ``2 radius_mm`` (a line across the field). The image edges are extended, not zero, so the
-    breast is not eaten where the detector cuts it (chest wall, axilla)."""
+    """Binary opening by a square of half-side ``radius_mm`` (separable minimum and maximum
+    filters): removes structures thinner than ``2 radius_mm`` (a line across the field). The
+    image edges are extended, not zero, so the breast is not eaten where the detector cuts it
+    (chest wall, axilla)."""
     sr, sc = spacing_mm
-    ry, rx = int(radius_mm / sr), int(radius_mm / sc)
-    if ry < 1 and rx < 1:
+    ky, kx = 2 * int(radius_mm / sr) + 1, 2 * int(radius_mm / sc) + 1
+    if ky == 1 and kx == 1:
         return mask
-    yy, xx = np.ogrid[-ry:ry + 1, -rx:rx + 1]
-    disk = (yy / max(ry, 0.5)) ** 2 + (xx / max(rx, 0.5)) ** 2 <= 1.0
-    padded = np.pad(mask, ((ry, ry), (rx, rx)), mode="edge")
-    return ndimage.binary_opening(padded, disk)[ry:ry + mask.shape[0], rx:rx + mask.shape[1]]
+    m = mask.view(np.uint8)
+    m = ndimage.minimum_filter1d(ndimage.minimum_filter1d(m, ky, axis=0, mode="nearest"), kx, axis=1, mode="nearest")
+    m = ndimage.maximum_filter1d(ndimage.maximum_filter1d(m, ky, axis=0, mode="nearest"), kx, axis=1, mode="nearest")
+    return m.view(bool)
 
 
 def _cut_attached_bodies(mask: np.ndarray, log_img: np.ndarray, air: float, contrast: float, spacing_mm,
@@ -901,7 +906,7 @@ def analyse_breast_region(
         top = float(finite.max()) if finite.size else 0.0
         np.nan_to_num(coarse, copy=False, nan=top, posinf=top, neginf=0.0)
     lg = np.log(np.maximum(coarse, 0.0) + 1.0)
-    mask, thr, air, tissue = breast_mask(lg, (csr, csc), skin_fraction, min_breast_area_mm2)
+    mask, thr, air, tissue = breast_mask(lg, (csr, csc), skin_fraction, min_breast_area_mm2, refine=not flat_field)
     if not mask.any():
         return empty
     field = None
@@ -909,13 +914,13 @@ def analyse_breast_region(
         # the skin threshold is a level of ln P: a heel effect across the field must be gone
         # before it is drawn, so the plane is fitted to the air near the first outline and the
         # outline drawn again on the flattened image
-        dout = ndimage.distance_transform_edt(~mask, sampling=(csr, csc))
+        dout = ndimage.distance_transform_cdt(~mask, metric="chessboard").astype(np.float32) * min(csr, csc)
         field = _field_plane(lg, (dout > 2.0) & (dout < flat_field_reach_mm), (csr, csc))
         if field is not None:
             lg = (lg - field).astype(np.float32)
-            mask, thr, air, tissue = breast_mask(lg, (csr, csc), skin_fraction, min_breast_area_mm2)
-            if not mask.any():
-                return empty
+        mask, thr, air, tissue = breast_mask(lg, (csr, csc), skin_fraction, min_breast_area_mm2)
+        if not mask.any():
+            return empty
     side = chest_wall_side(mask, (csr, csc))
     k = max(1, int(round(3.0 / csc)))
     if min(mask[:, :k].mean(), mask[:, -k:].mean()) > 0.25:
