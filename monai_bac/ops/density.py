@@ -34,6 +34,7 @@ __all__ = [
     "COMPRESSED",
     "PECTORAL",
     "fat_reference",
+    "fat_cells",
     "density_map",
     "volumetric_breast_density",
     "background_opening",
@@ -63,6 +64,27 @@ def _erode_mm(mask: np.ndarray, spacing: tuple[float, float], erode_mm: float) -
     dist = ndimage.distance_transform_edt(sub, sampling=spacing)[1:-1, 1:-1]
     out[box] = dist > erode_mm
     return out
+
+
+def fat_cells(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float], erode_mm: float, block_mm: float):
+    """(cell means, cells to use, cell size (rows, cols) in pixels) of ``block_mm`` cells lying
+    entirely in ``mask`` and more than ``erode_mm`` from its edge, or None when there is none.
+
+    The erosion is done on the cell grid (cheap): a cell is kept when its centre is more than
+    ``erode_mm`` + half a cell from the centre of any cell not entirely in the region."""
+    kr, kc = max(1, int(round(block_mm / spacing[0]))), max(1, int(round(block_mm / spacing[1])))
+    h, w = (mask.shape[0] // kr) * kr, (mask.shape[1] // kc) * kc
+    if h == 0 or w == 0:
+        return None
+    cells_in = mask[:h, :w].reshape(h // kr, kr, w // kc, kc).all(axis=(1, 3))
+    if erode_mm > 0 and cells_in.any():
+        cell = (kr * spacing[0], kc * spacing[1])
+        dist = ndimage.distance_transform_edt(np.pad(cells_in, 1), sampling=cell)[1:-1, 1:-1]
+        cells_in &= dist > erode_mm + 0.5 * max(cell)
+    if not cells_in.any():
+        return None
+    means = np.asarray(image)[:h, :w].reshape(h // kr, kr, w // kc, kc).mean(axis=(1, 3), dtype=np.float64)
+    return means, cells_in, (kr, kc)
 
 
 def fat_reference(
@@ -119,20 +141,10 @@ def fat_reference(
     mask = mask[box]
     tries = [(erode_mm, block_mm), (erode_mm / 2, block_mm), (0.0, block_mm), (0.0, 0.0)]
     for k, (e, b) in enumerate(tries):
-        kr, kc = max(1, int(round(b / spacing[0]))), max(1, int(round(b / spacing[1])))
-        h, w = (mask.shape[0] // kr) * kr, (mask.shape[1] // kc) * kc
-        if h == 0 or w == 0:
+        grid = fat_cells(img, mask, spacing, e, b)
+        if grid is None:
             continue
-        cells_in = mask[:h, :w].reshape(h // kr, kr, w // kc, kc).all(axis=(1, 3))
-        if e > 0 and cells_in.any():
-            # erosion on the cell grid (cheap): keep cells whose centre is more than e + half a
-            # cell from the centre of any cell not entirely in the region
-            cell = (kr * spacing[0], kc * spacing[1])
-            dist = ndimage.distance_transform_edt(np.pad(cells_in, 1), sampling=cell)[1:-1, 1:-1]
-            cells_in &= dist > e + 0.5 * max(cell)
-        if not cells_in.any():
-            continue
-        means = img[:h, :w].reshape(h // kr, kr, w // kc, kc).mean(axis=(1, 3), dtype=np.float64)[cells_in]
+        means = grid[0][grid[1]]
         p_fat = float(np.percentile(means, percentile)) - float(offset)
         info.update(n_cells=int(means.size), erode_mm_used=float(e), block_mm_used=float(b))
         if k:

@@ -229,27 +229,24 @@ def fat_reference_trend(
     info: dict = dict(n_bands=0, slope_per_100mm=0.0, p_fat=float("nan"))
     if not mask.any():
         return None, info
-    kr, kc = max(1, int(round(block_mm / spacing[0]))), max(1, int(round(block_mm / spacing[1])))
-    h, w = (mask.shape[0] // kr) * kr, (mask.shape[1] // kc) * kc
-    cells_in = mask[:h, :w].reshape(h // kr, kr, w // kc, kc).all(axis=(1, 3))
-    cell = (kr * spacing[0], kc * spacing[1])
+    from monai_bac.ops.density import fat_cells
+
     for e in (erode_mm, erode_mm / 2, 0.0):
-        keep = cells_in
-        if e > 0:
-            dist = ndimage.distance_transform_edt(np.pad(cells_in, 1), sampling=cell)[1:-1, 1:-1]
-            keep = cells_in & (dist > e + 0.5 * max(cell))
-        if keep.any():
+        grid = fat_cells(img, mask, spacing, e, block_mm)
+        if grid is not None:
             break
-    if not keep.any():
+    if grid is None:
         return None, info
-    means = img[:h, :w].reshape(h // kr, kr, w // kc, kc).mean(axis=(1, 3), dtype=np.float64)
+    means, keep, (kr, kc) = grid
+    cell = (kr * spacing[0], kc * spacing[1])
     rows, cols = np.nonzero(keep)
     vals = means[rows, cols]
     ok = vals > 0
     rows, cols, vals = rows[ok], cols[ok], vals[ok]
     if vals.size == 0:
         return None, info
-    x_cell = (cols + 0.5) * cell[1] if side > 0 else (w // kc - cols - 0.5) * cell[1]
+    n_cols = keep.shape[1]
+    x_cell = (cols + 0.5) * cell[1] if side > 0 else (n_cols - cols - 0.5) * cell[1]
     band = np.floor(x_cell / band_mm).astype(int)
     levels, centres, counts = [], [], []
     for b in np.unique(band):
