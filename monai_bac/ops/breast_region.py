@@ -16,17 +16,23 @@ code  region
 
 Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
 
-1. **Breast / background.** Otsu on ln(P) separates air from tissue; the air level (median) and
+1. **Flat field**: a residual linear non-uniformity of the exposure (heel effect), fitted to
+   ln P of the direct exposure within 40 mm of a first outline, is subtracted (``flat_field``)
+   *before* the skin line is drawn: the skin threshold is a level of ln P, and a 20 % heel
+   effect moves the air level by more than the threshold's distance from it.
+2. **Breast / background.** Otsu on ln(P) separates air from tissue; the air level (median) and
    the tissue level give the contrast ``C``. The skin line is the iso-line ``ln P = air -
    skin_fraction * C``: close to the air level, because a compressed breast's thickness rises
    steeply (like sqrt(distance)) from the skin line, so a mid-way (Otsu) threshold would cut
-   millimetres of thin skin-side tissue off. Largest component, holes filled. An image whose
-   two Otsu classes are not separated by much more than the air noise has no breast: all zeros.
-2. **Chest-wall side**: the image edge (first or last columns) the breast touches most; the
+   millimetres of thin skin-side tissue off. Structures narrower than 4 mm are opened away (an
+   MLO's paddle rim seen edge-on: a line across the field), the largest component is kept, a
+   body attached to it only through thinner tissue and reaching the image edge (an MLO's
+   abdominal fold) is cut off along the thinnest tissue (watershed), holes are filled. An image
+   whose two Otsu classes are not separated by much more than the air noise (from neighbouring
+   pixels, so a field gradient is no noise) has no breast: all zeros.
+3. **Chest-wall side**: the image edge (first or last columns) the breast touches most; the
    laterality tag is not trusted. The analysis runs in a canonical frame with the chest wall
    on the left and is mirrored back at the end.
-3. **Flat field**: a residual linear non-uniformity of the exposure (heel effect), fitted to
-   ln P of the direct exposure, is subtracted (``flat_field``).
 4. **Periphery width** from the thickness fall-off towards the skin line. With ``d`` the
    distance to the skin line, the upper envelope ``U(d)`` (``envelope_percentile`` of ln P per
    distance bin: the fatty pixels; dense tissue and muscle only lower P) follows Beer-Lambert,
@@ -45,7 +51,10 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    *brighter* away from the upper chest-wall corner, finds the muscle's straight edge; it is
    validated (angle, it must cut off the corner of the breast, enough support and contrast
    along it) and refined into a slightly curved edge (quadratic offset from the line, robust
-   fit of the gradient maxima along it).
+   fit of the gradient maxima along it). When no line passes (a low-contrast muscle whose edge
+   tapers over millimetres, or a curved one), :func:`find_pectoral_curve` searches quadratic
+   edges from the top to the chest wall for the largest integral of the derivative of ln P
+   across them, deeper than the periphery, with the same checks.
 6. The width is refitted without the muscle, then per angular sector around the chest-wall
    midpoint (shape and amplitude fixed to the global fit), smoothed across sectors and
    bounded, so that a periphery that is wider at the nipple than near the chest wall is
