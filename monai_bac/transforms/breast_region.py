@@ -8,9 +8,12 @@ normalisations of the paper (Eq. 1-2, Eq. 3 and Eq. 4) work in:
 0 background, 1 periphery (uncompressed rim), 2 compressed (paddle-contact) region,
 3 pectoral muscle (MLO views).
 
-The paper used VolparaDensity's maps; this is a classical re-implementation (Otsu background
-with a near-air skin threshold, automatic chest-wall side, Hough-line pectoral muscle, periphery
-width from a fit of the Beer-Lambert thickness fall-off), see the ops module for the method.
+The paper used VolparaDensity's maps; this is a classical re-implementation (flat field, Otsu
+background with a near-air skin threshold, automatic chest-wall side, Hough-line or curved
+pectoral muscle, periphery width from a fit of the Beer-Lambert thickness fall-off), see the ops
+module for the method. It reads the image and its spacing/view only; validated on ideal and
+realistic (scatter, heel, vendor pitch, paddle rim, abdominal fold) phantoms in
+``docs/validation/breast_region*.md``.
 """
 
 from __future__ import annotations
@@ -40,11 +43,15 @@ class BreastRegion(Transform):
     The map all normalisations of the paper need (Sec. 3.1, Fig. 2; used by Eq. 2, Eq. 3 and
     P_fat of Eq. 4), by classical image analysis (no network):
 
-    * background: Otsu on ln(P), skin line at ``air - skin_fraction * (air - tissue)``;
+    * background: Otsu on ln(P), skin line at ``air - skin_fraction * (air - tissue)``, drawn
+      after a heel effect is flattened (fitted to the direct exposure); structures narrower than
+      4 mm (an MLO's paddle rim) and a body attached through thin tissue (the abdominal fold)
+      are not breast;
     * chest-wall side: found from the image (the laterality tag is not trusted), so left- and
       right-facing breasts work alike and the output keeps the input's orientation;
     * pectoral muscle (``view`` "MLO"; with no view it is searched with stricter checks): a
-      weighted Hough line on the ln(P) gradient, validated and refined to a curved edge;
+      weighted Hough line on the ln(P) gradient, validated and refined to a curved edge; when
+      none passes, a search over quadratic edges finds a curved or low-contrast muscle;
     * compressed region vs periphery: the periphery width (mm) is fitted to the Beer-Lambert
       fall-off of the fat signal towards the skin line, per angular sector.
 
