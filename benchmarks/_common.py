@@ -47,3 +47,24 @@ def machine() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     load = f" (load {os.getloadavg()[0]:.2f})" if hasattr(os, "getloadavg") else ""
     return f"{cpu}, {os.cpu_count()} cores{load}, {gpu}, torch {torch.__version__}"
+
+
+def baseline_tree(repo, baseline: str, tmp):
+    """(folder of the baseline source tree, the worktree made for it or None): ``baseline`` is a
+    folder holding an older checkout, or a git revision of ``repo`` checked out into ``tmp``."""
+    import subprocess
+    from pathlib import Path
+
+    if Path(baseline).is_dir():
+        return Path(baseline).resolve(), None
+    worktree = Path(tmp) / "baseline_tree"
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "-q", "--detach", str(worktree), baseline], check=True)
+    return worktree, worktree
+
+
+def remove_worktree(repo, worktree) -> None:
+    """Remove a worktree made by :func:`baseline_tree` (None: nothing to do)."""
+    import subprocess
+
+    if worktree is not None:
+        subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(worktree)], check=False)

@@ -56,7 +56,8 @@ def main() -> None:
         m = ph.meta
 
         def write():
-            write_mammogram_dicom(path, ph.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
+            write_mammogram_dicom(path, ph.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"],
+                                  thickness_mm=m["thickness_mm"],
                                   anode=m["anode"], filter=m["filter"], view=m["view"], laterality=m["laterality"],
                                   manufacturer=m["manufacturer"], photometric=m["photometric"],
                                   bits_stored=m["bits_stored"])

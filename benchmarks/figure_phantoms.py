@@ -65,7 +65,8 @@ def main(argv=None) -> None:
         if name == "realistic":
             extras = (f"\n{m['anode'].title()}/{m['filter'].title()} {m['kvp']:.0f} kVp, SPR {r['spr_measured']:.2f}, "
                       f"heel {100 * r['heel_fraction']:.0f} %,\ndetector offset {r['detector_offset']:.0f}"
-                      + (", paddle rim" if r.get("paddle_edge") else "") + (", abdomen fold" if r.get("abdomen_fold") else ""))
+                      + (", paddle rim" if r.get("paddle_edge") else "")
+                      + (", abdomen fold" if r.get("abdomen_fold") else ""))
         row[0].imshow(ph.raw, cmap="gray")
         row[0].set_title(f"{name}: raw as stored\n({m['photometric']}, {m['bits_stored']}-bit){extras}", fontsize=9)
         row[1].imshow(log_view(ph), cmap="gray")

@@ -349,7 +349,8 @@ def cells(s: dict) -> dict[str, str]:
         dice_compressed=f"{s['dice_compressed'][0]:.3f} / {s['dice_compressed'][1]:.3f}",
         dice_pectoral=f"{s['dice_pectoral'][0]:.3f} / {s['dice_pectoral'][1]:.3f}",
         vbd=f"{s['vbd'][0]:.2f} / {s['vbd'][1]:.2f} (bias {s['vbd'][2]:+.2f})",
-        hdt_bounds=f"{100 * s['hdt_bounds'][0]:.2f} / {100 * s['hdt_bounds'][1]:.2f} % (min h_dt {s['hdt_bounds'][2]:.0f} mm)",
+        hdt_bounds=(f"{100 * s['hdt_bounds'][0]:.2f} / {100 * s['hdt_bounds'][1]:.2f} % "
+                    f"(min h_dt {s['hdt_bounds'][2]:.0f} mm)"),
         hdt_ratio=f"{s['hdt_ratio'][0]:.2f} ({s['hdt_ratio'][1]:.2f}-{s['hdt_ratio'][2]:.2f})",
         calc_ratio=f"{s['calc_ratio'][0]:.2f} ({s['calc_ratio'][1]:.2f}-{s['calc_ratio'][2]:.2f})",
         lookalikes=f"{100 * la[0]:.0f} % (apart {la[1]}/{la[2]}, merged {la[3]}/{la[4]})",
@@ -401,7 +402,8 @@ def report(args) -> int:
         lines += [f"### Ablation: {len(after) // len(ABLATION)} phantoms per configuration", "",
                   f"* before: {hb}", f"* after: {ha}", "",
                   "Each cell: before -> after. Targets as above.", "",
-                  "| effect on | breast Dice worst | compressed Dice worst | pectoral Dice worst | VBD error mean / worst "
+                  "| effect on | breast Dice worst | compressed Dice worst | pectoral Dice worst | "
+                  "VBD error mean / worst "
                   "(pp) | h_dt in bounds, worst image | h_dt ratio, median | look-alikes removed | BAC length kept |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for fx in ABLATION:
