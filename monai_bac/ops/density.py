@@ -425,7 +425,7 @@ def density_map_polyenergetic(
     2. ``P_fat(x)``: the fatty envelope of the compressed region as a trend along the
        chest-wall -> nipple axis (:func:`monai_bac.ops.primary.fat_reference_trend`; ``heel``
        False: one level, as Eq. 4);
-    3. compressed region and pectoral muscle: h_dt solves ``ln(P / P_fat) = L(h_dt)``, the
+    3. compressed region: h_dt solves ``ln(P / P_fat) = L(h_dt)``, the
        polyenergetic curve of ``beam`` (:meth:`monai_bac.physics.TransmittedBeam.glandular_curve`:
        glandular tissue replacing fat in a breast of the compressed thickness, detector-weighted
        spectrum, so the effective attenuation of the transmitted, hardened spectrum);
@@ -433,7 +433,9 @@ def density_map_polyenergetic(
        envelope of ln P (grey closing, ``envelope_mm`` square, on 0.5 mm cells: it follows the
        fall-off of thickness towards the skin and bridges dense structures narrower than the square), the
        local thickness H follows from it by the fat-only curve, and h_dt is the dip below the
-       envelope divided by the effective attenuation difference at H;
+       envelope divided by the effective attenuation difference at H; the pectoral muscle (not
+       breast tissue: no h_dt in the truth) is read the same way against its own envelope, so it
+       reads ~0 and what lies on it keeps its contrast for Eq. (5);
     5. h_dt is bounded to ``[lower_mm, H]`` (H the compressed thickness, or the periphery's
        local thickness): physically 0 <= h_dt <= H; ``lower_mm`` (-1 mm) leaves room for noise
        so that fatty tissue stays unbiased on average.
@@ -489,7 +491,7 @@ def density_map_polyenergetic(
     local = np.zeros(sub.shape, np.float32)
 
     # compressed region and pectoral muscle: the polyenergetic inverse at the compressed thickness
-    core = b_box & (bmap[box] != PERIPHERY)
+    core = bmap[box] == COMPRESSED
     g, curve = beam.glandular_curve(h0)
     r = log_ratio[core]
     inv = np.interp(-r, -curve, g).astype(np.float32)
@@ -497,6 +499,15 @@ def density_map_polyenergetic(
     inv[brighter] = -r[brighter] / np.float32(att0.mu_dt - att0.mu_fat)
     h_dt[core] = inv
     local[core] = h0
+
+    # pectoral muscle: not breast tissue (no h_dt in it), and thinner than H0 where the breast
+    # thins towards the axilla; read it against its own envelope, as the periphery, so that what
+    # lies on it (vessels) keeps its contrast and the muscle itself reads ~0
+    pect = bmap[box] == PECTORAL
+    if pect.any():
+        env_m = _envelope(log_p, pect, spacing, envelope_mm)
+        h_dt[pect] = (env_m[pect] - log_p[pect]) / np.float32(att0.mu_dt - att0.mu_fat)
+        local[pect] = h0
 
     # periphery: envelope -> local thickness -> dip below the envelope
     peri = bmap[box] == PERIPHERY
