@@ -356,6 +356,33 @@ def _search_curves(gx, gy, inside, spacing_mm, x_tops, y_cws, sag_fractions, n_p
     return float(xt[i]), float(yc[i]), float(sag[i]), float(score[i])
 
 
+def _muscle_frame(log_img: np.ndarray, mask: np.ndarray, spacing_mm):
+    """What both pectoral searches start from: the chest-wall rows of the breast, its depth
+    (mm), the median tissue level and the air-to-tissue contrast of ln P; None without a breast
+    at the chest wall."""
+    if not mask.any():
+        return None
+    cw_rows = np.nonzero(mask[:, 0])[0]
+    if cw_rows.size == 0:
+        return None
+    depth_mm = (np.nonzero(mask.any(0))[0][-1] + 1) * spacing_mm[1]
+    air = float(np.median(log_img[~mask])) if (~mask).any() else float(log_img.max())
+    tissue = float(np.median(log_img[mask]))
+    return cw_rows, depth_mm, tissue, max(air - tissue, 1e-6)
+
+
+def _plausible_muscle(edge: PectoralEdge, mask: np.ndarray, spacing_mm, min_area_mm2: float, strict: bool) -> bool:
+    """The muscle cut off by ``edge`` is at least ``min_area_mm2`` and at most half the breast;
+    with the view unknown (``strict``) it must reach the top image edge over >= 5 mm, as the
+    axillary tail of an MLO does."""
+    sr, sc = spacing_mm
+    muscle = _pectoral_mask(edge, mask, (sr, sc))
+    area = float(muscle.sum() * sr * sc)
+    if area < min_area_mm2 or area > 0.5 * mask.sum() * sr * sc:
+        return False
+    return not (strict and muscle[0].sum() * sc < 5.0)
+
+
 def find_pectoral(
     log_img: np.ndarray,
     mask: np.ndarray,
@@ -400,15 +427,10 @@ def find_pectoral(
     min_relative_contrast = (0.04 if strict else 0.02) if min_relative_contrast is None else min_relative_contrast
     min_support = (0.4 if strict else 0.3) if min_support is None else min_support
     h, w = mask.shape
-    if not mask.any():
+    frame = _muscle_frame(log_img, mask, (sr, sc))
+    if frame is None:
         return None
-    cw_rows = np.nonzero(mask[:, 0])[0]
-    if cw_rows.size == 0:
-        return None
-    depth_mm = (np.nonzero(mask.any(0))[0][-1] + 1) * sc
-    air = float(np.median(log_img[~mask])) if (~mask).any() else float(log_img.max())
-    tissue = float(np.median(log_img[mask]))
-    breast_contrast = max(air - tissue, 1e-6)
+    cw_rows, depth_mm, tissue, breast_contrast = frame
 
     g = np.where(mask, log_img, tissue).astype(np.float32)
     g = ndimage.gaussian_filter(g, (smooth_mm / sr, smooth_mm / sc))
@@ -486,14 +508,7 @@ def find_pectoral(
     if support < min_support or contrast < min_relative_contrast * breast_contrast:
         return None
     edge = PectoralEdge(theta, rho0, coeffs, length, contrast, support)
-    muscle = _pectoral_mask(edge, mask, (sr, sc))
-    area = float(muscle.sum() * sr * sc)
-    if area < min_area_mm2 or area > 0.5 * mask.sum() * sr * sc:
-        return None
-    # unknown view: the muscle must reach the top image edge, as the axillary tail of an MLO does
-    if strict and muscle[0].sum() * sc < 5.0:
-        return None
-    return edge
+    return edge if _plausible_muscle(edge, mask, (sr, sc), min_area_mm2, strict) else None
 
 
 def find_pectoral_curve(
@@ -549,15 +564,10 @@ def find_pectoral_curve(
     sr, sc = as_spacing(spacing_mm)
     min_relative_contrast = (0.04 if strict else 0.02) if min_relative_contrast is None else min_relative_contrast
     min_support = (0.75 if strict else 0.6) if min_support is None else min_support
-    if not mask.any():
+    frame = _muscle_frame(log_img, mask, (sr, sc))
+    if frame is None:
         return None
-    cw_rows = np.nonzero(mask[:, 0])[0]
-    if cw_rows.size == 0:
-        return None
-    depth_mm = (np.nonzero(mask.any(0))[0][-1] + 1) * sc
-    air = float(np.median(log_img[~mask])) if (~mask).any() else float(log_img.max())
-    tissue = float(np.median(log_img[mask]))
-    breast_contrast = max(air - tissue, 1e-6)
+    cw_rows, depth_mm, tissue, breast_contrast = frame
     filled = np.where(mask, log_img, tissue).astype(np.float32)
     inside = mask & (dist_mm > max(skin_margin_mm, periphery_mm))
     y_lim = (cw_rows[-1] + 1) * sr
@@ -604,14 +614,7 @@ def find_pectoral_curve(
     theta = math.atan2(x_top, y_cw)
     coeffs = np.array([-4.0 * sag / length**2, 4.0 * sag / length, 0.0])
     edge = PectoralEdge(theta, x_top * y_cw / length, coeffs, length, contrast, support)
-    muscle = _pectoral_mask(edge, mask, (sr, sc))
-    area = float(muscle.sum() * sr * sc)
-    if area < min_area_mm2 or area > 0.5 * mask.sum() * sr * sc:
-        return None
-    # unknown view: the muscle must reach the top image edge, as the axillary tail of an MLO does
-    if strict and muscle[0].sum() * sc < 5.0:
-        return None
-    return edge
+    return edge if _plausible_muscle(edge, mask, (sr, sc), min_area_mm2, strict) else None
 
 
 def _robust_edge_fit(s, t, weight, valid, tol, max_sagitta_mm):
