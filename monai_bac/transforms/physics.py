@@ -188,7 +188,9 @@ class DensityMap(Transform):
         self.smooth_mm = float(smooth_mm)
         self.p_fat, self.thickness_mm, self.spacing_mm = p_fat, thickness_mm, spacing_mm
         self.erode_mm, self.block_mm, self.fat_percentile = float(erode_mm), float(block_mm), float(fat_percentile)
-        self.offset = offset if offset == "auto" else float(offset)
+        # a number stays readable as ``self.offset`` (0 until an unexposed border says otherwise)
+        self.estimate_offset = offset == "auto"
+        self.offset = 0.0 if self.estimate_offset else float(offset)
         self.compute_vbd = compute_vbd
         self.dtype = dtype
 
@@ -219,7 +221,7 @@ class DensityMap(Transform):
                              f"KVP (0018,0060): {err}; pass model='eq4' with energy_kev=...") from err
 
     def _offset(self, image: np.ndarray, bmap: np.ndarray, spacing) -> tuple[float, str]:
-        if self.offset != "auto":
+        if not self.estimate_offset:
             return float(self.offset), "argument"
         found = estimate_offset(image, bmap > 0, spacing)
         return (0.0, "none (no unexposed border)") if found is None else (found, "unexposed border")
