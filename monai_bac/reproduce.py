@@ -81,14 +81,16 @@ def _read_metrics(path: Path) -> dict[str, float]:
     return {k: float(v) for k, v in (line.split(",") for line in path.read_text().split())}
 
 
-def prepare_data(out: Path, cohort_size: int, spacing_mm: float, seed: int, workers: int) -> tuple[Path, Path]:
-    """The phantom cohort (TPA labels + truth) and its corrected copy; each made once and reused."""
+def prepare_data(out: Path, cohort_size: int, spacing_mm: float, seed: int, workers: int,
+                 tpa=None) -> tuple[Path, Path]:
+    """The phantom cohort (TPA labels + truth) and its corrected copy; each made once and reused.
+    ``tpa``: the annotator (:class:`~monai_bac.phantom.TPAConfig`; None: the default one)."""
     import subprocess
     import sys
 
     from monai_bac.phantom.cohort import ensure_cohort
 
-    cohort = ensure_cohort(out / "cohort", n=cohort_size, seed=seed, spacing_mm=spacing_mm, workers=workers)
+    cohort = ensure_cohort(out / "cohort", n=cohort_size, seed=seed, spacing_mm=spacing_mm, workers=workers, tpa=tpa)
     corrected = out / "corrected" / "datalist.json"
     if not corrected.is_file():  # the `monai-bac correct-labels` command, as a user runs it
         code = subprocess.call([sys.executable, "-m", "monai_bac.cli", "correct-labels", "--datalist", str(cohort),
@@ -100,7 +102,8 @@ def prepare_data(out: Path, cohort_size: int, spacing_mm: float, seed: int, work
 
 def train_one(spec: RunSpec, seed: int, out: Path, cohort: Path, corrected: Path, train: dict,
               bundle: Path) -> tuple[Path, dict]:
-    """Train one run of Table 3 through the bundle (reused when ``trained.json`` says it finished)."""
+    """Train one run of Table 3 through the bundle (reused when ``trained.json`` says it finished).
+    A run on TPA labels trains on ``cohort``, any other (corrected, refined) on ``corrected``."""
     root = out / "runs" / f"{spec.run_id}-seed{seed}"
     done = root / "trained.json"
     if done.is_file():
@@ -115,7 +118,7 @@ def train_one(spec: RunSpec, seed: int, out: Path, cohort: Path, corrected: Path
     size = int(round(base_size * spec.size_factor / 32) * 32)
     overrides = dict(train, bundle_root=str(root), seed=seed, network_name=spec.network,
                      normalisation=spec.normalisation, image_size=size,
-                     datalist_file=str(corrected if spec.labels == "corrected" else cohort))
+                     datalist_file=str(cohort if spec.labels == "tpa" else corrected))
     (root / "overrides.json").write_text(json.dumps(overrides, indent=1))
     t0 = time.perf_counter()
     _workflow([root / "configs" / "train.json"], "train", **overrides)

@@ -150,6 +150,7 @@ def expert_labels(datalist: str | os.PathLike, out_dir: str | os.PathLike, confi
     if not entries:
         raise ValueError(f"{datalist}: no entry has 'truth' and 'label_gt' (not a phantom cohort)")
     images = {}
+    (out / "labels").mkdir(parents=True, exist_ok=True)
     for entry in entries:
         truth_npz = base / entry["truth"]
         gt = load_label(base / entry["label_gt"])
