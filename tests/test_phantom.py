@@ -159,6 +159,23 @@ def test_cohort_on_disk(tmp_path):
         make_cohort(tmp_path / "c", n=12, seed=2, spacing_mm=1.0)
 
 
+def test_ensure_cohort_regenerates_a_cohort_of_other_physics(tmp_path):
+    """A cached cohort is reused only when it was made with the same physics and effects."""
+    from monai_bac.phantom.cohort import ensure_cohort
+
+    folder = tmp_path / "c"
+    make_cohort(folder, n=1, seed=5, spacing_mm=2.0, physics="ideal")
+    ideal_raw = next((folder / "images").glob("*.dcm")).read_bytes()
+    ensure_cohort(folder, n=1, seed=5, spacing_mm=2.0, physics="ideal")  # same: reused
+    assert next((folder / "images").glob("*.dcm")).read_bytes() == ideal_raw
+    ensure_cohort(folder, n=1, seed=5, spacing_mm=2.0)  # the default, realistic: regenerated
+    params = json.loads((folder / "phantom.json").read_text())
+    assert (params["physics"], params["effects"]) == ("realistic", "all")
+    assert next((folder / "images").glob("*.dcm")).read_bytes() != ideal_raw
+    with pytest.raises(ValueError, match="realistic"):
+        make_cohort(tmp_path / "d", n=1, spacing_mm=2.0, physics="ideal", effects="scatter")
+
+
 @pytest.mark.parametrize("vendor", ["HOLOGIC", "GE"])
 def test_phantom_dicom_round_trips_every_tag(tmp_path, vendor):
     """A cohort's DICOM file read back by load_mammogram: pixels linear again, every tag in the meta."""
