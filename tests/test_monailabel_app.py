@@ -23,12 +23,13 @@ import numpy as np
 import pytest
 
 requests = pytest.importorskip("requests")
-pytest.importorskip("monailabel")
+pytest.importorskip("monailabel",
+                    reason="monailabel is not installed: the MONAI Label tests run in the label world (pip install -e \".[label,test]\")")
 
 from conftest import REPO  # noqa: E402
 from monailabel_utils import start_server, stop_server  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.label]
 
 APP = REPO / "monailabel_app"
 DICOM_ID = "PH000-0000_LCC"

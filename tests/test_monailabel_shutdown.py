@@ -8,9 +8,15 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
-from monailabel_utils import start_server, stop_server
+pytest.importorskip("monailabel",
+                    reason="monailabel is not installed: the MONAI Label tests run in the label world (pip install -e \".[label,test]\")")
+
+from monailabel_utils import start_server, stop_server  # noqa: E402
+
+pytestmark = pytest.mark.label
 
 
 def _children(pid: int) -> set[int]:

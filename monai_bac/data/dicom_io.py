@@ -48,13 +48,12 @@ import stat
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pydicom
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import generate_pixel_data_frame
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.uid import (
@@ -198,14 +197,21 @@ def _apply_extra(ds: Dataset, extra: Mapping[str, Any] | None) -> None:
             setattr(target, keyword, value)
 
 
-def _save(ds: Dataset, target: Path) -> None:
-    """Write a Part-10 file (preamble, file meta, Explicit VR Little Endian) on pydicom 2 or 3."""
+def _save(ds: Dataset, target: Path | BinaryIO, *, as_is: bool = False, little_endian: bool = True,
+          implicit_vr: bool = False) -> None:
+    """Write a Part-10 file (preamble, file meta, Explicit VR Little Endian) on pydicom 2 or 3.
+
+    ``as_is`` writes the data set as it stands in the given encoding, file meta unchecked (pydicom's
+    ``write_like_original``): how tests forge big-endian, implicit-VR or malformed files.
+    """
     if _PYDICOM_MAJOR >= 3:
-        pydicom.dcmwrite(target, ds, enforce_file_format=True)
+        if as_is:  # pydicom 3 re-encodes (little <-> big endian) only when told to
+            pydicom.dcmwrite(target, ds, implicit_vr=implicit_vr, little_endian=little_endian, force_encoding=True)
+        else:
+            pydicom.dcmwrite(target, ds, enforce_file_format=True)
     else:
-        ds.is_little_endian = True
-        ds.is_implicit_VR = False
-        pydicom.dcmwrite(str(target), ds, write_like_original=False)
+        ds.is_little_endian, ds.is_implicit_VR = (little_endian, implicit_vr) if as_is else (True, False)
+        pydicom.dcmwrite(target if hasattr(target, "write") else str(target), ds, write_like_original=as_is)
 
 
 def write_mammogram_dicom(
@@ -643,12 +649,21 @@ def _int_tag(ds: Dataset, keyword: str, path: Path, default: int | None = None) 
         raise MammogramReadError(f"{path}: {tag_name(keyword)} is {value!r}, not an integer") from e
 
 
+def _parsed_encoding(ds: Dataset) -> tuple[bool, bool]:
+    """(little endian, implicit VR) as pydicom found them while parsing (pydicom 3 renamed the attributes)."""
+    if _PYDICOM_MAJOR >= 3:
+        implicit, little = ds.original_encoding
+    else:
+        little, implicit = getattr(ds, "is_little_endian", None), getattr(ds, "is_implicit_VR", None)
+    return little is not False, bool(implicit)
+
+
 def _transfer_syntax(ds: Dataset, path: Path) -> UID:
     """The TransferSyntaxUID, checked against the ones pydicom knows; inferred for a bare data set."""
     meta = getattr(ds, "file_meta", None)
     uid = meta.get("TransferSyntaxUID") if meta is not None else None
     if not uid:  # no file meta (data set without preamble): the encoding pydicom found while parsing
-        little, implicit = getattr(ds, "is_little_endian", True), getattr(ds, "is_implicit_VR", False)
+        little, implicit = _parsed_encoding(ds)
         uid = (ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian) if little else ExplicitVRBigEndian
         if meta is None:
             ds.file_meta = FileMetaDataset()
@@ -735,6 +750,25 @@ def _pixel_layout(ds: Dataset, path: Path, syntax: UID, modality: str | None, mi
     return rows, cols, bits_allocated, bits_stored, signed
 
 
+def _stored_values(ds: Dataset) -> np.ndarray:
+    """The pixel data as stored. pydicom 3 by default clears the bits above HighBit, which would hide
+    a wrong BitsStored or byte order from the range check; pydicom 2 never clears them."""
+    if _PYDICOM_MAJOR >= 3:
+        ds.pixel_array_options(correct_unused_bits=False)
+    return np.asarray(ds.pixel_array)
+
+
+def _first_frame(pixel_data: bytes) -> bytes:
+    """The first frame of encapsulated pixel data (pydicom 3 renamed the generator)."""
+    if _PYDICOM_MAJOR >= 3:
+        from pydicom.encaps import generate_frames
+
+        return next(generate_frames(pixel_data, number_of_frames=1))
+    from pydicom.encaps import generate_pixel_data_frame
+
+    return next(generate_pixel_data_frame(pixel_data, 1))
+
+
 def _decode_compressed(ds: Dataset, path: Path, syntax: UID) -> np.ndarray:
     """Decode encapsulated pixel data: a pylibjpeg plugin when one handles the syntax, else pydicom."""
     plugin = _PLUGIN_DECODERS.get(str(syntax))
@@ -742,8 +776,8 @@ def _decode_compressed(ds: Dataset, path: Path, syntax: UID) -> np.ndarray:
         plugin = None
     try:
         if plugin is None:
-            return np.asarray(ds.pixel_array)
-        frame = next(generate_pixel_data_frame(ds.PixelData, 1))
+            return _stored_values(ds)
+        frame = _first_frame(ds.PixelData)
         return np.asarray(importlib.import_module(plugin).decode(frame))
     except Exception as e:
         decoder = f"the pylibjpeg plugin '{plugin}'" if plugin else "pydicom's pixel data handlers"
@@ -763,7 +797,7 @@ def _decode_pixels(ds: Dataset, path: Path, modality: str | None, min_size_px: i
         array = _decode_compressed(ds, path, syntax)
     else:
         try:
-            array = np.asarray(ds.pixel_array)
+            array = _stored_values(ds)
         except Exception as e:
             raise MammogramReadError(
                 f"{path}: {tag_name('PixelData')} could not be decoded ({syntax.name}): {type(e).__name__}: {e}"
