@@ -144,7 +144,8 @@ class CorrectBACLabel(Transform):
         spacing_mm: (row, col) mm replacing the label's (or the calcification map's)
             ``meta["spacing_mm"]``.
         split_mm, spur_mm, width_ratio, hysteresis: how the annotation is cut into pieces
-            (:func:`monai_bac.ops.label_correction.correct_bac_label`; hysteresis "auto").
+            (:func:`monai_bac.ops.label_correction.correct_bac_label`; hysteresis "auto": the
+            calibrated one with "auto" thresholds, else 0.5).
 
     ``__call__(label, calc_thickness=None, breast_map=None)``: ``label`` (1, H, W) binary
     annotation (numpy, tensor or MetaTensor), ``calc_thickness`` the (1, H, W) h_calc map of
@@ -186,6 +187,9 @@ class CorrectBACLabel(Transform):
         entry = calc_meta.get("calc_thickness") if isinstance(calc_meta.get("calc_thickness"), Mapping) else {}
         model = str(entry.get("model", "")).split(" ")[0]
         calibrated = CALIBRATED_THRESHOLDS.get(model, CALIBRATED_THRESHOLDS["eq4"])
+        if self.min_length_mm != "auto" or self.min_mean_calc_mm != "auto":
+            # thresholds given: the hysteresis they were chosen with (the triples go together)
+            calibrated = calibrated[:2] + (DEFAULT_HYSTERESIS,)
         return tuple(c if v == "auto" else v for v, c in
                      zip((self.min_length_mm, self.min_mean_calc_mm, self.hysteresis), calibrated))
 
