@@ -68,3 +68,21 @@ def remove_worktree(repo, worktree) -> None:
 
     if worktree is not None:
         subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(worktree)], check=False)
+
+
+def source_tree() -> str:
+    """The tree whose monai_bac runs: its path, commit, and whether it has local changes."""
+    import subprocess
+    from pathlib import Path
+
+    import monai_bac
+
+    root = Path(monai_bac.__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                "monai_bac"], capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return str(root)
+    return f"{root} @ {rev}{' + local changes in monai_bac/' if dirty else ''}"

@@ -62,7 +62,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -73,6 +72,9 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import source_tree  # noqa: E402
 
 VIEWS = [(view, lat) for view in ("CC", "MLO") for lat in ("L", "R")]
 VENDORS = ("HOLOGIC", "GE", "SIEMENS")
@@ -243,21 +245,6 @@ def _bbox(mask: np.ndarray) -> tuple[slice, slice]:
     if not len(rows):
         return slice(None), slice(None)
     return slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(cols[0] - 1, 0), cols[-1] + 2)
-
-
-def source_tree() -> str:
-    """The tree whose monai_bac runs: its path, commit, and whether it has local changes."""
-    import monai_bac
-
-    root = Path(monai_bac.__file__).resolve().parents[1]
-    try:
-        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
-                                "monai_bac"], capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return str(root)
-    return f"{root} @ {rev}{' + local changes in monai_bac/' if dirty else ''}"
 
 
 def evaluate(args) -> int:

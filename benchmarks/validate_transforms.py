@@ -51,6 +51,9 @@ from monai_bac.ops.skeleton import length_density, thin_mask
 from monai_bac.phantom import make_phantom
 from monai_bac.transforms import AutoGammaNormalize, CalcificationThickness, CorrectBACLabel, DensityMap
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import source_tree  # noqa: E402
+
 COMBOS = [(v, lat, ven) for ven in ("HOLOGIC", "GE") for v in ("CC", "MLO") for lat in ("L", "R")]
 TARGETS = (0.3, 0.5, 0.7)
 
@@ -221,7 +224,7 @@ def report(args, summaries: dict, per_image: list[dict], seconds: float) -> str:
         "```",
         "",
         f"Machine: {platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs), Python {platform.python_version()}, "
-        f"numpy {np.__version__}, torch {torch.__version__}; {seconds:.0f} s in all.",
+        f"numpy {np.__version__}, torch {torch.__version__}; {seconds:.0f} s in all. Transforms: {source_tree()}.",
         "",
         f"Cohort: {args.n} phantoms at {args.spacing} mm "
         f"({'full size, 2850 x 2394' if abs(args.spacing - 0.1) < 1e-9 else 'reduced size'}), cycling CC/MLO x L/R x "
