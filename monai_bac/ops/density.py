@@ -505,9 +505,11 @@ def density_map_polyenergetic(
     # lies on it (vessels) keeps its contrast and the muscle itself reads ~0
     pect = bmap[box] == PECTORAL
     if pect.any():
-        env_m = _envelope(log_p, pect, spacing, envelope_mm)
-        h_dt[pect] = (env_m[pect] - log_p[pect]) / np.float32(att0.mu_dt - att0.mu_fat)
-        local[pect] = h0
+        pb = _bbox(pect)
+        env_m = _envelope(log_p[pb], pect[pb], spacing, envelope_mm)
+        inside = pect[pb]
+        h_dt[pb][inside] = (env_m[inside] - log_p[pb][inside]) / np.float32(att0.mu_dt - att0.mu_fat)
+        local[pb][inside] = h0
 
     # periphery: envelope -> local thickness -> dip below the envelope
     peri = bmap[box] == PERIPHERY
