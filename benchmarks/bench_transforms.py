@@ -89,9 +89,9 @@ out = chain()  # warm-up: lazy imports, and the caches a new kVp/anode/filter fi
 first = time.perf_counter() - t
 print(json.dumps({"ready": True, "first": first, "removed": out.meta["label_correction"]["n_removed"]}), flush=True)
 for line in sys.stdin:
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     chain()
-    print(json.dumps({"seconds": time.perf_counter() - t}), flush=True)
+    print(json.dumps({"seconds": time.perf_counter() - t, "cpu": time.process_time() - c}), flush=True)
 '''
 
 
@@ -130,18 +130,24 @@ def compare(args, repo: Path) -> int:
                 raise RuntimeError(f"the worker for {tree} did not start")
             first[name] = ready["first"]
         seconds: dict[str, list[float]] = {name: [] for name in procs}
+        cpu: dict[str, list[float]] = {name: [] for name in procs}
         for _ in range(args.repeat):
             for name, proc in procs.items():
                 proc.stdin.write("go\n")
                 proc.stdin.flush()
-                seconds[name].append(json.loads(proc.stdout.readline())["seconds"])
+                answer = json.loads(proc.stdout.readline())
+                seconds[name].append(answer["seconds"])
+                cpu[name].append(answer["cpu"])
         print(f"machine: {machine()}; one thread per tree")
         print(f"image: phantom seed {args.seed} {args.vendor} {args.laterality}{args.view} ({args.physics} physics), "
               f"{p.raw.shape[0]} x {p.raw.shape[1]} at 0.1 mm; whole chain (BreastRegion + LogGamma + DensityMap + "
               f"CalcThickness + CorrectBACLabel), {args.repeat} alternating runs, wall seconds")
         for name, s in seconds.items():
             print(f"  {name:9s} ({trees[name]}): median {statistics.median(s):.2f}  min {min(s):.2f}  max {max(s):.2f}"
-                  f"  (first run in the process, caches cold: {first[name]:.2f})")
+                  f"  (CPU median {statistics.median(cpu[name]):.2f}; first run in the process, caches cold: "
+                  f"{first[name]:.2f})")
+        cpu_ratio = statistics.median(cpu["this tree"]) / statistics.median(cpu["baseline"])
+        print(f"  CPU time, this tree / baseline (medians): {cpu_ratio:.2f}")
         ratios = [a / b for a, b in zip(seconds["this tree"], seconds["baseline"])]
         ratio = statistics.median(ratios)
         print(f"  this tree / baseline, pair by pair: median {ratio:.2f} "
