@@ -204,6 +204,8 @@ def main(argv=None) -> int:
                     help="fraction of clusters/strands placed beside or across calcified runs")
     ap.add_argument("--merge-rate", type=float, default=0.5,
                     help="TPAConfig.merge_rate: look-alike strokes carried on to a nearby calcified run")
+    ap.add_argument("--show", default=None, metavar="LENGTH,CALC,HYSTERESIS",
+                    help="also print the figures of this setting, e.g. 5,0.03,1.0")
     args = ap.parse_args(argv)
     records = []
     t0 = time.perf_counter()
@@ -236,6 +238,11 @@ def main(argv=None) -> int:
                and r["hysteresis"] == 0.5]
     if current:
         print("the previous defaults (8 mm, 0.04 mm, hysteresis 0.5):\n  " + json.dumps(current[0]))
+    if args.show:
+        length, calc, hyst = (float(v) for v in args.show.split(","))
+        shown = [r for r in table if r["min_length_mm"] == length and abs(r["min_mean_calc_mm"] - calc) < 1e-9
+                 and r["hysteresis"] == hyst]
+        print(f"the setting {args.show}:\n  " + (json.dumps(shown[0]) if shown else "not on the grid"))
     for h in HYSTERESES:
         rows = [r for r in table if r["hysteresis"] == h and min(r["bac_kept_tpa"], r["bac_kept_merged"]) >= args.min_kept]
         if rows:
