@@ -166,7 +166,7 @@ def _scores(pred: np.ndarray, ref: np.ndarray, lookalikes: np.ndarray, spacing) 
                 lookalike_share=errors["lookalike_share"])
 
 
-def evaluate_model(root: Path, held_out: Path, expert: dict[str, str]) -> list[dict]:
+def evaluate_model(root: Path, held_out: Path, expert: dict[str, str], threads: int | None = None) -> list[dict]:
     """Every held-out image through the trained model, scored against the truth, the simulated
     ExpertGT and the TPA; cached in ``root/eval/study_images.csv``."""
     from monai_bac.bundle_inference import BundleInference
@@ -176,7 +176,7 @@ def evaluate_model(root: Path, held_out: Path, expert: dict[str, str]) -> list[d
     if cache.is_file():
         return [{k: (v if k == "case" else float(v)) for k, v in r.items()} for r in csv.DictReader(open(cache))]
     base = Path(held_out).parent
-    engine = BundleInference(root, engine="torch",
+    engine = BundleInference(root, engine="torch", threads=threads,
                              overrides={"save_transforms": [], "quantify_transforms": [], "report_transforms": []})
     rows = []
     for entry in _entries(held_out, "all"):
@@ -376,8 +376,15 @@ def _figure(gains: list[dict], path: Path) -> None:
 
 # ------------------------------------------------------------------------------------- study
 def study(out: str | os.PathLike, bundle: str | os.PathLike, size: str | StudySize = "small", profile: str = "cpu",
-          workers: int = 2, refine_threshold_mm: float = 0.03, **size_overrides) -> dict:
-    """Run (or resume) the annotation study into ``out``; returns the analysis summary."""
+          workers: int = 2, refine_threshold_mm: float = 0.03, threads: int | None = 1, **size_overrides) -> dict:
+    """Run (or resume) the annotation study into ``out``; returns the analysis summary.
+
+    ``threads``: torch threads for training and inference (None: torch's default). One thread is
+    the default because on a shared 2-core machine two threads per process ran a training step
+    10-15 times slower than one (thread contention; measured here).
+    """
+    import torch
+
     from monai_bac.phantom import TPAConfig
     from monai_bac.phantom.cohort import ensure_cohort
     from monai_bac.phantom.expert import expert_labels
@@ -395,6 +402,8 @@ def study(out: str | os.PathLike, bundle: str | os.PathLike, size: str | StudySi
         raise ValueError(f"study arms {list(size.arms)}: need rt4 and only {list(ARMS)}")
     out, bundle = Path(out), Path(bundle)
     out.mkdir(parents=True, exist_ok=True)
+    if threads:
+        torch.set_num_threads(int(threads))
     train = {"profile": profile}
     if size.epochs:
         train["num_epochs"] = size.epochs
@@ -420,7 +429,7 @@ def study(out: str | os.PathLike, bundle: str | os.PathLike, size: str | StudySi
                 for arm in arms:
                     spec = ARMS.get(arm) or RUNS[arm]
                     root, _ = train_one(spec, t, here, cohort, labels.get(spec.labels, corrected), train, bundle)
-                    for r in evaluate_model(root, held, expert):
+                    for r in evaluate_model(root, held, expert, threads):
                         rows.append(dict(r, systematicity=s, arm=arm, cohort_seed=c, train_seed=t))
                     analyse(rows, out, size, (time.perf_counter() - t0) / 60, complete=False)
     return analyse(rows, out, size, (time.perf_counter() - t0) / 60, complete=True)

@@ -32,6 +32,8 @@ def register(sub) -> None:
     p.add_argument("--held-out-size", type=int, default=None,
                    help="images of a second phantom cohort every run is also tested on (0: none; default: the profile's)")
     p.add_argument("--workers", type=int, default=2, help="processes for phantom and label correction")
+    p.add_argument("--threads", type=int, default=1,
+                   help="study: torch threads (0: torch's default; 1 avoids thread contention on a shared machine)")
     p.set_defaults(func=run)
 
 
@@ -65,7 +67,7 @@ def run_study(args) -> int:
         return None if v is None else tuple(v)
 
     summary = study(args.out, args.bundle, size=args.size, profile=args.profile, workers=args.workers,
-                    refine_threshold_mm=args.refine_threshold, systematicity=tup(args.systematicity),
+                    refine_threshold_mm=args.refine_threshold, threads=args.threads or None, systematicity=tup(args.systematicity),
                     train_seeds=tup(args.seeds), cohort_seeds=tup(args.cohort_seeds), arms=tup(args.runs),
                     cohort_size=args.cohort_size, held_out_size=args.held_out_size,
                     spacing_mm=args.phantom_spacing, image_size=args.image_size, epochs=args.epochs)
