@@ -50,8 +50,8 @@ from scipy import ndimage
 import torch
 from monai.data import MetaTensor
 
-from monai_bac.ops.label_correction import (DEFAULT_HYSTERESIS, decide_pieces, decompose, label_components,
-                                           split_pieces)
+from monai_bac.ops.label_correction import (DEFAULT_HYSTERESIS, DEFAULT_SPLIT_MM, decide_pieces, decompose,
+                                           label_components, split_pieces)
 from monai_bac.ops.skeleton import length_density, thin_mask
 from monai_bac.phantom import TPAConfig, make_phantom
 from monai_bac.transforms import CalcificationThickness, DensityMap
@@ -61,8 +61,9 @@ TYPES = {1: "bac", 2: "microcalc", 3: "strand", 4: "edge"}
 LENGTHS = np.round(np.arange(0.0, 15.01, 0.5), 2)
 CALCS = np.round(np.arange(0.0, 0.0801, 0.005), 4)
 HYSTERESES = (0.5, 0.75, 1.0)
-#: every (hysteresis, calcium threshold) pair the pieces are cut for
-CUTS = [(h, float(t)) for h in HYSTERESES for t in CALCS]
+SPLITS = (4.0,)
+#: every (hysteresis, split_mm, calcium threshold) the pieces are cut for (set by main)
+CUTS = [(h, 4.0, float(t)) for h in HYSTERESES for t in CALCS]
 
 
 def join_lookalikes(tpa_mask: np.ndarray, tpa_source: np.ndarray, spacing: float, rng: np.random.Generator,
@@ -135,8 +136,8 @@ def image_records(seed: int, view: str, lat: str, vendor: str, spacing: float, m
         dec = decompose(lab, h_calc, sp, p.breast_map > 0)
         obj = labels[dec.px_rows, dec.px_cols]  # original TPA component of every pixel (0: a bridge)
         per_calc = []
-        for hyst, t in CUTS:
-            piece, stretch = split_pieces(dec, t, hysteresis=hyst)
+        for hyst, split, t in CUTS:
+            piece, stretch = split_pieces(dec, t, split_mm=split, hysteresis=hyst)
             f = decide_pieces(dec, piece, stretch, 0.0, t)
             npc = f["remove"].size
             px = f["px_piece"]
@@ -176,16 +177,16 @@ def evaluate(records: list[dict], version: str, ci: int, min_len: float) -> dict
 
 def calibrate(records: list[dict], min_kept: float = 0.98) -> tuple[dict, list[dict]]:
     table = []
-    for ci, (hyst, t) in enumerate(CUTS):
+    for ci, (hyst, split, t) in enumerate(CUTS):
         for length in LENGTHS:
             a, b = evaluate(records, "tpa", ci, length), evaluate(records, "merged", ci, length)
-            table.append(dict(min_length_mm=float(length), min_mean_calc_mm=float(t), hysteresis=hyst,
+            table.append(dict(min_length_mm=float(length), min_mean_calc_mm=float(t), hysteresis=hyst, split_mm=split,
                               fp_removed=(a["fp_removed"] * a["fp"] + b["fp_removed"] * b["fp"])
                               / max(a["fp"] + b["fp"], 1),
                               bac_kept_tpa=a["bac_length_kept"], bac_kept_merged=b["bac_length_kept"],
                               fp_removed_tpa=a["fp_removed"], fp_removed_merged=b["fp_removed"],
                               **{f"{k}_merged": v for k, v in b.items() if k.startswith("removed_")}))
-    ok = [r for r in table if min(r["bac_kept_tpa"], r["bac_kept_merged"]) >= min_kept]
+    ok = [r for r in table if min(r["bac_kept_tpa"], r["bac_kept_merged"]) >= min_kept] or table
     best = max(ok, key=lambda r: (round(r["fp_removed"], 6), -r["min_length_mm"] - 100 * r["min_mean_calc_mm"],
                                   -r["hysteresis"]))
     return best, table
@@ -206,7 +207,15 @@ def main(argv=None) -> int:
                     help="TPAConfig.merge_rate: look-alike strokes carried on to a nearby calcified run")
     ap.add_argument("--show", default=None, metavar="LENGTH,CALC,HYSTERESIS",
                     help="also print the figures of this setting, e.g. 5,0.03,1.0")
+    ap.add_argument("--hystereses", default="0.5,0.75,1.0", help="hysteresis values to cut the pieces with")
+    ap.add_argument("--splits", default="4", help="split_mm values to cut the pieces with")
+    ap.add_argument("--calc-range", default="0,0.08", help="calcium thresholds scanned (mm, step 0.005)")
     args = ap.parse_args(argv)
+    global CUTS, HYSTERESES
+    HYSTERESES = tuple(float(v) for v in args.hystereses.split(","))
+    lo, hi = (float(v) for v in args.calc_range.split(","))
+    CUTS = [(h, float(sp), float(t)) for h in HYSTERESES for sp in args.splits.split(",")
+            for t in CALCS if lo - 1e-9 <= t <= hi + 1e-9]
     records = []
     t0 = time.perf_counter()
     tpa = TPAConfig(merge_rate=args.merge_rate)
@@ -224,7 +233,7 @@ def main(argv=None) -> int:
     best, table = calibrate(records, args.min_kept)
     print("\nlength-only and calc-only scans:")
     for r in table:
-        if r["hysteresis"] == DEFAULT_HYSTERESIS and ((r["min_mean_calc_mm"] == 0.0 and r["min_length_mm"] % 2 == 0) or (
+        if r["hysteresis"] == DEFAULT_HYSTERESIS and r["split_mm"] == DEFAULT_SPLIT_MM and ((r["min_mean_calc_mm"] == 0.0 and r["min_length_mm"] % 2 == 0) or (
                 r["min_length_mm"] == 0.0 and round(r["min_mean_calc_mm"] / 0.01, 6) % 1 == 0)):
             print("  " + json.dumps(r))
     print(f"\nbest pair (max look-alikes removed with >= {args.min_kept:.0%} BAC length kept in both versions):")
@@ -232,22 +241,25 @@ def main(argv=None) -> int:
     print("neighbourhood of the best pair:")
     for r in table:
         if (abs(r["min_length_mm"] - best["min_length_mm"]) <= 1.0 and r["hysteresis"] == best["hysteresis"]
+                and r["split_mm"] == best["split_mm"]
                 and abs(r["min_mean_calc_mm"] - best["min_mean_calc_mm"]) <= 0.0051):
             print("  " + json.dumps(r))
     current = [r for r in table if r["min_length_mm"] == 8.0 and abs(r["min_mean_calc_mm"] - 0.04) < 1e-9
-               and r["hysteresis"] == 0.5]
+               and r["hysteresis"] == 0.5 and r["split_mm"] == DEFAULT_SPLIT_MM]
     if current:
         print("the previous defaults (8 mm, 0.04 mm, hysteresis 0.5):\n  " + json.dumps(current[0]))
     if args.show:
         length, calc, hyst = (float(v) for v in args.show.split(","))
         shown = [r for r in table if r["min_length_mm"] == length and abs(r["min_mean_calc_mm"] - calc) < 1e-9
-                 and r["hysteresis"] == hyst]
+                 and r["hysteresis"] == hyst and r["split_mm"] == DEFAULT_SPLIT_MM]
         print(f"the setting {args.show}:\n  " + (json.dumps(shown[0]) if shown else "not on the grid"))
     for h in HYSTERESES:
-        rows = [r for r in table if r["hysteresis"] == h and min(r["bac_kept_tpa"], r["bac_kept_merged"]) >= args.min_kept]
-        if rows:
-            top = max(rows, key=lambda r: (round(r["fp_removed"], 6), -r["min_length_mm"] - 100 * r["min_mean_calc_mm"]))
-            print(f"best with hysteresis {h}:\n  " + json.dumps(top))
+        for split in sorted({c[1] for c in CUTS}):
+            rows = [r for r in table if r["hysteresis"] == h and r["split_mm"] == split
+                    and min(r["bac_kept_tpa"], r["bac_kept_merged"]) >= args.min_kept]
+            if rows:
+                top = max(rows, key=lambda r: (round(r["fp_removed"], 6), -r["min_length_mm"] - 100 * r["min_mean_calc_mm"]))
+                print(f"best with hysteresis {h}, split {split} mm:\n  " + json.dumps(top))
     return 0
 
 
