@@ -46,7 +46,7 @@ from monai_bac.reproduce import RUNS, RunSpec, _entries, _errors_against_truth, 
 logger = logging.getLogger(__name__)
 
 __all__ = ["StudySize", "SIZES", "ARMS", "REFERENCES", "study", "refine_labels", "evaluate_model",
-           "paired_gain", "units_needed", "analyse"]
+           "paired_gain", "units_needed", "analyse", "reanalyse"]
 
 #: the annotation arms; ra1r trains on the corrected labels narrowed to their calcified core
 ARMS = {"rt4": RUNS["rt4"], "ra1": RUNS["ra1"],
@@ -78,7 +78,7 @@ class StudySize:
 
 SIZES = {
     # the test's: every arm once, one epoch, tiny images
-    "tiny": StudySize((0.5,), (0,), (0,), 9, 3, 1.0, 96, 1, normalisation_at=0.5, bootstrap=200),
+    "tiny": StudySize((0.5,), (0,), (0,), 6, 3, 1.0, 96, 1, normalisation_at=0.5, bootstrap=200),
     # what fitted in an hour on the shared 2-core machine: one cohort, two seeds, short training
     "pilot": StudySize((0.0, 0.5, 1.0), (0, 1), (0,), 20, 16, 0.4, 256, 16, normalisation_at=1.0),
     # about two hours on a quiet 2-core machine (estimated from the pilot's times)
@@ -246,9 +246,15 @@ def units_needed(sd: float, base: float, gain: float = TARGET_GAIN, power: float
 
 
 def _collect(rows: list[dict]) -> dict:
-    """rows -> {(s, arm): {(cohort seed, train seed): {case: row}}}."""
+    """rows -> {(s, arm): {(cohort seed, train seed): {case: row}}}. An image whose reference is
+    empty (no BAC: its recall is nan) has no area Dice against it, as it has no Dice^L (MONAI's
+    ``ignore_empty``); its precision and look-alike share still count."""
     out: dict = {}
     for r in rows:
+        r = dict(r)
+        for ref in REFERENCES:
+            if not np.isfinite(float(r.get(f"{ref}_recall_1mm", 0.0))):
+                r[f"{ref}_dice"] = float("nan")
         out.setdefault((r["systematicity"], r["arm"]), {}).setdefault((r["cohort_seed"], r["train_seed"]), {})[
             r["case"]] = r
     return out
@@ -372,6 +378,25 @@ def _figure(gains: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def reanalyse(out: str | os.PathLike) -> dict:
+    """The analysis of a study folder again, from its ``study_images.csv`` (no training): for a
+    study stopped part-way, or an analysis changed since."""
+    out = Path(out)
+    size_json = json.loads((out / "study_size.json").read_text())
+    size_json.pop("profile", None)
+    size = StudySize(**{k: tuple(v) if isinstance(v, list) else v for k, v in size_json.items()})
+    rows = [{k: v if k in ("case", "arm") else float(v) for k, v in r.items()}
+            for r in csv.DictReader(open(out / "study_images.csv"))]
+    for r in rows:
+        r["cohort_seed"], r["train_seed"] = int(r["cohort_seed"]), int(r["train_seed"])
+    expected = len(size.systematicity) * len(size.train_seeds) * len(size.cohort_seeds) * len(size.arms) + (
+        len(NORMALISATION) * len(size.train_seeds) * len(size.cohort_seeds) if size.normalisation_at is not None else 0)
+    done = len({(r["systematicity"], r["arm"], r["cohort_seed"], r["train_seed"]) for r in rows})
+    previous = json.loads((out / "study.json").read_text()).get("minutes", float("nan")) if (
+        out / "study.json").is_file() else float("nan")
+    return analyse(rows, out, size, previous, complete=done == expected)
 
 
 # ------------------------------------------------------------------------------------- study

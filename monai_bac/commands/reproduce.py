@@ -32,6 +32,8 @@ def register(sub) -> None:
     p.add_argument("--held-out-size", type=int, default=None,
                    help="images of a second phantom cohort every run is also tested on (0: none; default: the profile's)")
     p.add_argument("--workers", type=int, default=2, help="processes for phantom and label correction")
+    p.add_argument("--analyse-only", action="store_true",
+                   help="study: analyse the finished runs in --out again (study_images.csv), train nothing")
     p.add_argument("--threads", type=int, default=1,
                    help="study: torch threads (0: torch's default; 1 avoids thread contention on a shared machine)")
     p.set_defaults(func=run)
@@ -61,7 +63,12 @@ def run(args) -> int:
 def run_study(args) -> int:
     from pathlib import Path
 
-    from monai_bac.study import study
+    from monai_bac.study import reanalyse, study
+
+    if args.analyse_only:
+        summary = reanalyse(args.out)
+        print((Path(args.out) / "study.md").read_text())
+        return 0
 
     def tup(v):
         return None if v is None else tuple(v)
