@@ -18,6 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "monailabel_app"))
 from lib.activelearning.strategies import RandomUnlabeled  # noqa: E402
 
 
+pytestmark = pytest.mark.label
+
+
 def _studies(folder: Path, n: int) -> LocalDatastore:
     for i in range(n):
         nib.save(nib.Nifti1Image(np.zeros((8, 8), np.uint16), np.eye(4)), str(folder / f"img{i}.nii.gz"))

@@ -17,6 +17,8 @@ pytest.importorskip("monailabel", reason="the MONAI Label app needs the [label] 
 
 from orthanc_utils import missing_reason, start_orthanc, stop_orthanc  # noqa: E402
 
+pytestmark = pytest.mark.label
+
 APP = Path(__file__).resolve().parents[1] / "monailabel_app"
 QUERY = (
     "import sys; sys.path.insert(0, sys.argv[2]); from lib.dicomweb import dicomweb_client; "

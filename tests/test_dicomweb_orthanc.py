@@ -29,7 +29,7 @@ from conftest import REPO  # noqa: E402
 from monailabel_utils import start_server, stop_server  # noqa: E402
 from orthanc_utils import missing_reason, start_orthanc, stop_orthanc  # noqa: E402
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))]
+pytestmark = [pytest.mark.slow, pytest.mark.label, pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))]
 
 APP = REPO / "monailabel_app"
 TIMEOUT = 120  # seconds, per HTTP request

@@ -30,13 +30,14 @@ from monailabel_utils import start_server, stop_server  # noqa: E402
 from orthanc_utils import missing_reason, start_orthanc, stop_orthanc  # noqa: E402
 from test_presentation import write_raw  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.label]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BROWSER_ARGS = ["--no-sandbox", "--use-gl=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"]
 VIEWPORT = {"width": 1280, "height": 900}
 WAIT_S = 90.0  # each wait in the browser (first render, SEG overlay)
 
+pytest.importorskip("monailabel", reason="the MONAI Label app needs the [label] extra (monailabel)")
 sync_api = pytest.importorskip(
     "playwright.sync_api",
     reason="playwright is not installed (pip install playwright: it drives Debian's chromium, no browser download)")

@@ -36,7 +36,7 @@ pytest.importorskip("monailabel")
 from conftest import REPO  # noqa: E402
 from monailabel_utils import start_server, stop_server  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.label]
 
 APP = REPO / "monailabel_app"
 SPACING_MM = 0.4
