@@ -46,6 +46,10 @@ def test_study_runs_every_arm_and_reports_paired_gains(tmp_path):
     before = model.stat().st_mtime
     assert main(["reproduce", "--size", "tiny", "--out", str(out), "--bundle", str(BUNDLE), "--workers", "1"]) == 0
     assert model.stat().st_mtime == before and json.loads((out / "study.json").read_text())["complete"]
+    # and the analysis alone, from the per-image table
+    (out / "study.md").unlink()
+    assert main(["reproduce", "--size", "tiny", "--out", str(out), "--analyse-only"]) == 0
+    assert "Gain over rt4" in (out / "study.md").read_text()
 
 
 def test_paired_bootstrap_finds_a_real_gain_and_not_a_null_one():
