@@ -35,7 +35,8 @@ _CACHE = {}
 def phantom(seed, view, laterality, vendor="HOLOGIC", spacing=SPACING):
     key = (seed, view, laterality, vendor, spacing)
     if key not in _CACHE:
-        _CACHE[key] = make_phantom(seed, view=view, laterality=laterality, vendor=vendor, spacing_mm=spacing)
+        _CACHE[key] = make_phantom(seed, view=view, laterality=laterality, vendor=vendor, spacing_mm=spacing,
+                                   physics="ideal")  # pinned: the cohort default may become realistic
     return _CACHE[key]
 
 
