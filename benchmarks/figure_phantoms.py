@@ -1,8 +1,9 @@
 """Draw docs/figures/phantom_ideal_vs_realistic.png: an ideal and a realistic phantom of the same
 seed side by side, as raw (as stored), log view, density map and breast map.
 
-The density map (Eq. 4) and the breast map are what this tree's transforms (``DensityMap``,
-``BreastRegion``, default parameters) make of each image, so the figure shows what the realistic
+The density map and the breast map are what this tree's transforms make of each image
+(``BreastRegion`` and ``DensityMap`` with default parameters; on the ideal image ``DensityMap``
+with ``model="eq4"``, the paper's Eq. (4), its documented setting for a scatter-free image), so the figure shows what the realistic
 effects do to them; the titles give the true VBD and the realistic image's physics.
 
     python benchmarks/figure_phantoms.py [--seed 3] [--view MLO] [--vendor HOLOGIC] [--spacing 0.2]
@@ -26,6 +27,7 @@ from monai_bac.phantom import make_phantom  # noqa: E402
 from monai_bac.transforms import BreastRegion, DensityMap  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "figures" / "phantom_ideal_vs_realistic.png"
+IDEAL_DENSITY = {"model": "eq4"}  # DensityMap's setting for a monochromatic, scatter-free image
 MAP_COLOURS = ListedColormap(["black", "#4c72b0", "#dd8452", "#55a868"])  # background, periphery, compressed, pectoral
 
 
@@ -36,10 +38,10 @@ def log_view(ph) -> np.ndarray:
     return np.clip((lg - lo) / (hi - lo), 0, 1)
 
 
-def analyse(ph) -> tuple[np.ndarray, np.ndarray, float]:
+def analyse(ph, **density) -> tuple[np.ndarray, np.ndarray, float]:
     img = MetaTensor(torch.from_numpy(ph.linear[None].copy()), meta=dict(ph.meta))
     bmap = BreastRegion()(img)
-    dens = DensityMap()(img, bmap)
+    dens = DensityMap(**density)(img, bmap)
     return np.asarray(dens)[0], np.asarray(bmap)[0], float(dens.meta["density"]["vbd_percent"])
 
 
@@ -59,7 +61,8 @@ def main(argv=None) -> None:
     vmax = float(np.percentile(phantoms["ideal"].h_dt[phantoms["ideal"].breast_map == 2], 99.5)) + 1.0
     fig, axes = plt.subplots(2, 4, figsize=(16, 11))
     for row, (name, ph) in zip(axes, phantoms.items()):
-        h_dt, bmap, vbd = analyse(ph)
+        density = IDEAL_DENSITY if name == "ideal" else {}
+        h_dt, bmap, vbd = analyse(ph, **density)
         m, r = ph.meta, ph.record
         extras = ""
         if name == "realistic":
@@ -72,8 +75,9 @@ def main(argv=None) -> None:
         row[1].imshow(log_view(ph), cmap="gray")
         row[1].set_title(f"-log(raw), breast {args.thickness:.0f} mm", fontsize=10)
         im = row[2].imshow(np.where(bmap > 0, h_dt, np.nan), cmap="magma", vmin=-5.0, vmax=vmax)
-        row[2].set_title(f"DensityMap h_dt (mm): VBD {vbd:.1f} % (true {r['vbd_percent']:.1f} %)\n"
-                         f"min {np.nanmin(np.where(bmap > 0, h_dt, np.nan)):.0f} mm", fontsize=10)
+        setting = ", ".join(f"{k}={v!r}" for k, v in density.items()) or "defaults"
+        row[2].set_title(f"DensityMap({setting}) h_dt (mm):\nVBD {vbd:.1f} % (true {r['vbd_percent']:.1f} %), "
+                         f"min {np.nanmin(np.where(bmap > 0, h_dt, np.nan)):.0f} mm", fontsize=9)
         fig.colorbar(im, ax=row[2], fraction=0.04)
         row[3].imshow(bmap, cmap=MAP_COLOURS, vmin=0, vmax=3, interpolation="nearest")
         row[3].contour(ph.breast_map, levels=[0.5, 1.5, 2.5], colors="white", linewidths=0.6)
