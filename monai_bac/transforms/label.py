@@ -45,11 +45,11 @@ from monai_bac.transforms.physics import CalcificationThicknessd
 
 #: Thresholds (min_length_mm, min_mean_calc_mm, hysteresis) calibrated per density model, i.e.
 #: for the h_calc each model produces (benchmarks/calibrate_label_correction.py, docs/TRANSFORMS.md):
-#: ``"polyenergetic"`` on 48 realistic phantoms (seeds 0-47, 0.2 mm, look-alikes beside and across
-#: calcified runs, merged strokes); anything else (``model="eq4"``, a map without that record) on
+#: ``"polyenergetic"`` on 48 full-size realistic phantoms (seeds 0-47, 0.1 mm, look-alikes beside and
+#: across calcified runs, merged strokes); anything else (``model="eq4"``, a map without that record) on
 #: the ideal phantoms: the values in :mod:`monai_bac.ops.label_correction`.
 CALIBRATED_THRESHOLDS: dict[str, tuple[float, float, float]] = {
-    "polyenergetic": (5.0, 0.03, 1.0),
+    "polyenergetic": (6.5, 0.04, 0.75),
     "eq4": (DEFAULT_MIN_LENGTH_MM, DEFAULT_MIN_MEAN_CALC_MM, DEFAULT_HYSTERESIS),
 }
 
