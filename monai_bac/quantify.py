@@ -248,15 +248,18 @@ def _zone_disk(sp: tuple[float, float], zone_mm: float) -> np.ndarray:
 
 
 def calc_thickness_near_mask(image, mask, breast_map=None, spacing_mm=None, meta: Mapping | None = None,
-                             margin_mm: float | None = None, **calc_kwargs) -> np.ndarray:
+                             margin_mm: float | None = None, density_kwargs: Mapping | None = None,
+                             **calc_kwargs) -> np.ndarray:
     """Calcification thickness h_calc (mm, Eq. 5) of a raw image, computed only near a mask.
 
     Same numbers as :class:`monai_bac.transforms.DensityMap` followed by
     :class:`monai_bac.transforms.CalcificationThickness` on the whole image, inside a margin of
-    the mask's foreground boxes (the fatty reference P_fat is found once on the whole
-    compressed region; everything else in Eq. 4 and 5 is local: a Gaussian of a few tenths of a
-    mm and an opening of ``opening_mm``), at a fraction of the cost for a sparse BAC mask.
-    Pixels away from the mask are 0.
+    the mask's foreground boxes. With Eq. (4) (``density_kwargs={"model": "eq4"}``) only the
+    fatty reference P_fat is global: it is found once on the compressed region and both maps are
+    computed on the boxes alone, at a fraction of the cost for a sparse BAC mask. The
+    polyenergetic model (the default) has more that is global (scatter estimate, heel trend,
+    detector offset), so h_dt is computed once on the whole image and only Eq. (5) (an opening of
+    ``opening_mm``, local) runs on the boxes. Pixels away from the mask are 0.
 
     Args:
         image: (H, W) or (1, H, W) raw image, linear in exposure (MetaTensor or array).
@@ -264,6 +267,7 @@ def calc_thickness_near_mask(image, mask, breast_map=None, spacing_mm=None, meta
         breast_map: docs/ARCHITECTURE.md breast map; computed with BreastRegion when None.
         spacing_mm, meta: replace ``image.meta`` (spacing, kvp, anode, filter).
         margin_mm: box margin around the mask; default opening + 4 smoothing sigmas + 1 mm.
+        density_kwargs: arguments of :class:`DensityMap` (``model``, ``scatter``, ...).
         calc_kwargs: arguments of :class:`CalcificationThickness` (``opening_mm``, ``smooth_mm``, ...).
 
     Raises:
@@ -290,13 +294,22 @@ def calc_thickness_near_mask(image, mask, breast_map=None, spacing_mm=None, meta
     else:
         bmap = np.asarray(breast_map.detach().cpu().numpy() if hasattr(breast_map, "detach") else breast_map)
         bmap = bmap[0] if bmap.ndim == 3 else bmap
-    dm = DensityMap(compute_vbd=False)
+    dm = DensityMap(**{**dict(density_kwargs or {}), "compute_vbd": False})
     ct = CalcificationThickness(**calc_kwargs)
-    dm.attenuation(meta)  # raises MissingPhysicsError naming the tag before any work
-    p_fat = fat_reference(raw, bmap == COMPRESSED, sp, dm.erode_mm, dm.block_mm, dm.fat_percentile, dm.offset)
-    if not (np.isfinite(p_fat) and p_fat > 0):
-        return out
-    dm.p_fat = float(p_fat)
+    if dm.model == "eq4":
+        dm.attenuation(meta)  # raises MissingPhysicsError naming the tag before any work
+        p_fat = fat_reference(raw, bmap == COMPRESSED, sp, dm.erode_mm, dm.block_mm, dm.fat_percentile, dm.offset)
+        if not (np.isfinite(p_fat) and p_fat > 0):
+            return out
+        dm.p_fat = float(p_fat)
+        density = None
+    else:
+        dm.beam(meta)  # raises MissingPhysicsError naming the tag before any work
+        density = dm(MetaTensor(torch.from_numpy(raw[None].copy()), meta=dict(meta)), bmap[None])
+        if density.meta["density"]["empty"]:
+            return out
+        density_meta = dict(density.meta)
+        density = np.asarray(density)[0]
     # reach of Eq. 4-5 at a pixel: the opening's square plus 3 sigmas of both Gaussians
     reach_mm = ct.opening_mm + 3.0 * (ct.smooth_mm + dm.smooth_mm)
     write_mm = 1.0  # values are kept within this distance of the mask's boxes (>= any zone_mm used)
@@ -308,9 +321,14 @@ def calc_thickness_near_mask(image, mask, breast_map=None, spacing_mm=None, meta
     for rs, cs, _ in foreground_groups(m):
         r0, r1 = max(rs.start - kr, 0), min(rs.stop + kr, h)
         c0, c1 = max(cs.start - kc, 0), min(cs.stop + kc, w)
-        img_box = MetaTensor(torch.from_numpy(np.ascontiguousarray(raw[r0:r1, c0:c1])[None]), meta=dict(meta))
         bm_box = np.ascontiguousarray(bmap[r0:r1, c0:c1])[None]
-        hc = np.asarray(ct(dm(img_box, bm_box), bm_box))[0]
+        if density is None:
+            img_box = MetaTensor(torch.from_numpy(np.ascontiguousarray(raw[r0:r1, c0:c1])[None]), meta=dict(meta))
+            h_dt_box = dm(img_box, bm_box)
+        else:
+            h_dt_box = MetaTensor(torch.from_numpy(np.ascontiguousarray(density[r0:r1, c0:c1])[None]),
+                                  meta=density_meta)
+        hc = np.asarray(ct(h_dt_box, bm_box))[0]
         w0, w1 = max(rs.start - wr, 0), min(rs.stop + wr, h)
         v0, v1 = max(cs.start - wc, 0), min(cs.stop + wc, w)
         out[w0:w1, v0:v1] = hc[w0 - r0:w1 - r0, v0 - c0:v1 - c0]
@@ -460,8 +478,12 @@ def quantify_mask(mask, spacing_mm=None, calc_thickness=None, *, min_segment_mm:
 
 def quantify_image(image, mask, breast_map=None, *, spacing_mm=None, meta: Mapping | None = None,
                    calcium: bool = True, min_segment_mm: float = 0.0, prune_factor: float = 2.0,
-                   end_correction: bool = True, zone_mm: float = 0.2) -> BACQuantification:
+                   end_correction: bool = True, zone_mm: float = 0.2,
+                   density_kwargs: Mapping | None = None) -> BACQuantification:
     """:func:`quantify_mask` plus the calcium mass from the raw image where physics allows.
+
+    ``density_kwargs`` go to :class:`~monai_bac.transforms.DensityMap` (e.g. ``{"model": "eq4"}``
+    for a scatter-free, monochromatic image such as the ideal phantom).
 
     The mass needs a raw (FOR PROCESSING) image and its KVP (0018,0060) (with anode / filter for
     the effective energy); otherwise ``calcium_mg`` is None and ``calcium_note`` names the reason.
@@ -484,7 +506,8 @@ def quantify_image(image, mask, breast_map=None, *, spacing_mm=None, meta: Mappi
     h_future = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monai-bac-hcalc") as pool:
         if not note and m.any():
-            h_future = pool.submit(calc_thickness_near_mask, image, m, breast_map, spacing_mm, meta)
+            h_future = pool.submit(calc_thickness_near_mask, image, m, breast_map, spacing_mm, meta,
+                                   density_kwargs=density_kwargs)
         segments = _measure_segments(m, sp, disk, min_segment_mm, prune_factor, end_correction)
     masses = None if note else []  # no segment: 0 mg
     if h_future is not None:

@@ -120,7 +120,7 @@ def test_calcium_within_30_percent_of_truth(phantoms):
     """Must show: calcium mass from Eq. 5 on the raw image vs the phantom's true calcium."""
     errors = []
     for p in phantoms:
-        q = quantify_image(_image(p), p.bac_mask, p.breast_map)
+        q = quantify_image(_image(p), p.bac_mask, p.breast_map, density_kwargs={"model": "eq4"})
         truth = p.record["bac_calcium_mg"]
         errors.append(q.calcium_mg / truth - 1)
         assert q.hydroxyapatite_density_mg_per_mm3 == HYDROXYAPATITE_DENSITY_MG_PER_MM3 == 3.16

@@ -35,12 +35,14 @@ class QuantifyBACd(MapTransform):
         output_key: where the dictionary goes.
         calcium: estimate the calcium mass.
         max_mask_fraction: see above.
+        density_kwargs: arguments of :class:`~monai_bac.transforms.DensityMap` for the calcium mass.
     """
 
     def __init__(self, keys: KeysCollection = "pred", raw_key: str | None = "raw", breast_map_key: str = "breast_map",
                  output_key: str = "bac", calcium: bool = True, max_mask_fraction: float = 0.05,
-                 allow_missing_keys: bool = False) -> None:
+                 density_kwargs: Mapping | None = None, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
+        self.density_kwargs = dict(density_kwargs or {})
         self.raw_key, self.breast_map_key, self.output_key = raw_key, breast_map_key, output_key
         self.calcium, self.max_mask_fraction = bool(calcium), float(max_mask_fraction)
 
@@ -71,6 +73,6 @@ class QuantifyBACd(MapTransform):
             image = raw if raw is not None else np.zeros((1, 1, 1), np.float32)
             q = quantify_image(image, mask, breast, spacing_mm=spacing,
                                meta=dict(getattr(raw, "meta", {}) or meta),
-                               calcium=self.calcium and raw is not None)
+                               calcium=self.calcium and raw is not None, density_kwargs=self.density_kwargs)
             d[self.output_key] = q.as_dict()
         return d
