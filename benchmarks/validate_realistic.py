@@ -79,6 +79,7 @@ from _common import source_tree  # noqa: E402
 VIEWS = [(view, lat) for view in ("CC", "MLO") for lat in ("L", "R")]
 VENDORS = ("HOLOGIC", "GE", "SIEMENS")
 ABLATION = ("none", "spectrum", "scatter", "heel", "vendor", "merged", "all")
+KINDS = {2: "microcalc", 3: "strand", 4: "edge"}  # tpa_source codes of the look-alikes
 MIN_PIECE_MM2 = 1.0  # smaller look-alike pieces are slivers where two strokes touch
 REMOVED_SHARE = 0.8  # a piece counts as removed when this share of its pixels is gone
 TARGETS = dict(dice_breast=0.98, dice_compressed=0.90, dice_pectoral=0.85, vbd_mean=3.0, vbd_worst=5.0,
@@ -169,8 +170,8 @@ def lookalike_pieces(tpa_mask: np.ndarray, tpa_source: np.ndarray, corrected: np
     components, _ = ndimage.label(tpa_mask > 0, structure=eight)
     with_bac = np.unique(components[tpa_source == 1])
     min_px = MIN_PIECE_MM2 / spacing**2
-    out = {f"{k}_{w}": 0 for k in ("apart", "merged") for w in ("pieces", "removed")}
-    for code in (2, 3, 4):
+    out = {f"{k}_{w}": 0 for k in ("apart", "merged", *KINDS.values()) for w in ("pieces", "removed")}
+    for code, name in KINDS.items():
         pieces, n = ndimage.label(tpa_source == code, structure=eight)
         if not n:
             continue
@@ -181,9 +182,10 @@ def lookalike_pieces(tpa_mask: np.ndarray, tpa_source: np.ndarray, corrected: np
         for a, k, c in zip(area, kept, comp):
             if a < min_px:
                 continue
-            kind = "merged" if c in with_bac else "apart"
-            out[f"{kind}_pieces"] += 1
-            out[f"{kind}_removed"] += int(k <= (1.0 - REMOVED_SHARE) * a)
+            removed = int(k <= (1.0 - REMOVED_SHARE) * a)
+            for group in ("merged" if c in with_bac else "apart", name):
+                out[f"{group}_pieces"] += 1
+                out[f"{group}_removed"] += removed
     return out
 
 
@@ -313,6 +315,8 @@ def summarise(rows: list[dict]) -> dict:
                     pieces["apart_removed"], pieces["apart_pieces"], pieces["merged_removed"], pieces["merged_pieces"]),
         bac_kept=col("bac_skeleton_px_kept").sum() / max(col("bac_skeleton_px_tpa").sum(), 1),
         seconds=float(np.median(col("seconds_transforms"))),
+        by_kind=", ".join(f"{k} {int(col(k + '_removed').sum())}/{int(col(k + '_pieces').sum())}"
+                          for k in KINDS.values() if k + "_pieces" in rows[0]) or "-",
     )
 
 
@@ -343,6 +347,7 @@ def cells(s: dict) -> dict[str, str]:
         lookalikes=f"{100 * la[0]:.0f} % (apart {la[1]}/{la[2]}, merged {la[3]}/{la[4]})",
         bac_kept=f"{100 * s['bac_kept']:.1f} %",
         seconds=f"{s['seconds']:.1f}",
+        by_kind=s["by_kind"],
     )
 
 
@@ -355,6 +360,7 @@ MEASURES = [  # (key, row title, target text)
     ("hdt_ratio", "estimated / true h_dt in the compressed region, median (range)", "1"),
     ("calc_ratio", "estimated / true h_calc on GT BAC, median (range)", "1"),
     ("lookalikes", "look-alike pieces removed (pooled)", ">= 90 % (merged included)"),
+    ("by_kind", "look-alike pieces removed, by kind", ""),
     ("bac_kept", "true BAC length kept (pooled)", ">= 95 %"),
     ("seconds", "transforms per image, median (s)", ""),
 ]
