@@ -301,16 +301,60 @@ def analyse(rows: list[dict], out: Path, size: StudySize, minutes: float, comple
                     norm.append(dict(arm=arm, reference=ref, dice=float(np.nanmean(vals)), n_images=len(vals),
                                      n_units=len(units), **({} if g is None else
                                                             dict(diff=g["diff"], lo=g["lo"], hi=g["hi"]))))
+    labels = label_quality(out)
     _write_csv(out / "study_images.csv", rows)
+    _write_csv(out / "study_label_quality.csv", labels)
     _write_csv(out / "study_gains.csv", gains)
     _write_csv(out / "study_normalisation.csv", norm)
     if gains:
         _figure(gains, out / "study_gain.png")
     summary = dict(size=asdict(size), minutes=round(minutes, 1), complete=complete, n_runs=len(by) and sum(
-        len(v) for v in by.values()), gains=gains, normalisation=norm)
+        len(v) for v in by.values()), gains=gains, normalisation=norm, label_quality=labels)
     (out / "study.json").write_text(json.dumps(summary, indent=1, default=float))
     (out / "study.md").write_text(_markdown(summary))
     return summary
+
+
+def label_quality(out: Path) -> list[dict]:
+    """The training labels themselves against the truth (TPA, corrected, refined; every image of
+    each training cohort) and the held-out ExpertGT against the truth, per annotator and cohort
+    seed found in ``out``; cached in each folder's ``label_quality.json``."""
+    from monai_bac.reproduce import label_quality as quality
+
+    rows = []
+    for here in sorted(Path(out).glob("cohort*/s*")):
+        cache = here / "label_quality.json"
+        if not cache.is_file():
+            cohort, corrected = here / "cohort" / "datalist.json", here / "corrected" / "datalist.json"
+            if not (cohort.is_file() and corrected.is_file()):
+                continue
+            found = quality(cohort, corrected)
+            found["refined"] = (quality(cohort, here / "refined" / "datalist.json")["corrected"]
+                                if (here / "refined" / "datalist.json").is_file() else None)
+            held, expert = here / "held_out" / "datalist.json", here / "held_out_expert" / "labels"
+            if held.is_file() and expert.is_dir():
+                found["expert (held-out)"] = _expert_quality(held, expert)
+            cache.write_text(json.dumps(found, indent=1))
+        found = json.loads(cache.read_text())
+        for name, q in found.items():
+            if q:
+                rows.append(dict(cohort=here.parent.name, systematicity=float(here.name[1:]), labels=name, **q))
+    return rows
+
+
+def _expert_quality(held: Path, expert_dir: Path) -> dict:
+    from monai_bac.data import load_label
+    from monai_bac.reproduce import _mean
+
+    rows = []
+    base = held.parent
+    for entry in _entries(held, "all"):
+        gt_img = load_label(base / entry["label_gt"])
+        sp = tuple(float(v) for v in gt_img.meta["spacing_mm"])
+        lookalikes = np.isin(np.load(base / entry["truth"])["tpa_source"], (2, 3, 4))
+        mask = np.asarray(load_label(expert_dir / f"{entry['case']}.nii.gz", spacing_mm=sp))[0]
+        rows.append(_errors_against_truth(mask, np.asarray(gt_img)[0], lookalikes, sp, 1.0))
+    return _mean(rows, 1.0)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -342,6 +386,14 @@ def _markdown(summary: dict) -> str:
         md.append(f"| {g['systematicity']:g} | {g['arm']} | {g['reference']} | {g['metric']} | {g['rt4']:.3f} | "
                   f"{g['arm_mean']:.3f} | {_fmt(g)} | {_fmt(g, 'rel', 'rel_lo', 'rel_hi', 2)} | {g['n_units']} | "
                   f"{g['n_images']} | {g['units_needed']:g} | {g['images_needed']:g} |")
+    if summary.get("label_quality"):
+        md += ["", "## The labels themselves against the truth (1 mm tolerance; training cohorts, and the held-out "
+               "ExpertGT)", "", "| cohort | s | labels | Dice | pixels near true BAC | true BAC covered | "
+               "pixels on brushed look-alikes | images |", "|---|---|---|---|---|---|---|---|"]
+        for q in summary["label_quality"]:
+            md.append(f"| {q['cohort']} | {q['systematicity']:g} | {q['labels']} | {q['dice']:.3f} | "
+                      f"{q['precision_1mm']:.3f} | {q['recall_1mm']:.3f} | {q['lookalike_share']:.3f} | "
+                      f"{q['n_images']} |")
     if summary["normalisation"]:
         md += ["", f"## Normalisation (s = {size['normalisation_at']:g}, TPA labels; Dice, difference to rt4 "
                "with 95 % CI)", "", "| run | reference | Dice | - rt4 [CI] | images |", "|---|---|---|---|---|"]
