@@ -101,7 +101,6 @@ def compare(args, repo: Path) -> int:
     import shutil
     import subprocess
 
-    from monai_bac.data.dicom_io import write_mammogram_dicom
     from monai_bac.phantom import make_phantom
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -113,12 +112,8 @@ def compare(args, repo: Path) -> int:
         trees["baseline"], worktree = baseline_tree(repo, args.baseline, tmp)
         p = make_phantom(args.seed, view=args.view, laterality=args.laterality, spacing_mm=0.1, vendor=args.vendor,
                          physics=args.physics)
-        m = p.meta
         image = tmp / "mammo.dcm"
-        write_mammogram_dicom(image, p.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
-                              anode=m["anode"], filter=m["filter"], view=m["view"], laterality=m["laterality"],
-                              manufacturer=m["manufacturer"], presentation=m["presentation"],
-                              photometric=m["photometric"], bits_stored=m["bits_stored"])
+        p.write_dicom(image)
         np.save(tmp / "label.npy", p.tpa_mask)
         for name, tree in trees.items():
             env = {**os.environ, "PYTHONPATH": str(tree)}
@@ -176,7 +171,6 @@ def main(argv=None) -> int:
     if args.baseline:
         return compare(args, Path(__file__).resolve().parents[1])
 
-    from monai_bac.data.dicom_io import write_mammogram_dicom
     from monai_bac.data.loader import load_mammogram
     from monai_bac.ops.breast_region import breast_region_map
     from monai_bac.ops.density import background_opening
@@ -191,14 +185,10 @@ def main(argv=None) -> int:
 
     p = make_phantom(args.seed, view=args.view, laterality=args.laterality, spacing_mm=0.1, vendor=args.vendor,
                      physics=args.physics)
-    m = p.meta
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "mammo.dcm"
-        write_mammogram_dicom(path, p.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
-                              anode=m["anode"], filter=m["filter"], view=m["view"], laterality=m["laterality"],
-                              manufacturer=m["manufacturer"], presentation=m["presentation"],
-                              photometric=m["photometric"], bits_stored=m["bits_stored"])
+        p.write_dicom(path)
         best, med, img = timeit(lambda: load_mammogram(path), args.repeat)
         rows.append(("load_mammogram (DICOM read, reference)", best, med))
     sp = img.meta["spacing_mm"]

@@ -108,7 +108,6 @@ def plan(which: str) -> list[dict]:
 
 
 def write_case(args: tuple[dict, str]) -> dict:
-    from monai_bac.data.dicom_io import write_mammogram_dicom
     from monai_bac.phantom import make_phantom
 
     case, out = args
@@ -120,11 +119,7 @@ def write_case(args: tuple[dict, str]) -> dict:
                       physics="ideal" if fx == "none" else "realistic", effects=None if fx == "none" else fx)
     seconds = time.perf_counter() - t0
     m = ph.meta
-    write_mammogram_dicom(out / f"{case['case']}.dcm", ph.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"],
-                          thickness_mm=m["thickness_mm"], anode=m["anode"], filter=m["filter"], view=m["view"],
-                          laterality=m["laterality"], manufacturer=m["manufacturer"], presentation=m["presentation"],
-                          photometric=m["photometric"], bits_stored=m["bits_stored"], exposure_mas=m["exposure_mas"],
-                          compression_force_n=m["compression_force_n"], patient_id=case["case"])
+    ph.write_dicom(out / f"{case['case']}.dcm", patient_id=case["case"])
     np.savez_compressed(out / f"{case['case']}.npz", breast_map=ph.breast_map, thickness=ph.thickness,
                         h_dt=ph.h_dt, h_calc=ph.h_calc, bac_mask=ph.bac_mask, tpa_mask=ph.tpa_mask,
                         tpa_source=ph.tpa_source)

@@ -62,6 +62,19 @@ class Phantom:
     def spacing(self) -> float:
         return self.meta["spacing_mm"][0]
 
+    def write_dicom(self, path, **tags) -> None:
+        """Write ``raw`` as a "FOR PROCESSING" DICOM MG with this phantom's acquisition tags
+        (:func:`monai_bac.data.dicom_io.write_mammogram_dicom`; ``tags`` such as ``patient_id``
+        are passed on)."""
+        from monai_bac.data.dicom_io import write_mammogram_dicom
+
+        m = self.meta
+        write_mammogram_dicom(path, self.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
+                              anode=m["anode"], filter=m["filter"], view=m["view"], laterality=m["laterality"],
+                              manufacturer=m["manufacturer"], presentation=m["presentation"],
+                              photometric=m["photometric"], bits_stored=m["bits_stored"],
+                              exposure_mas=m["exposure_mas"], compression_force_n=m["compression_force_n"], **tags)
+
 
 def make_phantom(
     seed: int = 0,

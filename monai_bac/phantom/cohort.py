@@ -103,7 +103,6 @@ def stratified_split(groups: dict[str, bool], fractions=(0.8, 0.1, 0.1), seed: i
 
 
 def _write_case(args: tuple[dict, str, float | None, tuple, dict, str, str]) -> dict:
-    from monai_bac.data.dicom_io import write_mammogram_dicom
     from monai_bac.data.image_io import save_mask_nifti
     from monai_bac.phantom import make_phantom
 
@@ -115,13 +114,7 @@ def _write_case(args: tuple[dict, str, float | None, tuple, dict, str, str]) -> 
                       effects=effects if physics == "realistic" else None)
     name = case["case"]
     m = ph.meta
-    write_mammogram_dicom(
-        out / "images" / f"{name}.dcm", ph.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"],
-        thickness_mm=m["thickness_mm"], anode=m["anode"], filter=m["filter"], view=m["view"],
-        laterality=m["laterality"], manufacturer=m["manufacturer"], presentation=m["presentation"],
-        photometric=m["photometric"], bits_stored=m["bits_stored"], patient_id=case["patient_id"],
-        exposure_mas=m["exposure_mas"], compression_force_n=m["compression_force_n"],
-    )
+    ph.write_dicom(out / "images" / f"{name}.dcm", patient_id=case["patient_id"])
     save_mask_nifti(out / "labels" / "tpa" / f"{name}.nii.gz", ph.tpa_mask, m["spacing_mm"], overwrite=True)
     save_mask_nifti(out / "labels" / "gt" / f"{name}.nii.gz", ph.bac_mask, m["spacing_mm"], overwrite=True)
     truth_npz = out / "truth" / f"{name}.npz"
