@@ -129,7 +129,9 @@ def test_compressed_dicom_loads_identically(original, tmp_path: Path, codec: str
 def test_rle_dicom_loads_identically(original, tmp_path: Path) -> None:
     path, _ = original
     ds = pydicom.dcmread(path)
-    ds.compress(pydicom.uid.RLELossless)  # pydicom's own encoder
+    uid = ds.SOPInstanceUID
+    ds.compress(pydicom.uid.RLELossless)  # pydicom's own encoder (pydicom 3's also makes a new SOPInstanceUID)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid
     dicom_io._save(ds, tmp_path / "rle.dcm")
     _assert_identical(tmp_path / "rle.dcm", path)
 
