@@ -42,6 +42,13 @@ __all__ = [
 ]
 
 from monai_bac.breast_map import BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY  # noqa: F401  (the one set of codes)
+from monai_bac.ops.primary import (  # noqa: E402
+    _block_mean,
+    _upsample,
+    estimate_scatter,
+    fat_cells,  # noqa: F401  (re-exported: the fatty reference's cell grid)
+    fat_reference_trend,
+)
 
 
 def _bbox(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice] | None:
@@ -64,27 +71,6 @@ def _erode_mm(mask: np.ndarray, spacing: tuple[float, float], erode_mm: float) -
     dist = ndimage.distance_transform_edt(sub, sampling=spacing)[1:-1, 1:-1]
     out[box] = dist > erode_mm
     return out
-
-
-def fat_cells(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float], erode_mm: float, block_mm: float):
-    """(cell means, cells to use, cell size (rows, cols) in pixels) of ``block_mm`` cells lying
-    entirely in ``mask`` and more than ``erode_mm`` from its edge, or None when there is none.
-
-    The erosion is done on the cell grid (cheap): a cell is kept when its centre is more than
-    ``erode_mm`` + half a cell from the centre of any cell not entirely in the region."""
-    kr, kc = max(1, int(round(block_mm / spacing[0]))), max(1, int(round(block_mm / spacing[1])))
-    h, w = (mask.shape[0] // kr) * kr, (mask.shape[1] // kc) * kc
-    if h == 0 or w == 0:
-        return None
-    cells_in = mask[:h, :w].reshape(h // kr, kr, w // kc, kc).all(axis=(1, 3))
-    if erode_mm > 0 and cells_in.any():
-        cell = (kr * spacing[0], kc * spacing[1])
-        dist = ndimage.distance_transform_edt(np.pad(cells_in, 1), sampling=cell)[1:-1, 1:-1]
-        cells_in &= dist > erode_mm + 0.5 * max(cell)
-    if not cells_in.any():
-        return None
-    means = np.asarray(image)[:h, :w].reshape(h // kr, kr, w // kc, kc).mean(axis=(1, 3), dtype=np.float64)
-    return means, cells_in, (kr, kc)
 
 
 def fat_reference(
@@ -365,7 +351,6 @@ def _envelope(log_p: np.ndarray, mask: np.ndarray, spacing: tuple[float, float],
     Cells outside the mask take the nearest inside cell's value first, so that the bright
     background beyond the skin line never enters the envelope and the skin line is not pulled
     down either."""
-    from monai_bac.ops.primary import _block_mean, _upsample
 
     fr, fc = max(1, int(round(cell_mm / spacing[0]))), max(1, int(round(cell_mm / spacing[1])))
     frac = _block_mean(mask.astype(np.float32), fr, fc)
@@ -445,7 +430,6 @@ def density_map_polyenergetic(
         ``spr``, ``scatter_fraction_centre``, ``attenuation`` (the effective coefficients behind
         the compressed thickness), ``local_thickness`` (float32 map, mm), ``empty``, ``fallback``).
     """
-    from monai_bac.ops.primary import estimate_scatter, fat_reference_trend
 
     bmap = np.asarray(breast_map)
     img = np.asarray(image, dtype=np.float32)

@@ -35,6 +35,7 @@ __all__ = [
     "estimate_scatter",
     "chest_wall_side",
     "fat_reference_trend",
+    "fat_cells",
 ]
 
 #: Scatter-to-primary ratio behind a mammography grid at the centre of the breast, linear in the
@@ -87,6 +88,27 @@ def estimate_offset(image: np.ndarray, breast_mask: np.ndarray, spacing_mm, bord
     if not dark:
         return None
     return float(np.median(np.concatenate([v.ravel() for v in dark])))
+
+
+def fat_cells(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float], erode_mm: float, block_mm: float):
+    """(cell means, cells to use, cell size (rows, cols) in pixels) of ``block_mm`` cells lying
+    entirely in ``mask`` and more than ``erode_mm`` from its edge, or None when there is none.
+
+    The erosion is done on the cell grid (cheap): a cell is kept when its centre is more than
+    ``erode_mm`` + half a cell from the centre of any cell not entirely in the region."""
+    kr, kc = max(1, int(round(block_mm / spacing[0]))), max(1, int(round(block_mm / spacing[1])))
+    h, w = (mask.shape[0] // kr) * kr, (mask.shape[1] // kc) * kc
+    if h == 0 or w == 0:
+        return None
+    cells_in = mask[:h, :w].reshape(h // kr, kr, w // kc, kc).all(axis=(1, 3))
+    if erode_mm > 0 and cells_in.any():
+        cell = (kr * spacing[0], kc * spacing[1])
+        dist = ndimage.distance_transform_edt(np.pad(cells_in, 1), sampling=cell)[1:-1, 1:-1]
+        cells_in &= dist > erode_mm + 0.5 * max(cell)
+    if not cells_in.any():
+        return None
+    means = np.asarray(image)[:h, :w].reshape(h // kr, kr, w // kc, kc).mean(axis=(1, 3), dtype=np.float64)
+    return means, cells_in, (kr, kc)
 
 
 def _coarse_factor(spacing: tuple[float, float], cell_mm: float) -> tuple[int, int]:
@@ -229,7 +251,6 @@ def fat_reference_trend(
     info: dict = dict(n_bands=0, slope_per_100mm=0.0, p_fat=float("nan"))
     if not mask.any():
         return None, info
-    from monai_bac.ops.density import fat_cells
 
     for e in (erode_mm, erode_mm / 2, 0.0):
         grid = fat_cells(img, mask, spacing, e, block_mm)

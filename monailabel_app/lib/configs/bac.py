@@ -33,7 +33,7 @@ def resolve_bundle_path(value: str | None) -> str:
     if value:
         path = os.path.abspath(os.path.expanduser(value))
     else:  # the app ships beside the bundle in the repository
-        path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bundle")
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))), "bundle")
     missing = [f for f in ("inference.json", "train.json", "metadata.json")
                if not os.path.isfile(os.path.join(path, "configs", f))]
     if missing:
