@@ -72,6 +72,16 @@ REMOVED_COLUMNS = ["split", "index", "image", "label", "id", "reason", "length_m
                    "area_mm2", "centroid_row_mm", "centroid_col_mm", "bbox_r0", "bbox_c0", "bbox_r1", "bbox_c1"]
 
 
+def _mm_or_auto(text: str) -> float | str:
+    """A threshold in mm, or "auto" (the value calibrated for the image's density model)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of mm or 'auto', got {text!r}") from None
+
+
 def register(sub) -> None:
     p = sub.add_parser("correct-labels", help="remove false-positive components from the BAC labels of a datalist",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,11 +94,12 @@ def register(sub) -> None:
                    help="datalist key of a breast-map file to use instead of BreastRegion, when an item has it")
     p.add_argument("--workers", type=int, default=1, help="processes (default: 1)")
     p.add_argument("--overlays", action="store_true", help="write overlay PNGs of kept and removed components")
-    p.add_argument("--min-length-mm", type=float, default=DEFAULT_MIN_LENGTH_MM,
-                   help=f"minimum skeleton length of a component, mm (default: {DEFAULT_MIN_LENGTH_MM})")
-    p.add_argument("--min-mean-calc-mm", type=float, default=DEFAULT_MIN_MEAN_CALC_MM,
-                   help="minimum calcification thickness of a component (see --measure), mm "
-                        f"(default: {DEFAULT_MIN_MEAN_CALC_MM})")
+    p.add_argument("--min-length-mm", type=_mm_or_auto, default="auto",
+                   help="minimum length of a calcified piece, mm (default: auto, the value calibrated for the density "
+                        f"model that made h_calc; {DEFAULT_MIN_LENGTH_MM} mm with Eq. 4, i.e. with --energy-kev)")
+    p.add_argument("--min-mean-calc-mm", type=_mm_or_auto, default="auto",
+                   help="minimum calcification thickness of a piece (see --measure), mm (default: auto, the "
+                        f"calibrated value; {DEFAULT_MIN_MEAN_CALC_MM} mm with Eq. 4)")
     p.add_argument("--measure", choices=("core_excess", "mean"), default="core_excess",
                    help="how a component's calcification is measured: core_excess (mean along its centreline above "
                         "the surrounding tissue, the calibrated default) or mean (plain mean over the component)")
