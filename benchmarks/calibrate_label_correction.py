@@ -30,10 +30,9 @@ Usage::
 
     python benchmarks/calibrate_label_correction.py --n 48 --spacing 0.1 [--seed0 1000]
 
-Seeds start at ``--seed0`` (default 1000) so the calibration set is disjoint from the validation
-seeds 0-31 of ``benchmarks/validate_transforms.py`` and from the seeds of
-``tests/test_label_correction.py`` (< 100). The phantoms alternate CC/MLO, L/R and the two vendor
-profiles.
+Seeds start at ``--seed0`` (default 0: the realistic calibration set, seeds 0-47, disjoint from
+the realistic validation seeds 5000+ of ``benchmarks/validate_realistic.py``; never calibrate on
+those, nor on 1000+). The phantoms cycle HOLOGIC/GE/SIEMENS x CC/MLO x L/R.
 """
 
 from __future__ import annotations
@@ -244,10 +243,11 @@ def main(argv=None) -> int:
                 and r["split_mm"] == best["split_mm"]
                 and abs(r["min_mean_calc_mm"] - best["min_mean_calc_mm"]) <= 0.0051):
             print("  " + json.dumps(r))
-    current = [r for r in table if r["min_length_mm"] == 8.0 and abs(r["min_mean_calc_mm"] - 0.04) < 1e-9
-               and r["hysteresis"] == 0.5 and r["split_mm"] == DEFAULT_SPLIT_MM]
-    if current:
-        print("the previous defaults (8 mm, 0.04 mm, hysteresis 0.5):\n  " + json.dumps(current[0]))
+    for length, calc, hyst in ((8.0, 0.04, 0.5), (6.5, 0.04, 0.75)):
+        current = [r for r in table if r["min_length_mm"] == length and abs(r["min_mean_calc_mm"] - calc) < 1e-9
+                   and r["hysteresis"] == hyst and r["split_mm"] == DEFAULT_SPLIT_MM]
+        if current:
+            print(f"the earlier setting {length} mm / {calc} mm / hysteresis {hyst}:\n  " + json.dumps(current[0]))
     if args.show:
         length, calc, hyst = (float(v) for v in args.show.split(","))
         shown = [r for r in table if r["min_length_mm"] == length and abs(r["min_mean_calc_mm"] - calc) < 1e-9

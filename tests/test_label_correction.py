@@ -335,7 +335,7 @@ def test_pieces_report_and_meta():
     assert len(pieces) == 3 and sum(p["kept"] for p in pieces) == 1
     assert [p for p in pieces if not p["kept"]] == removed_components(out_m)
     keys = {"id", "component", "bbox", "centroid", "centroid_mm", "pixels", "area_mm2", "length_mm", "run_length_mm",
-            "width_mm", "mean_calc_mm", "core_excess_calc_mm", "stretch_calc_mm", "kept", "reason"}
+            "width_mm", "mean_calc_mm", "core_excess_calc_mm", "stretch_calc_mm", "side_branch", "kept", "reason"}
     assert all(set(p) == keys for p in pieces)
     assert sum(p["pixels"] for p in pieces) == int(label.sum())
 
@@ -383,3 +383,39 @@ def test_realistic_merged_stroke_lookalike_removed_and_run_kept():
     assert len(merged) >= 2
     good = [(rem, kept) for rem, kept in merged if rem >= 0.8 and kept >= 0.9]
     assert len(good) >= 2, merged
+
+
+@pytest.mark.parametrize("spacing", [0.1, 0.2])
+def test_side_branches_are_judged_on_their_own(spacing):
+    """Issue 13's two failures at a junction of a calcified run, with the thresholds calibrated
+    for the polyenergetic model: (a) a micro-calcification cluster 2-8 mm beside the run (a 6 mm blob), brushed on
+    to it by one short stroke, is calcium, but as a blob-wide side branch it is judged on its own length and
+    removed, the run kept; (b) a strand crossing the run, its h_calc between hysteresis x threshold
+    and the threshold, does not inherit the run's calcified status through the junction: it is
+    removed and both halves of the run kept."""
+    from monai_bac.transforms.label import CALIBRATED_THRESHOLDS
+
+    min_len, min_calc, hyst = CALIBRATED_THRESHOLDS["polyenergetic"]
+    shape = (int(60 / spacing), int(100 / spacing))
+    vessel = [(30, 10), (30, 90)]
+    cluster_centre = (35.0, 40)
+    strand = [(8, 70), (52, 70)]
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]] * spacing
+    cluster = np.hypot(yy - cluster_centre[0], xx - cluster_centre[1]) <= 3.0
+    label = _stroke(shape, vessel, 1.0, spacing) | _stroke(shape, [(30, 40), cluster_centre], 0.8, spacing)
+    label |= cluster | _stroke(shape, strand, 1.0, spacing)
+    calc = np.zeros(shape, np.float32)
+    calc[_stroke(shape, strand, 0.6, spacing)] = 0.5 * (1 + hyst) * min_calc  # between hysteresis x threshold and it
+    calc[_stroke(shape, vessel, 0.5, spacing)] = 0.12
+    specks = cluster & (np.mod(np.round(yy / 0.6) + np.round(xx / 0.6), 2) == 0)
+    calc[specks] = 0.3
+    out, report = correct_bac_label(label, calc, spacing, min_len, min_calc, hysteresis=hyst)
+    assert report["n_connected_components"] == 1
+    halves = ([(30, 10), (30, 68)], [(30, 72), (30, 90)])
+    for half in halves:
+        assert _length_kept(_stroke(shape, half, 0.1, spacing), out, spacing) >= 0.9
+    assert out[cluster].mean() <= 0.05
+    strand_only = _stroke(shape, strand, 1.0, spacing) & ~_stroke(shape, vessel, 2.0, spacing)
+    assert out[strand_only].mean() <= 0.05
+    side = [p for p in report["removed"] if p["side_branch"]]
+    assert side and all("short" in p["reason"] for p in side)

@@ -19,9 +19,14 @@ kept with it. The correction therefore decides per *piece*:
 3. **Pieces.** A branch is cut where its calcification changes markedly and where its width
    does. The calcification profile (``measure``, averaged over ``split_mm`` = 4 mm along the
    path) makes a pixel *calcified* by hysteresis: the profile is at least ``hysteresis`` (0.5) x
-   ``min_mean_calc_mm`` and connected (along the skeleton, through junctions) to profile at
-   ``min_mean_calc_mm`` or more, so a vessel whose calcium hovers around the threshold is not
-   chopped up. The width class is "wide" / "narrow" where the local width leaves
+   ``min_mean_calc_mm`` and connected along the skeleton to a *seed*, a stretch of at least
+   ``split_mm`` whose profile is at ``min_mean_calc_mm`` or more, so a vessel whose calcium hovers
+   around the threshold is not chopped up. The calcified status crosses a junction only along the
+   run (issue 13): where three or more candidate branches meet, the two reaching the most seed
+   length (without that junction) carry it on, the others - a dense strand crossing the run - must
+   hold a seed of their own; and a seed must fill a whole window, so the run's calcium that leaks
+   into the first millimetres of a branch leaving it (mask pixels nearest to that branch) seeds
+   nothing. The width class is "wide" / "narrow" where the local width leaves
    ``[median / width_ratio, median x width_ratio]`` (2) of the branch. Stretches shorter than
    ``split_mm`` do not make a piece of their own (1D closing and opening along the path), so the
    0.5-1.5 mm gaps between the beads of segmental calcification do not cut a vessel.
@@ -38,7 +43,13 @@ kept with it. The correction therefore decides per *piece*:
      shorter (reason ``"short+low_calc"``). The run, not the piece, is measured because cuts at
      junctions and calcium changes would otherwise turn a long vessel into short pieces; a
      micro-calcification cluster brushed onto a vessel across uncalcified tissue is separated
-     from it by the uncalcified bridge, which fails the calcium test.
+     from it by the uncalcified bridge, which fails the calcium test. A cluster brushed on to the
+     run by a stroke too short to fail the calcium test *is* calcium, so it is told by its shape
+     (issue 13): a branch leaving the run at a junction (not one of the two reaching farthest)
+     that is at least ``BLOB_WIDTH_RATIO`` (2) x as wide as the run (annotated area / length), or a
+     piece that wide (cut off by the width change), is a brushed blob and is judged on its own
+     length (``side_branch`` in the report); a calcified side branch of the artery is as thin as
+     the run and stays part of it.
 
    A width change alone thus refines the reported pieces without changing a decision.
 
@@ -64,7 +75,9 @@ Every piece reports both measures (``mean_calc_mm`` and ``core_excess_calc_mm``)
 
 Calibration of the defaults
 ---------------------------
-``benchmarks/calibrate_label_correction.py`` runs this very correction on the simulated TPA of
+These defaults are the ideal-phantom (``DensityMap(model="eq4")``) set; the thresholds for the
+polyenergetic model are ``monai_bac.transforms.label.CALIBRATED_THRESHOLDS`` (realistic phantoms,
+seeds 0-47; docs/TRANSFORMS.md). ``benchmarks/calibrate_label_correction.py`` runs this very correction on the simulated TPA of
 48 full-size (0.1 mm) phantoms of both vendors, CC/MLO and L/R, seeds 1000-1047 (disjoint from
 the validation seeds 0-31 of ``benchmarks/validate_transforms.py`` and from the test seeds < 100),
 with the maps measured from the image (DensityMap -> CalcificationThickness with their defaults),
@@ -91,7 +104,8 @@ from monai_bac.ops.skeleton import skeleton_length_mm, skeleton_points, thin_mas
 from monai_bac.units import as_spacing
 
 __all__ = ["DEFAULT_MIN_LENGTH_MM", "DEFAULT_MIN_MEAN_CALC_MM", "DEFAULT_CORE_MM", "DEFAULT_RING_MM",
-           "DEFAULT_SPLIT_MM", "DEFAULT_SPUR_MM", "DEFAULT_WIDTH_RATIO", "DEFAULT_HYSTERESIS", "MEASURES",
+           "DEFAULT_SPLIT_MM", "DEFAULT_SPUR_MM", "DEFAULT_WIDTH_RATIO", "DEFAULT_HYSTERESIS", "BLOB_WIDTH_RATIO",
+           "MEASURES",
            "label_components",
            "local_background", "component_features", "Decomposition", "decompose", "split_pieces",
            "decide_pieces", "correct_bac_label"]
@@ -112,6 +126,9 @@ DEFAULT_SPUR_MM = 2.0
 DEFAULT_WIDTH_RATIO = 2.0
 #: the calcification profile must fall under this fraction of the threshold to cut a vessel
 DEFAULT_HYSTERESIS = 0.5
+#: a piece, or a branch leaving a run at a junction, this many times as wide as the run is a
+#: brushed blob (a micro-calcification cluster) and is judged on its own length
+BLOB_WIDTH_RATIO = 2.0
 #: the calcification measures a piece can be tested with
 MEASURES = ("core_excess", "mean")
 
@@ -477,16 +494,65 @@ def _clean(flag: np.ndarray, pos: np.ndarray, half: float) -> np.ndarray:
     return dilate(erode(erode(dilate(flag))))
 
 
-def _join(dec: Decomposition, key: np.ndarray) -> np.ndarray:
+def _long_stretches(flag: np.ndarray, pos: np.ndarray, step: np.ndarray, half: float) -> np.ndarray:
+    """The stretches of a boolean profile along the path that hold a full ``2 half`` mm window
+    (an opening whose window does not shrink at a branch's end: a branch shorter than the window,
+    or the first millimetres next to a junction, hold none)."""
+    inside = _window_sums(pos, half, flag * step)[0]
+    core = flag & (inside >= 2 * half - 2 * float(step.max(initial=0.0)))
+    return _window_sums(pos, half, core.astype(float))[0] > 0.5
+
+
+def _join(dec: Decomposition, key: np.ndarray, hub_ok: np.ndarray | bool = True) -> np.ndarray:
     """Connected groups of branch pixels: neighbours along a branch, or pixels touching the same
-    junction, are joined when their ``key`` (0 or 1) is equal; pixels with key -1 stay alone."""
+    junction, are joined when their ``key`` (0 or 1) is equal; pixels with key -1 stay alone.
+    ``hub_ok`` (one flag per row of ``dec.hub_edges``, or one for all) says which junction
+    contacts may join (False: along branches only)."""
     m = dec.rows.size
     i, j = dec.edges
     ok = (dec.branch[i] >= 0) & (dec.branch[j] >= 0) & (key[i] == key[j]) & (key[i] >= 0)
     h, u = dec.hub_edges[:, 0], dec.hub_edges[:, 1]
-    oh = key[u] >= 0
+    oh = (key[u] >= 0) & hub_ok
     return _components(m + 2 * (int(dec.hub.max()) + 1 if m else 0),
                        np.concatenate([i[ok], u[oh]]), np.concatenate([j[ok], m + 2 * h[oh] + key[u[oh]]]))[:m]
+
+
+def _side_contacts(dec: Decomposition, key: np.ndarray, weight: np.ndarray,
+                   blob_ratio: float | None = None) -> np.ndarray:
+    """Which junction contacts (rows of ``dec.hub_edges``) belong to side branches of a run.
+
+    ``key`` is 0 on the skeleton pixels that may form a run (-1 elsewhere). Where three or more
+    such branch stretches meet at a junction, the two that reach farthest (the ``weight`` (mm)
+    connected to them without going through this junction) carry the run on; the others leave
+    it - a micro-calcification cluster brushed on to the run by one stroke, a dense strand
+    crossing it - and are judged on their own. With ``blob_ratio``, only those at least
+    ``blob_ratio`` times as wide (annotated area / ``weight``) as the run they leave: a brushed
+    cluster is a blob, a calcified side branch of the artery is as thin as the run.
+    """
+    h, u = dec.hub_edges[:, 0], dec.hub_edges[:, 1]
+    side = np.zeros(h.size, bool)
+    on = key[u] >= 0
+    if not on.any():
+        return side
+    seg = np.unique(_join(dec, key, hub_ok=False), return_inverse=True)[1]
+    ns, nh = int(seg.max()) + 1, int(dec.hub.max()) + 1
+    seg_len = np.bincount(seg, weights=np.where(key >= 0, weight, 0.0), minlength=ns)
+    seg_area = np.bincount(seg, weights=np.where(key >= 0, dec.n_px, 0.0), minlength=ns) * dec.spacing[0] * dec.spacing[1]
+    pairs = np.unique(np.column_stack([h[on], seg[u[on]]]), axis=0)
+    for hub in np.flatnonzero(np.bincount(pairs[:, 0], minlength=nh) >= 3):
+        other = pairs[:, 0] != hub
+        lab = _components(ns + nh, pairs[other, 1], ns + pairs[other, 0])
+        reach = np.bincount(lab[:ns], weights=seg_len, minlength=ns + nh)
+        mine = pairs[~other, 1]
+        ranked = mine[np.argsort(-reach[lab[mine]], kind="stable")]
+        leaving = ranked[2:]
+        if blob_ratio is not None and leaving.size:
+            area = np.bincount(lab[:ns], weights=seg_area, minlength=ns + nh)
+            width = area / np.maximum(reach, 1e-9)
+            run_width = area[lab[ranked[:2]]].sum() / max(reach[lab[ranked[:2]]].sum(), 1e-9)
+            leaving = leaving[width[lab[leaving]] >= blob_ratio * run_width]
+        side |= on & (h == hub) & np.isin(seg[u], leaving)
+    return side
 
 
 def split_pieces(dec: Decomposition, min_mean_calc_mm: float | None, measure: str = "core_excess",
@@ -523,8 +589,14 @@ def split_pieces(dec: Decomposition, min_mean_calc_mm: float | None, measure: st
         profile = np.zeros(m)
         profile[o] = num / np.maximum(den, 1e-9)
         candidate = np.where(profile >= hysteresis * min_mean_calc_mm, 0, -1)
-        group = _join(dec, candidate)
-        seeded = np.bincount(group[o], weights=profile[o] >= min_mean_calc_mm, minlength=m) > 0
+        # the calcified status goes through a junction along the run only, not into its side branches
+        # a seed is a stretch of at least split_mm over the threshold: the run's own calcium, which
+        # leaks into the first millimetres of a branch leaving it, seeds nothing
+        seed = np.zeros(m, bool)
+        seed[o] = _long_stretches(profile[o] >= min_mean_calc_mm, pos, step, half)
+        seed_len = np.where(seed, dec.length, 0.0)
+        group = _join(dec, candidate, hub_ok=~_side_contacts(dec, candidate, seed_len))
+        seeded = np.bincount(group[o], weights=seed[o], minlength=m) > 0
         cls = _clean((candidate[o] == 0) & seeded[group[o]], pos, half)
         calcified[o] = cls
         cut[1:] |= cls[1:] != cls[:-1]
@@ -576,19 +648,35 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
     component = np.zeros(n, np.int64)
     component[p] = dec.comp[sel]
     low = value < min_mean_calc_mm if min_mean_calc_mm is not None else np.zeros(n, bool)
-    # calcified runs: the pixels of passing pieces, joined along branches and through junctions
+    # calcified runs: the pixels of passing pieces, joined along branches and through junctions,
+    # except where a blob-wide branch leaves the run (a brushed cluster, judged on its own)
     passing = np.where(piece >= 0, 0, -1)
     passing[sel] = np.where(low[p], -1, 0)
-    run = _join(dec, passing)
-    run_length = np.bincount(run[sel], weights=np.where(low[p], 0.0, dec.length[sel]), minlength=dec.rows.size)
     first = np.zeros(n, np.int64)
     first[p[::-1]] = np.flatnonzero(sel)[::-1]
-    run_length = np.where(low, length, run_length[run[first]]) if n else np.zeros(0)
+    width = pixels * dec.spacing[0] * dec.spacing[1] / np.maximum(length, 1e-9)
+    if n:
+        run = _join(dec, passing, hub_ok=~_side_contacts(dec, passing, dec.length, BLOB_WIDTH_RATIO))[first]
+        area = np.where(low, 0.0, pixels * dec.spacing[0] * dec.spacing[1])
+        size = dec.rows.size
+        run_len = np.bincount(run, weights=np.where(low, 0.0, length), minlength=size)
+        run_width = np.bincount(run, weights=area, minlength=size) / np.maximum(run_len, 1e-9)
+        # a piece much wider than its run (cut there by the width change) is a brushed blob too
+        blob = ~low & (width >= BLOB_WIDTH_RATIO * run_width[run])
+        run_length = np.where(low | blob, length, run_len[run])
+        # a side branch: its run is not the longest of those the junctions cut the passing pieces into
+        through = _join(dec, passing)[first]
+        longest = np.zeros(size)
+        np.maximum.at(longest, through, np.where(low, 0.0, run_length))
+        side_branch = ~low & (run_length < longest[through] - 1e-9)
+    else:
+        run_length, side_branch = np.zeros(0), np.zeros(0, bool)
     short = run_length < min_length_mm if min_length_mm is not None else np.zeros(n, bool)
     return dict(length_mm=length, run_length_mm=run_length, pixels=pixels.astype(np.int64), mean_calc_mm=mean,
                 core_excess_calc_mm=excess, stretch_calc_mm=value,
-                width_mm=pixels * dec.spacing[0] * dec.spacing[1] / np.maximum(length, 1e-9),
-                component=component, low=low, short=short, remove=low | short, px_piece=piece[dec.px_node])
+                width_mm=width, component=component, low=low, short=short, remove=low | short,
+                side_branch=side_branch,
+                px_piece=piece[dec.px_node])
 
 
 def correct_bac_label(
@@ -707,7 +795,7 @@ def _piece_entries(dec: Decomposition, f: dict, spacing: tuple[float, float]) ->
             stretch_calc_mm=round(float(f["stretch_calc_mm"][i]), 5),
             mean_calc_mm=round(float(f["mean_calc_mm"][i]), 5),
             core_excess_calc_mm=round(float(f["core_excess_calc_mm"][i]), 5),
-            kept=not (low or short),
+            side_branch=bool(f["side_branch"][i]), kept=not (low or short),
             reason="+".join(name for name, flag in (("short", short), ("low_calc", low)) if flag),
         ))
     return out

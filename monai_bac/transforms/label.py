@@ -49,7 +49,7 @@ from monai_bac.transforms.physics import CalcificationThicknessd
 #: across calcified runs, merged strokes); anything else (``model="eq4"``, a map without that record) on
 #: the ideal phantoms: the values in :mod:`monai_bac.ops.label_correction`.
 CALIBRATED_THRESHOLDS: dict[str, tuple[float, float, float]] = {
-    "polyenergetic": (6.5, 0.04, 0.75),
+    "polyenergetic": (6.0, 0.04, 0.75),
     "eq4": (DEFAULT_MIN_LENGTH_MM, DEFAULT_MIN_MEAN_CALC_MM, DEFAULT_HYSTERESIS),
 }
 
