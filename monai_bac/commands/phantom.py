@@ -15,6 +15,16 @@ from monai_bac.phantom import FULL_FOV_MM, TPAConfig, make_cohort
 from monai_bac.phantom.cohort import MIN_SPLIT_IMAGES, views_per_patient
 
 
+def _spacing(text: str) -> float | None:
+    """A pixel spacing in mm, or "native" (None: each vendor's own pitch)."""
+    if text.strip().lower() == "native":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a spacing in mm or 'native', got {text!r}") from None
+
+
 def register(sub) -> None:
     p = sub.add_parser("phantom", help="generate a phantom cohort with ground truth",
                        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -22,11 +32,19 @@ def register(sub) -> None:
     p.add_argument("--n", type=int, default=20, help=f"number of images (patients of 4 views; of fewer views under 12 images); "
                         f"{MIN_SPLIT_IMAGES} or more to train on it")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--spacing", type=float, default=0.1, help="pixel spacing, mm (0.1 = full size)")
+    p.add_argument("--spacing", type=_spacing, default=0.1,
+                   help="pixel spacing, mm (0.1 = full size), or 'native': each vendor's own detector pitch "
+                        "(Hologic 0.07, GE 0.1, Siemens 0.085 mm)")
+    p.add_argument("--physics", choices=("realistic", "ideal"), default="realistic",
+                   help="realistic: polyenergetic x-rays, scatter, heel effect, detector (docs/PHANTOM.md); ideal: "
+                        "monochromatic Beer-Lambert, Eq. (4) exact")
+    p.add_argument("--effects", default=None,
+                   help="realistic effects on, joined by '+' (spectrum, scatter, heel, vendor, merged), or all/none "
+                        "(default: all)")
     p.add_argument("--fov", type=float, nargs=2, default=FULL_FOV_MM, metavar=("H_MM", "W_MM"),
                    help="detector field of view, mm")
     p.add_argument("--bac-prevalence", type=float, default=0.95, help="fraction of patients with BAC")
-    p.add_argument("--vendors", nargs="+", default=["HOLOGIC", "GE"], choices=["HOLOGIC", "GE"])
+    p.add_argument("--vendors", nargs="+", default=["HOLOGIC", "GE"], choices=["HOLOGIC", "GE", "SIEMENS"])
     p.add_argument("--miss-rate", type=float, default=TPAConfig.miss_rate, help="TPA: runs missed")
     p.add_argument("--under-rate", type=float, default=TPAConfig.under_rate, help="TPA: runs under-segmented")
     p.add_argument("--fp-microcalc-rate", type=float, default=TPAConfig.fp_microcalc_rate)
@@ -50,7 +68,8 @@ def run(args) -> int:
     try:
         datalist = make_cohort(args.out, n=args.n, seed=args.seed, spacing_mm=args.spacing, fov_mm=tuple(args.fov),
                                bac_prevalence=args.bac_prevalence, vendors=tuple(args.vendors), tpa=tpa,
-                               workers=args.workers, overwrite=args.overwrite, progress=True)
+                               physics=args.physics, effects=args.effects, workers=args.workers,
+                               overwrite=args.overwrite, progress=True)
     except (FileExistsError, ValueError) as e:
         return fail("phantom", e, 2)
     content = json.loads(datalist.read_text())
