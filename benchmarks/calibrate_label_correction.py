@@ -21,10 +21,11 @@ breast map. The expensive part (skeleton, branches, what lies under them:
 :func:`~monai_bac.ops.label_correction.decompose`) is computed once per label; for every calcium
 threshold the pieces are re-cut (:func:`~monai_bac.ops.label_correction.split_pieces`) and
 decided; the length threshold is then scanned on the pieces' run lengths. The chosen pair
-removes the most look-alikes (pooled over both versions) while keeping >= 98 % of the BAC length
-in each version (margin over the 95 % acceptance figure), smallest thresholds among ties. Copy
-the result into ``monai_bac/ops/label_correction.py`` (DEFAULT_MIN_LENGTH_MM,
-DEFAULT_MIN_MEAN_CALC_MM).
+removes the most look-alikes (pooled over both versions) while keeping ``--min-kept`` (96 %) of
+the BAC length in each version (margin over the 95 % acceptance figure), smallest thresholds
+among ties. Copy the triple into ``CALIBRATED_THRESHOLDS`` of ``monai_bac/transforms/label.py``
+for the density model calibrated (``--physics realistic``: "polyenergetic"; ``--physics ideal``:
+the eq4 defaults of ``monai_bac/ops/label_correction.py``).
 
 Usage::
 
