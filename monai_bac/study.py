@@ -82,7 +82,7 @@ SIZES = {
     # what fitted in an hour on the shared 2-core machine: one cohort, two seeds, short training
     "pilot": StudySize((0.0, 0.5, 1.0), (0, 1), (0,), 20, 16, 0.4, 256, 16, normalisation_at=1.0),
     # about two hours on a quiet 2-core machine (estimated from the pilot's times)
-    "small": StudySize((0.0, 0.5, 1.0), (0, 1), (0, 1), 24, 24, 0.4, 256, 15, normalisation_at=1.0),
+    "small": StudySize((0.0, 0.5, 1.0), (0, 1), (0, 1), 24, 24, 0.4, 256, 20, normalisation_at=1.0),
     # the bundle's CPU recipe (40 images, 384 px, 30 epochs), five profiles, 3 x 3 units
     "full": StudySize((0.0, 0.25, 0.5, 0.75, 1.0), (0, 1, 2), (0, 1, 2), 40, 40, 0.2, None, None,
                       normalisation_at=1.0),

@@ -32,7 +32,7 @@ def test_study_runs_every_arm_and_reports_paired_gains(tmp_path):
             assert float(g["lo"]) <= float(g["diff"]) <= float(g["hi"])
             assert float(g["arm_mean"]) - float(g["rt4"]) == pytest.approx(float(g["diff"]))
     md = (out / "study.md").read_text()
-    assert "Gain over rt4" in md and "Normalisation" in md and "| rt1 |" in md
+    assert "Gain over rt4" in md and "Normalisation" in md and "| rt1 |" in md and "The labels themselves" in md
     assert (out / "study_gain.png").stat().st_size > 1000
     # the refined labels are the corrected ones narrowed to their calcified core; ExpertGT per held-out image
     here = out / "cohort0" / "s0.5"
