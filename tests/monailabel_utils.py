@@ -48,6 +48,23 @@ class Server:
             return "(no log)"
 
 
+def wait_until_answering(process: subprocess.Popen, url: str, codes, timeout_s: float, what: str, log_tail,
+                         poll_s: float = 0.5) -> bool:
+    """Wait until ``GET url`` answers one of ``codes``: True; False after ``timeout_s``; RuntimeError
+    (with the log's tail) when the process exits first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode}:\n{log_tail()}")
+        try:
+            if requests.get(url, timeout=5).status_code in codes:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(poll_s)
+    return False
+
+
 def start_server(app: Path, studies: Path, conf: dict[str, str], log: Path, env: dict[str, str] | None = None,
                  timeout_s: float = 240.0, ready_path: str = "/info/") -> Server:
     """Start ``monailabel start_server`` on a free loopback port and wait until ``GET <ready_path>`` answers 200."""
@@ -61,16 +78,8 @@ def start_server(app: Path, studies: Path, conf: dict[str, str], log: Path, env:
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=str(app.parent),
                                    start_new_session=True)
     server = Server(f"http://{HOST}:{port}", process, log, app, studies, Path(conf.get("bundle_path", "")))
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with code {process.returncode}:\n{server.log_tail()}")
-        try:
-            if requests.get(f"{server.url}{ready_path}", timeout=5).status_code == 200:
-                return server
-        except requests.RequestException:
-            pass
-        time.sleep(1.0)
+    if wait_until_answering(process, f"{server.url}{ready_path}", (200,), timeout_s, "the server", server.log_tail):
+        return server
     stop_server(server)
     raise TimeoutError(f"the server did not answer within {timeout_s:.0f} s:\n{server.log_tail()}")
 

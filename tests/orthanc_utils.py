@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from monailabel_utils import HOST, free_port
+from monailabel_utils import HOST, free_port, wait_until_answering
 
 PLUGIN_DIRS = ("/usr/share/orthanc/plugins", "/usr/lib/orthanc/plugins")
 DICOMWEB_PLUGIN = "libOrthancDicomWeb.so"
@@ -102,16 +101,8 @@ def start_orthanc(workdir: Path, timeout_s: float = 60.0, users: dict[str, str] 
         process = subprocess.Popen([orthanc_binary(), str(conf_path)], stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     server = Orthanc(f"http://{HOST}:{port}", process, log, next(iter(users.items())) if users else None)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Orthanc exited with code {process.returncode}:\n{server.log_tail()}")
-        try:
-            if requests.get(f"{server.url}/system", timeout=2).status_code in (200, 401):
-                return server
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
+    if wait_until_answering(process, f"{server.url}/system", (200, 401), timeout_s, "Orthanc", server.log_tail):
+        return server
     stop_orthanc(server)
     raise TimeoutError(f"Orthanc did not answer within {timeout_s:.0f} s:\n{server.log_tail()}")
 
