@@ -79,8 +79,8 @@ class StudySize:
 SIZES = {
     # the test's: every arm once, one epoch, tiny images
     "tiny": StudySize((0.5,), (0,), (0,), 6, 3, 1.0, 96, 1, normalisation_at=0.5, bootstrap=200),
-    # what fitted in an hour on the shared 2-core machine: one cohort, two seeds, short training
-    "pilot": StudySize((0.0, 0.5, 1.0), (0, 1), (0,), 20, 16, 0.4, 256, 16, normalisation_at=1.0),
+    # what fitted in an hour on the shared 2-core machine: one cohort, three seeds, short training
+    "pilot": StudySize((0.0, 0.5, 1.0), (0, 1, 2), (0,), 20, 16, 0.4, 256, 16, normalisation_at=1.0),
     # about two hours on a quiet 2-core machine (estimated from the pilot's times)
     "small": StudySize((0.0, 0.5, 1.0), (0, 1), (0, 1), 24, 24, 0.4, 256, 20, normalisation_at=1.0),
     # the bundle's CPU recipe (40 images, 384 px, 30 epochs), five profiles, 3 x 3 units
