@@ -49,20 +49,21 @@ class Server:
 
 
 def wait_until_answering(process: subprocess.Popen, url: str, codes, timeout_s: float, what: str, log_tail,
-                         poll_s: float = 0.5) -> bool:
-    """Wait until ``GET url`` answers one of ``codes``: True; False after ``timeout_s``; RuntimeError
-    (with the log's tail) when the process exits first."""
+                         stop, poll_s: float = 0.5) -> None:
+    """Wait until ``GET url`` answers one of ``codes``. RuntimeError (with the log's tail) when the
+    process exits first; after ``timeout_s``, ``stop()`` and TimeoutError."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with code {process.returncode}:\n{log_tail()}")
         try:
             if requests.get(url, timeout=5).status_code in codes:
-                return True
+                return
         except requests.RequestException:
             pass
         time.sleep(poll_s)
-    return False
+    stop()
+    raise TimeoutError(f"{what} did not answer within {timeout_s:.0f} s:\n{log_tail()}")
 
 
 def start_server(app: Path, studies: Path, conf: dict[str, str], log: Path, env: dict[str, str] | None = None,
@@ -78,15 +79,18 @@ def start_server(app: Path, studies: Path, conf: dict[str, str], log: Path, env:
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=str(app.parent),
                                    start_new_session=True)
     server = Server(f"http://{HOST}:{port}", process, log, app, studies, Path(conf.get("bundle_path", "")))
-    if wait_until_answering(process, f"{server.url}{ready_path}", (200,), timeout_s, "the server", server.log_tail):
-        return server
-    stop_server(server)
-    raise TimeoutError(f"the server did not answer within {timeout_s:.0f} s:\n{server.log_tail()}")
+    wait_until_answering(process, f"{server.url}{ready_path}", (200,), timeout_s, "the server", server.log_tail,
+                         stop=lambda: stop_server(server))
+    return server
 
 
 def stop_server(server: Server, grace_s: float = 20.0) -> None:
     """Stop the server and the task processes it started (its own process group)."""
-    process = server.process
+    stop_process_group(server.process, grace_s)
+
+
+def stop_process_group(process: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM a process started with ``start_new_session=True`` and its group; SIGKILL what is left."""
     if process.poll() is None:
         try:
             os.killpg(process.pid, signal.SIGTERM)

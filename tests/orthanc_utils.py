@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from monailabel_utils import HOST, free_port, wait_until_answering
+from monailabel_utils import HOST, free_port, stop_process_group, wait_until_answering
 
 PLUGIN_DIRS = ("/usr/share/orthanc/plugins", "/usr/lib/orthanc/plugins")
 DICOMWEB_PLUGIN = "libOrthancDicomWeb.so"
@@ -101,18 +101,10 @@ def start_orthanc(workdir: Path, timeout_s: float = 60.0, users: dict[str, str] 
         process = subprocess.Popen([orthanc_binary(), str(conf_path)], stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     server = Orthanc(f"http://{HOST}:{port}", process, log, next(iter(users.items())) if users else None)
-    if wait_until_answering(process, f"{server.url}/system", (200, 401), timeout_s, "Orthanc", server.log_tail):
-        return server
-    stop_orthanc(server)
-    raise TimeoutError(f"Orthanc did not answer within {timeout_s:.0f} s:\n{server.log_tail()}")
+    wait_until_answering(process, f"{server.url}/system", (200, 401), timeout_s, "Orthanc", server.log_tail,
+                         stop=lambda: stop_orthanc(server))
+    return server
 
 
 def stop_orthanc(server: Orthanc, grace_s: float = 15.0) -> None:
-    process = server.process
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+    stop_process_group(server.process, grace_s)
