@@ -155,7 +155,7 @@ def _torchrun(args: list[str], cwd: Path, timeout_s: float = 300) -> str:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         pytest.fail(f"torchrun did not finish in {timeout_s:g} s:\n{err[-3000:]}")
-    assert proc.returncode == 0, err[-3000:]
+    assert proc.returncode == 0, f"stdout:\n{out[-2000:]}\nstderr:\n{err[-4000:]}"
     return out + err
 
 
