@@ -11,7 +11,7 @@ on the very same files:
   30-80 mm, seeds 5000+ (disjoint from every calibration set: label correction 1000-1047, tests
   < 100, transforms validation 0-31). ``--set ablation``: 8 cases (seeds 6000+, 30-80 mm) for each
   configuration of :class:`monai_bac.phantom.Effects`: none (the ideal phantom), each effect alone
-  (spectrum, scatter, heel, vendor, merged) and all; the same seeds and thicknesses in every
+  (spectrum, scatter, heel, vendor, merged, edge) and all; the same seeds and thicknesses in every
   configuration, so rows differ by the effect only. Pixel pitch: the vendor's where the ``vendor``
   effect is on, 0.1 mm otherwise.
 
@@ -78,7 +78,7 @@ from _common import source_tree  # noqa: E402
 
 VIEWS = [(view, lat) for view in ("CC", "MLO") for lat in ("L", "R")]
 VENDORS = ("HOLOGIC", "GE", "SIEMENS")
-ABLATION = ("none", "spectrum", "scatter", "heel", "vendor", "merged", "all")
+ABLATION = ("none", "spectrum", "scatter", "heel", "vendor", "merged", "edge", "all")
 KINDS = {2: "microcalc", 3: "strand", 4: "edge"}  # tpa_source codes of the look-alikes
 MIN_PIECE_MM2 = 1.0  # smaller look-alike pieces are slivers where two strokes touch
 REMOVED_SHARE = 0.8  # a piece counts as removed when this share of its pixels is gone

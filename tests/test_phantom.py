@@ -209,7 +209,7 @@ def test_realistic_physics_keeps_truth_and_annotation():
     """Same seed, other physics: the anatomy, the truth and the annotation do not move."""
     ideal = make_phantom(9, view="MLO", spacing_mm=SPACING, thickness_mm=55.0)
     real = make_phantom(9, view="MLO", spacing_mm=SPACING, thickness_mm=55.0, physics="realistic",
-                        effects=Effects(merged=False))
+                        effects=Effects(merged=False, edge=False))
     for name in ("breast_map", "thickness", "h_dt", "h_muscle", "h_calc", "bac_mask", "tpa_mask", "tpa_source"):
         np.testing.assert_array_equal(getattr(ideal, name), getattr(real, name), err_msg=name)
     assert real.record["vbd_percent"] == ideal.record["vbd_percent"]
@@ -219,8 +219,9 @@ def test_realistic_physics_keeps_truth_and_annotation():
     with pytest.raises(ValueError, match="physics"):
         make_phantom(9, spacing_mm=SPACING, physics="monte-carlo")
     # the merged effect (on by default) moves look-alikes next to BAC and merges strokes: the same
-    # truth and annotation as an ideal phantom with those settings
-    merged = make_phantom(9, view="MLO", spacing_mm=SPACING, thickness_mm=55.0, physics="realistic")
+    # truth and annotation as an ideal phantom with those settings (edge off: it reshapes the periphery)
+    merged = make_phantom(9, view="MLO", spacing_mm=SPACING, thickness_mm=55.0, physics="realistic",
+                          effects=Effects(edge=False))
     ideal_merged = make_phantom(9, view="MLO", spacing_mm=SPACING, thickness_mm=55.0, lookalikes_near_bac=0.5,
                                 tpa=TPAConfig(merge_rate=0.5))
     for name in ("h_dt", "h_calc", "tpa_mask", "tpa_source"):
@@ -233,7 +234,7 @@ def _effect_signature(ph) -> dict[str, bool]:
     r = ph.record
     return dict(spectrum=r["detector"] != "ideal absorber 0.0 mm", scatter=r["spr_measured"] > 0,
                 heel=r["heel_fraction"] > 0, vendor=ph.h_skin is not None and r["detector_offset"] > 0,
-                merged=r["tpa"]["config"]["merge_rate"] > 0)
+                merged=r["tpa"]["config"]["merge_rate"] > 0, edge="periphery_width_min_mm" in r["geometry"])
 
 
 @pytest.mark.parametrize("name", EFFECT_NAMES)
@@ -247,6 +248,11 @@ def test_each_realistic_effect_alone(name):
         ideal = make_phantom(4, lookalikes_near_bac=0.5, tpa=TPAConfig(merge_rate=0.5), **kw)
         np.testing.assert_array_equal(alone.raw, ideal.raw)
         assert alone.record["tpa"]["merged_strokes"] >= 1
+    elif name == "edge":  # the ideal image formation of a breast whose periphery varies round the outline
+        ideal = make_phantom(4, **kw)
+        assert "periphery_width_min_mm" in alone.record["geometry"] and "detector" not in alone.record
+        assert not np.array_equal(alone.thickness, ideal.thickness) and not np.array_equal(alone.raw, ideal.raw)
+        np.testing.assert_array_equal(alone.breast_map > 0, ideal.breast_map > 0)  # the same outline
     else:
         assert _effect_signature(alone) == {n: n == name for n in EFFECT_NAMES}
         assert not np.array_equal(alone.raw, make_phantom(4, **kw).raw)
@@ -261,6 +267,102 @@ def test_each_realistic_effect_alone(name):
         Effects.parse("grid+scatter")
     with pytest.raises(ValueError, match="realistic"):
         make_phantom(4, effects="scatter", **kw)
+
+
+# ------------------------------------------------------------------ edge profile round the outline
+EDGE_SPACING = 0.4  # mm
+EDGE_SEEDS = [(7001, "CC", "L"), (7002, "MLO", "R")]  # own seeds (>= 7000), not the validation sets
+
+
+def _sector_widths(ph, sectors_deg=range(-75, 76, 15), half_deg=4.0) -> np.ndarray:
+    """Local periphery width (mm) measured on the TRUTH thickness map: in each angular sector
+    round the outline's centre, the smallest skin distance of a pixel at the full thickness H0."""
+    from scipy import ndimage
+
+    sp, h0 = ph.spacing, ph.record["compressed_thickness_mm"]
+    skin_distance = ndimage.distance_transform_edt(ph.thickness > 0) * sp
+    full = (ph.thickness >= np.float32(h0)) & (ph.breast_map != 4)  # not the pectoral muscle
+    y, x = np.indices(ph.thickness.shape) * sp
+    if ph.meta["laterality"] == "R":
+        x = x[:, ::-1]  # back to the canonical frame: chest wall at x = 0
+    phi = np.degrees(np.arctan2(y - ph.record["geometry"]["center_mm"], np.maximum(x, 1e-6)))
+    return np.array([skin_distance[full & (np.abs(phi - a) < half_deg)].min() for a in sectors_deg])
+
+
+def test_ideal_phantom_has_no_edge_variation():
+    """The edge effect draws from its own generator: an ideal phantom and a realistic one with
+    ``edge`` off are bit for bit what they were before it existed (same outline, widths, draws)."""
+    import hashlib
+
+    kw = dict(view="MLO", spacing_mm=1.0, thickness_mm=60.0)
+    ideal = make_phantom(4, **kw)
+    assert "periphery_width_min_mm" not in ideal.record["geometry"]
+    # stored reference: the ideal breast (outline, compressed region, thickness) of before the edge
+    # effect, the same with numpy 1.26 and 2.x
+    digest = hashlib.sha256(ideal.breast_map.tobytes() + ideal.thickness.tobytes()).hexdigest()
+    assert digest[:16] == "b7c0bdbdd6bcfbe1" and ideal.record["periphery_width_mm"] == pytest.approx(39.946516674)
+    # the ideal image is the realistic one with nothing on, and the edge-off breast is the ideal one
+    none = make_phantom(4, physics="realistic", effects="none", **kw)
+    for name in ("raw", "breast_map", "thickness", "h_dt", "h_calc", "bac_mask", "tpa_mask", "tpa_source"):
+        np.testing.assert_array_equal(getattr(ideal, name), getattr(none, name), err_msg=name)
+    off = make_phantom(4, physics="realistic", effects=Effects(edge=False), **kw)
+    on = make_phantom(4, physics="realistic", **kw)
+    for name in ("breast_map", "thickness"):  # (merged, on, moves look-alikes: h_dt differs)
+        np.testing.assert_array_equal(getattr(ideal, name), getattr(off, name), err_msg=name)
+    # without edge the periphery is one width all round; with it, the base width and outline stay
+    w = ideal.record["periphery_width_mm"]
+    assert np.all(np.abs(_sector_widths(off) - w) < 1.5)  # mm: a pixel and the EDT's sampling
+    assert on.record["periphery_width_mm"] == w
+    assert on.record["geometry"]["center_mm"] == ideal.record["geometry"]["center_mm"]
+    np.testing.assert_array_equal(on.breast_map > 0, ideal.breast_map > 0)
+
+
+@pytest.mark.parametrize("seed,view,laterality", EDGE_SEEDS)
+def test_realistic_periphery_width_varies_round_the_outline(seed, view, laterality):
+    """The truth thickness map's periphery is >= 1.3x wider at its widest than at its narrowest
+    (wide towards the nipple, narrow at the chest wall), within 0.6-1.5x the base width and
+    0.25-0.9 H0; the compressed region is where the thickness reaches H0."""
+    ph = make_phantom(seed, view=view, laterality=laterality, spacing_mm=EDGE_SPACING, physics="realistic")
+    h0, w, g = ph.record["compressed_thickness_mm"], ph.record["periphery_width_mm"], ph.record["geometry"]
+    widths = _sector_widths(ph)
+    tol = 1.0  # mm: the EDT and the 0.5 mm grid the outline's distance is drawn on
+    assert widths.max() >= 1.3 * widths.min()
+    assert widths.argmax() in range(3, 9)  # the widest part faces the nipple (-30 to +45 degrees)
+    assert widths.min() >= max(0.6 * w, 0.25 * h0) - tol and widths.max() <= min(1.5 * w, 0.9 * h0) + tol
+    assert g["periphery_width_min_mm"] >= 0.25 * h0 - 1e-3 and g["periphery_width_max_mm"] <= 0.9 * h0 + 1e-3
+    tissue = ph.breast_map > 0
+    compressed = ph.breast_map == 2
+    assert np.all(ph.thickness[compressed] == np.float32(h0))
+    assert np.all(ph.h_skin <= ph.thickness) and np.all(ph.h_skin[tissue] > 0)
+
+
+def test_edge_geometry_compressed_truth_and_skin_path():
+    """breast_geometry with an edge generator: COMPRESSED is exactly skin distance >= the local
+    width, the thickness follows the local profile, and the skin path never exceeds it."""
+    from monai_bac.phantom.geometry import COMPRESSED, PECTORAL, breast_geometry, edge_profile, skin_path_mm
+    from monai_bac.phantom.grid import Grid
+
+    grid = Grid.from_fov((285.0, 239.4), EDGE_SPACING)
+    for seed, view in ((7003, "CC"), (7004, "MLO")):
+        h0 = 55.0
+        geo = breast_geometry(np.random.default_rng(seed), grid, view, h0, edge_rng=np.random.default_rng([seed, 1]))
+        plain = breast_geometry(np.random.default_rng(seed), grid, view, h0)
+        np.testing.assert_array_equal(geo.inside, plain.inside)  # the edge only reshapes the periphery
+        assert geo.periphery_width_mm == plain.periphery_width_mm and plain.local_width_mm is None
+        local, sd, inside = geo.local_width_mm, geo.skin_distance_mm, geo.inside
+        assert local.dtype == np.float32 and local.shape == grid.shape
+        w_in = local[inside]
+        assert w_in.min() >= 0.25 * h0 - 1e-3 and w_in.max() <= 0.9 * h0 + 1e-3 and w_in.max() >= 1.3 * w_in.min()
+        assert 0.7 - 1e-6 <= geo.profile_exponent[inside].min() < geo.profile_exponent[inside].max() <= 1.4 + 1e-6
+        not_muscle = inside & ~geo.pectoral
+        np.testing.assert_array_equal(geo.breast_map[not_muscle] == COMPRESSED, (sd >= local)[not_muscle])
+        assert np.all(geo.breast_map[geo.pectoral] == PECTORAL)
+        s = np.clip(sd / local, 0.0, 1.0)
+        np.testing.assert_allclose(geo.thickness_mm[inside], (h0 * edge_profile(s, geo.profile_exponent))[inside],
+                                   rtol=1e-6)
+        skin = skin_path_mm(geo)
+        assert np.all(skin <= geo.thickness_mm) and np.all(skin[~inside] == 0)
+        assert np.allclose(skin[geo.breast_map == COMPRESSED], 2 * 1.45)  # two skin layers where compressed
 
 
 @pytest.mark.parametrize("thickness,low,high", [(30.0, 0.1, 0.2), (50.0, 0.17, 0.3), (70.0, 0.25, 0.4)])
@@ -423,7 +525,8 @@ def test_realistic_mlo_paddle_rim_and_abdominal_fold(monkeypatch):
 
     monkeypatch.setattr(xray, "MLO_PADDLE_EDGE_P", 1.0)
     monkeypatch.setattr(xray, "MLO_ABDOMEN_FOLD_P", 1.0)
-    ph = make_phantom(5, view="MLO", spacing_mm=SPACING, thickness_mm=55.0, physics="realistic")
+    ph = make_phantom(5, view="MLO", spacing_mm=SPACING, thickness_mm=55.0, physics="realistic",
+                      effects=Effects(edge=False))  # edge off: the very truth of the ideal breast below
     rim, fold = ph.record["paddle_edge"], ph.record["abdomen_fold"]
     signal = ph.linear - ph.record["detector_offset"]
     air = ph.breast_map == 0

@@ -39,8 +39,8 @@ def register(sub) -> None:
                    help="realistic: polyenergetic x-rays, scatter, heel effect, detector (docs/PHANTOM.md); ideal: "
                         "monochromatic Beer-Lambert, Eq. (4) exact")
     p.add_argument("--effects", default=None,
-                   help="realistic effects on, joined by '+' (spectrum, scatter, heel, vendor, merged), or all/none "
-                        "(default: all)")
+                   help="realistic effects on, joined by '+' (spectrum, scatter, heel, vendor, merged, edge), "
+                        "or all/none (default: all)")
     p.add_argument("--fov", type=float, nargs=2, default=FULL_FOV_MM, metavar=("H_MM", "W_MM"),
                    help="detector field of view, mm")
     p.add_argument("--bac-prevalence", type=float, default=0.95, help="fraction of patients with BAC")

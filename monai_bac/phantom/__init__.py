@@ -111,9 +111,10 @@ def make_phantom(
         physics: "ideal" (monochromatic Beer-Lambert, the default: Eq. 4 holds exactly) or
             "realistic" (:mod:`monai_bac.phantom.xray`: polyenergetic spectra, scatter, heel effect,
             skin, detector gain/offset/flat-field). The anatomy, truth and annotation of a seed are
-            the same in both (unless the ``merged`` effect moves look-alikes next to BAC).
+            the same in both (unless the ``merged`` effect moves look-alikes next to BAC, or the
+            ``edge`` effect varies the periphery's width and fall-off round the outline).
         effects: realistic physics only: which effects are on (:class:`Effects`, or a name such as
-            ``"scatter"``, ``"spectrum+heel"``, ``"none"``); None = all. ``merged`` sets
+            ``"scatter"``, ``"spectrum+heel"``, ``"edge"``, ``"none"``); None = all. ``merged`` sets
             ``lookalikes_near_bac`` (when None) and the annotation's ``merge_rate`` (when 0) to
             :data:`~monai_bac.phantom.effects.LOOKALIKES_NEAR_BAC` / ``MERGE_RATE``; with no
             physical effect on, the image is the ideal one.
@@ -149,7 +150,8 @@ def make_phantom(
         tpa = replace(tpa, merge_rate=MERGE_RATE)
     grid = Grid.from_fov(fov_mm, spacing_mm)
     h0 = float(thickness_mm) if thickness_mm is not None else float(rng.uniform(35.0, 75.0))
-    geo = breast_geometry(rng, grid, view, h0)
+    edge_rng = np.random.default_rng([int(seed), 0xED6E]) if fx.edge else None  # no draw from rng: same anatomy
+    geo = breast_geometry(rng, grid, view, h0, edge_rng=edge_rng)
 
     h_dt, dense_params = anatomy.dense_tissue(rng, grid, geo)
     edges = anatomy.dense_plateaus(rng, grid, geo, h_dt, int(rng.integers(0, 3)) if n_edges is None else n_edges)

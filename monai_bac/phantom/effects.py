@@ -14,9 +14,16 @@ alone, for an ablation that shows what each one costs a transform:
   and residual flat-field pattern, and in MLO views the paddle rim and the abdominal fold;
 * ``merged``: the annotation's merged strokes: look-alikes placed beside and across calcified
   runs (:data:`LOOKALIKES_NEAR_BAC`) and brushed in one stroke with the run
-  (:data:`MERGE_RATE`, where the :class:`~monai_bac.phantom.TPAConfig` gives none).
+  (:data:`MERGE_RATE`, where the :class:`~monai_bac.phantom.TPAConfig` gives none);
+* ``edge``: the breast's edge profile varies round the outline: the periphery (where the
+  thickness falls from H0 to 0 at the skin line) is wider towards the nipple and narrower at the
+  chest wall and axilla, and its fall-off rounder or flatter
+  (:func:`monai_bac.phantom.geometry.edge_variation`); off, one width and a circular fall-off
+  all round, as in the ideal mode.
 
-With none of the four physical effects on, the image is the ideal one (bit for bit).
+With none of the four physical effects on, the image is formed as in the ideal mode (bit for bit
+the ideal image when ``edge`` and ``merged`` are off too: those two change the anatomy and the
+annotation, not the image formation).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ class Effects:
     heel: bool = True
     vendor: bool = True
     merged: bool = True
+    edge: bool = True
 
     @classmethod
     def only(cls, *names: str) -> "Effects":
@@ -65,7 +73,7 @@ class Effects:
 
     @property
     def physical(self) -> bool:
-        """Whether any effect changes the image formation (everything but ``merged``)."""
+        """Whether any effect changes the image formation (everything but ``merged`` and ``edge``)."""
         return self.spectrum or self.scatter or self.heel or self.vendor
 
     @property
