@@ -56,9 +56,18 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    edges from the top to the chest wall for the largest integral of the derivative of ln P
    across them, deeper than the periphery, with the same checks.
 6. The width is refitted without the muscle, then per angular sector around the chest-wall
-   midpoint (shape and amplitude fixed to the global fit), smoothed across sectors and
-   bounded, so that a periphery that is wider at the nipple than near the chest wall is
-   followed; each breast pixel takes the width of the sector of its nearest skin point.
+   midpoint, smoothed across sectors and bounded, so that a periphery that is wider at the
+   nipple than near the chest wall is followed; each breast pixel takes the width of the sector
+   of its nearest skin point. A sector first fits its own amplitude and edge shape, and keeps
+   them when its fat plateau lies *higher* (smaller ``A``) than the global one; otherwise it
+   falls back to the global amplitude and shape. Reason: the global envelope (a high
+   percentile over the whole outline at each distance) follows the brightest, i.e. the widest
+   part of the rim, and its plateau is pulled too deep by what only lowers the signal (dense
+   tissue under the subcutaneous fat, scatter from the rim into the compressed edge); a sector
+   whose own plateau is higher was then pushed to a too wide periphery (thick, 70-80 mm
+   breasts whose rim width varies round the outline: the compressed region came out up to 2x
+   too small). For the same reason the sector widths are bounded to ``sector_bounds`` =
+   0.5-1.1 times the global width (the global fit is close to the widest sector, not the mean).
 7. **Full resolution.** Codes are upsampled by nearest neighbour; along the skin line every
    full-resolution pixel is re-thresholded, so the outline is exact to the input's pixel.
 
@@ -868,7 +877,7 @@ def analyse_breast_region(
     skin_fraction: float = 0.1,
     min_breast_area_mm2: float = 500.0,
     n_sectors: int = 8,
-    sector_bounds: tuple[float, float] = (0.6, 1.6),
+    sector_bounds: tuple[float, float] = (0.5, 1.1),
     envelope_percentile: float = 90.0,
     edge_shapes=EDGE_SHAPES,
     flat_field: bool = True,
@@ -888,7 +897,8 @@ def analyse_breast_region(
         min_breast_area_mm2: smaller objects are not a breast (result: all background).
         n_sectors: angular sectors (around the chest-wall midpoint) for the periphery width;
             1 fits one width for the whole breast.
-        sector_bounds: sector widths are kept within these multiples of the global width.
+        sector_bounds: sector widths are kept within these multiples of the global width
+            (which follows the widest part of the rim, see the module docstring, step 6).
         envelope_percentile: percentile of ln P per distance bin taken as the fat envelope.
         edge_shapes: edge-profile shapes ``(a, b)`` tried (see :func:`edge_profile`);
             ``[(2, 2)]`` keeps the quarter ellipse only.
@@ -999,9 +1009,15 @@ def analyse_breast_region(
             # enough of the fall-off must be seen in the sector
             if (sel & (dist < w_glob)).sum() * csr * csc < 2.0 * w_glob * 10.0:
                 continue
-            wk = periphery_width(dist[sel], lg[sel], air_local, amplitude=amp, shapes=[(fit.a, fit.b)],
-                                 bin_mm=bin_mm, envelope_percentile=envelope_percentile,
-                                 max_width_mm=sector_bounds[1] * w_glob).width_mm
+            # the sector's own plateau level and edge shape (see the module docstring, step 6)
+            fk = periphery_width(dist[sel], lg[sel], air_local, shapes=edge_shapes, bin_mm=bin_mm,
+                                 step_mm=bin_mm, envelope_percentile=envelope_percentile,
+                                 max_width_mm=sector_bounds[1] * w_glob)
+            if not fk.amplitude < amp:  # no higher fat plateau than the global one: global A and shape
+                fk = periphery_width(dist[sel], lg[sel], air_local, amplitude=amp, shapes=[(fit.a, fit.b)],
+                                     bin_mm=bin_mm, envelope_percentile=envelope_percentile,
+                                     max_width_mm=sector_bounds[1] * w_glob)
+            wk = fk.width_mm
             if np.isfinite(wk):
                 sector_w[k] = wk
         sector_w = ndimage.median_filter(sector_w, size=3, mode="nearest")
