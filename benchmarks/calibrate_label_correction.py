@@ -142,7 +142,7 @@ def image_records(seed: int, view: str, lat: str, vendor: str, spacing: float, m
             npc = f["remove"].size
             px = f["px_piece"]
             per_calc.append(dict(
-                run=f["run_length_mm"], low=f["low"],
+                run=f["run_length_mm"], low=f["low"], weak=f["weak"],
                 gt=np.bincount(px, weights=gt[dec.px_rows, dec.px_cols], minlength=npc),
                 pairs=np.unique(np.column_stack([px, obj]), axis=0, return_counts=True)))
         out.append(dict(version=version, per_calc=per_calc, kind=kind,
@@ -159,7 +159,7 @@ def evaluate(records: list[dict], version: str, ci: int, min_len: float) -> dict
         if rec["version"] != version:
             continue
         r = rec["per_calc"][ci]
-        remove = r["low"] | (r["run"] < min_len)
+        remove = r["low"] | (r["run"] < min_len) | r["weak"]  # "weak_calc" does not depend on the length
         (pairs, counts) = r["pairs"]
         removed_px = np.bincount(pairs[:, 1], weights=counts * remove[pairs[:, 0]], minlength=rec["size"].size)
         frac = removed_px / np.maximum(rec["size"], 1)
