@@ -39,9 +39,15 @@ def _name(seed, view, vendor, lat, t):
     return f"h_{seed}_{vendor}_{lat}{view}_{t}"
 
 
-def generate(data: str) -> None:
+def _cases(seed_offset: int = 0, n: int | None = None):
+    """CASES with the seeds shifted by ``seed_offset`` (a second, independent set: e.g. 200 -> 7200-7225),
+    the first ``n`` of them."""
+    return [(s + seed_offset, *rest) for s, *rest in CASES][:n]
+
+
+def generate(data: str, seed_offset: int = 0, n: int | None = None) -> None:
     Path(data).mkdir(parents=True, exist_ok=True)
-    for seed, view, vendor, lat, t in CASES:
+    for seed, view, vendor, lat, t in _cases(seed_offset, n):
         if (Path(data) / f"{_name(seed, view, vendor, lat, t)}.npz").exists():
             continue
         case = dict(case=_name(seed, view, vendor, lat, t), seed=seed, view=view, laterality=lat, vendor=vendor,
@@ -50,12 +56,12 @@ def generate(data: str) -> None:
         print(case["case"], flush=True)
 
 
-def evaluate(data: str, out: str | None) -> None:
+def evaluate(data: str, out: str | None, seed_offset: int = 0, n: int | None = None) -> None:
     from monai_bac.data import load_mammogram
     from monai_bac.transforms import BreastRegion
 
     rows = []
-    for seed, view, vendor, lat, t in CASES:
+    for seed, view, vendor, lat, t in _cases(seed_offset, n):
         name = _name(seed, view, vendor, lat, t)
         truth = np.load(Path(data) / f"{name}.npz")["breast_map"]
         img = load_mammogram(Path(data) / f"{name}.dcm")
@@ -80,8 +86,13 @@ def main(argv=None) -> int:
     p.add_argument("step", choices=("generate", "evaluate"))
     p.add_argument("--data", required=True)
     p.add_argument("--out")
+    p.add_argument("--seed-offset", type=int, default=0, help="shift every seed (200: the second set 7200-7225)")
+    p.add_argument("-n", type=int, default=None, help="only the first n cases")
     a = p.parse_args(argv)
-    generate(a.data) if a.step == "generate" else evaluate(a.data, a.out)
+    if a.step == "generate":
+        generate(a.data, a.seed_offset, a.n)
+    else:
+        evaluate(a.data, a.out, a.seed_offset, a.n)
     return 0
 
 

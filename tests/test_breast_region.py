@@ -146,6 +146,18 @@ def test_thick_mlo_with_varying_rim_keeps_its_compressed_region():
     assert dice(m == 3, truth == 3) >= 0.85
 
 
+def test_thick_mlo_sector_with_the_global_plateau_fits_its_own_edge_shape():
+    """An 80 mm MLO (realistic phantom, own seed 7014) whose sectors find the same fat plateau
+    as the global fit (A = mu_fat H0 is one number for the breast): they now fit their own edge
+    shape with the global plateau instead of the global shape, which follows the widest part of
+    the rim (compressed Dice 0.892 before, 0.916 now)."""
+    ph = realistic(7014, "MLO", "L", "SIEMENS", 80.0)
+    m, truth = breast_region_map(ph.linear, REALISTIC_SPACING, "MLO"), ph.breast_map
+    assert dice(m > 0, truth > 0) >= 0.98
+    assert dice(m == 2, truth == 2) >= 0.90
+    assert dice(m == 3, truth == 3) >= 0.85
+
+
 def test_paddle_rim_and_abdomen_fold_are_not_breast():
     ph = realistic(9, "MLO", "L", "SIEMENS", 46.0)  # laterality L: the phantom's frame is the image's
     rim, fold = ph.record["paddle_edge"], ph.record["abdomen_fold"]

@@ -60,7 +60,12 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    nipple than near the chest wall is followed; each breast pixel takes the width of the sector
    of its nearest skin point. A sector first fits its own amplitude and edge shape, and keeps
    them when its fat plateau lies *higher* (smaller ``A``) than the global one; otherwise it
-   falls back to the global amplitude and shape. Reason: the global envelope (a high
+   falls back to the global amplitude. The edge shape is its own too when its plateau agrees
+   with the global one within ``plateau_tolerance`` (ln units; 0.02 ~ 0.5 mm of fat): the
+   plateau ``A = mu_fat * H0`` is the same all round the outline (one paddle separation), the
+   fall-off shape of the uncompressed rim is not (it varies with the local rim width); a
+   sector whose plateau is deeper (dense tissue under the fat) keeps the global shape as well.
+   Reason: the global envelope (a high
    percentile over the whole outline at each distance) follows the brightest, i.e. the widest
    part of the rim, and its plateau is pulled too deep by what only lowers the signal (dense
    tissue under the subcutaneous fat, scatter from the rim into the compressed edge); a sector
@@ -883,6 +888,7 @@ def analyse_breast_region(
     flat_field: bool = True,
     flat_field_reach_mm: float = 40.0,
     pectoral: bool | None = None,
+    plateau_tolerance: float = 0.02,
 ) -> BreastRegionResult:
     """Breast region map and the quantities found on the way (see the module docstring).
 
@@ -906,6 +912,9 @@ def analyse_breast_region(
             direct exposure within ``flat_field_reach_mm`` of the breast, before the skin line is
             drawn (the skin threshold is a level of ln P), the periphery fit and the pectoral search.
         pectoral: force (True) or skip (False) the pectoral search; default: from ``view``.
+        plateau_tolerance: a sector whose own fat plateau depth ``A`` is within this (ln units)
+            of the global one fits its own edge shape with the global ``A`` (module docstring,
+            step 6); 0 keeps the global shape.
     """
     img = np.asarray(image_hw)
     if img.ndim != 2:
@@ -1013,8 +1022,11 @@ def analyse_breast_region(
             fk = periphery_width(dist[sel], lg[sel], air_local, shapes=edge_shapes, bin_mm=bin_mm,
                                  step_mm=bin_mm, envelope_percentile=envelope_percentile,
                                  max_width_mm=sector_bounds[1] * w_glob)
-            if not fk.amplitude < amp:  # no higher fat plateau than the global one: global A and shape
-                fk = periphery_width(dist[sel], lg[sel], air_local, amplitude=amp, shapes=[(fit.a, fit.b)],
+            if not fk.amplitude < amp:  # no higher fat plateau than the global one: global A ...
+                # ... and its own edge shape where the plateaus agree (same H0), else the global shape
+                same = fk.amplitude < amp + plateau_tolerance
+                fk = periphery_width(dist[sel], lg[sel], air_local, amplitude=amp,
+                                     shapes=edge_shapes if same else [(fit.a, fit.b)],
                                      bin_mm=bin_mm, envelope_percentile=envelope_percentile,
                                      max_width_mm=sector_bounds[1] * w_glob)
             wk = fk.width_mm
