@@ -470,3 +470,34 @@ def test_blob_dabbed_on_a_runs_side_is_removed_and_the_vessels_calcium_kept(spac
     assert (out[bulge & ~run_stroke] > 0).mean() > 0.9
     assert (out[run_stroke & (np.abs(yy - row) <= 0.3)] > 0).all()
     assert rep["n_blob_pixels"] > 0 and rep["n_removed"] == 0
+
+
+@pytest.mark.parametrize("spacing", [0.1, 0.2])
+def test_weakly_calcified_gap_between_two_calcified_stretches_is_kept(spacing):
+    """Issue 13, BAC length: an artery's calcification is segmental, and the stretch between two
+    calcified segments carries little calcium. Brushed wider there (a width cut makes it a piece
+    of its own, 4.6 mm), it is a short piece with far less calcium than its run - the weak_calc
+    rule's look-alike - but it joins two calcified parts of the run (12 mm each): a bridge, kept.
+    The same stretch brushed off the run's end, with nothing beyond, is removed."""
+    h, w = int(30 / spacing), int(60 / spacing)
+    yy, xx = np.mgrid[0:h, 0:w] * spacing
+    row = 10.0
+    gap = (xx >= 16.5) & (xx < 23.5)
+    stroke = (np.abs(yy - row) <= np.where(gap, 3.0, 1.0)) & (xx >= 5) & (xx < 35)
+    tail = (np.abs(yy - 22.0) <= np.where(xx >= 29, 3.0, 1.0)) & (xx >= 17) & (xx < 35)  # weak end only
+    label = (stroke | tail).astype(np.uint8)
+    calc = np.zeros((h, w), np.float32)
+    beads = ((xx - 5) % 3.0) < 2.25
+    calc[(np.abs(yy - row) <= 0.3) & (xx >= 5) & (xx < 35) & np.where(gap, True, beads)] = np.where(gap, 0.04, 0.4)[
+        (np.abs(yy - row) <= 0.3) & (xx >= 5) & (xx < 35) & np.where(gap, True, beads)]
+    on_tail = (np.abs(yy - 22.0) <= 0.3) & (xx >= 17) & (xx < 35)
+    calc[on_tail & (xx < 29) & beads] = 0.4
+    calc[on_tail & (xx >= 29)] = 0.04
+    calc += np.random.default_rng(11).normal(0.0, 0.005, calc.shape).astype(np.float32)
+    out, rep = correct_bac_label(label, calc, spacing, 6.0, 0.04, breast_mask=np.ones((h, w), bool), hysteresis=0.75)
+    track = (np.abs(yy - row) <= 0.3) & (xx >= 5) & (xx < 35)
+    assert (out[track & gap] > 0).all()  # the bridge stays (the weak_calc rule alone removed it)
+    assert (out[track] > 0).all()
+    assert (out[on_tail & (xx >= 30)] > 0).mean() < 0.2  # the weak end, with nothing beyond, goes
+    assert (out[on_tail & (xx < 28)] > 0).all()
+    assert rep["removed"] and all(abs(p["centroid_mm"][0] - 22.0) < 3.0 for p in rep["removed"])

@@ -56,7 +56,9 @@ kept with it. The correction therefore decides per *piece*:
      stretch it passes with. A dense strand or a cluster brushed in the same stroke as a run,
      or crossing it, passes the stretch test on the run's calcium (pooled with it, or leaking
      into its first millimetres) and gets its length from the run; a piece of the calcified
-     artery itself carries calcium like the rest of its run.
+     artery itself carries calcium like the rest of its run. A weak piece that *joins* two
+     parts of its run, each at least ``BRIDGE_MIN_MM`` (4 mm) long (removing it splits the run),
+     is the stretch between two segments of the artery's calcification and stays.
 
    A width change alone thus refines the reported pieces without changing a decision.
 5. **Fringe of removed strokes.** Every mask pixel went to its nearest branch pixel (step 2), so
@@ -178,6 +180,9 @@ FINE_MM = 1.0
 #: "low_calc", flagged ``weak_calc`` in the report)
 WEAK_RATIO = 0.5
 WEAK_MAX_MM = 8.0
+#: ... unless it lies between two parts of its run each at least this long (a gap in the artery's
+#: calcification, kept)
+BRIDGE_MIN_MM = 4.0
 #: a blob brushed on to a run's stroke: kept pixels farther from the skeleton than the branch's
 #: median brush radius, 8-connected, of at least this area (mm^2), go with it (step 6)
 BUMP_MIN_MM2 = 0.3
@@ -738,11 +743,48 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
     weak = np.zeros(n, bool)
     if min_mean_calc_mm is not None and dec.has_calc:
         weak = ~low & ~short & (excess < WEAK_RATIO * value) & (length < WEAK_MAX_MM)
+        if weak.any():  # a gap between two calcified stretches of the artery is not a look-alike
+            cand = np.flatnonzero(weak)
+            weak[cand[_bridges(dec, piece, cand, unit, np.where(low, 0.0, length))]] = False
     return dict(length_mm=length, run_length_mm=run_length, pixels=pixels.astype(np.int64), mean_calc_mm=mean,
                 core_excess_calc_mm=excess, stretch_calc_mm=value,
                 width_mm=width, component=component, low=low, short=short, weak=weak, remove=low | short | weak,
                 side_branch=side_branch, unit=np.unique(unit, return_inverse=True)[1],
                 px_piece=piece[dec.px_node])
+
+
+def _bridges(dec: Decomposition, piece: np.ndarray, candidates: np.ndarray, unit: np.ndarray,
+             length: np.ndarray, min_side_mm: float = BRIDGE_MIN_MM) -> np.ndarray:
+    """Which ``candidates`` (piece ids) join two parts of their run, each at least ``min_side_mm`` long.
+
+    Pieces are adjacent along a branch (a skeleton edge between their pixels) or through a
+    junction both touch. A candidate whose removal leaves its run's pieces (same ``unit``) in
+    two or more parts of that length, on either side of it, lies *between* calcified stretches:
+    the weakly calcified stretch between two segments of an artery's calcification. A strand
+    brushed off a run, or across it at a junction, leaves the run in one part.
+    """
+    n = unit.size
+    i, j = dec.edges
+    pi, pj = piece[i], piece[j]
+    along = (pi >= 0) & (pj >= 0) & (pi != pj)
+    h, u = dec.hub_edges[:, 0], dec.hub_edges[:, 1]
+    touch = piece[u] >= 0
+    a = np.concatenate([pi[along], piece[u][touch]])  # nodes: pieces, then one per junction
+    b = np.concatenate([pj[along], n + h[touch]])
+    nodes = n + (int(dec.hub.max()) + 1 if dec.hub.size else 0)
+    out = np.zeros(candidates.size, bool)
+    for k, w in enumerate(candidates):
+        member = np.zeros(nodes, bool)
+        member[:n] = unit == unit[w]
+        member[n:] = True
+        member[w] = False
+        keep = member[a] & member[b]
+        lab = _components(nodes, a[keep], b[keep])
+        touching = np.concatenate([b[a == w], a[b == w]])
+        sides = np.unique(lab[touching[member[touching]]])
+        side_len = np.bincount(lab[:n][member[:n]], weights=length[member[:n]], minlength=nodes)[sides]
+        out[k] = int((side_len >= min_side_mm).sum()) >= 2
+    return out
 
 
 def correct_bac_label(
