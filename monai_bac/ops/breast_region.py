@@ -72,7 +72,9 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    whose own plateau is higher was then pushed to a too wide periphery (thick, 70-80 mm
    breasts whose rim width varies round the outline: the compressed region came out up to 2x
    too small). For the same reason the sector widths are bounded to ``sector_bounds`` =
-   0.5-1.1 times the global width (the global fit is close to the widest sector, not the mean).
+   0.5-1.1 times the global width (the global fit is close to the widest sector, not the mean),
+   and a sector holding too little of the fall-off to fit (beside an MLO's pectoral muscle)
+   takes the width of its fitted neighbours, not the global one.
 7. **Full resolution.** Codes are upsampled by nearest neighbour; along the skin line every
    full-resolution pixel is re-thresholded, so the outline is exact to the input's pixel.
 
@@ -1006,6 +1008,7 @@ def analyse_breast_region(
     w_glob, amp = (fit.width_mm, fit.amplitude) if np.isfinite(fit.width_mm) else (0.0, float("nan"))
     wpix = np.full(mask.shape, w_glob, np.float32)
     sector_w = np.full(max(1, n_sectors), w_glob)
+    fitted = np.zeros(sector_w.size, bool)
     if n_sectors > 1 and w_glob > 0:
         rows_cw = np.nonzero(mask[:, 0])[0]
         y0 = (0.5 * (rows_cw[0] + rows_cw[-1]) if rows_cw.size else np.nonzero(mask)[0].mean()) * csr
@@ -1031,7 +1034,10 @@ def analyse_breast_region(
                                      max_width_mm=sector_bounds[1] * w_glob)
             wk = fk.width_mm
             if np.isfinite(wk):
-                sector_w[k] = wk
+                sector_w[k], fitted[k] = wk, True
+        if fitted.any():  # a sector with too little fall-off to fit (beside the muscle) takes its fitted neighbours'
+            idx = np.arange(sector_w.size)
+            sector_w = np.interp(idx, idx[fitted], sector_w[fitted])
         sector_w = ndimage.median_filter(sector_w, size=3, mode="nearest")
         sector_w = np.clip(sector_w, sector_bounds[0] * w_glob, sector_bounds[1] * w_glob)
         centres = 0.5 * (edges_phi[:-1] + edges_phi[1:])
