@@ -134,24 +134,17 @@ def test_realistic_map_meets_targets(seed, view, laterality, vendor, thickness_m
         assert dice(m == 3, truth == 3) >= 0.85
 
 
-def test_thick_mlo_with_varying_rim_keeps_its_compressed_region():
-    """A 77 mm MLO whose rim width varies round the outline (realistic phantom, own seed 7103):
-    the global envelope follows the widest part of the rim and its plateau is too deep, so sectors
-    fitted with the global plateau came out too wide (compressed Dice 0.80 before); a sector now
-    keeps its own plateau and shape when that plateau is higher, bounded by the global width (0.925)."""
-    ph = realistic(7103, "MLO", "L", "GE", 77.0)
-    m, truth = breast_region_map(ph.linear, REALISTIC_SPACING, "MLO"), ph.breast_map
-    assert dice(m > 0, truth > 0) >= 0.98
-    assert dice(m == 2, truth == 2) >= 0.9
-    assert dice(m == 3, truth == 3) >= 0.85
-
-
-def test_thick_mlo_sector_with_the_global_plateau_fits_its_own_edge_shape():
-    """An 80 mm MLO (realistic phantom, own seed 7014) whose sectors find the same fat plateau
-    as the global fit (A = mu_fat H0 is one number for the breast): they now fit their own edge
-    shape with the global plateau instead of the global shape, which follows the widest part of
-    the rim (compressed Dice 0.892 before, 0.916 now)."""
-    ph = realistic(7014, "MLO", "L", "SIEMENS", 80.0)
+@pytest.mark.parametrize("case", [(7103, "L", "GE", 77.0), (7014, "L", "SIEMENS", 80.0)], ids=["own-plateau", "own-shape"])
+def test_thick_mlo_with_varying_rim_keeps_its_compressed_region(case):
+    """Thick MLOs whose rim width varies round the outline (realistic phantom, own seeds). The
+    global envelope follows the widest part of the rim and its plateau is too deep, so sectors
+    fitted with the global plateau came out too wide. 7103 (77 mm): a sector keeps its own
+    plateau and shape when that plateau is higher, bounded by the global width (compressed Dice
+    0.80 before, 0.925). 7014 (80 mm): sectors finding the same fat plateau as the global fit
+    (A = mu_fat H0 is one number for the breast) fit their own edge shape with it instead of the
+    global shape (0.892 before, 0.916)."""
+    seed, laterality, vendor, thickness = case
+    ph = realistic(seed, "MLO", laterality, vendor, thickness)
     m, truth = breast_region_map(ph.linear, REALISTIC_SPACING, "MLO"), ph.breast_map
     assert dice(m > 0, truth > 0) >= 0.98
     assert dice(m == 2, truth == 2) >= 0.90

@@ -889,6 +889,16 @@ def correct_bac_label(
     return out, report
 
 
+def _boxed_labels(r: np.ndarray, c: np.ndarray):
+    """The pixels (r, c) as a mask on their bounding box, labelled 8-connected: (mask, labels,
+    number of labels, label of each pixel, the box's origin (r0, c0))."""
+    r0, c0 = r.min(), c.min()
+    img = np.zeros((r.max() - r0 + 1, c.max() - c0 + 1), bool)
+    img[r - r0, c - c0] = True
+    lab, ng = ndimage.label(img, structure=_EIGHT)
+    return img, lab, ng, lab[r - r0, c - c0], (r0, c0)
+
+
 def _removed_fringe(dec: Decomposition, px_piece: np.ndarray, keep_px: np.ndarray,
                     unit_of_piece: np.ndarray) -> np.ndarray:
     """Kept pixels that belong to a removed piece's stroke although a kept piece's skeleton is
@@ -918,11 +928,7 @@ def _removed_fringe(dec: Decomposition, px_piece: np.ndarray, keep_px: np.ndarra
         return far
     sel = far | ~keep_px
     r, c = dec.px_rows[sel], dec.px_cols[sel]
-    r0, c0 = r.min(), c.min()
-    img = np.zeros((r.max() - r0 + 1, c.max() - c0 + 1), bool)
-    img[r - r0, c - c0] = True
-    lab, ng = ndimage.label(img, structure=_EIGHT)
-    own = lab[r - r0, c - c0]
+    img, lab, ng, own, (r0, c0) = _boxed_labels(r, c)
     gone = ~keep_px[sel]
     rem_img = np.zeros(img.shape, bool)
     rem_img[r[gone] - r0, c[gone] - c0] = True
@@ -955,12 +961,7 @@ def _brushed_blobs(dec: Decomposition, keep_px: np.ndarray) -> np.ndarray:
     far = keep_px & (dec.px_dist > med[b[dec.px_node]])
     if not far.any():
         return far
-    r, c = dec.px_rows[far], dec.px_cols[far]
-    r0, c0 = r.min(), c.min()
-    img = np.zeros((r.max() - r0 + 1, c.max() - c0 + 1), bool)
-    img[r - r0, c - c0] = True
-    lab, ng = ndimage.label(img, structure=_EIGHT)
-    g = lab[r - r0, c - c0]
+    _, _, ng, g, _ = _boxed_labels(dec.px_rows[far], dec.px_cols[far])
     area = np.bincount(g, minlength=ng + 1) * sr * sc
     out = np.zeros(keep_px.size, bool)
     out[np.flatnonzero(far)] = area[g] >= BUMP_MIN_MM2
