@@ -27,16 +27,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from validate_realistic import _bbox, lookalike_pieces  # noqa: E402
+from validate_realistic import bac_centreline, chain_maps, correction_counts  # noqa: E402
 
 
 def main(argv=None) -> int:
     import torch
-    from skimage.morphology import skeletonize
 
-    from monai_bac.data import load_mammogram
     from monai_bac.ops.label_correction import correct_bac_label
-    from monai_bac.transforms import BreastRegion, CalcificationThickness, DensityMap
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="a folder written by validate_realistic.py generate")
@@ -55,18 +52,15 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     for k, case in enumerate(cases):
         truth = dict(np.load(data / f"{case}.npz"))
-        img = load_mammogram(data / f"{case}.dcm")
-        bmap = BreastRegion()(img)
-        calc = np.asarray(CalcificationThickness()(DensityMap()(img, bmap), bmap))[0]
+        img, bmap, _, calc = chain_maps(data, case)
         sp = tuple(float(s) for s in img.meta["spacing_mm"])
-        tpa, bac = truth["tpa_mask"], truth["bac_mask"] > 0
-        box = _bbox(bac | (tpa > 0))
-        centreline = skeletonize(bac[box]) & (tpa[box] > 0)
+        calc, breast = np.asarray(calc)[0], np.asarray(bmap)[0] > 0
+        box, centreline = bac_centreline(truth)
         for g in grid:
-            out, _ = correct_bac_label(tpa, calc, sp, g[0], g[1], breast_mask=np.asarray(bmap)[0] > 0, hysteresis=g[2])
-            la = lookalike_pieces(tpa[box], truth["tpa_source"][box], out[box], sp[0])
-            totals[g] += [la["apart_pieces"] + la["merged_pieces"], la["apart_removed"] + la["merged_removed"],
-                          centreline.sum(), (centreline & (out[box] > 0)).sum()]
+            out, _ = correct_bac_label(truth["tpa_mask"], calc, sp, g[0], g[1], breast_mask=breast, hysteresis=g[2])
+            c = correction_counts(truth, out, sp[0], box, centreline)
+            totals[g] += [c["apart_pieces"] + c["merged_pieces"], c["apart_removed"] + c["merged_removed"],
+                          c["bac_skeleton_px_tpa"], c["bac_skeleton_px_kept"]]
         print(f"{k + 1}/{len(cases)} {case}", file=sys.stderr, flush=True)
     print(f"{len(cases)} images of {data}, {time.perf_counter() - t0:.0f} s\n")
     print("| min_length_mm | min_mean_calc_mm | hysteresis | look-alike pieces removed | true BAC length kept |")

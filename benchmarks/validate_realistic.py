@@ -186,23 +186,50 @@ def lookalike_pieces(tpa_mask: np.ndarray, tpa_source: np.ndarray, corrected: np
     return out
 
 
+def chain_maps(data: str | Path, case: str):
+    """The chain a user runs, default parameters, up to the calcification map: ``load_mammogram``
+    -> ``BreastRegion`` -> ``DensityMap`` -> ``CalcificationThickness``; (image, breast map,
+    density, calcification)."""
+    from monai_bac.data import load_mammogram
+    from monai_bac.transforms import BreastRegion, CalcificationThickness, DensityMap
+
+    img = load_mammogram(Path(data) / f"{case}.dcm")
+    bmap = BreastRegion()(img)
+    dens = DensityMap()(img, bmap)
+    return img, bmap, dens, CalcificationThickness()(dens, bmap)
+
+
+def bac_centreline(truth: dict) -> tuple[tuple[slice, slice], np.ndarray]:
+    """The box around the true BAC and the annotation, and the true BAC centreline in it that the
+    annotation covers (what "BAC length kept" is counted on)."""
+    from skimage.morphology import skeletonize
+
+    bac, tpa = truth["bac_mask"] > 0, truth["tpa_mask"] > 0
+    box = _bbox(bac | tpa)
+    return box, skeletonize(bac[box]) & tpa[box]
+
+
+def correction_counts(truth: dict, corrected: np.ndarray, spacing_mm: float, box, centreline: np.ndarray) -> dict:
+    """How a corrected annotation is counted: the BAC centreline pixels in the annotation and kept,
+    and the look-alike pieces (:func:`lookalike_pieces`)."""
+    out = dict(bac_skeleton_px_tpa=int(centreline.sum()),
+               bac_skeleton_px_kept=int((centreline & (corrected[box] > 0)).sum()))
+    out.update(lookalike_pieces(truth["tpa_mask"][box], truth["tpa_source"][box], corrected[box], spacing_mm))
+    return out
+
+
 def evaluate_case(args: tuple[str, str]) -> dict:
     import torch
     from monai.data import MetaTensor
-    from skimage.morphology import skeletonize
 
-    from monai_bac.data import load_mammogram
-    from monai_bac.transforms import BreastRegion, CalcificationThickness, CorrectBACLabel, DensityMap
+    from monai_bac.transforms import CorrectBACLabel
 
     torch.set_num_threads(1)
     data, case = args
     info = json.loads((Path(data) / f"{case}.json").read_text())
     truth = dict(np.load(Path(data) / f"{case}.npz"))
     t0 = time.perf_counter()
-    img = load_mammogram(Path(data) / f"{case}.dcm")
-    bmap = BreastRegion()(img)
-    dens = DensityMap()(img, bmap)
-    calc = CalcificationThickness()(dens, bmap)
+    img, bmap, dens, calc = chain_maps(data, case)
     sp = tuple(float(s) for s in img.meta["spacing_mm"])
     label = MetaTensor(torch.from_numpy(truth["tpa_mask"][None].copy()), meta={"spacing_mm": sp})
     corrected = CorrectBACLabel()(label, calc, bmap)
@@ -211,16 +238,13 @@ def evaluate_case(args: tuple[str, str]) -> dict:
     est_map = np.asarray(bmap)[0]
     h = np.asarray(dens)[0]
     hc = np.asarray(calc)[0]
-    corr = np.asarray(corrected)[0]
     tm, thick = truth["breast_map"], truth["thickness"]
     tissue = (tm == 1) | (tm == 2)
     comp = tm == 2
     inside = (h >= -1.0) & (h <= thick + 1e-3)
     bac = truth["bac_mask"] > 0
-    box = _bbox(bac | (truth["tpa_mask"] > 0))
-    skeleton = skeletonize(bac[box])
-    in_tpa = int((skeleton & (truth["tpa_mask"][box] > 0)).sum())
     vbd = float(dens.meta["density"]["vbd_percent"])
+    counts = correction_counts(truth, np.asarray(corrected)[0], sp[0], *bac_centreline(truth))
     row = dict(
         case=case, effects=info["effects"], view=info["view"], laterality=info["laterality"], vendor=info["vendor"],
         thickness_mm=info["thickness_mm"], spacing_mm=sp[0], seed=info["seed"],
@@ -230,11 +254,10 @@ def evaluate_case(args: tuple[str, str]) -> dict:
         hdt_inside_share=float(inside[tissue].mean()), hdt_min_mm=float(h[tissue].min()),
         hdt_ratio_compressed=float(h[comp].sum() / max(truth["h_dt"][comp].sum(), 1e-9)),
         calc_ratio_bac=float(hc[bac].sum() / truth["h_calc"][bac].sum()) if bac.any() else math.nan,
-        bac_skeleton_px_tpa=in_tpa, bac_skeleton_px_kept=int((skeleton & (corr[box] > 0)).sum()),
-        bac_length_tpa_mm=in_tpa * sp[0],
+        bac_length_tpa_mm=counts["bac_skeleton_px_tpa"] * sp[0],
         seconds_transforms=round(seconds, 2),
+        **counts,
     )
-    row.update(lookalike_pieces(truth["tpa_mask"][box], truth["tpa_source"][box], corr[box], sp[0]))
     return row
 
 

@@ -488,14 +488,14 @@ def test_weakly_calcified_gap_between_two_calcified_stretches_is_kept(spacing):
     label = (stroke | tail).astype(np.uint8)
     calc = np.zeros((h, w), np.float32)
     beads = ((xx - 5) % 3.0) < 2.25
-    calc[(np.abs(yy - row) <= 0.3) & (xx >= 5) & (xx < 35) & np.where(gap, True, beads)] = np.where(gap, 0.04, 0.4)[
-        (np.abs(yy - row) <= 0.3) & (xx >= 5) & (xx < 35) & np.where(gap, True, beads)]
+    track = (np.abs(yy - row) <= 0.3) & (xx >= 5) & (xx < 35)
+    calc[track & beads & ~gap] = 0.4  # calcified beads either side of a weakly calcified gap
+    calc[track & gap] = 0.04
     on_tail = (np.abs(yy - 22.0) <= 0.3) & (xx >= 17) & (xx < 35)
     calc[on_tail & (xx < 29) & beads] = 0.4
     calc[on_tail & (xx >= 29)] = 0.04
     calc += np.random.default_rng(11).normal(0.0, 0.005, calc.shape).astype(np.float32)
     out, rep = correct_bac_label(label, calc, spacing, 6.0, 0.04, breast_mask=np.ones((h, w), bool), hysteresis=0.75)
-    track = (np.abs(yy - row) <= 0.3) & (xx >= 5) & (xx < 35)
     assert (out[track & gap] > 0).all()  # the bridge stays (the weak_calc rule alone removed it)
     assert (out[track] > 0).all()
     assert (out[on_tail & (xx >= 30)] > 0).mean() < 0.2  # the weak end, with nothing beyond, goes

@@ -1008,7 +1008,6 @@ def analyse_breast_region(
     w_glob, amp = (fit.width_mm, fit.amplitude) if np.isfinite(fit.width_mm) else (0.0, float("nan"))
     wpix = np.full(mask.shape, w_glob, np.float32)
     sector_w = np.full(max(1, n_sectors), w_glob)
-    fitted = np.zeros(sector_w.size, bool)
     if n_sectors > 1 and w_glob > 0:
         rows_cw = np.nonzero(mask[:, 0])[0]
         y0 = (0.5 * (rows_cw[0] + rows_cw[-1]) if rows_cw.size else np.nonzero(mask)[0].mean()) * csr
@@ -1016,28 +1015,29 @@ def analyse_breast_region(
         phi = np.arctan2(sy - y0, np.maximum(sx, 1e-3))  # (-pi/2, pi/2)
         edges_phi = np.linspace(-np.pi / 2, np.pi / 2, n_sectors + 1)
         sec = np.clip(np.digitize(phi, edges_phi) - 1, 0, n_sectors - 1)
+        own = np.full(n_sectors, np.nan)  # each sector's fitted width; NaN where it cannot be fitted
         for k in range(n_sectors):
             sel = tissue_px & (sec == k)
             # enough of the fall-off must be seen in the sector
             if (sel & (dist < w_glob)).sum() * csr * csc < 2.0 * w_glob * 10.0:
                 continue
             # the sector's own plateau level and edge shape (see the module docstring, step 6)
-            fk = periphery_width(dist[sel], lg[sel], air_local, shapes=edge_shapes, bin_mm=bin_mm,
+            d_k, v_k = dist[sel], lg[sel]
+            fk = periphery_width(d_k, v_k, air_local, shapes=edge_shapes, bin_mm=bin_mm,
                                  step_mm=bin_mm, envelope_percentile=envelope_percentile,
                                  max_width_mm=sector_bounds[1] * w_glob)
             if not fk.amplitude < amp:  # no higher fat plateau than the global one: global A ...
                 # ... and its own edge shape where the plateaus agree (same H0), else the global shape
                 same = fk.amplitude < amp + plateau_tolerance
-                fk = periphery_width(dist[sel], lg[sel], air_local, amplitude=amp,
+                fk = periphery_width(d_k, v_k, air_local, amplitude=amp,
                                      shapes=edge_shapes if same else [(fit.a, fit.b)],
                                      bin_mm=bin_mm, envelope_percentile=envelope_percentile,
                                      max_width_mm=sector_bounds[1] * w_glob)
-            wk = fk.width_mm
-            if np.isfinite(wk):
-                sector_w[k], fitted[k] = wk, True
+            own[k] = fk.width_mm
+        fitted = np.isfinite(own)
         if fitted.any():  # a sector with too little fall-off to fit (beside the muscle) takes its fitted neighbours'
-            idx = np.arange(sector_w.size)
-            sector_w = np.interp(idx, idx[fitted], sector_w[fitted])
+            idx = np.arange(n_sectors)
+            sector_w = np.interp(idx, idx[fitted], own[fitted])
         sector_w = ndimage.median_filter(sector_w, size=3, mode="nearest")
         sector_w = np.clip(sector_w, sector_bounds[0] * w_glob, sector_bounds[1] * w_glob)
         centres = 0.5 * (edges_phi[:-1] + edges_phi[1:])

@@ -745,7 +745,7 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
         weak = ~low & ~short & (excess < WEAK_RATIO * value) & (length < WEAK_MAX_MM)
         if weak.any():  # a gap between two calcified stretches of the artery is not a look-alike
             cand = np.flatnonzero(weak)
-            weak[cand[_bridges(dec, piece, cand, unit, np.where(low, 0.0, length))]] = False
+            weak[cand[_bridges(dec, piece, cand, unit, length)]] = False
     return dict(length_mm=length, run_length_mm=run_length, pixels=pixels.astype(np.int64), mean_calc_mm=mean,
                 core_excess_calc_mm=excess, stretch_calc_mm=value,
                 width_mm=width, component=component, low=low, short=short, weak=weak, remove=low | short | weak,
@@ -758,8 +758,8 @@ def _bridges(dec: Decomposition, piece: np.ndarray, candidates: np.ndarray, unit
     """Which ``candidates`` (piece ids) join two parts of their run, each at least ``min_side_mm`` long.
 
     Pieces are adjacent along a branch (a skeleton edge between their pixels) or through a
-    junction both touch. A candidate whose removal leaves its run's pieces (same ``unit``) in
-    two or more parts of that length, on either side of it, lies *between* calcified stretches:
+    junction both touch. A candidate whose removal leaves its run's pieces (same ``unit``; a
+    piece failing the calcium test, or a blob, is a unit of its own) in two or more parts of that length, on either side of it, lies *between* calcified stretches:
     the weakly calcified stretch between two segments of an artery's calcification. A strand
     brushed off a run, or across it at a junction, leaves the run in one part.
     """
