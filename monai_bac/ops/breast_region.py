@@ -65,6 +65,12 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    plateau ``A = mu_fat * H0`` is the same all round the outline (one paddle separation), the
    fall-off shape of the uncompressed rim is not (it varies with the local rim width); a
    sector whose plateau is deeper (dense tissue under the fat) keeps the global shape as well.
+   A sector whose plateau agrees with the global one (within the tolerance, on either side)
+   keeps the global shape too unless its own fits the sector's envelope clearly better (the
+   pinball loss lower by more than ``shape_margin``, 5 %): on a sector's fewer pixels shape and
+   width trade off (on an ideal phantom with a 17.5 mm quarter-ellipse rim all round, a
+   (1.5, 2) profile 14 mm wide fitted within 1-4 % of the loss and made the compressed region
+   2 % too large).
    Reason: the global envelope (a high
    percentile over the whole outline at each distance) follows the brightest, i.e. the widest
    part of the rim, and its plateau is pulled too deep by what only lowers the signal (dense
@@ -149,6 +155,7 @@ class EdgeFit(NamedTuple):
     amplitude: float  # A = air - plateau level, ln units (mu_fat * H0 for pure fat)
     a: float  # profile shape, see edge_profile
     b: float
+    loss: float = float("nan")  # the fit's weighted pinball loss (comparable between fits of the same pixels)
 
 
 @dataclass
@@ -832,9 +839,9 @@ def periphery_width(
         else:
             w0 = fit.width_mm
         lo, hi = max(2 * bin_mm, w0 - 3.0), min(w_hi, w0 + 3.0)
-        _, w, A, a, b = _fit_grid(d, U, wb, air_level, np.arange(lo, hi + step / 2, step), shapes, amplitude, tau,
-                                  dd_mm=distance_uncertainty_mm)
-        fit = EdgeFit(w, A, a, b)
+        loss, w, A, a, b = _fit_grid(d, U, wb, air_level, np.arange(lo, hi + step / 2, step), shapes, amplitude,
+                                     tau, dd_mm=distance_uncertainty_mm)
+        fit = EdgeFit(w, A, a, b, loss)
         trend = (lambda x, f=fit: air_level - f.amplitude * edge_profile(x / f.width_mm, f.a, f.b))
     return fit
 
@@ -891,6 +898,7 @@ def analyse_breast_region(
     flat_field_reach_mm: float = 40.0,
     pectoral: bool | None = None,
     plateau_tolerance: float = 0.02,
+    shape_margin: float = 0.05,
 ) -> BreastRegionResult:
     """Breast region map and the quantities found on the way (see the module docstring).
 
@@ -917,6 +925,9 @@ def analyse_breast_region(
         plateau_tolerance: a sector whose own fat plateau depth ``A`` is within this (ln units)
             of the global one fits its own edge shape with the global ``A`` (module docstring,
             step 6); 0 keeps the global shape.
+        shape_margin: such a sector (its plateau within ``plateau_tolerance`` of the global one)
+            keeps the global edge shape unless its own shape lowers the fit's loss by more than
+            this fraction (module docstring, step 6); 0 takes the sector's own best shape.
     """
     img = np.asarray(image_hw)
     if img.ndim != 2:
@@ -1033,6 +1044,13 @@ def analyse_breast_region(
                                      shapes=edge_shapes if same else [(fit.a, fit.b)],
                                      bin_mm=bin_mm, envelope_percentile=envelope_percentile,
                                      max_width_mm=sector_bounds[1] * w_glob)
+            if shape_margin > 0 and abs(fk.amplitude - amp) < plateau_tolerance and (fk.a, fk.b) != (fit.a, fit.b):
+                # the same plateau: the global shape unless the sector's own fits clearly better
+                fg = periphery_width(d_k, v_k, air_local, amplitude=amp, shapes=[(fit.a, fit.b)],
+                                     bin_mm=bin_mm, envelope_percentile=envelope_percentile,
+                                     max_width_mm=sector_bounds[1] * w_glob)
+                if not fk.loss < (1.0 - shape_margin) * fg.loss:
+                    fk = fg
             own[k] = fk.width_mm
         fitted = np.isfinite(own)
         if fitted.any():  # a sector with too little fall-off to fit (beside the muscle) takes its fitted neighbours'

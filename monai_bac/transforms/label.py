@@ -44,12 +44,14 @@ from monai_bac.transforms.utils import breast_map_hw, like, meta_of, resolve_spa
 from monai_bac.transforms.physics import CalcificationThicknessd
 
 #: Thresholds (min_length_mm, min_mean_calc_mm, hysteresis) calibrated per density model, i.e.
-#: for the h_calc each model produces (benchmarks/calibrate_label_correction.py, docs/TRANSFORMS.md):
-#: ``"polyenergetic"`` on 48 full-size realistic phantoms (seeds 0-47, 0.1 mm, look-alikes beside and
-#: across calcified runs, merged strokes); anything else (``model="eq4"``, a map without that record) on
-#: the ideal phantoms: the values in :mod:`monai_bac.ops.label_correction`.
+#: for the h_calc each model produces (docs/TRANSFORMS.md): ``"polyenergetic"`` on the 48 full-size
+#: realistic phantoms of ``benchmarks/validate_realistic.py generate --set calibration`` (seeds
+#: 7000-7047, every effect, vendor pitch, 30-80 mm; ``benchmarks/scan_label_correction.py``): the
+#: setting removing the most look-alike pieces while keeping >= 95 % of the true BAC length;
+#: anything else (``model="eq4"``, a map without that record) on the ideal phantoms: the values in
+#: :mod:`monai_bac.ops.label_correction` (benchmarks/calibrate_label_correction.py).
 CALIBRATED_THRESHOLDS: dict[str, tuple[float, float, float]] = {
-    "polyenergetic": (6.0, 0.04, 0.75),
+    "polyenergetic": (6.0, 0.0375, 0.65),
     "eq4": (DEFAULT_MIN_LENGTH_MM, DEFAULT_MIN_MEAN_CALC_MM, DEFAULT_HYSTERESIS),
 }
 
