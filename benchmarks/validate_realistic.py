@@ -15,6 +15,9 @@ on the very same files:
   configuration, so rows differ by the effect only. Pixel pitch: the vendor's where the ``vendor``
   effect is on, 0.1 mm otherwise. ``--set calibration``: 48 cases made like the main set on seeds
   7000-7047, for choosing a setting (the label correction's issue-13 rules); never tune on main.
+  ``--set confirm``: 48 more held-out cases made like the main set on seeds 9000-9047, made after
+  the main set's last result, to tell a sampling miss of a pooled figure (the main set holds about
+  100 look-alike pieces) from a real one; never used for tuning either.
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -90,8 +93,9 @@ TARGETS = dict(dice_breast=0.98, dice_compressed=0.90, dice_pectoral=0.85, vbd_m
 # ---------------------------------------------------------------------------------------- generate
 def plan(which: str) -> list[dict]:
     """The cases of a set: name, seed, view, laterality, vendor, thickness, effects, spacing."""
-    if which in ("main", "calibration"):  # calibration: made like main, for tuning, on its own seeds
-        repeat, seed0, rng, name = (2, 5000, 13, "main") if which == "main" else (4, 7000, 15, "calib")
+    if which in ("main", "calibration", "confirm"):  # made like main, each on its own seeds
+        repeat, seed0, rng, name = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "calib"),
+                                    "confirm": (4, 9000, 17, "confirm")}[which]
         combos = [(v, lat, ven) for ven in VENDORS for v, lat in VIEWS] * repeat  # 24 (48)
         thick = np.linspace(30.0, 80.0, len(combos))
         order = np.random.default_rng(rng).permutation(len(combos))  # thickness not tied to the combo
@@ -106,7 +110,7 @@ def plan(which: str) -> list[dict]:
         return [dict(case=f"{fx}_{i}_{ven}_{lat}{v}", seed=6000 + i, view=v, laterality=lat, vendor=ven,
                      thickness_mm=round(float(thick[order[i]]), 1), effects=fx, native_pitch=fx in ("vendor", "all"))
                 for fx in ABLATION for i, (v, lat, ven) in enumerate(combos)]
-    raise ValueError(f"unknown set {which!r}: main, ablation or calibration")
+    raise ValueError(f"unknown set {which!r}: main, ablation, calibration or confirm")
 
 
 def write_case(args: tuple[dict, str]) -> dict:
@@ -458,8 +462,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("generate", help="write the phantoms (DICOM + truth)")
-    g.add_argument("--set", choices=["main", "ablation", "calibration"], required=True,
-                   help="calibration: 48 cases made like main on seeds 7000-7047, for tuning (never main's)")
+    g.add_argument("--set", choices=["main", "ablation", "calibration", "confirm"], required=True,
+                   help="calibration: 48 cases made like main on seeds 7000-7047, for tuning (never main's); "
+                        "confirm: 48 more held-out cases like main, seeds 9000-9047")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)
