@@ -397,7 +397,7 @@ def report(args) -> int:
         sb, sa = summarise(before), summarise(after)
         vb, va = verdicts(sb), verdicts(sa)
         cb, ca = cells(sb), cells(sa)
-        lines += [f"### Main set: {sa['n']} realistic full-size phantoms", "",
+        lines += [f"### {args.name}: {sa['n']} realistic full-size phantoms", "",
                   f"* before: {hb}", f"* after: {ha}", "",
                   "| measure | target | before | after |", "|---|---|---|---|"]
         for key, title, target in MEASURES:
@@ -476,6 +476,7 @@ def main(argv=None) -> int:
     r = sub.add_parser("report", help="summary tables from the CSVs (before, after)")
     r.add_argument("--main", nargs=2, metavar=("BEFORE_CSV", "AFTER_CSV"))
     r.add_argument("--ablation", nargs=2, metavar=("BEFORE_CSV", "AFTER_CSV"))
+    r.add_argument("--name", default="Main set", help="heading of the --main table (e.g. 'Confirm set')")
     r.add_argument("--md", help="write the tables into this Markdown file, between its report markers")
     args = ap.parse_args(argv)
     return {"generate": generate, "evaluate": evaluate, "report": report}[args.cmd](args)
