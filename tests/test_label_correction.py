@@ -16,6 +16,7 @@ from monai_bac.ops.density import calcification_thickness, density_map
 from monai_bac.ops.label_correction import (
     DEFAULT_MIN_LENGTH_MM,
     DEFAULT_MIN_MEAN_CALC_MM,
+    WEAK_MAX_MM,
     correct_bac_label,
     label_components,
 )
@@ -420,6 +421,39 @@ def test_side_branches_are_judged_on_their_own(spacing):
     assert out[strand_only].mean() <= 0.05
     side = [p for p in report["removed"] if p["side_branch"]]
     assert side and all("short" in p["reason"] for p in side)
+
+
+@pytest.mark.parametrize("spacing", [0.07, 0.1])
+def test_a_branch_leaving_a_run_is_read_outside_the_junction_disc(spacing):
+    """Issue 13: the mask pixels inside a junction's maximal disc are nearest to the first
+    skeleton pixels of whichever branch, so the run's calcium under them used to be read as the
+    first millimetres of an uncalcified stroke brushed off the run (0.004-0.008 mm of h_calc here,
+    a fifth of the threshold; more where a wide stroke meets the run at a slant). A branch is read outside
+    the discs: the strand's own calcification is its own (zero), it is removed as "low_calc", and
+    a long strand (> WEAK_MAX_MM, so not caught by the weak-piece rule) with h_calc between
+    hysteresis x threshold and the threshold goes as well; the run is kept on both sides."""
+    from monai_bac.transforms.label import CALIBRATED_THRESHOLDS
+
+    min_len, min_calc, hyst = CALIBRATED_THRESHOLDS["polyenergetic"]
+    h, w = int(30 / spacing), int(40 / spacing)
+    yy, xx = np.mgrid[0:h, 0:w] * spacing
+    row = 8.0
+    run_stroke = (np.abs(yy - row) <= 1.0) & (xx >= 5) & (xx < 35)
+    on_run = (np.abs(yy - row) <= 0.8) & (xx >= 5) & (xx < 35)
+    for strand_len, strand_calc in ((6.0, 0.0), (13.0, 0.8 * min_calc)):
+        strand_stroke = (np.abs(xx - 20) <= 1.0) & (yy > row) & (yy < row + strand_len)
+        label = (run_stroke | strand_stroke).astype(np.uint8)
+        calc = np.zeros((h, w), np.float32)
+        calc[(np.abs(xx - 20) <= 0.6) & (yy > row) & (yy < row + strand_len)] = strand_calc
+        calc[on_run] = 0.3
+        out, rep = correct_bac_label(label, calc, spacing, min_len, min_calc, breast_mask=np.ones((h, w), bool),
+                                     hysteresis=hyst)
+        strand = [p for p in rep["pieces"] if p["centroid_mm"][0] > row + 1.5]
+        assert len(strand) == 1 and "low_calc" in strand[0]["reason"]
+        assert abs(strand[0]["core_excess_calc_mm"] - strand_calc) < 5e-4
+        assert (out[strand_stroke & (yy > row + 2.0)] > 0).mean() < 0.05
+        for side in ((xx >= 5) & (xx < 18), (xx > 22) & (xx < 35)):
+            assert (out[side & (np.abs(yy - row) <= 0.3)] > 0).mean() > 0.97
 
 
 @pytest.mark.parametrize("spacing", [0.2, 0.25, 0.3])
