@@ -43,7 +43,9 @@ on the very same files:
     inside the annotation.
 
 ``report``: the summary tables (main set: before and after against the targets; ablation: each
-  configuration before and after) into ``--md`` (docs/validation/realistic.md).
+  configuration before and after) into ``--md`` (docs/validation/realistic.md);
+  ``--pooled-before`` / ``--pooled-after``: several sets' CSVs summarised as one set (pooled
+  figures, worst image over all).
 
 Targets (issue 13): breast Dice >= 0.98, compressed >= 0.90, pectoral >= 0.85 (every image); VBD
 error <= 3 pp mean, <= 5 pp worst; h_dt inside its bounds for >= 99 % of the breast pixels (every
@@ -394,19 +396,25 @@ MEASURES = [  # (key, row title, target text)
 ]
 
 
+def _summary_table(before: list[dict], after: list[dict]) -> list[str]:
+    """The measure / target / before / after table of two lists of cases."""
+    sb, sa = summarise(before), summarise(after)
+    vb, va = verdicts(sb), verdicts(sa)
+    cb, ca = cells(sb), cells(sa)
+    lines = ["| measure | target | before | after |", "|---|---|---|---|"]
+    for key, title, target in MEASURES:
+        mark = lambda v, k: "" if k not in v else (" (pass)" if v[k] else " (**miss**)")  # noqa: E731
+        lines.append(f"| {title} | {target} | {cb[key]}{mark(vb, key)} | {ca[key]}{mark(va, key)} |")
+    return lines
+
+
 def report(args) -> int:
     lines = []
     if args.main:
         (hb, before), (ha, after) = (read_rows(p) for p in args.main)
-        sb, sa = summarise(before), summarise(after)
-        vb, va = verdicts(sb), verdicts(sa)
-        cb, ca = cells(sb), cells(sa)
-        lines += [f"### {args.name}: {sa['n']} realistic full-size phantoms", "",
-                  f"* before: {hb}", f"* after: {ha}", "",
-                  "| measure | target | before | after |", "|---|---|---|---|"]
-        for key, title, target in MEASURES:
-            mark = lambda v, k: "" if k not in v else (" (pass)" if v[k] else " (**miss**)")  # noqa: E731
-            lines.append(f"| {title} | {target} | {cb[key]}{mark(vb, key)} | {ca[key]}{mark(va, key)} |")
+        lines += [f"### {args.name}: {len(after)} realistic full-size phantoms", "",
+                  f"* before: {hb}", f"* after: {ha}", ""]
+        lines += _summary_table(before, after)
         lines += ["", "Per case (after): see the CSV written by `evaluate`.", "",
                   "| case | mm | breast | compressed | pectoral | VBD est / true | h_dt in bounds | h_dt ratio | "
                   "look-alikes removed (apart, merged) | BAC kept |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -418,6 +426,15 @@ def report(args) -> int:
                          f"{r['hdt_ratio_compressed']:.2f} | {int(r['apart_removed'])}/{int(r['apart_pieces'])}, "
                          f"{int(r['merged_removed'])}/{int(r['merged_pieces'])} | {100 * kept:.0f} % |")
         lines.append("")
+    if args.pooled_before or args.pooled_after:
+        if not (args.pooled_before and args.pooled_after):
+            raise SystemExit("report: --pooled-before and --pooled-after go together")
+        sides = [[read_rows(p) for p in paths] for paths in (args.pooled_before, args.pooled_after)]
+        before, after = ([r for _, rows in side for r in rows] for side in sides)
+        lines += [f"### {args.name}, pooled: {len(after)} realistic full-size phantoms", ""]
+        lines += [f"* before: {h} ({len(rows)} cases)" for h, rows in sides[0]]
+        lines += [f"* after: {h} ({len(rows)} cases)" for h, rows in sides[1]]
+        lines += [""] + _summary_table(before, after) + [""]
     if args.ablation:
         (hb, before), (ha, after) = (read_rows(p) for p in args.ablation)
         lines += [f"### Ablation: {len(after) // len(ABLATION)} phantoms per configuration", "",
@@ -481,7 +498,9 @@ def main(argv=None) -> int:
     r = sub.add_parser("report", help="summary tables from the CSVs (before, after)")
     r.add_argument("--main", nargs=2, metavar=("BEFORE_CSV", "AFTER_CSV"))
     r.add_argument("--ablation", nargs=2, metavar=("BEFORE_CSV", "AFTER_CSV"))
-    r.add_argument("--name", default="Main set", help="heading of the --main table (e.g. 'Confirm set')")
+    r.add_argument("--pooled-before", nargs="+", metavar="CSV", help="several sets' CSVs (before) summarised as one")
+    r.add_argument("--pooled-after", nargs="+", metavar="CSV", help="the same sets' CSVs (after)")
+    r.add_argument("--name", default="Main set", help="heading of the --main (or pooled) table (e.g. 'Confirm set')")
     r.add_argument("--md", help="write the tables into this Markdown file, between its report markers")
     args = ap.parse_args(argv)
     return {"generate": generate, "evaluate": evaluate, "report": report}[args.cmd](args)

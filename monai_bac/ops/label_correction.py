@@ -134,7 +134,7 @@ Every piece reports both measures (``mean_calc_mm`` and ``core_excess_calc_mm``)
 Junction discs, on the calibration set (seeds 7000-7047, thresholds unchanged at 6 mm / 0.0375 mm /
 0.65, still the frontier's best there): look-alike pieces removed 209 -> 211 of 226, BAC length
 kept 95.23 % -> 95.37 %. Judged once on 48 fresh phantoms (``validate_realistic.py --set
-verdict``, seeds 11000-11047, generated before the change was chosen): 89 % -> 91 % of 236
+verdict``, seeds 11000-11047, generated before the setting was fixed): 89 % -> 91 % of 236
 look-alike pieces, BAC length kept 95.6 % -> 95.2 % (docs/validation/realistic_verdict.md).
 
 Calibration of the defaults
@@ -589,14 +589,14 @@ def _in_junction_discs(inscribed: np.ndarray, jr: np.ndarray, jc: np.ndarray, sp
 def _core_excess(core: tuple[np.ndarray, np.ndarray, np.ndarray], free: tuple[np.ndarray, np.ndarray, np.ndarray]):
     """Mean h_calc excess over the core (``(calc sum, background sum, pixels)`` of each unit: a
     window along the path, or a piece), read on the core pixels outside the junction discs
-    wherever the unit holds any.
+    (``free``, the same three sums) where at least ``FREE_CORE_SHARE`` of the unit's core lies
+    outside them.
 
     Where strokes meet, the maximal disc at the junction belongs to every branch leaving it
     (issue 13): the run's calcium under it leaked into the first millimetres of a dense strand
     crossing the run - or of one brushed on from the run - and seeded or passed that strand on
-    the run's calcium. A unit with less than ``FREE_CORE_SHARE`` of its core outside the discs
-    (a short stretch between two close junctions, or any unit at a coarse pixel spacing) is read
-    on its whole core.
+    the run's calcium. A unit with less of its core outside the discs (a short stretch between
+    two close junctions, or any unit at a coarse pixel spacing) is read on its whole core.
     """
     (c, b, n), (cf, bf, nf) = core, free
     use = nf >= FREE_CORE_SHARE * n
