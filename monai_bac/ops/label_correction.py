@@ -518,10 +518,12 @@ def decompose(label: np.ndarray, calc_thickness: np.ndarray | None, spacing_mm, 
     bg = None
     if calc is not None and ncomp:
         bg = local_background(calc, mask, breast_mask, (sr, sc), ring_mm, _union_box(slices))
-    bnodes = np.flatnonzero(branch >= 0)
-    sort_comp = np.argsort(comp_a[bnodes], kind="stable")
-    bnodes_sorted = bnodes[sort_comp]
-    bounds = np.searchsorted(comp_a[bnodes_sorted], np.arange(1, ncomp + 2))
+    def by_component(nodes):  # the nodes sorted by component, and each component's slice bounds
+        nodes = nodes[np.argsort(comp_a[nodes], kind="stable")]
+        return nodes, np.searchsorted(comp_a[nodes], np.arange(1, ncomp + 2))
+
+    bnodes_sorted, bounds = by_component(np.flatnonzero(branch >= 0))
+    jnodes_sorted, jbounds = by_component(np.flatnonzero(junction))
     px_r, px_c, px_n, px_d, px_j = [], [], [], [], []
     radius = np.zeros(m)  # the mask's inscribed radius at every branch pixel (its brush radius), mm
     for k, box in enumerate(slices, start=1):
@@ -538,8 +540,8 @@ def decompose(label: np.ndarray, calc_thickness: np.ndarray | None, spacing_mm, 
         dist, (ir, ic) = ndimage.distance_transform_edt(seed_img, sampling=(sr, sc), return_indices=True)
         inscribed = ndimage.distance_transform_edt(sub, sampling=(sr, sc))
         radius[seeds] = inscribed[rows_a[seeds] - r0, cols_a[seeds] - c0]
-        px_j.append(_in_junction_discs(inscribed, rows_a[junction & (comp_a == k)] - r0,
-                                       cols_a[junction & (comp_a == k)] - c0, (sr, sc))[pr, pc])
+        jn_k = jnodes_sorted[jbounds[k - 1]:jbounds[k]]
+        px_j.append(_in_junction_discs(inscribed, rows_a[jn_k] - r0, cols_a[jn_k] - c0, (sr, sc))[pr, pc])
         node_img = np.full(sub.shape, -1, np.int64)
         node_img[rows_a[seeds] - r0, cols_a[seeds] - c0] = seeds
         px_r.append(pr + r0)
@@ -719,8 +721,9 @@ def split_pieces(dec: Decomposition, min_mean_calc_mm: float | None, measure: st
     if min_mean_calc_mm is not None and dec.has_calc:
         profile = np.zeros(m)
         if measure == "core_excess":
-            profile[o] = _core_excess(_window_sums(pos, half, dec.core_calc[o], dec.core_bg[o], dec.n_core[o]),
-                                      _window_sums(pos, half, dec.free_calc[o], dec.free_bg[o], dec.n_free[o]))
+            sums = _window_sums(pos, half, dec.core_calc[o], dec.core_bg[o], dec.n_core[o],
+                                dec.free_calc[o], dec.free_bg[o], dec.n_free[o])
+            profile[o] = _core_excess(sums[:3], sums[3:])
         else:
             num, den = _window_sums(pos, half, dec.all_calc[o], dec.n_px[o])
             profile[o] = num / np.maximum(den, 1e-9)
