@@ -33,7 +33,14 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
 3. **Chest-wall side**: the image edge (first or last columns) the breast touches most; the
    laterality tag is not trusted. The analysis runs in a canonical frame with the chest wall
    on the left and is mirrored back at the end.
-4. **Periphery width** from the thickness fall-off towards the skin line. With ``d`` the
+4. **Periphery width** from the thickness fall-off towards the skin line. When the compressed
+   thickness H0 is known (``thickness_mm``, DICOM BodyPartThickness), a scatter estimate
+   (:func:`monai_bac.ops.primary.estimate_scatter`, Boone & Cooper 2000, the one DensityMap
+   removes) is subtracted inside the breast first: behind a grid the scatter-to-primary ratio
+   rises from a few percent at the skin line to 0.2-0.3 in the middle of a 50-70 mm breast, a
+   slow brightening of ln P towards the middle that reads as the fall-off flattening early (a
+   too narrow periphery) or, where dense tissue lowers the middle, as a long tail (a too wide
+   one). With ``d`` the
    distance to the skin line, the upper envelope ``U(d)`` (``envelope_percentile`` of ln P per
    distance bin: the fatty pixels; dense tissue and muscle only lower P) follows Beer-Lambert,
    ``U(d) = air - A * t(d / w)`` with ``A = mu_fat * H0`` and ``t`` the relative thickness of
@@ -59,8 +66,10 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    midpoint, smoothed across sectors and bounded, so that a periphery that is wider at the
    nipple than near the chest wall is followed; each breast pixel takes the width of the sector
    of its nearest skin point. A sector first fits its own amplitude and edge shape, and keeps
-   them when its fat plateau lies *higher* (smaller ``A``) than the global one; otherwise it
-   falls back to the global amplitude. The edge shape is its own too when its plateau agrees
+   them when its fat plateau lies higher (smaller ``A``) than the global one or deeper by at
+   most ``deeper_plateau_tolerance`` (0.05 ln units, about 1 mm of fat: what scatter and heel
+   residue leave between sectors); a plateau deeper still is dense tissue under the fat, and the
+   sector falls back to the global amplitude. The edge shape is its own too when its plateau agrees
    with the global one within ``plateau_tolerance`` (ln units; 0.02 ~ 0.5 mm of fat): the
    plateau ``A = mu_fat * H0`` is the same all round the outline (one paddle separation), the
    fall-off shape of the uncompressed rim is not (it varies with the local rim width); a
@@ -100,6 +109,7 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 from skimage.segmentation import watershed
 
+from monai_bac.ops.primary import estimate_scatter
 from monai_bac.ops.resample import block_mean
 from monai_bac.units import as_spacing
 
@@ -882,6 +892,21 @@ def _field_plane(lg: np.ndarray, air: np.ndarray, spacing_mm, max_points: int = 
     return (slope_y * (yy - yy.mean()) + slope_x * (xx - xx.mean())).astype(np.float32)
 
 
+def _without_scatter(coarse: np.ndarray, lg: np.ndarray, mask: np.ndarray, field, spacing_mm,
+                     thickness_mm: float) -> np.ndarray:
+    """ln(P + 1) with a scatter estimate for ``thickness_mm`` removed inside ``mask`` (the SPR
+    is anchored in the breast's deep half, further from the skin line than half the largest
+    distance); ``field`` (the flat-field plane, or None) stays removed. The air is left as it is:
+    it is the direct beam, scatter adds a percent or two there."""
+    depth = ndimage.distance_transform_edt(mask, sampling=spacing_mm)
+    est, _ = estimate_scatter(coarse, mask, depth > 0.5 * depth.max(), spacing_mm, thickness_mm)
+    # the iteration keeps the primary >= 5 % of the measured value; the floor only guards the log
+    clean = np.log(np.maximum(coarse - est, 0.05 * coarse) + 1.0)
+    if field is not None:
+        clean -= field
+    return np.where(mask, clean, lg).astype(np.float32)
+
+
 def analyse_breast_region(
     image_hw,
     spacing_mm,
@@ -892,13 +917,16 @@ def analyse_breast_region(
     min_breast_area_mm2: float = 500.0,
     n_sectors: int = 8,
     sector_bounds: tuple[float, float] = (0.5, 1.1),
-    envelope_percentile: float = 90.0,
+    envelope_percentile: float = 97.0,
     edge_shapes=EDGE_SHAPES,
     flat_field: bool = True,
     flat_field_reach_mm: float = 40.0,
     pectoral: bool | None = None,
     plateau_tolerance: float = 0.02,
     shape_margin: float = 0.05,
+    deeper_plateau_tolerance: float = 0.05,
+    thickness_mm: float | None = None,
+    scatter: bool = True,
 ) -> BreastRegionResult:
     """Breast region map and the quantities found on the way (see the module docstring).
 
@@ -928,6 +956,12 @@ def analyse_breast_region(
         shape_margin: such a sector (its plateau within ``plateau_tolerance`` of the global one)
             keeps the global edge shape unless its own shape lowers the fit's loss by more than
             this fraction (module docstring, step 6); 0 takes the sector's own best shape.
+        deeper_plateau_tolerance: a sector's own plateau may lie this much (ln units) deeper
+            than the global one and still be its own (module docstring, step 6).
+        thickness_mm: compressed breast thickness H0 (mm); with ``scatter`` a scatter estimate
+            for it is removed before the periphery is fitted (module docstring, step 4).
+            None (unknown, e.g. a file with no header): no scatter removal.
+        scatter: remove the scatter estimate when ``thickness_mm`` is given.
     """
     img = np.asarray(image_hw)
     if img.ndim != 2:
@@ -977,6 +1011,10 @@ def analyse_breast_region(
     flip = side == "right"
     if flip:
         lg, mask = lg[:, ::-1].copy(), mask[:, ::-1].copy()
+    if scatter and thickness_mm is not None and float(thickness_mm) > 0:  # in the canonical frame: mirror-exact
+        lg = _without_scatter(coarse[:, ::-1] if flip else coarse, lg, mask,
+                              None if field is None else (field[:, ::-1] if flip else field), (csr, csc),
+                              float(thickness_mm))
 
     dist, inds = ndimage.distance_transform_edt(mask, sampling=(csr, csc), return_indices=True)
     # distance outside the breast (chessboard metric: only used to pick air pixels)
@@ -1037,7 +1075,7 @@ def analyse_breast_region(
             fk = periphery_width(d_k, v_k, air_local, shapes=edge_shapes, bin_mm=bin_mm,
                                  step_mm=bin_mm, envelope_percentile=envelope_percentile,
                                  max_width_mm=sector_bounds[1] * w_glob)
-            if not fk.amplitude < amp:  # no higher fat plateau than the global one: global A ...
+            if not fk.amplitude < amp + deeper_plateau_tolerance:  # a deeper fat plateau: global A ...
                 # ... and its own edge shape where the plateaus agree (same H0), else the global shape
                 same = fk.amplitude < amp + plateau_tolerance
                 fk = periphery_width(d_k, v_k, air_local, amplitude=amp,

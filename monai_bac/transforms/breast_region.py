@@ -11,7 +11,8 @@ normalisations of the paper (Eq. 1-2, Eq. 3 and Eq. 4) work in:
 The paper used VolparaDensity's maps; this is a classical re-implementation (flat field, Otsu
 background with a near-air skin threshold, automatic chest-wall side, Hough-line or curved
 pectoral muscle, periphery width from a fit of the Beer-Lambert thickness fall-off), see the ops
-module for the method. It reads the image and its spacing/view only; validated on ideal and
+module for the method. It reads the image, its spacing and view, and the compressed thickness
+(BodyPartThickness) when there is one, for the scatter it removes first; validated on ideal and
 realistic (scatter, heel, vendor pitch, paddle rim, abdominal fold) phantoms in
 ``docs/validation/breast_region*.md``.
 """
@@ -19,6 +20,7 @@ realistic (scatter, heel, vendor pitch, paddle rim, abdominal fold) phantoms in
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+import math
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,18 @@ from monai_bac.ops.breast_region import analyse_breast_region
 from monai_bac.transforms.utils import meta_of, resolve_spacing_mm
 
 __all__ = ["BreastRegion", "BreastRegiond", "BreastRegionD", "BreastRegionDict"]
+
+SCATTER_MODELS = ("published", "none")
+
+
+def _positive_or_none(value) -> float | None:
+    """A thickness from the metadata, or None when it is absent or not a positive number (a
+    header's 0 means "not recorded"; the map is still made, without the scatter step)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
 
 
 class BreastRegion(Transform):
@@ -53,7 +67,9 @@ class BreastRegion(Transform):
       weighted Hough line on the ln(P) gradient, validated and refined to a curved edge; when
       none passes, a search over quadratic edges finds a curved or low-contrast muscle;
     * compressed region vs periphery: the periphery width (mm) is fitted to the Beer-Lambert
-      fall-off of the fat signal towards the skin line, per angular sector.
+      fall-off of the fat signal towards the skin line, per angular sector, after a published
+      scatter estimate (Boone & Cooper 2000, as in :class:`~monai_bac.transforms.DensityMap`)
+      is removed when the compressed thickness is known.
 
     An image with no breast gives an all-zero map.
 
@@ -69,6 +85,11 @@ class BreastRegion(Transform):
         n_sectors: angular sectors for the periphery width (1: one width for the breast).
         min_breast_area_mm2: a smaller object is not a breast (all-zero map).
         pectoral: True/False forces/skips the pectoral search; None decides from the view.
+        thickness_mm: compressed breast thickness (mm); when given it wins over
+            ``meta["thickness_mm"]`` (DICOM BodyPartThickness (0018,11A0)). Neither: the scatter
+            is not removed (the periphery then tends to come out too narrow on thick breasts).
+        scatter: ``"published"`` (default): remove the scatter estimate for the thickness before
+            the periphery is fitted; ``"none"``: don't (a scatter-free, simulated image).
         dtype: output dtype (uint8).
 
     ``__call__(img, spacing_mm=None, view=None)``: ``img`` is (1, H, W) (or (H, W)) numpy,
@@ -93,6 +114,8 @@ class BreastRegion(Transform):
         n_sectors: int = 8,
         min_breast_area_mm2: float = 500.0,
         pectoral: bool | None = None,
+        thickness_mm: float | None = None,
+        scatter: str = "published",
         dtype: Any = np.uint8,
     ) -> None:
         if not work_spacing_mm > 0:
@@ -101,6 +124,13 @@ class BreastRegion(Transform):
             raise ValueError(f"skin_fraction must lie in (0, 1), got {skin_fraction}")
         if int(n_sectors) < 1:
             raise ValueError(f"n_sectors must be >= 1, got {n_sectors}")
+        if thickness_mm is not None and not float(thickness_mm) > 0:
+            raise ValueError(f"thickness_mm must be > 0 (mm), got {thickness_mm}")
+        scatter = str(scatter).lower()
+        if scatter not in SCATTER_MODELS:
+            raise ValueError(f"scatter must be one of {SCATTER_MODELS}, got {scatter!r}")
+        self.thickness_mm = None if thickness_mm is None else float(thickness_mm)
+        self.scatter = scatter
         self.spacing_mm = spacing_mm
         self.view = view
         self.work_spacing_mm = float(work_spacing_mm)
@@ -124,6 +154,7 @@ class BreastRegion(Transform):
         given = spacing_mm if spacing_mm is not None else self.spacing_mm
         spacing = resolve_spacing_mm(info, given, type(self).__name__)
         view = view if view is not None else self.view if self.view is not None else info.get("view")
+        thickness = self.thickness_mm if self.thickness_mm is not None else _positive_or_none(info.get("thickness_mm"))
         arr = convert_to_numpy(img)
         if arr.ndim == 3:
             if arr.shape[0] != 1:
@@ -142,6 +173,8 @@ class BreastRegion(Transform):
             n_sectors=self.n_sectors,
             min_breast_area_mm2=self.min_breast_area_mm2,
             pectoral=self.pectoral,
+            thickness_mm=thickness,
+            scatter=self.scatter == "published",
         )
         out = res.breast_map[None] if arr.ndim == 3 else res.breast_map
         dtype = self.dtype
@@ -168,7 +201,7 @@ class BreastRegiond(MapTransform):
         map_key: where the map goes (default ``"breast_map"``); one per key or one for all.
         overwrite: recompute even when ``map_key`` is already present.
         spacing_mm, view, work_spacing_mm, skin_fraction, n_sectors, min_breast_area_mm2,
-            pectoral, dtype: see :class:`BreastRegion`. For a plain (non-MetaTensor) image the
+            pectoral, thickness_mm, scatter, dtype: see :class:`BreastRegion`. For a plain (non-MetaTensor) image the
             metadata is read from ``d[f"{key}_meta_dict"]`` when present.
         allow_missing_keys: don't raise an exception if a key is missing.
     """
@@ -187,6 +220,8 @@ class BreastRegiond(MapTransform):
         n_sectors: int = 8,
         min_breast_area_mm2: float = 500.0,
         pectoral: bool | None = None,
+        thickness_mm: float | None = None,
+        scatter: str = "published",
         dtype: Any = np.uint8,
         allow_missing_keys: bool = False,
     ) -> None:
@@ -201,6 +236,8 @@ class BreastRegiond(MapTransform):
             n_sectors=n_sectors,
             min_breast_area_mm2=min_breast_area_mm2,
             pectoral=pectoral,
+            thickness_mm=thickness_mm,
+            scatter=scatter,
             dtype=dtype,
         )
 

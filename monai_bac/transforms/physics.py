@@ -30,6 +30,7 @@ from monai_bac.ops.density import (calcification_thickness, density_map, density
 from monai_bac.ops.primary import chest_wall_side, estimate_offset
 from monai_bac.physics import (Attenuation, MissingPhysicsError, attenuation_at, detector_for, effective_energy_kev,
                                transmitted_beam)
+from monai_bac.transforms.breast_region import SCATTER_MODELS  # one vocabulary for both transforms
 from monai_bac.transforms.utils import (
     breast_map_hw,
     dict_breast_map,
@@ -81,7 +82,6 @@ def _thickness(meta: Mapping, thickness_mm: float | None, who: str,
 
 
 MODELS = ("polyenergetic", "eq4")
-SCATTER_MODELS = ("published", "none")
 
 
 class DensityMap(Transform):
