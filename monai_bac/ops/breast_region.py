@@ -226,7 +226,7 @@ def breast_mask(
     min_breast_area_mm2: float = 500.0,
     min_contrast: float = 0.05,
     thin_mm: float = 4.0,
-    body_fractions: tuple[float, ...] = (0.3, 0.5, 0.7),
+    body_fractions: tuple[float, ...] = (0.3, 0.4, 0.5, 0.7),
     min_body_mm2: float = 100.0,
     refine: bool = True,
 ) -> tuple[np.ndarray, float, float, float]:
@@ -291,7 +291,7 @@ def _open_mm(mask: np.ndarray, spacing_mm, radius_mm: float) -> np.ndarray:
 
 
 def _cut_attached_bodies(mask: np.ndarray, log_img: np.ndarray, air: float, contrast: float, spacing_mm,
-                         min_body_mm2: float, fractions=(0.3, 0.5, 0.7)) -> np.ndarray:
+                         min_body_mm2: float, fractions=(0.3, 0.4, 0.5, 0.7)) -> np.ndarray:
     """Remove bodies that only touch the breast through thinner tissue (an MLO's abdominal fold).
 
     At a level ``air - f * contrast`` of ln P (``f`` in ``fractions``, thinnest first) the thick
