@@ -336,8 +336,8 @@ def test_pieces_report_and_meta():
     assert len(pieces) == 3 and sum(p["kept"] for p in pieces) == 1
     assert [p for p in pieces if not p["kept"]] == removed_components(out_m)
     keys = {"id", "component", "bbox", "centroid", "centroid_mm", "pixels", "area_mm2", "length_mm", "run_length_mm",
-            "width_mm", "mean_calc_mm", "core_excess_calc_mm", "stretch_calc_mm", "side_branch", "weak_calc", "kept",
-            "reason"}
+            "width_mm", "mean_calc_mm", "core_excess_calc_mm", "typical_calc_mm", "stretch_calc_mm", "side_branch",
+            "weak_calc", "thin_calc", "kept", "reason"}
     assert all(set(p) == keys for p in pieces)
     assert sum(p["pixels"] for p in pieces) == int(label.sum())
 
@@ -540,3 +540,38 @@ def test_weakly_calcified_gap_between_two_calcified_stretches_is_kept(spacing):
     assert (out[on_tail & (xx >= 30)] > 0).mean() < 0.2  # the weak end, with nothing beyond, goes
     assert (out[on_tail & (xx < 28)] > 0).all()
     assert rep["removed"] and all(abs(p["centroid_mm"][0] - 22.0) < 3.0 for p in rep["removed"])
+
+
+@pytest.mark.parametrize("spacing", [0.1, 0.2])
+def test_cluster_stroke_calcified_in_specks_only_is_removed_and_a_thin_track_kept(spacing):
+    """Issue 13: a micro-calcification cluster brushed off a calcified run in the same stroke,
+    10 mm long (so the weak-piece rule, for pieces under WEAK_MAX_MM, does not apply): its specks
+    (0.3 mm radius, h_calc 0.5 mm, one every 2.5 mm) give its 4 mm windows a mean over the
+    threshold, so it seeded, passed the stretch test and took the run's length - the old rules
+    kept it. Along most of its length its core holds no calcium: the median over its
+    cross-sections of the core's h_calc excess is under hysteresis x threshold, and it goes
+    ("low_calc", ``thin_calc``). The run's calcium is a track a third as wide as the core (0.3 mm,
+    h_calc 0.3 mm): every cross-section holds it, so the run stays whatever the track's width."""
+    min_len, min_calc, hyst = 6.0, 0.0375, 0.65
+    h, w = int(30 / spacing), int(40 / spacing)
+    yy, xx = np.mgrid[0:h, 0:w] * spacing
+    row = 8.0
+    run_stroke = (np.abs(yy - row) <= 1.0) & (xx >= 5) & (xx < 35)
+    cluster_stroke = (np.abs(xx - 20) <= 1.0) & (yy > row) & (yy < row + 12.0)
+    label = (run_stroke | cluster_stroke).astype(np.uint8)
+    calc = np.zeros((h, w), np.float32)
+    track = (np.abs(yy - row) <= 0.15) & (xx >= 5) & (xx < 35)
+    calc[track] = 0.3
+    for y in row + 2.0 + 2.5 * np.arange(4):
+        calc[np.hypot(yy - y, xx - 20.0) <= 0.3] = 0.5
+    out, rep = correct_bac_label(label, calc, spacing, min_len, min_calc, breast_mask=np.ones((h, w), bool),
+                                 hysteresis=hyst)
+    cluster = cluster_stroke & (yy > row + 1.5)
+    assert (out[cluster] > 0).mean() < 0.2
+    assert (out[track] > 0).mean() > 0.97
+    gone = [p for p in rep["removed"] if p["thin_calc"]]
+    assert len(gone) == 1 and gone[0]["reason"] == "low_calc" and not gone[0]["weak_calc"]
+    assert gone[0]["typical_calc_mm"] < hyst * min_calc <= gone[0]["stretch_calc_mm"]
+    assert gone[0]["length_mm"] > WEAK_MAX_MM and rep["n_removed_thin_calc"] == 1
+    kept = [p for p in rep["pieces"] if p["kept"]]
+    assert kept and all(p["typical_calc_mm"] > hyst * min_calc for p in kept)

@@ -60,6 +60,16 @@ kept with it. The correction therefore decides per *piece*:
      parts of its run, each at least ``BRIDGE_MIN_MM`` (4 mm) long (removing it splits the run),
      is the stretch between two segments of the artery's calcification and stays.
 
+   * ``"low_calc"`` along its length (issue 13; ``thin_calc`` in the piece's report): a piece
+     whose *typical* cross-section carries less than ``hysteresis x min_mean_calc_mm`` - the
+     median, over its skeleton pixels, of the h_calc excess of their cross-section's core
+     (``typical_calc_mm``) - is calcified over less than half of its length. The specks of a
+     micro-calcification cluster, or a bright stretch at one end of a strand, lift a 4 mm window's
+     mean (the profile, the stretch test, the piece's own mean) over the threshold; a calcified
+     artery carries its calcium along most of its length, segmental or not. The cross-section
+     is read whole (its core pixels' mean), so a calcified track narrower than the core counts
+     like a wide one. The same bridge exception as for ``weak_calc`` applies.
+
    A width change alone thus refines the reported pieces without changing a decision.
 5. **Fringe of removed strokes.** Every mask pixel went to its nearest branch pixel (step 2), so
    the part of a look-alike's stroke lying beside a run falls to the run's pieces. A kept pixel
@@ -389,6 +399,8 @@ class Decomposition:
     px_dist: np.ndarray | None = None
     radius: np.ndarray | None = None
     px_excess: np.ndarray | None = None
+    px_core: np.ndarray | None = None
+    px_free: np.ndarray | None = None
     n_free: np.ndarray | None = None
     free_calc: np.ndarray | None = None
     free_bg: np.ndarray | None = None
@@ -574,7 +586,7 @@ def decompose(label: np.ndarray, calc_thickness: np.ndarray | None, spacing_mm, 
         edges=(ei, ej), hub_edges=hub_edges, px_rows=px_rows, px_cols=px_cols, px_node=px_node,
         has_calc=calc is not None,
         length_total_mm=float(weight.sum()), px_dist=px_dist, radius=radius,
-        px_excess=vcalc - vbg, n_free=count(free), free_calc=count(free, vcalc), free_bg=count(free, vbg))
+        px_excess=vcalc - vbg, px_core=core, px_free=free, n_free=count(free), free_calc=count(free, vcalc), free_bg=count(free, vbg))
 
 
 def _in_junction_discs(inscribed: np.ndarray, jr: np.ndarray, jc: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
@@ -755,14 +767,15 @@ def split_pieces(dec: Decomposition, min_mean_calc_mm: float | None, measure: st
 
 
 def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, min_length_mm: float | None,
-                  min_mean_calc_mm: float | None, measure: str = "core_excess") -> dict:
+                  min_mean_calc_mm: float | None, measure: str = "core_excess",
+                  hysteresis: float = DEFAULT_HYSTERESIS) -> dict:
     """Per-piece measurements and decision (step 4 of the module docstring).
 
     Returns arrays indexed by piece id: ``length_mm``, ``run_length_mm`` (the calcified run the
     length rule measures), ``pixels``, ``mean_calc_mm``, ``core_excess_calc_mm`` (the piece's
     own), ``stretch_calc_mm`` (the measure of its calcium stretch, which the calcium test uses),
-    ``width_mm``, ``component``, ``low``, ``short`` and ``remove``; and ``px_piece`` (piece of
-    every mask pixel).
+    ``width_mm``, ``component``, ``low``, ``short``, ``weak``, ``typical_calc_mm`` (the median
+    core excess), ``thin`` and ``remove``; and ``px_piece`` (piece of every mask pixel).
     """
     n = stretch.size
     sel = piece >= 0
@@ -814,17 +827,49 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
         run_length, side_branch, unit = np.zeros(0), np.zeros(0, bool), np.zeros(0, np.int64)
     short = run_length < min_length_mm if min_length_mm is not None else np.zeros(n, bool)
     # a short piece carrying far less calcium than the calcium stretch it passes with (issue 13)
-    weak = np.zeros(n, bool)
+    weak, thin = np.zeros(n, bool), np.zeros(n, bool)
+    typical = np.full(n, np.nan)
     if min_mean_calc_mm is not None and dec.has_calc:
         weak = ~low & ~short & (excess < WEAK_RATIO * value) & (length < WEAK_MAX_MM)
-        if weak.any():  # a gap between two calcified stretches of the artery is not a look-alike
-            cand = np.flatnonzero(weak)
-            weak[cand[_bridges(dec, piece, cand, unit, length)]] = False
+        if measure == "core_excess":  # a piece calcified over less than half of its core (issue 13)
+            typical = _median_core_excess(dec, piece, n)
+            thin = ~low & ~short & (typical < hysteresis * min_mean_calc_mm)
+        cand = np.flatnonzero(weak | thin)
+        if cand.size:  # a gap between two calcified stretches of the artery is not a look-alike
+            bridge = cand[_bridges(dec, piece, cand, unit, length)]
+            weak[bridge] = thin[bridge] = False
     return dict(length_mm=length, run_length_mm=run_length, pixels=pixels.astype(np.int64), mean_calc_mm=mean,
-                core_excess_calc_mm=excess, stretch_calc_mm=value,
-                width_mm=width, component=component, low=low, short=short, weak=weak, remove=low | short | weak,
+                core_excess_calc_mm=excess, stretch_calc_mm=value, typical_calc_mm=typical,
+                width_mm=width, component=component, low=low, short=short, weak=weak, thin=thin,
+                remove=low | short | weak | thin,
                 side_branch=side_branch, unit=np.unique(unit, return_inverse=True)[1],
                 px_piece=piece[dec.px_node])
+
+
+def _median_core_excess(dec: Decomposition, piece: np.ndarray, n: int) -> np.ndarray:
+    """Median over each piece's skeleton pixels of the h_calc excess of their cross-section's core
+    (NaN for a piece with none): how calcified the piece is along most of its length, whatever the
+    width of the calcium within the core. Cross-sections are read like :func:`_core_excess`: on
+    the core pixels outside the junction discs where at least ``FREE_CORE_SHARE`` of the piece's
+    core lies outside them, else on its whole core."""
+    sel = piece >= 0
+    p = piece[sel]
+    core_n = np.bincount(p, weights=dec.n_core[sel], minlength=n)
+    free_n = np.bincount(p, weights=dec.n_free[sel], minlength=n)
+    use_free = (free_n >= FREE_CORE_SHARE * core_n)[p]
+    num = np.where(use_free, dec.free_calc[sel] - dec.free_bg[sel], dec.core_calc[sel] - dec.core_bg[sel])
+    den = np.where(use_free, dec.n_free[sel], dec.n_core[sel])
+    ok = den > 0
+    ids, vals = p[ok], num[ok] / den[ok]
+    order = np.lexsort((vals, ids))
+    ids, vals = ids[order], vals[order]
+    start = np.searchsorted(ids, np.arange(n), "left")
+    stop = np.searchsorted(ids, np.arange(n), "right")
+    has = stop > start
+    out = np.full(n, np.nan)
+    lo, hi = (start + (stop - start - 1) // 2)[has], (start + (stop - start) // 2)[has]
+    out[has] = 0.5 * (vals[lo] + vals[hi])
+    return out
 
 
 def _bridges(dec: Decomposition, piece: np.ndarray, candidates: np.ndarray, unit: np.ndarray,
@@ -904,12 +949,14 @@ def correct_bac_label(
         components of the annotation), ``n_kept``, ``n_removed`` and the removed per reason
         (pieces; ``n_removed_low_calc`` includes the ``n_removed_weak_calc`` pieces, removed for a
         calcification low against their run's, reason "low_calc" and ``weak_calc`` True in their
-        entry); ``n_fringe_pixels`` (kept pieces' pixels removed with a removed stroke, step 5
+        entry, and the ``n_removed_thin_calc`` pieces, calcified over less than half of their core,
+        ``thin_calc`` True); ``n_fringe_pixels`` (kept pieces' pixels removed with a removed stroke, step 5
         of the module docstring); ``n_blob_pixels`` (kept pieces' pixels of a blob brushed on to
         a stroke's side, step 6); the total skeleton length and pixels before/after; ``pieces``: one dict per
         piece with ``id``, ``component``, ``bbox`` ((r0, c0, r1, c1), pixels, half-open),
         ``centroid`` ((row, col), pixels), ``centroid_mm``, ``pixels``, ``area_mm2``, ``length_mm``,
         ``run_length_mm``, ``width_mm``, ``mean_calc_mm``, ``core_excess_calc_mm`` (the piece's own),
+        ``typical_calc_mm`` (its median core excess),
         ``stretch_calc_mm`` (its calcium stretch's ``measure``, the one tested), ``kept`` and
         ``reason`` ("" when kept, "short", "low_calc" or "short+low_calc"); ``removed``: the
         removed ones. An empty label gives an empty mask and a report with zero pieces.
@@ -931,8 +978,8 @@ def correct_bac_label(
     sr, sc = as_spacing(spacing_mm, "correct_bac_label: spacing_mm")
     dec = decompose(lab, calc_thickness, (sr, sc), breast_mask, core_mm, ring_mm, spur_mm)
     piece, stretch = split_pieces(dec, min_mean_calc_mm, measure, split_mm, width_ratio, hysteresis)
-    f = decide_pieces(dec, piece, stretch, min_length_mm, min_mean_calc_mm, measure)
-    remove, low, short, weak = f["remove"], f["low"], f["short"], f["weak"]
+    f = decide_pieces(dec, piece, stretch, min_length_mm, min_mean_calc_mm, measure, hysteresis)
+    remove, low, short, weak, thin = f["remove"], f["low"], f["short"], f["weak"], f["thin"]
     n = remove.size
     out = np.zeros(lab.shape, np.uint8)
     keep_px = ~remove[f["px_piece"]] if n else np.zeros(0, bool)
@@ -954,8 +1001,9 @@ def correct_bac_label(
         width_ratio=None if width_ratio is None else float(width_ratio), spacing_mm=(sr, sc),
         n_components=n, n_pieces=n, n_connected_components=dec.n_components,
         n_kept=int(n - remove.sum()), n_removed=int(remove.sum()),
-        n_removed_short=int((short & ~low).sum()), n_removed_low_calc=int(((low | weak) & ~short).sum()),
+        n_removed_short=int((short & ~low).sum()), n_removed_low_calc=int(((low | weak | thin) & ~short).sum()),
         n_removed_both=int((short & low).sum()), n_removed_weak_calc=int(weak.sum()),
+        n_removed_thin_calc=int(thin.sum()),
         n_fringe_pixels=int(fringe.sum()), n_blob_pixels=int(bump.sum()),
         length_before_mm=dec.length_total_mm, length_after_mm=kept_len,
         pixels_before=int(dec.px_rows.size), pixels_after=int(keep_px.sum()),
@@ -1083,7 +1131,7 @@ def _piece_entries(dec: Decomposition, f: dict, spacing: tuple[float, float]) ->
     cm = ndimage.mean(dec.px_cols, lab, idx)
     out = []
     for i in range(n):
-        low, short, weak = bool(f["low"][i]), bool(f["short"][i]), bool(f["weak"][i])
+        low, short, weak, thin = bool(f["low"][i]), bool(f["short"][i]), bool(f["weak"][i]), bool(f["thin"][i])
         out.append(dict(
             id=i + 1, component=int(f["component"][i]),
             bbox=(int(r0[i]), int(c0[i]), int(r1[i]) + 1, int(c1[i]) + 1),
@@ -1095,8 +1143,10 @@ def _piece_entries(dec: Decomposition, f: dict, spacing: tuple[float, float]) ->
             stretch_calc_mm=round(float(f["stretch_calc_mm"][i]), 5),
             mean_calc_mm=round(float(f["mean_calc_mm"][i]), 5),
             core_excess_calc_mm=round(float(f["core_excess_calc_mm"][i]), 5),
-            side_branch=bool(f["side_branch"][i]), kept=not (low or short or weak),
+            typical_calc_mm=round(float(f["typical_calc_mm"][i]), 5),
+            side_branch=bool(f["side_branch"][i]), kept=not (low or short or weak or thin),
             weak_calc=weak,  # removed as "low_calc" because its calcium is low against its run's
-            reason="+".join(name for name, flag in (("short", short), ("low_calc", low or weak)) if flag),
+            thin_calc=thin,  # removed as "low_calc": calcified over less than half of its core
+            reason="+".join(name for name, flag in (("short", short), ("low_calc", low or weak or thin)) if flag),
         ))
     return out
