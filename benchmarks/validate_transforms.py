@@ -166,7 +166,7 @@ def checks(s: dict) -> list[tuple[str, str, bool]]:
         ("CorrectBACLabel: false-positive components removed >= 90 %",
          f"{100 * s['fp_removed_frac']:.1f} % ({s['fp_removed']}/{s['fp']})", s["fp_removed_frac"] >= 0.9),
         ("CorrectBACLabel: true BAC length kept >= 95 % (pooled; worst image)",
-         f"{100 * s['bac_len_kept']:.1f} % (worst image {100 * s['bac_len_kept_min']:.1f} %)", s["bac_len_kept"] >= 0.95),
+         f"{100 * s['bac_len_kept']:.2f} % (worst image {100 * s['bac_len_kept_min']:.1f} %)", s["bac_len_kept"] >= 0.95),
         ("CorrectBACLabel: Dice vs GT, corrected > TPA (pooled; mean over images with BAC)",
          f"{s['dice_corr_pooled']:.3f} vs {s['dice_tpa_pooled']:.3f} (mean {s['dice_corr_mean']:.3f} vs "
          f"{s['dice_tpa_mean']:.3f}; improved on {s['images_dice_improved']}/{s['images_with_bac']} images)",

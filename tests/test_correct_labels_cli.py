@@ -54,6 +54,8 @@ def test_corrects_every_label_into_a_new_folder(cohort, tmp_path, capsys):
     removed = list(csv.DictReader((out / "removed_components.csv").open()))
     assert len(removed) == sum(int(r["n_removed"]) for r in rows)
     assert {r["reason"] for r in removed} <= {"short", "low_calc", "short+low_calc"}
+    # every removed piece says how calcified it is along its length (the thin_calc rule's measure)
+    assert all(r["typical_calc_mm"] != "" for r in removed)
     new = json.loads((out / "datalist.json").read_text())
     from monai_bac.data.loader import load_label
 

@@ -892,13 +892,12 @@ def _field_plane(lg: np.ndarray, air: np.ndarray, spacing_mm, max_points: int = 
     return (slope_y * (yy - yy.mean()) + slope_x * (xx - xx.mean())).astype(np.float32)
 
 
-def _without_scatter(coarse: np.ndarray, lg: np.ndarray, mask: np.ndarray, field, spacing_mm,
+def _without_scatter(coarse: np.ndarray, lg: np.ndarray, mask: np.ndarray, field, depth: np.ndarray, spacing_mm,
                      thickness_mm: float) -> np.ndarray:
     """ln(P + 1) with a scatter estimate for ``thickness_mm`` removed inside ``mask`` (the SPR
-    is anchored in the breast's deep half, further from the skin line than half the largest
-    distance); ``field`` (the flat-field plane, or None) stays removed. The air is left as it is:
-    it is the direct beam, scatter adds a percent or two there."""
-    depth = ndimage.distance_transform_edt(mask, sampling=spacing_mm)
+    is anchored in the breast's deep half, where ``depth``, the distance to the skin line, is over
+    half its largest value); ``field`` (the flat-field plane, or None) stays removed. The air is
+    left as it is: it is the direct beam, scatter adds a percent or two there."""
     est, _ = estimate_scatter(coarse, mask, depth > 0.5 * depth.max(), spacing_mm, thickness_mm)
     # the iteration keeps the primary >= 5 % of the measured value; the floor only guards the log
     clean = np.log(np.maximum(coarse - est, 0.05 * coarse) + 1.0)
@@ -1011,12 +1010,12 @@ def analyse_breast_region(
     flip = side == "right"
     if flip:
         lg, mask = lg[:, ::-1].copy(), mask[:, ::-1].copy()
-    if scatter and thickness_mm is not None and float(thickness_mm) > 0:  # in the canonical frame: mirror-exact
-        lg = _without_scatter(coarse[:, ::-1] if flip else coarse, lg, mask,
-                              None if field is None else (field[:, ::-1] if flip else field), (csr, csc),
-                              float(thickness_mm))
 
     dist, inds = ndimage.distance_transform_edt(mask, sampling=(csr, csc), return_indices=True)
+    if scatter and thickness_mm is not None and float(thickness_mm) > 0:  # in the canonical frame: mirror-exact
+        lg = _without_scatter(coarse[:, ::-1] if flip else coarse, lg, mask,
+                              None if field is None else (field[:, ::-1] if flip else field), dist, (csr, csc),
+                              float(thickness_mm))
     # distance outside the breast (chessboard metric: only used to pick air pixels)
     dout = ndimage.distance_transform_cdt(~mask, metric="chessboard").astype(np.float32) * min(csr, csc)
     # local air level: the direct exposure within a few mm of the skin line
