@@ -399,8 +399,6 @@ class Decomposition:
     px_dist: np.ndarray | None = None
     radius: np.ndarray | None = None
     px_excess: np.ndarray | None = None
-    px_core: np.ndarray | None = None
-    px_free: np.ndarray | None = None
     n_free: np.ndarray | None = None
     free_calc: np.ndarray | None = None
     free_bg: np.ndarray | None = None
@@ -586,7 +584,7 @@ def decompose(label: np.ndarray, calc_thickness: np.ndarray | None, spacing_mm, 
         edges=(ei, ej), hub_edges=hub_edges, px_rows=px_rows, px_cols=px_cols, px_node=px_node,
         has_calc=calc is not None,
         length_total_mm=float(weight.sum()), px_dist=px_dist, radius=radius,
-        px_excess=vcalc - vbg, px_core=core, px_free=free, n_free=count(free), free_calc=count(free, vcalc), free_bg=count(free, vbg))
+        px_excess=vcalc - vbg, n_free=count(free), free_calc=count(free, vcalc), free_bg=count(free, vbg))
 
 
 def _in_junction_discs(inscribed: np.ndarray, jr: np.ndarray, jc: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
@@ -774,8 +772,9 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
     Returns arrays indexed by piece id: ``length_mm``, ``run_length_mm`` (the calcified run the
     length rule measures), ``pixels``, ``mean_calc_mm``, ``core_excess_calc_mm`` (the piece's
     own), ``stretch_calc_mm`` (the measure of its calcium stretch, which the calcium test uses),
-    ``width_mm``, ``component``, ``low``, ``short``, ``weak``, ``typical_calc_mm`` (the median
-    core excess), ``thin`` and ``remove``; and ``px_piece`` (piece of every mask pixel).
+    ``width_mm``, ``component``, ``low``, ``short``, ``weak``, ``typical_calc_mm`` (the median over
+    the piece's cross-sections of their core's h_calc excess), ``thin`` and ``remove``; and
+    ``px_piece`` (piece of every mask pixel).
     """
     n = stretch.size
     sel = piece >= 0
@@ -831,7 +830,7 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
     typical = np.full(n, np.nan)
     if min_mean_calc_mm is not None and dec.has_calc:
         weak = ~low & ~short & (excess < WEAK_RATIO * value) & (length < WEAK_MAX_MM)
-        if measure == "core_excess":  # a piece calcified over less than half of its core (issue 13)
+        if measure == "core_excess":  # a piece calcified over less than half of its length (issue 13)
             typical = _median_core_excess(dec, piece, n)
             thin = ~low & ~short & (typical < hysteresis * min_mean_calc_mm)
         cand = np.flatnonzero(weak | thin)
@@ -949,14 +948,14 @@ def correct_bac_label(
         components of the annotation), ``n_kept``, ``n_removed`` and the removed per reason
         (pieces; ``n_removed_low_calc`` includes the ``n_removed_weak_calc`` pieces, removed for a
         calcification low against their run's, reason "low_calc" and ``weak_calc`` True in their
-        entry, and the ``n_removed_thin_calc`` pieces, calcified over less than half of their core,
-        ``thin_calc`` True); ``n_fringe_pixels`` (kept pieces' pixels removed with a removed stroke, step 5
+        entry, and the ``n_removed_thin_calc`` pieces, calcified over less than half of their
+        length, ``thin_calc`` True); ``n_fringe_pixels`` (kept pieces' pixels removed with a removed stroke, step 5
         of the module docstring); ``n_blob_pixels`` (kept pieces' pixels of a blob brushed on to
         a stroke's side, step 6); the total skeleton length and pixels before/after; ``pieces``: one dict per
         piece with ``id``, ``component``, ``bbox`` ((r0, c0, r1, c1), pixels, half-open),
         ``centroid`` ((row, col), pixels), ``centroid_mm``, ``pixels``, ``area_mm2``, ``length_mm``,
         ``run_length_mm``, ``width_mm``, ``mean_calc_mm``, ``core_excess_calc_mm`` (the piece's own),
-        ``typical_calc_mm`` (its median core excess),
+        ``typical_calc_mm`` (the median over its cross-sections of their core's h_calc excess),
         ``stretch_calc_mm`` (its calcium stretch's ``measure``, the one tested), ``kept`` and
         ``reason`` ("" when kept, "short", "low_calc" or "short+low_calc"); ``removed``: the
         removed ones. An empty label gives an empty mask and a report with zero pieces.
@@ -1146,7 +1145,7 @@ def _piece_entries(dec: Decomposition, f: dict, spacing: tuple[float, float]) ->
             typical_calc_mm=round(float(f["typical_calc_mm"][i]), 5),
             side_branch=bool(f["side_branch"][i]), kept=not (low or short or weak or thin),
             weak_calc=weak,  # removed as "low_calc" because its calcium is low against its run's
-            thin_calc=thin,  # removed as "low_calc": calcified over less than half of its core
+            thin_calc=thin,  # removed as "low_calc": calcified over less than half of its length
             reason="+".join(name for name, flag in (("short", short), ("low_calc", low or weak or thin)) if flag),
         ))
     return out
