@@ -27,7 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-TARGET = 0.90
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from validate_realistic import TARGETS, dice  # noqa: E402
+
+TARGET = TARGETS["dice_compressed"]
 
 
 def parse_setting(text: str) -> tuple[bool, float, float]:
@@ -36,11 +39,6 @@ def parse_setting(text: str) -> tuple[bool, float, float]:
         return scatter == "1", float(pct), float(tol)
     except ValueError:
         raise argparse.ArgumentTypeError(f"a setting is scatter:percentile:tolerance (e.g. 1:97:0.05), got {text!r}")
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = int(a.sum()) + int(b.sum())
-    return 1.0 if s == 0 else 2.0 * int((a & b).sum()) / s
 
 
 def run_case(args: tuple[str, list[tuple[bool, float, float]]]) -> dict:

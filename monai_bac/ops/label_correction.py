@@ -598,11 +598,13 @@ def _in_junction_discs(inscribed: np.ndarray, jr: np.ndarray, jc: np.ndarray, sp
     return dist <= inscribed[ir, ic]
 
 
-def _core_excess(core: tuple[np.ndarray, np.ndarray, np.ndarray], free: tuple[np.ndarray, np.ndarray, np.ndarray]):
+def _core_excess(core: tuple[np.ndarray, np.ndarray, np.ndarray], free: tuple[np.ndarray, np.ndarray, np.ndarray],
+                 use_free: np.ndarray | None = None):
     """Mean h_calc excess over the core (``(calc sum, background sum, pixels)`` of each unit: a
-    window along the path, or a piece), read on the core pixels outside the junction discs
-    (``free``, the same three sums) where at least ``FREE_CORE_SHARE`` of the unit's core lies
-    outside them.
+    window along the path, a piece, or a cross-section), read on the core pixels outside the
+    junction discs (``free``, the same three sums) where at least ``FREE_CORE_SHARE`` of the
+    unit's core lies outside them (``use_free``: that choice made elsewhere, e.g. per piece for
+    its cross-sections).
 
     Where strokes meet, the maximal disc at the junction belongs to every branch leaving it
     (issue 13): the run's calcium under it leaked into the first millimetres of a dense strand
@@ -611,7 +613,7 @@ def _core_excess(core: tuple[np.ndarray, np.ndarray, np.ndarray], free: tuple[np
     two close junctions, or any unit at a coarse pixel spacing) is read on its whole core.
     """
     (c, b, n), (cf, bf, nf) = core, free
-    use = nf >= FREE_CORE_SHARE * n
+    use = nf >= FREE_CORE_SHARE * n if use_free is None else use_free
     return np.where(use, cf - bf, c - b) / np.maximum(np.where(use, nf, n), 1e-9)
 
 
@@ -848,26 +850,20 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
 def _median_core_excess(dec: Decomposition, piece: np.ndarray, n: int) -> np.ndarray:
     """Median over each piece's skeleton pixels of the h_calc excess of their cross-section's core
     (NaN for a piece with none): how calcified the piece is along most of its length, whatever the
-    width of the calcium within the core. Cross-sections are read like :func:`_core_excess`: on
-    the core pixels outside the junction discs where at least ``FREE_CORE_SHARE`` of the piece's
-    core lies outside them, else on its whole core."""
+    width of the calcium within the core. Cross-sections are read like the piece itself
+    (:func:`_core_excess`): outside the junction discs where at least ``FREE_CORE_SHARE`` of the
+    piece's core lies outside them, else on their whole core."""
     sel = piece >= 0
     p = piece[sel]
-    core_n = np.bincount(p, weights=dec.n_core[sel], minlength=n)
-    free_n = np.bincount(p, weights=dec.n_free[sel], minlength=n)
-    use_free = (free_n >= FREE_CORE_SHARE * core_n)[p]
-    num = np.where(use_free, dec.free_calc[sel] - dec.free_bg[sel], dec.core_calc[sel] - dec.core_bg[sel])
-    den = np.where(use_free, dec.n_free[sel], dec.n_core[sel])
-    ok = den > 0
-    ids, vals = p[ok], num[ok] / den[ok]
-    order = np.lexsort((vals, ids))
-    ids, vals = ids[order], vals[order]
-    start = np.searchsorted(ids, np.arange(n), "left")
-    stop = np.searchsorted(ids, np.arange(n), "right")
-    has = stop > start
+    core = (dec.core_calc[sel], dec.core_bg[sel], dec.n_core[sel])
+    free = (dec.free_calc[sel], dec.free_bg[sel], dec.n_free[sel])
+    use = (np.bincount(p, weights=free[2], minlength=n) >= FREE_CORE_SHARE * np.bincount(p, weights=core[2], minlength=n))[p]
+    value = _core_excess(core, free, use)
+    read = np.where(use, free[2], core[2]) > 0  # cross-sections with a core pixel to read
     out = np.full(n, np.nan)
-    lo, hi = (start + (stop - start - 1) // 2)[has], (start + (stop - start) // 2)[has]
-    out[has] = 0.5 * (vals[lo] + vals[hi])
+    has = np.flatnonzero(np.bincount(p[read], minlength=n))
+    if has.size:
+        out[has] = ndimage.median(value[read], labels=p[read] + 1, index=has + 1)
     return out
 
 

@@ -34,12 +34,9 @@ from monai.utils.enums import TransformBackends
 from monai.utils.type_conversion import convert_to_dst_type, convert_to_numpy
 
 from monai_bac.ops.breast_region import analyse_breast_region
-from monai_bac.transforms.utils import meta_of, resolve_spacing_mm
+from monai_bac.transforms.utils import SCATTER_MODELS, meta_of, resolve_spacing_mm
 
 __all__ = ["BreastRegion", "BreastRegiond", "BreastRegionD", "BreastRegionDict"]
-
-SCATTER_MODELS = ("published", "none")
-
 
 def _positive_or_none(value) -> float | None:
     """A thickness from the metadata, or None when it is absent or not a positive number (a

@@ -30,8 +30,8 @@ from monai_bac.ops.density import (calcification_thickness, density_map, density
 from monai_bac.ops.primary import chest_wall_side, estimate_offset
 from monai_bac.physics import (Attenuation, MissingPhysicsError, attenuation_at, detector_for, effective_energy_kev,
                                transmitted_beam)
-from monai_bac.transforms.breast_region import SCATTER_MODELS  # one vocabulary for both transforms
 from monai_bac.transforms.utils import (
+    SCATTER_MODELS,
     breast_map_hw,
     dict_breast_map,
     like,

@@ -22,7 +22,10 @@ from monai.utils.type_conversion import convert_to_dst_type, convert_to_numpy, g
 
 
 __all__ = ["BREAST_REGIONS", "BreastMapd", "breast_pixels", "meta_of", "source_name", "to_hw", "like", "resolve_spacing_mm", "compute_breast_map",
-           "breast_map_hw", "dict_breast_map", "nan_if_none"]
+           "breast_map_hw", "dict_breast_map", "nan_if_none", "SCATTER_MODELS"]
+
+#: how BreastRegion and DensityMap treat scatter: remove the published estimate, or not at all
+SCATTER_MODELS = ("published", "none")
 
 #: breast map codes that are breast tissue (periphery, compressed, pectoral)
 from monai_bac.breast_map import BREAST_REGIONS  # noqa: E402
