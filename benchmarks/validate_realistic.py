@@ -26,6 +26,9 @@ on the very same files:
   the next setting was chosen; evaluated once per judged tree (5d07c8e and 5d13115, then
   diagnosed). ``--set holdout``: 48 more on seeds 13000-13047's successors, 15000-15047, generated
   before the label correction's median rule was fixed; evaluated once per judged tree.
+  ``--set fresh``: 48 more on seeds 17000-17047, generated after DensityMap's periphery bound
+  (the envelope never below the compressed region's fat level) was written and before it was
+  evaluated on them; evaluated once per judged tree (313a5c0 and the bound).
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -103,10 +106,11 @@ TARGETS = dict(dice_breast=0.98, dice_compressed=0.90, dice_pectoral=0.85, vbd_m
 # ---------------------------------------------------------------------------------------- generate
 def plan(which: str) -> list[dict]:
     """The cases of a set: name, seed, view, laterality, vendor, thickness, effects, spacing."""
-    if which in ("main", "calibration", "confirm", "verdict", "final", "holdout"):  # made like main, on own seeds
+    if which in ("main", "calibration", "confirm", "verdict", "final", "holdout", "fresh"):  # made like main, on own seeds
         repeat, seed0, rng, name = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "calib"),
                                     "confirm": (4, 9000, 17, "confirm"), "verdict": (4, 11000, 19, "verdict"),
-                                    "final": (4, 13000, 21, "final"), "holdout": (4, 15000, 23, "holdout")}[which]
+                                    "final": (4, 13000, 21, "final"), "holdout": (4, 15000, 23, "holdout"),
+                                    "fresh": (4, 17000, 25, "fresh")}[which]
         combos = [(v, lat, ven) for ven in VENDORS for v, lat in VIEWS] * repeat  # 24 (48)
         thick = np.linspace(30.0, 80.0, len(combos))
         order = np.random.default_rng(rng).permutation(len(combos))  # thickness not tied to the combo
@@ -121,7 +125,7 @@ def plan(which: str) -> list[dict]:
         return [dict(case=f"{fx}_{i}_{ven}_{lat}{v}", seed=6000 + i, view=v, laterality=lat, vendor=ven,
                      thickness_mm=round(float(thick[order[i]]), 1), effects=fx, native_pitch=fx in ("vendor", "all"))
                 for fx in ABLATION for i, (v, lat, ven) in enumerate(combos)]
-    raise ValueError(f"unknown set {which!r}: main, ablation, calibration, confirm, verdict, final or holdout")
+    raise ValueError(f"unknown set {which!r}: main, ablation, calibration, confirm, verdict, final, holdout or fresh")
 
 
 def write_case(args: tuple[dict, str]) -> dict:
@@ -488,7 +492,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("generate", help="write the phantoms (DICOM + truth)")
-    g.add_argument("--set", choices=["main", "ablation", "calibration", "confirm", "verdict", "final", "holdout"],
+    g.add_argument("--set", choices=["main", "ablation", "calibration", "confirm", "verdict", "final", "holdout", "fresh"],
                    required=True,
                    help="calibration: 48 cases made like main on seeds 7000-7047, for tuning (never main's); "
                         "confirm: 48 more cases like main, seeds 9000-9047 (held out until a509eff); "

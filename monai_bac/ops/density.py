@@ -416,9 +416,11 @@ def density_map_polyenergetic(
        spectrum, so the effective attenuation of the transmitted, hardened spectrum);
     4. periphery (thinner than the compressed thickness): the local fatty level is the upper
        envelope of ln P (grey closing, ``envelope_mm`` square, on 0.5 mm cells: it follows the
-       fall-off of thickness towards the skin and bridges dense structures narrower than the square), the
-       local thickness H follows from it by the fat-only curve, and h_dt is the dip below the
-       envelope divided by the effective attenuation difference at H; the pectoral muscle (not
+       fall-off of thickness towards the skin and bridges dense structures narrower than the square),
+       never below ``ln P_fat(x)`` (no tissue is thicker than the compressed thickness, so fat
+       there is at least as bright as fat at H0: a dense region wider than the square is measured
+       against that level); the local thickness H follows from it by the fat-only curve, and h_dt
+       is the dip below the envelope divided by the effective attenuation difference at H; the pectoral muscle (not
        breast tissue: no h_dt in the truth) is read the same way against its own envelope, so it
        reads ~0 and what lies on it keeps its contrast for Eq. (5);
     5. h_dt is bounded to ``[lower_mm, H]`` (H the compressed thickness, or the periphery's
@@ -498,9 +500,13 @@ def density_map_polyenergetic(
     # periphery: envelope -> local thickness -> dip below the envelope
     peri = bmap[box] == PERIPHERY
     if peri.any():
-        env = _envelope(log_p, b_box, spacing, envelope_mm)
+        log_trend = np.log(trend).astype(np.float32)[None, :]
+        # no tissue is thicker than the compressed thickness, so fat anywhere in the periphery is at
+        # least as bright as fat at H0: dense tissue wider than the closing's square (which pulls
+        # the envelope below that level) is measured against P_fat(x) there
+        env = np.maximum(_envelope(log_p, b_box, spacing, envelope_mm), log_trend)
         a, fat_curve = beam.fat_thickness_curve(h0)
-        rel = (env - np.log(trend).astype(np.float32)[None, :])[peri] + np.float32(fat_curve[-1])
+        rel = (env - log_trend)[peri] + np.float32(fat_curve[-1])
         thick = np.interp(-rel, -fat_curve, a).astype(np.float32)  # fat-only thickness of the envelope
         hs = np.linspace(0.0, h0, 33)
         dmu = np.array([max(beam.effective(x).mu_dt - beam.effective(x).mu_fat, 1e-6) for x in hs])
