@@ -364,7 +364,7 @@ def _half_disc_breast(sp: float, h0: float, width_mm: float, dense_mm: float):
     chest wall (column 0) whose thickness falls from ``h0`` to 0 over the last ``width_mm`` as a
     quarter ellipse, with a glandular block of ``dense_mm`` (at most the local thickness minus 2
     mm) 45 mm long along the outline and 8-40 mm deep from the skin - wider than DensityMap's 8 mm
-    envelope square, half in the periphery. Signal: the detector-weighted SpekPy spectrum behind
+    envelope square, most of it in the periphery. Signal: the detector-weighted SpekPy spectrum behind
     the adipose and glandular thicknesses (``physics.transmitted_beam``)."""
     from monai_bac.ops.breast_region import edge_profile
 
@@ -393,8 +393,8 @@ def test_dense_tissue_wider_than_the_envelope_is_measured_in_the_periphery(dense
 
     sp, h0 = 0.5, 50.0
     image, bmap, g, beam, thick = _half_disc_breast(sp, h0, width_mm=30.0, dense_mm=dense_mm)
-    h, info = density_map_polyenergetic(image, bmap, beam, h0, (sp, sp), scatter=False, heel=False, smooth_mm=0.0)
-    peri = bmap == 1
+    h, _ = density_map_polyenergetic(image, bmap, beam, h0, (sp, sp), scatter=False, heel=False, smooth_mm=0.0)
+    peri, comp = bmap == 1, bmap == 2
     inner = peri & (thick >= 0.95 * h0)
 
     def cm3(a, m):
@@ -403,5 +403,6 @@ def test_dense_tissue_wider_than_the_envelope_is_measured_in_the_periphery(dense
     if dense_mm:
         assert cm3(g, inner) > 2.0 and abs(cm3(h, inner) / cm3(g, inner) - 1.0) < 0.15, (cm3(h, inner), cm3(g, inner))
         assert cm3(h, peri) > 0.4 * cm3(g, peri), (cm3(h, peri), cm3(g, peri))
+        assert abs(cm3(h, comp) / cm3(g, comp) - 1.0) < 0.05  # the compressed region's part: Eq. (4)'s inverse
     else:
         assert abs(cm3(h, peri)) < 0.3, cm3(h, peri)

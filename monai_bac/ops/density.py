@@ -472,7 +472,8 @@ def density_map_polyenergetic(
     floor = np.float32(1e-4 * float(trend.max()))
     np.maximum(sub, floor, out=sub)
     log_p = np.log(sub)
-    log_ratio = log_p - np.log(trend).astype(np.float32)[None, :]  # ln(P / P_fat(x))
+    log_trend = np.log(trend).astype(np.float32)[None, :]  # ln P_fat(x), (1, W)
+    log_ratio = log_p - log_trend  # ln(P / P_fat(x))
     h_dt = np.zeros(sub.shape, np.float32)
     local = np.zeros(sub.shape, np.float32)
 
@@ -500,7 +501,6 @@ def density_map_polyenergetic(
     # periphery: envelope -> local thickness -> dip below the envelope
     peri = bmap[box] == PERIPHERY
     if peri.any():
-        log_trend = np.log(trend).astype(np.float32)[None, :]
         # no tissue is thicker than the compressed thickness, so fat anywhere in the periphery is at
         # least as bright as fat at H0: dense tissue wider than the closing's square (which pulls
         # the envelope below that level) is measured against P_fat(x) there
