@@ -104,13 +104,18 @@ TARGETS = dict(dice_breast=0.98, dice_compressed=0.90, dice_pectoral=0.85, vbd_m
 
 
 # ---------------------------------------------------------------------------------------- generate
+#: The sets made like the main one: (repeats of the 12 view x laterality x vendor combinations,
+#: first seed, seed of the thickness order, case-name prefix). A new held-out set gets new seeds here.
+SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "calib"),
+                  "confirm": (4, 9000, 17, "confirm"), "verdict": (4, 11000, 19, "verdict"),
+                  "final": (4, 13000, 21, "final"), "holdout": (4, 15000, 23, "holdout"),
+                  "fresh": (4, 17000, 25, "fresh")}
+
+
 def plan(which: str) -> list[dict]:
     """The cases of a set: name, seed, view, laterality, vendor, thickness, effects, spacing."""
-    if which in ("main", "calibration", "confirm", "verdict", "final", "holdout", "fresh"):  # made like main, on own seeds
-        repeat, seed0, rng, name = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "calib"),
-                                    "confirm": (4, 9000, 17, "confirm"), "verdict": (4, 11000, 19, "verdict"),
-                                    "final": (4, 13000, 21, "final"), "holdout": (4, 15000, 23, "holdout"),
-                                    "fresh": (4, 17000, 25, "fresh")}[which]
+    if which in SETS_LIKE_MAIN:  # made like main, on own seeds
+        repeat, seed0, rng, name = SETS_LIKE_MAIN[which]
         combos = [(v, lat, ven) for ven in VENDORS for v, lat in VIEWS] * repeat  # 24 (48)
         thick = np.linspace(30.0, 80.0, len(combos))
         order = np.random.default_rng(rng).permutation(len(combos))  # thickness not tied to the combo
@@ -125,7 +130,7 @@ def plan(which: str) -> list[dict]:
         return [dict(case=f"{fx}_{i}_{ven}_{lat}{v}", seed=6000 + i, view=v, laterality=lat, vendor=ven,
                      thickness_mm=round(float(thick[order[i]]), 1), effects=fx, native_pitch=fx in ("vendor", "all"))
                 for fx in ABLATION for i, (v, lat, ven) in enumerate(combos)]
-    raise ValueError(f"unknown set {which!r}: main, ablation, calibration, confirm, verdict, final, holdout or fresh")
+    raise ValueError(f"unknown set {which!r}: one of {', '.join([*SETS_LIKE_MAIN, 'ablation'])}")
 
 
 def write_case(args: tuple[dict, str]) -> dict:
@@ -492,13 +497,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("generate", help="write the phantoms (DICOM + truth)")
-    g.add_argument("--set", choices=["main", "ablation", "calibration", "confirm", "verdict", "final", "holdout", "fresh"],
+    g.add_argument("--set", choices=[*SETS_LIKE_MAIN, "ablation"],
                    required=True,
                    help="calibration: 48 cases made like main on seeds 7000-7047, for tuning (never main's); "
                         "confirm: 48 more cases like main, seeds 9000-9047 (held out until a509eff); "
                         "verdict: 48 more held-out cases like main, seeds 11000-11047 (used at 55cd2c0); "
                         "final: 48 more held-out cases like main, seeds 13000-13047 (used at 5d13115); "
-                        "holdout: 48 more held-out cases like main, seeds 15000-15047")
+                        "holdout: 48 more held-out cases like main, seeds 15000-15047 (used at 8e08cbf); "
+                        "fresh: 48 more held-out cases like main, seeds 17000-17047 (used at c50ec78)")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)
