@@ -486,3 +486,31 @@ def test_body_over_the_limit_is_413_also_when_streamed(server):
               headers={"Content-Type": body.content_type})
     _json_error(r, 413, "max_upload_mb")
     assert _call(server, "GET", "/info/").status_code == 200
+
+
+def test_results_folder_is_private_and_a_foreign_one_is_not_used(tmp_path, monkeypatch):
+    """The server's answer files go to ``<tmp>/monai_bac_results_<uid>`` (0700, reused); a folder
+    of that name that anyone else can read or write, or a link planted there, is not used."""
+    sys.path.insert(0, str(APP))
+    try:
+        from lib.infers import bac
+    finally:
+        sys.path.remove(str(APP))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(bac, "_RESULTS_DIR", None)
+    mine = Path(bac.results_dir())
+    assert mine.parent == tmp_path and mine.name.startswith("monai_bac_results_")
+    assert mine.is_dir() and not mine.is_symlink() and (mine.stat().st_mode & 0o777) == 0o700
+    assert bac.results_dir() == str(mine)  # one folder per process, reused
+    mine.rmdir()
+    mine.mkdir(mode=0o777)
+    mine.chmod(0o777)  # a world-writable folder of that name: not ours to write results in
+    monkeypatch.setattr(bac, "_RESULTS_DIR", None)
+    other = Path(bac.results_dir())
+    assert other != mine and other.parent == tmp_path and (other.stat().st_mode & 0o777) == 0o700
+    mine.rmdir()
+    target = tmp_path / "elsewhere"
+    target.mkdir(mode=0o700)
+    mine.symlink_to(target)  # a link planted under the name
+    monkeypatch.setattr(bac, "_RESULTS_DIR", None)
+    assert Path(bac.results_dir()) not in (mine, target)

@@ -22,6 +22,7 @@ import hashlib
 import json
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -351,3 +352,28 @@ def test_train_then_next_sample_is_unlabelled(loop, client):
     assert labelled == set(LABELLED_IDS)
     sample = client.next_sample("random", slicer_params(client.info(), "strategies", "random"))
     assert sample.get("id") in UNLABELLED_IDS, sample
+
+
+def test_a_client_with_the_default_temporary_folder_keeps_its_result(loop):
+    """MONAI Label's client saves a result as ``<its temporary folder>/<the server's file name>``,
+    and the server deletes its own result file once it has answered. With the server's file in
+    the temporary folder's root, a client on the same machine with the default folder saved its
+    result *onto* the server's file, and the clean-up then deleted it (seen in CI: the returned
+    path did not exist). The server answers from a folder of its own, so the client's copy stays."""
+    from monailabel.client import MONAILabelClient
+
+    server, _ = loop
+    started = time.time()
+    label_file, params = MONAILabelClient(server.url).infer("bac", PLAIN_ID, {})
+    path = Path(label_file)
+    try:
+        assert path.parent == Path(tempfile.gettempdir())  # where the client saves by default
+        assert params["bac_pixels"] >= 0
+        time.sleep(1.0)  # the server's clean-up runs after its answer
+        assert path.is_file() and path.stat().st_size > 0, f"{path}: the client's result was deleted"
+        # the server's file lived (and was deleted) in its own results folder
+        folders = [p for p in Path(tempfile.gettempdir()).glob("monai_bac_results_*")
+                   if p.is_dir() and p.stat().st_mtime >= started - 1.0]
+        assert folders, "the server wrote its result into the temporary folder's root"
+    finally:
+        path.unlink(missing_ok=True)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -55,6 +56,43 @@ MODEL_FILES = ("model.pt", "threshold.json", "model_settings.json")
 CONFIG_FILE = os.path.join("configs", "inference.json")
 METADATA_FILE = os.path.join("configs", "metadata.json")
 DEFAULT_RESULT_EXTENSION = ".nii.gz"
+
+
+_RESULTS_DIR: str | None = None
+_RESULTS_LOCK = threading.Lock()
+
+
+def results_dir() -> str:
+    """The folder this server writes the label files it answers with (MONAI Label deletes each one
+    after its response): ``<temporary folder>/monai_bac_results_<uid>``, made private (0700) and
+    reused by later runs, so a stopped server leaves no folder behind; one that is not a private
+    folder of this user (another user's, a link) is not used, and a fresh one is made instead.
+
+    Not the temporary folder's root: MONAI Label's Python client (the one the Slicer module uses)
+    saves a result as ``<its temporary folder>/<the server's file name>``, so with client and
+    server on one machine and the default folders the client's copy *was* the server's file, and
+    the server's clean-up after the response deleted the result under the client."""
+    global _RESULTS_DIR
+    with _RESULTS_LOCK:
+        if _RESULTS_DIR is None or not os.path.isdir(_RESULTS_DIR):
+            _RESULTS_DIR = _private_folder(os.path.join(tempfile.gettempdir(), f"monai_bac_results_{_uid()}"))
+        return _RESULTS_DIR
+
+
+def _uid() -> str:
+    return str(os.getuid()) if hasattr(os, "getuid") else "user"
+
+
+def _private_folder(path: str) -> str:
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    if stat.S_ISDIR(st.st_mode) and mine and not st.st_mode & 0o077:
+        return path
+    return tempfile.mkdtemp(prefix="monai_bac_results_")
 
 
 def _file_signature(path: str) -> tuple[int, int] | None:
@@ -279,7 +317,7 @@ class BACInfer(BasicInferTask):
         mask = (np.asarray(pred.detach().cpu())[0] > 0).astype(np.uint8)
         spacing = tuple(float(s) for s in pred.meta.get("spacing_mm"))
         image_path = str(data.get("image_path") or data.get("image"))
-        fd, out_path = tempfile.mkstemp(suffix=extension, prefix="tmp_bac_")
+        fd, out_path = tempfile.mkstemp(suffix=extension, prefix="tmp_bac_", dir=results_dir())
         os.close(fd)
         write_label_like(mask, image_path, spacing, out_path, dtype=dtype, compress=compress)
         snap = self._snap(data)
