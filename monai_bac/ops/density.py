@@ -509,7 +509,7 @@ def density_map_polyenergetic(
         rel = (env - log_trend)[peri] + np.float32(fat_curve[-1])
         thick = np.interp(-rel, -fat_curve, a).astype(np.float32)  # fat-only thickness of the envelope
         hs = np.linspace(0.0, h0, 33)
-        dmu = np.array([max(beam.effective(x).mu_dt - beam.effective(x).mu_fat, 1e-6) for x in hs])
+        dmu = np.array([max(e.mu_dt - e.mu_fat, 1e-6) for e in map(beam.effective, hs)])
         h_dt[peri] = (env[peri] - log_p[peri]) / np.interp(thick, hs, dmu).astype(np.float32)
         local[peri] = thick
     # the volumetric density sums the unclipped values: zero-mean noise cancels in the sum, where

@@ -786,8 +786,10 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
         return np.bincount(index, weights=v[sel], minlength=size)
 
     length, pixels = total(dec.length), total(dec.n_px)
-    excess = _core_excess((total(dec.core_calc), total(dec.core_bg), total(dec.n_core)),
-                          (total(dec.free_calc), total(dec.free_bg), total(dec.n_free)))
+    n_core, n_free = total(dec.n_core), total(dec.n_free)
+    use_free = n_free >= FREE_CORE_SHARE * n_core  # the piece read outside the junction discs
+    excess = _core_excess((total(dec.core_calc), total(dec.core_bg), n_core),
+                          (total(dec.free_calc), total(dec.free_bg), n_free), use_free)
     mean = total(dec.all_calc) / np.maximum(pixels, 1.0)
     sp = stretch[p]
     ns = int(stretch.max()) + 1 if n else 0
@@ -833,7 +835,7 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
     if min_mean_calc_mm is not None and dec.has_calc:
         weak = ~low & ~short & (excess < WEAK_RATIO * value) & (length < WEAK_MAX_MM)
         if measure == "core_excess":  # a piece calcified over less than half of its length (issue 13)
-            typical = _median_core_excess(dec, piece, n)
+            typical = _median_core_excess(dec, piece, use_free)
             thin = ~low & ~short & (typical < hysteresis * min_mean_calc_mm)
         cand = np.flatnonzero(weak | thin)
         if cand.size:  # a gap between two calcified stretches of the artery is not a look-alike
@@ -847,17 +849,18 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
                 px_piece=piece[dec.px_node])
 
 
-def _median_core_excess(dec: Decomposition, piece: np.ndarray, n: int) -> np.ndarray:
+def _median_core_excess(dec: Decomposition, piece: np.ndarray, use_free: np.ndarray) -> np.ndarray:
     """Median over each piece's skeleton pixels of the h_calc excess of their cross-section's core
     (NaN for a piece with none): how calcified the piece is along most of its length, whatever the
-    width of the calcium within the core. Cross-sections are read like the piece itself
-    (:func:`_core_excess`): outside the junction discs where at least ``FREE_CORE_SHARE`` of the
-    piece's core lies outside them, else on their whole core."""
+    width of the calcium within the core. Cross-sections are read like their piece
+    (``use_free``, per piece: outside the junction discs, else on their whole core;
+    :func:`_core_excess`)."""
+    n = use_free.size
     sel = piece >= 0
     p = piece[sel]
     core = (dec.core_calc[sel], dec.core_bg[sel], dec.n_core[sel])
     free = (dec.free_calc[sel], dec.free_bg[sel], dec.n_free[sel])
-    use = (np.bincount(p, weights=free[2], minlength=n) >= FREE_CORE_SHARE * np.bincount(p, weights=core[2], minlength=n))[p]
+    use = use_free[p]
     value = _core_excess(core, free, use)
     read = np.where(use, free[2], core[2]) > 0  # cross-sections with a core pixel to read
     out = np.full(n, np.nan)
@@ -1139,7 +1142,7 @@ def _piece_entries(dec: Decomposition, f: dict, spacing: tuple[float, float]) ->
             mean_calc_mm=round(float(f["mean_calc_mm"][i]), 5),
             core_excess_calc_mm=round(float(f["core_excess_calc_mm"][i]), 5),
             typical_calc_mm=round(float(f["typical_calc_mm"][i]), 5),
-            side_branch=bool(f["side_branch"][i]), kept=not (low or short or weak or thin),
+            side_branch=bool(f["side_branch"][i]), kept=not bool(f["remove"][i]),
             weak_calc=weak,  # removed as "low_calc" because its calcium is low against its run's
             thin_calc=thin,  # removed as "low_calc": calcified over less than half of its length
             reason="+".join(name for name, flag in (("short", short), ("low_calc", low or weak or thin)) if flag),

@@ -75,21 +75,20 @@ def results_dir() -> str:
     global _RESULTS_DIR
     with _RESULTS_LOCK:
         if _RESULTS_DIR is None or not os.path.isdir(_RESULTS_DIR):
-            _RESULTS_DIR = _private_folder(os.path.join(tempfile.gettempdir(), f"monai_bac_results_{_uid()}"))
+            _RESULTS_DIR = _private_folder(tempfile.gettempdir(), getattr(os, "getuid", lambda: None)())
         return _RESULTS_DIR
 
 
-def _uid() -> str:
-    return str(os.getuid()) if hasattr(os, "getuid") else "user"
-
-
-def _private_folder(path: str) -> str:
+def _private_folder(parent: str, uid: int | None) -> str:
+    """``<parent>/monai_bac_results_<uid>`` when it is (or can be made) a directory of ``uid``
+    (None: no owners on this system) that nobody else may read or write; else a fresh one."""
+    path = os.path.join(parent, f"monai_bac_results_{'user' if uid is None else uid}")
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
         pass
     st = os.lstat(path)
-    mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    mine = uid is None or st.st_uid == uid
     if stat.S_ISDIR(st.st_mode) and mine and not st.st_mode & 0o077:
         return path
     return tempfile.mkdtemp(prefix="monai_bac_results_")
