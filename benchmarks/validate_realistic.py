@@ -452,12 +452,13 @@ def report(args) -> int:
                   f"* before: {hb}", f"* after: {ha}", ""]
         lines += _summary_table(before, after)
         lines += ["", "Per case (after): see the CSV written by `evaluate`.", "",
-                  "| case | mm | breast | compressed | pectoral | VBD est / true | h_dt in bounds | h_dt ratio | "
+                  "| case | mm | breast | compressed (flat rim ignored) | pectoral | VBD est / true | h_dt in bounds | h_dt ratio | "
                   "look-alikes removed (apart, merged) | BAC kept |", "|---|---|---|---|---|---|---|---|---|---|"]
+        rim = lambda r: f" ({r['dice_compressed_rim']:.3f})" if "dice_compressed_rim" in r else ""  # noqa: E731
         for r in after:
             kept = r["bac_skeleton_px_kept"] / r["bac_skeleton_px_tpa"] if r["bac_skeleton_px_tpa"] else math.nan
             lines.append(f"| {r['case']} | {r['thickness_mm']:.0f} | {r['dice_breast']:.3f} | "
-                         f"{r['dice_compressed']:.3f} | {r['dice_pectoral']:.3f} | {r['vbd_est']:.1f} / "
+                         f"{r['dice_compressed']:.3f}{rim(r)} | {r['dice_pectoral']:.3f} | {r['vbd_est']:.1f} / "
                          f"{r['vbd_true']:.1f} | {100 * r['hdt_inside_share']:.1f} % | "
                          f"{r['hdt_ratio_compressed']:.2f} | {int(r['apart_removed'])}/{int(r['apart_pieces'])}, "
                          f"{int(r['merged_removed'])}/{int(r['merged_pieces'])} | {100 * kept:.0f} % |")
