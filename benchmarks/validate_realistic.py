@@ -39,10 +39,10 @@ on the very same files:
   * breast Dice (map > 0), compressed Dice (code 2), pectoral Dice (code 3, MLO) against the truth;
   * compressed Dice with the periphery's near-flat rim ignored (information, no target): the true
     periphery pixels whose thickness is within ``FLAT_RIM`` (1 %) of H0 count neither way. The
-    truth's compressed region is where the thickness *is* H0; the last millimetres of a periphery
-    that flattens towards it (< 0.8 mm less tissue at 80 mm) change ln P by less than the fat's
-    own texture, so no image-based map can place that boundary, and a map that calls them
-    compressed makes h_dt wrong by < 1 % of H0 there;
+    truth's compressed region is where the thickness *is* H0; over the last millimetres of a
+    periphery that flattens towards it (< 0.8 mm less tissue at 80 mm) the fat level of ln P
+    falls by a few hundredths, spread over 10 mm or more, the size of a scatter estimate's error,
+    and a map that calls those pixels compressed makes h_dt wrong by < 1 % of H0 there;
   * VBD error (percentage points) against the phantom's VBD;
   * h_dt bounds: share of the true breast pixels (periphery + compressed) where the estimated h_dt
     lies inside [-1 mm, local thickness];
