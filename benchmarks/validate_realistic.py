@@ -28,7 +28,9 @@ on the very same files:
   before the label correction's median rule was fixed; evaluated once per judged tree.
   ``--set fresh``: 48 more on seeds 17000-17047, generated after DensityMap's periphery bound
   (the envelope never below the compressed region's fat level) was written and before it was
-  evaluated on them; evaluated once per judged tree (313a5c0 and the bound).
+  evaluated on them; evaluated once per judged tree (313a5c0 and the bound). ``--set novel``: 48
+  more on seeds 19000-19047, generated after DensityMap's homogeneous SPR reference was written
+  and before it was evaluated on them; evaluated once per judged tree.
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -117,7 +119,7 @@ TARGETS = dict(dice_breast=0.98, dice_compressed=0.90, dice_pectoral=0.85, vbd_m
 SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "calib"),
                   "confirm": (4, 9000, 17, "confirm"), "verdict": (4, 11000, 19, "verdict"),
                   "final": (4, 13000, 21, "final"), "holdout": (4, 15000, 23, "holdout"),
-                  "fresh": (4, 17000, 25, "fresh")}
+                  "fresh": (4, 17000, 25, "fresh"), "novel": (4, 19000, 27, "novel")}
 
 
 def plan(which: str) -> list[dict]:
@@ -527,7 +529,9 @@ def main(argv=None) -> int:
                         "verdict: 48 more held-out cases like main, seeds 11000-11047 (used at 55cd2c0); "
                         "final: 48 more held-out cases like main, seeds 13000-13047 (used at 5d13115); "
                         "holdout: 48 more held-out cases like main, seeds 15000-15047 (used at 8e08cbf); "
-                        "fresh: 48 more held-out cases like main, seeds 17000-17047 (used at c50ec78)")
+                        "fresh: 48 more held-out cases like main, seeds 17000-17047 (used at c50ec78); "
+                        "novel: 48 more held-out cases like main, seeds 19000-19047 (generated for DensityMap's "
+                        "homogeneous SPR reference)")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)

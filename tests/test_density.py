@@ -263,8 +263,9 @@ def test_beam_hardening_lookup_matches_direct_polyenergetic_computation(kvp, ano
 
 def test_scatter_estimate_recovers_the_primary_of_a_synthetic_image():
     """A disc of tissue (textured primary) plus scatter made by a *different* model (one wide
-    Gaussian kernel, SPR 0.25 at the centre): the estimate with the same centre SPR gives the
-    primary back to within 3 % in the compressed part of the disc."""
+    Gaussian kernel, scaled so that a homogeneous disc would have SPR 0.25 at the centre): the
+    estimate with the same SPR gives the primary back to within 3 % in the compressed part of the
+    disc."""
     from monai_bac.ops.primary import estimate_scatter
 
     sp, h0, spr = 0.5, 50.0, 0.25
@@ -278,7 +279,8 @@ def test_scatter_estimate_recovers_the_primary_of_a_synthetic_image():
 
     spread = ndimage.gaussian_filter(primary * tissue, 40.0 / sp, mode="constant")
     centre = r < 15.0
-    scatter = spread * spr / np.median(spread[centre] / primary[centre])
+    reach = ndimage.gaussian_filter(tissue.astype(np.float64), 40.0 / sp, mode="constant")
+    scatter = spread * spr / np.median(reach[centre])
     image = primary + scatter
     est, info = estimate_scatter(image, tissue, centre, (sp, sp), h0, spr=spr)
     inner = r < 50.0
@@ -286,6 +288,38 @@ def test_scatter_estimate_recovers_the_primary_of_a_synthetic_image():
     assert info["spr"] == spr and abs(np.median(rel) - 1) < 0.03 and np.percentile(np.abs(rel - 1), 95) < 0.05
     # without the correction the "primary" is 20-25 % too high there
     assert np.median(image[inner] / primary[inner]) > 1.15
+
+
+def test_dense_tissue_under_the_centre_does_not_scale_the_scatter_down():
+    """Scatter is primary spread by a kernel several centimetres wide (Boone & Cooper 2000): a
+    dense insert 36 mm across under the middle of a 140 mm disc changes the scatter 40 mm away
+    only by the primary it removes from the spread. With the SPR tied to a homogeneous breast the
+    estimate follows that; tying it to the estimated S/P over the (now dense) centre scaled the
+    whole field down by about the insert's contrast."""
+    from scipy import ndimage
+
+    from monai_bac.ops.primary import estimate_scatter
+
+    sp, h0, spr = 0.5, 50.0, 0.25
+    yy, xx = np.mgrid[:400, :360] * sp
+    r = np.hypot(yy - 100.0, xx - 90.0)
+    tissue, centre = r < 70.0, r < 15.0
+    reach = ndimage.gaussian_filter(tissue.astype(np.float64), 40.0 / sp, mode="constant")
+    ring = (r > 35.0) & (r < 45.0)
+    out = {}
+    for name, dense in (("fatty", np.zeros_like(tissue)), ("dense", r < 18.0)):
+        primary = np.where(tissue, np.where(dense, 600.0, 1000.0), 20000.0)
+        truth = ndimage.gaussian_filter(primary * tissue, 40.0 / sp, mode="constant") * spr / np.median(reach[centre])
+        out[name] = {ref: estimate_scatter(primary + truth, tissue, centre, (sp, sp), h0, spr=spr, spr_reference=ref)[0]
+                     for ref in ("homogeneous", "local")}
+        out[name]["truth"] = truth
+    true_change = np.median(out["dense"]["truth"][ring] / out["fatty"]["truth"][ring])
+    assert 0.85 < true_change < 0.97  # the physics: a little less scatter 40 mm away
+    change = {ref: np.median(out["dense"][ref][ring] / out["fatty"][ref][ring]) for ref in ("homogeneous", "local")}
+    assert abs(change["homogeneous"] - true_change) < 0.02
+    assert change["local"] < true_change - 0.15  # the old anchor: the dense centre scales everything down
+    with pytest.raises(ValueError, match="spr_reference"):
+        estimate_scatter(primary, tissue, centre, (sp, sp), h0, spr_reference="median")
 
 
 def ndimage_gauss(a, sigma):

@@ -898,7 +898,10 @@ def _without_scatter(coarse: np.ndarray, lg: np.ndarray, mask: np.ndarray, field
     is anchored in the breast's deep half, where ``depth``, the distance to the skin line, is over
     half its largest value); ``field`` (the flat-field plane, or None) stays removed. The air is
     left as it is: it is the direct beam, scatter adds a percent or two there."""
-    est, _ = estimate_scatter(coarse, mask, depth > 0.5 * depth.max(), spacing_mm, thickness_mm)
+    # "local": the setting this step was chosen with (5d13115); the homogeneous reference that
+    # DensityMap uses lowered the compressed-region Dice here (docs/TRANSFORMS.md, BreastRegion)
+    est, _ = estimate_scatter(coarse, mask, depth > 0.5 * depth.max(), spacing_mm, thickness_mm,
+                              spr_reference="local")
     # the iteration keeps the primary >= 5 % of the measured value; the floor only guards the log
     clean = np.log(np.maximum(coarse - est, 0.05 * coarse) + 1.0)
     if field is not None:

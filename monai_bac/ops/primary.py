@@ -169,20 +169,32 @@ def estimate_scatter(
     spr_scale: float = 1.0,
     cell_mm: float = 4.0,
     iterations: int = 3,
+    spr_reference: str = "homogeneous",
 ) -> tuple[np.ndarray, dict]:
     """Scatter in a raw image (offset removed) behind the grid, after Boone & Cooper (2000).
 
     The scatter is the primary of the tissue convolved with a broad point-spread function
-    (:data:`SCATTER_RANGE_PER_MM`), scaled so that the SPR over ``centre_mask`` (the middle of
-    the compressed breast, where the published SPR is defined) is ``spr`` (default
-    :func:`spr_behind_grid` of the compressed thickness, times ``spr_scale``). The primary is
-    not known in advance: the estimate iterates ``primary = image - scatter(primary)``
-    (``iterations`` times; it contracts, SPR < 1). Everything runs on a grid of ``cell_mm``
-    cells (scatter has no detail finer than a centimetre) and is interpolated back.
+    (:data:`SCATTER_RANGE_PER_MM`), scaled by ``spr`` (default :func:`spr_behind_grid` of the
+    compressed thickness, times ``spr_scale``), the published SPR at the middle of the compressed
+    breast (``centre_mask``). How the scale is tied to that SPR (``spr_reference``):
+
+    * ``"homogeneous"`` (default): the published SPR is measured on homogeneous breast phantoms,
+      so the point-spread function gets the amplitude that gives a *homogeneous* breast of this
+      outline that SPR over ``centre_mask`` (the amplitude divided by the tissue's share of the
+      kernel there, a matter of geometry only). Dense tissue under the centre then lowers the
+      scatter only through the primary it spreads, as in the convolution model;
+    * ``"local"``: the estimated S/P itself is ``spr`` over ``centre_mask`` (median). A denser
+      than average centre (low primary there) scales the whole scatter field down.
+
+    The primary is not known in advance: the estimate iterates ``primary = image -
+    scatter(primary)`` (``iterations`` times; it contracts, SPR < 1). Everything runs on a grid
+    of ``cell_mm`` cells (scatter has no detail finer than a centimetre) and is interpolated back.
 
     Returns:
         (scatter (H, W) float32 in the image's units, info with ``spr`` used and ``cell_mm``).
     """
+    if spr_reference not in ("homogeneous", "local"):
+        raise ValueError(f"spr_reference must be 'homogeneous' or 'local', got {spr_reference!r}")
     img = np.asarray(image, dtype=np.float32)
     spacing = as_spacing(spacing_mm)
     spr = float(spr_behind_grid(thickness_mm, spr_scale)) if spr is None else float(spr)
@@ -190,17 +202,23 @@ def estimate_scatter(
     if spr <= 0 or not np.any(tissue_mask):
         return np.zeros(img.shape, np.float32), info
     fr, fc = _coarse_factor(spacing, cell_mm)
-    meas = _block_mean(img, fr, fc)
-    frac = _block_mean(np.asarray(tissue_mask, np.float32), fr, fc)
+    tissue = np.asarray(tissue_mask, bool)
+    frac = _block_mean(tissue.astype(np.float32), fr, fc)
+    # the tissue's own mean in each cell: where a cell straddles the skin line, the direct
+    # exposure beside the breast (10-50 x brighter) is no scattering primary
+    meas = _block_mean(np.where(tissue, img, np.float32(0.0)), fr, fc) / np.maximum(frac, np.float32(1e-6))
     centre = _block_mean(np.asarray(centre_mask, np.float32), fr, fc) > 0.5
     if not centre.any():
         centre = frac >= frac.max() * 0.999
     kernel = _scatter_kernel(max(SCATTER_RANGE_PER_MM * float(thickness_mm), cell_mm), (fr * spacing[0], fc * spacing[1]))
     primary = meas / (1.0 + spr)
     scatter = meas - primary
+    if spr_reference == "homogeneous":  # S / P of a uniform primary: the kernel's share in the tissue
+        ratio = float(np.median(signal.fftconvolve(frac, kernel, mode="same")[centre]))
     for _ in range(max(1, iterations)):
         spread = signal.fftconvolve(primary * frac, kernel, mode="same")
-        ratio = float(np.median(spread[centre] / np.maximum(primary[centre], 1e-12)))
+        if spr_reference == "local":
+            ratio = float(np.median(spread[centre] / np.maximum(primary[centre], 1e-12)))
         scatter = spread * (spr / max(ratio, 1e-12))
         primary = np.maximum(meas - scatter, 0.05 * meas)
     info["scatter_fraction_centre"] = float(np.median(scatter[centre] / np.maximum(meas[centre], 1e-12)))
