@@ -120,7 +120,8 @@ class DensityMap(Transform):
     Args:
         model: ``"polyenergetic"`` (default) or ``"eq4"``.
         scatter: ``"published"`` (default) or ``"none"`` (polyenergetic model only).
-        spr: scatter-to-primary ratio at the breast's centre replacing the published one.
+        spr: scatter-to-primary ratio at the breast's centre (of a homogeneous breast of this outline)
+            replacing the published one.
         spr_scale: factor on the published SPR (e.g. for a grid with a known Bucky factor).
         heel: fit P_fat as a trend along the chest-wall -> nipple axis (polyenergetic model).
         lower_mm: lower bound of h_dt (polyenergetic model; the upper is the local thickness).
