@@ -261,27 +261,42 @@ def test_beam_hardening_lookup_matches_direct_polyenergetic_computation(kvp, ano
     assert eff.mu_dt - eff.mu_fat < 0.9 * (table.mu_dt - table.mu_fat)
 
 
+SCATTER_DISC_SPACING, SCATTER_DISC_H0, SCATTER_DISC_SPR = 0.5, 50.0, 0.25
+
+
+def _scatter_disc():
+    """A 140 mm disc of tissue in a 200 x 180 mm field at 0.5 mm: (distance to its centre in mm,
+    tissue mask, the middle where the SPR is defined)."""
+    yy, xx = np.mgrid[:400, :360] * SCATTER_DISC_SPACING
+    r = np.hypot(yy - 100.0, xx - 90.0)
+    return r, r < 70.0, r < 15.0
+
+
+def _reference_scatter(primary, tissue, centre):
+    """Scatter made by a model other than the estimate's (one Gaussian kernel, sigma 40 mm), scaled
+    so that a homogeneous disc would have SPR 0.25 over ``centre``."""
+    from scipy import ndimage
+
+    sigma = 40.0 / SCATTER_DISC_SPACING
+    spread = ndimage.gaussian_filter(primary * tissue, sigma, mode="constant")
+    reach = ndimage.gaussian_filter(tissue.astype(np.float64), sigma, mode="constant")
+    return spread * SCATTER_DISC_SPR / np.median(reach[centre])
+
+
 def test_scatter_estimate_recovers_the_primary_of_a_synthetic_image():
     """A disc of tissue (textured primary) plus scatter made by a *different* model (one wide
     Gaussian kernel, scaled so that a homogeneous disc would have SPR 0.25 at the centre): the
     estimate with the same SPR gives the primary back to within 3 % in the compressed part of the
     disc."""
-    from monai_bac.ops.primary import estimate_scatter
-
-    sp, h0, spr = 0.5, 50.0, 0.25
-    yy, xx = np.mgrid[:400, :360] * sp
-    r = np.hypot(yy - 100.0, xx - 90.0)
-    tissue = r < 70.0
-    rng = np.random.default_rng(0)
-    texture = ndimage_gauss(rng.standard_normal(tissue.shape), 6.0 / sp)
-    primary = np.where(tissue, 1000.0 * np.exp(0.6 * texture / texture.std() * 0.1), 20000.0).astype(np.float32)
     from scipy import ndimage
 
-    spread = ndimage.gaussian_filter(primary * tissue, 40.0 / sp, mode="constant")
-    centre = r < 15.0
-    reach = ndimage.gaussian_filter(tissue.astype(np.float64), 40.0 / sp, mode="constant")
-    scatter = spread * spr / np.median(reach[centre])
-    image = primary + scatter
+    from monai_bac.ops.primary import estimate_scatter
+
+    sp, h0, spr = SCATTER_DISC_SPACING, SCATTER_DISC_H0, SCATTER_DISC_SPR
+    r, tissue, centre = _scatter_disc()
+    texture = ndimage.gaussian_filter(np.random.default_rng(0).standard_normal(tissue.shape), 6.0 / sp)
+    primary = np.where(tissue, 1000.0 * np.exp(0.6 * texture / texture.std() * 0.1), 20000.0).astype(np.float32)
+    image = primary + _reference_scatter(primary, tissue, centre)
     est, info = estimate_scatter(image, tissue, centre, (sp, sp), h0, spr=spr)
     inner = r < 50.0
     rel = (image - est)[inner] / primary[inner]
@@ -296,20 +311,15 @@ def test_dense_tissue_under_the_centre_does_not_scale_the_scatter_down():
     only by the primary it removes from the spread. With the SPR tied to a homogeneous breast the
     estimate follows that; tying it to the estimated S/P over the (now dense) centre scaled the
     whole field down by about the insert's contrast."""
-    from scipy import ndimage
-
     from monai_bac.ops.primary import estimate_scatter
 
-    sp, h0, spr = 0.5, 50.0, 0.25
-    yy, xx = np.mgrid[:400, :360] * sp
-    r = np.hypot(yy - 100.0, xx - 90.0)
-    tissue, centre = r < 70.0, r < 15.0
-    reach = ndimage.gaussian_filter(tissue.astype(np.float64), 40.0 / sp, mode="constant")
+    sp, h0, spr = SCATTER_DISC_SPACING, SCATTER_DISC_H0, SCATTER_DISC_SPR
+    r, tissue, centre = _scatter_disc()
     ring = (r > 35.0) & (r < 45.0)
     out = {}
     for name, dense in (("fatty", np.zeros_like(tissue)), ("dense", r < 18.0)):
         primary = np.where(tissue, np.where(dense, 600.0, 1000.0), 20000.0)
-        truth = ndimage.gaussian_filter(primary * tissue, 40.0 / sp, mode="constant") * spr / np.median(reach[centre])
+        truth = _reference_scatter(primary, tissue, centre)
         out[name] = {ref: estimate_scatter(primary + truth, tissue, centre, (sp, sp), h0, spr=spr, spr_reference=ref)[0]
                      for ref in ("homogeneous", "local")}
         out[name]["truth"] = truth
@@ -320,12 +330,6 @@ def test_dense_tissue_under_the_centre_does_not_scale_the_scatter_down():
     assert change["local"] < true_change - 0.15  # the old anchor: the dense centre scales everything down
     with pytest.raises(ValueError, match="spr_reference"):
         estimate_scatter(primary, tissue, centre, (sp, sp), h0, spr_reference="median")
-
-
-def ndimage_gauss(a, sigma):
-    from scipy import ndimage
-
-    return ndimage.gaussian_filter(a, sigma)
 
 
 def test_offset_from_an_unexposed_border_and_heel_trend():
