@@ -871,8 +871,9 @@ def _median_core_excess(dec: Decomposition, piece: np.ndarray, use_free: np.ndar
 
 
 def _bridges(dec: Decomposition, piece: np.ndarray, candidates: np.ndarray, unit: np.ndarray,
-             length: np.ndarray, min_side_mm: float = BRIDGE_MIN_MM) -> np.ndarray:
-    """Which ``candidates`` (piece ids) join two parts of their run, each at least ``min_side_mm`` long.
+             length: np.ndarray) -> np.ndarray:
+    """Which ``candidates`` (piece ids) join two parts of their run, each at least ``BRIDGE_MIN_MM`` long
+    (read at call time, like the module's other constants).
 
     Pieces are adjacent along a branch (a skeleton edge between their pixels) or through a
     junction both touch. A candidate whose removal leaves its run's pieces (same ``unit``; a
@@ -900,7 +901,7 @@ def _bridges(dec: Decomposition, piece: np.ndarray, candidates: np.ndarray, unit
         touching = np.concatenate([b[a == w], a[b == w]])
         sides = np.unique(lab[touching[member[touching]]])
         side_len = np.bincount(lab[:n][member[:n]], weights=length[member[:n]], minlength=nodes)[sides]
-        out[k] = int((side_len >= min_side_mm).sum()) >= 2
+        out[k] = int((side_len >= BRIDGE_MIN_MM).sum()) >= 2
     return out
 
 
