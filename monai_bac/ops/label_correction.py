@@ -872,8 +872,7 @@ def _median_core_excess(dec: Decomposition, piece: np.ndarray, use_free: np.ndar
 
 def _bridges(dec: Decomposition, piece: np.ndarray, candidates: np.ndarray, unit: np.ndarray,
              length: np.ndarray) -> np.ndarray:
-    """Which ``candidates`` (piece ids) join two parts of their run, each at least ``BRIDGE_MIN_MM`` long
-    (read at call time, like the module's other constants).
+    """Which ``candidates`` (piece ids) join two parts of their run, each at least ``BRIDGE_MIN_MM`` long.
 
     Pieces are adjacent along a branch (a skeleton edge between their pixels) or through a
     junction both touch. A candidate whose removal leaves its run's pieces (same ``unit``; a
