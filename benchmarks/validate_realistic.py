@@ -53,7 +53,11 @@ on the very same files:
   * look-alike pieces: every 8-connected piece (>= 1 mm^2) of the annotation brushed for one kind of
     look-alike (``tpa_source`` 2 micro-calcification, 3 strand, 4 dense edge); *merged* when its
     annotated component also holds strokes brushed for BAC (one stroke over both); removed when
-    >= 80 % of its pixels are removed (the rule of calibrate_label_correction.py);
+    >= 80 % of its pixels are removed (the rule of calibrate_label_correction.py). A piece of
+    which at least half the pixels lie on the true BAC (``bac_mask``) is not counted as a
+    look-alike (``on_bac_pieces``): a strand stroke laid along a calcified run the annotator did
+    not brush as BAC annotates that run, and its centreline already counts in the BAC length
+    kept, so the same pixels cannot also be a look-alike that must go;
   * BAC length kept: skeleton pixels of the ground-truth BAC inside the corrected annotation /
     inside the annotation.
 
@@ -107,6 +111,7 @@ ABLATION = ("none", "spectrum", "scatter", "heel", "vendor", "merged", "edge", "
 KINDS = {2: "microcalc", 3: "strand", 4: "edge"}  # tpa_source codes of the look-alikes
 MIN_PIECE_MM2 = 1.0  # smaller look-alike pieces are slivers where two strokes touch
 REMOVED_SHARE = 0.8  # a piece counts as removed when this share of its pixels is gone
+ON_BAC_SHARE = 0.5  # a piece this much on the true BAC annotates BAC: not counted as a look-alike
 #: the periphery's near-flat rim (thickness within this fraction of H0), ignored by dice_compressed_rim
 FLAT_RIM = 0.01
 TARGETS = dict(dice_breast=0.98, dice_compressed=0.90, dice_pectoral=0.85, vbd_mean=3.0, vbd_worst=5.0,
@@ -195,13 +200,17 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2.0 * int((a & b).sum()) / total if total else 1.0
 
 
-def lookalike_pieces(tpa_mask: np.ndarray, tpa_source: np.ndarray, corrected: np.ndarray, spacing: float) -> dict:
-    """Counts of the annotation's look-alike pieces (apart / merged with BAC) and of those removed."""
+def lookalike_pieces(tpa_mask: np.ndarray, tpa_source: np.ndarray, corrected: np.ndarray, spacing: float,
+                     bac_mask: np.ndarray | None = None) -> dict:
+    """Counts of the annotation's look-alike pieces (apart / merged with BAC) and of those removed;
+    ``on_bac_pieces``: pieces at least ``ON_BAC_SHARE`` on the true BAC (``bac_mask``), not counted."""
     eight = np.ones((3, 3), bool)
     components, _ = ndimage.label(tpa_mask > 0, structure=eight)
     with_bac = np.unique(components[tpa_source == 1])
     min_px = MIN_PIECE_MM2 / spacing**2
     out = {f"{k}_{w}": 0 for k in ("apart", "merged", *KINDS.values()) for w in ("pieces", "removed")}
+    out["on_bac_pieces"] = 0
+    on_truth = np.zeros(tpa_mask.shape, bool) if bac_mask is None else np.asarray(bac_mask) > 0
     for code, name in KINDS.items():
         pieces, n = ndimage.label(tpa_source == code, structure=eight)
         if not n:
@@ -209,9 +218,13 @@ def lookalike_pieces(tpa_mask: np.ndarray, tpa_source: np.ndarray, corrected: np
         idx = np.arange(1, n + 1)
         area = ndimage.sum_labels(np.ones_like(pieces), pieces, idx)
         kept = ndimage.sum_labels(corrected > 0, pieces, idx)
+        on_bac = ndimage.sum_labels(on_truth, pieces, idx)
         comp = ndimage.maximum(components, pieces, idx)  # a piece lies inside one component
-        for a, k, c in zip(area, kept, comp):
+        for a, k, b, c in zip(area, kept, on_bac, comp):
             if a < min_px:
+                continue
+            if b >= ON_BAC_SHARE * a:
+                out["on_bac_pieces"] += 1
                 continue
             removed = int(k <= (1.0 - REMOVED_SHARE) * a)
             for group in ("merged" if c in with_bac else "apart", name):
@@ -256,7 +269,8 @@ def correction_counts(truth: dict, corrected: np.ndarray, spacing_mm: float, box
     and the look-alike pieces (:func:`lookalike_pieces`)."""
     out = dict(bac_skeleton_px_tpa=int(centreline.sum()),
                bac_skeleton_px_kept=int((centreline & (corrected[box] > 0)).sum()))
-    out.update(lookalike_pieces(truth["tpa_mask"][box], truth["tpa_source"][box], corrected[box], spacing_mm))
+    out.update(lookalike_pieces(truth["tpa_mask"][box], truth["tpa_source"][box], corrected[box], spacing_mm,
+                                truth["bac_mask"][box]))
     return out
 
 
@@ -377,7 +391,8 @@ def summarise(rows: list[dict]) -> dict:
                    col("hdt_ratio_compressed").max()),
         calc_ratio=(float(np.median(calc)), calc.min(), calc.max()) if calc.size else (math.nan,) * 3,
         lookalikes=((pieces["apart_removed"] + pieces["merged_removed"]) / max(all_pieces, 1),
-                    pieces["apart_removed"], pieces["apart_pieces"], pieces["merged_removed"], pieces["merged_pieces"]),
+                    pieces["apart_removed"], pieces["apart_pieces"], pieces["merged_removed"], pieces["merged_pieces"],
+                    int(col("on_bac_pieces").sum()) if "on_bac_pieces" in rows[0] else 0),
         bac_kept=col("bac_skeleton_px_kept").sum() / max(col("bac_skeleton_px_tpa").sum(), 1),
         seconds=float(np.median(col("seconds_transforms"))),
         by_kind=", ".join(f"{k} {int(col(k + '_removed').sum())}/{int(col(k + '_pieces').sum())}"
@@ -411,7 +426,8 @@ def cells(s: dict) -> dict[str, str]:
                     f"(min h_dt {s['hdt_bounds'][2]:.0f} mm)"),
         hdt_ratio=f"{s['hdt_ratio'][0]:.2f} ({s['hdt_ratio'][1]:.2f}-{s['hdt_ratio'][2]:.2f})",
         calc_ratio=f"{s['calc_ratio'][0]:.2f} ({s['calc_ratio'][1]:.2f}-{s['calc_ratio'][2]:.2f})",
-        lookalikes=f"{100 * la[0]:.0f} % (apart {la[1]}/{la[2]}, merged {la[3]}/{la[4]})",
+        lookalikes=(f"{100 * la[0]:.1f} % (apart {la[1]}/{la[2]}, merged {la[3]}/{la[4]}"
+                    + (f"; {la[5]} on the true BAC, not counted)" if la[5] else ")")),
         bac_kept=f"{100 * s['bac_kept']:.1f} %",
         seconds=f"{s['seconds']:.1f}",
         by_kind=s["by_kind"],

@@ -38,3 +38,42 @@ def test_the_flat_rim_of_the_periphery_counts_neither_way(measures):
     shrunk[:, cols[0]:cols[0] + cols.size // 4] = False  # a quarter of the compressed region missed
     assert measures.dice_flat_rim(shrunk, truth, thick, h0) == pytest.approx(measures.dice(shrunk, comp))
     assert measures.dice_flat_rim(shrunk, truth, thick, h0) < 0.95
+
+
+def test_a_lookalike_stroke_over_true_bac_counts_as_bac_not_as_a_lookalike(measures):
+    """A strand stroke laid along a calcified run that was not brushed as BAC annotates BAC: the
+    look-alike count leaves it out (it is counted in ``on_bac_pieces``), while a stroke that only
+    crosses the run, or lies beside it, is a look-alike, merged when it touches a BAC stroke, and
+    removed only when >= 80 % of its pixels go; the same pieces apart from BAC are counted apart."""
+    src = np.zeros((60, 80), np.uint8)
+    bac = np.zeros(src.shape, bool)
+    bac[10:13, 5:75] = True  # a calcified run, 3 px wide
+    src[8:15, 5:40] = 1  # brushed as BAC over its first half
+    src[8:15, 40:70] = 3  # its second half brushed as a strand: 3 of 7 rows on the true BAC
+    src[30:36, 10:40] = 3  # a strand below
+    src[15:30, 18:26] = 2  # a cluster's stroke joining it to the run's
+    tpa = src > 0
+    spacing = 0.1  # mm: every piece here is >= 1 mm^2 (100 px)
+
+    def count(corrected, bac_mask):
+        return measures.lookalike_pieces(tpa, src, corrected, spacing, bac_mask)
+
+    nothing = count(tpa, bac)  # the whole annotation kept
+    assert nothing["on_bac_pieces"] == 0  # 3/7 of the strand along the run is on the BAC: still a look-alike
+    assert (nothing["merged_pieces"], nothing["apart_pieces"]) == (3, 0)  # one component holds all of it
+    assert nothing["merged_removed"] == 0
+    wide = bac.copy()
+    wide[8:15, 40:70] = True  # the run as wide as the stroke: the strand stroke lies wholly on the BAC
+    on = count(tpa, wide)
+    assert on["on_bac_pieces"] == 1 and on["merged_pieces"] == 2 and on["strand_pieces"] == 1
+    corrected = tpa.copy()
+    corrected[30:36, 10:35] = False  # 25 of 30 columns of the strand below removed: 83 %
+    corrected[15:30, 18:26] = False
+    some = count(corrected, bac)
+    assert some["merged_removed"] == 2 and some["strand_removed"] == 1 and some["microcalc_removed"] == 1
+    corrected[30:36, 33:35] = True  # two columns back: 77 % removed, not enough
+    assert count(corrected, bac)["merged_removed"] == 1
+    assert count(tpa, None)["on_bac_pieces"] == 0  # no truth given: nothing set aside
+    src[8:15, 5:40] = 0  # no BAC stroke: every piece is apart
+    apart = measures.lookalike_pieces(src > 0, src, src > 0, spacing, bac)
+    assert (apart["merged_pieces"], apart["apart_pieces"]) == (0, 3)
