@@ -30,7 +30,9 @@ on the very same files:
   (the envelope never below the compressed region's fat level) was written and before it was
   evaluated on them; evaluated once per judged tree (313a5c0 and the bound). ``--set novel``: 48
   more on seeds 19000-19047, generated after DensityMap's homogeneous SPR reference was written
-  and before it was evaluated on them; evaluated once per judged tree.
+  and before it was evaluated on them; evaluated once per judged tree. ``--set sealed``: 48 more
+  on seeds 23000-23047, generated after the look-alike recount (4a7f650) with no change to the
+  transforms pending: a fresh sample of the issue-13 chain against the one before it (44d85b9).
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -124,7 +126,8 @@ TARGETS = dict(dice_breast=0.98, dice_compressed=0.90, dice_pectoral=0.85, vbd_m
 SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "calib"),
                   "confirm": (4, 9000, 17, "confirm"), "verdict": (4, 11000, 19, "verdict"),
                   "final": (4, 13000, 21, "final"), "holdout": (4, 15000, 23, "holdout"),
-                  "fresh": (4, 17000, 25, "fresh"), "novel": (4, 19000, 27, "novel")}
+                  "fresh": (4, 17000, 25, "fresh"), "novel": (4, 19000, 27, "novel"),
+                  "sealed": (4, 23000, 29, "sealed")}
 
 
 def plan(which: str) -> list[dict]:
