@@ -77,3 +77,22 @@ def test_a_lookalike_stroke_over_true_bac_counts_as_bac_not_as_a_lookalike(measu
     src[8:15, 5:40] = 0  # no BAC stroke: every piece is apart
     apart = measures.lookalike_pieces(src > 0, src, src > 0, spacing, bac)
     assert (apart["merged_pieces"], apart["apart_pieces"]) == (0, 3)
+
+
+def test_the_pooled_ratios_interval_resamples_images(measures):
+    """The bootstrap interval of a pooled ratio holds the pooled figure, is narrower for more
+    images of the same kind, is empty when every image reads the same, and weighs an image by its
+    count (a ratio of sums, not a mean of ratios)."""
+    rng = np.random.default_rng(1)
+    den = rng.integers(2, 12, 400).astype(float)
+    num = rng.binomial(den.astype(int), 0.88).astype(float)
+    pooled = num.sum() / den.sum()
+    lo24, hi24 = measures.ratio_interval(num[:24], den[:24])
+    lo, hi = measures.ratio_interval(num, den)
+    assert lo < pooled < hi
+    assert lo24 <= num[:24].sum() / den[:24].sum() <= hi24
+    assert hi - lo < 0.6 * (hi24 - lo24)
+    assert measures.ratio_interval(np.full(30, 9.0), np.full(30, 10.0)) == pytest.approx((0.9, 0.9))
+    # one image of 100 pieces all kept and 9 of one piece all removed: the sums weigh it 100 x
+    lo, hi = measures.ratio_interval(np.array([0.0] + [1.0] * 9), np.array([100.0] + [1.0] * 9))
+    assert lo < 0.1  # a mean of the images' ratios would put the lower bound near 0.7
