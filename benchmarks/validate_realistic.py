@@ -375,6 +375,17 @@ def read_rows(path: str) -> tuple[str, list[dict]]:
     return header, rows
 
 
+def ratio_interval(num: np.ndarray, den: np.ndarray, level: float = 0.95, n_boot: int = BOOTSTRAP,
+                   seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap interval of ``sum(num) / sum(den)``, resampling the images (rows)."""
+    if not len(num):
+        return math.nan, math.nan
+    idx = np.random.default_rng(seed).integers(0, len(num), (n_boot, len(num)))
+    ratios = num[idx].sum(1) / np.maximum(den[idx].sum(1), 1)
+    tail = 50.0 * (1.0 - level)
+    return float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100.0 - tail))
+
+
 def summarise(rows: list[dict]) -> dict:
     col = lambda k: np.array([r[k] for r in rows], float)  # noqa: E731
     mlo = col("dice_pectoral")
@@ -407,15 +418,6 @@ def summarise(rows: list[dict]) -> dict:
         by_kind=", ".join(f"{k} {int(col(k + '_removed').sum())}/{int(col(k + '_pieces').sum())}"
                           for k in KINDS.values() if k + "_pieces" in rows[0]) or "-",
     )
-
-
-def ratio_interval(num: np.ndarray, den: np.ndarray, level: float = 0.95, n_boot: int = BOOTSTRAP,
-                   seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap interval of ``sum(num) / sum(den)``, resampling the images (rows)."""
-    idx = np.random.default_rng(seed).integers(0, len(num), (n_boot, len(num)))
-    ratios = num[idx].sum(1) / np.maximum(den[idx].sum(1), 1)
-    tail = 50.0 * (1.0 - level)
-    return float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100.0 - tail))
 
 
 def verdicts(s: dict) -> dict[str, bool]:
