@@ -122,7 +122,8 @@ def _block_mean(a: np.ndarray, fr: int, fc: int) -> np.ndarray:
     if ph or pw:
         a = np.pad(a, ((0, ph), (0, pw)), mode="edge")
     a = a.astype(np.float32, copy=False)
-    return a.reshape(a.shape[0] // fr, fr, a.shape[1] // fc, fc).sum(axis=3).sum(axis=1) / np.float32(fr * fc)
+    rows = a.reshape(a.shape[0] // fr, fr, a.shape[1]).sum(axis=1)
+    return rows.reshape(rows.shape[0], a.shape[1] // fc, fc).sum(axis=2) / np.float32(fr * fc)
 
 
 def _upsample(coarse: np.ndarray, shape: tuple[int, int], fr: int, fc: int) -> np.ndarray:
