@@ -377,13 +377,19 @@ def read_rows(path: str) -> tuple[str, list[dict]]:
 
 def ratio_interval(num: np.ndarray, den: np.ndarray, level: float = 0.95, n_boot: int = BOOTSTRAP,
                    seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap interval of ``sum(num) / sum(den)``, resampling the images (rows)."""
+    """Percentile-bootstrap interval of ``sum(num) / sum(den)``, resampling the images (rows) with
+    ``scipy.stats.bootstrap`` (paired: an image's two counts go together)."""
+    from scipy import stats
+
     if not len(num):
         return math.nan, math.nan
-    idx = np.random.default_rng(seed).integers(0, len(num), (n_boot, len(num)))
-    ratios = num[idx].sum(1) / np.maximum(den[idx].sum(1), 1)
-    tail = 50.0 * (1.0 - level)
-    return float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100.0 - tail))
+
+    def ratio(n, d, axis=-1):
+        return n.sum(axis=axis) / np.maximum(d.sum(axis=axis), 1)
+
+    ci = stats.bootstrap((num, den), ratio, paired=True, vectorized=True, method="percentile",
+                         confidence_level=level, n_resamples=n_boot, random_state=seed).confidence_interval
+    return float(ci.low), float(ci.high)
 
 
 def summarise(rows: list[dict]) -> dict:
