@@ -26,6 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from monai_bac.physics import Attenuation
+from monai_bac.ops.resample import block_mean
 from monai_bac.units import as_spacing
 
 __all__ = [
@@ -43,7 +44,6 @@ __all__ = [
 
 from monai_bac.breast_map import BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY  # noqa: F401  (the one set of codes)
 from monai_bac.ops.primary import (  # noqa: E402
-    _block_mean,
     _upsample,
     estimate_scatter,
     fat_cells,  # noqa: F401  (re-exported: the fatty reference's cell grid)
@@ -353,8 +353,8 @@ def _envelope(log_p: np.ndarray, mask: np.ndarray, spacing: tuple[float, float],
     down either."""
 
     fr, fc = max(1, int(round(cell_mm / spacing[0]))), max(1, int(round(cell_mm / spacing[1])))
-    frac = _block_mean(mask.astype(np.float32), fr, fc)
-    mean = _block_mean(np.where(mask, log_p, 0.0).astype(np.float32), fr, fc) / np.maximum(frac, 1e-12)
+    frac = block_mean(mask.astype(np.float32), fr, fc)
+    mean = block_mean(np.where(mask, log_p, 0.0).astype(np.float32), fr, fc) / np.maximum(frac, 1e-12)
     inside = frac > 0
     if not inside.all():
         _, (ir, ic) = ndimage.distance_transform_edt(~inside, return_indices=True)

@@ -24,6 +24,7 @@ import math
 import numpy as np
 from scipy import ndimage, signal
 
+from monai_bac.ops.resample import block_mean
 from monai_bac.units import as_spacing
 
 __all__ = [
@@ -115,19 +116,6 @@ def _coarse_factor(spacing: tuple[float, float], cell_mm: float) -> tuple[int, i
     return max(1, int(round(cell_mm / spacing[0]))), max(1, int(round(cell_mm / spacing[1])))
 
 
-def _block_mean(a: np.ndarray, fr: int, fc: int) -> np.ndarray:
-    """Means of ``fr`` x ``fc`` cells (the last row/column of cells padded with edge values)."""
-    h, w = a.shape
-    ph, pw = (-h) % fr, (-w) % fc
-    if ph or pw:
-        a = np.pad(a, ((0, ph), (0, pw)), mode="edge")
-    a = a.astype(np.float32, copy=False)
-    # whole rows first (contiguous adds), then the fc columns: 3 x faster than reducing each row's
-    # fc-pixel runs first, on a full-size image
-    rows = a.reshape(a.shape[0] // fr, fr, a.shape[1]).sum(axis=1)
-    return rows.reshape(rows.shape[0], a.shape[1] // fc, fc).sum(axis=2) / np.float32(fr * fc)
-
-
 def _upsample(coarse: np.ndarray, shape: tuple[int, int], fr: int, fc: int) -> np.ndarray:
     """Bilinear interpolation of cell values (at cell centres) back onto the pixel grid, one
     axis at a time."""
@@ -206,11 +194,11 @@ def estimate_scatter(
         return np.zeros(img.shape, np.float32), info
     fr, fc = _coarse_factor(spacing, cell_mm)
     tissue = np.asarray(tissue_mask, bool)
-    frac = _block_mean(tissue.astype(np.float32), fr, fc)
+    frac = block_mean(tissue.astype(np.float32), fr, fc)
     # the tissue's own mean in each cell: where a cell straddles the skin line, the direct
     # exposure beside the breast (10-50 x brighter) is no scattering primary
-    meas = _block_mean(np.where(tissue, img, np.float32(0.0)), fr, fc) / np.maximum(frac, np.float32(1e-6))
-    centre = _block_mean(np.asarray(centre_mask, np.float32), fr, fc) > 0.5
+    meas = block_mean(np.where(tissue, img, np.float32(0.0)), fr, fc) / np.maximum(frac, np.float32(1e-6))
+    centre = block_mean(np.asarray(centre_mask, np.float32), fr, fc) > 0.5
     if not centre.any():
         centre = frac >= frac.max() * 0.999
     kernel = _scatter_kernel(max(SCATTER_RANGE_PER_MM * float(thickness_mm), cell_mm), (fr * spacing[0], fc * spacing[1]))

@@ -10,8 +10,9 @@ __all__ = ["block_mean"]
 def block_mean(img: np.ndarray, fr: int, fc: int) -> np.ndarray:
     """Mean over ``fr`` x ``fc`` blocks, float32; the last, partial blocks are averaged over what they hold.
 
-    Sums strided views (one per position in the block) rather than a reshaped axis: the same
-    arithmetic, several times faster for small blocks.
+    The full blocks sum whole rows first (contiguous adds), then each row's ``fc``-pixel runs of
+    the ``fr`` x smaller result: several times faster than reducing the runs of the full image
+    first, and faster than one strided view per position in the block once blocks exceed 5 x 5.
     """
     img = np.asarray(img)
     if fr == 1 and fc == 1:
@@ -20,10 +21,8 @@ def block_mean(img: np.ndarray, fr: int, fc: int) -> np.ndarray:
     hb, wb = h // fr, w // fc
     nh, nw = -(-h // fr), -(-w // fc)
     out = np.zeros((nh, nw), np.float32)
-    full = out[:hb, :wb]
-    for i in range(fr):
-        for j in range(fc):
-            full += img[i:hb * fr:fr, j:wb * fc:fc]
+    rows = img[:hb * fr, :wb * fc].reshape(hb, fr, wb * fc).sum(axis=1, dtype=np.float32)
+    out[:hb, :wb] = rows.reshape(hb, wb, fc).sum(axis=2)
     if nh > hb:
         out[hb, :wb] = img[hb * fr:, :wb * fc].reshape(h - hb * fr, wb, fc).sum(axis=(0, 2), dtype=np.float32)
     if nw > wb:
