@@ -160,12 +160,11 @@ brushed BAC run by a brush stroke. It scans both thresholds on a grid (the piece
 every calcium threshold, since the cuts depend on it) and keeps the pair that removes the most
 look-alikes (micro-calcification clusters, dense strands, dense edges: >= 80 % of each one's
 pixels) while keeping >= 98 % of the true BAC centreline length the TPA covers in both versions
-(margin over the 95 % acceptance figure), smallest thresholds among ties. Before issue 13 that was
-7.5-8 mm and 0.04 mm; with the issue-13 rules (weak_calc and thin_calc remove short weak pieces
-that the length test used to take) 8 mm kept 97.7 % of the length, under the rule's 98 %, and the
-same scan chose **6 mm** and 0.04 mm (89.4 % of the look-alikes, 98.2 % of the length). ``split_mm``
-and ``hysteresis`` were chosen on the first 10-16 of those phantoms (split 2/3/4 mm x hysteresis
-0.5/0.75). See docs/TRANSFORMS.md for the table.
+(margin over the 95 % acceptance figure), smallest thresholds among ties, with every rule of
+this module in place: 6 mm and 0.04 mm (89.4 % of the look-alikes, 98.2 % of the length).
+``split_mm`` and ``hysteresis`` were chosen on the first 10-16 of those phantoms (split 2/3/4 mm x
+hysteresis 0.5/0.75). See docs/TRANSFORMS.md for the table and the earlier choice (8 mm, before
+the weak_calc and thin_calc rules).
 """
 
 from __future__ import annotations
