@@ -164,14 +164,34 @@ def test_sector_beside_the_muscle_takes_its_fitted_neighbours_width():
     The scatter source's skin-line fix (a cell straddling the skin line no longer counts the
     direct exposure as scattering tissue) moved it to 0.849 (full size 0.899), while the 144
     full-size images of the holdout, final and novel sets moved +0.002 on average (TRANSFORMS.md,
-    BreastRegion): the pin follows, 0.84."""
+    BreastRegion): the pin follows, 0.84. Overlapping sector windows (two per sector angle, tenth
+    session): 0.867 here; the windows beside the muscle take their fitted neighbours' 49 mm."""
     ph = realistic(7031, "MLO", "R", "GE", 73.6)
     res = analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=73.6)
     m, truth = res.breast_map, ph.breast_map
-    assert dice(m == 2, truth == 2) >= 0.84
-    # the two sectors beside the muscle are not given the global width
-    assert res.sector_widths_mm[:2].max() < 0.8 * res.periphery_width_mm
+    assert dice(m == 2, truth == 2) >= 0.86
+    # the windows of the sector beside the muscle are not given the global width
+    assert res.sector_widths_mm.size == 16
+    assert res.sector_widths_mm[:2].max() < 0.9 * res.periphery_width_mm
     assert dice(m == 3, truth == 3) >= 0.85
+
+
+def test_overlapping_sector_windows_follow_a_rim_varying_round_the_outline():
+    """A 73 mm MLO whose rim width varies round the outline (realistic phantom, calibration seed
+    7015). Eight disjoint sectors sample the width every 22.5 degrees, and between their centres
+    the width is interpolated: with the true width of each sector the compressed region of the
+    thick breasts that missed 0.90 reads only 0.90-0.97 (tenth session, docs/TRANSFORMS.md).
+    Windows as wide as a sector but centred twice as often (``sector_overlap=2``) fit the same
+    number of pixels each and follow the width between: 0.932 -> 0.960 here."""
+    ph = realistic(7015, "MLO", "R", "HOLOGIC", 72.6)
+    truth = ph.breast_map == 2
+    disjoint = analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=72.6, sector_overlap=1)
+    windows = analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=72.6)
+    assert disjoint.sector_widths_mm.size == 8 and windows.sector_widths_mm.size == 16
+    assert dice(windows.breast_map == 2, truth) >= 0.95
+    assert dice(windows.breast_map == 2, truth) > dice(disjoint.breast_map == 2, truth) + 0.02
+    one = analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=72.6, n_sectors=1)
+    assert one.sector_widths_mm.size == 1
 
 
 def test_scatter_is_removed_before_the_periphery_is_fitted():
