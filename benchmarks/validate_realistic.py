@@ -33,6 +33,9 @@ on the very same files:
   and before it was evaluated on them; evaluated once per judged tree. ``--set sealed``: 48 more
   on seeds 23000-23047, generated after the look-alike recount (4a7f650) with no change to the
   transforms pending: a fresh sample of the issue-13 chain against the one before it (44d85b9).
+  ``--set blind``: 48 more on seeds 25000-25047, generated after BreastRegion's overlapping sector
+  windows were chosen (on the calibration, confirm and verdict sets) and before they were
+  evaluated on them; evaluated once per judged tree.
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -130,7 +133,7 @@ SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "c
                   "confirm": (4, 9000, 17, "confirm"), "verdict": (4, 11000, 19, "verdict"),
                   "final": (4, 13000, 21, "final"), "holdout": (4, 15000, 23, "holdout"),
                   "fresh": (4, 17000, 25, "fresh"), "novel": (4, 19000, 27, "novel"),
-                  "sealed": (4, 23000, 29, "sealed")}
+                  "sealed": (4, 23000, 29, "sealed"), "blind": (4, 25000, 31, "blind")}
 
 
 def plan(which: str) -> list[dict]:

@@ -93,7 +93,11 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    too small). For the same reason the sector widths are bounded to ``sector_bounds`` =
    0.5-1.1 times the global width (the global fit is close to the widest sector, not the mean),
    and a sector holding too little of the fall-off to fit (beside an MLO's pectoral muscle)
-   takes the width of its fitted neighbours, not the global one.
+   takes the width of its fitted neighbours, not the global one. Where the global plateau
+   lies deeper than the second shallowest window's by more than ``global_plateau_tolerance``
+   (0.1 ln units, ~2 mm of fat), a dense centre has dragged it (the deep distance bins hold
+   no fat at all): that window plateau is taken as the breast's and the global width refitted
+   on it before the windows are decided.
 7. **Full resolution.** Codes are upsampled by nearest neighbour; along the skin line every
    full-resolution pixel is re-thresholded, so the outline is exact to the input's pixel.
 
@@ -938,6 +942,7 @@ def analyse_breast_region(
     plateau_tolerance: float = 0.02,
     shape_margin: float = 0.05,
     deeper_plateau_tolerance: float = 0.05,
+    global_plateau_tolerance: float = 0.1,
     thickness_mm: float | None = None,
     scatter: bool = True,
 ) -> BreastRegionResult:
@@ -974,6 +979,9 @@ def analyse_breast_region(
             this fraction (module docstring, step 6); 0 takes the sector's own best shape.
         deeper_plateau_tolerance: a sector's own plateau may lie this much (ln units) deeper
             than the global one and still be its own (module docstring, step 6).
+        global_plateau_tolerance: when the global plateau lies more than this (ln units, ~2 mm
+            of fat) deeper than the second shallowest window's, a dense centre has dragged it:
+            that window plateau replaces it and the global width is refitted (step 6).
         thickness_mm: compressed breast thickness H0 (mm); with ``scatter`` a scatter estimate
             for it is removed before the periphery is fitted (module docstring, step 4).
             None (unknown, e.g. a file with no header): no scatter removal.
@@ -1085,16 +1093,28 @@ def analyse_breast_region(
         t_phi, t_dist, t_lg = phi[tissue_px][order], dist[tissue_px][order], lg[tissue_px][order]
         lo = np.searchsorted(t_phi, centres - 0.5 * np.pi / n_sectors, side="left")
         hi = np.searchsorted(t_phi, centres + 0.5 * np.pi / n_sectors, side="right")
+        # each window's own plateau level and edge shape (see the module docstring, step 6); None
+        # where too little of the fall-off is seen in it
+        own_fit = [None] * n_windows
+        for k in range(n_windows):
+            d_k = t_dist[lo[k]:hi[k]]
+            if (d_k < w_glob).sum() * csr * csc >= 2.0 * w_glob * 10.0:
+                own_fit[k] = periphery_width(d_k, t_lg[lo[k]:hi[k]], air_local, shapes=edge_shapes, bin_mm=bin_mm,
+                                             step_mm=bin_mm, envelope_percentile=envelope_percentile,
+                                             max_width_mm=sector_bounds[1] * w_glob)
+        plateaus = np.sort([f.amplitude for f in own_fit if f is not None and np.isfinite(f.amplitude)])
+        if plateaus.size >= 4 and plateaus[1] < amp - global_plateau_tolerance:
+            # a dense centre dragged the global plateau deep: the breast's fat plateau is the
+            # windows' (the second shallowest), and the global width is refitted on it
+            refit = periphery_width(dist[tissue_px], lg[tissue_px], air_local, amplitude=float(plateaus[1]),
+                                    shapes=edge_shapes, bin_mm=bin_mm, envelope_percentile=envelope_percentile)
+            if np.isfinite(refit.width_mm):
+                fit, w_glob, amp = refit, refit.width_mm, refit.amplitude
         own = np.full(n_windows, np.nan)  # each window's fitted width; NaN where it cannot be fitted
         for k in range(n_windows):
-            d_k, v_k = t_dist[lo[k]:hi[k]], t_lg[lo[k]:hi[k]]
-            # enough of the fall-off must be seen in the window
-            if (d_k < w_glob).sum() * csr * csc < 2.0 * w_glob * 10.0:
+            if own_fit[k] is None:
                 continue
-            # the window's own plateau level and edge shape (see the module docstring, step 6)
-            fk = periphery_width(d_k, v_k, air_local, shapes=edge_shapes, bin_mm=bin_mm,
-                                 step_mm=bin_mm, envelope_percentile=envelope_percentile,
-                                 max_width_mm=sector_bounds[1] * w_glob)
+            d_k, v_k, fk = t_dist[lo[k]:hi[k]], t_lg[lo[k]:hi[k]], own_fit[k]
             if not fk.amplitude < amp + deeper_plateau_tolerance:  # a deeper fat plateau: global A ...
                 # ... and its own edge shape where the plateaus agree (same H0), else the global shape
                 same = fk.amplitude < amp + plateau_tolerance
