@@ -192,6 +192,8 @@ def test_overlapping_sector_windows_follow_a_rim_varying_round_the_outline():
     assert dice(windows.breast_map == 2, truth) > dice(disjoint.breast_map == 2, truth) + 0.02
     one = analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=72.6, n_sectors=1)
     assert one.sector_widths_mm.size == 1
+    with pytest.raises(ValueError, match="sector_overlap"):
+        analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", sector_overlap=0)
 
 
 def test_a_dense_centre_does_not_drag_the_fat_plateau():

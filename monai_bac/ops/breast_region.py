@@ -210,7 +210,8 @@ class BreastRegionResult:
     chest_wall: str | None = None  # "left" or "right" (image columns), None when no breast
     periphery_width_mm: float = float("nan")  # global fit
     edge_shape: tuple[float, float] = (float("nan"), float("nan"))  # (a, b) of the fitted edge_profile
-    sector_widths_mm: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per angular sector
+    # per sector window (n_sectors x sector_overlap, from the top of the chest wall round to the bottom)
+    sector_widths_mm: np.ndarray = field(default_factory=lambda: np.zeros(0))
     pectoral: PectoralEdge | None = None
     air_level: float = float("nan")  # ln(P + 1) of the direct exposure
     plateau_level: float = float("nan")  # ln(P + 1) of fat in the compressed region (air - A)
@@ -995,6 +996,8 @@ def analyse_breast_region(
     sr, sc = as_spacing(spacing_mm)
     if not work_spacing_mm > 0:
         raise ValueError(f"work_spacing_mm must be > 0 (mm), got {work_spacing_mm}")
+    if int(n_sectors) < 1 or int(sector_overlap) < 1:
+        raise ValueError(f"n_sectors and sector_overlap must be >= 1, got {n_sectors} and {sector_overlap}")
     h, w = img.shape
     fr = max(1, int(round(work_spacing_mm / sr)))
     fc = max(1, int(round(work_spacing_mm / sc)))
@@ -1080,7 +1083,7 @@ def analyse_breast_region(
                               width_hint_mm=fit.width_mm if np.isfinite(fit.width_mm) else None)
     w_glob, amp = (fit.width_mm, fit.amplitude) if np.isfinite(fit.width_mm) else (0.0, float("nan"))
     wpix = np.full(mask.shape, w_glob, np.float32)
-    n_windows = max(1, n_sectors) * (max(1, int(sector_overlap)) if n_sectors > 1 else 1)
+    n_windows = int(n_sectors) * (int(sector_overlap) if n_sectors > 1 else 1)
     sector_w = np.full(n_windows, w_glob)
     if n_sectors > 1 and w_glob > 0:
         rows_cw = np.nonzero(mask[:, 0])[0]
