@@ -69,9 +69,9 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    sector (``pi / n_sectors``) wide and centred ``sector_overlap`` (2) times per sector angle:
    as many pixels per fit as disjoint sectors, but the width sampled twice as often (eight
    disjoint sectors given the true width of each still left the compressed region of thick
-   breasts at 0.90-0.97 Dice: the width changes between their centres). A sector first fits its own amplitude and edge shape, and keeps
-   them when its fat plateau lies higher (smaller ``A``) than the global one or deeper by at
-   most ``deeper_plateau_tolerance`` (0.05 ln units, about 1 mm of fat: what scatter and heel
+   breasts at 0.90-0.97 Dice: the width changes between their centres). A window ("sector"
+   below) first fits its own amplitude and edge shape, and keeps them when its fat plateau lies
+   higher (smaller ``A``) than the global one or deeper by at most ``deeper_plateau_tolerance`` (0.05 ln units, about 1 mm of fat: what scatter and heel
    residue leave between sectors); a plateau deeper still is dense tissue under the fat, and the
    sector falls back to the global amplitude. The edge shape is its own too when its plateau agrees
    with the global one within ``plateau_tolerance`` (ln units; 0.02 ~ 0.5 mm of fat): the
