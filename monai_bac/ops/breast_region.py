@@ -72,9 +72,9 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    breasts at 0.90-0.97 Dice: the width changes between their centres). A window ("sector"
    below) first fits its own amplitude and edge shape, and keeps them when its fat plateau lies
    higher (smaller ``A``) than the global one or deeper by at most ``deeper_plateau_tolerance``
-   (0.05 ln units, about 1 mm of fat: what scatter and heel residue leave between sectors); a plateau deeper still is dense tissue under the fat, and the
-   sector falls back to the global amplitude. The edge shape is its own too when its plateau agrees
-   with the global one within ``plateau_tolerance`` (ln units; 0.02 ~ 0.5 mm of fat): the
+   (0.05 ln units, about 1 mm of fat: what scatter and heel residue leave between sectors); a
+   plateau deeper still is dense tissue under the fat, and the sector falls back to the global
+   amplitude. The edge shape is its own too when its plateau agrees with the global one within ``plateau_tolerance`` (ln units; 0.02 ~ 0.5 mm of fat): the
    plateau ``A = mu_fat * H0`` is the same all round the outline (one paddle separation), the
    fall-off shape of the uncompressed rim is not (it varies with the local rim width); a
    sector whose plateau is deeper (dense tissue under the fat) keeps the global shape as well.
