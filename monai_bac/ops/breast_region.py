@@ -63,41 +63,38 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    edges from the top to the chest wall for the largest integral of the derivative of ln P
    across them, deeper than the periphery, with the same checks.
 6. The width is refitted without the muscle, then per angular sector around the chest-wall
-   midpoint, smoothed across sectors and bounded, so that a periphery that is wider at the
-   nipple than near the chest wall is followed; each breast pixel takes the width interpolated,
-   at the angle of its nearest skin point, between the windows' centres. The windows are one
-   sector (``pi / n_sectors``) wide and centred ``sector_overlap`` (2) times per sector angle:
-   as many pixels per fit as disjoint sectors, but the width sampled twice as often (eight
-   disjoint sectors given the true width of each still left the compressed region of thick
-   breasts at 0.90-0.97 Dice: the width changes between their centres). A window ("sector"
-   below) first fits its own amplitude and edge shape, and keeps them when its fat plateau lies
-   higher (smaller ``A``) than the global one or deeper by at most ``deeper_plateau_tolerance``
-   (0.05 ln units, about 1 mm of fat: what scatter and heel residue leave between sectors); a
-   plateau deeper still is dense tissue under the fat, and the sector falls back to the global
-   amplitude. The edge shape is its own too when its plateau agrees with the global one within ``plateau_tolerance`` (ln units; 0.02 ~ 0.5 mm of fat): the
-   plateau ``A = mu_fat * H0`` is the same all round the outline (one paddle separation), the
-   fall-off shape of the uncompressed rim is not (it varies with the local rim width); a
-   sector whose plateau is deeper (dense tissue under the fat) keeps the global shape as well.
-   A sector whose plateau agrees with the global one (within the tolerance, on either side)
-   keeps the global shape too unless its own fits the sector's envelope clearly better (the
-   pinball loss lower by more than ``shape_margin``, 5 %): on a sector's fewer pixels shape and
-   width trade off (on an ideal phantom with a 17.5 mm quarter-ellipse rim all round, a
-   (1.5, 2) profile 14 mm wide fitted within 1-4 % of the loss and made the compressed region
-   2 % too large).
-   Reason: the global envelope (a high
-   percentile over the whole outline at each distance) follows the brightest, i.e. the widest
-   part of the rim, and its plateau is pulled too deep by what only lowers the signal (dense
-   tissue under the subcutaneous fat, scatter from the rim into the compressed edge); a sector
-   whose own plateau is higher was then pushed to a too wide periphery (thick, 70-80 mm
-   breasts whose rim width varies round the outline: the compressed region came out up to 2x
-   too small). For the same reason the sector widths are bounded to ``sector_bounds`` =
-   0.5-1.1 times the global width (the global fit is close to the widest sector, not the mean),
-   and a sector holding too little of the fall-off to fit (beside an MLO's pectoral muscle)
-   takes the width of its fitted neighbours, not the global one. Where the global plateau
-   lies deeper than the second shallowest window's by more than ``global_plateau_tolerance``
-   (0.1 ln units, ~2 mm of fat), a dense centre has dragged it (the deep distance bins hold
-   no fat at all): that window plateau is taken as the breast's and the global width refitted
-   on it before the windows are decided.
+   midpoint, smoothed across sectors and bounded, so that a periphery that is wider at the nipple
+   than near the chest wall is followed; each breast pixel takes the width interpolated, at the
+   angle of its nearest skin point, between the windows' centres. The windows are one sector
+   (``pi / n_sectors``) wide and centred ``sector_overlap`` (2) times per sector angle: as many pixels
+   per fit as disjoint sectors, but the width sampled twice as often (eight disjoint sectors given
+   the true width of each still left the compressed region of thick breasts at 0.90-0.97 Dice: the
+   width changes between their centres). A window ("sector" below) first fits its own amplitude and
+   edge shape, and keeps them when its fat plateau lies higher (smaller ``A``) than the global one
+   or deeper by at most ``deeper_plateau_tolerance`` (0.05 ln units, about 1 mm of fat: what
+   scatter and heel residue leave between sectors); a plateau deeper still is dense tissue under
+   the fat, and the sector falls back to the global amplitude. The edge shape is its own too when
+   its plateau agrees with the global one within ``plateau_tolerance`` (ln units; 0.02 ~ 0.5 mm of
+   fat): the plateau ``A = mu_fat * H0`` is the same all round the outline (one paddle separation),
+   the fall-off shape of the uncompressed rim is not (it varies with the local rim width); a sector
+   whose plateau is deeper (dense tissue under the fat) keeps the global shape as well. A sector
+   whose plateau agrees with the global one (within the tolerance, on either side) keeps the global
+   shape too unless its own fits the sector's envelope clearly better (the pinball loss lower by
+   more than ``shape_margin``, 5 %): on a sector's fewer pixels shape and width trade off (on an
+   ideal phantom with a 17.5 mm quarter-ellipse rim all round, a (1.5, 2) profile 14 mm wide fitted
+   within 1-4 % of the loss and made the compressed region 2 % too large). Reason: the global
+   envelope (a high percentile over the whole outline at each distance) follows the brightest, i.e.
+   the widest part of the rim, and its plateau is pulled too deep by what only lowers the signal
+   (dense tissue under the subcutaneous fat, scatter from the rim into the compressed edge); a
+   sector whose own plateau is higher was then pushed to a too wide periphery (thick, 70-80 mm
+   breasts whose rim width varies round the outline: the compressed region came out up to 2x too
+   small). For the same reason the sector widths are bounded to ``sector_bounds`` = 0.5-1.1 times
+   the global width (the global fit is close to the widest sector, not the mean), and a sector
+   holding too little of the fall-off to fit (beside an MLO's pectoral muscle) takes the width of
+   its fitted neighbours, not the global one. Where the global plateau lies deeper than the second
+   shallowest window's by more than ``global_plateau_tolerance`` (0.1 ln units, ~2 mm of fat), a
+   dense centre has dragged it (the deep distance bins hold no fat at all): that window plateau is
+   taken as the breast's and the global width refitted on it before the windows are decided.
 7. **Full resolution.** Codes are upsampled by nearest neighbour; along the skin line every
    full-resolution pixel is re-thresholded, so the outline is exact to the input's pixel.
 
