@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 
 from monai_bac.ops.breast_region import _edge_band, _envelope
 from monai_bac.ops.normalize import as_breast_mask, log_image
-from monai_bac.ops.resample import block_mean
+from monai_bac.ops.resample import block_factors, block_mean, upsample_cells
 from monai_bac.ops.skeleton import thin_box, thin_mask
 from monai_bac.phantom import make_phantom
 from monai_bac.quantify import (
@@ -78,6 +78,22 @@ def test_block_mean_is_the_mean_of_each_block_partial_ones_included(shape, f):
                     for i in range(nh)])
     np.testing.assert_allclose(out, ref, rtol=1e-5)
     np.testing.assert_allclose(block_mean(img.astype(np.uint16), *f), block_mean(img.astype(np.uint16).astype(np.float32), *f))
+
+
+def test_cell_grid_factors_and_bilinear_upsampling():
+    """Cells of about 4 mm at 0.07 x 0.1 mm are 57 x 40 pixels (never fewer than one); cell values
+    placed at the cell centres come back bilinearly: a plane in the cells is that plane at the
+    pixels between the first and last cell centres, and held flat beyond them."""
+    assert block_factors((0.07, 0.1), 4.0) == (57, 40)
+    assert block_factors((5.0, 5.0), 0.5) == (1, 1)
+    fr, fc = 4, 5
+    cy, cx = np.arange(6)[:, None] * fr + (fr - 1) / 2, np.arange(7)[None, :] * fc + (fc - 1) / 2
+    cells = (2.0 * cy + 0.5 * cx).astype(np.float32)
+    out = upsample_cells(cells, (24, 35), fr, fc)
+    assert out.shape == (24, 35) and out.dtype == np.float32
+    yy, xx = np.mgrid[0:24, 0:35].astype(np.float64)
+    plane = 2.0 * np.clip(yy, cy.min(), cy.max()) + 0.5 * np.clip(xx, cx.min(), cx.max())
+    np.testing.assert_allclose(out, plane, rtol=1e-5, atol=1e-4)
 
 
 def test_edge_band_is_cross_dilation_minus_cross_erosion():

@@ -115,7 +115,7 @@ from skimage.filters import threshold_otsu
 from skimage.segmentation import watershed
 
 from monai_bac.ops.primary import estimate_scatter
-from monai_bac.ops.resample import block_mean
+from monai_bac.ops.resample import block_factors, block_mean
 from monai_bac.units import as_spacing
 
 __all__ = [
@@ -996,8 +996,7 @@ def analyse_breast_region(
     if int(n_sectors) < 1 or int(sector_overlap) < 1:
         raise ValueError(f"n_sectors and sector_overlap must be >= 1, got {n_sectors} and {sector_overlap}")
     h, w = img.shape
-    fr = max(1, int(round(work_spacing_mm / sr)))
-    fc = max(1, int(round(work_spacing_mm / sc)))
+    fr, fc = block_factors((sr, sc), work_spacing_mm)
     csr, csc = sr * fr, sc * fc
     out = np.zeros((h, w), np.uint8)
     empty = BreastRegionResult(out, False, work_spacing_mm=(csr, csc))

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from monai_bac.physics import Attenuation
-from monai_bac.ops.resample import block_mean
+from monai_bac.ops.resample import block_factors, block_mean, upsample_cells
 from monai_bac.units import as_spacing
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
 
 from monai_bac.breast_map import BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY  # noqa: F401  (the one set of codes)
 from monai_bac.ops.primary import (  # noqa: E402
-    _upsample,
     estimate_scatter,
     fat_cells,  # noqa: F401  (re-exported: the fatty reference's cell grid)
     fat_reference_trend,
@@ -352,7 +351,7 @@ def _envelope(log_p: np.ndarray, mask: np.ndarray, spacing: tuple[float, float],
     background beyond the skin line never enters the envelope and the skin line is not pulled
     down either."""
 
-    fr, fc = max(1, int(round(cell_mm / spacing[0]))), max(1, int(round(cell_mm / spacing[1])))
+    fr, fc = block_factors(spacing, cell_mm)
     frac = block_mean(mask.astype(np.float32), fr, fc)
     mean = block_mean(np.where(mask, log_p, 0.0).astype(np.float32), fr, fc) / np.maximum(frac, 1e-12)
     inside = frac > 0
@@ -362,7 +361,7 @@ def _envelope(log_p: np.ndarray, mask: np.ndarray, spacing: tuple[float, float],
     size = (max(1, int(round(size_mm / (fr * spacing[0]))) | 1), max(1, int(round(size_mm / (fc * spacing[1]))) | 1))
     ndimage.maximum_filter(mean, size=size, output=mean, mode="nearest")
     ndimage.minimum_filter(mean, size=size, output=mean, mode="nearest")
-    return _upsample(mean, log_p.shape, fr, fc)
+    return upsample_cells(mean, log_p.shape, fr, fc)
 
 
 def _deep_compressed(comp: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:

@@ -24,7 +24,7 @@ import math
 import numpy as np
 from scipy import ndimage, signal
 
-from monai_bac.ops.resample import block_mean
+from monai_bac.ops.resample import block_factors, block_mean, upsample_cells
 from monai_bac.units import as_spacing
 
 __all__ = [
@@ -97,7 +97,7 @@ def fat_cells(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float],
 
     The erosion is done on the cell grid (cheap): a cell is kept when its centre is more than
     ``erode_mm`` + half a cell from the centre of any cell not entirely in the region."""
-    kr, kc = max(1, int(round(block_mm / spacing[0]))), max(1, int(round(block_mm / spacing[1])))
+    kr, kc = block_factors(spacing, block_mm)
     h, w = (mask.shape[0] // kr) * kr, (mask.shape[1] // kc) * kc
     if h == 0 or w == 0:
         return None
@@ -110,30 +110,6 @@ def fat_cells(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float],
         return None
     means = np.asarray(image)[:h, :w].reshape(h // kr, kr, w // kc, kc).mean(axis=(1, 3), dtype=np.float64)
     return means, cells_in, (kr, kc)
-
-
-def _coarse_factor(spacing: tuple[float, float], cell_mm: float) -> tuple[int, int]:
-    return max(1, int(round(cell_mm / spacing[0]))), max(1, int(round(cell_mm / spacing[1])))
-
-
-def _upsample(coarse: np.ndarray, shape: tuple[int, int], fr: int, fc: int) -> np.ndarray:
-    """Bilinear interpolation of cell values (at cell centres) back onto the pixel grid, one
-    axis at a time."""
-    c = np.asarray(coarse, dtype=np.float32)
-
-    def weights(n: int, f: int, m: int):
-        pos = np.clip((np.arange(n) + 0.5) / f - 0.5, 0, m - 1)
-        i0 = np.minimum(pos.astype(int), max(m - 2, 0))
-        i1 = np.minimum(i0 + 1, m - 1)
-        return i0, i1, (pos - i0).astype(np.float32)
-
-    r0, r1, wr = weights(shape[0], fr, c.shape[0])
-    c0, c1, wc = weights(shape[1], fc, c.shape[1])
-    rows = c[r0] * (1 - wr)[:, None] + c[r1] * wr[:, None]  # (H, coarse W)
-    out = rows[:, c0]
-    out *= (1 - wc)[None, :]
-    out += rows[:, c1] * wc[None, :]
-    return out
 
 
 def _scatter_kernel(range_mm: float, cell: tuple[float, float]) -> np.ndarray:
@@ -192,7 +168,7 @@ def estimate_scatter(
     info = dict(spr=spr, cell_mm=float(cell_mm), spr_range_mm=SCATTER_RANGE_PER_MM * float(thickness_mm))
     if spr <= 0 or not np.any(tissue_mask):
         return np.zeros(img.shape, np.float32), info
-    fr, fc = _coarse_factor(spacing, cell_mm)
+    fr, fc = block_factors(spacing, cell_mm)
     tissue = np.asarray(tissue_mask, bool)
     frac = block_mean(tissue.astype(np.float32), fr, fc)
     # the tissue's own mean in each cell: where a cell straddles the skin line, the direct
@@ -213,7 +189,7 @@ def estimate_scatter(
         scatter = spread * (spr / max(ratio, 1e-12))
         primary = np.maximum(meas - scatter, 0.05 * meas)
     info["scatter_fraction_centre"] = float(np.median(scatter[centre] / np.maximum(meas[centre], 1e-12)))
-    return _upsample(scatter, img.shape, fr, fc), info
+    return upsample_cells(scatter, img.shape, fr, fc), info
 
 
 def chest_wall_side(breast_mask: np.ndarray, laterality: str | None = None) -> int:

@@ -1,10 +1,16 @@
-"""Whole-factor shrinking of 2D images by block means."""
+"""Cell grids of 2D images: how many pixels make a cell of a given size, block means down to
+the cells, and bilinear interpolation of cell values back onto the pixels."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["block_mean"]
+__all__ = ["block_factors", "block_mean", "upsample_cells"]
+
+
+def block_factors(spacing_mm: tuple[float, float], cell_mm: float) -> tuple[int, int]:
+    """Pixels per cell of about ``cell_mm`` along rows and columns (at least 1) at ``spacing_mm``."""
+    return max(1, int(round(cell_mm / spacing_mm[0]))), max(1, int(round(cell_mm / spacing_mm[1])))
 
 
 def block_mean(img: np.ndarray, fr: int, fc: int) -> np.ndarray:
@@ -34,4 +40,24 @@ def block_mean(img: np.ndarray, fr: int, fc: int) -> np.ndarray:
     nc = np.full(nw, fc, np.float32)
     nc[wb:] = w - wb * fc
     out /= nr[:, None] * nc[None, :]
+    return out
+
+
+def upsample_cells(coarse: np.ndarray, shape: tuple[int, int], fr: int, fc: int) -> np.ndarray:
+    """Bilinear interpolation of ``fr`` x ``fc`` cell values (at the cell centres, as
+    :func:`block_mean` makes them) back onto a pixel grid of ``shape``, one axis at a time; float32."""
+    c = np.asarray(coarse, dtype=np.float32)
+
+    def weights(n: int, f: int, m: int):
+        pos = np.clip((np.arange(n) + 0.5) / f - 0.5, 0, m - 1)
+        i0 = np.minimum(pos.astype(int), max(m - 2, 0))
+        i1 = np.minimum(i0 + 1, m - 1)
+        return i0, i1, (pos - i0).astype(np.float32)
+
+    r0, r1, wr = weights(shape[0], fr, c.shape[0])
+    c0, c1, wc = weights(shape[1], fc, c.shape[1])
+    rows = c[r0] * (1 - wr)[:, None] + c[r1] * wr[:, None]  # (H, coarse W)
+    out = rows[:, c0]
+    out *= (1 - wc)[None, :]
+    out += rows[:, c1] * wc[None, :]
     return out
