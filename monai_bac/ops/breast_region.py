@@ -1073,8 +1073,9 @@ def analyse_breast_region(
 
     # --- periphery width without the muscle: global, then per angular sector of the nearest skin point
     tissue_px = mask & ~pect
+    d_t, v_t = dist[tissue_px], lg[tissue_px]  # the breast without the muscle, for every fit below
     if pect.any():
-        fit = periphery_width(dist[tissue_px], lg[tissue_px], air_local, shapes=edge_shapes, bin_mm=bin_mm,
+        fit = periphery_width(d_t, v_t, air_local, shapes=edge_shapes, bin_mm=bin_mm,
                               envelope_percentile=envelope_percentile,
                               width_hint_mm=fit.width_mm if np.isfinite(fit.width_mm) else None)
     w_glob, amp = (fit.width_mm, fit.amplitude) if np.isfinite(fit.width_mm) else (0.0, float("nan"))
@@ -1088,8 +1089,9 @@ def analyse_breast_region(
         phi = np.arctan2(sy - y0, np.maximum(sx, 1e-3))  # (-pi/2, pi/2)
         # windows one sector wide, centred every pi / n_windows (overlapping when sector_overlap > 1)
         centres = -np.pi / 2 + (np.arange(n_windows) + 0.5) * np.pi / n_windows
-        order = np.argsort(phi[tissue_px], kind="stable")
-        t_phi, t_dist, t_lg = phi[tissue_px][order], dist[tissue_px][order], lg[tissue_px][order]
+        p_t = phi[tissue_px]
+        order = np.argsort(p_t, kind="stable")
+        t_phi, t_dist, t_lg = p_t[order], d_t[order], v_t[order]
         lo = np.searchsorted(t_phi, centres - 0.5 * np.pi / n_sectors, side="left")
         hi = np.searchsorted(t_phi, centres + 0.5 * np.pi / n_sectors, side="right")
         # each window's own plateau level and edge shape (see the module docstring, step 6); None
@@ -1105,7 +1107,7 @@ def analyse_breast_region(
         if plateaus.size >= 4 and plateaus[1] < amp - global_plateau_tolerance:
             # a dense centre dragged the global plateau deep: the breast's fat plateau is the
             # windows' (the second shallowest), and the global width is refitted on it
-            refit = periphery_width(dist[tissue_px], lg[tissue_px], air_local, amplitude=float(plateaus[1]),
+            refit = periphery_width(d_t, v_t, air_local, amplitude=float(plateaus[1]),
                                     shapes=edge_shapes, bin_mm=bin_mm, envelope_percentile=envelope_percentile)
             if np.isfinite(refit.width_mm):
                 fit, w_glob, amp = refit, refit.width_mm, refit.amplitude
