@@ -35,7 +35,9 @@ on the very same files:
   transforms pending: a fresh sample of the issue-13 chain against the one before it (44d85b9).
   ``--set blind``: 48 more on seeds 25000-25047, generated after BreastRegion's overlapping sector
   windows were chosen (on the calibration, confirm and verdict sets) and before they were
-  evaluated on them; evaluated once per judged tree.
+  evaluated on them; evaluated once per judged tree. ``--set sentinel``: 48 more on seeds
+  27000-27047, generated (eleventh session) before any change of that session: the verdict on
+  BreastRegion's dense-centre guard (chosen on blind_26) and on whatever that session changes.
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -133,7 +135,8 @@ SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "c
                   "confirm": (4, 9000, 17, "confirm"), "verdict": (4, 11000, 19, "verdict"),
                   "final": (4, 13000, 21, "final"), "holdout": (4, 15000, 23, "holdout"),
                   "fresh": (4, 17000, 25, "fresh"), "novel": (4, 19000, 27, "novel"),
-                  "sealed": (4, 23000, 29, "sealed"), "blind": (4, 25000, 31, "blind")}
+                  "sealed": (4, 23000, 29, "sealed"), "blind": (4, 25000, 31, "blind"),
+                  "sentinel": (4, 27000, 33, "sentinel")}
 
 
 def plan(which: str) -> list[dict]:
@@ -578,7 +581,8 @@ def main(argv=None) -> int:
                         "holdout: 48 more held-out cases like main, seeds 15000-15047 (used at 8e08cbf); "
                         "fresh: 48 more held-out cases like main, seeds 17000-17047 (used at c50ec78); "
                         "novel: 48 more held-out cases like main, seeds 19000-19047 (generated for DensityMap's "
-                        "homogeneous SPR reference)")
+                        "homogeneous SPR reference); sealed: seeds 23000-23047; blind: seeds 25000-25047; "
+                        "sentinel: seeds 27000-27047 (the eleventh session's verdict); a new held-out set: 29000+")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)
