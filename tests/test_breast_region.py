@@ -204,7 +204,8 @@ def test_a_dense_centre_does_not_drag_the_fat_plateau():
     and every window with the dense centre fell back to it (compressed Dice 0.58). The fat plateau
     is one number for the breast: when the global one lies more than 0.1 ln units below the
     second shallowest window's, that window plateau is the breast's and the global width is
-    refitted on it (0.89). On the 408 images of the other realistic sets the rule never fires."""
+    refitted on it (0.89); the windows, whose fall-off test and width bound read the global width,
+    are refitted with it (0.93). On the 456 images of the other realistic sets the rule never fires."""
     ph = make_phantom(25026, view="MLO", laterality="L", vendor="HOLOGIC", thickness_mm=73.6, spacing_mm=None,
                       physics="realistic")
     truth = ph.breast_map == 2
@@ -214,7 +215,7 @@ def test_a_dense_centre_does_not_drag_the_fat_plateau():
     assert dragged.periphery_width_mm > 90.0 and dice(dragged.breast_map == 2, truth) < 0.7
     assert res.periphery_width_mm < 75.0
     assert res.plateau_level > dragged.plateau_level + 0.3
-    assert dice(res.breast_map == 2, truth) >= 0.88
+    assert dice(res.breast_map == 2, truth) >= 0.92
     assert dice(res.breast_map == 3, ph.breast_map == 3) >= 0.85
 
 

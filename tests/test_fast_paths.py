@@ -96,6 +96,16 @@ def test_cell_grid_factors_and_bilinear_upsampling():
     np.testing.assert_allclose(out, plane, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape,f", [((61, 47), (4, 5)), ((80, 80), (1, 7)), ((33, 90), (9, 3))])
+def test_upsample_cells_is_scipys_grid_mode_linear_zoom(shape, f):
+    """The hand-written bilinear upsampling is scipy's order-1 grid-mode zoom (edges held),
+    cropped to the image; partial cells at the far edges included."""
+    m = (-(-shape[0] // f[0]), -(-shape[1] // f[1]))
+    cells = np.random.default_rng(3).random(m).astype(np.float32)
+    twin = ndi.zoom(cells, f, order=1, mode="nearest", grid_mode=True, prefilter=False)[: shape[0], : shape[1]]
+    np.testing.assert_allclose(upsample_cells(cells, shape, *f), twin, rtol=0, atol=1e-6)
+
+
 def test_edge_band_is_cross_dilation_minus_cross_erosion():
     m = _blobs((80, 70), p=0.05)
     m[0, :] = True  # foreground on the border: erosion treats the outside as background

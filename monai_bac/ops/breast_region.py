@@ -1094,23 +1094,30 @@ def analyse_breast_region(
         t_phi, t_dist, t_lg = p_t[order], d_t[order], v_t[order]
         lo = np.searchsorted(t_phi, centres - 0.5 * np.pi / n_sectors, side="left")
         hi = np.searchsorted(t_phi, centres + 0.5 * np.pi / n_sectors, side="right")
-        # each window's own plateau level and edge shape (see the module docstring, step 6); None
-        # where too little of the fall-off is seen in it
-        own_fit = [None] * n_windows
-        for k in range(n_windows):
-            d_k = t_dist[lo[k]:hi[k]]
-            if (d_k < w_glob).sum() * csr * csc >= 2.0 * w_glob * 10.0:
-                own_fit[k] = periphery_width(d_k, t_lg[lo[k]:hi[k]], air_local, shapes=edge_shapes, bin_mm=bin_mm,
-                                             step_mm=bin_mm, envelope_percentile=envelope_percentile,
-                                             max_width_mm=sector_bounds[1] * w_glob)
+
+        def window_fits(w_ref: float) -> list:
+            # each window's own plateau level and edge shape (see the module docstring, step 6); None
+            # where too little of the fall-off (within the global width ``w_ref``) is seen in it
+            fits = [None] * n_windows
+            for k in range(n_windows):
+                d_k = t_dist[lo[k]:hi[k]]
+                if (d_k < w_ref).sum() * csr * csc >= 2.0 * w_ref * 10.0:
+                    fits[k] = periphery_width(d_k, t_lg[lo[k]:hi[k]], air_local, shapes=edge_shapes, bin_mm=bin_mm,
+                                              step_mm=bin_mm, envelope_percentile=envelope_percentile,
+                                              max_width_mm=sector_bounds[1] * w_ref)
+            return fits
+
+        own_fit = window_fits(w_glob)
         plateaus = np.sort([f.amplitude for f in own_fit if f is not None and np.isfinite(f.amplitude)])
         if plateaus.size >= 4 and plateaus[1] < amp - global_plateau_tolerance:
             # a dense centre dragged the global plateau deep: the breast's fat plateau is the
-            # windows' (the second shallowest), and the global width is refitted on it
+            # windows' (the second shallowest), and the global width is refitted on it - and the
+            # windows, whose fall-off test and width bound read the global width, with it
             refit = periphery_width(d_t, v_t, air_local, amplitude=float(plateaus[1]),
                                     shapes=edge_shapes, bin_mm=bin_mm, envelope_percentile=envelope_percentile)
             if np.isfinite(refit.width_mm):
                 fit, w_glob, amp = refit, refit.width_mm, refit.amplitude
+                own_fit = window_fits(w_glob)
         own = np.full(n_windows, np.nan)  # each window's fitted width; NaN where it cannot be fitted
         for k in range(n_windows):
             if own_fit[k] is None:

@@ -45,7 +45,12 @@ def block_mean(img: np.ndarray, fr: int, fc: int) -> np.ndarray:
 
 def upsample_cells(coarse: np.ndarray, shape: tuple[int, int], fr: int, fc: int) -> np.ndarray:
     """Bilinear interpolation of ``fr`` x ``fc`` cell values (at the cell centres, as
-    :func:`block_mean` makes them) back onto a pixel grid of ``shape``, one axis at a time; float32."""
+    :func:`block_mean` makes them) back onto a pixel grid of ``shape``, one axis at a time; float32.
+
+    The same values as ``scipy.ndimage.zoom(coarse, (fr, fc), order=1, mode="nearest",
+    grid_mode=True, prefilter=False)`` cropped to ``shape`` (tested), written out because it is
+    4-5 x faster on a full-size image (one thread: 23 against 112 ms at 4 mm cells, 48 against
+    224 ms at the 0.07 mm pitch), and DensityMap calls it four times per image."""
     c = np.asarray(coarse, dtype=np.float32)
 
     def weights(n: int, f: int, m: int):
