@@ -1,6 +1,6 @@
 """Training throughput of the three networks at 1600 x 1600, and data-loader throughput per worker.
 
-    python benchmarks/bench_training.py [--size 1600] [--threads 2] [--steps 3]
+    python benchmarks/bench_training.py [--size 1600] [--threads 2] [--steps 3] [--devices cpu cuda]
 
 Model: forward + DiceMSE loss + backward + Adam step on one (1, 1, S, S) image (AMP on CUDA,
 batch 3 there as in the paper). Loader: the bundle's training preprocessing (load a full-size
@@ -101,12 +101,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--networks", nargs="+", default=["deeplabv3p_mnv3", "deeplabv3p_r34", "unet_r34"])
+    ap.add_argument("--devices", nargs="+", choices=["cpu", "cuda"], help="default: the CPU, and CUDA where available")
     args = ap.parse_args()
     limit_threads(args.threads)
     import torch
 
     print(f"machine: {machine()}; CPU threads: {args.threads}")
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    names = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if "cuda" in names and not torch.cuda.is_available():
+        ap.error("--devices cuda: no CUDA device (torch.cuda.is_available() is False)")
+    devices = [torch.device(d) for d in names]
     print(f"| network | device | images/s at {args.size}x{args.size} | s/image |")
     print("|---|---|---|---|")
     for name in args.networks:
