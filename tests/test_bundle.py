@@ -145,7 +145,9 @@ def _torchrun(args: list[str], cwd: Path, timeout_s: float = 300) -> str:
     """``torchrun --standalone --nproc_per_node=2 -m monai.bundle run ARGS`` on gloo: its output (asserts rc 0)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
            "monai.bundle", "run", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    tmp = cwd / "torchrun-tmp"  # torchrun's log folders (torchelastic_*) stay in the test's folder, not /tmp
+    tmp.mkdir(exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp)}
     # own process group: on a timeout the workers torchrun started are killed with it
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
                             start_new_session=True)
