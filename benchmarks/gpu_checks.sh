@@ -23,10 +23,7 @@ python3 -m pytest -q -p no:cacheprovider tests/test_recipe.py 2>&1 | tail -2
 log "training speed of the networks at 1600 px, batch 3, AMP (benchmarks/bench_training.py)"
 python3 benchmarks/bench_training.py --devices cuda --threads 8 2>&1 | tee "$out/bench_training.log"
 log "cohort: 40 ideal phantoms at 0.1 mm"
-python3 -c "
-import sys, time; t = time.time()
-from monai_bac.phantom.cohort import ensure_cohort
-print(ensure_cohort(sys.argv[1], n=40, seed=0, spacing_mm=0.1, physics='ideal', workers=8), f'{time.time() - t:.1f} s')" "$work/cohort"
+( time python3 -m monai_bac.cli phantom --out "$work/cohort" --n 40 --spacing 0.1 --physics ideal --workers 8 ) 2>&1 | tail -4
 log "training, GPU profile, 4 epochs"
 cp -r bundle "$work/b1"
 ( time python3 -m monai.bundle run training --config_file "$work/b1/configs/train.json" --bundle_root "$work/b1" \
