@@ -6,6 +6,7 @@ else from the image's metadata (``meta["spacing_mm"]``, filled by the loader fro
 ImagerPixelSpacing (0018,1164) / PixelSpacing (0028,0030)). :func:`as_spacing` checks a given
 value; :func:`resolve_spacing` picks the argument or the metadata. Both raise
 :class:`SpacingError` (a ``ValueError``) naming the source and the argument that fixes it.
+:func:`odd_footprint` turns a square of a given side in mm into a centred filter size in pixels.
 
 The plausible range (:data:`MIN_SPACING_MM` .. :data:`MAX_SPACING_MM`) spans every full-field
 mammography detector (0.05-0.1 mm) and the coarse working grids the library resamples to (up to
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SpacingError", "as_spacing", "resolve_spacing", "MIN_SPACING_MM", "MAX_SPACING_MM"]
+__all__ = ["SpacingError", "as_spacing", "resolve_spacing", "odd_footprint", "MIN_SPACING_MM", "MAX_SPACING_MM"]
 
 #: smallest and largest pixel spacing (mm) accepted without ``check_range=False``
 MIN_SPACING_MM = 0.01
@@ -77,3 +78,9 @@ def resolve_spacing(meta: Mapping | None, spacing_mm: Any = None, who: str = "th
                            f"ImagerPixelSpacing (0018,1164) / PixelSpacing (0028,0030)); pass "
                            f"spacing_mm=(row_mm, col_mm) to {who}")
     return as_spacing(value, f"{source}: meta['spacing_mm']", check_range)
+
+
+def odd_footprint(size_mm: float, spacing_mm: tuple[float, float]) -> tuple[int, int]:
+    """A square of side ``size_mm`` as a filter size in pixels (rows, cols): the nearest odd count
+    per axis, at least 1, so that the filter is centred on its pixel."""
+    return tuple(max(1, int(round(size_mm / s)) | 1) for s in spacing_mm)

@@ -16,7 +16,7 @@ from monai_bac.ops.density import (
     volumetric_breast_density,
 )
 from monai_bac.phantom import make_phantom
-from monai_bac.units import SpacingError
+from monai_bac.units import SpacingError, odd_footprint
 from monai_bac.transforms import CalcificationThickness, CalcificationThicknessd, DensityMap, DensityMapd
 
 SP = 0.4
@@ -107,6 +107,14 @@ def test_background_opening_respects_the_mask():
     h[mask] = 5.0
     bkg = background_opening(h, (0.5, 0.5), 3.0, 0.0, mask)
     np.testing.assert_allclose(bkg[mask], 5.0)  # the breast edge does not pull the background down
+
+
+def test_odd_footprint_is_centred_and_physical():
+    """The opening's square, mm -> an odd pixel count per axis (centred), at least one pixel."""
+    assert odd_footprint(3.0, (0.1, 0.1)) == (31, 31)
+    assert odd_footprint(3.0, (0.07, 0.085)) == (43, 35)  # round(42.9) = 43, round(35.3) = 35 -> odd
+    assert odd_footprint(2.0, (0.1, 0.5)) == (21, 5)  # 20 -> 21, 4 -> 5
+    assert odd_footprint(0.01, (0.1, 0.1)) == (1, 1)
 
 
 @pytest.mark.parametrize("case", CASES)

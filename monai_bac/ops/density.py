@@ -27,7 +27,7 @@ from scipy import ndimage
 
 from monai_bac.physics import Attenuation
 from monai_bac.ops.resample import block_factors, block_mean, upsample_cells
-from monai_bac.units import as_spacing
+from monai_bac.units import as_spacing, odd_footprint
 
 __all__ = [
     "BACKGROUND",
@@ -291,9 +291,9 @@ def background_opening(
         sub = sub.copy()
     if mask is not None:
         m = np.asarray(mask, dtype=bool)[box]
-        if m.any():
-            sub[~m] = sub[m].max()
-    size = (max(1, int(round(opening_mm / sr)) | 1), max(1, int(round(opening_mm / sc)) | 1))
+        if m.any():  # (np.copyto with where=: no boolean-indexed copies of the box)
+            np.copyto(sub, sub.max(where=m, initial=-np.inf), where=~m)
+    size = odd_footprint(opening_mm, (sr, sc))
     ndimage.minimum_filter(sub, size=size, output=sub, mode="nearest")
     ndimage.maximum_filter(sub, size=size, output=sub, mode="nearest")
     out[box] = sub
@@ -353,12 +353,12 @@ def _envelope(log_p: np.ndarray, mask: np.ndarray, spacing: tuple[float, float],
 
     fr, fc = block_factors(spacing, cell_mm)
     frac = block_mean(mask.astype(np.float32), fr, fc)
-    mean = block_mean(np.where(mask, log_p, 0.0).astype(np.float32), fr, fc) / np.maximum(frac, 1e-12)
+    mean = block_mean(np.where(mask, log_p, np.float32(0.0)), fr, fc) / np.maximum(frac, 1e-12)
     inside = frac > 0
     if not inside.all():
         _, (ir, ic) = ndimage.distance_transform_edt(~inside, return_indices=True)
         mean = mean[ir, ic]
-    size = (max(1, int(round(size_mm / (fr * spacing[0]))) | 1), max(1, int(round(size_mm / (fc * spacing[1]))) | 1))
+    size = odd_footprint(size_mm, (fr * spacing[0], fc * spacing[1]))
     ndimage.maximum_filter(mean, size=size, output=mean, mode="nearest")
     ndimage.minimum_filter(mean, size=size, output=mean, mode="nearest")
     return upsample_cells(mean, log_p.shape, fr, fc)

@@ -240,8 +240,28 @@ _EIGHT = np.ones((3, 3), dtype=bool)
 
 def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """8-connected components of a binary (H, W) mask: (int32 labels, count)."""
-    labels, n = ndimage.label(np.asarray(mask) > 0, structure=_EIGHT)
-    return labels.astype(np.int32, copy=False), int(n)
+    labels, n, _ = _labelled_objects(mask)
+    return labels, n
+
+
+def _labelled_objects(mask: np.ndarray) -> tuple[np.ndarray, int, list]:
+    """:func:`label_components` and each component's slices (``ndimage.find_objects``), both
+    computed on the mask's bounding box only: an annotation covers a small part of a mammogram,
+    and labelling the whole image cost a fifth of the correction's time. The numbering is the
+    same as on the whole image (raster order of each component's first pixel)."""
+    m = np.asarray(mask) > 0
+    labels = np.zeros(m.shape, np.int32)
+    rows = np.flatnonzero(m.any(axis=1))
+    if rows.size == 0:
+        return labels, 0, []
+    cols = np.flatnonzero(m.any(axis=0))
+    r0, c0 = int(rows[0]), int(cols[0])
+    box = (slice(r0, int(rows[-1]) + 1), slice(c0, int(cols[-1]) + 1))
+    sub, n = ndimage.label(m[box], structure=_EIGHT)
+    labels[box] = sub
+    slices = [None if b is None else (slice(b[0].start + r0, b[0].stop + r0), slice(b[1].start + c0, b[1].stop + c0))
+              for b in ndimage.find_objects(sub, max_label=n)]
+    return labels, int(n), slices
 
 
 def local_background(calc: np.ndarray, annotated: np.ndarray, breast: np.ndarray | None, spacing_mm,
@@ -493,8 +513,7 @@ def decompose(label: np.ndarray, calc_thickness: np.ndarray | None, spacing_mm, 
     """Read an annotation as skeleton branches (steps 1-2 of the module docstring)."""
     sr, sc = as_spacing(spacing_mm, "correct_bac_label: spacing_mm")
     mask = np.asarray(label) > 0
-    labels, ncomp = label_components(mask)
-    slices = ndimage.find_objects(labels, max_label=ncomp)
+    labels, ncomp, slices = _labelled_objects(mask)
     rows, cols, weight = _skeleton(labels, slices, (sr, sc))
     n = rows.size
     comp = labels[rows, cols] if n else np.zeros(0, np.int32)
