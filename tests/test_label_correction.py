@@ -94,6 +94,21 @@ def test_core_excess_discounts_a_textured_background():
     assert plain["n_removed"] == 1  # only the short one
 
 
+def test_components_are_labelled_on_the_annotations_box_as_on_the_whole_image():
+    """label_components works on the mask's bounding box (speed); the labels - numbering included,
+    which the per-component order of the report follows - are those of the whole image."""
+    rng = np.random.default_rng(5)
+    for shape, box in (((300, 400), (slice(40, 120), slice(250, 390))), ((64, 64), (slice(0, 64), slice(0, 64))),
+                       ((50, 80), (slice(49, 50), slice(0, 1)))):
+        mask = np.zeros(shape, bool)
+        mask[box] = rng.random((box[0].stop - box[0].start, box[1].stop - box[1].start)) < 0.3
+        ref, n_ref = ndimage.label(mask, structure=np.ones((3, 3), bool))
+        labels, n = label_components(mask)
+        assert n == n_ref and labels.dtype == np.int32 and np.array_equal(labels, ref)
+    labels, n = label_components(np.zeros((5, 5), bool))
+    assert n == 0 and not labels.any()
+
+
 def test_empty_label():
     out, report = correct_bac_label(np.zeros((30, 30), np.uint8), np.zeros((30, 30), np.float32), 0.5)
     assert out.sum() == 0 and report["n_components"] == 0 and report["length_before_mm"] == 0.0
