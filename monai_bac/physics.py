@@ -331,22 +331,57 @@ class Spectrum:
         return float(brentq(lambda x: self.air_kerma(x) - 0.5 * k0, 0.0, 10.0, xtol=1e-6))
 
 
+#: SpekPy's energy bin (keV) and attenuation data: NIST, as xraydb's Elam tables (its PENELOPE
+#: default differs by ~1 % in HVL)
+_SPEK_DK_KEV = 0.5
+_SPEK_MU_DATA = "nist"
+
+
 def _spek(kvp: float, anode: str, filter: str, filter_mm: float, anode_angle_deg: float, be_window_mm: float,
           distance_mm: float):
     import spekpy
 
-    # NIST attenuation data in SpekPy, as xraydb's Elam tables (its PENELOPE default differs by ~1 % in HVL)
     spek = spekpy.Spek(kvp=kvp, th=anode_angle_deg, targ=_SPEK_SYMBOL[anode], z=distance_mm / 10.0,
-                       dk=0.5, mu_data_source="nist")
+                       dk=_SPEK_DK_KEV, mu_data_source=_SPEK_MU_DATA)
     spek.filter("Be", be_window_mm).filter(_SPEK_SYMBOL[filter], filter_mm)
     return spek
+
+
+def _spek_spectrum(kvp: float, anode: str, filter: str, filter_mm: float, anode_angle_deg: float,
+                   be_window_mm: float, distance_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """SpekPy's spectrum (keV, photons / cm^2 / mAs / keV at the distance), from the disk cache
+    (:mod:`monai_bac.disk_cache`) when the installed SpekPy version computed it before: importing
+    SpekPy and computing a spectrum costs the first image of a process ~0.9 s."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from monai_bac.disk_cache import load_arrays, store_arrays
+
+    try:
+        key = dict(spekpy=version("spekpy"), kvp=kvp, anode=anode, filter=filter, filter_mm=filter_mm,
+                   anode_angle_deg=anode_angle_deg, be_window_mm=be_window_mm, distance_mm=distance_mm,
+                   dk_kev=_SPEK_DK_KEV, mu_data_source=_SPEK_MU_DATA)
+    except PackageNotFoundError:
+        key = None  # SpekPy missing: _spek names it below
+    if key is not None:
+        hit = load_arrays("spectrum", key, ("energy", "per_kev"))
+        if hit is not None:
+            energy, per_kev = hit["energy"], hit["per_kev"]
+            if (energy.ndim == 1 and energy.shape == per_kev.shape and energy.size > 1
+                    and np.all(np.isfinite(energy)) and np.all(np.isfinite(per_kev)) and np.all(per_kev >= 0)):
+                return energy, per_kev
+    energy, per_kev = (np.asarray(a) for a in _spek(kvp, anode, filter, filter_mm, anode_angle_deg,
+                                                    be_window_mm, distance_mm).get_spectrum())
+    if key is not None:
+        store_arrays("spectrum", key, dict(energy=energy, per_kev=per_kev))
+    return energy, per_kev
 
 
 @lru_cache(maxsize=128)
 def tube_spectrum(kvp: float, anode: str = "TUNGSTEN", filter: str = "RHODIUM", filter_mm: float | None = None,
                   anode_angle_deg: float = ANODE_ANGLE_DEG, be_window_mm: float = BE_WINDOW_MM,
                   distance_mm: float = SOURCE_IMAGE_DISTANCE_MM) -> Spectrum:
-    """The spectrum of a mammography tube from SpekPy, cached per set-up.
+    """The spectrum of a mammography tube from SpekPy, cached per set-up (in the process, and on
+    disk between processes: :mod:`monai_bac.disk_cache`).
 
     ``anode`` and ``filter`` take DICOM AnodeTargetMaterial / FilterMaterial terms or symbols
     (W, Mo, Rh, Ag, Al); ``filter_mm`` defaults to the pair's entry in :data:`TUBES`.
@@ -358,8 +393,9 @@ def tube_spectrum(kvp: float, anode: str = "TUNGSTEN", filter: str = "RHODIUM", 
     if not 18.0 <= kvp <= 49.0:
         raise ValueError(f"KVP (0018,0060) = {kvp} is not a mammographic tube voltage (18-49 kV)")
     filter_mm = TUBES[key] if filter_mm is None else float(filter_mm)
-    spek = _spek(kvp, key[0], key[1], filter_mm, anode_angle_deg, be_window_mm, distance_mm)
-    energy, per_kev = spek.get_spectrum()  # photons / cm^2 / mAs / keV at the distance
+    # photons / cm^2 / mAs / keV at the distance
+    energy, per_kev = _spek_spectrum(kvp, key[0], key[1], filter_mm, float(anode_angle_deg), float(be_window_mm),
+                                     float(distance_mm))
     fluence = per_kev * 0.5 / 100.0  # per 0.5 keV bin, per mm^2
     keep = fluence > 1e-6 * fluence.max()
     energy, fluence = np.asarray(energy[keep], np.float64), np.asarray(fluence[keep], np.float64)

@@ -37,6 +37,21 @@ def run_workflow(config_files, workflow_type: str = "train", **override):
     return wf
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_disk_cache(tmp_path_factory):
+    """The disk cache of SpekPy's spectra (monai_bac.disk_cache) in this session's temporary folder,
+    never the user's ~/.cache; subprocesses (CLI, torchrun, servers) inherit it."""
+    from monai_bac.disk_cache import CACHE_ENV
+
+    old = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("disk-cache"))
+    yield
+    if old is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = old
+
+
 @pytest.fixture(scope="session")
 def phantom_cohort(tmp_path_factory) -> Path:
     """12 phantom images (3 patients x 4 views) at 1 mm: datalist.json + DICOM + NIfTI labels."""
