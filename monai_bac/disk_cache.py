@@ -49,9 +49,11 @@ def load_arrays(kind: str, key: dict, names: tuple[str, ...]) -> dict[str, np.nd
     """The arrays ``names`` stored for (``kind``, ``key``), or None (no entry, cache off, or an
     unreadable / mismatching file)."""
     path, text = _entry(kind, key)
-    if path is None or not path.is_file():
+    if path is None:
         return None
-    try:
+    try:  # (is_file raises on a folder it may not search, which is a miss too)
+        if not path.is_file():
+            return None
         with np.load(path, allow_pickle=False) as z:
             if str(z["key"]) != text:
                 return None

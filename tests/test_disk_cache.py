@@ -72,6 +72,14 @@ def test_cache_off_and_unwritable_folder_do_not_fail(monkeypatch, tmp_path):
     finally:
         physics.tube_spectrum.cache_clear()
     assert spec.fluence.size > 10 and blocker.read_text() == "in the way"
+    # a folder that may not be searched (chmod cannot show it to root): Path.is_file raises
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "locked"))
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(type(tmp_path), "is_file", denied)
+    assert load_arrays("spectrum", {"a": 1}, ("x",)) is None
 
 
 def test_default_folder_follows_xdg(monkeypatch, tmp_path):
