@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 from monai.data import MetaTensor
 
 from monai_bac import physics
@@ -107,6 +108,19 @@ def test_background_opening_respects_the_mask():
     h[mask] = 5.0
     bkg = background_opening(h, (0.5, 0.5), 3.0, 0.0, mask)
     np.testing.assert_allclose(bkg[mask], 5.0)  # the breast edge does not pull the background down
+
+
+def test_background_opening_equals_scipys_grey_opening():
+    """Eq. (5)'s background is SciPy's grey opening (square minimum_filter then maximum_filter,
+    the footprint from odd_footprint) of the Gaussian-smoothed map, exactly."""
+    rng = np.random.default_rng(2)
+    h = ndimage.gaussian_filter(rng.normal(20.0, 5.0, (180, 150)), 3).astype(np.float32)
+    h += rng.normal(0.0, 0.3, h.shape).astype(np.float32)
+    for spacing in ((0.1, 0.1), (0.07, 0.085)):
+        size = odd_footprint(3.0, spacing)
+        ref = ndimage.gaussian_filter(h, (0.2 / spacing[0], 0.2 / spacing[1]), mode="nearest", truncate=3.0)
+        ref = ndimage.maximum_filter(ndimage.minimum_filter(ref, size=size, mode="nearest"), size=size, mode="nearest")
+        assert np.array_equal(background_opening(h, spacing, 3.0, 0.2, None), ref)
 
 
 def test_odd_footprint_is_centred_and_physical():
