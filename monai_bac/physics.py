@@ -396,7 +396,7 @@ def tube_spectrum(kvp: float, anode: str = "TUNGSTEN", filter: str = "RHODIUM", 
     # photons / cm^2 / mAs / keV at the distance
     energy, per_kev = _spek_spectrum(kvp, key[0], key[1], filter_mm, float(anode_angle_deg), float(be_window_mm),
                                      float(distance_mm))
-    fluence = per_kev * 0.5 / 100.0  # per 0.5 keV bin, per mm^2
+    fluence = per_kev * _SPEK_DK_KEV / 100.0  # per energy bin, per mm^2
     keep = fluence > 1e-6 * fluence.max()
     energy, fluence = np.asarray(energy[keep], np.float64), np.asarray(fluence[keep], np.float64)
     energy.setflags(write=False)

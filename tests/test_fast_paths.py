@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 
 from monai_bac.ops.breast_region import _edge_band, _envelope
 from monai_bac.ops.normalize import as_breast_mask, log_image
-from monai_bac.ops.resample import block_factors, block_mean, upsample_cells
+from monai_bac.ops.resample import block_factors, block_mean, bounding_box, upsample_cells
 from monai_bac.ops.skeleton import thin_box, thin_mask
 from monai_bac.phantom import make_phantom
 from monai_bac.quantify import (
@@ -104,6 +104,22 @@ def test_upsample_cells_is_scipys_grid_mode_linear_zoom(shape, f):
     cells = np.random.default_rng(3).random(m).astype(np.float32)
     twin = ndi.zoom(cells, f, order=1, mode="nearest", grid_mode=True, prefilter=False)[: shape[0], : shape[1]]
     np.testing.assert_allclose(upsample_cells(cells, shape, *f), twin, rtol=0, atol=1e-6)
+
+
+def test_bounding_box_of_a_mask_widened_and_clipped():
+    """ops.resample.bounding_box (MONAI's generate_spatial_bounding_box): the rows / columns that
+    hold the mask, ``pad`` wider each side, clipped to the image; None for an empty mask."""
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        m = np.zeros((int(rng.integers(1, 30)), int(rng.integers(1, 30))), bool)
+        for _ in range(int(rng.integers(0, 4))):
+            m[rng.integers(0, m.shape[0]), rng.integers(0, m.shape[1])] = True
+        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+        for pad in (0, 2):
+            want = None if rows.size == 0 else (
+                slice(max(rows[0] - pad, 0), min(rows[-1] + 1 + pad, m.shape[0])),
+                slice(max(cols[0] - pad, 0), min(cols[-1] + 1 + pad, m.shape[1])))
+            assert bounding_box(m, pad) == want
 
 
 def test_edge_band_is_cross_dilation_minus_cross_erosion():

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from monai_bac.physics import Attenuation
-from monai_bac.ops.resample import block_factors, block_mean, upsample_cells
+from monai_bac.ops.resample import block_factors, block_mean, bounding_box, upsample_cells
 from monai_bac.units import as_spacing, odd_footprint
 
 __all__ = [
@@ -50,20 +50,12 @@ from monai_bac.ops.primary import (  # noqa: E402
 )
 
 
-def _bbox(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice] | None:
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if rows.size == 0:
-        return None
-    return (slice(max(rows[0] - pad, 0), min(rows[-1] + pad + 1, mask.shape[0])),
-            slice(max(cols[0] - pad, 0), min(cols[-1] + pad + 1, mask.shape[1])))
-
-
 def _erode_mm(mask: np.ndarray, spacing: tuple[float, float], erode_mm: float) -> np.ndarray:
     """Pixels of ``mask`` further than ``erode_mm`` from its outside (exact Euclidean, in mm)."""
     if erode_mm <= 0:
         return mask.copy()
     out = np.zeros_like(mask)
-    box = _bbox(mask, pad=1)
+    box = bounding_box(mask, pad=1)
     if box is None:
         return out
     sub = np.pad(mask[box], 1)  # so the image border counts as outside
@@ -121,7 +113,7 @@ def fat_reference(
     if not mask.any():
         info["fallback"] = "empty compressed region"
         return (float("nan"), info) if return_info else float("nan")
-    box = _bbox(mask)
+    box = bounding_box(mask)
     img = np.asarray(image, dtype=np.float32)[box]
     mask = mask[box]
     tries = [(erode_mm, block_mm), (erode_mm / 2, block_mm), (0.0, block_mm), (0.0, 0.0)]
@@ -198,7 +190,7 @@ def density_map(
     info["empty"] = False
     scale = np.float32(1.0 / (attenuation.mu_fat - attenuation.mu_dt))
     out = np.zeros(img.shape, np.float32)
-    box = _bbox(breast)
+    box = bounding_box(breast)
     sub = img[box] - np.float32(offset) if offset else img[box].copy()
     sr, sc = as_spacing(spacing_mm)
     if smooth_mm and smooth_mm / max(sr, sc) >= 1.0 / 3.0:
@@ -280,7 +272,7 @@ def background_opening(
     """
     sr, sc = as_spacing(spacing_mm)
     h = np.asarray(h_dt, dtype=np.float32)
-    box = _bbox(mask, pad=int(math.ceil(opening_mm / min(sr, sc)))) if mask is not None else (slice(None), slice(None))
+    box = bounding_box(mask, pad=int(math.ceil(opening_mm / min(sr, sc)))) if mask is not None else (slice(None), slice(None))
     out = np.zeros(h.shape, np.float32)
     if box is None:
         return out
@@ -447,7 +439,7 @@ def density_map_polyenergetic(
     if not comp.any() or not breast.any():
         info["fallback"] = "empty compressed region"
         return out, info
-    box = _bbox(breast)
+    box = bounding_box(breast)
     sub = img[box] - np.float32(offset) if offset else img[box].copy()
     b_box, c_box = breast[box], comp[box]
     if scatter:
@@ -491,7 +483,7 @@ def density_map_polyenergetic(
     # lies on it (vessels) keeps its contrast and the muscle itself reads ~0
     pect = bmap[box] == PECTORAL
     if pect.any():
-        pb = _bbox(pect)
+        pb = bounding_box(pect)
         env_m = _envelope(log_p[pb], pect[pb], spacing, envelope_mm)
         inside = pect[pb]
         h_dt[pb][inside] = (env_m[inside] - log_p[pb][inside]) / np.float32(att0.mu_dt - att0.mu_fat)

@@ -175,6 +175,7 @@ import numpy as np
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
+from monai_bac.ops.resample import bounding_box
 from monai_bac.ops.skeleton import skeleton_length_mm, skeleton_points, thin_mask
 from monai_bac.units import as_spacing
 
@@ -249,14 +250,13 @@ def _labelled_objects(mask: np.ndarray) -> tuple[np.ndarray, int, list]:
     computed on the mask's bounding box only: an annotation covers a small part of a mammogram,
     and labelling the whole image cost a fifth of the correction's time. The numbering is the
     same as on the whole image (raster order of each component's first pixel)."""
-    m = np.asarray(mask) > 0
+    m = np.asarray(mask)
+    m = m if m.dtype == bool else m > 0
     labels = np.zeros(m.shape, np.int32)
-    rows = np.flatnonzero(m.any(axis=1))
-    if rows.size == 0:
+    box = bounding_box(m)
+    if box is None:
         return labels, 0, []
-    cols = np.flatnonzero(m.any(axis=0))
-    r0, c0 = int(rows[0]), int(cols[0])
-    box = (slice(r0, int(rows[-1]) + 1), slice(c0, int(cols[-1]) + 1))
+    r0, c0 = box[0].start, box[1].start
     sub, n = ndimage.label(m[box], structure=_EIGHT)
     labels[box] = sub
     slices = [None if b is None else (slice(b[0].start + r0, b[0].stop + r0), slice(b[1].start + c0, b[1].stop + c0))

@@ -52,6 +52,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from monai_bac.ops.resample import bounding_box
+
 __all__ = ["log_image", "minmax_in_mask", "log_gamma", "auto_gamma", "AutoGammaResult", "as_breast_mask",
            "solve_exponent"]
 
@@ -69,13 +71,6 @@ def as_breast_mask(breast: np.ndarray, regions=(1, 2, 3)) -> np.ndarray:
         table[[r for r in regions if 0 <= r < 256]] = True
         return table[breast]
     return np.isin(breast, np.asarray(regions, dtype=breast.dtype))
-
-
-def _bbox(mask: np.ndarray) -> tuple[slice, slice] | None:
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if rows.size == 0:
-        return None
-    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
 def log_image(image: np.ndarray) -> np.ndarray:
@@ -117,7 +112,7 @@ def _scaled_log_in_breast(image: np.ndarray, breast_mask: np.ndarray, background
     if mask.shape != np.shape(image):
         raise ValueError(f"breast mask shape {mask.shape} differs from the image's {np.shape(image)}")
     out = np.full(mask.shape, background, np.float32)
-    box = _bbox(mask)
+    box = bounding_box(mask)
     if box is None:
         return out, None, None, None, None, None
     m = mask[box]

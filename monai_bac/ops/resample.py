@@ -1,11 +1,28 @@
-"""Cell grids of 2D images: how many pixels make a cell of a given size, block means down to
-the cells, and bilinear interpolation of cell values back onto the pixels."""
+"""Cell grids and boxes of 2D images: how many pixels make a cell of a given size, block means
+down to the cells, bilinear interpolation of cell values back onto the pixels, and the box a mask
+occupies (the algorithms work on it rather than on the whole mammogram)."""
 
 from __future__ import annotations
 
 import numpy as np
+from monai.transforms.utils import generate_spatial_bounding_box
 
-__all__ = ["block_factors", "block_mean", "upsample_cells"]
+__all__ = ["block_factors", "block_mean", "bounding_box", "upsample_cells"]
+
+
+def _as_is(x):
+    return x
+
+
+def bounding_box(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice] | None:
+    """The (row, col) slices around the True pixels of a 2D ``mask``, ``pad`` pixels wider on each
+    side (clipped to the image); None when it has none. MONAI's ``generate_spatial_bounding_box``,
+    given the mask itself as its selection (its default selection makes a full-size copy first)."""
+    m = np.asarray(mask, dtype=bool)
+    start, end = generate_spatial_bounding_box(m[None], select_fn=_as_is, margin=int(pad), allow_smaller=True)
+    if end[0] <= start[0]:  # (MONAI's box of an empty mask is empty)
+        return None
+    return slice(int(start[0]), int(end[0])), slice(int(start[1]), int(end[1]))
 
 
 def block_factors(spacing_mm: tuple[float, float], cell_mm: float) -> tuple[int, int]:
