@@ -68,6 +68,7 @@ FIXED_OUTPUTS = ("datalist.json", "correction_report.csv", "removed_components.c
 SKIPPED = "exists, skipped (use --overwrite to redo)"
 LOCK_NAME = ".correct-labels.lock"
 REMOVED_COLUMNS = ["split", "index", "image", "label", "id", "reason", "length_mm", "core_excess_calc_mm", "typical_calc_mm",
+                   "ridge_mm",
                    "mean_calc_mm", "pixels",
                    "area_mm2", "centroid_row_mm", "centroid_col_mm", "bbox_r0", "bbox_c0", "bbox_r1", "bbox_c1"]
 

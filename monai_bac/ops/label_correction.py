@@ -52,7 +52,7 @@ kept with it. The correction therefore decides per *piece*:
      the run and stays part of it.
 
    * ``"low_calc"`` against its run (issue 13; ``weak_calc`` in the piece's report): a piece shorter than ``WEAK_MAX_MM`` (8 mm) whose own
-     calcification (``core_excess_calc_mm``) is under ``WEAK_RATIO`` (0.5) x that of the calcium
+     calcification (``core_excess_calc_mm``) is under ``WEAK_RATIO`` (0.45; 0.5 before the ``no_ridge`` rule) x that of the calcium
      stretch it passes with. A dense strand or a cluster brushed in the same stroke as a run,
      or crossing it, passes the stretch test on the run's calcium (pooled with it, or leaking
      into its first millimetres) and gets its length from the run; a piece of the calcified
@@ -69,6 +69,18 @@ kept with it. The correction therefore decides per *piece*:
      artery carries its calcium along most of its length, segmental or not. The cross-section
      is read whole (its core pixels' mean), so a calcified track narrower than the core counts
      like a wide one. The same bridge exception as for ``weak_calc`` applies.
+
+   * ``"low_calc"`` for want of a ridge (issue 13; ``no_ridge`` in the piece's report): a piece at
+     least ``RIDGE_MIN_LENGTH_MM`` (4 mm) long whose calcium forms no ridge along its path - the
+     median over its skeleton pixels of the strongest ridge in their cross-section
+     (:mod:`monai_bac.ops.path_ridge`: sigma^2 (-d2h/dn2 - |d2h/dt2|) at ``RIDGE_SIGMA_MM`` = 0.6 mm,
+     ``n`` across the path, ``t`` along it; ``ridge_mm``) is under ``RIDGE_MIN_MM`` (0.01 mm).
+     The core excess compares the track with the tissue 3 mm around; a calcified wall is a ridge a
+     millimetre or two wide that runs along the stroke, whereas a broad dense strand, a faint strand
+     lifted over the threshold by a dense knot under the stroke, or texture crossing the stroke
+     reads as calcium-equivalent without curving down on both sides of the path. Off at pixels
+     coarser than ``RIDGE_SIGMA_MM / 2`` (not resolved), with ``measure="mean"`` (the paper's
+     wording), and for bridges as above.
 
    A width change alone thus refines the reported pieces without changing a decision.
 5. **Fringe of removed strokes.** Every mask pixel went to its nearest branch pixel (step 2), so
@@ -175,6 +187,7 @@ import numpy as np
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
+from monai_bac.ops.path_ridge import path_ridge_strength, path_tangents
 from monai_bac.ops.resample import bounding_box
 from monai_bac.ops.skeleton import skeleton_length_mm, skeleton_points, thin_mask
 from monai_bac.units import as_spacing
@@ -215,7 +228,7 @@ FINE_MM = 1.0
 #: a piece shorter than WEAK_MAX_MM whose own calcification is under WEAK_RATIO x that of the
 #: calcium stretch it passes with is a look-alike carried by the run's calcium (removed as
 #: "low_calc", flagged ``weak_calc`` in the report)
-WEAK_RATIO = 0.5
+WEAK_RATIO = 0.45
 WEAK_MAX_MM = 8.0
 #: ... unless it lies between two parts of its run each at least this long (a gap in the artery's
 #: calcification, kept)
@@ -230,6 +243,16 @@ PX_KEEP_CALC_MM = 0.06
 #: is the run's own (where it leaves the brush track): never taken as a removed stroke's fringe or
 #: a brushed blob. A cluster's specks are compact groups and go with their stroke.
 RUN_CALCIUM_MM = 4.0
+#: a piece at least RIDGE_MIN_LENGTH_MM long whose cross-sections typically show a ridge along the
+#: path weaker than RIDGE_MIN_MM (:mod:`monai_bac.ops.path_ridge` at RIDGE_SIGMA_MM; the median
+#: over its skeleton pixels of the strongest in each cross-section) carries no calcified track:
+#: its calcium-equivalent is dense tissue or specks (removed as "low_calc", ``no_ridge``)
+RIDGE_SIGMA_MM = 0.6
+RIDGE_MIN_MM = 0.01
+RIDGE_MIN_LENGTH_MM = 4.0
+#: (the rule needs pixels of at most RIDGE_SIGMA_MM / 2 to resolve the curvature; coarser: off)
+#: the path's tangent is the chord over this distance either side of a skeleton pixel, mm
+TANGENT_HALF_MM = 0.7
 #: a window or piece is read on its core pixels outside the junctions' discs when at least this
 #: share of its core lies outside them (else on its whole core)
 FREE_CORE_SHARE = 0.5
@@ -392,7 +415,10 @@ class Decomposition:
     up to the annotation's). ``order``: the branch pixels, branch
     after branch, each branch along its path; ``edges``: the skeleton graph's edges (i, j);
     ``hub_edges``: (hub, node) pairs where a junction touches a branch. Pixel arrays: ``px_rows``,
-    ``px_cols``, ``px_node`` (nearest branch pixel).
+    ``px_cols``, ``px_node`` (nearest branch pixel). ``ridge`` (with a calcification map, at pixels
+    of at most ``RIDGE_SIGMA_MM / 2``; else None): per
+    branch pixel, the strongest ridge along the path among the mask pixels nearest to it
+    (:mod:`monai_bac.ops.path_ridge`, mm of h_calc; -inf for a pixel with none).
     """
 
     shape: tuple[int, int]
@@ -423,6 +449,7 @@ class Decomposition:
     n_free: np.ndarray | None = None
     free_calc: np.ndarray | None = None
     free_bg: np.ndarray | None = None
+    ridge: np.ndarray | None = None
 
 
 def _prune_spurs(n: int, ei: np.ndarray, ej: np.ndarray, weight: np.ndarray, comp: np.ndarray,
@@ -597,6 +624,12 @@ def decompose(label: np.ndarray, calc_thickness: np.ndarray | None, spacing_mm, 
         vbg = bg[px_rows, px_cols].astype(float)
     else:
         vcalc = vbg = np.zeros(px_rows.size)
+    ridge = None
+    if calc is not None and max(sr, sc) <= RIDGE_SIGMA_MM / 2:  # the strongest ridge along the path in each cross-section
+        ty, tx = path_tangents(rows_a, cols_a, order, branch, (sr, sc), TANGENT_HALF_MM)
+        px_ridge = path_ridge_strength(calc, px_rows, px_cols, ty[px_node], tx[px_node], (sr, sc), RIDGE_SIGMA_MM)
+        ridge = np.full(m, -np.inf)
+        np.maximum.at(ridge, px_node, px_ridge)
     return Decomposition(
         shape=mask.shape, spacing=(sr, sc), n_components=ncomp, rows=rows_a, cols=cols_a, comp=comp_a,
         branch=branch, hub=hub, n_px=count(allpx), n_core=count(core), core_calc=count(core, vcalc),
@@ -604,7 +637,8 @@ def decompose(label: np.ndarray, calc_thickness: np.ndarray | None, spacing_mm, 
         edges=(ei, ej), hub_edges=hub_edges, px_rows=px_rows, px_cols=px_cols, px_node=px_node,
         has_calc=calc is not None,
         length_total_mm=float(weight.sum()), px_dist=px_dist, radius=radius,
-        px_excess=vcalc - vbg, n_free=count(free), free_calc=count(free, vcalc), free_bg=count(free, vbg))
+        px_excess=vcalc - vbg, n_free=count(free), free_calc=count(free, vcalc), free_bg=count(free, vbg),
+        ridge=ridge)
 
 
 def _in_junction_discs(inscribed: np.ndarray, jr: np.ndarray, jc: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
@@ -795,7 +829,9 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
     length rule measures), ``pixels``, ``mean_calc_mm``, ``core_excess_calc_mm`` (the piece's
     own), ``stretch_calc_mm`` (the measure of its calcium stretch, which the calcium test uses),
     ``width_mm``, ``component``, ``low``, ``short``, ``weak``, ``typical_calc_mm`` (the median over
-    the piece's cross-sections of their core's h_calc excess), ``thin`` and ``remove``; and
+    the piece's cross-sections of their core's h_calc excess), ``thin``, ``ridge_mm`` (the median
+    over the piece's skeleton pixels of the strongest ridge along the path in their cross-section),
+    ``flat`` and ``remove``; and
     ``px_piece`` (piece of every mask pixel).
     """
     n = stretch.size
@@ -850,23 +886,38 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
         run_length, side_branch, unit = np.zeros(0), np.zeros(0, bool), np.zeros(0, np.int64)
     short = run_length < min_length_mm if min_length_mm is not None else np.zeros(n, bool)
     # a short piece carrying far less calcium than the calcium stretch it passes with (issue 13)
-    weak, thin = np.zeros(n, bool), np.zeros(n, bool)
-    typical = np.full(n, np.nan)
+    weak, thin, flat = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
+    typical, ridge = np.full(n, np.nan), np.full(n, np.nan)
     if min_mean_calc_mm is not None and dec.has_calc:
         weak = ~low & ~short & (excess < WEAK_RATIO * value) & (length < WEAK_MAX_MM)
         if measure == "core_excess":  # a piece calcified over less than half of its length (issue 13)
             typical = _median_core_excess(dec, piece, use_free)
             thin = ~low & ~short & (typical < hysteresis * min_mean_calc_mm)
-        cand = np.flatnonzero(weak | thin)
+        if measure == "core_excess" and dec.ridge is not None:  # calcium forming no ridge along the piece (issue 13)
+            ridge = _median_over_pieces(dec.ridge, piece, n)
+            flat = ~low & ~short & (length >= RIDGE_MIN_LENGTH_MM) & (ridge < RIDGE_MIN_MM)
+        cand = np.flatnonzero(weak | thin | flat)
         if cand.size:  # a gap between two calcified stretches of the artery is not a look-alike
             bridge = cand[_bridges(dec, piece, cand, unit, length)]
-            weak[bridge] = thin[bridge] = False
+            weak[bridge] = thin[bridge] = flat[bridge] = False
     return dict(length_mm=length, run_length_mm=run_length, pixels=pixels.astype(np.int64), mean_calc_mm=mean,
                 core_excess_calc_mm=excess, stretch_calc_mm=value, typical_calc_mm=typical,
-                width_mm=width, component=component, low=low, short=short, weak=weak, thin=thin,
-                remove=low | short | weak | thin,
+                ridge_mm=ridge, width_mm=width, component=component, low=low, short=short, weak=weak, thin=thin,
+                flat=flat, remove=low | short | weak | thin | flat,
                 side_branch=side_branch, unit=np.unique(unit, return_inverse=True)[1],
                 px_piece=piece[dec.px_node])
+
+
+def _median_over_pieces(values: np.ndarray, piece: np.ndarray, n: int) -> np.ndarray:
+    """Median of a per-skeleton-pixel ``values`` over each piece's pixels (finite values only;
+    NaN for a piece with none)."""
+    sel = (piece >= 0) & np.isfinite(values)
+    out = np.full(n, np.nan)
+    p = piece[sel]
+    has = np.flatnonzero(np.bincount(p, minlength=n))
+    if has.size:
+        out[has] = ndimage.median(values[sel], labels=p + 1, index=has + 1)
+    return out
 
 
 def _median_core_excess(dec: Decomposition, piece: np.ndarray, use_free: np.ndarray) -> np.ndarray:
@@ -968,13 +1019,15 @@ def correct_bac_label(
         (pieces; ``n_removed_low_calc`` includes the ``n_removed_weak_calc`` pieces, removed for a
         calcification low against their run's, reason "low_calc" and ``weak_calc`` True in their
         entry, and the ``n_removed_thin_calc`` pieces, calcified over less than half of their
-        length, ``thin_calc`` True); ``n_fringe_pixels`` (kept pieces' pixels removed with a removed stroke, step 5
+        length, ``thin_calc`` True, and the ``n_removed_no_ridge`` pieces, whose calcium forms no
+        ridge along their path, ``no_ridge`` True); ``n_fringe_pixels`` (kept pieces' pixels removed with a removed stroke, step 5
         of the module docstring); ``n_blob_pixels`` (kept pieces' pixels of a blob brushed on to
         a stroke's side, step 6); the total skeleton length and pixels before/after; ``pieces``: one dict per
         piece with ``id``, ``component``, ``bbox`` ((r0, c0, r1, c1), pixels, half-open),
         ``centroid`` ((row, col), pixels), ``centroid_mm``, ``pixels``, ``area_mm2``, ``length_mm``,
         ``run_length_mm``, ``width_mm``, ``mean_calc_mm``, ``core_excess_calc_mm`` (the piece's own),
         ``typical_calc_mm`` (the median over its cross-sections of their core's h_calc excess),
+        ``ridge_mm`` (the median over its cross-sections of the strongest ridge along the path),
         ``stretch_calc_mm`` (its calcium stretch's ``measure``, the one tested), ``kept`` and
         ``reason`` ("" when kept, "short", "low_calc" or "short+low_calc"); ``removed``: the
         removed ones. An empty label gives an empty mask and a report with zero pieces.
@@ -997,7 +1050,7 @@ def correct_bac_label(
     dec = decompose(lab, calc_thickness, (sr, sc), breast_mask, core_mm, ring_mm, spur_mm)
     piece, stretch = split_pieces(dec, min_mean_calc_mm, measure, split_mm, width_ratio, hysteresis)
     f = decide_pieces(dec, piece, stretch, min_length_mm, min_mean_calc_mm, measure, hysteresis)
-    remove, low, short, weak, thin = f["remove"], f["low"], f["short"], f["weak"], f["thin"]
+    remove, low, short, weak, thin, flat = f["remove"], f["low"], f["short"], f["weak"], f["thin"], f["flat"]
     n = remove.size
     out = np.zeros(lab.shape, np.uint8)
     keep_px = ~remove[f["px_piece"]] if n else np.zeros(0, bool)
@@ -1019,9 +1072,9 @@ def correct_bac_label(
         width_ratio=None if width_ratio is None else float(width_ratio), spacing_mm=(sr, sc),
         n_components=n, n_pieces=n, n_connected_components=dec.n_components,
         n_kept=int(n - remove.sum()), n_removed=int(remove.sum()),
-        n_removed_short=int((short & ~low).sum()), n_removed_low_calc=int(((low | weak | thin) & ~short).sum()),
+        n_removed_short=int((short & ~low).sum()), n_removed_low_calc=int(((low | weak | thin | flat) & ~short).sum()),
         n_removed_both=int((short & low).sum()), n_removed_weak_calc=int(weak.sum()),
-        n_removed_thin_calc=int(thin.sum()),
+        n_removed_thin_calc=int(thin.sum()), n_removed_no_ridge=int(flat.sum()),
         n_fringe_pixels=int(fringe.sum()), n_blob_pixels=int(bump.sum()),
         length_before_mm=dec.length_total_mm, length_after_mm=kept_len,
         pixels_before=int(dec.px_rows.size), pixels_after=int(keep_px.sum()),
@@ -1150,6 +1203,7 @@ def _piece_entries(dec: Decomposition, f: dict, spacing: tuple[float, float]) ->
     out = []
     for i in range(n):
         low, short, weak, thin = bool(f["low"][i]), bool(f["short"][i]), bool(f["weak"][i]), bool(f["thin"][i])
+        flat = bool(f["flat"][i])
         out.append(dict(
             id=i + 1, component=int(f["component"][i]),
             bbox=(int(r0[i]), int(c0[i]), int(r1[i]) + 1, int(c1[i]) + 1),
@@ -1165,6 +1219,9 @@ def _piece_entries(dec: Decomposition, f: dict, spacing: tuple[float, float]) ->
             side_branch=bool(f["side_branch"][i]), kept=not bool(f["remove"][i]),
             weak_calc=weak,  # removed as "low_calc" because its calcium is low against its run's
             thin_calc=thin,  # removed as "low_calc": calcified over less than half of its length
-            reason="+".join(name for name, flag in (("short", short), ("low_calc", low or weak or thin)) if flag),
+            ridge_mm=round(float(f["ridge_mm"][i]), 5),
+            no_ridge=flat,  # removed as "low_calc": its calcium forms no ridge along its path
+            reason="+".join(name for name, flag in (("short", short), ("low_calc", low or weak or thin or flat))
+                            if flag),
         ))
     return out
