@@ -110,7 +110,8 @@ set (every effect, vendor pitch, 30-80 mm, CC/MLO x L/R x three vendors) but on 
 setting that removed the most look-alike pieces (the validation's count: >= 80 % of a piece's
 pixels) while keeping >= 95 % of the true BAC length, among weak ratios 0.4-0.6, weak lengths
 5-8 mm and fringe ratios 1.5-2.0. Look-alike pieces removed 80.1 % -> 86.9 % (merged with BAC
-80/123 -> 96/123), BAC length kept 95.4 % -> 95.0 %. A cut placed at the run's last bead by a
+80/123 -> 96/123), BAC length kept 95.4 % -> 95.0 %. (``WEAK_RATIO`` re-chosen with the ``no_ridge`` rule,
+fourteenth session: 0.45, on the ten non-calibration sets pooled; docs/TRANSFORMS.md.) A cut placed at the run's last bead by a
 1 mm calcium profile was tried and dropped (it cost 0.3 % of the BAC length for +1.5 % of the
 look-alikes). Step 6 and the calcium guard of steps 5-6 (same phantoms and seeds; ``BUMP_MIN_MM2``
 0.2-0.3, ``PX_KEEP_CALC_MM`` 0.04-0.1, ``FRINGE_REACH_MM`` 2-4): look-alike pieces removed
