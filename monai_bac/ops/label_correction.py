@@ -247,11 +247,11 @@ RUN_CALCIUM_MM = 4.0
 #: a piece at least RIDGE_MIN_LENGTH_MM long whose cross-sections typically show a ridge along the
 #: path weaker than RIDGE_MIN_MM (:mod:`monai_bac.ops.path_ridge` at RIDGE_SIGMA_MM; the median
 #: over its skeleton pixels of the strongest in each cross-section) carries no calcified track:
-#: its calcium-equivalent is dense tissue or specks (removed as "low_calc", ``no_ridge``)
+#: its calcium-equivalent is dense tissue or specks (removed as "low_calc", ``no_ridge``). The
+#: rule needs pixels of at most RIDGE_SIGMA_MM / 2 to resolve the curvature; at coarser ones it is off.
 RIDGE_SIGMA_MM = 0.6
 RIDGE_MIN_MM = 0.01
 RIDGE_MIN_LENGTH_MM = 4.0
-#: (the rule needs pixels of at most RIDGE_SIGMA_MM / 2 to resolve the curvature; coarser: off)
 #: the path's tangent is the chord over this distance either side of a skeleton pixel, mm
 TANGENT_HALF_MM = 0.7
 #: a window or piece is read on its core pixels outside the junctions' discs when at least this
@@ -416,10 +416,10 @@ class Decomposition:
     up to the annotation's). ``order``: the branch pixels, branch
     after branch, each branch along its path; ``edges``: the skeleton graph's edges (i, j);
     ``hub_edges``: (hub, node) pairs where a junction touches a branch. Pixel arrays: ``px_rows``,
-    ``px_cols``, ``px_node`` (nearest branch pixel). ``ridge`` (with a calcification map, at pixels
-    of at most ``RIDGE_SIGMA_MM / 2``; else None): per
-    branch pixel, the strongest ridge along the path among the mask pixels nearest to it
-    (:mod:`monai_bac.ops.path_ridge`, mm of h_calc; -inf for a pixel with none).
+    ``px_cols``, ``px_node`` (nearest branch pixel). ``ridge``: per branch pixel, the strongest
+    ridge along the path among the mask pixels nearest to it (:mod:`monai_bac.ops.path_ridge`, mm
+    of h_calc; -inf for a pixel with none); None without a calcification map or at pixels coarser
+    than ``RIDGE_SIGMA_MM / 2``.
     """
 
     shape: tuple[int, int]
