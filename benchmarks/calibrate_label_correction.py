@@ -142,7 +142,7 @@ def image_records(seed: int, view: str, lat: str, vendor: str, spacing: float, m
             npc = f["remove"].size
             px = f["px_piece"]
             per_calc.append(dict(  # "weak": weak_calc, thin_calc or no_ridge, each low on its own calcium
-                run=f["run_length_mm"], low=f["low"], weak=f["weak"] | f["thin"] | f["flat"],
+                run=f["run_length_mm"], low=f["low"], weak=f["weak"] | f["thin"] | f["no_ridge"],
                 gt=np.bincount(px, weights=gt[dec.px_rows, dec.px_cols], minlength=npc),
                 pairs=np.unique(np.column_stack([px, obj]), axis=0, return_counts=True)))
         out.append(dict(version=version, per_calc=per_calc, kind=kind,

@@ -832,7 +832,7 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
     ``width_mm``, ``component``, ``low``, ``short``, ``weak``, ``typical_calc_mm`` (the median over
     the piece's cross-sections of their core's h_calc excess), ``thin``, ``ridge_mm`` (the median
     over the piece's skeleton pixels of the strongest ridge along the path in their cross-section),
-    ``flat`` and ``remove``; and
+    ``no_ridge`` and ``remove``; and
     ``px_piece`` (piece of every mask pixel).
     """
     n = stretch.size
@@ -887,7 +887,7 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
         run_length, side_branch, unit = np.zeros(0), np.zeros(0, bool), np.zeros(0, np.int64)
     short = run_length < min_length_mm if min_length_mm is not None else np.zeros(n, bool)
     # a short piece carrying far less calcium than the calcium stretch it passes with (issue 13)
-    weak, thin, flat = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
+    weak, thin, no_ridge = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
     typical, ridge = np.full(n, np.nan), np.full(n, np.nan)
     if min_mean_calc_mm is not None and dec.has_calc:
         weak = ~low & ~short & (excess < WEAK_RATIO * value) & (length < WEAK_MAX_MM)
@@ -896,15 +896,15 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
             thin = ~low & ~short & (typical < hysteresis * min_mean_calc_mm)
         if measure == "core_excess" and dec.ridge is not None:  # calcium forming no ridge along the piece (issue 13)
             ridge = _median_over_pieces(dec.ridge, piece, n)
-            flat = ~low & ~short & (length >= RIDGE_MIN_LENGTH_MM) & (ridge < RIDGE_MIN_MM)
-        cand = np.flatnonzero(weak | thin | flat)
+            no_ridge = ~low & ~short & (length >= RIDGE_MIN_LENGTH_MM) & (ridge < RIDGE_MIN_MM)
+        cand = np.flatnonzero(weak | thin | no_ridge)
         if cand.size:  # a gap between two calcified stretches of the artery is not a look-alike
             bridge = cand[_bridges(dec, piece, cand, unit, length)]
-            weak[bridge] = thin[bridge] = flat[bridge] = False
+            weak[bridge] = thin[bridge] = no_ridge[bridge] = False
     return dict(length_mm=length, run_length_mm=run_length, pixels=pixels.astype(np.int64), mean_calc_mm=mean,
                 core_excess_calc_mm=excess, stretch_calc_mm=value, typical_calc_mm=typical,
                 ridge_mm=ridge, width_mm=width, component=component, low=low, short=short, weak=weak, thin=thin,
-                flat=flat, remove=low | short | weak | thin | flat,
+                no_ridge=no_ridge, remove=low | short | weak | thin | no_ridge,
                 side_branch=side_branch, unit=np.unique(unit, return_inverse=True)[1],
                 px_piece=piece[dec.px_node])
 
@@ -927,19 +927,13 @@ def _median_core_excess(dec: Decomposition, piece: np.ndarray, use_free: np.ndar
     width of the calcium within the core. Cross-sections are read like their piece
     (``use_free``, per piece: outside the junction discs, else on their whole core;
     :func:`_core_excess`)."""
-    n = use_free.size
     sel = piece >= 0
-    p = piece[sel]
     core = (dec.core_calc[sel], dec.core_bg[sel], dec.n_core[sel])
     free = (dec.free_calc[sel], dec.free_bg[sel], dec.n_free[sel])
-    use = use_free[p]
-    value = _core_excess(core, free, use)
-    read = np.where(use, free[2], core[2]) > 0  # cross-sections with a core pixel to read
-    out = np.full(n, np.nan)
-    has = np.flatnonzero(np.bincount(p[read], minlength=n))
-    if has.size:
-        out[has] = ndimage.median(value[read], labels=p[read] + 1, index=has + 1)
-    return out
+    use = use_free[piece[sel]]
+    value = np.full(piece.size, np.nan)  # NaN: a cross-section with no core pixel to read
+    value[sel] = np.where(np.where(use, free[2], core[2]) > 0, _core_excess(core, free, use), np.nan)
+    return _median_over_pieces(value, piece, use_free.size)
 
 
 def _bridges(dec: Decomposition, piece: np.ndarray, candidates: np.ndarray, unit: np.ndarray,
@@ -1051,7 +1045,7 @@ def correct_bac_label(
     dec = decompose(lab, calc_thickness, (sr, sc), breast_mask, core_mm, ring_mm, spur_mm)
     piece, stretch = split_pieces(dec, min_mean_calc_mm, measure, split_mm, width_ratio, hysteresis)
     f = decide_pieces(dec, piece, stretch, min_length_mm, min_mean_calc_mm, measure, hysteresis)
-    remove, low, short, weak, thin, flat = f["remove"], f["low"], f["short"], f["weak"], f["thin"], f["flat"]
+    remove, low, short, weak, thin, no_ridge = (f[k] for k in ("remove", "low", "short", "weak", "thin", "no_ridge"))
     n = remove.size
     out = np.zeros(lab.shape, np.uint8)
     keep_px = ~remove[f["px_piece"]] if n else np.zeros(0, bool)
@@ -1073,9 +1067,9 @@ def correct_bac_label(
         width_ratio=None if width_ratio is None else float(width_ratio), spacing_mm=(sr, sc),
         n_components=n, n_pieces=n, n_connected_components=dec.n_components,
         n_kept=int(n - remove.sum()), n_removed=int(remove.sum()),
-        n_removed_short=int((short & ~low).sum()), n_removed_low_calc=int(((low | weak | thin | flat) & ~short).sum()),
+        n_removed_short=int((short & ~low).sum()), n_removed_low_calc=int(((low | weak | thin | no_ridge) & ~short).sum()),
         n_removed_both=int((short & low).sum()), n_removed_weak_calc=int(weak.sum()),
-        n_removed_thin_calc=int(thin.sum()), n_removed_no_ridge=int(flat.sum()),
+        n_removed_thin_calc=int(thin.sum()), n_removed_no_ridge=int(no_ridge.sum()),
         n_fringe_pixels=int(fringe.sum()), n_blob_pixels=int(bump.sum()),
         length_before_mm=dec.length_total_mm, length_after_mm=kept_len,
         pixels_before=int(dec.px_rows.size), pixels_after=int(keep_px.sum()),
@@ -1204,7 +1198,7 @@ def _piece_entries(dec: Decomposition, f: dict, spacing: tuple[float, float]) ->
     out = []
     for i in range(n):
         low, short, weak, thin = bool(f["low"][i]), bool(f["short"][i]), bool(f["weak"][i]), bool(f["thin"][i])
-        flat = bool(f["flat"][i])
+        no_ridge = bool(f["no_ridge"][i])
         out.append(dict(
             id=i + 1, component=int(f["component"][i]),
             bbox=(int(r0[i]), int(c0[i]), int(r1[i]) + 1, int(c1[i]) + 1),
@@ -1221,8 +1215,8 @@ def _piece_entries(dec: Decomposition, f: dict, spacing: tuple[float, float]) ->
             weak_calc=weak,  # removed as "low_calc" because its calcium is low against its run's
             thin_calc=thin,  # removed as "low_calc": calcified over less than half of its length
             ridge_mm=round(float(f["ridge_mm"][i]), 5),
-            no_ridge=flat,  # removed as "low_calc": its calcium forms no ridge along its path
-            reason="+".join(name for name, flag in (("short", short), ("low_calc", low or weak or thin or flat))
+            no_ridge=no_ridge,  # removed as "low_calc": its calcium forms no ridge along its path
+            reason="+".join(name for name, flag in (("short", short), ("low_calc", low or weak or thin or no_ridge))
                             if flag),
         ))
     return out
