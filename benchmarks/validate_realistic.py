@@ -39,8 +39,10 @@ on the very same files:
   27000-27047, generated (eleventh session) before any change of that session: the verdict on
   BreastRegion's dense-centre guard (chosen on blind_26) and on whatever that session changes.
   ``--set witness``: 48 more on seeds 29000-29047, generated (thirteenth session) before a label
-  correction rule was tried; the rule was not adopted (docs/TRANSFORMS.md, "patchy" cross-sections),
-  so the set has never been evaluated: the verdict for the next change.
+  correction rule was tried; the rule was not adopted (docs/TRANSFORMS.md, "patchy" cross-sections);
+  evaluated once (fourteenth session), the verdict on the ``no_ridge`` rule. ``--set assay``: 48 more
+  on seeds 31000-31047, generated (fifteenth session) after the label correction's ``own_calc``
+  rule was chosen on the ten pooled sets and before it was evaluated on them.
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -139,7 +141,8 @@ SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "c
                   "final": (4, 13000, 21, "final"), "holdout": (4, 15000, 23, "holdout"),
                   "fresh": (4, 17000, 25, "fresh"), "novel": (4, 19000, 27, "novel"),
                   "sealed": (4, 23000, 29, "sealed"), "blind": (4, 25000, 31, "blind"),
-                  "sentinel": (4, 27000, 33, "sentinel"), "witness": (4, 29000, 35, "witness")}
+                  "sentinel": (4, 27000, 33, "sentinel"), "witness": (4, 29000, 35, "witness"),
+                  "assay": (4, 31000, 37, "assay")}
 
 
 def plan(which: str) -> list[dict]:
@@ -586,7 +589,8 @@ def main(argv=None) -> int:
                         "novel: 48 more held-out cases like main, seeds 19000-19047 (generated for DensityMap's "
                         "homogeneous SPR reference); sealed: seeds 23000-23047; blind: seeds 25000-25047; "
                         "sentinel: seeds 27000-27047 (the eleventh session's verdict); "
-                        "witness: seeds 29000-29047 (generated, never evaluated: the next verdict); a new held-out set: 31000+")
+                        "witness: seeds 29000-29047 (the fourteenth session's verdict); "
+                        "assay: seeds 31000-31047 (the fifteenth's); a new held-out set: 33000+")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)

@@ -353,7 +353,7 @@ def test_pieces_report_and_meta():
     assert [p for p in pieces if not p["kept"]] == removed_components(out_m)
     keys = {"id", "component", "bbox", "centroid", "centroid_mm", "pixels", "area_mm2", "length_mm", "run_length_mm",
             "width_mm", "mean_calc_mm", "core_excess_calc_mm", "typical_calc_mm", "stretch_calc_mm", "side_branch",
-            "weak_calc", "thin_calc", "ridge_mm", "no_ridge", "kept", "reason"}
+            "weak_calc", "thin_calc", "ridge_mm", "no_ridge", "own_calc", "kept", "reason"}
     assert all(set(p) == keys for p in pieces)
     assert sum(p["pixels"] for p in pieces) == int(label.sum())
 
@@ -637,3 +637,52 @@ def test_a_dense_band_without_a_ridge_goes_and_a_track_with_the_same_calcium_sta
     monkeypatch.setattr(lc, "RIDGE_MIN_MM", -np.inf)
     out, rep = correct_bac_label(label, calc, spacing, min_len, min_calc, **kw)
     assert (out[band_part] > 0).mean() > 0.95 and rep["n_removed_no_ridge"] == 0
+
+
+@pytest.mark.parametrize("spacing", [0.07, 0.1, 0.2])
+def test_a_long_piece_passing_only_on_its_runs_calcium_goes(spacing, monkeypatch):
+    """Issue 13, ``own_calc``: two strokes brushed off a calcified run, 17 mm each, both with a
+    calcium track along them (so they form a ridge and the thin_calc rule keeps both). Under one the
+    track is faint (core excess ~0.027 mm) but a dense knot near its end (4.5 mm at 2.2 x) seeds it,
+    so the whole stroke is in the run's calcium stretch and passes the calcium test pooled with the
+    run; on its own it carries under the threshold (0.04 mm): it goes ("low_calc", ``own_calc``).
+    The other carries 0.055 mm along its length and stays, as does the run. Too long for the
+    weak_calc rule (> WEAK_MAX_MM). Without the rule both stay."""
+    import monai_bac.ops.label_correction as lc
+
+    min_len, min_calc, hyst = 6.0, 0.04, 0.5
+    h, w = int(34 / spacing), int(50 / spacing)
+    yy, xx = np.mgrid[0:h, 0:w] * spacing
+    row = 8.0
+    run = (np.abs(yy - row) <= 1.0) & (xx >= 5) & (xx < 45)
+    below = (yy > row) & (yy < row + 19.0)
+    faint_stroke, calcified_stroke = (np.abs(xx - 15) <= 1.0) & below, (np.abs(xx - 35) <= 1.0) & below
+    label = (run | faint_stroke | calcified_stroke).astype(np.uint8)
+    calc = np.zeros((h, w), np.float32)
+    run_track = (np.abs(yy - row) <= 0.15) & (xx >= 5) & (xx < 45)
+    calc[run_track] = 0.3
+    beyond = below & (yy > row + 1.2)
+
+    def track(x0, amplitude):  # a calcium track along a stroke, 0.25 mm sigma
+        return (amplitude * np.exp(-((xx - x0) ** 2) / (2 * 0.25**2)) * beyond).astype(np.float32)
+
+    knot = (yy > row + 13.0) & (yy < row + 17.5)
+    calc += track(15, 0.045) * (1 + 1.2 * knot) + track(35, 0.1)
+    calc += np.random.default_rng(0).normal(0, 0.01, calc.shape).astype(np.float32)
+    faint_part, calcified_part = faint_stroke & (yy > row + 1.5), calcified_stroke & (yy > row + 1.5)
+    kw = dict(breast_mask=np.ones((h, w), bool), hysteresis=hyst)
+
+    out, rep = correct_bac_label(label, calc, spacing, min_len, min_calc, **kw)
+    assert (out[faint_part] > 0).mean() < 0.2
+    assert (out[calcified_part] > 0).mean() > 0.95 and (out[run_track] > 0).mean() > 0.97
+    gone = [p for p in rep["removed"] if p["own_calc"]]
+    assert len(gone) == 1 and gone[0]["reason"] == "low_calc" and rep["n_removed_own_calc"] == 1
+    assert not (gone[0]["weak_calc"] or gone[0]["thin_calc"] or gone[0]["no_ridge"])
+    assert gone[0]["core_excess_calc_mm"] < min_calc <= gone[0]["stretch_calc_mm"]  # passes pooled only
+    assert gone[0]["length_mm"] > WEAK_MAX_MM and gone[0]["ridge_mm"] > lc.RIDGE_MIN_MM
+    kept = [p for p in rep["pieces"] if abs(p["centroid_mm"][1] - 35) < 1 and p["centroid_mm"][0] > row + 3]
+    assert len(kept) == 1 and kept[0]["kept"] and kept[0]["core_excess_calc_mm"] > min_calc
+
+    monkeypatch.setattr(lc, "OWN_MIN_MM", np.inf)
+    out, rep = correct_bac_label(label, calc, spacing, min_len, min_calc, **kw)
+    assert (out[faint_part] > 0).mean() > 0.95 and rep["n_removed_own_calc"] == 0

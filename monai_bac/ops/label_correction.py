@@ -52,7 +52,7 @@ kept with it. The correction therefore decides per *piece*:
      the run and stays part of it.
 
    * ``"low_calc"`` against its run (issue 13; ``weak_calc`` in the piece's report): a piece shorter than ``WEAK_MAX_MM`` (8 mm) whose own
-     calcification (``core_excess_calc_mm``) is under ``WEAK_RATIO`` (0.45; 0.5 before the ``no_ridge`` rule) x that of the calcium
+     calcification (``core_excess_calc_mm``) is under ``WEAK_RATIO`` (0.3; 0.5 before the ``no_ridge`` rule, 0.45 before ``own_calc``) x that of the calcium
      stretch it passes with. A dense strand or a cluster brushed in the same stroke as a run,
      or crossing it, passes the stretch test on the run's calcium (pooled with it, or leaking
      into its first millimetres) and gets its length from the run; a piece of the calcified
@@ -81,6 +81,19 @@ kept with it. The correction therefore decides per *piece*:
      reads as calcium-equivalent without curving down on both sides of the path. Off at pixels
      coarser than ``RIDGE_SIGMA_MM / 2`` (not resolved), with ``measure="mean"`` (the paper's
      wording), and for bridges as above.
+
+   * ``"low_calc"`` on its own calcification (issue 13, fifteenth session; ``own_calc`` in the
+     piece's report): a piece at least ``OWN_MIN_MM`` (4 mm) long whose own calcification
+     (``core_excess_calc_mm``) is under ``min_mean_calc_mm``. The calcium test pools a piece with its
+     calcium stretch because a 1-2 mm piece between two close junctions has a noisy mean; a piece
+     this long is measured well enough alone - the paper's test, per piece - and pooled it passed on
+     the run's calcium: a faint strand brushed on from a run, lifted into the calcified class by a
+     dense knot under the stroke (its windows seed), with a ridge along it and calcium along most of
+     its length (so ``no_ridge`` and ``thin_calc`` keep it), too long for ``weak_calc``. Off at
+     pixels coarser than ``OWN_MAX_SPACING_MM`` (0.2 mm): the 1 mm core is then under five pixels
+     across and a piece's own mean moves by several per cent with the skeleton's path (at 0.5 mm the
+     same piece read 0.0372 and 0.0390 mm in an image and its mirror, astride the threshold), which
+     the pooled test does not; with ``measure="mean"``; and for bridges as above.
 
    A width change alone thus refines the reported pieces without changing a decision.
 5. **Fringe of removed strokes.** Every mask pixel went to its nearest branch pixel (step 2), so
@@ -111,7 +124,8 @@ setting that removed the most look-alike pieces (the validation's count: >= 80 %
 pixels) while keeping >= 95 % of the true BAC length, among weak ratios 0.4-0.6, weak lengths
 5-8 mm and fringe ratios 1.5-2.0. Look-alike pieces removed 80.1 % -> 86.9 % (merged with BAC
 80/123 -> 96/123), BAC length kept 95.4 % -> 95.0 %. (``WEAK_RATIO`` re-chosen with the ``no_ridge`` rule,
-fourteenth session: 0.45, on the ten non-calibration sets pooled; docs/TRANSFORMS.md.) A cut placed at the run's last bead by a
+fourteenth session: 0.45, on the ten non-calibration sets pooled; again with the ``own_calc`` rule,
+fifteenth session: 0.3, with ``OWN_MIN_MM`` 4 mm, on the same sets; docs/TRANSFORMS.md.) A cut placed at the run's last bead by a
 1 mm calcium profile was tried and dropped (it cost 0.3 % of the BAC length for +1.5 % of the
 look-alikes). Step 6 and the calcium guard of steps 5-6 (same phantoms and seeds; ``BUMP_MIN_MM2``
 0.2-0.3, ``PX_KEEP_CALC_MM`` 0.04-0.1, ``FRINGE_REACH_MM`` 2-4): look-alike pieces removed
@@ -229,7 +243,7 @@ FINE_MM = 1.0
 #: a piece shorter than WEAK_MAX_MM whose own calcification is under WEAK_RATIO x that of the
 #: calcium stretch it passes with is a look-alike carried by the run's calcium (removed as
 #: "low_calc", flagged ``weak_calc`` in the report)
-WEAK_RATIO = 0.45
+WEAK_RATIO = 0.3
 WEAK_MAX_MM = 8.0
 #: ... unless it lies between two parts of its run each at least this long (a gap in the artery's
 #: calcification, kept)
@@ -254,6 +268,12 @@ RIDGE_MIN_MM = 0.01
 RIDGE_MIN_LENGTH_MM = 4.0
 #: the path's tangent is the chord over this distance either side of a skeleton pixel, mm
 TANGENT_HALF_MM = 0.7
+#: a piece at least this long (a whole window of the profile at the default ``split_mm``) is measured
+#: well enough alone: it must pass the calcium test on its own calcification, not only pooled with its
+#: stretch's (``own_calc``, issue 13)
+OWN_MIN_MM = 4.0
+#: ... where the pixels are this fine or finer: a coarser core is too few pixels across for a piece's own mean
+OWN_MAX_SPACING_MM = 0.2
 #: a window or piece is read on its core pixels outside the junctions' discs when at least this
 #: share of its core lies outside them (else on its whole core)
 FREE_CORE_SHARE = 0.5
@@ -832,7 +852,7 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
     ``width_mm``, ``component``, ``low``, ``short``, ``weak``, ``typical_calc_mm`` (the median over
     the piece's cross-sections of their core's h_calc excess), ``thin``, ``ridge_mm`` (the median
     over the piece's skeleton pixels of the strongest ridge along the path in their cross-section),
-    ``no_ridge`` and ``remove``; and
+    ``no_ridge``, ``own_calc`` and ``remove``; and
     ``px_piece`` (piece of every mask pixel).
     """
     n = stretch.size
@@ -887,24 +907,27 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
         run_length, side_branch, unit = np.zeros(0), np.zeros(0, bool), np.zeros(0, np.int64)
     short = run_length < min_length_mm if min_length_mm is not None else np.zeros(n, bool)
     # a short piece carrying far less calcium than the calcium stretch it passes with (issue 13)
-    weak, thin, no_ridge = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
+    weak, thin, no_ridge, own = (np.zeros(n, bool) for _ in range(4))
     typical, ridge = np.full(n, np.nan), np.full(n, np.nan)
     if min_mean_calc_mm is not None and dec.has_calc:
         weak = ~low & ~short & (excess < WEAK_RATIO * value) & (length < WEAK_MAX_MM)
         if measure == "core_excess":  # a piece calcified over less than half of its length (issue 13)
             typical = _median_core_excess(dec, piece, use_free)
             thin = ~low & ~short & (typical < hysteresis * min_mean_calc_mm)
+            # a long piece that passes only on the calcium of the stretch it is pooled with (issue 13)
+            if max(dec.spacing) <= OWN_MAX_SPACING_MM:
+                own = ~low & ~short & (length >= OWN_MIN_MM) & (excess < min_mean_calc_mm)
         if measure == "core_excess" and dec.ridge is not None:  # calcium forming no ridge along the piece (issue 13)
             ridge = _median_over_pieces(dec.ridge, piece, n)
             no_ridge = ~low & ~short & (length >= RIDGE_MIN_LENGTH_MM) & (ridge < RIDGE_MIN_MM)
-        cand = np.flatnonzero(weak | thin | no_ridge)
+        cand = np.flatnonzero(weak | thin | no_ridge | own)
         if cand.size:  # a gap between two calcified stretches of the artery is not a look-alike
             bridge = cand[_bridges(dec, piece, cand, unit, length)]
-            weak[bridge] = thin[bridge] = no_ridge[bridge] = False
+            weak[bridge] = thin[bridge] = no_ridge[bridge] = own[bridge] = False
     return dict(length_mm=length, run_length_mm=run_length, pixels=pixels.astype(np.int64), mean_calc_mm=mean,
                 core_excess_calc_mm=excess, stretch_calc_mm=value, typical_calc_mm=typical,
                 ridge_mm=ridge, width_mm=width, component=component, low=low, short=short, weak=weak, thin=thin,
-                no_ridge=no_ridge, remove=low | short | weak | thin | no_ridge,
+                no_ridge=no_ridge, own_calc=own, remove=low | short | weak | thin | no_ridge | own,
                 side_branch=side_branch, unit=np.unique(unit, return_inverse=True)[1],
                 px_piece=piece[dec.px_node])
 
@@ -1014,8 +1037,9 @@ def correct_bac_label(
         (pieces; ``n_removed_low_calc`` includes the ``n_removed_weak_calc`` pieces, removed for a
         calcification low against their run's, reason "low_calc" and ``weak_calc`` True in their
         entry, and the ``n_removed_thin_calc`` pieces, calcified over less than half of their
-        length, ``thin_calc`` True, and the ``n_removed_no_ridge`` pieces, whose calcium forms no
-        ridge along their path, ``no_ridge`` True); ``n_fringe_pixels`` (kept pieces' pixels removed with a removed stroke, step 5
+        length, ``thin_calc`` True, the ``n_removed_no_ridge`` pieces, whose calcium forms no
+        ridge along their path, ``no_ridge`` True, and the ``n_removed_own_calc`` pieces, long and
+        under the threshold on their own calcification, ``own_calc`` True); ``n_fringe_pixels`` (kept pieces' pixels removed with a removed stroke, step 5
         of the module docstring); ``n_blob_pixels`` (kept pieces' pixels of a blob brushed on to
         a stroke's side, step 6); the total skeleton length and pixels before/after; ``pieces``: one dict per
         piece with ``id``, ``component``, ``bbox`` ((r0, c0, r1, c1), pixels, half-open),
@@ -1045,7 +1069,8 @@ def correct_bac_label(
     dec = decompose(lab, calc_thickness, (sr, sc), breast_mask, core_mm, ring_mm, spur_mm)
     piece, stretch = split_pieces(dec, min_mean_calc_mm, measure, split_mm, width_ratio, hysteresis)
     f = decide_pieces(dec, piece, stretch, min_length_mm, min_mean_calc_mm, measure, hysteresis)
-    remove, low, short, weak, thin, no_ridge = (f[k] for k in ("remove", "low", "short", "weak", "thin", "no_ridge"))
+    remove, low, short, weak, thin, no_ridge, own = (f[k] for k in ("remove", "low", "short", "weak", "thin", "no_ridge",
+                                                                   "own_calc"))
     n = remove.size
     out = np.zeros(lab.shape, np.uint8)
     keep_px = ~remove[f["px_piece"]] if n else np.zeros(0, bool)
@@ -1067,9 +1092,10 @@ def correct_bac_label(
         width_ratio=None if width_ratio is None else float(width_ratio), spacing_mm=(sr, sc),
         n_components=n, n_pieces=n, n_connected_components=dec.n_components,
         n_kept=int(n - remove.sum()), n_removed=int(remove.sum()),
-        n_removed_short=int((short & ~low).sum()), n_removed_low_calc=int(((low | weak | thin | no_ridge) & ~short).sum()),
+        n_removed_short=int((short & ~low).sum()),
+        n_removed_low_calc=int(((low | weak | thin | no_ridge | own) & ~short).sum()),
         n_removed_both=int((short & low).sum()), n_removed_weak_calc=int(weak.sum()),
-        n_removed_thin_calc=int(thin.sum()), n_removed_no_ridge=int(no_ridge.sum()),
+        n_removed_thin_calc=int(thin.sum()), n_removed_no_ridge=int(no_ridge.sum()), n_removed_own_calc=int(own.sum()),
         n_fringe_pixels=int(fringe.sum()), n_blob_pixels=int(bump.sum()),
         length_before_mm=dec.length_total_mm, length_after_mm=kept_len,
         pixels_before=int(dec.px_rows.size), pixels_after=int(keep_px.sum()),
@@ -1198,7 +1224,7 @@ def _piece_entries(dec: Decomposition, f: dict, spacing: tuple[float, float]) ->
     out = []
     for i in range(n):
         low, short, weak, thin = bool(f["low"][i]), bool(f["short"][i]), bool(f["weak"][i]), bool(f["thin"][i])
-        no_ridge = bool(f["no_ridge"][i])
+        no_ridge, own = bool(f["no_ridge"][i]), bool(f["own_calc"][i])
         out.append(dict(
             id=i + 1, component=int(f["component"][i]),
             bbox=(int(r0[i]), int(c0[i]), int(r1[i]) + 1, int(c1[i]) + 1),
@@ -1216,7 +1242,8 @@ def _piece_entries(dec: Decomposition, f: dict, spacing: tuple[float, float]) ->
             thin_calc=thin,  # removed as "low_calc": calcified over less than half of its length
             ridge_mm=round(float(f["ridge_mm"][i]), 5),
             no_ridge=no_ridge,  # removed as "low_calc": its calcium forms no ridge along its path
-            reason="+".join(name for name, flag in (("short", short), ("low_calc", low or weak or thin or no_ridge))
+            own_calc=own,  # removed as "low_calc": long, and under the threshold on its own calcium
+            reason="+".join(name for name, flag in (("short", short), ("low_calc", low or weak or thin or no_ridge or own))
                             if flag),
         ))
     return out
