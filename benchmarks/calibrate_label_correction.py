@@ -141,8 +141,8 @@ def image_records(seed: int, view: str, lat: str, vendor: str, spacing: float, m
             f = decide_pieces(dec, piece, stretch, 0.0, t, hysteresis=hyst)
             npc = f["remove"].size
             px = f["px_piece"]
-            per_calc.append(dict(  # "weak": weak_calc, thin_calc or no_ridge, each low on its own calcium
-                run=f["run_length_mm"], low=f["low"], weak=f["weak"] | f["thin"] | f["no_ridge"],
+            per_calc.append(dict(  # "weak": weak_calc, thin_calc, no_ridge or own_calc, each low on its own calcium
+                run=f["run_length_mm"], low=f["low"], weak=f["weak"] | f["thin"] | f["no_ridge"] | f["own_calc"],
                 gt=np.bincount(px, weights=gt[dec.px_rows, dec.px_cols], minlength=npc),
                 pairs=np.unique(np.column_stack([px, obj]), axis=0, return_counts=True)))
         out.append(dict(version=version, per_calc=per_calc, kind=kind,
