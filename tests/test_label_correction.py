@@ -596,6 +596,23 @@ def test_cluster_stroke_calcified_in_specks_only_is_removed_and_a_thin_track_kep
     assert kept and all(p["typical_calc_mm"] > hyst * min_calc for p in kept)
 
 
+def _run_and_two_strokes(spacing, stroke_mm, height_mm):
+    """A calcified run along y = 8 mm (a 0.3 mm track of h_calc 0.3 mm, 40 mm long, 2 mm brush) and two
+    strokes of ``stroke_mm`` brushed off it downwards at x = 15 and 35 mm: (yy, xx, row, label,
+    calc with the run's track only, the run's track, left stroke, right stroke, the strokes' band)."""
+    h, w = int(height_mm / spacing), int(50 / spacing)
+    yy, xx = np.mgrid[0:h, 0:w] * spacing
+    row = 8.0
+    run = (np.abs(yy - row) <= 1.0) & (xx >= 5) & (xx < 45)
+    below = (yy > row) & (yy < row + stroke_mm)
+    left, right = (np.abs(xx - 15) <= 1.0) & below, (np.abs(xx - 35) <= 1.0) & below
+    label = (run | left | right).astype(np.uint8)
+    calc = np.zeros((h, w), np.float32)
+    run_track = (np.abs(yy - row) <= 0.15) & (xx >= 5) & (xx < 45)
+    calc[run_track] = 0.3
+    return yy, xx, row, label, calc, run_track, left, right, below
+
+
 @pytest.mark.parametrize("spacing", [0.07, 0.1, 0.2])
 def test_a_dense_band_without_a_ridge_goes_and_a_track_with_the_same_calcium_stays(spacing, monkeypatch):
     """Issue 13, ``no_ridge``: two strokes brushed off a calcified run, 10 mm each, with the same
@@ -608,22 +625,13 @@ def test_a_dense_band_without_a_ridge_goes_and_a_track_with_the_same_calcium_sta
     import monai_bac.ops.label_correction as lc
 
     min_len, min_calc, hyst = 6.0, 0.03, 0.65
-    h, w = int(30 / spacing), int(50 / spacing)
-    yy, xx = np.mgrid[0:h, 0:w] * spacing
-    row = 8.0
-    run = (np.abs(yy - row) <= 1.0) & (xx >= 5) & (xx < 45)
-    below = (yy > row) & (yy < row + 12.0)
-    band_stroke, track_stroke = (np.abs(xx - 15) <= 1.0) & below, (np.abs(xx - 35) <= 1.0) & below
-    label = (run | band_stroke | track_stroke).astype(np.uint8)
-    calc = np.zeros((h, w), np.float32)
-    run_track = (np.abs(yy - row) <= 0.15) & (xx >= 5) & (xx < 45)
-    calc[run_track] = 0.3
+    yy, xx, row, label, calc, run_track, band_stroke, track_stroke, below = _run_and_two_strokes(spacing, 12.0, 30)
     band = ((np.abs(xx - 15) <= 1.2) & (yy > row + 1.2) & below).astype(np.float32) * 0.035
     calc += ndimage.gaussian_filter(band, 0.15 / spacing)
     calc += (0.05 * np.exp(-((xx - 35) ** 2) / (2 * 0.3**2)) * (below & (yy > row + 1.2))).astype(np.float32)
     calc += np.random.default_rng(0).normal(0, 0.01, calc.shape).astype(np.float32)
     band_part, track_part = band_stroke & (yy > row + 1.5), track_stroke & (yy > row + 1.5)
-    kw = dict(breast_mask=np.ones((h, w), bool), hysteresis=hyst)
+    kw = dict(breast_mask=np.ones(label.shape, bool), hysteresis=hyst)
 
     out, rep = correct_bac_label(label, calc, spacing, min_len, min_calc, **kw)
     assert (out[band_part] > 0).mean() < 0.2
@@ -654,16 +662,7 @@ def test_a_long_piece_passing_only_on_its_runs_calcium_goes(spacing, monkeypatch
     import monai_bac.ops.label_correction as lc
 
     min_len, min_calc, hyst = 6.0, 0.04, 0.5
-    h, w = int(34 / spacing), int(50 / spacing)
-    yy, xx = np.mgrid[0:h, 0:w] * spacing
-    row = 8.0
-    run = (np.abs(yy - row) <= 1.0) & (xx >= 5) & (xx < 45)
-    below = (yy > row) & (yy < row + 19.0)
-    faint_stroke, calcified_stroke = (np.abs(xx - 15) <= 1.0) & below, (np.abs(xx - 35) <= 1.0) & below
-    label = (run | faint_stroke | calcified_stroke).astype(np.uint8)
-    calc = np.zeros((h, w), np.float32)
-    run_track = (np.abs(yy - row) <= 0.15) & (xx >= 5) & (xx < 45)
-    calc[run_track] = 0.3
+    yy, xx, row, label, calc, run_track, faint_stroke, calcified_stroke, below = _run_and_two_strokes(spacing, 19.0, 34)
     beyond = below & (yy > row + 1.2)
 
     def track(x0, amplitude):  # a calcium track along a stroke, 0.25 mm sigma
@@ -673,7 +672,7 @@ def test_a_long_piece_passing_only_on_its_runs_calcium_goes(spacing, monkeypatch
     calc += track(15, 0.045) * (1 + 1.2 * knot) + track(35, 0.1)
     calc += np.random.default_rng(0).normal(0, 0.01, calc.shape).astype(np.float32)
     faint_part, calcified_part = faint_stroke & (yy > row + 1.5), calcified_stroke & (yy > row + 1.5)
-    kw = dict(breast_mask=np.ones((h, w), bool), hysteresis=hyst)
+    kw = dict(breast_mask=np.ones(label.shape, bool), hysteresis=hyst)
 
     out, rep = correct_bac_label(label, calc, spacing, min_len, min_calc, **kw)
     assert (out[faint_part] > 0).mean() < 0.2
