@@ -209,7 +209,7 @@ from monai_bac.units import as_spacing
 
 __all__ = ["DEFAULT_MIN_LENGTH_MM", "DEFAULT_MIN_MEAN_CALC_MM", "DEFAULT_CORE_MM", "DEFAULT_RING_MM",
            "DEFAULT_SPLIT_MM", "DEFAULT_SPUR_MM", "DEFAULT_WIDTH_RATIO", "DEFAULT_HYSTERESIS", "BLOB_WIDTH_RATIO",
-           "MEASURES",
+           "MEASURES", "OWN_CALCIUM_RULES",
            "label_components",
            "local_background", "component_features", "Decomposition", "decompose", "split_pieces",
            "decide_pieces", "correct_bac_label"]
@@ -277,6 +277,9 @@ OWN_MAX_SPACING_MM = 0.2
 #: a window or piece is read on its core pixels outside the junctions' discs when at least this
 #: share of its core lies outside them (else on its whole core)
 FREE_CORE_SHARE = 0.5
+#: the rules of step 4 that remove a piece passing the calcium and length tests for its own calcium
+#: (issue 13; each piece's report flags them, removed as "low_calc", bridges excepted)
+OWN_CALCIUM_RULES = ("weak_calc", "thin_calc", "no_ridge", "own_calc")
 #: the calcification measures a piece can be tested with
 MEASURES = ("core_excess", "mean")
 
@@ -849,10 +852,10 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
     Returns arrays indexed by piece id: ``length_mm``, ``run_length_mm`` (the calcified run the
     length rule measures), ``pixels``, ``mean_calc_mm``, ``core_excess_calc_mm`` (the piece's
     own), ``stretch_calc_mm`` (the measure of its calcium stretch, which the calcium test uses),
-    ``width_mm``, ``component``, ``low``, ``short``, ``weak``, ``typical_calc_mm`` (the median over
-    the piece's cross-sections of their core's h_calc excess), ``thin``, ``ridge_mm`` (the median
-    over the piece's skeleton pixels of the strongest ridge along the path in their cross-section),
-    ``no_ridge``, ``own_calc`` and ``remove``; and
+    ``width_mm``, ``component``, ``low``, ``short``, ``typical_calc_mm`` (the median over
+    the piece's cross-sections of their core's h_calc excess), ``ridge_mm`` (the median over the
+    piece's skeleton pixels of the strongest ridge along the path in their cross-section), one flag
+    per rule of ``OWN_CALCIUM_RULES`` and ``remove``; and
     ``px_piece`` (piece of every mask pixel).
     """
     n = stretch.size
@@ -906,28 +909,29 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
     else:
         run_length, side_branch, unit = np.zeros(0), np.zeros(0, bool), np.zeros(0, np.int64)
     short = run_length < min_length_mm if min_length_mm is not None else np.zeros(n, bool)
-    # a short piece carrying far less calcium than the calcium stretch it passes with (issue 13)
-    weak, thin, no_ridge, own = (np.zeros(n, bool) for _ in range(4))
+    # the own-calcium rules (issue 13), each for a piece that passes the calcium and length tests
+    rule = {name: np.zeros(n, bool) for name in OWN_CALCIUM_RULES}
     typical, ridge = np.full(n, np.nan), np.full(n, np.nan)
     if min_mean_calc_mm is not None and dec.has_calc:
-        weak = ~low & ~short & (excess < WEAK_RATIO * value) & (length < WEAK_MAX_MM)
-        if measure == "core_excess":  # a piece calcified over less than half of its length (issue 13)
-            typical = _median_core_excess(dec, piece, use_free)
-            thin = ~low & ~short & (typical < hysteresis * min_mean_calc_mm)
-            # a long piece that passes only on the calcium of the stretch it is pooled with (issue 13)
-            if max(dec.spacing) <= OWN_MAX_SPACING_MM:
-                own = ~low & ~short & (length >= OWN_MIN_MM) & (excess < min_mean_calc_mm)
-        if measure == "core_excess" and dec.ridge is not None:  # calcium forming no ridge along the piece (issue 13)
-            ridge = _median_over_pieces(dec.ridge, piece, n)
-            no_ridge = ~low & ~short & (length >= RIDGE_MIN_LENGTH_MM) & (ridge < RIDGE_MIN_MM)
-        cand = np.flatnonzero(weak | thin | no_ridge | own)
+        # a short piece carrying far less calcium than the calcium stretch it passes with
+        rule["weak_calc"] = (excess < WEAK_RATIO * value) & (length < WEAK_MAX_MM)
+        if measure == "core_excess":
+            typical = _median_core_excess(dec, piece, use_free)  # calcified over less than half its length
+            rule["thin_calc"] = typical < hysteresis * min_mean_calc_mm
+            if dec.ridge is not None:  # its calcium forms no ridge along the piece
+                ridge = _median_over_pieces(dec.ridge, piece, n)
+                rule["no_ridge"] = (length >= RIDGE_MIN_LENGTH_MM) & (ridge < RIDGE_MIN_MM)
+            if max(dec.spacing) <= OWN_MAX_SPACING_MM:  # a long piece passing only pooled with its stretch
+                rule["own_calc"] = (length >= OWN_MIN_MM) & (excess < min_mean_calc_mm)
+        flagged = ~low & ~short & np.any(list(rule.values()), axis=0)
+        cand = np.flatnonzero(flagged)
         if cand.size:  # a gap between two calcified stretches of the artery is not a look-alike
-            bridge = cand[_bridges(dec, piece, cand, unit, length)]
-            weak[bridge] = thin[bridge] = no_ridge[bridge] = own[bridge] = False
+            flagged[cand[_bridges(dec, piece, cand, unit, length)]] = False
+        rule = {name: r & flagged for name, r in rule.items()}
     return dict(length_mm=length, run_length_mm=run_length, pixels=pixels.astype(np.int64), mean_calc_mm=mean,
                 core_excess_calc_mm=excess, stretch_calc_mm=value, typical_calc_mm=typical,
-                ridge_mm=ridge, width_mm=width, component=component, low=low, short=short, weak=weak, thin=thin,
-                no_ridge=no_ridge, own_calc=own, remove=low | short | weak | thin | no_ridge | own,
+                ridge_mm=ridge, width_mm=width, component=component, low=low, short=short, **rule,
+                remove=low | short | np.any(list(rule.values()), axis=0),
                 side_branch=side_branch, unit=np.unique(unit, return_inverse=True)[1],
                 px_piece=piece[dec.px_node])
 
@@ -1069,8 +1073,7 @@ def correct_bac_label(
     dec = decompose(lab, calc_thickness, (sr, sc), breast_mask, core_mm, ring_mm, spur_mm)
     piece, stretch = split_pieces(dec, min_mean_calc_mm, measure, split_mm, width_ratio, hysteresis)
     f = decide_pieces(dec, piece, stretch, min_length_mm, min_mean_calc_mm, measure, hysteresis)
-    remove, low, short, weak, thin, no_ridge, own = (f[k] for k in ("remove", "low", "short", "weak", "thin", "no_ridge",
-                                                                   "own_calc"))
+    remove, low, short = f["remove"], f["low"], f["short"]
     n = remove.size
     out = np.zeros(lab.shape, np.uint8)
     keep_px = ~remove[f["px_piece"]] if n else np.zeros(0, bool)
@@ -1092,10 +1095,8 @@ def correct_bac_label(
         width_ratio=None if width_ratio is None else float(width_ratio), spacing_mm=(sr, sc),
         n_components=n, n_pieces=n, n_connected_components=dec.n_components,
         n_kept=int(n - remove.sum()), n_removed=int(remove.sum()),
-        n_removed_short=int((short & ~low).sum()),
-        n_removed_low_calc=int(((low | weak | thin | no_ridge | own) & ~short).sum()),
-        n_removed_both=int((short & low).sum()), n_removed_weak_calc=int(weak.sum()),
-        n_removed_thin_calc=int(thin.sum()), n_removed_no_ridge=int(no_ridge.sum()), n_removed_own_calc=int(own.sum()),
+        n_removed_short=int((short & ~low).sum()), n_removed_low_calc=int((remove & ~short).sum()),
+        n_removed_both=int((short & low).sum()), **{f"n_removed_{name}": int(f[name].sum()) for name in OWN_CALCIUM_RULES},
         n_fringe_pixels=int(fringe.sum()), n_blob_pixels=int(bump.sum()),
         length_before_mm=dec.length_total_mm, length_after_mm=kept_len,
         pixels_before=int(dec.px_rows.size), pixels_after=int(keep_px.sum()),
@@ -1223,8 +1224,8 @@ def _piece_entries(dec: Decomposition, f: dict, spacing: tuple[float, float]) ->
     cm = ndimage.mean(dec.px_cols, lab, idx)
     out = []
     for i in range(n):
-        low, short, weak, thin = bool(f["low"][i]), bool(f["short"][i]), bool(f["weak"][i]), bool(f["thin"][i])
-        no_ridge, own = bool(f["no_ridge"][i]), bool(f["own_calc"][i])
+        by_rule = {name: bool(f[name][i]) for name in OWN_CALCIUM_RULES}  # removed as "low_calc" for its own calcium
+        low_calc = bool(f["low"][i]) or any(by_rule.values())
         out.append(dict(
             id=i + 1, component=int(f["component"][i]),
             bbox=(int(r0[i]), int(c0[i]), int(r1[i]) + 1, int(c1[i]) + 1),
@@ -1238,12 +1239,7 @@ def _piece_entries(dec: Decomposition, f: dict, spacing: tuple[float, float]) ->
             core_excess_calc_mm=round(float(f["core_excess_calc_mm"][i]), 5),
             typical_calc_mm=round(float(f["typical_calc_mm"][i]), 5),
             side_branch=bool(f["side_branch"][i]), kept=not bool(f["remove"][i]),
-            weak_calc=weak,  # removed as "low_calc" because its calcium is low against its run's
-            thin_calc=thin,  # removed as "low_calc": calcified over less than half of its length
-            ridge_mm=round(float(f["ridge_mm"][i]), 5),
-            no_ridge=no_ridge,  # removed as "low_calc": its calcium forms no ridge along its path
-            own_calc=own,  # removed as "low_calc": long, and under the threshold on its own calcium
-            reason="+".join(name for name, flag in (("short", short), ("low_calc", low or weak or thin or no_ridge or own))
-                            if flag),
+            ridge_mm=round(float(f["ridge_mm"][i]), 5), **by_rule,
+            reason="+".join(name for name, flag in (("short", bool(f["short"][i])), ("low_calc", low_calc)) if flag),
         ))
     return out
