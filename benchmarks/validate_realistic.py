@@ -42,7 +42,11 @@ on the very same files:
   correction rule was tried; the rule was not adopted (docs/TRANSFORMS.md, "patchy" cross-sections);
   evaluated once (fourteenth session), the verdict on the ``no_ridge`` rule. ``--set assay``: 48 more
   on seeds 31000-31047, generated (fifteenth session) after the label correction's ``own_calc``
-  rule was chosen on the ten pooled sets and before it was evaluated on them.
+  rule was chosen on the ten pooled sets and before it was evaluated on them. ``--set census``: 192
+  (four times 48) on seeds 33000-33191, generated (sixteenth session) to measure the current tree with
+  intervals half as wide as one set's (a look-alike rate on ~250 pieces has a binomial standard
+  error of ~2 points, on ~1000 of ~1 point); read once, with nothing pending
+  (docs/validation/realistic_census.md).
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -142,7 +146,7 @@ SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "c
                   "fresh": (4, 17000, 25, "fresh"), "novel": (4, 19000, 27, "novel"),
                   "sealed": (4, 23000, 29, "sealed"), "blind": (4, 25000, 31, "blind"),
                   "sentinel": (4, 27000, 33, "sentinel"), "witness": (4, 29000, 35, "witness"),
-                  "assay": (4, 31000, 37, "assay")}
+                  "assay": (4, 31000, 37, "assay"), "census": (16, 33000, 39, "census")}
 
 
 def plan(which: str) -> list[dict]:
@@ -590,7 +594,8 @@ def main(argv=None) -> int:
                         "homogeneous SPR reference); sealed: seeds 23000-23047; blind: seeds 25000-25047; "
                         "sentinel: seeds 27000-27047 (the eleventh session's verdict); "
                         "witness: seeds 29000-29047 (the fourteenth session's verdict); "
-                        "assay: seeds 31000-31047 (the fifteenth's); a new held-out set: 33000+")
+                        "assay: seeds 31000-31047 (the fifteenth's); census: 192 cases, seeds 33000-33191 "
+                        "(the sixteenth's); a new held-out set: 34000+")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)

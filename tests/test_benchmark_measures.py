@@ -96,3 +96,18 @@ def test_the_pooled_ratios_interval_resamples_images(measures):
     # one image of 100 pieces all kept and 9 of one piece all removed: the sums weigh it 100 x
     lo, hi = measures.ratio_interval(np.array([0.0] + [1.0] * 9), np.array([100.0] + [1.0] * 9))
     assert lo < 0.1  # a mean of the images' ratios would put the lower bound near 0.7
+
+
+def test_every_held_out_set_has_seeds_of_its_own(measures):
+    """A held-out set is read once; a set that reused another's seeds would be a set already seen."""
+    seeds = {}
+    for name in [*measures.SETS_LIKE_MAIN, "ablation"]:
+        cases = measures.plan(name)
+        assert len({c["case"] for c in cases}) == len(cases), name
+        seeds[name] = {c["seed"] for c in cases}
+    names = list(seeds)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not seeds[a] & seeds[b], f"sets {a} and {b} share seeds {sorted(seeds[a] & seeds[b])[:3]}"
+    census = measures.plan("census")
+    assert len(census) == 192 and {c["seed"] for c in census} == set(range(33000, 33192))
