@@ -50,8 +50,8 @@ from scipy import ndimage
 import torch
 from monai.data import MetaTensor
 
-from monai_bac.ops.label_correction import (DEFAULT_HYSTERESIS, DEFAULT_SPLIT_MM, OWN_CALCIUM_RULES, decide_pieces,
-                                           decompose, label_components, split_pieces)
+from monai_bac.ops.label_correction import (DEFAULT_HYSTERESIS, DEFAULT_SPLIT_MM, decide_pieces, decompose,
+                                           label_components, split_pieces)
 from monai_bac.ops.skeleton import length_density, thin_mask
 from monai_bac.phantom import TPAConfig, make_phantom
 from monai_bac.transforms import CalcificationThickness, DensityMap
@@ -142,7 +142,7 @@ def image_records(seed: int, view: str, lat: str, vendor: str, spacing: float, m
             npc = f["remove"].size
             px = f["px_piece"]
             per_calc.append(dict(  # "weak": removed by a rule of OWN_CALCIUM_RULES, for its own calcium
-                run=f["run_length_mm"], low=f["low"], weak=np.any([f[k] for k in OWN_CALCIUM_RULES], axis=0),
+                run=f["run_length_mm"], low=f["low"], weak=f["own_calcium"],
                 gt=np.bincount(px, weights=gt[dec.px_rows, dec.px_cols], minlength=npc),
                 pairs=np.unique(np.column_stack([px, obj]), axis=0, return_counts=True)))
         out.append(dict(version=version, per_calc=per_calc, kind=kind,

@@ -613,6 +613,19 @@ def _run_and_two_strokes(spacing, stroke_mm, height_mm):
     return yy, xx, row, label, calc, run_track, left, right, below
 
 
+
+def _one_stroke_removed_by(rule, out, rep, removed_part, kept_part, run_track, row):
+    """The checks both stroke tests share: ``removed_part`` gone, ``kept_part`` and the run kept, one
+    piece removed by ``rule`` (reason "low_calc"), and the one piece under the stroke at x = 35 mm kept;
+    (that removed piece, that kept piece)."""
+    assert (out[removed_part] > 0).mean() < 0.2
+    assert (out[kept_part] > 0).mean() > 0.95 and (out[run_track] > 0).mean() > 0.97
+    gone = [p for p in rep["removed"] if p[rule]]
+    assert len(gone) == 1 and gone[0]["reason"] == "low_calc" and rep[f"n_removed_{rule}"] == 1
+    kept = [p for p in rep["pieces"] if abs(p["centroid_mm"][1] - 35) < 1 and p["centroid_mm"][0] > row + 3]
+    assert len(kept) == 1 and kept[0]["kept"]
+    return gone[0], kept[0]
+
 @pytest.mark.parametrize("spacing", [0.07, 0.1, 0.2])
 def test_a_dense_band_without_a_ridge_goes_and_a_track_with_the_same_calcium_stays(spacing, monkeypatch):
     """Issue 13, ``no_ridge``: two strokes brushed off a calcified run, 10 mm each, with the same
@@ -634,16 +647,11 @@ def test_a_dense_band_without_a_ridge_goes_and_a_track_with_the_same_calcium_sta
     kw = dict(breast_mask=np.ones(label.shape, bool), hysteresis=hyst)
 
     out, rep = correct_bac_label(label, calc, spacing, min_len, min_calc, **kw)
-    assert (out[band_part] > 0).mean() < 0.2
-    assert (out[track_part] > 0).mean() > 0.95 and (out[run_track] > 0).mean() > 0.97
-    gone = [p for p in rep["removed"] if p["no_ridge"]]
-    assert len(gone) == 1 and gone[0]["reason"] == "low_calc" and rep["n_removed_no_ridge"] == 1
-    track = [p for p in rep["pieces"] if abs(p["centroid_mm"][1] - 35) < 1 and p["centroid_mm"][0] > row + 3]
-    assert len(track) == 1 and track[0]["kept"]
+    gone, track = _one_stroke_removed_by("no_ridge", out, rep, band_part, track_part, run_track, row)
     # the same calcium for the calcium rules, a different shape for this one
-    assert gone[0]["core_excess_calc_mm"] == pytest.approx(track[0]["core_excess_calc_mm"], abs=0.005)
-    assert gone[0]["typical_calc_mm"] > min_calc and track[0]["typical_calc_mm"] > min_calc
-    assert gone[0]["ridge_mm"] < lc.RIDGE_MIN_MM < track[0]["ridge_mm"]
+    assert gone["core_excess_calc_mm"] == pytest.approx(track["core_excess_calc_mm"], abs=0.005)
+    assert gone["typical_calc_mm"] > min_calc and track["typical_calc_mm"] > min_calc
+    assert gone["ridge_mm"] < lc.RIDGE_MIN_MM < track["ridge_mm"]
 
     monkeypatch.setattr(lc, "RIDGE_MIN_MM", -np.inf)
     out, rep = correct_bac_label(label, calc, spacing, min_len, min_calc, **kw)
@@ -675,15 +683,11 @@ def test_a_long_piece_passing_only_on_its_runs_calcium_goes(spacing, monkeypatch
     kw = dict(breast_mask=np.ones(label.shape, bool), hysteresis=hyst)
 
     out, rep = correct_bac_label(label, calc, spacing, min_len, min_calc, **kw)
-    assert (out[faint_part] > 0).mean() < 0.2
-    assert (out[calcified_part] > 0).mean() > 0.95 and (out[run_track] > 0).mean() > 0.97
-    gone = [p for p in rep["removed"] if p["own_calc"]]
-    assert len(gone) == 1 and gone[0]["reason"] == "low_calc" and rep["n_removed_own_calc"] == 1
-    assert not (gone[0]["weak_calc"] or gone[0]["thin_calc"] or gone[0]["no_ridge"])
-    assert gone[0]["core_excess_calc_mm"] < min_calc <= gone[0]["stretch_calc_mm"]  # passes pooled only
-    assert gone[0]["length_mm"] > WEAK_MAX_MM and gone[0]["ridge_mm"] > lc.RIDGE_MIN_MM
-    kept = [p for p in rep["pieces"] if abs(p["centroid_mm"][1] - 35) < 1 and p["centroid_mm"][0] > row + 3]
-    assert len(kept) == 1 and kept[0]["kept"] and kept[0]["core_excess_calc_mm"] > min_calc
+    gone, kept = _one_stroke_removed_by("own_calc", out, rep, faint_part, calcified_part, run_track, row)
+    assert not (gone["weak_calc"] or gone["thin_calc"] or gone["no_ridge"])
+    assert gone["core_excess_calc_mm"] < min_calc <= gone["stretch_calc_mm"]  # passes pooled only
+    assert gone["length_mm"] > WEAK_MAX_MM and gone["ridge_mm"] > lc.RIDGE_MIN_MM
+    assert kept["core_excess_calc_mm"] > min_calc
 
     monkeypatch.setattr(lc, "OWN_MIN_MM", np.inf)
     out, rep = correct_bac_label(label, calc, spacing, min_len, min_calc, **kw)

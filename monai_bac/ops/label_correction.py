@@ -855,7 +855,7 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
     ``width_mm``, ``component``, ``low``, ``short``, ``typical_calc_mm`` (the median over
     the piece's cross-sections of their core's h_calc excess), ``ridge_mm`` (the median over the
     piece's skeleton pixels of the strongest ridge along the path in their cross-section), one flag
-    per rule of ``OWN_CALCIUM_RULES`` and ``remove``; and
+    per rule of ``OWN_CALCIUM_RULES``, ``own_calcium`` (removed by any of them) and ``remove``; and
     ``px_piece`` (piece of every mask pixel).
     """
     n = stretch.size
@@ -911,6 +911,7 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
     short = run_length < min_length_mm if min_length_mm is not None else np.zeros(n, bool)
     # the own-calcium rules (issue 13), each for a piece that passes the calcium and length tests
     rule = {name: np.zeros(n, bool) for name in OWN_CALCIUM_RULES}
+    own_calcium = np.zeros(n, bool)  # removed by any of them
     typical, ridge = np.full(n, np.nan), np.full(n, np.nan)
     if min_mean_calc_mm is not None and dec.has_calc:
         # a short piece carrying far less calcium than the calcium stretch it passes with
@@ -923,15 +924,15 @@ def decide_pieces(dec: Decomposition, piece: np.ndarray, stretch: np.ndarray, mi
                 rule["no_ridge"] = (length >= RIDGE_MIN_LENGTH_MM) & (ridge < RIDGE_MIN_MM)
             if max(dec.spacing) <= OWN_MAX_SPACING_MM:  # a long piece passing only pooled with its stretch
                 rule["own_calc"] = (length >= OWN_MIN_MM) & (excess < min_mean_calc_mm)
-        flagged = ~low & ~short & np.any(list(rule.values()), axis=0)
-        cand = np.flatnonzero(flagged)
+        own_calcium = ~low & ~short & np.any(list(rule.values()), axis=0)
+        cand = np.flatnonzero(own_calcium)
         if cand.size:  # a gap between two calcified stretches of the artery is not a look-alike
-            flagged[cand[_bridges(dec, piece, cand, unit, length)]] = False
-        rule = {name: r & flagged for name, r in rule.items()}
+            own_calcium[cand[_bridges(dec, piece, cand, unit, length)]] = False
+        rule = {name: r & own_calcium for name, r in rule.items()}
     return dict(length_mm=length, run_length_mm=run_length, pixels=pixels.astype(np.int64), mean_calc_mm=mean,
                 core_excess_calc_mm=excess, stretch_calc_mm=value, typical_calc_mm=typical,
                 ridge_mm=ridge, width_mm=width, component=component, low=low, short=short, **rule,
-                remove=low | short | np.any(list(rule.values()), axis=0),
+                own_calcium=own_calcium, remove=low | short | own_calcium,
                 side_branch=side_branch, unit=np.unique(unit, return_inverse=True)[1],
                 px_piece=piece[dec.px_node])
 
@@ -1225,7 +1226,7 @@ def _piece_entries(dec: Decomposition, f: dict, spacing: tuple[float, float]) ->
     out = []
     for i in range(n):
         by_rule = {name: bool(f[name][i]) for name in OWN_CALCIUM_RULES}  # removed as "low_calc" for its own calcium
-        low_calc = bool(f["low"][i]) or any(by_rule.values())
+        low_calc = bool(f["low"][i] or f["own_calcium"][i])
         out.append(dict(
             id=i + 1, component=int(f["component"][i]),
             bbox=(int(r0[i]), int(c0[i]), int(r1[i]) + 1, int(c1[i]) + 1),
