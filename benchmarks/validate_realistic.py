@@ -146,7 +146,8 @@ SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "c
                   "fresh": (4, 17000, 25, "fresh"), "novel": (4, 19000, 27, "novel"),
                   "sealed": (4, 23000, 29, "sealed"), "blind": (4, 25000, 31, "blind"),
                   "sentinel": (4, 27000, 33, "sentinel"), "witness": (4, 29000, 35, "witness"),
-                  "assay": (4, 31000, 37, "assay"), "census": (16, 33000, 39, "census")}
+                  "assay": (4, 31000, 37, "assay"), "census": (16, 33000, 39, "census"),
+                  "tally": (16, 34000, 41, "tally")}
 
 
 def plan(which: str) -> list[dict]:

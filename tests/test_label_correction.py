@@ -633,7 +633,7 @@ def test_a_dense_band_without_a_ridge_goes_and_a_track_with_the_same_calcium_sta
     length, so no calcium rule removes either): under one, a dense band wider than the brush
     (2.4 mm of h_calc 0.035 mm, what Eq. (5) leaves of a broad strand); under the other, a
     calcified track (h_calc 0.05 mm, 0.3 mm sigma). The track forms a ridge along its stroke, the
-    band does not (its strongest curvature across the path at 0.6 mm is a third of the track's):
+    band does not (its strongest curvature across the path at the rule's scale is a fraction of the track's):
     the band goes ("low_calc", ``no_ridge``), the track and the run stay. Without the rule both stay."""
     import monai_bac.ops.label_correction as lc
 
@@ -656,6 +656,49 @@ def test_a_dense_band_without_a_ridge_goes_and_a_track_with_the_same_calcium_sta
     monkeypatch.setattr(lc, "RIDGE_MIN_MM", -np.inf)
     out, rep = correct_bac_label(label, calc, spacing, min_len, min_calc, **kw)
     assert (out[band_part] > 0).mean() > 0.95 and rep["n_removed_no_ridge"] == 0
+
+
+def test_the_ridge_rule_reads_the_finest_scale_the_pixels_resolve():
+    """0.2 mm at every vendor's pitch (0.1 mm written with a rounding error included), 0.6 mm at
+    coarser pixels up to 0.3 mm, off beyond."""
+    from monai_bac.ops.label_correction import ridge_sigma_mm
+
+    assert [ridge_sigma_mm((p, p)) for p in (0.07, 0.085, 0.1, 0.1000001)] == [0.2] * 4
+    assert ridge_sigma_mm((0.1, 0.25)) == 0.6 and ridge_sigma_mm((0.3, 0.3)) == 0.6
+    assert ridge_sigma_mm((0.35, 0.35)) is None
+
+
+@pytest.mark.parametrize("spacing", [0.07, 0.1])
+def test_the_ridge_scale_tells_calcified_walls_from_a_strand_a_millimetre_wide(spacing, monkeypatch):
+    """Issue 13, seventeenth session: two strokes brushed off a calcified run with about the same
+    core excess (~0.05 mm): under one, a dense strand a millimetre wide (Gaussian, sigma 0.5 mm, what
+    Eq. (5) leaves of it); under the other, the two calcified walls of an artery 0.8 mm across (0.06 mm
+    sigma each). At the rule's 0.2 mm scale the walls form a ridge along the path and the strand
+    does not: the strand goes (``no_ridge``), the walls stay. At the 0.6 mm scale used until then
+    the strand reads as a ridge and stays with the walls."""
+    import monai_bac.ops.label_correction as lc
+
+    min_len, min_calc, hyst = 6.0, 0.03, 0.65
+    yy, xx, row, label, calc, run_track, strand_stroke, walls_stroke, below = _run_and_two_strokes(spacing, 12.0, 30)
+    beyond = below & (yy > row + 1.2)
+    calc += (0.06 * np.exp(-((xx - 15) ** 2) / (2 * 0.5**2)) * beyond).astype(np.float32)
+    for x0 in (34.6, 35.4):
+        calc += (0.17 * np.exp(-((xx - x0) ** 2) / (2 * 0.06**2)) * beyond).astype(np.float32)
+    calc += np.random.default_rng(0).normal(0, 0.01, calc.shape).astype(np.float32)
+    strand_part, walls_part = strand_stroke & (yy > row + 1.5), walls_stroke & (yy > row + 1.5)
+    kw = dict(breast_mask=np.ones(label.shape, bool), hysteresis=hyst)
+
+    out, rep = correct_bac_label(label, calc, spacing, min_len, min_calc, **kw)
+    gone, walls = _one_stroke_removed_by("no_ridge", out, rep, strand_part, walls_part, run_track, row)
+    assert gone["core_excess_calc_mm"] == pytest.approx(walls["core_excess_calc_mm"], abs=0.01)
+    assert min(gone["core_excess_calc_mm"], walls["core_excess_calc_mm"]) > min_calc
+    assert gone["ridge_mm"] < lc.RIDGE_MIN_MM < walls["ridge_mm"]
+
+    monkeypatch.setattr(lc, "RIDGE_SIGMAS_MM", (0.6,))
+    out, rep = correct_bac_label(label, calc, spacing, min_len, min_calc, **kw)
+    assert (out[strand_part] > 0).mean() > 0.95 and rep["n_removed_no_ridge"] == 0
+    strand = [p for p in rep["pieces"] if abs(p["centroid_mm"][1] - 15) < 1 and p["centroid_mm"][0] > row + 3]
+    assert len(strand) == 1 and strand[0]["ridge_mm"] > lc.RIDGE_MIN_MM
 
 
 @pytest.mark.parametrize("spacing", [0.07, 0.1, 0.2])
