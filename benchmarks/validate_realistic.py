@@ -147,7 +147,8 @@ SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "c
                   "sealed": (4, 23000, 29, "sealed"), "blind": (4, 25000, 31, "blind"),
                   "sentinel": (4, 27000, 33, "sentinel"), "witness": (4, 29000, 35, "witness"),
                   "assay": (4, 31000, 37, "assay"), "census": (16, 33000, 39, "census"),
-                  "tally": (16, 34000, 41, "tally")}
+                  "tally": (16, 34000, 41, "tally"),
+                  "ledger": (16, 35000, 43, "ledger")}
 
 
 def plan(which: str) -> list[dict]:

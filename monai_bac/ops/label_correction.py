@@ -71,7 +71,7 @@ kept with it. The correction therefore decides per *piece*:
      like a wide one. The same bridge exception as for ``weak_calc`` applies.
 
    * ``"low_calc"`` for want of a ridge (issue 13; ``no_ridge`` in the piece's report): a piece at
-     least ``RIDGE_MIN_LENGTH_MM`` (4 mm) long whose calcium forms no ridge along its path - the
+     least ``RIDGE_MIN_LENGTH_MM`` (3 mm; 4 mm until the seventeenth session) long whose calcium forms no ridge along its path - the
      median over its skeleton pixels of the strongest ridge in their cross-section
      (:mod:`monai_bac.ops.path_ridge`: sigma^2 (-d2h/dn2 - |d2h/dt2|) at the finest scale of
      ``RIDGE_SIGMAS_MM`` (0.2, 0.6 mm) that the pixels resolve (pitch <= sigma / 2: 0.2 mm at every
@@ -271,7 +271,7 @@ RUN_CALCIUM_MM = 4.0
 #: pixels than the last allows it is off.
 RIDGE_SIGMAS_MM = (0.2, 0.6)
 RIDGE_MIN_MM = 0.01
-RIDGE_MIN_LENGTH_MM = 4.0
+RIDGE_MIN_LENGTH_MM = 3.0
 #: the path's tangent is the chord over this distance either side of a skeleton pixel, mm
 TANGENT_HALF_MM = 0.7
 #: a piece at least this long (a whole window of the profile at the default ``split_mm``) is measured
