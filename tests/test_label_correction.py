@@ -626,6 +626,20 @@ def _one_stroke_removed_by(rule, out, rep, removed_part, kept_part, run_track, r
     assert len(kept) == 1 and kept[0]["kept"]
     return gone[0], kept[0]
 
+def _two_strokes_with_calcium(spacing, left, right):
+    """The run and two 10 mm strokes of :func:`_run_and_two_strokes`, with the h_calc ``left(xx, beyond)``
+    and ``right(xx, beyond)`` added under the strokes at x = 15 and 35 mm (``beyond``: farther than
+    1.2 mm from the run) and 0.01 mm of noise: (label, calc, run track, run row, the left and right
+    strokes' parts beyond 1.5 mm, the correction's keyword arguments with hysteresis 0.65)."""
+    yy, xx, row, label, calc, run_track, left_stroke, right_stroke, below = _run_and_two_strokes(spacing, 12.0, 30)
+    beyond = below & (yy > row + 1.2)
+    calc += (left(xx, beyond) + right(xx, beyond)).astype(np.float32)
+    calc += np.random.default_rng(0).normal(0, 0.01, calc.shape).astype(np.float32)
+    far = yy > row + 1.5
+    return (label, calc, run_track, row, left_stroke & far, right_stroke & far,
+            dict(breast_mask=np.ones(label.shape, bool), hysteresis=0.65))
+
+
 @pytest.mark.parametrize("spacing", [0.07, 0.1, 0.2])
 def test_a_dense_band_without_a_ridge_goes_and_a_track_with_the_same_calcium_stays(spacing, monkeypatch):
     """Issue 13, ``no_ridge``: two strokes brushed off a calcified run, 10 mm each, with the same
@@ -637,14 +651,11 @@ def test_a_dense_band_without_a_ridge_goes_and_a_track_with_the_same_calcium_sta
     the band goes ("low_calc", ``no_ridge``), the track and the run stay. Without the rule both stay."""
     import monai_bac.ops.label_correction as lc
 
-    min_len, min_calc, hyst = 6.0, 0.03, 0.65
-    yy, xx, row, label, calc, run_track, band_stroke, track_stroke, below = _run_and_two_strokes(spacing, 12.0, 30)
-    band = ((np.abs(xx - 15) <= 1.2) & (yy > row + 1.2) & below).astype(np.float32) * 0.035
-    calc += ndimage.gaussian_filter(band, 0.15 / spacing)
-    calc += (0.05 * np.exp(-((xx - 35) ** 2) / (2 * 0.3**2)) * (below & (yy > row + 1.2))).astype(np.float32)
-    calc += np.random.default_rng(0).normal(0, 0.01, calc.shape).astype(np.float32)
-    band_part, track_part = band_stroke & (yy > row + 1.5), track_stroke & (yy > row + 1.5)
-    kw = dict(breast_mask=np.ones(label.shape, bool), hysteresis=hyst)
+    min_len, min_calc = 6.0, 0.03
+    label, calc, run_track, row, band_part, track_part, kw = _two_strokes_with_calcium(
+        spacing,
+        lambda xx, beyond: ndimage.gaussian_filter((np.abs(xx - 15) <= 1.2) * beyond * 0.035, 0.15 / spacing),
+        lambda xx, beyond: 0.05 * np.exp(-((xx - 35) ** 2) / (2 * 0.3**2)) * beyond)
 
     out, rep = correct_bac_label(label, calc, spacing, min_len, min_calc, **kw)
     gone, track = _one_stroke_removed_by("no_ridge", out, rep, band_part, track_part, run_track, row)
@@ -678,15 +689,11 @@ def test_the_ridge_scale_tells_calcified_walls_from_a_strand_a_millimetre_wide(s
     the strand reads as a ridge and stays with the walls."""
     import monai_bac.ops.label_correction as lc
 
-    min_len, min_calc, hyst = 6.0, 0.03, 0.65
-    yy, xx, row, label, calc, run_track, strand_stroke, walls_stroke, below = _run_and_two_strokes(spacing, 12.0, 30)
-    beyond = below & (yy > row + 1.2)
-    calc += (0.06 * np.exp(-((xx - 15) ** 2) / (2 * 0.5**2)) * beyond).astype(np.float32)
-    for x0 in (34.6, 35.4):
-        calc += (0.17 * np.exp(-((xx - x0) ** 2) / (2 * 0.06**2)) * beyond).astype(np.float32)
-    calc += np.random.default_rng(0).normal(0, 0.01, calc.shape).astype(np.float32)
-    strand_part, walls_part = strand_stroke & (yy > row + 1.5), walls_stroke & (yy > row + 1.5)
-    kw = dict(breast_mask=np.ones(label.shape, bool), hysteresis=hyst)
+    min_len, min_calc = 6.0, 0.03
+    label, calc, run_track, row, strand_part, walls_part, kw = _two_strokes_with_calcium(
+        spacing,
+        lambda xx, beyond: 0.06 * np.exp(-((xx - 15) ** 2) / (2 * 0.5**2)) * beyond,
+        lambda xx, beyond: sum(0.17 * np.exp(-((xx - x0) ** 2) / (2 * 0.06**2)) for x0 in (34.6, 35.4)) * beyond)
 
     out, rep = correct_bac_label(label, calc, spacing, min_len, min_calc, **kw)
     gone, walls = _one_stroke_removed_by("no_ridge", out, rep, strand_part, walls_part, run_track, row)
