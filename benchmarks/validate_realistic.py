@@ -46,7 +46,10 @@ on the very same files:
   (four times 48) on seeds 33000-33191, generated (sixteenth session) to measure the current tree with
   intervals half as wide as one set's (a look-alike rate on ~250 pieces has a binomial standard
   error of ~2 points, on ~1000 of ~1 point); read once, with nothing pending
-  (docs/validation/realistic_census.md).
+  (docs/validation/realistic_census.md). ``--set tally`` (seeds 34000-34191) and ``--set ledger``
+  (35000-35191): 192 each, generated (seventeenth session) before the label-correction setting
+  each judges was fixed on development images; read once each (realistic_tally.md,
+  realistic_ledger.md).
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -597,7 +600,8 @@ def main(argv=None) -> int:
                         "sentinel: seeds 27000-27047 (the eleventh session's verdict); "
                         "witness: seeds 29000-29047 (the fourteenth session's verdict); "
                         "assay: seeds 31000-31047 (the fifteenth's); census: 192 cases, seeds 33000-33191 "
-                        "(the sixteenth's); a new held-out set: 34000+")
+                        "(the sixteenth's); tally and ledger: 192 each, seeds 34000-34191 and "
+                        "35000-35191 (the seventeenth's); a new held-out set: 36000+")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)

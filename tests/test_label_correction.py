@@ -613,7 +613,6 @@ def _run_and_two_strokes(spacing, stroke_mm, height_mm):
     return yy, xx, row, label, calc, run_track, left, right, below
 
 
-
 def _one_stroke_removed_by(rule, out, rep, removed_part, kept_part, run_track, row):
     """The checks both stroke tests share: ``removed_part`` gone, ``kept_part`` and the run kept, one
     piece removed by ``rule`` (reason "low_calc"), and the one piece under the stroke at x = 35 mm kept;
@@ -625,6 +624,7 @@ def _one_stroke_removed_by(rule, out, rep, removed_part, kept_part, run_track, r
     kept = [p for p in rep["pieces"] if abs(p["centroid_mm"][1] - 35) < 1 and p["centroid_mm"][0] > row + 3]
     assert len(kept) == 1 and kept[0]["kept"]
     return gone[0], kept[0]
+
 
 def _two_strokes_with_calcium(spacing, left, right):
     """The run and two 10 mm strokes of :func:`_run_and_two_strokes`, with the h_calc ``left(xx, beyond)``
