@@ -49,7 +49,8 @@ on the very same files:
   (docs/validation/realistic_census.md). ``--set tally`` (seeds 34000-34191) and ``--set ledger``
   (35000-35191): 192 each, generated (seventeenth session) before the label-correction setting
   each judges was fixed on development images; read once each (realistic_tally.md,
-  realistic_ledger.md).
+  realistic_ledger.md). ``--set roster`` (36000-36191): 192, generated (eighteenth session) before
+  BreastRegion's narrowed dense-centre guard was judged on it (realistic_roster.md).
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -151,7 +152,7 @@ SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "c
                   "sentinel": (4, 27000, 33, "sentinel"), "witness": (4, 29000, 35, "witness"),
                   "assay": (4, 31000, 37, "assay"), "census": (16, 33000, 39, "census"),
                   "tally": (16, 34000, 41, "tally"),
-                  "ledger": (16, 35000, 43, "ledger")}
+                  "ledger": (16, 35000, 43, "ledger"), "roster": (16, 36000, 45, "roster")}
 
 
 def plan(which: str) -> list[dict]:
@@ -601,7 +602,8 @@ def main(argv=None) -> int:
                         "witness: seeds 29000-29047 (the fourteenth session's verdict); "
                         "assay: seeds 31000-31047 (the fifteenth's); census: 192 cases, seeds 33000-33191 "
                         "(the sixteenth's); tally and ledger: 192 each, seeds 34000-34191 and "
-                        "35000-35191 (the seventeenth's); a new held-out set: 36000+")
+                        "35000-35191 (the seventeenth's); roster: 192, seeds 36000-36191 (the eighteenth's); "
+                        "a new held-out set: 37000+")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)

@@ -219,6 +219,30 @@ def test_a_dense_centre_does_not_drag_the_fat_plateau():
     assert dice(res.breast_map == 3, ph.breast_map == 3) >= 0.85
 
 
+def test_windows_that_never_reach_their_plateau_do_not_vote_for_the_fat_plateau():
+    """A 78 mm SIEMENS MLO at its own 0.085 mm pitch (realistic phantom, seed 35142: ledger_142 of
+    the ledger set, where it was found) whose periphery is 50-70 mm wide. The two windows at the
+    bottom (one stretch of the outline: the windows overlap) never reach the plateau within their
+    width bound; their fits ran into the bound with the amplitude of wherever the fall-off had got
+    to, 1.7 ln units above the fat plateau of every other window, and as the two shallowest
+    "plateaus" they made the dense-centre guard replace the breast's plateau: a 34 mm global
+    width, windows clipped to 17 mm, compressed Dice 0.55 and DensityMap reading H0 over a
+    periphery half that thick (VBD 43.5 % for 17.0 %). A window whose width ran into its bound
+    has not seen its plateau and no longer votes; the guard does not fire here (the map is the
+    one without the guard), and still does on a dense centre (the test above)."""
+    ph = make_phantom(35142, view="MLO", laterality="L", vendor="SIEMENS", thickness_mm=78.4, spacing_mm=None,
+                      physics="realistic")
+    truth = ph.breast_map == 2
+    res = analyse_breast_region(ph.linear, ph.meta["spacing_mm"], "MLO", thickness_mm=78.4)
+    unguarded = analyse_breast_region(ph.linear, ph.meta["spacing_mm"], "MLO", thickness_mm=78.4,
+                                      global_plateau_tolerance=np.inf)
+    assert np.array_equal(res.breast_map, unguarded.breast_map)
+    assert 45.0 < res.periphery_width_mm < 60.0  # the truth's base width: 53 mm
+    assert res.sector_widths_mm.min() > 30.0
+    assert dice(res.breast_map == 2, truth) >= 0.85
+    assert dice(res.breast_map == 3, ph.breast_map == 3) >= 0.85
+
+
 def test_scatter_is_removed_before_the_periphery_is_fitted():
     """An 80 mm CC (realistic phantom, seed 9021 = confirm_21 at 0.4 mm). Behind the grid the
     scatter-to-primary ratio rises from a few percent at the skin line to ~0.3 in the middle, a

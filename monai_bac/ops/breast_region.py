@@ -94,7 +94,9 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    its fitted neighbours, not the global one. Where the global plateau lies deeper than the second
    shallowest window's by more than ``global_plateau_tolerance`` (0.1 ln units, ~2 mm of fat), a
    dense centre has dragged it (the deep distance bins hold no fat at all): that window plateau is
-   taken as the breast's and the global width refitted on it before the windows are decided.
+   taken as the breast's and the global width refitted on it before the windows are decided. Only
+   windows that reach their plateau vote: one whose width ran into its bound (a rim wider than the
+   bound, or no plateau in it) fitted the amplitude of wherever its fall-off had got to.
 7. **Full resolution.** Codes are upsampled by nearest neighbour; along the skin line every
    full-resolution pixel is re-thresholded, so the outline is exact to the input's pixel.
 
@@ -978,8 +980,9 @@ def analyse_breast_region(
         deeper_plateau_tolerance: a sector's own plateau may lie this much (ln units) deeper
             than the global one and still be its own (module docstring, step 6).
         global_plateau_tolerance: when the global plateau lies more than this (ln units, ~2 mm
-            of fat) deeper than the second shallowest window's, a dense centre has dragged it:
-            that window plateau replaces it and the global width is refitted (step 6).
+            of fat) deeper than the second shallowest window's (of those whose width stayed
+            under its bound), a dense centre has dragged it: that window plateau replaces it and
+            the global width is refitted (step 6).
         thickness_mm: compressed breast thickness H0 (mm); with ``scatter`` a scatter estimate
             for it is removed before the periphery is fitted (module docstring, step 4).
             None (unknown, e.g. a file with no header): no scatter removal.
@@ -1108,7 +1111,11 @@ def analyse_breast_region(
             return fits
 
         own_fit = window_fits(w_glob)
-        plateaus = np.sort([f.amplitude for f in own_fit if f is not None and np.isfinite(f.amplitude)])
+        # a window whose width ran into its bound has not reached its plateau: its amplitude is
+        # only where the fall-off had got to (not a fat level), so it does not vote here
+        bound = 0.98 * sector_bounds[1] * w_glob
+        plateaus = np.sort([f.amplitude for f in own_fit
+                            if f is not None and np.isfinite(f.amplitude) and f.width_mm < bound])
         if plateaus.size >= 4 and plateaus[1] < amp - global_plateau_tolerance:
             # a dense centre dragged the global plateau deep: the breast's fat plateau is the
             # windows' (the second shallowest), and the global width is refitted on it - and the
