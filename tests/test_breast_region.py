@@ -412,6 +412,19 @@ def test_periphery_width_fit_on_synthetic_profile():
     assert a_fit == pytest.approx(amp, abs=0.05)
 
 
+def test_periphery_width_says_when_the_fit_ran_into_its_width_limit():
+    """A rim wider than the widths searched: the fit stops at the limit, short of the plateau
+    (its amplitude is not the fat level), and says so; a rim inside the limit does not."""
+    rng = np.random.default_rng(2)
+    d = rng.uniform(0, 80, 20000)
+    air, amp, w = 9.0, 2.5, 40.0
+    v = air - amp * edge_profile(d / w) + rng.normal(0, 0.005, d.size)
+    inside = periphery_width(d, v, air)
+    short = periphery_width(d, v, air, max_width_mm=25.0)
+    assert not inside.at_limit and inside.width_mm == pytest.approx(w, abs=1.0)
+    assert short.at_limit and short.width_mm <= 25.0 and short.amplitude < amp - 0.1
+
+
 # ----------------------------------------------------------------------------- MONAI face
 def test_numpy_in_numpy_out():
     ph = phantom(1, "CC", "L")

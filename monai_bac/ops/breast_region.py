@@ -173,6 +173,10 @@ class EdgeFit(NamedTuple):
     a: float  # profile shape, see edge_profile
     b: float
     loss: float = float("nan")  # the fit's weighted pinball loss (comparable between fits of the same pixels)
+    #: the width is within one grid step of the largest one searched (``max_width_mm``, or the farthest
+    #: distance seen): the fall-off had not ended there, and ``amplitude`` is where it had got to, not
+    #: the plateau
+    at_limit: bool = False
 
 
 @dataclass
@@ -840,8 +844,8 @@ def periphery_width(
             lot, does not dominate the fit.
 
     Returns:
-        :class:`EdgeFit` ``(width_mm, amplitude, a, b)``; NaN width and amplitude when there
-        are too few distance bins.
+        :class:`EdgeFit` ``(width_mm, amplitude, a, b, loss, at_limit)``; NaN width and amplitude
+        when there are too few distance bins.
     """
     dist_mm = np.asarray(dist_mm, np.float64)
     log_values = np.asarray(log_values, np.float64)
@@ -865,7 +869,7 @@ def periphery_width(
         lo, hi = max(2 * bin_mm, w0 - 3.0), min(w_hi, w0 + 3.0)
         loss, w, A, a, b = _fit_grid(d, U, wb, air_level, np.arange(lo, hi + step / 2, step), shapes, amplitude,
                                      tau, dd_mm=distance_uncertainty_mm)
-        fit = EdgeFit(w, A, a, b, loss)
+        fit = EdgeFit(w, A, a, b, loss, at_limit=bool(w > w_hi - step))
         trend = (lambda x, f=fit: air_level - f.amplitude * edge_profile(x / f.width_mm, f.a, f.b))
     return fit
 
@@ -980,8 +984,8 @@ def analyse_breast_region(
         deeper_plateau_tolerance: a sector's own plateau may lie this much (ln units) deeper
             than the global one and still be its own (module docstring, step 6).
         global_plateau_tolerance: when the global plateau lies more than this (ln units, ~2 mm
-            of fat) deeper than the second shallowest window's (of those whose width stayed
-            under its bound), a dense centre has dragged it: that window plateau replaces it and
+            of fat) deeper than the second shallowest window's (of those not fitted at their
+            width limit, ``EdgeFit.at_limit``), a dense centre has dragged it: that window plateau replaces it and
             the global width is refitted (step 6).
         thickness_mm: compressed breast thickness H0 (mm); with ``scatter`` a scatter estimate
             for it is removed before the periphery is fitted (module docstring, step 4).
@@ -1111,11 +1115,9 @@ def analyse_breast_region(
             return fits
 
         own_fit = window_fits(w_glob)
-        # a window whose width ran into its bound has not reached its plateau: its amplitude is
-        # only where the fall-off had got to (not a fat level), so it does not vote here
-        bound = 0.98 * sector_bounds[1] * w_glob
-        plateaus = np.sort([f.amplitude for f in own_fit
-                            if f is not None and np.isfinite(f.amplitude) and f.width_mm < bound])
+        # a window fitted at its width limit has not reached its plateau: no vote (step 6)
+        plateaus = np.sort([f.amplitude for f in own_fit if f is not None and np.isfinite(f.amplitude)
+                            and not f.at_limit])
         if plateaus.size >= 4 and plateaus[1] < amp - global_plateau_tolerance:
             # a dense centre dragged the global plateau deep: the breast's fat plateau is the
             # windows' (the second shallowest), and the global width is refitted on it - and the
