@@ -165,11 +165,14 @@ def test_sector_beside_the_muscle_takes_its_fitted_neighbours_width():
     direct exposure as scattering tissue) moved it to 0.849 (full size 0.899), while the 144
     full-size images of the holdout, final and novel sets moved +0.002 on average (TRANSFORMS.md,
     BreastRegion): the pin follows, 0.84. Overlapping sector windows (two per sector angle, tenth
-    session): 0.867 here; the windows beside the muscle take their fitted neighbours' 49 mm."""
+    session): 0.867 here; the windows beside the muscle take their fitted neighbours' 49 mm. Windows
+    fitted on one width each and the 4 % width margin (nineteenth session; 263 thick development
+    images: 22 -> 13 under 0.90) take it down again: 0.841 here (full size, calib_31, 0.944 -> 0.918);
+    the pin follows, 0.83."""
     ph = realistic(7031, "MLO", "R", "GE", 73.6)
     res = analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=73.6)
     m, truth = res.breast_map, ph.breast_map
-    assert dice(m == 2, truth == 2) >= 0.86
+    assert dice(m == 2, truth == 2) >= 0.83
     # the windows of the sector beside the muscle are not given the global width
     assert res.sector_widths_mm.size == 16
     assert res.sector_widths_mm[:2].max() < 0.9 * res.periphery_width_mm
@@ -182,14 +185,20 @@ def test_overlapping_sector_windows_follow_a_rim_varying_round_the_outline():
     the width is interpolated: with the true width of each sector the compressed region of the
     thick breasts that missed 0.90 reads only 0.90-0.97 (tenth session, docs/TRANSFORMS.md).
     Windows as wide as a sector but centred twice as often (``sector_overlap=2``) fit the same
-    number of pixels each and follow the width between: 0.932 -> 0.960 here."""
+    number of pixels each and follow the width between: 0.932 -> 0.960 here (compared without the
+    later alignment of each window's pixels and the width margin, which lift the disjoint sectors
+    too: 0.936 / 0.951 with them)."""
     ph = realistic(7015, "MLO", "R", "HOLOGIC", 72.6)
     truth = ph.breast_map == 2
-    disjoint = analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=72.6, sector_overlap=1)
-    windows = analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=72.6)
+    before = dict(align_windows=False, width_margin=0.0)
+    disjoint = analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=72.6, sector_overlap=1,
+                                     **before)
+    windows = analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=72.6, **before)
     assert disjoint.sector_widths_mm.size == 8 and windows.sector_widths_mm.size == 16
     assert dice(windows.breast_map == 2, truth) >= 0.95
     assert dice(windows.breast_map == 2, truth) > dice(disjoint.breast_map == 2, truth) + 0.02
+    now = analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=72.6)
+    assert dice(now.breast_map == 2, truth) >= 0.95
     one = analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=72.6, n_sectors=1)
     assert one.sector_widths_mm.size == 1
     with pytest.raises(ValueError, match="sector_overlap"):
@@ -243,6 +252,43 @@ def test_windows_that_never_reach_their_plateau_do_not_vote_for_the_fat_plateau(
     assert dice(res.breast_map == 3, ph.breast_map == 3) >= 0.85
 
 
+def test_each_window_is_fitted_on_one_width():
+    """A 78 mm SIEMENS CC at its own 0.085 mm pitch (realistic phantom, seed 36152: roster_152 of the
+    roster set, its worst image) whose periphery widens from ~35 mm at the chest wall to ~70 mm at
+    the nipple. Three things kept its compressed Dice at 0.79:
+
+    * the windows at the chest wall (the outline's ends) held less fall-off than a 20 mm stretch of
+      outline times the global width and took their fitted neighbours' 53 mm (truth 34-45 mm);
+      with 10 mm (``min_window_arc_mm``) they fit their own: 0.84. Two more windows then vote in
+      the dense-centre guard, two neighbours at the nipple (sharing half their pixels) whose fall-off
+      ends before the plateau; as the second shallowest they fired it (global width 69 -> 47 mm):
+      the vote now takes the third shallowest, beyond one window's neighbours, and it stays off;
+    * a window's envelope (97th percentile of ln P per distance) follows the widest rim within its
+      22.5 degrees: windows where the width grows fastest came out 7-10 mm too wide. A second pass
+      puts every pixel on its window centre's width (distance x w(centre) / w(its own angle), from
+      the first pass): 0.90;
+    * the width margin (4 %, for the beam hardening the fit does not model) costs this image
+      0.03 (0.88) and gains on most: 263 thick development images, 22 -> 13 under 0.90."""
+    ph = make_phantom(36152, view="CC", laterality="L", vendor="SIEMENS", thickness_mm=77.9, spacing_mm=None,
+                      physics="realistic")
+    truth = ph.breast_map == 2
+
+    def run(**kw):
+        return analyse_breast_region(ph.linear, ph.meta["spacing_mm"], "CC", thickness_mm=77.9, **kw)
+
+    res, unaligned = run(), run(align_windows=False, width_margin=0.0)
+    aligned, first = run(width_margin=0.0), run(align_windows=False, width_margin=0.0, min_window_arc_mm=20.0)
+    assert dice(first.breast_map == 2, truth) < 0.80
+    assert first.sector_widths_mm[-1] > 45.0 > unaligned.sector_widths_mm[-1]  # the bottom window: truth 34 mm
+    assert dice(unaligned.breast_map == 2, truth) > dice(first.breast_map == 2, truth) + 0.03
+    assert dice(aligned.breast_map == 2, truth) > dice(unaligned.breast_map == 2, truth) + 0.04
+    assert dice(res.breast_map == 2, truth) >= 0.87
+    np.testing.assert_allclose(res.sector_widths_mm, 1.04 * aligned.sector_widths_mm)
+    # the dense-centre guard stays off
+    assert 65.0 < res.periphery_width_mm < 75.0
+    assert np.array_equal(res.breast_map, run(global_plateau_tolerance=np.inf).breast_map)
+
+
 def test_scatter_is_removed_before_the_periphery_is_fitted():
     """An 80 mm CC (realistic phantom, seed 9021 = confirm_21 at 0.4 mm). Behind the grid the
     scatter-to-primary ratio rises from a few percent at the skin line to ~0.3 in the middle, a
@@ -287,9 +333,11 @@ def test_sectors_of_an_even_rim_keep_the_global_edge_shape():
     the worst image of the ideal validation). On a sector's fewer pixels a (1.5, 2) profile 14 mm
     wide fitted within 1-4 % of the loss and was taken: two sectors 3.5 mm too narrow, the
     compressed region too large (Dice 0.990 here, 0.971 at 0.1 mm). A sector whose plateau agrees
-    with the global one keeps the global shape unless its own fits clearly better."""
+    with the global one keeps the global shape unless its own fits clearly better. The ideal
+    phantom has one energy: no beam hardening for the width margin to make up for (``width_margin=0``;
+    the default 4 % would make these widths 0.7 mm wider and the compressed Dice 0.993)."""
     ph = phantom(1008, "CC", "L", "HOLOGIC", spacing=0.2)
-    res = analyse_breast_region(ph.linear, ph.meta["spacing_mm"], "CC")
+    res = analyse_breast_region(ph.linear, ph.meta["spacing_mm"], "CC", width_margin=0.0)
     true_width = ph.record["periphery_width_mm"]
     assert np.abs(res.sector_widths_mm - true_width).max() <= 1.0, (res.sector_widths_mm, true_width)
     assert dice(res.breast_map == 2, ph.breast_map == 2) >= 0.995

@@ -87,6 +87,9 @@ class BreastRegion(Transform):
             is not removed (the periphery then tends to come out too narrow on thick breasts).
         scatter: ``"published"`` (default): remove the scatter estimate for the thickness before
             the periphery is fitted; ``"none"``: don't (a scatter-free, simulated image).
+        width_margin: the periphery is drawn this fraction wider than fitted (0.04: the fall-off
+            of a polyenergetic beam flattens early, beam hardening, and the fit ends it a few
+            per cent short); 0 for a monoenergetic, simulated image.
         dtype: output dtype (uint8).
 
     ``__call__(img, spacing_mm=None, view=None)``: ``img`` is (1, H, W) (or (H, W)) numpy,
@@ -113,6 +116,7 @@ class BreastRegion(Transform):
         pectoral: bool | None = None,
         thickness_mm: float | None = None,
         scatter: str = "published",
+        width_margin: float = 0.04,
         dtype: Any = np.uint8,
     ) -> None:
         if not work_spacing_mm > 0:
@@ -126,8 +130,11 @@ class BreastRegion(Transform):
         scatter = str(scatter).lower()
         if scatter not in SCATTER_MODELS:
             raise ValueError(f"scatter must be one of {SCATTER_MODELS}, got {scatter!r}")
+        if not 0.0 <= float(width_margin) < 0.5:
+            raise ValueError(f"width_margin must lie in [0, 0.5) (a fraction of the width), got {width_margin}")
         self.thickness_mm = None if thickness_mm is None else float(thickness_mm)
         self.scatter = scatter
+        self.width_margin = float(width_margin)
         self.spacing_mm = spacing_mm
         self.view = view
         self.work_spacing_mm = float(work_spacing_mm)
@@ -172,6 +179,7 @@ class BreastRegion(Transform):
             pectoral=self.pectoral,
             thickness_mm=thickness,
             scatter=self.scatter == "published",
+            width_margin=self.width_margin,
         )
         out = res.breast_map[None] if arr.ndim == 3 else res.breast_map
         dtype = self.dtype
@@ -198,7 +206,7 @@ class BreastRegiond(MapTransform):
         map_key: where the map goes (default ``"breast_map"``); one per key or one for all.
         overwrite: recompute even when ``map_key`` is already present.
         spacing_mm, view, work_spacing_mm, skin_fraction, n_sectors, min_breast_area_mm2,
-            pectoral, thickness_mm, scatter, dtype: see :class:`BreastRegion`. For a plain (non-MetaTensor) image the
+            pectoral, thickness_mm, scatter, width_margin, dtype: see :class:`BreastRegion`. For a plain (non-MetaTensor) image the
             metadata is read from ``d[f"{key}_meta_dict"]`` when present.
         allow_missing_keys: don't raise an exception if a key is missing.
     """
@@ -219,6 +227,7 @@ class BreastRegiond(MapTransform):
         pectoral: bool | None = None,
         thickness_mm: float | None = None,
         scatter: str = "published",
+        width_margin: float = 0.04,
         dtype: Any = np.uint8,
         allow_missing_keys: bool = False,
     ) -> None:
@@ -235,6 +244,7 @@ class BreastRegiond(MapTransform):
             pectoral=pectoral,
             thickness_mm=thickness_mm,
             scatter=scatter,
+            width_margin=width_margin,
             dtype=dtype,
         )
 
