@@ -762,12 +762,18 @@ def _quantile_fit_amplitude(ratio: np.ndarray, weight: np.ndarray, tau: float) -
     """Row-wise weighted ``1 - tau`` quantile of ``ratio`` (the amplitude A minimising the pinball
     loss of ``U = air - A g`` with ``U``-residuals above the model weighted ``tau``)."""
     order = np.argsort(ratio, axis=1)
-    r = np.take_along_axis(ratio, order, 1)
-    wgt = np.take_along_axis(weight, order, 1)
-    cw = np.cumsum(wgt, axis=1)
+    cw = np.cumsum(np.take_along_axis(weight, order, 1), axis=1)
     target = (1.0 - tau) * cw[:, -1:]
-    j = np.argmax(cw >= target, axis=1)
-    return r[np.arange(r.shape[0]), j]
+    rows = np.arange(ratio.shape[0])
+    return ratio[rows, order[rows, np.argmax(cw >= target, axis=1)]]
+
+
+def _median(x: np.ndarray) -> float:
+    """``np.median`` of a short 1D array, the same value, without its general machinery (a fit
+    calls it once; BreastRegion makes a few hundred fits per image)."""
+    x = np.sort(x)
+    n = x.size
+    return float(x[n // 2]) if n % 2 else float((x[n // 2 - 1] + x[n // 2]) / 2)
 
 
 def _fit_grid(d, U, wb, air_level, widths, shapes, amplitude, tau, noise=0.01, dd_mm=0.25):
@@ -777,18 +783,22 @@ def _fit_grid(d, U, wb, air_level, widths, shapes, amplitude, tau, noise=0.01, d
     distance error of a fraction of a pixel (``dd_mm``) already moves it a lot, so those points
     count less (see periphery_width). Ties go to the first shape, then the smallest width."""
     depth = air_level - U[None, :]
-    a0 = amplitude if amplitude is not None else max(float(air_level - np.median(U[-max(3, U.size // 4):])), 1e-3)
+    a0 = amplitude if amplitude is not None else max(float(air_level - _median(U[-max(3, U.size // 4):])), 1e-3)
     s = np.clip(d[None, :] / widths[:, None], 0.0, 1.0)  # (n_w, n_bins)
     one_minus = 1.0 - s
     n_w = len(widths)
     g_all = np.empty((len(shapes), n_w, d.size))
     wgt_all = np.empty_like(g_all)
+    floor = np.maximum(one_minus, 1e-9)
+    by_a = {}  # (1 - s)^a and its base, once per exponent a (the shapes share three)
     for k, (a, b) in enumerate(shapes):  # scalar exponents, shape by shape (numpy's fast paths)
-        ra = one_minus**a
-        base = np.clip(1.0 - ra, 1e-9, 1.0)
+        if a not in by_a:
+            ra = one_minus**a
+            by_a[a] = (np.clip(1.0 - ra, 1e-9, 1.0), ra / floor)
+        base, ra_floor = by_a[a]
         g = base ** (1.0 / b)  # edge_profile
         # d g / d d = a / (b w) (1 - s)^(a - 1) base^(1/b - 1)
-        slope = a0 * (a / b) * (ra / np.maximum(one_minus, 1e-9)) * (g / base) / widths[:, None]
+        slope = a0 * (a / b) * ra_floor * (g / base) / widths[:, None]
         g_all[k] = g
         wgt_all[k] = wb[None, :] / np.sqrt(noise**2 + (slope * dd_mm) ** 2)
     g, wgt = g_all.reshape(-1, d.size), wgt_all.reshape(-1, d.size)  # one row per (shape, width)
