@@ -212,7 +212,8 @@ def test_a_dense_centre_does_not_drag_the_fat_plateau():
     plateau (0.5 ln units, ~10 mm of fat, below the windows that see fat) and a 99 mm periphery,
     and every window with the dense centre fell back to it (compressed Dice 0.58). The fat plateau
     is one number for the breast: when the global one lies more than 0.1 ln units below the
-    second shallowest window's, that window plateau is the breast's and the global width is
+    second shallowest window's (the third since the nineteenth session: neighbouring windows share
+    pixels), that window plateau is the breast's and the global width is
     refitted on it (0.89); the windows, whose fall-off test and width bound read the global width,
     are refitted with it (0.93). On the 456 images of the other realistic sets the rule never fires."""
     ph = make_phantom(25026, view="MLO", laterality="L", vendor="HOLOGIC", thickness_mm=73.6, spacing_mm=None,
