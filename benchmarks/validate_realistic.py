@@ -153,7 +153,7 @@ SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "c
                   "assay": (4, 31000, 37, "assay"), "census": (16, 33000, 39, "census"),
                   "tally": (16, 34000, 41, "tally"),
                   "ledger": (16, 35000, 43, "ledger"), "roster": (16, 36000, 45, "roster"),
-                  "docket": (16, 37000, 47, "docket")}
+                  "docket": (16, 37000, 47, "docket"), "slate": (16, 38000, 49, "slate")}
 
 
 def plan(which: str) -> list[dict]:
