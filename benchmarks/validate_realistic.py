@@ -50,7 +50,10 @@ on the very same files:
   (35000-35191): 192 each, generated (seventeenth session) before the label-correction setting
   each judges was fixed on development images; read once each (realistic_tally.md,
   realistic_ledger.md). ``--set roster`` (36000-36191): 192, generated (eighteenth session) before
-  BreastRegion's narrowed dense-centre guard was judged on it (realistic_roster.md).
+  BreastRegion's narrowed dense-centre guard was judged on it (realistic_roster.md). ``--set docket``
+  (37000-37191) and ``--set slate`` (38000-38191): 192 each, generated (nineteenth session) before
+  BreastRegion's windows on one width, then a tangent-shape trial, were judged on them
+  (realistic_docket.md, realistic_slate.md).
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -604,7 +607,8 @@ def main(argv=None) -> int:
                         "assay: seeds 31000-31047 (the fifteenth's); census: 192 cases, seeds 33000-33191 "
                         "(the sixteenth's); tally and ledger: 192 each, seeds 34000-34191 and "
                         "35000-35191 (the seventeenth's); roster: 192, seeds 36000-36191 (the eighteenth's); "
-                        "a new held-out set: 37000+")
+                        "docket and slate: 192 each, seeds 37000-37191 and 38000-38191 (the nineteenth's); "
+                        "a new held-out set: 39000+")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)

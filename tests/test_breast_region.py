@@ -344,6 +344,20 @@ def test_sectors_of_an_even_rim_keep_the_global_edge_shape():
     assert dice(res.breast_map == 2, ph.breast_map == 2) >= 0.995
 
 
+def test_width_margin_applies_to_one_global_width_too():
+    """The width margin (beam hardening, 4 %) widens every fitted width, the sectors' and, with
+    ``n_sectors=1``, the global one alike: the compressed region shrinks to pixels farther than
+    1.04 x the width from the skin line, and nothing else moves."""
+    ph = phantom(1008, "CC", "L", "HOLOGIC", spacing=0.2)
+    plain = analyse_breast_region(ph.linear, ph.meta["spacing_mm"], "CC", n_sectors=1, width_margin=0.0)
+    wide = analyse_breast_region(ph.linear, ph.meta["spacing_mm"], "CC", n_sectors=1)
+    assert wide.periphery_width_mm == plain.periphery_width_mm  # the fit itself is the same
+    np.testing.assert_allclose(wide.sector_widths_mm, 1.04 * plain.sector_widths_mm)
+    assert np.array_equal(wide.breast_map > 0, plain.breast_map > 0)
+    assert (wide.breast_map == 2).sum() < (plain.breast_map == 2).sum()
+    assert not ((wide.breast_map == 2) & (plain.breast_map != 2)).any()
+
+
 def test_paddle_rim_and_abdomen_fold_are_not_breast():
     ph = realistic(9, "MLO", "L", "SIEMENS", 46.0)  # laterality L: the phantom's frame is the image's
     rim, fold = ph.record["paddle_edge"], ph.record["abdomen_fold"]

@@ -101,9 +101,11 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    bound, or no plateau in it) fitted the amplitude of wherever its fall-off had got to. A window's
    envelope (a high percentile per distance) follows the widest rim within its angle, so with
    ``align_windows`` a second pass puts each pixel on its window centre's width (distance x
-   w(centre) / w(the pixel's own angle), w from the first pass) and fits the windows again. Last, the widths are drawn ``width_margin`` (4 %) wider: the fall-off of a
-   polyenergetic beam flattens early (beam hardening; the model is Beer-Lambert with one
-   coefficient) and the fit ends it a few per cent short (0 for a monoenergetic simulation).
+   w(centre) / w(the pixel's own angle), w from the first pass) and fits the windows again. Last,
+   every fitted width (per window, or the global one with ``n_sectors=1``) is drawn
+   ``width_margin`` (4 %) wider: the fall-off of a polyenergetic beam flattens early (beam
+   hardening; the model is Beer-Lambert with one coefficient) and the fit ends it a few per cent
+   short (0 for a monoenergetic simulation).
 7. **Full resolution.** Codes are upsampled by nearest neighbour; along the skin line every
    full-resolution pixel is re-thresholded, so the outline is exact to the input's pixel.
 
@@ -768,14 +770,6 @@ def _quantile_fit_amplitude(ratio: np.ndarray, weight: np.ndarray, tau: float) -
     return ratio[rows, order[rows, np.argmax(cw >= target, axis=1)]]
 
 
-def _median(x: np.ndarray) -> float:
-    """``np.median`` of a short 1D array, the same value, without its general machinery (a fit
-    calls it once; BreastRegion makes a few hundred fits per image)."""
-    x = np.sort(x)
-    n = x.size
-    return float(x[n // 2]) if n % 2 else float((x[n // 2 - 1] + x[n // 2]) / 2)
-
-
 def _fit_grid(d, U, wb, air_level, widths, shapes, amplitude, tau, noise=0.01, dd_mm=0.25):
     """Best (loss, w, A, a, b) over a grid of widths and shapes: pinball loss of the envelope
     points ``(d, U)``, weighted by their bin widths ``wb`` and scaled by their uncertainty
@@ -783,7 +777,7 @@ def _fit_grid(d, U, wb, air_level, widths, shapes, amplitude, tau, noise=0.01, d
     distance error of a fraction of a pixel (``dd_mm``) already moves it a lot, so those points
     count less (see periphery_width). Ties go to the first shape, then the smallest width."""
     depth = air_level - U[None, :]
-    a0 = amplitude if amplitude is not None else max(float(air_level - _median(U[-max(3, U.size // 4):])), 1e-3)
+    a0 = amplitude if amplitude is not None else max(float(air_level - np.median(U[-max(3, U.size // 4):])), 1e-3)
     s = np.clip(d[None, :] / widths[:, None], 0.0, 1.0)  # (n_w, n_bins)
     one_minus = 1.0 - s
     n_w = len(widths)
@@ -1005,14 +999,15 @@ def analyse_breast_region(
             than the global one and still be its own (module docstring, step 6).
         global_plateau_tolerance: when the global plateau lies more than this (ln units, ~2 mm
             of fat) deeper than the third shallowest window's (of those not fitted at their
-            width limit, ``EdgeFit.at_limit``; the second with disjoint sectors), a dense centre has dragged it: that window plateau replaces it and
-            the global width is refitted (step 6).
+            width limit, ``EdgeFit.at_limit``; the second with disjoint sectors), a dense centre
+            has dragged it: that window plateau replaces it and the global width is refitted
+            (step 6).
         min_window_arc_mm: a window is fitted when its pixels within the global width cover at
             least this length of outline times that width (mm^2); else it takes its fitted
             neighbours' width.
         align_windows: refit each window with its pixels put on its centre's width (step 6).
-        width_margin: draw the periphery this fraction wider than fitted (beam hardening, step 6);
-            0 for a monoenergetic, simulated image.
+        width_margin: draw the periphery this fraction wider than fitted, per window or globally
+            (beam hardening, step 6); 0 for a monoenergetic, simulated image.
         thickness_mm: compressed breast thickness H0 (mm); with ``scatter`` a scatter estimate
             for it is removed before the periphery is fitted (module docstring, step 4).
             None (unknown, e.g. a file with no header): no scatter removal.
@@ -1116,10 +1111,10 @@ def analyse_breast_region(
                               envelope_percentile=envelope_percentile,
                               width_hint_mm=fit.width_mm if np.isfinite(fit.width_mm) else None)
     w_glob, amp = (fit.width_mm, fit.amplitude) if np.isfinite(fit.width_mm) else (0.0, float("nan"))
-    wpix = np.full(mask.shape, w_glob, np.float32)
     n_windows = int(n_sectors) * (int(sector_overlap) if n_sectors > 1 else 1)
     sector_w = np.full(n_windows, w_glob)
-    if n_sectors > 1 and w_glob > 0:
+    windowed = n_sectors > 1 and w_glob > 0
+    if windowed:
         rows_cw = np.nonzero(mask[:, 0])[0]
         y0 = (0.5 * (rows_cw[0] + rows_cw[-1]) if rows_cw.size else np.nonzero(mask)[0].mean()) * csr
         sy, sx = inds[0] * csr, inds[1] * csc  # nearest background pixel: the skin point
@@ -1179,7 +1174,7 @@ def analyse_breast_region(
                 own[k] = fk.width_mm
             widths = np.full(n_windows, w_glob)
             fitted = np.isfinite(own)
-            if fitted.any():  # a window with too little fall-off to fit (beside the muscle) takes its fitted neighbours'
+            if fitted.any():  # a window with too little fall-off (beside the muscle): its fitted neighbours'
                 idx = np.arange(n_windows)
                 widths = np.interp(idx, idx[fitted], own[fitted])
             widths = ndimage.median_filter(widths, size=3, mode="nearest")
@@ -1191,7 +1186,7 @@ def analyse_breast_region(
         # windows share pixels, so the plateau must be seen beyond one window's neighbours
         plateaus = np.sort([f.amplitude for f in own_fit if f is not None and np.isfinite(f.amplitude)
                             and not f.at_limit])
-        voter = min(int(sector_overlap), 3)
+        voter = min(int(sector_overlap), 3)  # the vote needs >= 4 plateaus: index 3 at most
         if plateaus.size >= 4 and plateaus[voter] < amp - global_plateau_tolerance:
             # a dense centre dragged the global plateau deep: the breast's fat plateau is the
             # windows', and the global width is refitted on it - and the windows, whose fall-off
@@ -1209,8 +1204,10 @@ def analyse_breast_region(
             # instead of 13 of 263 thick development images came out under 0.90)
             dists = window_distances(sector_w)
             sector_w = window_widths(dists, window_fits(dists, w_glob))
-        sector_w = sector_w * (1.0 + width_margin)
-        wpix = np.interp(phi, centres, sector_w).astype(np.float32)
+    # every fitted width, per window or for the whole breast, is drawn wider by the margin (step 6)
+    sector_w = sector_w * (1.0 + width_margin)
+    wpix = (np.interp(phi, centres, sector_w).astype(np.float32) if windowed
+            else np.full(mask.shape, sector_w[0], np.float32))
 
     codes = np.zeros(mask.shape, np.uint8)
     codes[mask] = PERIPHERY
