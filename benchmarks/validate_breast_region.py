@@ -160,7 +160,7 @@ def stress(n: int, seed0: int, spacing: float) -> list[str]:
         ph = make_phantom(seed, view=view, laterality=lat, vendor=vendor, spacing_mm=spacing)
         truth = ph.breast_map
         for name, img in stress_variants(ph, rng).items():
-            res = analyse_breast_region(img, ph.meta["spacing_mm"], view, width_margin=0.0)  # one energy
+            res = analyse_breast_region(img, ph.meta["spacing_mm"], view, width_margin=0.0)  # no scatter
             m = res.breast_map
             acc.setdefault(name, []).append((
                 mask_dice(m > 0, truth > 0), mask_dice(m == 2, truth == 2),

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from monai_bac.phantom import make_phantom
 
@@ -111,3 +112,35 @@ def test_every_held_out_set_has_seeds_of_its_own(measures):
             assert not seeds[a] & seeds[b], f"sets {a} and {b} share seeds {sorted(seeds[a] & seeds[b])[:3]}"
     census = measures.plan("census")
     assert len(census) == 192 and {c["seed"] for c in census} == set(range(33000, 33192))
+
+
+@pytest.fixture(scope="module")
+def diagnose():
+    path = BENCH.parent / "diagnose_periphery.py"
+    spec = importlib.util.spec_from_file_location("diagnose_periphery", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_true_window_widths_read_the_phantoms_rim_width_in_either_orientation(diagnose):
+    """The per-window true width that docs/TRANSFORMS.md's window ratios divide by: on an ideal
+    phantom (one rim width all round) every window reads that width, and the mirrored map (chest
+    wall on the right) reads the same."""
+    from monai_bac.ops.breast_region import BreastRegionResult
+
+    ph = make_phantom(5, view="CC", spacing_mm=0.5, thickness_mm=60.0)
+    assert ph.record["physics"] == "ideal"
+    w = ph.record["periphery_width_mm"]
+    result = BreastRegionResult(np.zeros(ph.breast_map.shape, np.uint8), True, chest_wall="left",
+                                sector_widths_mm=np.zeros(16))
+    left = diagnose.true_window_widths(result, ph.breast_map, (0.5, 0.5))
+    assert left.shape == (16,) and np.isfinite(left).sum() >= 12
+    np.testing.assert_allclose(left[np.isfinite(left)], w, atol=1.0)
+    result.chest_wall = "right"
+    right = diagnose.true_window_widths(result, ph.breast_map[:, ::-1], (0.5, 0.5))
+    np.testing.assert_allclose(right, left, atol=1e-9)
+    comp = ph.breast_map == 2
+    wider = ph.breast_map.copy()
+    wider[comp & (ndimage.distance_transform_edt(comp, sampling=0.5) <= 5.0)] = 1  # the rim 5 mm wider
+    np.testing.assert_allclose(diagnose.true_window_widths(result, wider[:, ::-1], (0.5, 0.5)), left + 5.0, atol=1.0)

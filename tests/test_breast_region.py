@@ -335,8 +335,8 @@ def test_sectors_of_an_even_rim_keep_the_global_edge_shape():
     wide fitted within 1-4 % of the loss and was taken: two sectors 3.5 mm too narrow, the
     compressed region too large (Dice 0.990 here, 0.971 at 0.1 mm). A sector whose plateau agrees
     with the global one keeps the global shape unless its own fits clearly better. The ideal
-    phantom has one energy: no beam hardening for the width margin to make up for (``width_margin=0``;
-    the default 4 % would make these widths 0.7 mm wider and the compressed Dice 0.993)."""
+    phantom has no scatter: nothing for the width margin to make up for (``width_margin=0``; the
+    default 4 % would make these widths 0.7 mm wider and the compressed Dice 0.993)."""
     ph = phantom(1008, "CC", "L", "HOLOGIC", spacing=0.2)
     res = analyse_breast_region(ph.linear, ph.meta["spacing_mm"], "CC", width_margin=0.0)
     true_width = ph.record["periphery_width_mm"]

@@ -103,9 +103,10 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    ``align_windows`` a second pass puts each pixel on its window centre's width (distance x
    w(centre) / w(the pixel's own angle), w from the first pass) and fits the windows again. Last,
    every fitted width (per window, or the global one with ``n_sectors=1``) is drawn
-   ``width_margin`` (4 %) wider: the fall-off of a polyenergetic beam flattens early (beam
-   hardening; the model is Beer-Lambert with one coefficient) and the fit ends it a few per cent
-   short (0 for a monoenergetic simulation).
+   ``width_margin`` (4 %) wider: on realistic images the windows come out short, mostly by what
+   the scatter step leaves (step 4; scatter-free twins of 64-80 mm phantoms are fitted to within
+   2 % of the true width, the same images with scatter and the step 4-12 % short; docs/TRANSFORMS.md,
+   "Where the remaining misses come from"). 0 for a simulation without scatter.
 7. **Full resolution.** Codes are upsampled by nearest neighbour; along the skin line every
    full-resolution pixel is re-thresholded, so the outline is exact to the input's pixel.
 
@@ -1007,7 +1008,7 @@ def analyse_breast_region(
             neighbours' width.
         align_windows: refit each window with its pixels put on its centre's width (step 6).
         width_margin: draw the periphery this fraction wider than fitted, per window or globally
-            (beam hardening, step 6); 0 for a monoenergetic, simulated image.
+            (what the scatter step leaves, step 6); 0 for a simulated image without scatter.
         thickness_mm: compressed breast thickness H0 (mm); with ``scatter`` a scatter estimate
             for it is removed before the periphery is fitted (module docstring, step 4).
             None (unknown, e.g. a file with no header): no scatter removal.

@@ -87,9 +87,9 @@ class BreastRegion(Transform):
             is not removed (the periphery then tends to come out too narrow on thick breasts).
         scatter: ``"published"`` (default): remove the scatter estimate for the thickness before
             the periphery is fitted; ``"none"``: don't (a scatter-free, simulated image).
-        width_margin: the periphery is drawn this fraction wider than fitted (0.04: the fall-off
-            of a polyenergetic beam flattens early, beam hardening, and the fit ends it a few
-            per cent short); 0 for a monoenergetic, simulated image.
+        width_margin: the periphery is drawn this fraction wider than fitted (0.04: on
+            realistic images the fitted widths come out a few per cent short, mostly by what the
+            scatter step leaves; docs/TRANSFORMS.md); 0 for a simulated image without scatter.
         dtype: output dtype (uint8).
 
     ``__call__(img, spacing_mm=None, view=None)``: ``img`` is (1, H, W) (or (H, W)) numpy,

@@ -1,0 +1,154 @@
+"""Where BreastRegion's periphery width goes wrong on realistic phantoms (issue 13, compressed Dice).
+
+Two measurements, both of :func:`monai_bac.ops.breast_region.analyse_breast_region` alone:
+
+``windows``: on the phantoms of a ``validate_realistic.py generate`` folder, each sector window's
+  fitted width against the true one - the median distance to the skin line of the true compressed
+  region's edge within the window's angle (angles as the op measures them: round the chest-wall
+  midpoint, at each pixel's nearest skin point; 0.5 mm grid). Prints the median ratio
+  estimated / true per window for CC and MLO views, and compressed Dice by the phantom's base rim
+  width over the compressed thickness (``record.periphery_width_mm / H0``).
+
+``twin``: each seed made twice, with every realistic effect and with every effect but scatter
+  (same anatomy, same beam), and analysed with the scatter step on and off respectively, at width
+  margin 0 and at the default. The scatter-free twin separates what the scatter step leaves behind
+  from what the width fit itself gets wrong.
+
+Usage (the twentieth session's figures in docs/TRANSFORMS.md, BreastRegion):
+
+    python benchmarks/diagnose_periphery.py windows --data /tmp/bac-quorum
+    python benchmarks/diagnose_periphery.py twin --view CC --n 18 --seed 45000   # and 90000
+    python benchmarks/diagnose_periphery.py twin --view MLO --n 18 --seed 45100  # and 90100
+    python benchmarks/diagnose_periphery.py twin --view CC --n 18 --seed 45200 --thickness 30 60  # and 90200
+
+Seeds 45000-45217 and 90000-90217 were used so; held-out sets (validate_realistic.py) stay off them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from validate_realistic import dice  # noqa: E402
+
+from monai_bac.data import load_mammogram  # noqa: E402
+from monai_bac.ops.breast_region import COMPRESSED, PECTORAL, analyse_breast_region  # noqa: E402
+from monai_bac.ops.resample import block_factors  # noqa: E402
+
+VENDORS = ("HOLOGIC", "GE", "SIEMENS")
+WIDTH_BINS = (0.0, 0.45, 0.55, 0.65, np.inf)  # base rim width / H0
+
+
+def true_window_widths(result, truth_map: np.ndarray, spacing_mm) -> np.ndarray:
+    """Per sector window of ``result``: the median skin distance (mm) of the true compressed
+    region's edge within the window's angle; NaN where the edge is not seen (beside the muscle)."""
+    fr, fc = block_factors(spacing_mm, 0.5)
+    tm = truth_map[::fr, ::fc]
+    if result.chest_wall == "right":
+        tm = tm[:, ::-1]
+    step = (spacing_mm[0] * fr, spacing_mm[1] * fc)
+    mask = tm > 0
+    dist, (iy, ix) = ndimage.distance_transform_edt(mask, sampling=step, return_indices=True)
+    rows = np.nonzero(mask[:, 0])[0]
+    y0 = 0.5 * (rows[0] + rows[-1]) * step[0] if rows.size else np.nonzero(mask)[0].mean() * step[0]
+    phi = np.arctan2(iy * step[0] - y0, np.maximum(ix * step[1], 1e-3))
+    comp = tm == COMPRESSED
+    edge = comp & ~ndimage.binary_erosion(comp, border_value=1) & ~ndimage.binary_dilation(tm == PECTORAL, iterations=2)
+    n = result.sector_widths_mm.size
+    centres = -np.pi / 2 + (np.arange(n) + 0.5) * np.pi / n
+    half = 0.5 * np.pi / 8  # one sector of the default 8, as the op's windows
+    out = np.full(n, np.nan)
+    for k, c in enumerate(centres):
+        sel = edge & (np.abs(phi - c) < half)
+        if sel.sum() > 3:
+            out[k] = float(np.median(dist[sel]))
+    return out
+
+
+def _load(path: Path):
+    img = load_mammogram(path)
+    return np.asarray(img)[0], tuple(float(s) for s in img.meta["spacing_mm"])
+
+
+def windows(args) -> int:
+    data = Path(args.data)
+    ratios = {"CC": [], "MLO": []}
+    rows = []
+    for js in sorted(data.glob("*.json")):
+        info = json.loads(js.read_text())
+        truth = np.load(data / f"{info['case']}.npz")["breast_map"]
+        image, spacing = _load(data / f"{info['case']}.dcm")
+        r = analyse_breast_region(image, spacing, info["view"], thickness_mm=info["thickness_mm"])
+        ratios[info["view"]].append(r.sector_widths_mm / true_window_widths(r, truth, spacing))
+        rows.append((info["record"]["periphery_width_mm"] / info["thickness_mm"],
+                     dice(r.breast_map == COMPRESSED, truth == COMPRESSED)))
+    np.set_printoptions(linewidth=160, precision=3)
+    for view, rs in ratios.items():
+        if rs:
+            rs = np.array(rs)
+            print(f"{view} ({len(rs)} images): median estimated / true width per window, top of the chest wall "
+                  f"to the bottom\n  {np.nanmedian(rs, axis=0)}\n  all windows: {np.nanmedian(rs):.3f}")
+    w, d = np.array(rows).T
+    print("base rim width / H0 | images | compressed Dice mean | under 0.90")
+    for lo, hi in zip(WIDTH_BINS[:-1], WIDTH_BINS[1:]):
+        sel = (w >= lo) & (w < hi)
+        if sel.any():
+            print(f"{lo:.2f}-{hi:.2f} | {sel.sum()} | {d[sel].mean():.4f} | {(d[sel] < 0.9).sum()}")
+    return 0
+
+
+def twin(args) -> int:
+    from monai_bac.phantom import make_phantom
+
+    rng = np.random.default_rng(args.seed)
+    tmp = Path(tempfile.mkdtemp(prefix="bac-twin-"))
+    runs = {}  # (image, width margin) -> [(dice, median width ratio)]
+    for i in range(args.n):
+        vendor, thickness = VENDORS[i % 3], round(float(rng.uniform(*args.thickness)), 1)
+        for effects, label in (("all", "scatter, scatter step"), ("spectrum+heel+vendor+edge", "no scatter, no step")):
+            ph = make_phantom(args.seed + i, view=args.view, laterality="LR"[i % 2], vendor=vendor,
+                              thickness_mm=thickness, spacing_mm=None, physics="realistic", effects=effects)
+            ph.write_dicom(tmp / "twin.dcm", patient_id="twin")
+            image, spacing = _load(tmp / "twin.dcm")
+            for margin in (0.0, None):
+                kw = {} if margin is None else {"width_margin": margin}
+                r = analyse_breast_region(image, spacing, args.view, thickness_mm=thickness, scatter=effects == "all",
+                                          **kw)
+                ratio = np.nanmedian(r.sector_widths_mm / true_window_widths(r, ph.breast_map, spacing))
+                key = (label, "0" if margin is not None else "default")
+                runs.setdefault(key, []).append((dice(r.breast_map == COMPRESSED, ph.breast_map == COMPRESSED), ratio))
+        print(f"{i + 1}/{args.n} seed {args.seed + i} {vendor} {thickness} mm", flush=True)
+    print(f"{args.view}, {args.n} seeds from {args.seed}, {args.thickness[0]}-{args.thickness[1]} mm")
+    print("image, BreastRegion | width margin | compressed Dice mean / worst / under 0.90 | median window width est / true")
+    for (label, margin), v in runs.items():
+        v = np.array(v)
+        print(f"{label} | {margin} | {v[:, 0].mean():.4f} / {v[:, 0].min():.3f} / {(v[:, 0] < 0.9).sum()} | "
+              f"{np.median(v[:, 1]):.3f}")
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("windows", help="fitted / true window widths on a generated set")
+    w.add_argument("--data", required=True, help="a validate_realistic.py generate folder")
+    t = sub.add_parser("twin", help="each seed with and without scatter")
+    t.add_argument("--view", choices=("CC", "MLO"), required=True)
+    t.add_argument("--n", type=int, default=18)
+    t.add_argument("--seed", type=int, required=True, help="first seed (keep clear of the held-out sets' seeds)")
+    t.add_argument("--thickness", type=float, nargs=2, default=(64.0, 80.0), metavar=("LO", "HI"))
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
+    return windows(args) if args.cmd == "windows" else twin(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
