@@ -47,9 +47,10 @@ VENDORS = ("HOLOGIC", "GE", "SIEMENS")
 WIDTH_BINS = (0.0, 0.45, 0.55, 0.65, np.inf)  # base rim width / H0
 
 
-def true_window_widths(result, truth_map: np.ndarray, spacing_mm) -> np.ndarray:
+def true_window_widths(result, truth_map: np.ndarray, spacing_mm, n_sectors: int = 8) -> np.ndarray:
     """Per sector window of ``result``: the median skin distance (mm) of the true compressed
-    region's edge within the window's angle; NaN where the edge is not seen (beside the muscle)."""
+    region's edge within the window's angle (one sector, ``pi / n_sectors``, as the op's windows
+    with its default ``n_sectors``); NaN where the edge is not seen (beside the muscle)."""
     fr, fc = block_factors(spacing_mm, 0.5)
     tm = truth_map[::fr, ::fc]
     if result.chest_wall == "right":
@@ -64,7 +65,7 @@ def true_window_widths(result, truth_map: np.ndarray, spacing_mm) -> np.ndarray:
     edge = comp & ~ndimage.binary_erosion(comp, border_value=1) & ~ndimage.binary_dilation(tm == PECTORAL, iterations=2)
     n = result.sector_widths_mm.size
     centres = -np.pi / 2 + (np.arange(n) + 0.5) * np.pi / n
-    half = 0.5 * np.pi / 8  # one sector of the default 8, as the op's windows
+    half = 0.5 * np.pi / n_sectors
     out = np.full(n, np.nan)
     for k, c in enumerate(centres):
         sel = edge & (np.abs(phi - c) < half)
