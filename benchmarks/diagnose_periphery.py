@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from validate_realistic import dice  # noqa: E402
 
 from monai_bac.data import load_mammogram  # noqa: E402
-from monai_bac.ops.breast_region import COMPRESSED, PECTORAL, analyse_breast_region  # noqa: E402
+from monai_bac.ops.breast_region import (COMPRESSED, PECTORAL, analyse_breast_region, skin_point_angle,  # noqa: E402
+                                         window_centres)
 from monai_bac.ops.resample import block_factors  # noqa: E402
 
 VENDORS = ("HOLOGIC", "GE", "SIEMENS")
@@ -57,18 +58,13 @@ def true_window_widths(result, truth_map: np.ndarray, spacing_mm, n_sectors: int
         tm = tm[:, ::-1]
     step = (spacing_mm[0] * fr, spacing_mm[1] * fc)
     mask = tm > 0
-    dist, (iy, ix) = ndimage.distance_transform_edt(mask, sampling=step, return_indices=True)
-    rows = np.nonzero(mask[:, 0])[0]
-    y0 = 0.5 * (rows[0] + rows[-1]) * step[0] if rows.size else np.nonzero(mask)[0].mean() * step[0]
-    phi = np.arctan2(iy * step[0] - y0, np.maximum(ix * step[1], 1e-3))
+    dist, skin = ndimage.distance_transform_edt(mask, sampling=step, return_indices=True)
+    phi = skin_point_angle(mask, skin, step)
     comp = tm == COMPRESSED
     edge = comp & ~ndimage.binary_erosion(comp, border_value=1) & ~ndimage.binary_dilation(tm == PECTORAL, iterations=2)
-    n = result.sector_widths_mm.size
-    centres = -np.pi / 2 + (np.arange(n) + 0.5) * np.pi / n
-    half = 0.5 * np.pi / n_sectors
-    out = np.full(n, np.nan)
-    for k, c in enumerate(centres):
-        sel = edge & (np.abs(phi - c) < half)
+    out = np.full(result.sector_widths_mm.size, np.nan)
+    for k, c in enumerate(window_centres(out.size)):
+        sel = edge & (np.abs(phi - c) < 0.5 * np.pi / n_sectors)
         if sel.sum() > 3:
             out[k] = float(np.median(dist[sel]))
     return out

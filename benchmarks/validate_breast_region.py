@@ -85,8 +85,8 @@ def evaluate(seed: int, view: str, lat: str, vendor: str, spacing: float | None,
                       thickness_mm=thickness)
     truth = ph.breast_map
     # what a user's DICOM gives: the compressed thickness (BodyPartThickness), for the scatter step;
-    # the ideal phantom has no scatter, so none is removed there, and one energy (no beam hardening
-    # for the width margin to make up for)
+    # the ideal phantom has no scatter: none is removed there, and nothing is left by a scatter step
+    # for the width margin to make up for
     given = dict(thickness_mm=ph.meta["thickness_mm"]) if physics != "ideal" else dict(width_margin=0.0)
     t0 = time.perf_counter()
     res = analyse_breast_region(ph.linear, ph.meta["spacing_mm"], ph.meta["view"], **given)

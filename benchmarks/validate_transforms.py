@@ -194,7 +194,7 @@ def main(argv=None) -> int:
         rows["truth"].append(r)
         line = dict(i=i, seed=args.seed0 + i, case=f"{vendor} {lat}{view}", **r)
         if region is not None:
-            # one energy: no beam hardening for the width margin to make up for
+            # no scatter: nothing left by a scatter step for the width margin to make up for
             bmap = np.asarray(region(p.linear, p.meta["spacing_mm"], view=view, width_margin=0.0), np.uint8)
             rb = evaluate_image(p, bmap, "BreastRegion")
             rows["BreastRegion"].append(rb)

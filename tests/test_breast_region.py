@@ -268,8 +268,9 @@ def test_each_window_is_fitted_on_one_width():
       22.5 degrees: windows where the width grows fastest came out 7-10 mm too wide. A second pass
       puts every pixel on its window centre's width (distance x w(centre) / w(its own angle), from
       the first pass): 0.90;
-    * the width margin (4 %, for the beam hardening the fit does not model) costs this image
-      0.03 (0.88) and gains on most: 263 thick development images, 22 -> 13 under 0.90."""
+    * the width margin (4 %: what the scatter step leaves, twentieth session; read as beam
+      hardening when it was made) costs this image 0.03 (0.88) and gains on most: 263 thick
+      development images, 22 -> 13 under 0.90."""
     ph = make_phantom(36152, view="CC", laterality="L", vendor="SIEMENS", thickness_mm=77.9, spacing_mm=None,
                       physics="realistic")
     truth = ph.breast_map == 2
@@ -345,7 +346,7 @@ def test_sectors_of_an_even_rim_keep_the_global_edge_shape():
 
 
 def test_width_margin_applies_to_one_global_width_too():
-    """The width margin (beam hardening, 4 %) widens every fitted width, the sectors' and, with
+    """The width margin (4 %, what the scatter step leaves) widens every fitted width, the sectors' and, with
     ``n_sectors=1``, the global one alike: the compressed region shrinks to pixels farther than
     1.04 x the width from the skin line, and nothing else moves."""
     ph = phantom(1008, "CC", "L", "HOLOGIC", spacing=0.2)

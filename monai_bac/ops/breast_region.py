@@ -147,6 +147,8 @@ __all__ = [
     "edge_profile",
     "EdgeFit",
     "EDGE_SHAPES",
+    "skin_point_angle",
+    "window_centres",
 ]
 
 from monai_bac.breast_map import BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY  # noqa: F401  (the one set of codes)
@@ -233,6 +235,24 @@ class BreastRegionResult:
 
 
 # ----------------------------------------------------------------------------- small helpers
+def skin_point_angle(mask: np.ndarray, skin_index: np.ndarray, spacing_mm) -> np.ndarray:
+    """Angle (rad) of each pixel's nearest skin point round the chest-wall midpoint, in the
+    canonical frame (chest wall at column 0): -pi/2 at the top of the chest wall, 0 towards the
+    nipple, pi/2 at the bottom. ``skin_index`` is the (2, H, W) index of the nearest background
+    pixel (``ndimage.distance_transform_edt(mask, return_indices=True)``); step 6 of the module
+    docstring groups the pixels into windows by this angle."""
+    sr, sc = as_spacing(spacing_mm)
+    rows_cw = np.nonzero(mask[:, 0])[0]
+    y0 = (0.5 * (rows_cw[0] + rows_cw[-1]) if rows_cw.size else np.nonzero(mask)[0].mean()) * sr
+    return np.arctan2(skin_index[0] * sr - y0, np.maximum(skin_index[1] * sc, 1e-3))
+
+
+def window_centres(n_windows: int) -> np.ndarray:
+    """Angles (rad, as :func:`skin_point_angle`) of the centres of ``n_windows`` sector windows
+    spread evenly from the top of the chest wall to the bottom."""
+    return -np.pi / 2 + (np.arange(n_windows) + 0.5) * np.pi / n_windows
+
+
 def _edge_band(mask: np.ndarray) -> np.ndarray:
     """Pixels within one 4-neighbour step of the mask's edge: its cross dilation minus its cross
     erosion (``scipy.ndimage.binary_dilation`` & ~``binary_erosion``, zero outside), by array shifts."""
@@ -1116,12 +1136,9 @@ def analyse_breast_region(
     sector_w = np.full(n_windows, w_glob)
     windowed = n_sectors > 1 and w_glob > 0
     if windowed:
-        rows_cw = np.nonzero(mask[:, 0])[0]
-        y0 = (0.5 * (rows_cw[0] + rows_cw[-1]) if rows_cw.size else np.nonzero(mask)[0].mean()) * csr
-        sy, sx = inds[0] * csr, inds[1] * csc  # nearest background pixel: the skin point
-        phi = np.arctan2(sy - y0, np.maximum(sx, 1e-3))  # (-pi/2, pi/2)
+        phi = skin_point_angle(mask, inds, (csr, csc))
         # windows one sector wide, centred every pi / n_windows (overlapping when sector_overlap > 1)
-        centres = -np.pi / 2 + (np.arange(n_windows) + 0.5) * np.pi / n_windows
+        centres = window_centres(n_windows)
         p_t = phi[tissue_px]
         order = np.argsort(p_t, kind="stable")
         t_phi, t_dist, t_lg = p_t[order], d_t[order], v_t[order]
