@@ -14,12 +14,25 @@ Two measurements, both of :func:`monai_bac.ops.breast_region.analyse_breast_regi
   margin 0 and at the default. The scatter-free twin separates what the scatter step leaves behind
   from what the width fit itself gets wrong.
 
-Usage (the twentieth session's figures in docs/TRANSFORMS.md, BreastRegion):
+``contour``: what compressed Dice 0.90 asks of an image, from its truth and its beam alone (no
+  method involved). The contour ``{thickness >= H0 - tol}`` outside the muscle is a superset of the
+  true compressed region (``thickness == H0``); :func:`contour_tolerance` is the ``tol`` at which
+  its Dice with the truth falls to 0.90. Over the last ``tol`` mm of thickness the periphery is
+  counted compressed by a map that is still at 0.90, so a method must place the boundary as if it
+  read the local thickness to within ``tol``: in ln P of fat that is ``tol`` x the transmitted
+  beam's slope at H0 (``TransmittedBeam.effective``, from the header's KVP, anode, filter and
+  detector). Given the ``evaluate`` CSVs of the same folders, it also prints each image's
+  compressed Dice, the tolerance that Dice equals, and its VBD error.
+
+Usage (the twentieth and twenty-first sessions' figures in docs/TRANSFORMS.md, BreastRegion):
 
     python benchmarks/diagnose_periphery.py windows --data /tmp/bac-quorum
     python benchmarks/diagnose_periphery.py twin --view CC --n 18 --seed 45000   # and 90000
     python benchmarks/diagnose_periphery.py twin --view MLO --n 18 --seed 45100  # and 90100
     python benchmarks/diagnose_periphery.py twin --view CC --n 18 --seed 45200 --thickness 30 60  # and 90200
+
+    python benchmarks/diagnose_periphery.py contour --data /tmp/bac-docket /tmp/bac-slate /tmp/bac-quorum \
+        --csv docket.csv slate.csv quorum.csv
 
 Seeds 45000-45217 and 90000-90217 were used so; held-out sets (validate_realistic.py) stay off them.
 """
@@ -27,6 +40,7 @@ Seeds 45000-45217 and 90000-90217 were used so; held-out sets (validate_realisti
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 import tempfile
@@ -40,12 +54,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from validate_realistic import dice  # noqa: E402
 
 from monai_bac.data import load_mammogram  # noqa: E402
-from monai_bac.ops.breast_region import (COMPRESSED, PECTORAL, analyse_breast_region, skin_point_angle,  # noqa: E402
-                                         window_centres)
+from monai_bac.ops.breast_region import (COMPRESSED, PECTORAL, PERIPHERY, analyse_breast_region,  # noqa: E402
+                                         skin_point_angle, window_centres)
 from monai_bac.ops.resample import block_factors  # noqa: E402
 
 VENDORS = ("HOLOGIC", "GE", "SIEMENS")
 WIDTH_BINS = (0.0, 0.45, 0.55, 0.65, np.inf)  # base rim width / H0
+THICKNESS_BANDS = ((30.0, 47.0), (47.0, 64.0), (64.0, 80.1))  # mm, a third of the sets' range each
 
 
 def true_window_widths(result, truth_map: np.ndarray, spacing_mm, n_sectors: int = 8) -> np.ndarray:
@@ -68,6 +83,94 @@ def true_window_widths(result, truth_map: np.ndarray, spacing_mm, n_sectors: int
         if sel.sum() > 3:
             out[k] = float(np.median(dist[sel]))
     return out
+
+
+def _rim_thickness_desc(thickness: np.ndarray, truth_map: np.ndarray) -> tuple[float, int, np.ndarray]:
+    """(H0, true compressed pixels, the periphery's thicknesses in descending order); the muscle
+    and the background are neither."""
+    comp = truth_map == COMPRESSED
+    h0 = float(thickness[comp].max())
+    return h0, int(comp.sum()), -np.sort(-thickness[truth_map == PERIPHERY].astype(np.float64))
+
+
+def contour_dice(thickness: np.ndarray, truth_map: np.ndarray, tol_mm: float) -> float:
+    """Dice of the true compressed region with ``{thickness >= H0 - tol_mm}`` outside the muscle."""
+    h0, n_comp, rim = _rim_thickness_desc(thickness, truth_map)
+    extra = int(np.count_nonzero(rim >= h0 - tol_mm))
+    return 2.0 * n_comp / (2.0 * n_comp + extra)
+
+
+def contour_tolerance(thickness: np.ndarray, truth_map: np.ndarray, target: float = 0.9) -> float:
+    """The thickness tolerance (mm) at which :func:`contour_dice` is ``target``: the largest the
+    contour's periphery share can be, ``2 n (1 / target - 1)`` pixels, taken from the thickest
+    periphery down (inf when the whole periphery fits)."""
+    h0, n_comp, rim = _rim_thickness_desc(thickness, truth_map)
+    n = int(np.floor(2.0 * n_comp * (1.0 / float(target) - 1.0) + 1e-9))
+    if n >= rim.size:
+        return float("inf")
+    return h0 - float(rim[n - 1]) if n > 0 else 0.0
+
+
+def fat_slope_at(meta: dict, h0_mm: float) -> float:
+    """-d ln P / d t of fat behind ``h0_mm`` of it (mm^-1), for the image's own beam and detector."""
+    from monai_bac.physics import detector_for, transmitted_beam
+
+    beam = transmitted_beam(float(meta["kvp"]), meta.get("anode"), meta.get("filter"), *detector_for(meta))
+    return beam.effective(h0_mm).mu_fat
+
+
+def _read_csvs(paths) -> dict:
+    rows = {}
+    for p in paths or ():
+        with open(p) as f:
+            rows.update({r["case"]: r for r in csv.DictReader(line for line in f if not line.startswith("#"))})
+    return rows
+
+
+def contour(args) -> int:
+    chain = _read_csvs(args.csv)
+    rows = []
+    for data in map(Path, args.data):
+        for js in sorted(data.glob("*.json")):
+            info = json.loads(js.read_text())
+            truth = np.load(data / f"{info['case']}.npz")
+            thick, tmap = truth["thickness"], truth["breast_map"]
+            h0 = float(thick[tmap == COMPRESSED].max())
+            slope = fat_slope_at(load_mammogram(data / f"{info['case']}.dcm").meta, h0)
+            tol = contour_tolerance(thick, tmap, args.target)
+            r = chain.get(info["case"])
+            d = float(r["dice_compressed"]) if r else np.nan
+            eq = contour_tolerance(thick, tmap, d) if r else np.nan
+            vbd = abs(float(r["vbd_error_pp"])) if r else np.nan
+            rows.append((info["case"], h0, slope, tol, d, eq, vbd))
+    print(f"{len(rows)} images; contour tolerance for compressed Dice {args.target}: mm of thickness, and that "
+          f"many mm of fat in ln P (x the beam's slope at H0)")
+    print("H0 (mm) | images | tolerance mm: median (min-max) | ln units: median (min-max) | "
+          f"under {args.ln_floor} ln units | chain under {args.target}")
+    arr = np.array([r[1:] for r in rows], dtype=float)
+    for lo, hi in THICKNESS_BANDS:
+        sel = (arr[:, 0] >= lo) & (arr[:, 0] < hi)
+        if not sel.any():
+            continue
+        tol, ln = arr[sel, 2], arr[sel, 2] * arr[sel, 1]
+        misses = int(np.sum(arr[sel, 3] < args.target))
+        print(f"{lo:.0f}-{hi:.0f} | {sel.sum()} | {np.median(tol):.2f} ({tol.min():.2f}-{tol.max():.2f}) | "
+              f"{np.median(ln):.3f} ({ln.min():.3f}-{ln.max():.3f}) | {int(np.sum(ln < args.ln_floor))} | "
+              f"{misses if chain else '-'}")
+    if chain:
+        print(f"images under {args.target} (chain): case | H0 | tolerance for {args.target}: mm, ln | "
+              "the chain's Dice | the tolerance it equals: mm, ln | VBD error pp")
+        for case, h0, slope, tol, d, eq, vbd in rows:
+            if d < args.target:
+                print(f"{case} | {h0:.0f} | {tol:.2f}, {tol * slope:.3f} | {d:.3f} | {eq:.2f}, {eq * slope:.3f} | "
+                      f"{vbd:.2f}")
+        seen = arr[np.isfinite(arr[:, 3])]
+        miss = seen[:, 3] < args.target
+        for label, sel in ((f"under {args.target}", miss), (f"at or over {args.target}", ~miss)):
+            if sel.any():
+                print(f"VBD error on the images {label}: mean {seen[sel, 5].mean():.2f}, worst {seen[sel, 5].max():.2f} pp "
+                      f"({sel.sum()} images)")
+    return 0
 
 
 def _load(path: Path):
@@ -142,9 +245,15 @@ def main(argv=None) -> int:
     t.add_argument("--n", type=int, default=18)
     t.add_argument("--seed", type=int, required=True, help="first seed (keep clear of the held-out sets' seeds)")
     t.add_argument("--thickness", type=float, nargs=2, default=(64.0, 80.0), metavar=("LO", "HI"))
+    c = sub.add_parser("contour", help="the thickness tolerance that compressed Dice 0.90 asks of each image")
+    c.add_argument("--data", nargs="+", required=True, help="validate_realistic.py generate folders")
+    c.add_argument("--csv", nargs="*", help="their evaluate CSVs, for each image's chain Dice and VBD error")
+    c.add_argument("--target", type=float, default=0.9)
+    c.add_argument("--ln-floor", type=float, default=0.03,
+                   help="ln units: the smallest scatter-step residual the twins measured (docs/TRANSFORMS.md)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", category=RuntimeWarning)
-    return windows(args) if args.cmd == "windows" else twin(args)
+    return {"windows": windows, "twin": twin, "contour": contour}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ on the very same files:
   (realistic_docket.md, realistic_slate.md). ``--set quorum`` (39000-39191): 192, generated
   (twentieth session) before any setting of that session was fixed; read once, with no change
   adopted: the tree of the nineteenth session against the one before it (realistic_quorum.md).
+  ``--set tenure`` (40000-40191): 192, generated (twenty-first session) before anything of that
+  session was tried.
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -159,7 +161,8 @@ SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "c
                   "tally": (16, 34000, 41, "tally"),
                   "ledger": (16, 35000, 43, "ledger"), "roster": (16, 36000, 45, "roster"),
                   "docket": (16, 37000, 47, "docket"), "slate": (16, 38000, 49, "slate"),
-                  "quorum": (16, 39000, 51, "quorum")}
+                  "quorum": (16, 39000, 51, "quorum"),
+                  "tenure": (16, 40000, 53, "tenure")}
 
 
 def plan(which: str) -> list[dict]:
@@ -611,7 +614,8 @@ def main(argv=None) -> int:
                         "(the sixteenth's); tally and ledger: 192 each, seeds 34000-34191 and "
                         "35000-35191 (the seventeenth's); roster: 192, seeds 36000-36191 (the eighteenth's); "
                         "docket and slate: 192 each, seeds 37000-37191 and 38000-38191 (the nineteenth's); "
-                        "quorum: 192, seeds 39000-39191 (the twentieth's); a new held-out set: 40000+")
+                        "quorum: 192, seeds 39000-39191 (the twentieth's); tenure: 192, seeds 40000-40191 "
+                        "(the twenty-first's); a new held-out set: 41000+")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)

@@ -144,3 +144,26 @@ def test_true_window_widths_read_the_phantoms_rim_width_in_either_orientation(di
     wider = ph.breast_map.copy()
     wider[comp & (ndimage.distance_transform_edt(comp, sampling=0.5) <= 5.0)] = 1  # the rim 5 mm wider
     np.testing.assert_allclose(diagnose.true_window_widths(result, wider[:, ::-1], (0.5, 0.5)), left + 5.0, atol=1.0)
+
+
+def test_contour_tolerance_inverts_the_contour_dice_on_a_linear_rim(diagnose):
+    """What docs/TRANSFORMS.md's 'what 0.90 asks' table reads: on a rim whose thickness rises
+    linearly over 100 pixels to H0 = 50 mm, the contour {t >= H0 - 5 mm} adds the rim's last 10
+    pixels per row to 200 compressed ones (Dice 400 / 410), the tolerance for that Dice is 5 mm, and
+    the muscle is counted in neither."""
+    x = np.arange(300, dtype=np.float64)
+    thickness = np.tile(50.0 * np.minimum(1.0, (x + 0.5) / 100.0 - 0.005), (20, 1))
+    truth = np.where(x >= 100, 2, 1).astype(np.uint8)[None].repeat(20, 0)
+    truth[:, 0] = 0  # background
+    assert diagnose.contour_dice(thickness, truth, 0.0) == 1.0
+    assert diagnose.contour_dice(thickness, truth, 5.0) == pytest.approx(400 / 410)
+    assert diagnose.contour_tolerance(thickness, truth, 400 / 410) == pytest.approx(5.0)
+    # 0.90 allows floor(2 x 4000 x (1/0.9 - 1)) = 888 rim pixels: the 44 thickest columns and 8 of x = 55 (27.5 mm)
+    assert diagnose.contour_tolerance(thickness, truth, 0.9) == pytest.approx(22.5)
+    for tol in (0.7, 2.2, 13.0):  # round trip
+        d = diagnose.contour_dice(thickness, truth, tol)
+        assert diagnose.contour_dice(thickness, truth, diagnose.contour_tolerance(thickness, truth, d)) == pytest.approx(d)
+    muscle = truth.copy()
+    muscle[:5, 90:100] = 3  # thick periphery pixels under the muscle label: not periphery any more
+    assert diagnose.contour_dice(thickness, muscle, 5.0) > diagnose.contour_dice(thickness, truth, 5.0)
+    assert diagnose.contour_tolerance(thickness, truth, 0.2) == np.inf  # the whole rim is not enough
