@@ -397,6 +397,31 @@ def test_abdomen_fold_touching_the_breast_at_the_chest_wall_is_cut_off():
     assert not m[in_fold].any()
 
 
+@pytest.mark.parametrize("seed, laterality, thickness", [(40143, "R", 66.6), (39142, "L", 57.0)])
+def test_thin_abdomen_fold_against_a_thick_breast_is_cut_off(seed, laterality, thickness):
+    """Two SIEMENS MLOs (realistic phantoms tenure_143 and quorum_142 at 0.4 mm) whose abdominal
+    fold, 15-20 mm thick, meets a 57-67 mm breast where the breast is already thick: no level of ln P
+    separates them, so the level cut kept the fold as breast (breast Dice 0.991 / 0.993), and the
+    lower windows, fitted on its slow fall-off, gave a 64 mm periphery (compressed Dice 0.896 /
+    0.932). The fold is thin over a region wider than the breast's thin band along its skin line."""
+    ph = realistic(seed, "MLO", laterality, "SIEMENS", thickness)
+    fold = ph.record["abdomen_fold"]
+    assert fold is not None and fold["thickness_mm"] < 0.4 * thickness
+    m = breast_region_map(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=thickness)
+    h, w = m.shape
+    y = np.arange(h)[:, None] * REALISTIC_SPACING
+    x = np.arange(w)[None, :] * REALISTIC_SPACING
+    if laterality == "R":
+        x = x[:, ::-1]  # the chest wall is the last column
+    (ry, rx), cy = fold["radii_mm"], fold["centre_row_mm"]
+    away = ndimage.distance_transform_edt(ph.breast_map == 0) * REALISTIC_SPACING > 3.0
+    in_fold = (((y - cy) / ry) ** 2 + (x / rx) ** 2 < 1.0) & away
+    assert in_fold.sum() > 100
+    assert not m[in_fold].any()
+    assert dice(m > 0, ph.breast_map > 0) >= 0.998
+    assert dice(m == 2, ph.breast_map == 2) >= 0.95
+
+
 def test_heel_gradient_does_not_shrink_the_compressed_region():
     """20 % more fluence drop from the chest wall to the nipple (on top of the phantom's own heel
     effect): the skin line is drawn after the field is flattened, so the map does not move."""

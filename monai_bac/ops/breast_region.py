@@ -27,7 +27,9 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    millimetres of thin skin-side tissue off. Structures narrower than 4 mm are opened away (an
    MLO's paddle rim seen edge-on: a line across the field), the largest component is kept, a
    body attached to it only through thinner tissue and reaching the image edge (an MLO's
-   abdominal fold) is cut off along the thinnest tissue (watershed), holes are filled. An image
+   abdominal fold) is cut off along the thinnest tissue (watershed), and so is a fold thin all
+   over, wider than the breast's own thin band along its skin line, that enters across the top or
+   bottom edge (it can meet the breast where the breast is already thick); holes are filled. An image
    whose two Otsu classes are not separated by much more than the air noise (from neighbouring
    pixels, so a field gradient is no noise) has no breast: all zeros.
 3. **Chest-wall side**: the image edge (first or last columns) the breast touches most; the
@@ -271,6 +273,8 @@ def breast_mask(
     body_fractions: tuple[float, ...] = (0.3, 0.4, 0.5, 0.7),
     min_body_mm2: float = 100.0,
     refine: bool = True,
+    thin_body_fraction: float = 0.5,
+    thin_body_radius_mm: float = 5.0,
 ) -> tuple[np.ndarray, float, float, float]:
     """Breast (True) vs direct-exposure background of a ln(P + 1) image.
 
@@ -281,8 +285,10 @@ def breast_mask(
     seen edge-on in an MLO view: a line across the field), and a body attached to the breast
     only through thinner tissue is cut off (the abdominal
     fold below an MLO's breast; ``body_fractions``: the levels tried, as fractions of the
-    contrast), see :func:`_cut_attached_bodies`. ``refine=False``: every pixel below the
-    threshold, as is (no opening, component, cut or hole filling; only the air is needed).
+    contrast), see :func:`_cut_attached_bodies`; a fold thin all over, joined to the breast where
+    the breast is already thick, is cut off by :func:`_cut_thin_bodies` (``thin_body_fraction``,
+    ``thin_body_radius_mm``). ``refine=False``: every pixel below the threshold, as is (no
+    opening, component, cut or hole filling; only the air is needed).
     """
     sr, sc = as_spacing(spacing_mm)
     empty = (np.zeros(log_img.shape, bool), float("nan"), float("nan"), float("nan"))
@@ -311,6 +317,8 @@ def breast_mask(
         return empty
     mask = np.asarray(get_largest_connected_component_mask(tissue_px, connectivity=1))
     mask = _cut_attached_bodies(mask, log_img, air, contrast, (sr, sc), min_body_mm2, body_fractions)
+    mask = _cut_thin_bodies(mask, log_img, air - thin_body_fraction * contrast, (sr, sc), thin_body_radius_mm,
+                            min_body_mm2)
     mask = ndimage.binary_fill_holes(mask)
     if mask.sum() * sr * sc < min_breast_area_mm2:
         return empty
@@ -363,6 +371,36 @@ def _cut_attached_bodies(mask: np.ndarray, log_img: np.ndarray, air: float, cont
         markers[np.isin(cores, others)] = 2
         return mask & (watershed(log_img, markers, mask=mask) == 1)
     return mask
+
+
+def _cut_thin_bodies(mask: np.ndarray, log_img: np.ndarray, thin_level: float, spacing_mm, radius_mm: float,
+                     min_body_mm2: float) -> np.ndarray:
+    """Remove a body that is thin all over and enters the field across the top or bottom image edge
+    (an MLO's abdominal fold beside a thick breast).
+
+    :func:`_cut_attached_bodies` needs thinner tissue between the breast and the body, but a fold
+    can meet the breast where the breast is already thick: a compressed breast's edge rises like a
+    semicircle, to 15-20 % of H0 within half a millimetre of the skin line, under one pixel of the
+    working grid. What sets such a fold apart is its extent: the breast's own thin tissue
+    (``ln P > thin_level``, thinner than half its typical tissue) is a band along the skin line a
+    few millimetres wide, while the fold is thin over a region that holds a disc of ``radius_mm``. The union of such
+    discs (an opening by a disc, from the distance transform) that reaches the top or bottom edge
+    with at least ``min_body_mm2`` is dropped, and the largest component of what is left kept."""
+    sr, sc = spacing_mm
+    thin = mask & (log_img > thin_level)
+    wide = ndimage.distance_transform_edt(thin, sampling=(sr, sc)) >= radius_mm
+    if not wide.any():
+        return mask
+    opened = thin & (ndimage.distance_transform_edt(~wide, sampling=(sr, sc)) <= radius_mm)
+    parts, n = ndimage.label(opened)
+    areas = np.bincount(parts.ravel(), minlength=n + 1) * (sr * sc)
+    at_edge = np.zeros(n + 1, bool)
+    at_edge[np.unique(parts[[0, -1]])] = True
+    drop = np.flatnonzero(at_edge & (areas >= min_body_mm2))
+    drop = drop[drop > 0]
+    if drop.size == 0:
+        return mask
+    return np.asarray(get_largest_connected_component_mask(mask & ~np.isin(parts, drop), connectivity=1))
 
 
 def chest_wall_side(mask: np.ndarray, spacing_mm=(1.0, 1.0), edge_mm: float = 3.0) -> str | None:
