@@ -59,7 +59,9 @@ on the very same files:
   ``--set tenure`` (40000-40191): 192, generated (twenty-first session) before anything of that
   session was tried, read once as a reading of the tree. ``--set charter`` (41000-41191): 192,
   generated (twenty-first session) after the tenure set showed an abdominal fold kept in the
-  breast and before any change for it was tried.
+  breast and before any change for it was tried, read once as the verdict on the thin-fold cut.
+  ``--set covenant`` (42000-42191): 192, generated (twenty-first session) after that verdict, as a
+  second reading of the same tree, with nothing changed in between.
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -164,7 +166,8 @@ SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "c
                   "ledger": (16, 35000, 43, "ledger"), "roster": (16, 36000, 45, "roster"),
                   "docket": (16, 37000, 47, "docket"), "slate": (16, 38000, 49, "slate"),
                   "quorum": (16, 39000, 51, "quorum"),
-                  "tenure": (16, 40000, 53, "tenure"), "charter": (16, 41000, 55, "charter")}
+                  "tenure": (16, 40000, 53, "tenure"), "charter": (16, 41000, 55, "charter"),
+                  "covenant": (16, 42000, 57, "covenant")}
 
 
 def plan(which: str) -> list[dict]:
@@ -616,8 +619,8 @@ def main(argv=None) -> int:
                         "(the sixteenth's); tally and ledger: 192 each, seeds 34000-34191 and "
                         "35000-35191 (the seventeenth's); roster: 192, seeds 36000-36191 (the eighteenth's); "
                         "docket and slate: 192 each, seeds 37000-37191 and 38000-38191 (the nineteenth's); "
-                        "quorum: 192, seeds 39000-39191 (the twentieth's); tenure and charter: 192 each, seeds "
-                        "40000-40191 and 41000-41191 (the twenty-first's); a new held-out set: 42000+")
+                        "quorum: 192, seeds 39000-39191 (the twentieth's); tenure, charter and covenant: 192 each, seeds "
+                        "40000-40191, 41000-41191 and 42000-42191 (the twenty-first's); a new held-out set: 43000+")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)
