@@ -56,8 +56,8 @@ class BreastRegion(Transform):
 
     * background: Otsu on ln(P), skin line at ``air - skin_fraction * (air - tissue)``, drawn
       after a heel effect is flattened (fitted to the direct exposure); structures narrower than
-      4 mm (an MLO's paddle rim) and a body attached through thin tissue (the abdominal fold)
-      are not breast;
+      4 mm (an MLO's paddle rim) and a body attached through thin tissue, or thin all over
+      across the top or bottom edge (the abdominal fold), are not breast;
     * chest-wall side: found from the image (the laterality tag is not trusted), so left- and
       right-facing breasts work alike and the output keeps the input's orientation;
     * pectoral muscle (``view`` "MLO"; with no view it is searched with stricter checks): a
