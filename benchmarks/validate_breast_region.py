@@ -255,6 +255,12 @@ REALISTIC_NOTES = [
     "level was added to the attached-body cut (an abdominal fold touching the breast at the chest "
     "wall through a neck narrower than the working grid). The ideal rows pass no thickness (the "
     "ideal phantom has no scatter).",
+    "",
+    "Later still (twenty-first session): a fold thin all over that meets the breast where the breast "
+    "is already thick, which no level separates, is cut off by its extent (`_cut_thin_bodies`: tissue "
+    "thinner than half the breast's holding discs of 5 mm, reaching the top or bottom edge; chosen on "
+    "`validate_realistic.py`'s docket, slate, quorum and tenure sets, judged on its charter set, "
+    "docs/TRANSFORMS.md). It changes none of the images here.",
 ]
 
 
