@@ -247,9 +247,12 @@ def test_windows_that_never_reach_their_plateau_do_not_vote_for_the_fat_plateau(
     unguarded = analyse_breast_region(ph.linear, ph.meta["spacing_mm"], "MLO", thickness_mm=78.4,
                                       global_plateau_tolerance=np.inf)
     assert np.array_equal(res.breast_map, unguarded.breast_map)
-    assert 45.0 < res.periphery_width_mm < 60.0  # the truth's base width: 53 mm
+    # the truth's base width is 53 mm, its windows' 37-70 mm; with its abdominal fold (18 mm thick)
+    # kept as breast until the thin-fold cut, the global fit read 52.5 mm, compressed Dice 0.89
+    assert 45.0 < res.periphery_width_mm < 65.0
     assert res.sector_widths_mm.min() > 30.0
-    assert dice(res.breast_map == 2, truth) >= 0.85
+    assert dice(res.breast_map > 0, ph.breast_map > 0) >= 0.995
+    assert dice(res.breast_map == 2, truth) >= 0.90
     assert dice(res.breast_map == 3, ph.breast_map == 3) >= 0.85
 
 
