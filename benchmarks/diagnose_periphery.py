@@ -168,8 +168,8 @@ def contour(args) -> int:
         miss = seen[:, 3] < args.target
         for label, sel in ((f"under {args.target}", miss), (f"at or over {args.target}", ~miss)):
             if sel.any():
-                print(f"VBD error on the images {label}: mean {seen[sel, 5].mean():.2f}, worst {seen[sel, 5].max():.2f} pp "
-                      f"({sel.sum()} images)")
+                print(f"VBD error on the images {label}: mean {seen[sel, 5].mean():.2f}, "
+                      f"worst {seen[sel, 5].max():.2f} pp ({sel.sum()} images)")
     return 0
 
 

@@ -619,8 +619,9 @@ def main(argv=None) -> int:
                         "(the sixteenth's); tally and ledger: 192 each, seeds 34000-34191 and "
                         "35000-35191 (the seventeenth's); roster: 192, seeds 36000-36191 (the eighteenth's); "
                         "docket and slate: 192 each, seeds 37000-37191 and 38000-38191 (the nineteenth's); "
-                        "quorum: 192, seeds 39000-39191 (the twentieth's); tenure, charter and covenant: 192 each, seeds "
-                        "40000-40191, 41000-41191 and 42000-42191 (the twenty-first's); a new held-out set: 43000+")
+                        "quorum: 192, seeds 39000-39191 (the twentieth's); tenure, charter and covenant: "
+                        "192 each, seeds 40000-40191, 41000-41191 and 42000-42191 (the twenty-first's); "
+                        "a new held-out set: 43000+")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)
