@@ -22,7 +22,9 @@ Two measurements, both of :func:`monai_bac.ops.breast_region.analyse_breast_regi
   read the local thickness to within ``tol``: in ln P of fat that is ``tol`` x the transmitted
   beam's slope at H0 (``TransmittedBeam.effective``, from the header's KVP, anode, filter and
   detector). Given the ``evaluate`` CSVs of the same folders, it also prints each image's
-  compressed Dice, the tolerance that Dice equals, and its VBD error.
+  compressed Dice, the tolerance that Dice equals (a like-for-like reading only where the map errs
+  by calling the periphery's thickest part compressed, i.e. a periphery too narrow), and its VBD
+  error.
 
 Usage (the twentieth and twenty-first sessions' figures in docs/TRANSFORMS.md, BreastRegion):
 
@@ -104,7 +106,10 @@ def contour_tolerance(thickness: np.ndarray, truth_map: np.ndarray, target: floa
     """The thickness tolerance (mm) at which :func:`contour_dice` is ``target``: the largest the
     contour's periphery share can be, ``2 n (1 / target - 1)`` pixels, taken from the thickest
     periphery down (inf when the whole periphery fits)."""
-    h0, n_comp, rim = _rim_thickness_desc(thickness, truth_map)
+    return _tolerance(*_rim_thickness_desc(thickness, truth_map), target)
+
+
+def _tolerance(h0: float, n_comp: int, rim: np.ndarray, target: float) -> float:
     n = int(np.floor(2.0 * n_comp * (1.0 / float(target) - 1.0) + 1e-9))
     if n >= rim.size:
         return float("inf")
@@ -112,11 +117,11 @@ def contour_tolerance(thickness: np.ndarray, truth_map: np.ndarray, target: floa
 
 
 def fat_slope_at(meta: dict, h0_mm: float) -> float:
-    """-d ln P / d t of fat behind ``h0_mm`` of it (mm^-1), for the image's own beam and detector."""
-    from monai_bac.physics import detector_for, transmitted_beam
+    """-d ln P / d t of fat behind ``h0_mm`` of it (mm^-1), for the image's own beam and detector
+    (the spectrum DensityMap models from the same header)."""
+    from monai_bac.transforms import DensityMap
 
-    beam = transmitted_beam(float(meta["kvp"]), meta.get("anode"), meta.get("filter"), *detector_for(meta))
-    return beam.effective(h0_mm).mu_fat
+    return DensityMap().beam(meta).effective(h0_mm).mu_fat
 
 
 def _read_csvs(paths) -> dict:
@@ -134,13 +139,13 @@ def contour(args) -> int:
         for js in sorted(data.glob("*.json")):
             info = json.loads(js.read_text())
             truth = np.load(data / f"{info['case']}.npz")
-            thick, tmap = truth["thickness"], truth["breast_map"]
-            h0 = float(thick[tmap == COMPRESSED].max())
+            rim = _rim_thickness_desc(truth["thickness"], truth["breast_map"])  # sorted once, read twice
+            h0 = rim[0]
             slope = fat_slope_at(load_mammogram(data / f"{info['case']}.dcm").meta, h0)
-            tol = contour_tolerance(thick, tmap, args.target)
+            tol = _tolerance(*rim, args.target)
             r = chain.get(info["case"])
             d = float(r["dice_compressed"]) if r else np.nan
-            eq = contour_tolerance(thick, tmap, d) if r else np.nan
+            eq = _tolerance(*rim, d) if r else np.nan
             vbd = abs(float(r["vbd_error_pp"])) if r else np.nan
             rows.append((info["case"], h0, slope, tol, d, eq, vbd))
     print(f"{len(rows)} images; contour tolerance for compressed Dice {args.target}: mm of thickness, and that "
