@@ -185,9 +185,9 @@ def test_overlapping_sector_windows_follow_a_rim_varying_round_the_outline():
     the width is interpolated: with the true width of each sector the compressed region of the
     thick breasts that missed 0.90 reads only 0.90-0.97 (tenth session, docs/TRANSFORMS.md).
     Windows as wide as a sector but centred twice as often (``sector_overlap=2``) fit the same
-    number of pixels each and follow the width between: 0.932 -> 0.960 here (compared without the
-    later alignment of each window's pixels and the width margin, which lift the disjoint sectors
-    too: 0.936 / 0.951 with them)."""
+    number of pixels each and follow the width between: 0.932 -> 0.952 here without the later
+    alignment of each window's pixels and the width margin (0.960 until windows with a deeper
+    plateau fitted their own edge shape, twenty-second session), 0.936 -> 0.958 with them."""
     ph = realistic(7015, "MLO", "R", "HOLOGIC", 72.6)
     truth = ph.breast_map == 2
     before = dict(align_windows=False, width_margin=0.0)
@@ -196,9 +196,11 @@ def test_overlapping_sector_windows_follow_a_rim_varying_round_the_outline():
     windows = analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=72.6, **before)
     assert disjoint.sector_widths_mm.size == 8 and windows.sector_widths_mm.size == 16
     assert dice(windows.breast_map == 2, truth) >= 0.95
-    assert dice(windows.breast_map == 2, truth) > dice(disjoint.breast_map == 2, truth) + 0.02
+    assert dice(windows.breast_map == 2, truth) > dice(disjoint.breast_map == 2, truth) + 0.015
     now = analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=72.6)
-    assert dice(now.breast_map == 2, truth) >= 0.95
+    disjoint_now = analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=72.6, sector_overlap=1)
+    assert dice(now.breast_map == 2, truth) >= 0.955
+    assert dice(now.breast_map == 2, truth) > dice(disjoint_now.breast_map == 2, truth) + 0.02
     one = analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=72.6, n_sectors=1)
     assert one.sector_widths_mm.size == 1
     with pytest.raises(ValueError, match="sector_overlap"):
@@ -292,6 +294,24 @@ def test_each_window_is_fitted_on_one_width():
     # the dense-centre guard stays off
     assert 65.0 < res.periphery_width_mm < 75.0
     assert np.array_equal(res.breast_map, run(global_plateau_tolerance=np.inf).breast_map)
+
+
+def test_a_window_with_a_deeper_plateau_fits_its_own_edge_shape():
+    """A 76 mm HOLOGIC MLO with a wide rim (realistic phantom, seed 42015: covenant_15 of the
+    covenant set, its worst image, here at 0.4 mm). Beside the muscle the compressed part of the
+    upper windows is dense tissue whose share grows inwards: their envelope keeps falling past the
+    true edge (34-43 mm from the skin line), 0.2-0.4 ln units below the global plateau. Such a
+    window falls back to the global amplitude; with the global edge shape forced on it as well, it
+    fitted 50-58 mm and the compressed Dice read 0.75. With its shape fitted again under the
+    global amplitude (and weighed against the global shape by the shape margin, as for any window
+    on the global plateau): 33-38 mm, 0.90 (twenty-second session; 462 development images of
+    60-80 mm: 14 -> 10 under 0.90, MLO views 27 up / 6 down by more than 0.005)."""
+    ph = realistic(42015, "MLO", "R", "HOLOGIC", 75.8)
+    res = analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=75.8)
+    assert dice(res.breast_map == 2, ph.breast_map == 2) >= 0.89
+    upper = res.sector_widths_mm[:6]  # the top windows (the first two beside the muscle take their neighbours')
+    assert upper.max() < 45.0 and upper.min() > 28.0
+    assert dice(res.breast_map == 3, ph.breast_map == 3) >= 0.95
 
 
 def test_scatter_is_removed_before_the_periphery_is_fitted():

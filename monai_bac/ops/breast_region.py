@@ -75,13 +75,12 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    edge shape, and keeps them when its fat plateau lies higher (smaller ``A``) than the global one
    or deeper by at most ``deeper_plateau_tolerance`` (0.05 ln units, about 1 mm of fat: what
    scatter and heel residue leave between sectors); a plateau deeper still is dense tissue under
-   the fat, and the sector falls back to the global amplitude. The edge shape is its own too when
-   its plateau agrees with the global one within ``plateau_tolerance`` (ln units; 0.02 ~ 0.5 mm of
-   fat): the plateau ``A = mu_fat * H0`` is the same all round the outline (one paddle separation),
-   the fall-off shape of the uncompressed rim is not (it varies with the local rim width); a sector
-   whose plateau is deeper (dense tissue under the fat) keeps the global shape as well. A sector
-   whose plateau agrees with the global one (within the tolerance, on either side) keeps the global
-   shape too unless its own fits the sector's envelope clearly better (the pinball loss lower by
+   the fat, and the sector falls back to the global amplitude, with its edge shape fitted again
+   under it: the plateau ``A = mu_fat * H0`` is the same all round the outline (one paddle
+   separation), the fall-off shape of the uncompressed rim is not (it varies with the local rim
+   width). A sector whose plateau now agrees with the global one (within ``plateau_tolerance``, ln
+   units, 0.02 ~ 0.5 mm of fat, on either side; a fallen-back sector always) keeps the global
+   shape unless its own fits the sector's envelope clearly better (the pinball loss lower by
    more than ``shape_margin``, 5 %): on a sector's fewer pixels shape and width trade off (on an
    ideal phantom with a 17.5 mm quarter-ellipse rim all round, a (1.5, 2) profile 14 mm wide fitted
    within 1-4 % of the loss and made the compressed region 2 % too large). Reason: the global
@@ -1049,9 +1048,10 @@ def analyse_breast_region(
             direct exposure within ``flat_field_reach_mm`` of the breast, before the skin line is
             drawn (the skin threshold is a level of ln P), the periphery fit and the pectoral search.
         pectoral: force (True) or skip (False) the pectoral search; default: from ``view``.
-        plateau_tolerance: a sector whose own fat plateau depth ``A`` is within this (ln units)
-            of the global one fits its own edge shape with the global ``A`` (module docstring,
-            step 6); 0 keeps the global shape.
+        plateau_tolerance: a sector whose fat plateau depth ``A`` is within this (ln units) of
+            the global one (a sector that fell back to the global ``A`` always is) keeps the global
+            edge shape unless its own fits clearly better (``shape_margin``; module docstring,
+            step 6); 0: every sector keeps its own best shape.
         shape_margin: such a sector (its plateau within ``plateau_tolerance`` of the global one)
             keeps the global edge shape unless its own shape lowers the fit's loss by more than
             this fraction (module docstring, step 6); 0 takes the sector's own best shape.
@@ -1211,11 +1211,12 @@ def analyse_breast_region(
                 if own_fit[k] is None:
                     continue
                 d_k, v_k, fk = dists[k], t_lg[lo[k]:hi[k]], own_fit[k]
-                if not fk.amplitude < amp + deeper_plateau_tolerance:  # a deeper fat plateau: global A ...
-                    # ... and its own edge shape where the plateaus agree (same H0), else the global shape
-                    same = fk.amplitude < amp + plateau_tolerance
-                    fk = periphery_width(d_k, v_k, air_local, amplitude=amp,
-                                         shapes=edge_shapes if same else [(fit.a, fit.b)],
+                if not fk.amplitude < amp + deeper_plateau_tolerance:
+                    # a deeper fat plateau (dense tissue under the fat): the global amplitude, every edge
+                    # shape; the shape margin below then weighs it against the global shape as for any
+                    # window on the global plateau (with the global shape forced here, MLO windows beside
+                    # the muscle came out 5-15 mm too wide: docs/TRANSFORMS.md)
+                    fk = periphery_width(d_k, v_k, air_local, amplitude=amp, shapes=edge_shapes,
                                          bin_mm=bin_mm, envelope_percentile=envelope_percentile,
                                          max_width_mm=sector_bounds[1] * w_glob)
                 if shape_margin > 0 and abs(fk.amplitude - amp) < plateau_tolerance and (fk.a, fk.b) != (fit.a, fit.b):
