@@ -98,8 +98,10 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    window's neighbours) by more than ``global_plateau_tolerance`` (0.1 ln units, ~2 mm of fat), a
    dense centre has dragged it (the deep distance bins hold no fat at all): that window plateau is
    taken as the breast's and the global width refitted on it before the windows are decided. Only
-   windows that reach their plateau vote: one whose width ran into its bound (a rim wider than the
-   bound, or no plateau in it) fitted the amplitude of wherever its fall-off had got to. A window's
+   windows seen to reach their plateau vote: one whose width ran into its bound (a rim wider than
+   the bound, or no plateau in it), or whose own pixels end less than ``min_plateau_mm`` (10 mm)
+   beyond its fitted width (the nipple windows of a wide rim, whose fall-off still runs at their
+   deepest pixels), fitted the amplitude of wherever its fall-off had got to. A window's
    envelope (a high percentile per distance) follows the widest rim within its angle, so with
    ``align_windows`` a second pass puts each pixel on its window centre's width (distance x
    w(centre) / w(the pixel's own angle), w from the first pass) and fits the windows again. Last,
@@ -1018,6 +1020,7 @@ def analyse_breast_region(
     deeper_plateau_tolerance: float = 0.05,
     global_plateau_tolerance: float = 0.1,
     min_window_arc_mm: float = 10.0,
+    min_plateau_mm: float = 10.0,
     align_windows: bool = True,
     width_margin: float = 0.04,
     thickness_mm: float | None = None,
@@ -1065,6 +1068,10 @@ def analyse_breast_region(
         min_window_arc_mm: a window is fitted when its pixels within the global width cover at
             least this length of outline times that width (mm^2); else it takes its fitted
             neighbours' width.
+        min_plateau_mm: a window votes in the dense-centre test (``global_plateau_tolerance``)
+            only when the 99th percentile of its pixels' skin distances lies at least this far
+            beyond its fitted width: its plateau is seen, not extrapolated from a fall-off that
+            still runs at its deepest pixels (step 6).
         align_windows: refit each window with its pixels put on its centre's width (step 6).
         width_margin: draw the periphery this fraction wider than fitted, per window or globally
             (what the scatter step leaves, step 6); 0 for a simulated image without scatter.
@@ -1087,6 +1094,8 @@ def analyse_breast_region(
         raise ValueError(f"width_margin must lie in [0, 0.5) (a fraction of the width), got {width_margin}")
     if not float(min_window_arc_mm) > 0:
         raise ValueError(f"min_window_arc_mm must be > 0 (mm), got {min_window_arc_mm}")
+    if not float(min_plateau_mm) >= 0:
+        raise ValueError(f"min_plateau_mm must be >= 0 (mm), got {min_plateau_mm}")
     h, w = img.shape
     fr, fc = block_factors((sr, sc), work_spacing_mm)
     csr, csc = sr * fr, sc * fc
@@ -1240,10 +1249,11 @@ def analyse_breast_region(
 
         dists = window_distances(None)
         own_fit = window_fits(dists, w_glob)
-        # a window fitted at its width limit has not reached its plateau: no vote (step 6); neighbouring
-        # windows share pixels, so the plateau must be seen beyond one window's neighbours
-        plateaus = np.sort([f.amplitude for f in own_fit if f is not None and np.isfinite(f.amplitude)
-                            and not f.at_limit])
+        # a window fitted at its width limit, or whose own pixels end less than ``min_plateau_mm`` beyond its
+        # fitted width, has not been seen to reach its plateau: no vote (step 6); neighbouring windows share
+        # pixels, so the plateau must be seen beyond one window's neighbours
+        plateaus = np.sort([f.amplitude for k, f in enumerate(own_fit) if f is not None and np.isfinite(f.amplitude)
+                            and not f.at_limit and np.percentile(dists[k], 99) >= f.width_mm + min_plateau_mm])
         voter = min(int(sector_overlap), 3)  # the vote needs >= 4 plateaus: index 3 at most
         if plateaus.size >= 4 and plateaus[voter] < amp - global_plateau_tolerance:
             # a dense centre dragged the global plateau deep: the breast's fat plateau is the
