@@ -63,7 +63,8 @@ on the very same files:
   ``--set covenant`` (42000-42191): 192, generated (twenty-first session) after that verdict, as a
   second reading of the same tree, with nothing changed in between. ``--set accord`` (43000-43191):
   192, generated (twenty-second session) before anything of that session was tried: the verdict
-  on whatever that session changes, read once.
+  on whatever that session changes, read once. ``--set pledge`` (44000-44191): 192, generated
+  (twenty-second session) right after the accord verdict, before anything further was tried.
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -169,7 +170,8 @@ SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "c
                   "docket": (16, 37000, 47, "docket"), "slate": (16, 38000, 49, "slate"),
                   "quorum": (16, 39000, 51, "quorum"),
                   "tenure": (16, 40000, 53, "tenure"), "charter": (16, 41000, 55, "charter"),
-                  "covenant": (16, 42000, 57, "covenant"), "accord": (16, 43000, 59, "accord")}
+                  "covenant": (16, 42000, 57, "covenant"), "accord": (16, 43000, 59, "accord"),
+                  "pledge": (16, 44000, 61, "pledge")}
 
 
 def plan(which: str) -> list[dict]:
@@ -623,7 +625,8 @@ def main(argv=None) -> int:
                         "docket and slate: 192 each, seeds 37000-37191 and 38000-38191 (the nineteenth's); "
                         "quorum: 192, seeds 39000-39191 (the twentieth's); tenure, charter and covenant: "
                         "192 each, seeds 40000-40191, 41000-41191 and 42000-42191 (the twenty-first's); "
-                        "accord: 192, seeds 43000-43191 (the twenty-second's); a new held-out set: 44000+")
+                        "accord and pledge: 192 each, seeds 43000-43191 and 44000-44191 (the twenty-second's); "
+                        "a new held-out set: 46000+")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)
