@@ -1224,7 +1224,7 @@ def analyse_breast_region(
                     # a deeper fat plateau (dense tissue under the fat): the global amplitude, every edge
                     # shape; the shape margin below then weighs it against the global shape as for any
                     # window on the global plateau (with the global shape forced here, MLO windows beside
-                    # the muscle came out 5-15 mm too wide: docs/TRANSFORMS.md)
+                    # the muscle came out up to 18 mm too wide: docs/TRANSFORMS.md)
                     fk = periphery_width(d_k, v_k, air_local, amplitude=amp, shapes=edge_shapes,
                                          bin_mm=bin_mm, envelope_percentile=envelope_percentile,
                                          max_width_mm=sector_bounds[1] * w_glob)
