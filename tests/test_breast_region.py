@@ -267,7 +267,8 @@ def test_windows_whose_fall_off_runs_to_their_deepest_pixels_do_not_vote():
     width 65 -> 48 mm, every window bounded to 52 mm, compressed Dice 0.68. A window now votes only
     when its own pixels reach ``min_plateau_mm`` (10 mm) beyond its fitted width: the test stays
     off, 0.88 (the dense centre of blind_26, the test above, is still found: its voters reach 31-55
-    mm beyond theirs). Twenty-second session; no map of the 922 development images changes."""
+    mm beyond theirs). Twenty-second session; no compressed Dice of the 922 development images
+    changes."""
     ph = make_phantom(43185, view="CC", laterality="R", vendor="GE", thickness_mm=76.9, spacing_mm=None,
                       physics="realistic")
     truth = ph.breast_map == 2
