@@ -262,13 +262,13 @@ def test_windows_whose_fall_off_runs_to_their_deepest_pixels_do_not_vote():
     """A 77 mm GE CC at its own 0.1 mm pitch (realistic phantom, seed 43185: accord_185 of the accord
     set, its worst image), a fatty breast (VBD 1.7 %) whose rim is 43-66 mm wide round the outline.
     Its nipple windows never reach H0: their envelopes still fall at their deepest pixels. Two of
-    them, whose pixels end 2-6 mm beyond their fitted widths, fitted "plateaus" 0.14-0.18 ln units
+    them, whose envelopes end 4-9 mm beyond their fitted widths, fitted "plateaus" 0.14-0.18 ln units
     shallower than the global one and, with a third window, fired the dense-centre test: global
     width 65 -> 48 mm, every window bounded to 52 mm, compressed Dice 0.68. A window now votes only
-    when its own pixels reach ``min_plateau_mm`` (10 mm) beyond its fitted width: the test stays
-    off, 0.88 (the dense centre of blind_26, the test above, is still found: its voters reach 31-55
-    mm beyond theirs). Twenty-second session; no compressed Dice of the 922 development images
-    changes."""
+    when its envelope reaches ``min_plateau_mm`` (10 mm) beyond its fitted width
+    (``EdgeFit.reach_mm``): the test stays off, 0.88 (the dense centre of blind_26, the test above,
+    is still found: its voters' envelopes reach 34-59 mm beyond theirs). Twenty-second session; no
+    compressed Dice of the 922 development images changes."""
     ph = make_phantom(43185, view="CC", laterality="R", vendor="GE", thickness_mm=76.9, spacing_mm=None,
                       physics="realistic")
     truth = ph.breast_map == 2

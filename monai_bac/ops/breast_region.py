@@ -99,9 +99,9 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    dense centre has dragged it (the deep distance bins hold no fat at all): that window plateau is
    taken as the breast's and the global width refitted on it before the windows are decided. Only
    windows seen to reach their plateau vote: one whose width ran into its bound (a rim wider than
-   the bound, or no plateau in it), or whose own pixels end less than ``min_plateau_mm`` (10 mm)
-   beyond its fitted width (the nipple windows of a wide rim, whose fall-off still runs at their
-   deepest pixels), fitted the amplitude of wherever its fall-off had got to. A window's
+   the bound, or no plateau in it), or whose envelope ends less than ``min_plateau_mm`` (10 mm)
+   beyond its fitted width (``EdgeFit.reach_mm``: the nipple windows of a wide rim, whose fall-off
+   still runs at their deepest pixels), fitted the amplitude of wherever its fall-off had got to. A window's
    envelope (a high percentile per distance) follows the widest rim within its angle, so with
    ``align_windows`` a second pass puts each pixel on its window centre's width (distance x
    w(centre) / w(the pixel's own angle), w from the first pass) and fits the windows again. Last,
@@ -192,6 +192,9 @@ class EdgeFit(NamedTuple):
     #: distance seen): the fall-off had not ended there, and ``amplitude`` is where it had got to, not
     #: the plateau
     at_limit: bool = False
+    #: the mean skin distance of the deepest distance bin the envelope holds (mm): how far beyond
+    #: ``width_mm`` the plateau was seen
+    reach_mm: float = float("nan")
 
 
 @dataclass
@@ -941,7 +944,7 @@ def periphery_width(
         lo, hi = max(2 * bin_mm, w0 - 3.0), min(w_hi, w0 + 3.0)
         loss, w, A, a, b = _fit_grid(d, U, wb, air_level, np.arange(lo, hi + step / 2, step), shapes, amplitude,
                                      tau, dd_mm=distance_uncertainty_mm)
-        fit = EdgeFit(w, A, a, b, loss, at_limit=bool(w > w_hi - step))
+        fit = EdgeFit(w, A, a, b, loss, at_limit=bool(w > w_hi - step), reach_mm=float(d.max()))
         trend = (lambda x, f=fit: air_level - f.amplitude * edge_profile(x / f.width_mm, f.a, f.b))
     return fit
 
@@ -1069,8 +1072,8 @@ def analyse_breast_region(
             least this length of outline times that width (mm^2); else it takes its fitted
             neighbours' width.
         min_plateau_mm: a window votes in the dense-centre test (``global_plateau_tolerance``)
-            only when the 99th percentile of its pixels' skin distances lies at least this far
-            beyond its fitted width: its plateau is seen, not extrapolated from a fall-off that
+            only when its envelope reaches at least this far beyond its fitted width
+            (``EdgeFit.reach_mm``): its plateau is seen, not extrapolated from a fall-off that
             still runs at its deepest pixels (step 6).
         align_windows: refit each window with its pixels put on its centre's width (step 6).
         width_margin: draw the periphery this fraction wider than fitted, per window or globally
@@ -1249,11 +1252,11 @@ def analyse_breast_region(
 
         dists = window_distances(None)
         own_fit = window_fits(dists, w_glob)
-        # a window fitted at its width limit, or whose own pixels end less than ``min_plateau_mm`` beyond its
+        # a window fitted at its width limit, or whose envelope ends less than ``min_plateau_mm`` beyond its
         # fitted width, has not been seen to reach its plateau: no vote (step 6); neighbouring windows share
         # pixels, so the plateau must be seen beyond one window's neighbours
-        plateaus = np.sort([f.amplitude for k, f in enumerate(own_fit) if f is not None and np.isfinite(f.amplitude)
-                            and not f.at_limit and np.percentile(dists[k], 99) >= f.width_mm + min_plateau_mm])
+        plateaus = np.sort([f.amplitude for f in own_fit if f is not None and np.isfinite(f.amplitude)
+                            and not f.at_limit and f.reach_mm >= f.width_mm + min_plateau_mm])
         voter = min(int(sector_overlap), 3)  # the vote needs >= 4 plateaus: index 3 at most
         if plateaus.size >= 4 and plateaus[voter] < amp - global_plateau_tolerance:
             # a dense centre dragged the global plateau deep: the breast's fat plateau is the
