@@ -370,9 +370,44 @@ def test_realistic_scatter_to_primary_in_the_published_range(thickness, low, hig
     """SPR behind the grid in the middle of the breast: 0.1-0.4 over 20-80 mm (Boone & Cooper
     2000; Sechopoulos 2007); less near the skin line, where less tissue scatters."""
     rec = make_phantom(1, spacing_mm=1.0, thickness_mm=thickness, physics="realistic").record
-    assert low <= rec["spr_measured"] <= high
-    assert rec["spr_measured"] == pytest.approx(rec["spr_model"], rel=0.05)
+    assert low <= rec["spr_model"] <= high and low <= rec["spr_measured"] <= high
     assert rec["spr_near_skin"] < 0.8 * rec["spr_measured"]
+
+
+def test_realistic_scatter_amplitude_is_physics_not_where_the_dense_tissue_lies():
+    """The scatter kernel's amplitude is set on a homogeneous breast of the outline (the breasts
+    the published SPRs are measured on): such a breast gets SPR(H0) in its middle, and a dense
+    insert there raises S/P behind it and takes from the scatter 40-60 mm away only the primary
+    it removes from the spread (Boone & Cooper 2000's convolution model). Anchoring the amplitude
+    on the image's own S/P in its middle, as the phantom did before, scaled the scatter of the
+    whole breast down by about the insert's contrast."""
+    from monai_bac import physics
+    from monai_bac.phantom import xray
+    from monai_bac.phantom.geometry import COMPRESSED, breast_geometry
+    from monai_bac.phantom.grid import Grid
+
+    grid, h0, g = Grid.from_fov((285.0, 239.4), 0.5), 60.0, 0.2
+    geo = breast_geometry(np.random.default_rng(3), grid, "CC", h0)
+    b = xray.beam(29.0, "TUNGSTEN", "RHODIUM")
+    uniform = xray.homogeneous_primary(b, geo.thickness_mm, g)
+    middle = xray._middle(geo)
+    spr = float(physics.scatter_to_primary_ratio(h0))
+    plain = xray.scatter_field(uniform, geo, grid, b, g)
+    assert np.median(plain[middle] / uniform[middle]) == pytest.approx(spr, rel=0.01)
+
+    rows, cols = np.nonzero(middle)
+    centre = np.array([rows.mean(), cols.mean()]) * grid.spacing
+    yy, xx = np.meshgrid(*(np.arange(n) * grid.spacing for n in grid.shape), indexing="ij")
+    r = np.hypot(yy - centre[0], xx - centre[1])
+    insert = r < 20.0
+    assert insert[middle].mean() > 0.5  # the insert covers most of the middle
+    dense = uniform * np.where(insert, np.float32(0.4), np.float32(1.0))
+    scattered = xray.scatter_field(dense, geo, grid, b, g)
+    ring = (r > 40.0) & (r < 60.0) & (geo.breast_map == COMPRESSED)
+    away = float(np.median(scattered[ring] / plain[ring]))
+    assert 0.8 < away < 0.99  # a little less scatter: the insert passes less primary to spread
+    behind = float(np.median(scattered[insert] / dense[insert]))
+    assert behind > 1.5 * spr  # the scatter stays, the primary behind the insert falls
 
 
 def test_realistic_beam_hardening_and_anode_filter_by_thickness():

@@ -40,7 +40,8 @@ __all__ = ["make_cohort", "ensure_cohort", "stratified_split", "views_per_patien
 logger = logging.getLogger(__name__)
 
 VIEWS = (("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO"))
-COHORT_VERSION = 3  # 2: realistic physics by default, physics and effects recorded; 3: the edge effect in "all"
+COHORT_VERSION = 4  # 2: realistic physics by default, physics and effects recorded; 3: the edge effect in "all";
+# 4: the scatter amplitude set on a homogeneous breast (xray.scatter_field)
 #: the smallest cohort whose training, validation and test lists are all non-empty (one patient each)
 MIN_SPLIT_IMAGES = 3
 

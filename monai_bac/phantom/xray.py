@@ -4,7 +4,7 @@ Opt-in with ``make_phantom(..., physics="realistic")``; the ideal, monochromatic
 :mod:`monai_bac.phantom.detector`. Per pixel, in keV absorbed by the detector:
 
     P(x) = mAs a_px T_grid heel(x) sum_E phi(E) E eta(E) exp(-sum_m mu_m(E) t_m(x))    (primary)
-    S(x) = K * [SPR(H) P]                                                             (scatter)
+    S(x) = A(H0) K * [SPR(H) P]                                                       (scatter)
     raw  = g (1 + eps(x)) blur(P + S) + offset + noise
 
 * phi(E): the tube spectrum from SpekPy (:func:`monai_bac.physics.tube_spectrum`), for the
@@ -15,8 +15,10 @@ Opt-in with ``make_phantom(..., physics="realistic")``; the ideal, monochromatic
   is energy-integrating (weighted by E) and its quantum noise has variance sum N E^2 (Swank).
 * Scatter behind the grid: scatter-to-primary ratio SPR(H) from
   :func:`monai_bac.physics.scatter_to_primary_ratio` (0.1-0.4 over 20-80 mm) at the centre of
-  the breast, spread by a broad kernel (two Gaussians, sigma 0.5 H and 1.5 H) and sourced in the
-  breast only, so it falls off towards the skin line and spills a little into the air beside it.
+  a homogeneous breast, spread by a broad kernel K (two Gaussians, sigma 0.5 H and 1.5 H) and
+  sourced in the breast only, so it falls off towards the skin line and spills a little into
+  the air beside it. The amplitude A is fixed on a homogeneous breast of the same outline
+  (:func:`scatter_field`), so S/P rises behind dense tissue and falls behind fat.
 * Heel effect along the anode-cathode axis (cathode at the chest wall): 10-20 % less fluence
   at the nipple than at the chest wall, continuing linearly across the field.
 * MLO views: sometimes the compression paddle's upper rim (polycarbonate seen edge-on: a thin
@@ -46,7 +48,7 @@ from monai_bac.phantom.geometry import COMPRESSED, BreastGeometry
 from monai_bac.phantom.grid import Grid, gaussian_blur
 
 __all__ = ["Beam", "RealisticExposure", "beam", "mono_beam", "choose_technique", "choose_exposure", "form_image",
-           "scatter_field", "GRID_PRIMARY_TRANSMISSION", "HEEL_FRACTION"]
+           "scatter_field", "homogeneous_primary", "GRID_PRIMARY_TRANSMISSION", "HEEL_FRACTION"]
 
 GRID_PRIMARY_TRANSMISSION = 0.75  # mammography grids pass 0.7-0.8 of the primary
 HEEL_FRACTION = (0.10, 0.20)  # fluence drop from the chest wall to the nipple
@@ -227,27 +229,53 @@ def _middle(geo: BreastGeometry) -> np.ndarray:
     return deep >= 0.8 * deep.max() if deep.max() > 0 else geo.inside
 
 
-def scatter_field(primary: np.ndarray, geo: BreastGeometry, grid: Grid) -> np.ndarray:
+def homogeneous_primary(b: Beam, thickness_mm: np.ndarray, glandular_fraction: float) -> np.ndarray:
+    """Transmission (energy absorbed, relative to the open beam) behind a homogeneous breast of
+    ``thickness_mm`` with the tissue mixed to one ``glandular_fraction`` throughout: the kind of
+    breast the published SPRs are measured on."""
+    t = np.asarray(thickness_mm, np.float64)
+    knots = np.linspace(0.0, float(t.max(initial=0.0)) + 1e-6, 256)
+    g = float(np.clip(glandular_fraction, 0.0, 1.0))
+    line = knots[:, None] * ((1.0 - g) * b.mu_fat + g * b.mu_gland)
+    return np.interp(t, knots, np.exp(-line) @ b.w1 / b.w1.sum()).astype(np.float32)
+
+
+def _spread(src: np.ndarray, h0_mm: float, spacing_mm: float) -> np.ndarray:
+    out = np.zeros_like(src)
+    for sigma_h, weight in SCATTER_KERNEL:
+        out += weight * ndimage.gaussian_filter(src, sigma_h * h0_mm / spacing_mm, mode="constant", truncate=3.0)
+    return out
+
+
+def scatter_field(primary: np.ndarray, geo: BreastGeometry, grid: Grid, b: Beam, glandular_fraction: float,
+                  heel: np.ndarray | None = None) -> np.ndarray:
     """Scatter behind the grid (same units as ``primary``): SPR(H) x primary, sourced in the
     breast only and spread by a broad kernel, on a coarse grid.
 
-    The published SPR is the value at the centre of a breast of finite size, so the field is
-    scaled to give SPR(H0) in the middle of the compressed breast; towards the skin line less
-    tissue scatters and the ratio falls, beside thin bright tissue it rises."""
+    Each column of tissue scatters in proportion to the primary it passes (the convolution model
+    of Boone & Cooper, Med Phys 27:1818, 2000, with the column taken as a slab of its own
+    thickness). The kernel's amplitude is physics, not anatomy: it is set so that a *homogeneous*
+    breast of this outline, thickness and overall ``glandular_fraction`` (:func:`homogeneous_primary`,
+    the heel included) has the published SPR(H0) in the middle of its compressed part: the
+    published values are measured on homogeneous breasts and depend little on their
+    composition. Where this breast's tissue is denser than its mean (less primary) the ratio
+    rises, where it is fattier it falls; towards the skin line less tissue scatters and the
+    ratio falls. (Until this commit the amplitude was set on the image's own S/P in its middle,
+    so dense tissue there scaled the scatter of the whole breast down.)"""
     f = max(1, int(round(SCATTER_GRID_MM / grid.spacing)))
-    p_c = primary[::f, ::f]
-    src = p_c * physics.scatter_to_primary_ratio(geo.thickness_mm[::f, ::f]).astype(np.float32)
-    src *= geo.inside[::f, ::f]
-    coarse = Grid(src.shape, grid.spacing * f)
-    out = np.zeros_like(src)
-    for sigma_h, weight in SCATTER_KERNEL:
-        sigma = sigma_h * geo.compressed_thickness_mm / coarse.spacing
-        out += weight * ndimage.gaussian_filter(src, sigma, mode="constant", truncate=3.0)
+    h = geo.thickness_mm[::f, ::f]
+    weight = (physics.scatter_to_primary_ratio(h) * geo.inside[::f, ::f]).astype(np.float32)
+    reference = homogeneous_primary(b, h, glandular_fraction)
+    if heel is not None:
+        reference *= heel[::f].astype(np.float32)[None, :]
+    spacing = grid.spacing * f
+    out = _spread(primary[::f, ::f] * weight, geo.compressed_thickness_mm, spacing)
     middle = _middle(geo)[::f, ::f]
     if middle.any():
+        homogeneous = _spread(reference * weight, geo.compressed_thickness_mm, spacing)
         out *= float(physics.scatter_to_primary_ratio(geo.compressed_thickness_mm)) / float(
-            np.median(out[middle] / np.maximum(p_c[middle], 1e-12)))
-    return grid.upsample(out, coarse)
+            np.median(homogeneous[middle] / reference[middle]))
+    return grid.upsample(out, Grid(out.shape, spacing))
 
 
 def _mlo_extras(rng: np.random.Generator, grid: Grid, geo: BreastGeometry, skin_mm: float) -> dict:
@@ -347,7 +375,8 @@ def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticE
         mu_pc = float(np.sum(b.w1 * physics.mu_xraydb("polycarbonate", b.spectrum.energy_kev)) / np.sum(b.w1))
         primary *= np.exp(-mu_pc * extras["paddle"])
     if effects.scatter:
-        scatter = scatter_field(primary, geo, grid)
+        glandular = float(dt.sum(dtype=np.float64) / max(float(thick.sum(dtype=np.float64)), 1e-9))
+        scatter = scatter_field(primary, geo, grid, b, glandular, heel if effects.heel else None)
         middle = _middle(geo)
         spr_measured = float(np.median(scatter[middle] / primary[middle]))
         edge = geo.inside & (geo.skin_distance_mm < 0.5 * geo.periphery_width_mm)
