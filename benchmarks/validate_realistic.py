@@ -65,6 +65,10 @@ on the very same files:
   192, generated (twenty-second session) before anything of that session was tried: the verdict
   on whatever that session changes, read once. ``--set pledge`` (44000-44191): 192, generated
   (twenty-second session) right after the accord verdict, before anything further was tried.
+  ``--set treaty`` (46000-46191): 192, generated (twenty-third session) with the phantom whose
+  scatter amplitude is set on a homogeneous breast, before any transform change was tried: the
+  first reading of the chain on that phantom, and the verdict on whatever that session changes.
+  Every set above it was generated with the phantom before that change (its pages say so).
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -171,7 +175,7 @@ SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "c
                   "quorum": (16, 39000, 51, "quorum"),
                   "tenure": (16, 40000, 53, "tenure"), "charter": (16, 41000, 55, "charter"),
                   "covenant": (16, 42000, 57, "covenant"), "accord": (16, 43000, 59, "accord"),
-                  "pledge": (16, 44000, 61, "pledge")}
+                  "pledge": (16, 44000, 61, "pledge"), "treaty": (16, 46000, 63, "treaty")}
 
 
 def plan(which: str) -> list[dict]:
@@ -626,7 +630,8 @@ def main(argv=None) -> int:
                         "quorum: 192, seeds 39000-39191 (the twentieth's); tenure, charter and covenant: "
                         "192 each, seeds 40000-40191, 41000-41191 and 42000-42191 (the twenty-first's); "
                         "accord and pledge: 192 each, seeds 43000-43191 and 44000-44191 (the twenty-second's); "
-                        "a new held-out set: 46000+")
+                        "treaty: 192, seeds 46000-46191 (the twenty-third's, the first on the phantom "
+                        "with the homogeneous scatter amplitude); a new held-out set: 47000+")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)
