@@ -87,9 +87,10 @@ class BreastRegion(Transform):
             is not removed (the periphery then tends to come out too narrow on thick breasts).
         scatter: ``"published"`` (default): remove the scatter estimate for the thickness before
             the periphery is fitted; ``"none"``: don't (a scatter-free, simulated image).
-        width_margin: the periphery is drawn this fraction wider than fitted (0.04: on
-            realistic images the fitted widths come out a few per cent short, mostly by what the
-            scatter step leaves; docs/TRANSFORMS.md); 0 for a simulated image without scatter.
+        width_margin: the periphery is drawn this fraction wider than fitted (None: by view,
+            :data:`monai_bac.ops.breast_region.WIDTH_MARGIN`, 8 % CC and 2 % MLO: on realistic
+            images the fitted widths come out short, CC views more, mostly by what the scatter
+            step leaves; docs/TRANSFORMS.md); 0 for a simulated image without scatter.
         dtype: output dtype (uint8).
 
     ``__call__(img, spacing_mm=None, view=None)``: ``img`` is (1, H, W) (or (H, W)) numpy,
@@ -116,7 +117,7 @@ class BreastRegion(Transform):
         pectoral: bool | None = None,
         thickness_mm: float | None = None,
         scatter: str = "published",
-        width_margin: float = 0.04,
+        width_margin: float | None = None,
         dtype: Any = np.uint8,
     ) -> None:
         if not work_spacing_mm > 0:
@@ -130,11 +131,11 @@ class BreastRegion(Transform):
         scatter = str(scatter).lower()
         if scatter not in SCATTER_MODELS:
             raise ValueError(f"scatter must be one of {SCATTER_MODELS}, got {scatter!r}")
-        if not 0.0 <= float(width_margin) < 0.5:
+        if width_margin is not None and not 0.0 <= float(width_margin) < 0.5:
             raise ValueError(f"width_margin must lie in [0, 0.5) (a fraction of the width), got {width_margin}")
         self.thickness_mm = None if thickness_mm is None else float(thickness_mm)
         self.scatter = scatter
-        self.width_margin = float(width_margin)
+        self.width_margin = None if width_margin is None else float(width_margin)
         self.spacing_mm = spacing_mm
         self.view = view
         self.work_spacing_mm = float(work_spacing_mm)
@@ -227,7 +228,7 @@ class BreastRegiond(MapTransform):
         pectoral: bool | None = None,
         thickness_mm: float | None = None,
         scatter: str = "published",
-        width_margin: float = 0.04,
+        width_margin: float | None = None,
         dtype: Any = np.uint8,
         allow_missing_keys: bool = False,
     ) -> None:
