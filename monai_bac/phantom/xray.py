@@ -241,6 +241,7 @@ def homogeneous_primary(b: Beam, thickness_mm: np.ndarray, glandular_fraction: f
 
 
 def _spread(src: np.ndarray, h0_mm: float, spacing_mm: float) -> np.ndarray:
+    """``src`` convolved with the scatter kernel (:data:`SCATTER_KERNEL`) of a breast ``h0_mm`` thick."""
     out = np.zeros_like(src)
     for sigma_h, weight in SCATTER_KERNEL:
         out += weight * ndimage.gaussian_filter(src, sigma_h * h0_mm / spacing_mm, mode="constant", truncate=3.0)
@@ -260,8 +261,8 @@ def scatter_field(primary: np.ndarray, geo: BreastGeometry, grid: Grid, b: Beam,
     published values are measured on homogeneous breasts and depend little on their
     composition. Where this breast's tissue is denser than its mean (less primary) the ratio
     rises, where it is fattier it falls; towards the skin line less tissue scatters and the
-    ratio falls. (Until this commit the amplitude was set on the image's own S/P in its middle,
-    so dense tissue there scaled the scatter of the whole breast down.)"""
+    ratio falls. (The phantom used to set the amplitude on the image's own S/P in its middle, so
+    dense tissue there scaled the scatter of the whole breast down: docs/TRANSFORMS.md.)"""
     f = max(1, int(round(SCATTER_GRID_MM / grid.spacing)))
     h = geo.thickness_mm[::f, ::f]
     weight = (physics.scatter_to_primary_ratio(h) * geo.inside[::f, ::f]).astype(np.float32)
