@@ -305,7 +305,7 @@ def test_each_window_is_fitted_on_one_width():
     * the width margin (4 %: what the scatter step leaves, twentieth session; read as beam
       hardening when it was made) costs this image 0.03 (0.88) and gains on most: 263 thick
       development images, 22 -> 13 under 0.90. Since the twenty-third session CC views take 8 %
-      (``WIDTH_MARGIN``): 0.90 here."""
+      (``WIDTH_MARGIN``), which costs this image more: 0.871 (0.90 at 4 %, 0.915 at 0)."""
     ph = make_phantom(36152, view="CC", laterality="L", vendor="SIEMENS", thickness_mm=77.9, spacing_mm=None,
                       physics="realistic")
     truth = ph.breast_map == 2
@@ -319,7 +319,7 @@ def test_each_window_is_fitted_on_one_width():
     assert first.sector_widths_mm[-1] > 45.0 > unaligned.sector_widths_mm[-1]  # the bottom window: truth 34 mm
     assert dice(unaligned.breast_map == 2, truth) > dice(first.breast_map == 2, truth) + 0.03
     assert dice(aligned.breast_map == 2, truth) > dice(unaligned.breast_map == 2, truth) + 0.04
-    assert dice(res.breast_map == 2, truth) >= 0.87
+    assert dice(res.breast_map == 2, truth) >= 0.86
     np.testing.assert_allclose(res.sector_widths_mm, 1.08 * aligned.sector_widths_mm)  # CC's width margin
     # the dense-centre guard stays off
     assert 65.0 < res.periphery_width_mm < 75.0
