@@ -75,12 +75,19 @@ def dense_tissue(rng: np.random.Generator, grid: Grid, geo: BreastGeometry) -> t
     tau = np.quantile(noise[inner][:: max(1, inner.sum() // 200_000)], 1.0 - area_fraction) if inner.any() else 0.0
     # smoothstep: exactly zero below tau, so a real share of the breast is pure fat (Volpara's reference)
     s = np.clip((noise - tau) / 0.8, 0.0, 1.0)
-    frac = f_max * s * s * (3.0 - 2.0 * s)
+    frac = f_max * s  # f_max s^2 (3 - 2 s), in place
+    frac *= s
+    s *= 2.0
+    np.subtract(3.0, s, out=s)
+    frac *= s
     # glandular tissue lies under a layer of subcutaneous fat: none in the thin periphery
     w = geo.periphery_width_mm
-    frac *= np.clip((geo.skin_distance_mm - 0.5 * w) / (0.5 * w + 10.0), 0.0, 1.0)
+    depth = geo.skin_distance_mm - 0.5 * w
+    depth /= 0.5 * w + 10.0
+    frac *= np.clip(depth, 0.0, 1.0, out=depth)
     frac[~inner] = 0.0
-    return (frac * geo.thickness_mm).astype(np.float32), dict(area_fraction=area_fraction, f_max=f_max)
+    frac *= geo.thickness_mm
+    return frac.astype(np.float32, copy=False), dict(area_fraction=area_fraction, f_max=f_max)
 
 
 @dataclass

@@ -137,9 +137,11 @@ def breast_geometry(rng: np.random.Generator, grid: Grid, view: str, thickness_m
         local = grid.upsample(np.clip(width * factor_c, lo * h0, hi * h0).astype(np.float32), coarse)
         p = grid.upsample(p_c, coarse)
     w_here = width if local is None else local
-    s = np.clip(sd / w_here, 0.0, 1.0)
-    thickness = (h0 * edge_profile(s, p)).astype(np.float32)
-    thickness[~inside] = 0.0
+    # the full thickness from the local width inwards, the fall-off computed on the periphery only
+    thickness = np.where(inside, np.float32(h0), np.float32(0.0))
+    rim = np.flatnonzero(inside & (sd < w_here))
+    s = np.clip(sd.reshape(-1)[rim] / (w_here if local is None else local.reshape(-1)[rim]), 0.0, 1.0)
+    thickness.reshape(-1)[rim] = h0 * edge_profile(s, None if p is None else p.reshape(-1)[rim])
 
     pectoral = np.zeros(grid.shape, bool)
     params = dict(view="MLO" if mlo else "CC", center_mm=yc, a_mm=a, b_up_mm=b_up, b_down_mm=b_down,
@@ -153,8 +155,11 @@ def breast_geometry(rng: np.random.Generator, grid: Grid, view: str, thickness_m
         py = rng.uniform(0.55, 0.85) * yc + rng.uniform(20, 50)  # length along the chest wall
         bow = rng.uniform(-0.25, 0.25)  # convex or concave muscle edge
         y1, x1 = grid.axes_mm()
-        u, v = x1[None, :] / px, y1[:, None] / py
-        pectoral = (u + v < 1.0 + bow * u * v) & inside
+        # u + v < 1 + bow u v has no solution u >= 0 where v >= 1 and bow v < 1: those rows are skipped
+        v_all = y1 / py
+        rows = np.flatnonzero((v_all < 1.0) | (bow * v_all >= 1.0))
+        u, v = x1[None, :] / px, v_all[rows, None]
+        pectoral[rows] = (u + v < 1.0 + bow * u * v) & inside[rows]
         params.update(pectoral_width_mm=px, pectoral_length_mm=py, pectoral_bow=bow)
 
     breast_map = np.zeros(grid.shape, np.uint8)

@@ -58,6 +58,7 @@ QUANTA_FAT_PER_01MM = (4000.0, 10000.0)  # absorbed quanta behind fat per (0.1 m
 SCATTER_GRID_MM = 2.0  # scatter is computed on a grid this coarse (it has no detail finer than cm)
 SCATTER_KERNEL = ((0.5, 0.6), (1.5, 0.4))  # (sigma as a multiple of the thickness, weight)
 _TABLE_STEP_MM = 0.25
+_LOOKUP_BLOCK = 1 << 17  # pixels per block of the table lookup (_bilinear)
 # MLO extras, drawn per image: the compression paddle's upper rim seen edge-on (a straight line
 # across the field) and the abdominal fold below the breast at the chest wall
 MLO_PADDLE_EDGE_P = 0.5
@@ -138,33 +139,42 @@ def _transmission_table(b: Beam, a_max: float, b_max: float) -> _Table:
 
 
 def _bilinear(table: np.ndarray, a: np.ndarray, b: np.ndarray, step: float) -> np.ndarray:
-    """Bilinear lookup of ``table`` (na, nb) at path lengths a, b (mm, >= 0), float32."""
+    """Bilinear lookup of ``table`` (na, nb) at path lengths a, b (mm, >= 0), float32.
+
+    Done in blocks of :data:`_LOOKUP_BLOCK` pixels: the nine temporaries of a block stay in cache
+    and are reused, where whole-image ones would each be fresh memory (a full-size Hologic image
+    spent most of its lookup faulting pages in)."""
     na, nb = table.shape
-    fa = a * np.float32(1.0 / step)
-    fb = b * np.float32(1.0 / step)
-    ia = np.minimum(fa.astype(np.int32), na - 2)
-    ib = np.minimum(fb.astype(np.int32), nb - 2)
-    fa -= ia
-    fb -= ib
-    idx = ia * nb + ib
     flat = table.reshape(-1)
-    v00 = np.take(flat, idx)
-    idx += 1
-    v01 = np.take(flat, idx)
-    idx += nb
-    v11 = np.take(flat, idx)
-    idx -= 1
-    v10 = np.take(flat, idx)
-    v01 -= v00
-    v01 *= fb
-    v00 += v01  # top row
-    v11 -= v10
-    v11 *= fb
-    v10 += v11  # bottom row
-    v10 -= v00
-    v10 *= fa
-    v00 += v10
-    return v00
+    out = np.empty(a.shape, np.float32)
+    a1, b1, o1 = a.reshape(-1), b.reshape(-1), out.reshape(-1)
+    inv = np.float32(1.0 / step)
+    for start in range(0, a1.size, _LOOKUP_BLOCK):
+        block = slice(start, start + _LOOKUP_BLOCK)
+        fa = a1[block] * inv
+        fb = b1[block] * inv
+        ia = np.minimum(fa.astype(np.int32), na - 2)
+        ib = np.minimum(fb.astype(np.int32), nb - 2)
+        fa -= ia
+        fb -= ib
+        idx = ia * nb + ib
+        v00 = np.take(flat, idx)
+        idx += 1
+        v01 = np.take(flat, idx)
+        idx += nb
+        v11 = np.take(flat, idx)
+        idx -= 1
+        v10 = np.take(flat, idx)
+        v01 -= v00
+        v01 *= fb
+        v00 += v01  # top row
+        v11 -= v10
+        v11 *= fb
+        v10 += v11  # bottom row
+        v10 -= v00
+        v10 *= fa
+        np.add(v00, v10, out=o1[block])
+    return out
 
 
 @dataclass(frozen=True)
@@ -225,8 +235,13 @@ def choose_exposure(rng: np.random.Generator, profile: VendorProfile, thickness_
 
 def _middle(geo: BreastGeometry) -> np.ndarray:
     """The middle of the compressed breast: the deepest fifth of its distance to the skin."""
-    deep = geo.skin_distance_mm * (geo.breast_map == COMPRESSED)
-    return deep >= 0.8 * deep.max() if deep.max() > 0 else geo.inside
+    compressed = geo.breast_map == COMPRESSED
+    deepest = geo.skin_distance_mm.max(where=compressed, initial=0.0)
+    if not deepest > 0:
+        return geo.inside
+    middle = geo.skin_distance_mm >= 0.8 * deepest
+    middle &= compressed
+    return middle
 
 
 def homogeneous_primary(b: Beam, thickness_mm: np.ndarray, glandular_fraction: float) -> np.ndarray:
@@ -298,11 +313,15 @@ def _mlo_extras(rng: np.random.Generator, grid: Grid, geo: BreastGeometry, skin_
         ry, rx, top = rng.uniform(15, 35), rng.uniform(25, 60), rng.uniform(15, 35)
         cy = h_mm + rng.uniform(0.0, 0.5) * ry
         y, x = grid.axes_mm()
-        rho2 = ((y[:, None] - cy) / ry) ** 2 + (x[None, :] / rx) ** 2
-        dome = (top * np.sqrt(np.clip(1.0 - rho2, 0.0, None))).astype(np.float32)
-        dome[geo.inside] = 0.0
-        skin = np.minimum(dome, np.float32(2 * skin_mm))
-        out["fold_fat"], out["fold_skin"] = dome - skin, skin
+        # only the rows and columns the dome reaches (rho < 1) are computed: it is a corner of the field
+        rows, cols = slice(int(np.searchsorted(y, cy - ry)), None), slice(0, int(np.searchsorted(x, rx)))
+        rho2 = ((y[rows, None] - cy) / ry) ** 2 + (x[None, cols] / rx) ** 2
+        part = top * np.sqrt(np.clip(1.0 - rho2, 0.0, None))
+        part[geo.inside[rows, cols]] = 0.0
+        dome, skin = np.zeros(grid.shape, np.float32), np.zeros(grid.shape, np.float32)
+        skin[rows, cols] = np.minimum(part, np.float32(2 * skin_mm))
+        dome[rows, cols] = part - skin[rows, cols]
+        out["fold_fat"], out["fold_skin"] = dome, skin
         out["abdomen_fold"] = dict(centre_row_mm=float(cy), radii_mm=(float(ry), float(rx)), thickness_mm=float(top))
     return out
 
@@ -337,14 +356,18 @@ def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticE
     rows, cols = np.flatnonzero(body.any(1)), np.flatnonzero(body.any(0))
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)) if len(rows) else (slice(0, 0), slice(0, 0))
     thick, dt, muscle, calc_mm, skin = (m[box] for m in (geo.thickness_mm, h_dt, h_muscle, h_calc, h_skin))
-    t_fat = thick - dt - muscle - calc_mm - skin
+    t_fat = thick - dt
+    for m in (muscle, calc_mm, skin):
+        t_fat -= m
     np.maximum(t_fat, 0.0, out=t_fat)
     if "fold_fat" in extras:
         t_fat += extras["fold_fat"][box]
         skin = skin + extras["fold_skin"][box]
     (am, bm), (as_, bs) = b.muscle, b.skin
-    a_path = t_fat + np.float32(am) * muscle + np.float32(as_) * skin
-    b_path = dt + np.float32(bm) * muscle + np.float32(bs) * skin
+    a_path, b_path = t_fat, dt + np.float32(bm) * muscle
+    a_path += np.float32(am) * muscle
+    for path, k in ((a_path, as_), (b_path, bs)):
+        path += np.float32(k) * skin
     np.maximum(a_path, 0.0, out=a_path)
     np.maximum(b_path, 0.0, out=b_path)
     table = _transmission_table(b, float(a_path.max(initial=0.0)), float(b_path.max(initial=0.0)))
@@ -362,7 +385,13 @@ def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticE
     e2_poly = np.polynomial.Polynomial.fit(np.arange(len(table.e2)) * table.step_a, table.e2, 3).convert()
     e2 = np.full(grid.shape, table.e2[0], np.float32)
     c0, c1, c2, c3 = (np.float32(c) for c in e2_poly.coef)
-    e2[box] = ((c3 * a_path + c2) * a_path + c1) * a_path + c0
+    e2_box = c3 * a_path  # Horner, in place: ((c3 a + c2) a + c1) a + c0
+    for c in (c2, c1):
+        e2_box += c
+        e2_box *= a_path
+    e2_box += c0
+    e2[box] = e2_box
+    del e2_box
 
     # heel effect: cathode at the chest wall (column 0 of the canonical frame)
     x = grid.axes_mm()[1]
@@ -393,7 +422,10 @@ def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticE
         row_gain[:], col_gain[:], offset = 1.0, 1.0, 0.0
 
     g = np.float32(exposure.gain)
-    sd = np.sqrt(total * e2 * (g * g) + np.float32(ELECTRONIC_NOISE**2))  # quantum (Swank) + electronic
+    sd = np.multiply(total, e2, out=e2)  # quantum (Swank) + electronic: sqrt(total e2 g^2 + sigma_e^2)
+    sd *= g * g
+    sd += np.float32(ELECTRONIC_NOISE**2)
+    np.sqrt(sd, out=sd)
     signal = total * g
     if effects.vendor:
         signal *= row_gain[:, None]
