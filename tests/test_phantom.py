@@ -444,6 +444,44 @@ def test_realistic_transmission_table_matches_the_spectral_sum():
         assert err[behind > 1e-3 * behind.max()].max() < 0.005
 
 
+def test_transmission_table_lookup_in_blocks_is_the_whole_lookup(monkeypatch):
+    """The lookup runs in blocks of pixels (speed); the blocks' seams change nothing."""
+    from monai_bac.phantom import xray
+
+    b = xray.beam(29.0, "TUNGSTEN", "RHODIUM")
+    table = xray._transmission_table(b, 90.0, 60.0)
+    rng = np.random.default_rng(1)
+    a, g = (rng.uniform(0, hi, (37, 29)).astype(np.float32) for hi in (90, 60))
+    whole = xray._bilinear(table.log_s, a, g, table.step_a)
+    monkeypatch.setattr(xray, "_LOOKUP_BLOCK", 100)  # 11 blocks, the last one short
+    blocks = xray._bilinear(table.log_s, a, g, table.step_a)
+    assert blocks.shape == a.shape and blocks.dtype == np.float32
+    np.testing.assert_array_equal(blocks, whole)
+    exact = np.log(np.exp(-(a[..., None] * b.mu_fat + g[..., None] * b.mu_gland)) @ b.w1)
+    np.testing.assert_allclose(blocks, exact, atol=1e-3)
+
+
+def test_grid_upsampling_is_bilinear_between_the_coarse_samples():
+    """Smooth fields are drawn on the coarse grid and interpolated up, in blocks of rows: the
+    result is scipy's linear interpolation at each fine pixel's position, whatever the blocks."""
+    from scipy import ndimage
+
+    from monai_bac.phantom.grid import _ROW_BLOCK, Grid
+
+    fine = Grid((3 * _ROW_BLOCK + 17, 211), 0.1)  # a short last block
+    coarse = fine.coarse()
+    field = np.random.default_rng(2).standard_normal(coarse.shape).astype(np.float32)
+    up = fine.upsample(field, coarse)
+    assert up.shape == fine.shape and up.dtype == np.float32
+    f = coarse.spacing / fine.spacing
+    r, c = np.meshgrid(np.arange(fine.shape[0]) / f, np.arange(fine.shape[1]) / f, indexing="ij")
+    expected = ndimage.map_coordinates(field.astype(np.float64), [r, c], order=1, mode="nearest")
+    np.testing.assert_allclose(up, expected, atol=1e-5)
+    k = int(round(f))  # the coarse samples themselves come through exactly
+    nodes = up[::k, ::k]
+    np.testing.assert_array_equal(nodes, field[: nodes.shape[0], : nodes.shape[1]])
+
+
 def test_realistic_heel_effect_and_skin():
     """Air fluence falls 10-20 % from the chest wall to the nipple; skin is 2 x 1.45 mm under the
     paddles and the whole thickness at the skin line."""
