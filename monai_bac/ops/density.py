@@ -285,11 +285,26 @@ def background_opening(
         m = np.asarray(mask, dtype=bool)[box]
         if m.any():  # (np.copyto with where=: no boolean-indexed copies of the box)
             np.copyto(sub, sub.max(where=m, initial=-np.inf), where=~m)
-    size = odd_footprint(opening_mm, (sr, sc))
-    ndimage.minimum_filter(sub, size=size, output=sub, mode="nearest")
-    ndimage.maximum_filter(sub, size=size, output=sub, mode="nearest")
-    out[box] = sub
+    out[box] = _opening_by_rectangle(sub, odd_footprint(opening_mm, (sr, sc)))
     return out
+
+
+def _opening_by_rectangle(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Grey opening of a C-ordered 2D float array by a flat ``size`` rectangle, edges "nearest":
+    ``ndimage.maximum_filter(ndimage.minimum_filter(a, size), size)``, bit for bit.
+
+    Each filter is separable, and scipy runs a 1D pass down the columns of a C array about twice
+    as slowly as along its rows. The two column passes (the erosion's and the dilation's) are
+    next to each other, since a rectangle's minimum may be taken columns or rows first, so they
+    run along the rows of one transposed copy: a full-size background opening 0.19 -> 0.15 s
+    (docs/PERFORMANCE.md, twenty-fourth session)."""
+    rows, cols = size
+    y = ndimage.minimum_filter1d(a, cols, axis=1, mode="nearest")
+    t = np.ascontiguousarray(y.T)
+    ndimage.minimum_filter1d(t, rows, axis=1, mode="nearest", output=t)
+    ndimage.maximum_filter1d(t, rows, axis=1, mode="nearest", output=t)
+    y = np.ascontiguousarray(t.T)
+    return ndimage.maximum_filter1d(y, cols, axis=1, mode="nearest", output=y)
 
 
 def calcification_thickness(
