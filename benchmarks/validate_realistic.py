@@ -69,6 +69,9 @@ on the very same files:
   scatter amplitude is set on a homogeneous breast, before any transform change was tried: the
   first reading of the chain on that phantom, and the verdict on whatever that session changes.
   Every set above it was generated with the phantom before that change (its pages say so).
+  ``--set mandate`` (47000-47191): 192, generated (twenty-fourth session) with nothing pending
+  that changes a map (that session's changes are bit-identical): a second independent reading of
+  the tree the treaty set read, on the same phantom.
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -175,7 +178,8 @@ SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "c
                   "quorum": (16, 39000, 51, "quorum"),
                   "tenure": (16, 40000, 53, "tenure"), "charter": (16, 41000, 55, "charter"),
                   "covenant": (16, 42000, 57, "covenant"), "accord": (16, 43000, 59, "accord"),
-                  "pledge": (16, 44000, 61, "pledge"), "treaty": (16, 46000, 63, "treaty")}
+                  "pledge": (16, 44000, 61, "pledge"), "treaty": (16, 46000, 63, "treaty"),
+                  "mandate": (16, 47000, 65, "mandate")}
 
 
 def plan(which: str) -> list[dict]:
@@ -631,7 +635,8 @@ def main(argv=None) -> int:
                         "192 each, seeds 40000-40191, 41000-41191 and 42000-42191 (the twenty-first's); "
                         "accord and pledge: 192 each, seeds 43000-43191 and 44000-44191 (the twenty-second's); "
                         "treaty: 192, seeds 46000-46191 (the twenty-third's, the first on the phantom "
-                        "with the homogeneous scatter amplitude); a new held-out set: 47000+")
+                        "with the homogeneous scatter amplitude); mandate: 192, seeds 47000-47191 (the "
+                        "twenty-fourth's, a second reading of that tree); a new held-out set: 48000+")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)
