@@ -636,7 +636,7 @@ def main(argv=None) -> int:
                         "accord and pledge: 192 each, seeds 43000-43191 and 44000-44191 (the twenty-second's); "
                         "treaty: 192, seeds 46000-46191 (the twenty-third's, the first on the phantom "
                         "with the homogeneous scatter amplitude); mandate: 192, seeds 47000-47191 (the "
-                        "twenty-fourth's, a second reading of that tree); a new held-out set: 48000+")
+                        "twenty-fourth's, a second reading of that tree); a new held-out set: 48000-48999 or 50000+; 49000-49029 served a diagnosis")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)
