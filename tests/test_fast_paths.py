@@ -10,8 +10,9 @@ from monai.data import MetaTensor
 from monai.transforms import Compose, CropForegroundd, Invertd, Resized
 from scipy import ndimage as ndi
 
-from monai_bac.ops.breast_region import _edge_band, _envelope
+from monai_bac.ops.breast_region import _edge_band
 from monai_bac.ops.normalize import as_breast_mask, log_image
+from monai_bac.ops.periphery_fit import _envelope
 from monai_bac.ops.resample import block_factors, block_mean, bounding_box, upsample_cells
 from monai_bac.ops.skeleton import thin_box, thin_mask
 from monai_bac.phantom import make_phantom

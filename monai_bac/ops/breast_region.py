@@ -46,9 +46,9 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    distance to the skin line, the upper envelope ``U(d)`` (``envelope_percentile`` of ln P per
    distance bin: the fatty pixels; dense tissue and muscle only lower P) follows Beer-Lambert,
    ``U(d) = air - A * t(d / w)`` with ``A = mu_fat * H0`` and ``t`` the relative thickness of
-   the uncompressed edge (:func:`edge_profile`; ``t = 1`` from ``d = w`` on, where the paddle
+   the uncompressed edge (:func:`~monai_bac.ops.periphery_fit.edge_profile`; ``t = 1`` from ``d = w`` on, where the paddle
    touches). ``w`` (mm), ``A`` and the profile's shape (quarter ellipse, the classical model
-   of a compressed breast's edge, or a steeper/linear/parabolic variant, :data:`EDGE_SHAPES`)
+   of a compressed breast's edge, or a steeper/linear/parabolic variant, :data:`~monai_bac.ops.periphery_fit.EDGE_SHAPES`)
    are fitted by a robust high-quantile regression over all distance bins (points below the
    model cost less than points above). The periphery is ``d < w``. Fitting the profile,
    rather than thresholding the envelope at "plateau within a tolerance", removes the bias
@@ -61,7 +61,7 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    validated (angle, it must cut off the corner of the breast, enough support and contrast
    along it) and refined into a slightly curved edge (quadratic offset from the line, robust
    fit of the gradient maxima along it). When no line passes (a low-contrast muscle whose edge
-   tapers over millimetres, or a curved one), :func:`find_pectoral_curve` searches quadratic
+   tapers over millimetres, or a curved one), :func:`~monai_bac.ops.pectoral.find_pectoral_curve` searches quadratic
    edges from the top to the chest wall for the largest integral of the derivative of ln P
    across them, deeper than the periphery, with the same checks.
 6. The width is refitted without the muscle, then per angular sector around the chest-wall
@@ -114,6 +114,8 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
 7. **Full resolution.** Codes are upsampled by nearest neighbour; along the skin line every
    full-resolution pixel is re-thresholded, so the outline is exact to the input's pixel.
 
+The fall-off model and its fit live in :mod:`monai_bac.ops.periphery_fit`, the muscle search in
+:mod:`monai_bac.ops.pectoral`; this module is the driver.
 Every length a user can set is in mm; pixel counts are derived from ``spacing_mm`` (row, col).
 """
 
@@ -122,7 +124,6 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 from monai.transforms.utils import get_largest_connected_component_mask
@@ -130,6 +131,8 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 from skimage.segmentation import watershed
 
+from monai_bac.ops.pectoral import PectoralEdge, find_pectoral, find_pectoral_curve, pectoral_mask
+from monai_bac.ops.periphery_fit import EDGE_SHAPES, EdgeFit, edge_profile, periphery_width
 from monai_bac.ops.primary import estimate_scatter
 from monai_bac.ops.resample import block_factors, block_mean
 from monai_bac.units import as_spacing
@@ -145,6 +148,7 @@ __all__ = [
     "analyse_breast_region",
     "breast_mask",
     "chest_wall_side",
+    # defined in monai_bac.ops.pectoral and monai_bac.ops.periphery_fit, importable from here as before
     "find_pectoral",
     "find_pectoral_curve",
     "periphery_width",
@@ -159,75 +163,12 @@ __all__ = [
 from monai_bac.breast_map import BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY  # noqa: F401  (the one set of codes)
 
 
-#: Shapes ``(a, b)`` of the edge profile tried by :func:`periphery_width`: (2, 2) is the quarter
-#: ellipse (a half-ellipse bulge), (1, 2) a square root, (1, 1) a linear ramp, (2, 1) a parabola.
-#: Profiles that meet the plateau more slowly than a parabola (a > 2) are left out on purpose:
-#: they would also fit the slow tail that scatter adds to the compressed region's edge, and
-#: push the periphery inwards (see the validation notes).
-EDGE_SHAPES = tuple((a, b) for a in (1.0, 1.5, 2.0) for b in (1.0, 1.5, 2.0, 2.5, 3.0))
 #: How much wider than fitted the periphery is drawn, by view (step 6). With no margin the
 #: windows of 60-80 mm development images come out short, CC views more than MLO views: median
 #: fitted / true width 0.91 and 0.94 (308 images of the accord, pledge, covenant and charter sets
 #: made with the phantom of 6320785); these margins gave their compressed region the best Dice
 #: (docs/TRANSFORMS.md, "A margin per view").
 WIDTH_MARGIN = {"CC": 0.08, "MLO": 0.02}
-
-
-def edge_profile(s: np.ndarray, a: float = 2.0, b: float = 2.0) -> np.ndarray:
-    """Relative thickness ``T / H0`` of the uncompressed edge at relative distance ``s = d / w``
-    from the skin line: ``(1 - (1 - s)^a)^(1/b)`` for ``0 <= s < 1`` and 1 beyond.
-
-    ``a = b = 2`` is the quarter ellipse ``sqrt(1 - (1 - s)^2)`` of a breast edge bulging as a
-    half-ellipse of height H0 and depth ``w``; ``a`` sets how the profile meets the plateau
-    (1: with a kink, 2 and more: tangentially), ``b`` how steeply it rises at the skin line.
-    """
-    s = np.clip(np.asarray(s, dtype=np.float64), 0.0, 1.0)
-    base = np.clip(1.0 - (1.0 - s) ** a, 0.0, 1.0)
-    if b == 2.0:
-        return np.sqrt(base)
-    return base if b == 1.0 else base ** (1.0 / b)
-
-
-class EdgeFit(NamedTuple):
-    """Result of :func:`periphery_width`."""
-
-    width_mm: float  # periphery width w: the profile reaches the plateau at d = w
-    amplitude: float  # A = air - plateau level, ln units (mu_fat * H0 for pure fat)
-    a: float  # profile shape, see edge_profile
-    b: float
-    loss: float = float("nan")  # the fit's weighted pinball loss (comparable between fits of the same pixels)
-    #: the width is within one grid step of the largest one searched (``max_width_mm``, or the farthest
-    #: distance seen): the fall-off had not ended there, and ``amplitude`` is where it had got to, not
-    #: the plateau
-    at_limit: bool = False
-    #: the mean skin distance of the deepest distance bin the envelope holds (mm): how far beyond
-    #: ``width_mm`` the plateau was seen
-    reach_mm: float = float("nan")
-
-
-@dataclass
-class PectoralEdge:
-    """The pectoral muscle's edge in the canonical frame (chest wall at x = 0, row y down, mm).
-
-    The straight line is ``x cos(theta) + y sin(theta) = rho``; the edge is offset from it along
-    the normal (pointing away from the corner) by ``offset(s) = polyval(coeffs, s)`` mm, where
-    ``s`` is the arc length along the line from its top intercept. Muscle: ``t < offset(s)``.
-    """
-
-    theta: float  # rad, normal direction (0 = along +x)
-    rho: float  # mm
-    coeffs: np.ndarray  # quadratic offset polynomial (np.polyval order), mm
-    length_mm: float  # length of the line between the top edge and the chest wall
-    contrast: float  # ln(P) step across the edge (breast side - muscle side), 75th percentile along it
-    support: float  # fraction of the edge length with a consistent gradient maximum
-
-    @property
-    def top_intercept_mm(self) -> float:
-        return self.rho / math.cos(self.theta)
-
-    @property
-    def chest_wall_intercept_mm(self) -> float:
-        return self.rho / math.sin(self.theta)
 
 
 @dataclass
@@ -435,526 +376,6 @@ def chest_wall_side(mask: np.ndarray, spacing_mm=(1.0, 1.0), edge_mm: float = 3.
     cols = np.nonzero(mask.any(0))[0]
     centroid = float(np.nonzero(mask)[1].mean())
     return "left" if centroid - cols[0] <= cols[-1] - centroid else "right"
-
-
-# ------------------------------------------------------------------------------------ pectoral
-def _curve_geometry(x_top, y_cw, sag, n_pts: int):
-    """Sample points (mm, canonical frame), unit normals pointing away from the upper chest-wall
-    corner, and arc-length steps (mm) of candidate pectoral edges: the chord from the top
-    intercept ``(x_top, 0)`` to the chest-wall intercept ``(0, y_cw)``, bowed away from the corner
-    by ``sag`` mm at its middle (a quadratic offset; negative: a concave edge). Inputs are (K,)
-    arrays; outputs (K, n_pts)."""
-    length = np.hypot(x_top, y_cw)
-    ux, uy = (-x_top / length)[:, None], (y_cw / length)[:, None]  # along the chord, top -> chest wall
-    nx, ny = (y_cw / length)[:, None], (x_top / length)[:, None]  # chord normal, away from the corner
-    f = (np.arange(n_pts) + 0.5) / n_pts
-    s = f[None, :] * length[:, None]
-    off = 4.0 * sag[:, None] * f * (1.0 - f)
-    slope = 4.0 * sag[:, None] * (1.0 - 2.0 * f) / length[:, None]  # d offset / d s
-    px = x_top[:, None] + s * ux + off * nx
-    py = s * uy + off * ny
-    cx, cy = nx - slope * ux, ny - slope * uy
-    norm = np.hypot(cx, cy)
-    return px, py, cx / norm, cy / norm, (length[:, None] / n_pts) * norm
-
-
-def _curve_scores(gx, gy, inside, spacing_mm, x_top, y_cw, sag, n_pts: int):
-    """Integral (ln units) of the derivative of ln P across each candidate edge, towards the
-    breast, over the part of the edge inside the breast; and that part's fraction."""
-    sr, sc = spacing_mm
-    h, w = inside.shape
-    px, py, cx, cy, ds = _curve_geometry(x_top, y_cw, sag, n_pts)
-    r, c = np.rint(py / sr).astype(np.int64), np.rint(px / sc).astype(np.int64)
-    ok = (r >= 0) & (r < h) & (c >= 0) & (c < w)
-    r, c = np.clip(r, 0, h - 1), np.clip(c, 0, w - 1)
-    ok &= inside[r, c]
-    step = gx[r, c] * cx + gy[r, c] * cy
-    return np.where(ok, step * ds, 0.0).sum(1), ok.mean(1)
-
-
-def _search_curves(gx, gy, inside, spacing_mm, x_tops, y_cws, sag_fractions, n_pts, min_inside=0.7):
-    """Best ``(x_top, y_cw, sag)`` over the grid of candidate edges (see :func:`_curve_scores`)."""
-    xt, yc, fr = (a.ravel() for a in np.meshgrid(x_tops, y_cws, sag_fractions, indexing="ij"))
-    sag = fr * np.hypot(xt, yc)
-    score, frac = _curve_scores(gx, gy, inside, spacing_mm, xt, yc, sag, n_pts)
-    score = np.where(frac >= min_inside, score, -np.inf)
-    i = int(np.argmax(score))
-    return float(xt[i]), float(yc[i]), float(sag[i]), float(score[i])
-
-
-def _muscle_frame(log_img: np.ndarray, mask: np.ndarray, spacing_mm):
-    """What both pectoral searches start from: the chest-wall rows of the breast, its depth
-    (mm), the median tissue level and the air-to-tissue contrast of ln P; None without a breast
-    at the chest wall."""
-    if not mask.any():
-        return None
-    cw_rows = np.nonzero(mask[:, 0])[0]
-    if cw_rows.size == 0:
-        return None
-    depth_mm = (np.nonzero(mask.any(0))[0][-1] + 1) * spacing_mm[1]
-    air = float(np.median(log_img[~mask])) if (~mask).any() else float(log_img.max())
-    tissue = float(np.median(log_img[mask]))
-    return cw_rows, depth_mm, tissue, max(air - tissue, 1e-6)
-
-
-def _plausible_muscle(edge: PectoralEdge, mask: np.ndarray, spacing_mm, min_area_mm2: float, strict: bool) -> bool:
-    """The muscle cut off by ``edge`` is at least ``min_area_mm2`` and at most half the breast;
-    with the view unknown (``strict``) it must reach the top image edge over >= 5 mm, as the
-    axillary tail of an MLO does."""
-    sr, sc = spacing_mm
-    muscle = _pectoral_mask(edge, mask, (sr, sc))
-    area = float(muscle.sum() * sr * sc)
-    if area < min_area_mm2 or area > 0.5 * mask.sum() * sr * sc:
-        return False
-    return not (strict and muscle[0].sum() * sc < 5.0)
-
-
-def find_pectoral(
-    log_img: np.ndarray,
-    mask: np.ndarray,
-    dist_mm: np.ndarray,
-    spacing_mm,
-    *,
-    strict: bool = False,
-    theta_range_deg: tuple[float, float] = (3.0, 65.0),
-    smooth_mm: float = 1.0,
-    skin_margin_mm: float = 4.0,
-    search_mm: float = 8.0,
-    min_area_mm2: float = 200.0,
-    min_relative_contrast: float | None = None,
-    min_support: float | None = None,
-    max_sagitta: float = 0.06,
-) -> PectoralEdge | None:
-    """Find the pectoral muscle edge in the canonical frame (chest wall at column 0, axilla up).
-
-    Args:
-        log_img: ln(P + 1), (H, W), chest wall on the left.
-        mask: breast mask (bool).
-        dist_mm: distance to the skin line (mm), 0 outside the breast.
-        spacing_mm: (row, col) spacing of these arrays.
-        strict: the view is unknown: also require the muscle to reach the top image edge
-            (over >= 5 mm, the axillary tail of an MLO view) and ask for more contrast/support.
-        theta_range_deg: allowed angle of the edge's normal from the x axis (0 = vertical edge).
-        smooth_mm: Gaussian smoothing before the gradient.
-        skin_margin_mm: edges closer than this to the skin line are ignored.
-        search_mm: half-width of the band around the Hough line searched for the curved edge.
-        min_area_mm2: smaller muscle regions are rejected.
-        min_relative_contrast: minimum ln(P) step across the edge as a fraction of the breast's
-            air-to-tissue contrast (default 0.02, 0.04 when ``strict``).
-        min_support: minimum fraction of the edge with a consistent gradient maximum (default
-            0.3, 0.4 when ``strict``).
-        max_sagitta: largest departure of the curved edge from a straight line, as a fraction of
-            its length (at least 3 mm).
-
-    Returns:
-        the :class:`PectoralEdge`, or None when no edge passes the checks.
-    """
-    sr, sc = as_spacing(spacing_mm)
-    min_relative_contrast = (0.04 if strict else 0.02) if min_relative_contrast is None else min_relative_contrast
-    min_support = (0.4 if strict else 0.3) if min_support is None else min_support
-    h, w = mask.shape
-    frame = _muscle_frame(log_img, mask, (sr, sc))
-    if frame is None:
-        return None
-    cw_rows, depth_mm, tissue, breast_contrast = frame
-
-    g = np.where(mask, log_img, tissue).astype(np.float32)
-    g = ndimage.gaussian_filter(g, (smooth_mm / sr, smooth_mm / sc))
-    gy, gx = np.gradient(g, sr, sc)
-
-    # --- weighted Hough transform of the oriented gradient --------------------------------
-    y_lim = (cw_rows[-1] + 1) * sr
-    x_lim = 0.8 * depth_mm
-    yy = np.arange(h, dtype=np.float32)[:, None] * sr
-    xx = np.arange(w, dtype=np.float32)[None, :] * sc
-    roi = mask & (dist_mm > skin_margin_mm) & (yy < y_lim) & (xx < x_lim)
-    mag = np.hypot(gx, gy)
-    if roi.sum() < 50:
-        return None
-    roi &= mag > np.percentile(mag[roi], 80)
-    py, px = np.nonzero(roi)
-    ys, xs = py * sr, px * sc
-    gxs, gys, ms = gx[roi], gy[roi], mag[roi]
-    thetas = np.deg2rad(np.arange(theta_range_deg[0], theta_range_deg[1] + 0.5, 1.0))
-    rho_step = 1.0
-    rho_max = float(np.hypot(h * sr, w * sc))
-    n_rho = int(rho_max / rho_step) + 2
-    cos_t, sin_t = np.cos(thetas), np.sin(thetas)
-    proj = gxs[:, None] * cos_t[None, :] + gys[:, None] * sin_t[None, :]  # (N, T)
-    # only (point, angle) pairs whose gradient is within 15 deg of the line's normal vote
-    p_idx, t_idx = np.nonzero(proj > np.cos(np.deg2rad(15.0)) * ms[:, None])
-    rho = xs[p_idx] * cos_t[t_idx] + ys[p_idx] * sin_t[t_idx]
-    cell = t_idx * n_rho + np.clip(np.rint(rho / rho_step).astype(np.int64), 0, n_rho - 1)
-    acc = np.bincount(cell, weights=proj[p_idx, t_idx], minlength=len(thetas) * n_rho).reshape(len(thetas), n_rho)
-    acc = ndimage.uniform_filter1d(acc, 3, axis=1)
-    ti, ri = np.unravel_index(int(np.argmax(acc)), acc.shape)
-    if acc[ti, ri] <= 0:
-        return None
-    theta, rho0 = float(thetas[ti]), float(ri * rho_step)
-
-    # --- refine: gradient maxima along the normal, robust quadratic offset ------------------
-    ct, st = math.cos(theta), math.sin(theta)
-    x_top, y_cw = rho0 / ct, rho0 / st
-    if not (0 < x_top < depth_mm and 0 < y_cw < y_lim + 5.0):  # it must cut off the upper corner
-        return None
-    length = float(math.hypot(x_top, y_cw))
-    s = np.arange(0.0, length, max(1.0, 2 * max(sr, sc)))
-    dirx, diry = -x_top / length, y_cw / length  # along the line, from top intercept to chest wall
-    offs = np.arange(-search_mm, search_mm + 1e-6, 0.25 * min(sr, sc) + 0.25)
-    bx = x_top + s[:, None] * dirx + offs[None, :] * ct
-    by = s[:, None] * diry + offs[None, :] * st
-    coords = np.stack([by / sr, bx / sc])
-    dgrad = (ndimage.map_coordinates(gx, coords, order=1, mode="nearest") * ct
-             + ndimage.map_coordinates(gy, coords, order=1, mode="nearest") * st)
-    inside = ndimage.map_coordinates(dist_mm, coords, order=1, mode="constant", cval=0.0) > skin_margin_mm
-    dgrad = np.where(inside, dgrad, -np.inf)
-    best = np.argmax(dgrad, axis=1)
-    peak = dgrad[np.arange(len(s)), best]
-    line_inside = inside[:, len(offs) // 2]
-    # a maximum at the end of the search window is no edge
-    valid = np.isfinite(peak) & (peak > 0) & (best > 0) & (best < len(offs) - 1) & line_inside
-    if line_inside.sum() < 5 or valid.sum() < 5:
-        return None
-    t_star = offs[best]
-    tol = max(1.5, 2 * max(sr, sc))
-    keep, coeffs = _robust_edge_fit(s, t_star, peak, valid, tol, max_sagitta_mm=max(3.0, max_sagitta * length))
-    if keep is None:
-        return None
-    support = float(keep.sum() / line_inside.sum())
-    # contrast across the fitted edge, 3 mm each side
-    t_fit = np.polyval(coeffs, s[keep])
-    ex, ey = x_top + s[keep] * dirx, s[keep] * diry
-    side = []
-    for sign in (-1.0, 1.0):
-        cx = ex + (t_fit + sign * 3.0) * ct
-        cy = ey + (t_fit + sign * 3.0) * st
-        side.append(ndimage.map_coordinates(g, np.stack([cy / sr, cx / sc]), order=1, mode="nearest"))
-    # the step across the edge where it borders fat (dense tissue next to the muscle lowers it)
-    contrast = float(np.percentile(side[1] - side[0], 75))
-    if support < min_support or contrast < min_relative_contrast * breast_contrast:
-        return None
-    edge = PectoralEdge(theta, rho0, coeffs, length, contrast, support)
-    return edge if _plausible_muscle(edge, mask, (sr, sc), min_area_mm2, strict) else None
-
-
-def find_pectoral_curve(
-    log_img: np.ndarray,
-    mask: np.ndarray,
-    dist_mm: np.ndarray,
-    spacing_mm,
-    *,
-    strict: bool = False,
-    coarse_smooth_mm: float = 3.0,
-    smooth_mm: float = 1.5,
-    skin_margin_mm: float = 4.0,
-    max_sagitta: float = 0.08,
-    periphery_mm: float = 0.0,
-    min_area_mm2: float = 200.0,
-    min_relative_contrast: float | None = None,
-    min_support: float | None = None,
-) -> PectoralEdge | None:
-    """Find the pectoral muscle edge in the canonical frame (chest wall at column 0, axilla up).
-
-    The muscle attenuates more than the breast tissue beside it, so ln(P) rises across its edge
-    towards the breast. Candidate edges are quadratic curves from a top intercept to a
-    chest-wall intercept (a straight chord bowed by up to ``max_sagitta`` of its length, convex
-    or concave); each is scored by the integral along it of the derivative of the smoothed
-    ln(P) across it, towards the breast (an active-contour energy restricted to this family:
-    an edge of low contrast but long extent outscores the short, strong edges of dense tissue,
-    whose derivative changes sign along any curve). The search runs on a grid at the scale of
-    ``coarse_smooth_mm`` (a muscle edge that tapers over several mm is still one step there)
-    and is refined at ``smooth_mm``; the result is then checked (contrast, support, area).
-
-    Args:
-        log_img: ln(P + 1), (H, W), chest wall on the left, thickness fall-off removed.
-        mask: breast mask (bool).
-        dist_mm: distance to the skin line (mm), 0 outside the breast.
-        spacing_mm: (row, col) spacing of these arrays.
-        strict: the view is unknown: also require the muscle to reach the top image edge
-            (over >= 5 mm, the axillary tail of an MLO view) and ask for more contrast/support.
-        coarse_smooth_mm, smooth_mm: Gaussian scales of the coarse search and of the refinement.
-        skin_margin_mm: the edge is scored only deeper than this inside the breast.
-        max_sagitta: largest bow of the edge, as a fraction of its chord.
-        periphery_mm: the edge is scored only deeper than this either (the periphery width: what
-            is left there of the thickness fall-off after its removal runs along the skin line
-            and would pull the edge along it).
-        min_area_mm2: smaller muscle regions are rejected.
-        min_relative_contrast: minimum ln(P) step across the edge as a fraction of the breast's
-            air-to-tissue contrast (default 0.02, 0.04 when ``strict``).
-        min_support: minimum fraction of the edge where ln(P) rises towards the breast
-            (default 0.6, 0.75 when ``strict``).
-
-    Returns:
-        the :class:`PectoralEdge`, or None when no edge passes the checks.
-    """
-    sr, sc = as_spacing(spacing_mm)
-    min_relative_contrast = (0.04 if strict else 0.02) if min_relative_contrast is None else min_relative_contrast
-    min_support = (0.75 if strict else 0.6) if min_support is None else min_support
-    frame = _muscle_frame(log_img, mask, (sr, sc))
-    if frame is None:
-        return None
-    cw_rows, depth_mm, tissue, breast_contrast = frame
-    filled = np.where(mask, log_img, tissue).astype(np.float32)
-    inside = mask & (dist_mm > max(skin_margin_mm, periphery_mm))
-    y_lim = (cw_rows[-1] + 1) * sr
-    x_lim = 0.8 * depth_mm
-    if y_lim < 20.0 or x_lim < 10.0:
-        return None
-
-    # coarse: every chord on a 4 mm grid of intercepts, five bows, at a large scale
-    g = ndimage.gaussian_filter(filled, (coarse_smooth_mm / sr, coarse_smooth_mm / sc))
-    gy, gx = np.gradient(g, sr, sc)
-    bows = np.linspace(-max_sagitta, max_sagitta, 5)
-    x_top, y_cw, sag, score = _search_curves(gx, gy, inside, (sr, sc), np.arange(5.0, x_lim, 4.0),
-                                             np.arange(15.0, y_lim + 1e-6, 4.0), bows, 48)
-    if not np.isfinite(score) or score <= 0:
-        return None
-    # refine: 1 mm steps around the coarse edge, finer bows, at the edge's own scale
-    g = ndimage.gaussian_filter(filled, (smooth_mm / sr, smooth_mm / sc))
-    gy, gx = np.gradient(g, sr, sc)
-    length = math.hypot(x_top, y_cw)
-    n_pts = int(max(48, length / max(sr, sc)))
-    x_top, y_cw, sag, score = _search_curves(
-        gx, gy, inside, (sr, sc), np.arange(max(2.0, x_top - 4.0), x_top + 4.5, 1.0),
-        np.arange(max(5.0, y_cw - 5.0), y_cw + 5.5, 1.0),
-        np.clip(sag / length + np.linspace(-0.03, 0.03, 5), -max_sagitta, max_sagitta), n_pts)
-    if not np.isfinite(score) or score <= 0:
-        return None
-
-    # checks: where ln P rises towards the breast (support), the step 3 mm each side (contrast)
-    length = math.hypot(x_top, y_cw)
-    px, py, cx, cy, _ = _curve_geometry(np.array([x_top]), np.array([y_cw]), np.array([sag]), n_pts)
-    px, py, cx, cy = px[0], py[0], cx[0], cy[0]
-    on = ndimage.map_coordinates(inside.astype(np.float32), np.stack([py / sr, px / sc]), order=0,
-                                 mode="constant") > 0
-    if on.sum() < 5:
-        return None
-    deriv = (ndimage.map_coordinates(gx, np.stack([py / sr, px / sc]), order=1, mode="nearest") * cx
-             + ndimage.map_coordinates(gy, np.stack([py / sr, px / sc]), order=1, mode="nearest") * cy)
-    support = float((deriv[on] > 0).mean())
-    sides = [ndimage.map_coordinates(g, np.stack([(py + k * cy) / sr, (px + k * cx) / sc]), order=1, mode="nearest")
-             for k in (-3.0, 3.0)]
-    contrast = float(np.percentile((sides[1] - sides[0])[on], 75))
-    if support < min_support or contrast < min_relative_contrast * breast_contrast:
-        return None
-    theta = math.atan2(x_top, y_cw)
-    coeffs = np.array([-4.0 * sag / length**2, 4.0 * sag / length, 0.0])
-    edge = PectoralEdge(theta, x_top * y_cw / length, coeffs, length, contrast, support)
-    return edge if _plausible_muscle(edge, mask, (sr, sc), min_area_mm2, strict) else None
-
-
-def _robust_edge_fit(s, t, weight, valid, tol, max_sagitta_mm):
-    """Robust fit of the edge offsets ``t(s)`` found along the Hough line: a straight line first
-    (inliers within ``tol`` mm, starting from the offsets near the Hough line), then a quadratic
-    on its inliers, kept when its sagitta over the edge stays below ``max_sagitta_mm`` and it
-    does not lose inliers. Returns ``(inliers, coeffs)`` or ``(None, None)``."""
-
-    def fit(keep, deg):
-        c = np.polyfit(s[keep], t[keep], deg, w=np.sqrt(weight[keep]))
-        return np.r_[np.zeros(3 - len(c)), c]
-
-    keep = valid & (np.abs(t) < 2 * tol)
-    if keep.sum() < 5:
-        return None, None
-    coeffs = fit(keep, 1)
-    for _ in range(5):
-        new_keep = valid & (np.abs(t - np.polyval(coeffs, s)) < tol)
-        if new_keep.sum() < 5:
-            break
-        changed = not np.array_equal(new_keep, keep)
-        keep = new_keep
-        coeffs = fit(keep, 1)
-        if not changed:
-            break
-    if keep.sum() >= 8:
-        quad = fit(keep, 2)
-        s_in = s[keep]
-        chord = np.polyval(fit(keep, 1), s_in)  # sagitta: largest departure from the straight fit
-        sagitta = float(np.max(np.abs(np.polyval(quad, s_in) - chord)))
-        keep_q = valid & (np.abs(t - np.polyval(quad, s)) < tol)
-        if sagitta <= max_sagitta_mm and keep_q.sum() >= keep.sum():
-            keep, coeffs = keep_q, quad
-    return keep, coeffs
-
-
-def _pectoral_mask(edge: PectoralEdge, mask: np.ndarray, spacing_mm) -> np.ndarray:
-    """Muscle pixels (canonical frame) on the corner side of the curved edge, within the breast."""
-    sr, sc = spacing_mm
-    h, w = mask.shape
-    ct, st = math.cos(edge.theta), math.sin(edge.theta)
-    x_top, y_cw = edge.top_intercept_mm, edge.chest_wall_intercept_mm
-    margin = float(np.max(np.abs(np.polyval(edge.coeffs, [0.0, edge.length_mm / 2, edge.length_mm])))) + 2.0
-    r1 = min(h, int(math.ceil((y_cw + margin / st) / sr)) + 2)
-    c1 = min(w, int(math.ceil((x_top + margin / ct) / sc)) + 2)
-    out = np.zeros(mask.shape, bool)
-    if r1 <= 0 or c1 <= 0:
-        return out
-    y = np.arange(r1, dtype=np.float64)[:, None] * sr
-    x = np.arange(c1, dtype=np.float64)[None, :] * sc
-    t = x * ct + y * st - edge.rho
-    # arc length of the foot point along the line (direction from top intercept to chest wall)
-    s = (x - x_top) * (-x_top / edge.length_mm) + y * (y_cw / edge.length_mm)
-    off = np.polyval(edge.coeffs, np.clip(s, 0.0, edge.length_mm))
-    out[:r1, :c1] = (t < off) & mask[:r1, :c1]
-    return out
-
-
-# ----------------------------------------------------------------------------------- periphery
-def _envelope(d: np.ndarray, v: np.ndarray, bin_mm: float, q: float, min_count: int, trend=None,
-              fine_until_mm: float = 30.0, coarse_factor: int = 4):
-    """Per distance bin: mean distance, the ``q`` quantile of ``v`` there, and the bin's width
-    (only bins with at least ``min_count`` pixels). Bins are ``bin_mm`` wide up to
-    ``fine_until_mm`` from the skin line and ``coarse_factor`` times wider beyond.
-
-    Within a bin ``v`` still changes with ``d`` (steeply near the skin line), so a plain
-    quantile picks the bin's skin-side pixels and biases the envelope towards smaller
-    distances. With ``trend`` (a callable, the current model of the envelope) the quantile is
-    taken of ``v - trend(d) + trend(mean d)``: the values moved along the model to the bin's
-    mean distance.
-    """
-    n_fine = int(math.ceil(fine_until_mm / bin_mm))
-    k = np.floor(d / bin_mm).astype(np.int64)
-    far = k >= n_fine
-    k[far] = n_fine + (k[far] - n_fine) // coarse_factor
-    n = np.bincount(k)
-    dm = np.bincount(k, weights=d, minlength=n.size) / np.maximum(n, 1)
-    if trend is not None:
-        v = v - trend(d) + trend(dm)[k]
-    # group by bin (a radix sort of the small bin numbers), then each bin's quantile by selection
-    vb = v[np.argsort(k.astype(np.uint16) if n.size < 65536 else k, kind="stable")]
-    ends = np.cumsum(n)
-    ok = np.flatnonzero(n >= min_count)
-    env = np.empty(ok.size)
-    for i, b in enumerate(ok):
-        j = int(math.floor(q * (n[b] - 1)))
-        env[i] = np.partition(vb[ends[b] - n[b]:ends[b]], j)[j]
-    width = np.where(np.arange(n.size) < n_fine, bin_mm, coarse_factor * bin_mm)
-    return dm[ok], env, width[ok]
-
-
-def _quantile_fit_amplitude(ratio: np.ndarray, weight: np.ndarray, tau: float) -> np.ndarray:
-    """Row-wise weighted ``1 - tau`` quantile of ``ratio`` (the amplitude A minimising the pinball
-    loss of ``U = air - A g`` with ``U``-residuals above the model weighted ``tau``)."""
-    order = np.argsort(ratio, axis=1)
-    cw = np.cumsum(np.take_along_axis(weight, order, 1), axis=1)
-    target = (1.0 - tau) * cw[:, -1:]
-    rows = np.arange(ratio.shape[0])
-    return ratio[rows, order[rows, np.argmax(cw >= target, axis=1)]]
-
-
-def _fit_grid(d, U, wb, air_level, widths, shapes, amplitude, tau, noise=0.01, dd_mm=0.25):
-    """Best (loss, w, A, a, b) over a grid of widths and shapes: pinball loss of the envelope
-    points ``(d, U)``, weighted by their bin widths ``wb`` and scaled by their uncertainty
-    ``sqrt(noise^2 + (slope * dd_mm)^2)``: where the envelope is steep (near the skin line), a
-    distance error of a fraction of a pixel (``dd_mm``) already moves it a lot, so those points
-    count less (see periphery_width). Ties go to the first shape, then the smallest width."""
-    depth = air_level - U[None, :]
-    a0 = amplitude if amplitude is not None else max(float(air_level - np.median(U[-max(3, U.size // 4):])), 1e-3)
-    s = np.clip(d[None, :] / widths[:, None], 0.0, 1.0)  # (n_w, n_bins)
-    one_minus = 1.0 - s
-    n_w = len(widths)
-    g_all = np.empty((len(shapes), n_w, d.size))
-    wgt_all = np.empty_like(g_all)
-    floor = np.maximum(one_minus, 1e-9)
-    by_a = {}  # (1 - s)^a and its base, once per exponent a (the shapes share three)
-    for k, (a, b) in enumerate(shapes):  # scalar exponents, shape by shape (numpy's fast paths)
-        if a not in by_a:
-            ra = one_minus**a
-            by_a[a] = (np.clip(1.0 - ra, 1e-9, 1.0), ra / floor)
-        base, ra_floor = by_a[a]
-        g = base ** (1.0 / b)  # edge_profile
-        # d g / d d = a / (b w) (1 - s)^(a - 1) base^(1/b - 1)
-        slope = a0 * (a / b) * ra_floor * (g / base) / widths[:, None]
-        g_all[k] = g
-        wgt_all[k] = wb[None, :] / np.sqrt(noise**2 + (slope * dd_mm) ** 2)
-    g, wgt = g_all.reshape(-1, d.size), wgt_all.reshape(-1, d.size)  # one row per (shape, width)
-    if amplitude is None:
-        gg = np.maximum(g, 1e-3)
-        A = _quantile_fit_amplitude(depth / gg, gg * wgt, tau)
-    else:
-        A = np.full(g.shape[0], float(amplitude))
-    r = U[None, :] - (air_level - A[:, None] * g)
-    loss = (np.where(r > 0, tau * r, (tau - 1.0) * r) * wgt).sum(1)
-    loss[np.isnan(loss)] = np.inf
-    i = int(np.argmin(loss))
-    if not np.isfinite(loss[i]):
-        return (np.inf, np.nan, np.nan, 2.0, 2.0)
-    a, b = shapes[i // n_w]
-    return (float(loss[i]), float(widths[i % n_w]), float(A[i]), float(a), float(b))
-
-
-def periphery_width(
-    dist_mm: np.ndarray,
-    log_values: np.ndarray,
-    air_level: float,
-    *,
-    amplitude: float | None = None,
-    shapes=EDGE_SHAPES,
-    bin_mm: float = 0.5,
-    envelope_percentile: float = 90.0,
-    tau: float = 0.9,
-    min_count: int = 10,
-    max_width_mm: float = 150.0,
-    step_mm: float | None = None,
-    width_hint_mm: float | None = None,
-    distance_uncertainty_mm: float = 0.05,
-) -> EdgeFit:
-    """Fit the periphery width ``w`` (mm) of the fat envelope ``U(d) = air - A * t(d / w; a, b)``.
-
-    ``U(d)`` is the ``envelope_percentile`` of ln(P + 1) of the pixels at distance ``d`` from
-    the skin line (fatty pixels: dense tissue only lowers P), ``t`` is :func:`edge_profile`.
-    ``A`` (for a given ``w`` and shape: a weighted quantile, closed form), ``w`` (grid, coarse
-    then fine) and the shape ``(a, b)`` (over ``shapes``) minimise a pinball loss that weights
-    envelope points above the model by ``tau`` and below it by ``1 - tau``.
-
-    Args:
-        dist_mm: distance to the skin line (mm) of breast pixels (1D).
-        log_values: their ln(P + 1).
-        air_level: ln(P + 1) of the direct exposure next to the breast.
-        amplitude: fixed ``A`` (e.g. from a global fit, for a sector); fitted when None.
-        shapes: profile shapes ``(a, b)`` to try (e.g. ``[(2, 2)]``: the quarter ellipse only).
-        bin_mm: width of the distance bins.
-        envelope_percentile: percentile of ln P per bin taken as the fat envelope.
-        tau: weight of residuals above the model; ``1 - tau`` below. A high value (0.9) keeps
-            the model under the envelope's slow tails (scatter, dense tissue) and on its fat level.
-        min_count: bins with fewer pixels are ignored.
-        max_width_mm: largest width tried.
-        step_mm: final grid step of the width (default ``bin_mm / 2``).
-        width_hint_mm: search only within +-10 mm of this width (e.g. a previous fit).
-        distance_uncertainty_mm: uncertainty of the distance to the skin line; each envelope
-            point's residual is scaled by ``1 / sqrt(0.01^2 + (slope * this)^2)``, so that the
-            steep part next to the skin line, where a tiny distance error moves the envelope a
-            lot, does not dominate the fit.
-
-    Returns:
-        :class:`EdgeFit` ``(width_mm, amplitude, a, b, loss, at_limit)``; NaN width and amplitude
-        when there are too few distance bins.
-    """
-    dist_mm = np.asarray(dist_mm, np.float64)
-    log_values = np.asarray(log_values, np.float64)
-    shapes = [tuple(map(float, ab)) for ab in shapes]
-    nan_fit = EdgeFit(float("nan"), float("nan"), 2.0, 2.0)
-    step = step_mm or bin_mm / 2
-    fit, trend = nan_fit, None
-    for rep in range(2):  # second pass: envelope de-trended along the first fit
-        d, U, wb = _envelope(dist_mm, log_values, bin_mm, envelope_percentile / 100.0, min_count, trend)
-        if d.size < 6:
-            return nan_fit
-        w_hi = max(min(max_width_mm, 0.98 * float(d.max())), 3 * bin_mm)
-        if rep == 0:  # coarse widths, all shapes
-            lo, hi = 2 * bin_mm, w_hi
-            if width_hint_mm is not None:
-                lo, hi = max(lo, width_hint_mm - 10.0), min(hi, width_hint_mm + 10.0)
-            _, w0, *_ = _fit_grid(d, U, wb, air_level, np.arange(lo, max(hi, lo + 1.0), max(4 * step, 2.0)), shapes,
-                                  amplitude, tau, dd_mm=distance_uncertainty_mm)
-        else:
-            w0 = fit.width_mm
-        lo, hi = max(2 * bin_mm, w0 - 3.0), min(w_hi, w0 + 3.0)
-        loss, w, A, a, b = _fit_grid(d, U, wb, air_level, np.arange(lo, hi + step / 2, step), shapes, amplitude,
-                                     tau, dd_mm=distance_uncertainty_mm)
-        fit = EdgeFit(w, A, a, b, loss, at_limit=bool(w > w_hi - step), reach_mm=float(d.max()))
-        trend = (lambda x, f=fit: air_level - f.amplitude * edge_profile(x / f.width_mm, f.a, f.b))
-    return fit
 
 
 # -------------------------------------------------------------------------------------- driver
@@ -1183,7 +604,7 @@ def analyse_breast_region(
             pect_edge = find_pectoral_curve(lg_eq, mask, dist, (csr, csc), strict=strict,
                                             periphery_mm=0.8 * fit.width_mm if np.isfinite(fit.width_mm) else 0.0)
         if pect_edge is not None:
-            pect = _pectoral_mask(pect_edge, mask, (csr, csc))
+            pect = pectoral_mask(pect_edge, mask, (csr, csc))
 
     # --- periphery width without the muscle: global, then per angular sector of the nearest skin point
     tissue_px = mask & ~pect
