@@ -19,7 +19,6 @@ Existing files are not replaced unless ``overwrite=True``; files are written ato
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time

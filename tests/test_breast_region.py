@@ -17,7 +17,6 @@ from monai_bac.ops.breast_region import (
     periphery_width,
 )
 from monai_bac.phantom import make_phantom
-from monai_bac.physics import MissingPhysicsError
 from monai_bac.transforms.breast_region import BreastRegion, BreastRegiond
 
 SPACING = 0.5  # mm: full field of view at 570 x 479 pixels

@@ -7,7 +7,6 @@ The command-line tests run the real commands in subprocesses (``python -m monai.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess

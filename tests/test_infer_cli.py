@@ -12,7 +12,6 @@ import pydicom
 import pytest
 from PIL import Image
 
-from conftest import BUNDLE, run_workflow
 from monai_bac.cli import main
 from monai_bac.data import load_label, load_mammogram, write_mammogram_dicom
 from monai_bac.dicom_seg import SEG_SOP_CLASS_UID, DicomSegError, read_dicom_seg, write_dicom_seg

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import BUNDLE, run_workflow
+from conftest import run_workflow
 from monai_bac.cli import main
 from monai_bac.data import load_label
 

@@ -14,7 +14,6 @@ uses it by default from then on (``--precision fp32`` to keep float32).
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(sub) -> None:

@@ -7,7 +7,6 @@ Reads ``<eval dir>/*_raw.csv`` (written by the bundle's evaluation, ``inference.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 

@@ -210,14 +210,14 @@ from scipy.sparse import csgraph
 
 from monai_bac.ops.path_ridge import path_ridge_strength, path_tangents
 from monai_bac.ops.resample import bounding_box
-from monai_bac.ops.skeleton import skeleton_length_mm, skeleton_points, thin_mask
+from monai_bac.ops.skeleton import skeleton_points, thin_mask
 from monai_bac.units import as_spacing
 
 __all__ = ["DEFAULT_MIN_LENGTH_MM", "DEFAULT_MIN_MEAN_CALC_MM", "DEFAULT_CORE_MM", "DEFAULT_RING_MM",
            "DEFAULT_SPLIT_MM", "DEFAULT_SPUR_MM", "DEFAULT_WIDTH_RATIO", "DEFAULT_HYSTERESIS", "BLOB_WIDTH_RATIO",
            "MEASURES", "OWN_CALCIUM_RULES",
            "label_components",
-           "local_background", "component_features", "Decomposition", "decompose", "split_pieces",
+           "local_background", "Decomposition", "decompose", "split_pieces",
            "decide_pieces", "correct_bac_label"]
 
 #: calibrated on the phantom TPA (benchmarks/calibrate_label_correction.py)
@@ -350,51 +350,6 @@ def _union_box(slices) -> tuple[slice, slice]:
     present = [b for b in slices if b is not None]
     return (slice(min(b[0].start for b in present), max(b[0].stop for b in present)),
             slice(min(b[1].start for b in present), max(b[1].stop for b in present)))
-
-
-def component_features(labels: np.ndarray, n: int, calc_thickness: np.ndarray | None, spacing_mm,
-                       breast: np.ndarray | None = None, core_mm: float = DEFAULT_CORE_MM,
-                       ring_mm: float = DEFAULT_RING_MM) -> dict:
-    """Whole-component measurements (for reports; the correction itself decides per piece).
-
-    Arrays indexed 0..n-1 (component id - 1). Keys: ``pixels``, ``area_mm2``, ``length_mm``
-    (skeleton, geodesic), ``mean_calc_mm`` (mean h_calc over the component), ``core_calc_mm``
-    (mean over the core), ``background_calc_mm`` (mean local background over the core),
-    ``core_excess_calc_mm`` (the difference; the calc values are nan without ``calc_thickness``),
-    ``bbox`` ((r0, c0, r1, c1) half-open, pixels) and ``centroid`` ((row, col), pixels).
-    """
-    sr, sc = as_spacing(spacing_mm, "component_features: spacing_mm")
-    pixels = np.zeros(n, np.int64)
-    length = np.zeros(n)
-    mean_calc, core_calc, bg_calc = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-    bbox: list[tuple[int, int, int, int]] = []
-    centroid: list[tuple[float, float]] = []
-    calc = None if calc_thickness is None else np.asarray(calc_thickness, dtype=np.float32)
-    slices = ndimage.find_objects(labels, max_label=n)
-    background = None
-    if calc is not None and n:
-        background = local_background(calc, labels > 0, breast, (sr, sc), ring_mm, _union_box(slices))
-    for i, box in enumerate(slices):
-        if box is None:  # pragma: no cover - ndimage.label numbers components densely
-            bbox.append((0, 0, 0, 0))
-            centroid.append((float("nan"), float("nan")))
-            continue
-        comp = labels[box] == i + 1
-        rr, cc = np.nonzero(comp)
-        pixels[i] = rr.size
-        skel = thin_mask(comp)
-        length[i] = skeleton_length_mm(skel, (sr, sc))
-        if calc is not None:
-            values = calc[box]
-            mean_calc[i] = float(values[comp].mean(dtype=np.float64))
-            core = comp & (ndimage.distance_transform_edt(~skel, sampling=(sr, sc)) <= core_mm) if skel.any() else comp
-            core_calc[i] = float(values[core].mean(dtype=np.float64))
-            bg_calc[i] = float(background[box][core].mean(dtype=np.float64))
-        bbox.append((box[0].start, box[1].start, box[0].stop, box[1].stop))
-        centroid.append((float(rr.mean() + box[0].start), float(cc.mean() + box[1].start)))
-    return dict(pixels=pixels, area_mm2=pixels * sr * sc, length_mm=length, mean_calc_mm=mean_calc,
-                core_calc_mm=core_calc, background_calc_mm=bg_calc, core_excess_calc_mm=core_calc - bg_calc,
-                bbox=bbox, centroid=centroid)
 
 
 # ------------------------------------------------------------------------------ skeleton graph

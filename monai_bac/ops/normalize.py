@@ -223,7 +223,7 @@ def solve_exponent(mean_fn, target: float, reachable: tuple[float, float], tol: 
         return math.exp(x), it, True
     # bracket [a, b] in x = log G with f(a) > 0 > f(b) (f is decreasing in x)
     step = math.log(2.0) if fx > 0 else -math.log(2.0)
-    a, fa, b, fb = (x, fx, None, None) if fx > 0 else (None, None, x, fx)
+    a, b = (x, None) if fx > 0 else (None, x)
     while a is None or b is None:
         if it >= max_iter or not x_min < x < x_max:
             return math.exp(x), it, False
@@ -234,9 +234,9 @@ def solve_exponent(mean_fn, target: float, reachable: tuple[float, float], tol: 
         if abs(fx) <= tol:
             return math.exp(x), it, True
         if fx > 0:
-            a, fa = x, fx
+            a = x
         else:
-            b, fb = x, fx
+            b = x
     from scipy.optimize import brentq
 
     # f(log G) is continuous and changes sign on [a, b]: Brent's method, stopped when the mean is

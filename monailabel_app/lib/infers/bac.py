@@ -230,7 +230,7 @@ class BACInfer(BasicInferTask):
             if snap is not None and snap.signature == signature and snap.device == device:
                 return snap
             if signature[0] is None:
-                raise unavailable(f"model 'bac' has no trained weights yet (models/model.pt is missing in the bundle); "
+                raise unavailable("model 'bac' has no trained weights yet (models/model.pt is missing in the bundle); "
                                   "train it first: POST /train/bac (or the bundle's training workflow)")
             snap = self._load(signature, device)
             self._snapshot = snap
