@@ -36,7 +36,7 @@ Usage (the twentieth and twenty-first sessions' figures in docs/TRANSFORMS.md, B
     python benchmarks/diagnose_periphery.py contour --data /tmp/bac-docket /tmp/bac-slate /tmp/bac-quorum \
         --csv docket.csv slate.csv quorum.csv
 
-Seeds 45000-45217, 49000-49029 (twenty-fifth session, a `/tmp` twin script) and 90000-90217 were used so;
+Seeds 45000-45217, 49000-49199 (twenty-fifth session, `/tmp` twin scripts) and 90000-90217 were used so;
 held-out sets (validate_realistic.py) stay off them.
 """
 

@@ -72,6 +72,10 @@ on the very same files:
   ``--set mandate`` (47000-47191): 192, generated (twenty-fourth session) with nothing pending
   that changes a map (that session's changes are bit-identical): a second independent reading of
   the tree the treaty set read, on the same phantom.
+  ``--set brief`` (50000-50191): 192, generated (twenty-fifth session) as development data for
+  BreastRegion's windows keeping the global fit's kind of edge (tangent or kinked); it chose the
+  change. ``--set decree`` (51000-51191): 192, generated (twenty-fifth session) right after, before
+  the change was judged: its verdict, read once.
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -179,7 +183,8 @@ SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "c
                   "tenure": (16, 40000, 53, "tenure"), "charter": (16, 41000, 55, "charter"),
                   "covenant": (16, 42000, 57, "covenant"), "accord": (16, 43000, 59, "accord"),
                   "pledge": (16, 44000, 61, "pledge"), "treaty": (16, 46000, 63, "treaty"),
-                  "mandate": (16, 47000, 65, "mandate")}
+                  "mandate": (16, 47000, 65, "mandate"), "brief": (16, 50000, 67, "brief"),
+                  "decree": (16, 51000, 69, "decree")}
 
 
 def plan(which: str) -> list[dict]:
@@ -636,7 +641,7 @@ def main(argv=None) -> int:
                         "accord and pledge: 192 each, seeds 43000-43191 and 44000-44191 (the twenty-second's); "
                         "treaty: 192, seeds 46000-46191 (the twenty-third's, the first on the phantom "
                         "with the homogeneous scatter amplitude); mandate: 192, seeds 47000-47191 (the "
-                        "twenty-fourth's, a second reading of that tree); a new held-out set: 48000-48999 or 50000+; 49000-49029 served a diagnosis")
+                        "twenty-fourth's, a second reading of that tree); brief and decree: 192 each, seeds 50000-50191 and 51000-51191 (the twenty-fifth's); a new held-out set: 48000-48999 or 52000+; 49000-49199 served a diagnosis")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)
