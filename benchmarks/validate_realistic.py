@@ -73,9 +73,10 @@ on the very same files:
   that changes a map (that session's changes are bit-identical): a second independent reading of
   the tree the treaty set read, on the same phantom.
   ``--set brief`` (50000-50191): 192, generated (twenty-fifth session) as development data for
-  BreastRegion's windows keeping the global fit's kind of edge (tangent or kinked); it chose the
-  change. ``--set decree`` (51000-51191): 192, generated (twenty-fifth session) right after, before
-  the change was judged: its verdict, read once.
+  BreastRegion's windows keeping the global fit's kind of edge (tangent or kinked), which passed
+  it. ``--set decree`` (51000-51191): 192, generated (twenty-fifth session) right after, before
+  either was read: the verdict on that change (not adopted: 1 -> 3 images under compressed Dice
+  0.90) and a third fresh reading of the tree on the corrected phantom (realistic_decree.md).
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -641,7 +642,7 @@ def main(argv=None) -> int:
                         "accord and pledge: 192 each, seeds 43000-43191 and 44000-44191 (the twenty-second's); "
                         "treaty: 192, seeds 46000-46191 (the twenty-third's, the first on the phantom "
                         "with the homogeneous scatter amplitude); mandate: 192, seeds 47000-47191 (the "
-                        "twenty-fourth's, a second reading of that tree); brief and decree: 192 each, seeds 50000-50191 and 51000-51191 (the twenty-fifth's); a new held-out set: 48000-48999 or 52000+; 49000-49199 served a diagnosis")
+                        "twenty-fourth's, a second reading of that tree); brief and decree: 192 each, seeds 50000-50191 and 51000-51191 (the twenty-fifth's); a new held-out set: 48000-48999 or 52000+; 49000-49199 served diagnoses")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)

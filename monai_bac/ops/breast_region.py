@@ -454,7 +454,6 @@ def analyse_breast_region(
     min_window_arc_mm: float = 10.0,
     min_plateau_mm: float = 10.0,
     align_windows: bool = True,
-    window_family: str = "all",
     width_margin: float | None = None,
     thickness_mm: float | None = None,
     scatter: bool = True,
@@ -506,9 +505,6 @@ def analyse_breast_region(
             (``EdgeFit.reach_mm``): its plateau is seen, not extrapolated from a fall-off that
             still runs at its deepest pixels (step 6).
         align_windows: refit each window with its pixels put on its centre's width (step 6).
-        window_family: ``"all"``: each window fits its edge shape among all ``edge_shapes``;
-            ``"global_a"``: among those with the global fit's ``a`` only (tangent or kinked as the
-            whole breast, ``b`` and the width free; docs/TRANSFORMS.md, "One kind of edge per breast").
         width_margin: draw the periphery this fraction wider than fitted, per window or globally
             (what the scatter step leaves, step 6); None: :data:`WIDTH_MARGIN` of the view (an
             image of unknown view whose pectoral muscle is found counts as MLO); 0 for a
@@ -528,8 +524,6 @@ def analyse_breast_region(
         raise ValueError(f"work_spacing_mm must be > 0 (mm), got {work_spacing_mm}")
     if int(n_sectors) < 1 or int(sector_overlap) < 1:
         raise ValueError(f"n_sectors and sector_overlap must be >= 1, got {n_sectors} and {sector_overlap}")
-    if window_family not in ("all", "global_a"):
-        raise ValueError(f"window_family must be 'all' or 'global_a', got {window_family!r}")
     if width_margin is not None and not 0.0 <= float(width_margin) < 0.5:
         raise ValueError(f"width_margin must lie in [0, 0.5) (a fraction of the width), got {width_margin}")
     if not float(min_window_arc_mm) > 0:
@@ -641,9 +635,6 @@ def analyse_breast_region(
             w_t = np.interp(t_phi, centres, widths)
             return [t_dist[lo[k]:hi[k]] * (widths[k] / w_t[lo[k]:hi[k]]) for k in range(n_windows)]
 
-        def win_shapes() -> list:
-            return list(edge_shapes) if window_family == "all" else [ab for ab in edge_shapes if ab[0] == fit.a]
-
         def window_fits(dists: list, w_ref: float) -> list:
             # each window's own plateau level and edge shape (see the module docstring, step 6); None
             # where too little of the fall-off (within the global width ``w_ref``) is seen in it
@@ -651,7 +642,7 @@ def analyse_breast_region(
             for k in range(n_windows):
                 if (dists[k] < w_ref).sum() * csr * csc >= min_window_arc_mm * w_ref:
                     fits[k] = periphery_width(dists[k], t_lg[lo[k]:hi[k]], air_local,
-                                              shapes=win_shapes(),
+                                              shapes=edge_shapes,
                                               bin_mm=bin_mm, step_mm=bin_mm, envelope_percentile=envelope_percentile,
                                               max_width_mm=sector_bounds[1] * w_ref)
             return fits
@@ -668,7 +659,7 @@ def analyse_breast_region(
                     # shape; the shape margin below then weighs it against the global shape as for any
                     # window on the global plateau (with the global shape forced here, MLO windows beside
                     # the muscle came out up to 18 mm too wide: docs/TRANSFORMS.md)
-                    fk = periphery_width(d_k, v_k, air_local, amplitude=amp, shapes=win_shapes(),
+                    fk = periphery_width(d_k, v_k, air_local, amplitude=amp, shapes=edge_shapes,
                                          bin_mm=bin_mm, envelope_percentile=envelope_percentile,
                                          max_width_mm=sector_bounds[1] * w_glob)
                 if shape_margin > 0 and abs(fk.amplitude - amp) < plateau_tolerance and (fk.a, fk.b) != (fit.a, fit.b):
