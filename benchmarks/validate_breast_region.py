@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import io
 import math
 import shlex
@@ -112,7 +113,10 @@ def evaluate(seed: int, view: str, lat: str, vendor: str, spacing: float | None,
     row["false_pectoral_noview"] = bool(view == "CC" and (m0 == 3).any())
     if before is not None:
         t0 = time.perf_counter()
-        mb = before.analyse_breast_region(ph.linear, ph.meta["spacing_mm"], ph.meta["view"]).breast_map
+        # the same keywords as the tree under test, where the old op has them
+        known = inspect.signature(before.analyse_breast_region).parameters
+        mb = before.analyse_breast_region(ph.linear, ph.meta["spacing_mm"], ph.meta["view"],
+                                          **{k: v for k, v in given.items() if k in known}).breast_map
         row["seconds_before"] = round(time.perf_counter() - t0, 3)
         row.update({f"{k}_before": v for k, v in scores(mb, truth, view).items()})
     return row

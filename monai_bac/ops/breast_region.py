@@ -55,9 +55,11 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    of a threshold on a profile that meets the plateau tangentially (the tolerance-crossing
    of the quarter ellipse lies ~10 % of ``w`` inside the contact edge).
 5. **Pectoral muscle** (``view="MLO"``, or ``view=None`` with stricter checks), on the image
-   with the fitted fall-off removed (so the bright periphery does not compete): a weighted
-   Hough transform of the gradient of the smoothed ln(P), restricted to edges that get
-   *brighter* away from the upper chest-wall corner, finds the muscle's straight edge; it is
+   with the fitted fall-off removed (so the bright periphery does not compete): a Hough
+   transform of the gradient of the smoothed ln(P), restricted to edges that get *brighter*
+   away from the upper chest-wall corner, each vote capped at the gradient of the faintest
+   muscle edge accepted (so a long faint edge beside dense tissue is not outvoted by the
+   short strong edges of dense clumps), finds the muscle's straight edge; it is
    validated (angle, it must cut off the corner of the breast, enough support and contrast
    along it) and refined into a slightly curved edge (quadratic offset from the line, robust
    fit of the gradient maxima along it). When no line passes (a low-contrast muscle whose edge

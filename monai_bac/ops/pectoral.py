@@ -1,8 +1,9 @@
 """The pectoral muscle's edge in an MLO view (step 5 of :mod:`monai_bac.ops.breast_region`).
 
 Everything here works in the canonical frame of a breast (chest wall at column 0, axilla up, mm):
-:func:`find_pectoral` finds the muscle's straight edge by a weighted Hough transform of the
-gradient of ln P and refines it into a slightly curved one; :func:`find_pectoral_curve` searches
+:func:`find_pectoral` finds the muscle's straight edge by a Hough transform of the gradient of
+ln P (each pixel's vote capped at the gradient of the faintest muscle edge accepted, so votes count
+an edge's length rather than its strength) and refines it into a slightly curved one; :func:`find_pectoral_curve` searches
 quadratic edges directly where no line passes (a low-contrast muscle, a curved edge);
 :func:`pectoral_mask` turns an edge into the muscle's pixels. Both searches check that what they
 found is a plausible muscle (angle, cut-off corner, support and contrast along the edge).
@@ -135,6 +136,16 @@ def find_pectoral(
 ) -> PectoralEdge | None:
     """Find the pectoral muscle edge in the canonical frame (chest wall at column 0, axilla up).
 
+    A Hough transform over the breast's upper chest-wall part: every pixel whose gradient of the
+    smoothed ln(P) reaches half of ``g_min`` votes for the lines within 15 deg of its gradient's
+    normal, with its gradient's component along the line's normal capped at ``g_min``, the
+    peak gradient of the faintest step the contrast check accepts
+    (``min_relative_contrast * breast contrast / (sqrt(2 pi) smooth_mm)``). Capped votes count
+    the length of an edge: a muscle edge of 0.05 in ln P beside a dense plateau is not outvoted by
+    the short edges of dense clumps eight times stronger, as it was when only the strongest 20 %
+    of the gradients voted, each with its full strength (tests/test_pectoral.py;
+    docs/validation/realistic_writ.md).
+
     Args:
         log_img: ln(P + 1), (H, W), chest wall on the left.
         mask: breast mask (bool).
@@ -170,7 +181,7 @@ def find_pectoral(
     g = ndimage.gaussian_filter(g, (smooth_mm / sr, smooth_mm / sc))
     gy, gx = np.gradient(g, sr, sc)
 
-    # --- weighted Hough transform of the oriented gradient --------------------------------
+    # --- Hough transform of the oriented gradient, votes capped ------------------------------
     y_lim = (cw_rows[-1] + 1) * sr
     x_lim = 0.8 * depth_mm
     yy = np.arange(h, dtype=np.float32)[:, None] * sr
@@ -179,7 +190,11 @@ def find_pectoral(
     mag = np.hypot(gx, gy)
     if roi.sum() < 50:
         return None
-    roi &= mag > np.percentile(mag[roi], 80)
+    # every pixel that could lie on the weakest edge the contrast check accepts votes, with at most
+    # that edge's peak gradient: votes then count an edge's length, not its strength, so the short
+    # strong edges of dense tissue cannot outvote a long, faint muscle edge beside them
+    g_min = min_relative_contrast * breast_contrast / (math.sqrt(2.0 * math.pi) * smooth_mm)
+    roi &= mag > 0.5 * g_min
     py, px = np.nonzero(roi)
     ys, xs = py * sr, px * sc
     gxs, gys, ms = gx[roi], gy[roi], mag[roi]
@@ -193,7 +208,7 @@ def find_pectoral(
     p_idx, t_idx = np.nonzero(proj > np.cos(np.deg2rad(15.0)) * ms[:, None])
     rho = xs[p_idx] * cos_t[t_idx] + ys[p_idx] * sin_t[t_idx]
     cell = t_idx * n_rho + np.clip(np.rint(rho / rho_step).astype(np.int64), 0, n_rho - 1)
-    acc = np.bincount(cell, weights=proj[p_idx, t_idx], minlength=len(thetas) * n_rho).reshape(len(thetas), n_rho)
+    acc = np.bincount(cell, weights=np.minimum(proj[p_idx, t_idx], g_min), minlength=len(thetas) * n_rho).reshape(len(thetas), n_rho)
     acc = ndimage.uniform_filter1d(acc, 3, axis=1)
     ti, ri = np.unravel_index(int(np.argmax(acc)), acc.shape)
     if acc[ti, ri] <= 0:
