@@ -62,7 +62,10 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    short strong edges of dense clumps), finds the muscle's straight edge; it is
    validated (angle, it must cut off the corner of the breast, enough support and contrast
    along it) and refined into a slightly curved edge (quadratic offset from the line, robust
-   fit of the gradient maxima along it). When no line passes (a low-contrast muscle whose edge
+   fit of the gradient maxima along it). When none passes and the view is known, a line of
+   either polarity is searched once more (dense tissue beside the muscle can attenuate more
+   than the muscle itself, so the step changes sign along the edge); the check then asks for
+   the step's magnitude. When no line passes (a low-contrast muscle whose edge
    tapers over millimetres, or a curved one), :func:`~monai_bac.ops.pectoral.find_pectoral_curve` searches quadratic
    edges from the top to the chest wall for the largest integral of the derivative of ln P
    across them, deeper than the periphery, with the same checks.
@@ -602,6 +605,8 @@ def analyse_breast_region(
             lg_eq = np.where(mask, lg - fall_off, lg).astype(np.float32)
         strict = not is_mlo and not pectoral
         pect_edge = find_pectoral(lg_eq, mask, dist, (csr, csc), strict=strict)
+        if pect_edge is None and not strict:  # dense tissue beside the muscle as dense as the muscle
+            pect_edge = find_pectoral(lg_eq, mask, dist, (csr, csc), polarity="either")
         if pect_edge is None:  # a curved or low-contrast edge the Hough line misses
             pect_edge = find_pectoral_curve(lg_eq, mask, dist, (csr, csc), strict=strict,
                                             periphery_mm=0.8 * fit.width_mm if np.isfinite(fit.width_mm) else 0.0)

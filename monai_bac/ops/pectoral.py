@@ -133,6 +133,7 @@ def find_pectoral(
     min_relative_contrast: float | None = None,
     min_support: float | None = None,
     max_sagitta: float = 0.06,
+    polarity: str = "brighter",
 ) -> PectoralEdge | None:
     """Find the pectoral muscle edge in the canonical frame (chest wall at column 0, axilla up).
 
@@ -164,10 +165,17 @@ def find_pectoral(
             0.3, 0.4 when ``strict``).
         max_sagitta: largest departure of the curved edge from a straight line, as a fraction of
             its length (at least 3 mm).
+        polarity: "brighter": ln P rises across the edge towards the breast (the muscle
+            attenuates more than the tissue beside it); "either": the step may change sign along
+            the edge (dense tissue beside the muscle attenuating more than the muscle itself) -
+            votes, the refinement and the contrast check take the step's magnitude.
 
     Returns:
         the :class:`PectoralEdge`, or None when no edge passes the checks.
     """
+    if polarity not in ("brighter", "either"):
+        raise ValueError(f"find_pectoral: polarity must be 'brighter' or 'either', got {polarity!r}")
+    either = polarity == "either"
     sr, sc = as_spacing(spacing_mm)
     min_relative_contrast = (0.04 if strict else 0.02) if min_relative_contrast is None else min_relative_contrast
     min_support = (0.4 if strict else 0.3) if min_support is None else min_support
@@ -204,6 +212,8 @@ def find_pectoral(
     n_rho = int(rho_max / rho_step) + 2
     cos_t, sin_t = np.cos(thetas), np.sin(thetas)
     proj = gxs[:, None] * cos_t[None, :] + gys[:, None] * sin_t[None, :]  # (N, T)
+    if either:
+        proj = np.abs(proj)
     # only (point, angle) pairs whose gradient is within 15 deg of the line's normal vote
     p_idx, t_idx = np.nonzero(proj > np.cos(np.deg2rad(15.0)) * ms[:, None])
     rho = xs[p_idx] * cos_t[t_idx] + ys[p_idx] * sin_t[t_idx]
@@ -230,6 +240,8 @@ def find_pectoral(
     dgrad = (ndimage.map_coordinates(gx, coords, order=1, mode="nearest") * ct
              + ndimage.map_coordinates(gy, coords, order=1, mode="nearest") * st)
     inside = ndimage.map_coordinates(dist_mm, coords, order=1, mode="constant", cval=0.0) > skin_margin_mm
+    if either:
+        dgrad = np.abs(dgrad)
     dgrad = np.where(inside, dgrad, -np.inf)
     best = np.argmax(dgrad, axis=1)
     peak = dgrad[np.arange(len(s)), best]
@@ -253,7 +265,8 @@ def find_pectoral(
         cy = ey + (t_fit + sign * 3.0) * st
         side.append(ndimage.map_coordinates(g, np.stack([cy / sr, cx / sc]), order=1, mode="nearest"))
     # the step across the edge where it borders fat (dense tissue next to the muscle lowers it)
-    contrast = float(np.percentile(side[1] - side[0], 75))
+    step = side[1] - side[0]
+    contrast = float(np.percentile(np.abs(step) if either else step, 75))
     if support < min_support or contrast < min_relative_contrast * breast_contrast:
         return None
     edge = PectoralEdge(theta, rho0, coeffs, length, contrast, support)
