@@ -9,52 +9,46 @@ from monai_bac.ops.pectoral import find_pectoral, pectoral_mask
 SPACING = 0.5  # mm, the pitch BreastRegion searches at
 
 
-def faint_muscle_beside_dense_tissue(seed: int, n_clumps: int = 60):
-    """Canonical frame (chest wall at column 0, axilla up), ln P: fat 6.30; a dense plateau over
-    the upper breast at 5.84; the muscle, a triangle from (x=40 mm, top) to (chest wall, y=124 mm),
-    at 5.79 - a step of 0.05 beside the plateau, as on a dense breast's MLO; and ``n_clumps``
-    dense clumps (2-6 mm, 0.4 deeper) below and beside it, whose short edges are eight times
-    stronger than the muscle's."""
+def mlo_scene(seed: int, *, plateau: float, plateau_from_mm: float, muscle: float | None,
+              x_top: float, y_cw: float, n_clumps: int):
+    """Canonical frame (chest wall at column 0, axilla up), ln P: fat 6.30; a dense plateau at
+    ``plateau`` over the upper breast (rows ``plateau_from_mm``-140 mm, columns < 85 mm); the
+    muscle, a triangle from (``x_top``, top) to (chest wall, ``y_cw``), at ``muscle`` (None: no
+    muscle); ``n_clumps`` dense clumps (2-6 mm, 0.4 deeper) below and beside it; quantum noise.
+    Returns ln P, the breast mask, the distance to the skin line (mm) and the true muscle."""
     h, w = 560, 200
     y = np.arange(h)[:, None] * SPACING
     x = np.arange(w)[None, :] * SPACING
     mask = x < 95.0 * np.sqrt(np.clip(1.0 - ((y - 140.0) / 140.0) ** 2, 0.0, 1.0))
     rng = np.random.default_rng(seed)
     lg = np.full((h, w), 6.30)
-    lg[(x < 85.0) & (y < 140.0)] = 5.84
-    muscle = x / 40.0 + y / 124.0 < 1.0
-    lg[muscle] = 5.79
+    lg[(x < 85.0) & (y > plateau_from_mm) & (y < 140.0)] = plateau
+    in_muscle = x / x_top + y / y_cw < 1.0
+    if muscle is not None:
+        lg[in_muscle] = muscle
     for _ in range(n_clumps):
         cy, cx, r = rng.uniform(70.0, 200.0), rng.uniform(0.0, 80.0), rng.uniform(2.0, 6.0)
-        lg[((y - cy) ** 2 + (x - cx) ** 2 < r * r) & ~muscle] -= 0.4
-    lg += rng.normal(0.0, 0.003, lg.shape)  # quantum noise
-    lg = np.where(mask, lg, 8.0).astype(np.float32)
-    dist = ndimage.distance_transform_edt(mask, sampling=SPACING)
-    return lg, mask, dist, muscle & mask
-
-
-def muscle_beside_denser_tissue(seed: int, with_muscle: bool = True, n_clumps: int = 40):
-    """Canonical frame, ln P: fat 6.30; the muscle, a triangle from (x=50 mm, top) to (chest wall,
-    y=150 mm), at 5.53; beside it, from 15 mm below the top, dense tissue at 5.47 that attenuates
-    *more* than the muscle (on a dense breast's MLO the glandular path can exceed the muscle's): the
-    step across the edge is +0.77 over its top 15 mm and -0.06 below; dense clumps as above."""
-    h, w = 560, 200
-    y = np.arange(h)[:, None] * SPACING
-    x = np.arange(w)[None, :] * SPACING
-    mask = x < 95.0 * np.sqrt(np.clip(1.0 - ((y - 140.0) / 140.0) ** 2, 0.0, 1.0))
-    rng = np.random.default_rng(seed)
-    lg = np.full((h, w), 6.30)
-    lg[(x < 85.0) & (y > 15.0) & (y < 140.0)] = 5.47
-    muscle = x / 50.0 + y / 150.0 < 1.0
-    if with_muscle:
-        lg[muscle] = 5.53
-    for _ in range(n_clumps):
-        cy, cx, r = rng.uniform(70.0, 200.0), rng.uniform(0.0, 80.0), rng.uniform(2.0, 6.0)
-        lg[((y - cy) ** 2 + (x - cx) ** 2 < r * r) & ~muscle] -= 0.4
+        lg[((y - cy) ** 2 + (x - cx) ** 2 < r * r) & ~in_muscle] -= 0.4
     lg += rng.normal(0.0, 0.003, lg.shape)
     lg = np.where(mask, lg, 8.0).astype(np.float32)
     dist = ndimage.distance_transform_edt(mask, sampling=SPACING)
-    return lg, mask, dist, muscle & mask
+    return lg, mask, dist, in_muscle & mask
+
+
+def faint_muscle_beside_dense_tissue(seed: int):
+    """A dense plateau over the upper breast at 5.84; the muscle (40 mm at the top, 124 mm down
+    the chest wall) at 5.79 - a step of 0.05 beside the plateau, as on a dense breast's MLO; 60
+    clumps whose short edges are eight times stronger than the muscle's."""
+    return mlo_scene(seed, plateau=5.84, plateau_from_mm=-1.0, muscle=5.79, x_top=40.0, y_cw=124.0, n_clumps=60)
+
+
+def muscle_beside_denser_tissue(seed: int, with_muscle: bool = True):
+    """The muscle (50 mm at the top, 150 mm down the chest wall) at 5.53; beside it, from 15 mm
+    below the top, dense tissue at 5.47 that attenuates *more* than the muscle (on a dense breast's
+    MLO the glandular path can exceed the muscle's): the step across the edge is +0.77 over its
+    top 15 mm and -0.06 below; 40 clumps."""
+    return mlo_scene(seed, plateau=5.47, plateau_from_mm=15.0, muscle=5.53 if with_muscle else None,
+                     x_top=50.0, y_cw=150.0, n_clumps=40)
 
 
 def dice(a, b):
