@@ -81,7 +81,9 @@ on the very same files:
   capped Hough votes were written and tried on brief_147 alone: the verdict on that change
   (realistic_writ.md). ``--set edict`` (53000-53191): 192, generated (twenty-sixth session) after
   the pectoral search's second, either-polarity line search was written and tried on writ_27 and
-  brief_147 alone: the verdict on that change (realistic_edict.md).
+  brief_147 alone: the verdict on that change (realistic_edict.md). ``--set canon`` (54000-54191):
+  192, generated (twenty-sixth session) after the thin-fold cut's disc following the breast's own
+  thin band was written and measured on the stress images: the verdict on it (realistic_canon.md).
 
 ``evaluate``: run the transforms of WHICHEVER ``monai_bac`` is importable (``PYTHONPATH=<tree>``) on
   every case, as a user would: ``load_mammogram`` -> ``BreastRegion`` -> ``DensityMap`` ->
@@ -191,7 +193,7 @@ SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "c
                   "pledge": (16, 44000, 61, "pledge"), "treaty": (16, 46000, 63, "treaty"),
                   "mandate": (16, 47000, 65, "mandate"), "brief": (16, 50000, 67, "brief"),
                   "decree": (16, 51000, 69, "decree"), "writ": (16, 52000, 71, "writ"),
-                  "edict": (16, 53000, 73, "edict")}
+                  "edict": (16, 53000, 73, "edict"), "canon": (16, 54000, 75, "canon")}
 
 
 def plan(which: str) -> list[dict]:
@@ -648,7 +650,7 @@ def main(argv=None) -> int:
                         "accord and pledge: 192 each, seeds 43000-43191 and 44000-44191 (the twenty-second's); "
                         "treaty: 192, seeds 46000-46191 (the twenty-third's, the first on the phantom "
                         "with the homogeneous scatter amplitude); mandate: 192, seeds 47000-47191 (the "
-                        "twenty-fourth's, a second reading of that tree); brief and decree: 192 each, seeds 50000-50191 and 51000-51191 (the twenty-fifth's); writ and edict: 192 each, seeds 52000-52191 and 53000-53191 (the twenty-sixth's); a new held-out set: 48000-48999 or 54000+; 49000-49199 served diagnoses")
+                        "twenty-fourth's, a second reading of that tree); brief and decree: 192 each, seeds 50000-50191 and 51000-51191 (the twenty-fifth's); writ, edict and canon: 192 each, seeds 52000-52191, 53000-53191 and 54000-54191 (the twenty-sixth's); a new held-out set: 48000-48999 or 55000+; 49000-49199 served diagnoses")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)

@@ -488,6 +488,24 @@ def test_thin_abdomen_fold_against_a_thick_breast_is_cut_off(seed, laterality, t
     assert dice(m == 2, ph.breast_map == 2) >= 0.95
 
 
+@pytest.mark.parametrize("profile", ["sqrt", "linear"])
+def test_a_wide_thin_band_along_the_skin_is_not_cut_as_a_fold(profile):
+    """An ideal MLO (seed 1001, HOLOGIC, 0.5 mm) re-formed with a square-root or linear edge
+    profile instead of the phantom's quarter ellipse: the breast's own thin band along the skin
+    line is 10-17 mm wide and reaches the top image edge. A 5 mm disc fits in it, and the thin-fold
+    cut took the whole outer rim (breast Dice 0.912 / 0.814); the disc now follows the band's own
+    width."""
+    ph = make_phantom(1001, view="MLO", laterality="L", vendor="HOLOGIC", spacing_mm=0.5)
+    rec, inside = ph.record, ph.breast_map > 0
+    h0 = rec["compressed_thickness_mm"]
+    s = 1.0 - np.sqrt(np.clip(1.0 - (ph.thickness / h0) ** 2, 0.0, 1.0))  # relative depth into the rim
+    thickness = h0 * (np.sqrt(s) if profile == "sqrt" else s) * inside
+    q = rec["air_signal"] * np.exp(-rec["mu_fat"] * thickness - (rec["mu_dt"] - rec["mu_fat"]) * (ph.h_dt + ph.h_muscle))
+    q = q + np.sqrt(q * rec["gain"]) * np.random.default_rng(0).standard_normal(q.shape)
+    m = breast_region_map(q.astype(np.float32), 0.5, "MLO", width_margin=0.0)
+    assert dice(m > 0, inside) >= 0.96
+
+
 def test_heel_gradient_does_not_shrink_the_compressed_region():
     """20 % more fluence drop from the chest wall to the nipple (on top of the phantom's own heel
     effect): the skin line is drawn after the field is flattened, so the map does not move."""
