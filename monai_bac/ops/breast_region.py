@@ -623,7 +623,7 @@ def analyse_breast_region(
             lg_eq = np.where(mask, lg - fall_off, lg).astype(np.float32)
         strict = not is_mlo and not pectoral
         pect_edge = find_pectoral(lg_eq, mask, dist, (csr, csc), strict=strict)
-        if pect_edge is None and not strict:  # dense tissue beside the muscle as dense as the muscle
+        if pect_edge is None and not strict:  # dense tissue beside the muscle denser than the muscle
             pect_edge = find_pectoral(lg_eq, mask, dist, (csr, csc), polarity="either")
         if pect_edge is None:  # a curved or low-contrast edge the Hough line misses
             pect_edge = find_pectoral_curve(lg_eq, mask, dist, (csr, csc), strict=strict,

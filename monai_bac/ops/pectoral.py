@@ -3,8 +3,9 @@
 Everything here works in the canonical frame of a breast (chest wall at column 0, axilla up, mm):
 :func:`find_pectoral` finds the muscle's straight edge by a Hough transform of the gradient of
 ln P (each pixel's vote capped at the gradient of the faintest muscle edge accepted, so votes count
-an edge's length rather than its strength) and refines it into a slightly curved one; :func:`find_pectoral_curve` searches
-quadratic edges directly where no line passes (a low-contrast muscle, a curved edge);
+an edge's length rather than its strength; edges of either polarity on request) and refines it
+into a slightly curved one; :func:`find_pectoral_curve` searches quadratic edges directly where
+no line passes (a low-contrast muscle, a curved edge);
 :func:`pectoral_mask` turns an edge into the muscle's pixels. Both searches check that what they
 found is a plausible muscle (angle, cut-off corner, support and contrast along the edge).
 """
@@ -218,7 +219,8 @@ def find_pectoral(
     p_idx, t_idx = np.nonzero(proj > np.cos(np.deg2rad(15.0)) * ms[:, None])
     rho = xs[p_idx] * cos_t[t_idx] + ys[p_idx] * sin_t[t_idx]
     cell = t_idx * n_rho + np.clip(np.rint(rho / rho_step).astype(np.int64), 0, n_rho - 1)
-    acc = np.bincount(cell, weights=np.minimum(proj[p_idx, t_idx], g_min), minlength=len(thetas) * n_rho).reshape(len(thetas), n_rho)
+    votes = np.minimum(proj[p_idx, t_idx], g_min)
+    acc = np.bincount(cell, weights=votes, minlength=len(thetas) * n_rho).reshape(len(thetas), n_rho)
     acc = ndimage.uniform_filter1d(acc, 3, axis=1)
     ti, ri = np.unravel_index(int(np.argmax(acc)), acc.shape)
     if acc[ti, ri] <= 0:
