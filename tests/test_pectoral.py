@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from monai_bac.ops.pectoral import find_pectoral, pectoral_mask
+from monai_bac.ops.pectoral import _voting_pairs, find_pectoral, pectoral_mask
 
 SPACING = 0.5  # mm, the pitch BreastRegion searches at
 
@@ -53,6 +53,23 @@ def muscle_beside_denser_tissue(seed: int, with_muscle: bool = True):
 
 def dice(a, b):
     return 2.0 * (a & b).sum() / max(1, a.sum() + b.sum())
+
+
+def test_voting_pairs_are_those_of_every_pixel_against_every_angle():
+    """The Hough vote's pairs, computed only near each gradient's direction, are exactly those of
+    the whole (pixel x angle) table: same pairs, same order, same values."""
+    rng = np.random.default_rng(0)
+    gx, gy = (rng.normal(0.0, 0.02, 20000).astype(np.float32) for _ in range(2))
+    gx[:8], gy[:8] = [1, -1, 0, 0, 1e-9, 0.02, -0.02, 0], [0, 0, 1, -1, 0, -1e-9, 1e-9, 0]  # edge directions
+    mag = np.hypot(gx, gy)
+    thetas = np.deg2rad(np.arange(3.0, 65.5, 1.0))
+    cos_t, sin_t = np.cos(thetas), np.sin(thetas)
+    table = gx[:, None] * cos_t[None, :] + gy[:, None] * sin_t[None, :]
+    p_all, t_all = np.nonzero(table > np.cos(np.deg2rad(15.0)) * mag[:, None])
+    p_idx, t_idx, proj = _voting_pairs(gx, gy, mag, 3.0, cos_t, sin_t)
+    np.testing.assert_array_equal(p_idx, p_all)
+    np.testing.assert_array_equal(t_idx, t_all)
+    np.testing.assert_array_equal(proj, table[p_all, t_all])
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])

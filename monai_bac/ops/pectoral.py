@@ -212,14 +212,14 @@ def find_pectoral(
     rho_max = float(np.hypot(h * sr, w * sc))
     n_rho = int(rho_max / rho_step) + 2
     cos_t, sin_t = np.cos(thetas), np.sin(thetas)
-    proj = gxs[:, None] * cos_t[None, :] + gys[:, None] * sin_t[None, :]  # (N, T)
-    if either:
-        proj = np.abs(proj)
-    # only (point, angle) pairs whose gradient is within 15 deg of the line's normal vote
-    p_idx, t_idx = np.nonzero(proj > np.cos(np.deg2rad(15.0)) * ms[:, None])
+    if either:  # the line's normal then points either way: take the gradient's sense nearer to it
+        mid = np.deg2rad(0.5 * (theta_range_deg[0] + theta_range_deg[1]))
+        flip = gxs * math.cos(mid) + gys * math.sin(mid) < 0
+        gxs, gys = np.where(flip, -gxs, gxs), np.where(flip, -gys, gys)
+    p_idx, t_idx, proj = _voting_pairs(gxs, gys, ms, theta_range_deg[0], cos_t, sin_t)
     rho = xs[p_idx] * cos_t[t_idx] + ys[p_idx] * sin_t[t_idx]
     cell = t_idx * n_rho + np.clip(np.rint(rho / rho_step).astype(np.int64), 0, n_rho - 1)
-    votes = np.minimum(proj[p_idx, t_idx], g_min)
+    votes = np.minimum(proj, g_min)
     acc = np.bincount(cell, weights=votes, minlength=len(thetas) * n_rho).reshape(len(thetas), n_rho)
     acc = ndimage.uniform_filter1d(acc, 3, axis=1)
     ti, ri = np.unravel_index(int(np.argmax(acc)), acc.shape)
@@ -273,6 +273,23 @@ def find_pectoral(
         return None
     edge = PectoralEdge(theta, rho0, coeffs, length, contrast, support)
     return edge if _plausible_muscle(edge, mask, (sr, sc), min_area_mm2, strict) else None
+
+
+def _voting_pairs(gx, gy, mag, theta0_deg: float, cos_t, sin_t, window_deg: float = 15.0):
+    """The (pixel, angle) pairs of the Hough vote: the line normals (angles ``theta0_deg``,
+    ``theta0_deg + 1``, ... deg) within ``window_deg`` of each pixel's gradient, and the gradient's
+    component along each. Only the angles within one degree more than the window are computed
+    (not every pixel against every angle); the pairs come pixel by pixel, angles ascending."""
+    n_t = len(cos_t)
+    phi = np.degrees(np.arctan2(gy, gx)) - theta0_deg  # the gradient's direction, in angle steps
+    lo = np.clip(np.floor(phi - window_deg - 1.0), 0, n_t).astype(np.int64)
+    hi = np.clip(np.ceil(phi + window_deg + 1.0) + 1, 0, n_t).astype(np.int64)
+    n = np.maximum(hi - lo, 0)
+    p_idx = np.repeat(np.arange(len(gx)), n)
+    t_idx = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n - lo, n)
+    proj = gx[p_idx] * cos_t[t_idx] + gy[p_idx] * sin_t[t_idx]
+    keep = proj > np.cos(np.deg2rad(window_deg)) * mag[p_idx]
+    return p_idx[keep], t_idx[keep], proj[keep]
 
 
 def find_pectoral_curve(
