@@ -213,6 +213,7 @@ def find_pectoral(
     n_rho = int(rho_max / rho_step) + 2
     cos_t, sin_t = np.cos(thetas), np.sin(thetas)
     if either:  # the line's normal then points either way: take the gradient's sense nearer to it
+        # (one sense only can lie within the vote's 15 deg of an angle while the range spans < 150 deg)
         mid = np.deg2rad(0.5 * (theta_range_deg[0] + theta_range_deg[1]))
         flip = gxs * math.cos(mid) + gys * math.sin(mid) < 0
         gxs, gys = np.where(flip, -gxs, gxs), np.where(flip, -gys, gys)
