@@ -26,11 +26,6 @@ Two measurements, both of :func:`monai_bac.ops.breast_region.analyse_breast_regi
   by calling the periphery's thickest part compressed, i.e. a periphery too narrow), and its VBD
   error.
 
-``flag``: BreastRegion's ``compressed_dice_at_width_error`` (the compressed region's Dice with
-  itself drawn with every width 15 % off) against its compressed Dice, on the cases of
-  ``validate_realistic.py`` sets made in memory (written as DICOM and read back): whether the
-  number tells the images whose compressed region misses Dice 0.90.
-
 Usage (the twentieth and twenty-first sessions' figures in docs/TRANSFORMS.md, BreastRegion):
 
     python benchmarks/diagnose_periphery.py windows --data /tmp/bac-quorum
@@ -38,7 +33,6 @@ Usage (the twentieth and twenty-first sessions' figures in docs/TRANSFORMS.md, B
     python benchmarks/diagnose_periphery.py twin --view MLO --n 18 --seed 45100  # and 90100
     python benchmarks/diagnose_periphery.py twin --view CC --n 18 --seed 45200 --thickness 30 60  # and 90200
 
-    python benchmarks/diagnose_periphery.py flag --set gauge --workers 2 --csv gauge.csv   # docs/validation/realistic_gauge.md
     python benchmarks/diagnose_periphery.py contour --data /tmp/bac-docket /tmp/bac-slate /tmp/bac-quorum \
         --csv docket.csv slate.csv quorum.csv
 
@@ -60,11 +54,11 @@ import numpy as np
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from validate_realistic import _map, case_phantom, dice, plan  # noqa: E402
+from validate_realistic import dice  # noqa: E402
 
 from monai_bac.data import load_mammogram  # noqa: E402
-from monai_bac.ops.breast_region import (COMPRESSED, PECTORAL, PERIPHERY, WIDTH_ERROR,  # noqa: E402
-                                         analyse_breast_region, skin_point_angle, window_centres)
+from monai_bac.ops.breast_region import (COMPRESSED, PECTORAL, PERIPHERY, analyse_breast_region,  # noqa: E402
+                                         skin_point_angle, window_centres)
 from monai_bac.ops.resample import block_factors  # noqa: E402
 
 VENDORS = ("HOLOGIC", "GE", "SIEMENS")
@@ -247,54 +241,6 @@ def twin(args) -> int:
     return 0
 
 
-def _flag_case(case: dict) -> dict:
-    """One case of a set, made as ``validate_realistic.py generate`` makes it, written as DICOM to a
-    temporary folder and read back, BreastRegion alone: its compressed Dice against the truth and the
-    map's ``compressed_dice_at_width_error``."""
-    ph = case_phantom(case)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "case.dcm"
-        ph.write_dicom(path, patient_id=case["case"])
-        image, spacing = _load(path)
-    r = analyse_breast_region(image, spacing, case["view"], thickness_mm=case["thickness_mm"])
-    return dict(case=case["case"], thickness_mm=case["thickness_mm"],
-                width_true_mm=round(float(ph.record["periphery_width_mm"]), 2),
-                dice_compressed=round(dice(r.breast_map == COMPRESSED, ph.breast_map == COMPRESSED), 4),
-                compressed_dice_at_width_error=round(r.compressed_dice_at_width_error, 4))
-
-
-def flag(args) -> int:
-    cases = [c for s in args.set for c in plan(s) if args.thickness[0] <= c["thickness_mm"] < args.thickness[1]]
-    rows = []
-    for k, row in enumerate(_map(_flag_case, cases, args.workers)):
-        rows.append(row)
-        print(f"{k + 1}/{len(cases)} {row['case']} {row['thickness_mm']} mm: compressed Dice "
-              f"{row['dice_compressed']:.4f}, at a {WIDTH_ERROR:.0%} width error {row['compressed_dice_at_width_error']:.4f}",
-              flush=True)
-    if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            wr = csv.DictWriter(f, fieldnames=list(rows[0]))
-            wr.writeheader()
-            wr.writerows(rows)
-    t = args.target
-    print(f"flagged: compressed_dice_at_width_error < {t}; miss: compressed Dice < {t}")
-    print("H0 (mm) | images | flagged | misses | misses flagged | compressed Dice >= the reported value")
-    for lo, hi in ((0.0, 60.0), (60.0, 81.0)):
-        sel = [r for r in rows if lo <= r["thickness_mm"] < hi]
-        if not sel:
-            continue
-        d = np.array([r["dice_compressed"] for r in sel])
-        v = np.array([r["compressed_dice_at_width_error"] for r in sel])
-        flagged, miss = v < t, d < t
-        print(f"{lo:.0f}-{hi:.0f} | {len(sel)} | {flagged.sum()} ({flagged.mean():.1%}) | {miss.sum()} | "
-              f"{(miss & flagged).sum()} of {miss.sum()} | {(d >= v).sum()} ({(d >= v).mean():.1%})")
-    for r in rows:
-        if r["dice_compressed"] < t:
-            print(f"miss: {r['case']} {r['thickness_mm']} mm, compressed Dice {r['dice_compressed']:.4f}, "
-                  f"reported {r['compressed_dice_at_width_error']:.4f}")
-    return 0
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -311,16 +257,9 @@ def main(argv=None) -> int:
     c.add_argument("--target", type=float, default=0.9)
     c.add_argument("--ln-floor", type=float, default=0.03,
                    help="ln units: the smallest scatter-step residual the twins measured (docs/TRANSFORMS.md)")
-    g = sub.add_parser("flag", help="BreastRegion's compressed_dice_at_width_error against its compressed Dice")
-    g.add_argument("--set", nargs="+", required=True, help="validate_realistic.py sets (SETS_LIKE_MAIN names)")
-    g.add_argument("--thickness", type=float, nargs=2, default=(0.0, 81.0), metavar=("LO", "HI"),
-                   help="only the cases of LO <= compressed thickness < HI (mm)")
-    g.add_argument("--workers", type=int, default=2)
-    g.add_argument("--csv", help="write each case's row here")
-    g.add_argument("--target", type=float, default=0.9)
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", category=RuntimeWarning)
-    return {"windows": windows, "twin": twin, "contour": contour, "flag": flag}[args.cmd](args)
+    return {"windows": windows, "twin": twin, "contour": contour}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -218,21 +218,16 @@ def plan(which: str) -> list[dict]:
     raise ValueError(f"unknown set {which!r}: one of {', '.join([*SETS_LIKE_MAIN, 'ablation'])}")
 
 
-def case_phantom(case: dict):
-    """The phantom of one case of :func:`plan`."""
+def write_case(args: tuple[dict, str]) -> dict:
     from monai_bac.phantom import make_phantom
 
-    fx = case["effects"]
-    return make_phantom(case["seed"], view=case["view"], laterality=case["laterality"], vendor=case["vendor"],
-                        thickness_mm=case["thickness_mm"], spacing_mm=None if case["native_pitch"] else 0.1,
-                        physics="ideal" if fx == "none" else "realistic", effects=None if fx == "none" else fx)
-
-
-def write_case(args: tuple[dict, str]) -> dict:
     case, out = args
     out = Path(out)
     t0 = time.perf_counter()
-    ph = case_phantom(case)
+    fx = case["effects"]
+    ph = make_phantom(case["seed"], view=case["view"], laterality=case["laterality"], vendor=case["vendor"],
+                      thickness_mm=case["thickness_mm"], spacing_mm=None if case["native_pitch"] else 0.1,
+                      physics="ideal" if fx == "none" else "realistic", effects=None if fx == "none" else fx)
     seconds = time.perf_counter() - t0
     m = ph.meta
     ph.write_dicom(out / f"{case['case']}.dcm", patient_id=case["case"])

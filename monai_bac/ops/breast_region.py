@@ -118,14 +118,6 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    come from"), CC views more than MLO views. 0 for a simulation without scatter.
 7. **Full resolution.** Codes are upsampled by nearest neighbour; along the skin line every
    full-resolution pixel is re-thresholded, so the outline is exact to the input's pixel.
-8. **How well the boundary is pinned down** (:func:`compressed_dice_at_width_error`, reported, the
-   map unchanged): the compressed region's Dice with itself drawn with every width
-   :data:`WIDTH_ERROR` (15 %) narrower or wider, the lower of the two. The fall-off of a thick
-   breast meets the paddle so gently that its last 20-30 % lies within a per cent of H0 in
-   thickness, under the envelope's noise, and its width is uncertain by about that much; where the
-   compressed region is small beside a wide rim, that uncertainty alone decides whether its Dice
-   reaches 0.90. Under 0.90 here, the map's compressed region should not be trusted to that
-   precision (docs/TRANSFORMS.md, "Telling the user when the boundary is uncertain").
 
 The fall-off model and its fit live in :mod:`monai_bac.ops.periphery_fit`, the muscle search in
 :mod:`monai_bac.ops.pectoral`; this module is the driver.
@@ -170,9 +162,6 @@ __all__ = [
     "EdgeFit",
     "EDGE_SHAPES",
     "WIDTH_MARGIN",
-    "WIDTH_ERROR",
-    "FLAG_BELOW",
-    "compressed_dice_at_width_error",
     "skin_point_angle",
     "window_centres",
 ]
@@ -186,16 +175,6 @@ from monai_bac.breast_map import BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY  # 
 #: made with the phantom of 6320785); these margins gave their compressed region the best Dice
 #: (docs/TRANSFORMS.md, "A margin per view").
 WIDTH_MARGIN = {"CC": 0.08, "MLO": 0.02}
-
-#: The relative error of the periphery width at which :func:`compressed_dice_at_width_error`
-#: reads a map's sensitivity (step 8). On thick realistic phantoms the fitted window widths stray
-#: from the true ones by up to 10-20 % either way (docs/TRANSFORMS.md, "The misses go both ways").
-WIDTH_ERROR = 0.15
-#: A map whose compressed_dice_at_width_error is under this has a compressed region too small
-#: beside its rim for its boundary to be trusted (chosen on 462 thick development images, where
-#: the four under compressed Dice 0.90 read 0.69-0.81 and 6-11 % of all read under 0.84-0.86;
-#: docs/validation/realistic_gauge.md).
-FLAG_BELOW = 0.85
 
 
 @dataclass
@@ -214,10 +193,6 @@ class BreastRegionResult:
     plateau_level: float = float("nan")  # ln(P + 1) of fat in the compressed region (air - A)
     skin_threshold: float = float("nan")  # linear-domain threshold used for the skin line
     work_spacing_mm: tuple[float, float] = (float("nan"), float("nan"))
-    #: the compressed region's Dice with itself drawn with every width WIDTH_ERROR narrower or wider,
-    #: the lower of the two (step 8): under 0.90 its boundary is not pinned down well enough for a
-    #: compressed-region Dice of 0.90; NaN without a compressed region
-    compressed_dice_at_width_error: float = float("nan")
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -245,29 +220,6 @@ def _edge_band(mask: np.ndarray) -> np.ndarray:
     p = np.pad(mask, 1)
     centre, up, down, left, right = p[1:-1, 1:-1], p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]
     return (centre | up | down | left | right) & ~(centre & up & down & left & right)
-
-
-def compressed_dice_at_width_error(dist: np.ndarray, width: np.ndarray, tissue: np.ndarray,
-                                   error: float = WIDTH_ERROR) -> float:
-    """How far the compressed region moves if its periphery widths are ``error`` off (step 8).
-
-    The compressed region is ``tissue & (dist >= width)`` (``dist`` the distance to the skin line,
-    ``width`` the periphery width at each pixel, mm); drawn with every width ``(1 - error)`` times
-    as wide it grows, ``(1 + error)`` times it shrinks, each nested in the other. Returns the lower
-    of the two Dice coefficients with the map as drawn (NaN when there is no compressed region).
-    A small compressed region inside a wide rim reads low: a few millimetres of width are a large
-    share of it, whichever way the true width lies.
-    """
-    if not 0.0 < float(error) < 1.0:
-        raise ValueError(f"error must lie in (0, 1) (a fraction of the width), got {error}")
-    d = dist[tissue]
-    w = width[tissue] if np.ndim(width) else np.full(d.shape, float(width))
-    n = int(np.count_nonzero(d >= w))
-    if n == 0:
-        return float("nan")
-    larger = int(np.count_nonzero(d >= (1.0 - error) * w))
-    smaller = int(np.count_nonzero(d >= (1.0 + error) * w))
-    return float(min(2.0 * n / (n + larger), 2.0 * smaller / (n + smaller)))
 
 
 def breast_mask(
@@ -786,7 +738,6 @@ def analyse_breast_region(
     wpix = (np.interp(phi, centres, sector_w).astype(np.float32) if windowed
             else np.full(mask.shape, sector_w[0], np.float32))
 
-    sensitivity = compressed_dice_at_width_error(dist, wpix, mask & ~pect)
     codes = np.zeros(mask.shape, np.uint8)
     codes[mask] = PERIPHERY
     codes[mask & (dist >= wpix)] = COMPRESSED
@@ -820,7 +771,6 @@ def analyse_breast_region(
         plateau_level=float(air_local - amp) if np.isfinite(amp) else float("nan"),
         skin_threshold=thr_lin,
         work_spacing_mm=(csr, csc),
-        compressed_dice_at_width_error=sensitivity,
     )
 
 

@@ -33,7 +33,7 @@ from monai.utils import ensure_tuple_rep, get_equivalent_dtype
 from monai.utils.enums import TransformBackends
 from monai.utils.type_conversion import convert_to_dst_type, convert_to_numpy
 
-from monai_bac.ops.breast_region import FLAG_BELOW, analyse_breast_region
+from monai_bac.ops.breast_region import analyse_breast_region
 from monai_bac.transforms.utils import SCATTER_MODELS, meta_of, resolve_spacing_mm
 
 __all__ = ["BreastRegion", "BreastRegiond", "BreastRegionD", "BreastRegionDict"]
@@ -98,13 +98,7 @@ class BreastRegion(Transform):
     returns). The result has the same type, shape and device; a MetaTensor's metadata is
     copied from the image and extended with ``breast_map_source`` ("BreastRegion"),
     ``chest_wall_side`` ("left"/"right", "" without a breast), ``periphery_width_mm`` (NaN
-    without a breast), ``pectoral_found``, ``compressed_dice_at_width_error`` (the compressed
-    region's Dice with itself drawn with every periphery width 15 % off, the lower of the two ways;
-    NaN without a compressed region: :func:`~monai_bac.ops.breast_region.compressed_dice_at_width_error`)
-    and ``compressed_boundary_uncertain`` (that Dice under
-    :data:`~monai_bac.ops.breast_region.FLAG_BELOW`, 0.85: a compressed region small beside a wide
-    rim, typically a thick breast, whose boundary the image does not pin down; on the realistic
-    phantoms every compressed Dice under 0.90 was flagged so, docs/validation/realistic_gauge.md).
+    without a breast) and ``pectoral_found``.
 
     Raises:
         MissingPhysicsError: neither ``spacing_mm`` nor ``meta["spacing_mm"]`` is available.
@@ -198,8 +192,6 @@ class BreastRegion(Transform):
             result.meta["chest_wall_side"] = res.chest_wall or ""  # no None: DataLoader collation
             result.meta["periphery_width_mm"] = float(res.periphery_width_mm) if res.found else float("nan")
             result.meta["pectoral_found"] = res.pectoral is not None
-            result.meta["compressed_dice_at_width_error"] = float(res.compressed_dice_at_width_error)
-            result.meta["compressed_boundary_uncertain"] = bool(res.compressed_dice_at_width_error < FLAG_BELOW)
         return result
 
 
