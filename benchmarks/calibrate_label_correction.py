@@ -18,7 +18,7 @@ lying inside the original TPA; the fraction of it inside the corrected mask is "
 Image measurements are those of :class:`monai_bac.transforms.CorrectBACLabel`: raw image ->
 DensityMap (Eq. 4) -> CalcificationThickness (Eq. 5) with their default parameters, the true
 breast map. The expensive part (skeleton, branches, what lies under them:
-:func:`~monai_bac.ops.label_correction.decompose`) is computed once per label; for every calcium
+:func:`~monai_bac.ops.annotation_graph.decompose`) is computed once per label; for every calcium
 threshold the pieces are re-cut (:func:`~monai_bac.ops.label_correction.split_pieces`) and
 decided; the length threshold is then scanned on the pieces' run lengths. The chosen pair
 removes the most look-alikes (pooled over both versions) while keeping ``--min-kept`` (96 %) of

@@ -687,6 +687,7 @@ def test_the_ridge_scale_tells_calcified_walls_from_a_strand_a_millimetre_wide(s
     sigma each). At the rule's 0.2 mm scale the walls form a ridge along the path and the strand
     does not: the strand goes (``no_ridge``), the walls stay. At the 0.6 mm scale used until then
     the strand reads as a ridge and stays with the walls."""
+    import monai_bac.ops.annotation_graph as annotation_graph
     import monai_bac.ops.label_correction as lc
 
     min_len, min_calc = 6.0, 0.03
@@ -701,7 +702,7 @@ def test_the_ridge_scale_tells_calcified_walls_from_a_strand_a_millimetre_wide(s
     assert min(gone["core_excess_calc_mm"], walls["core_excess_calc_mm"]) > min_calc
     assert gone["ridge_mm"] < lc.RIDGE_MIN_MM < walls["ridge_mm"]
 
-    monkeypatch.setattr(lc, "RIDGE_SIGMAS_MM", (0.6,))
+    monkeypatch.setattr(annotation_graph, "RIDGE_SIGMAS_MM", (0.6,))  # the scale is read where the graph is measured
     out, rep = correct_bac_label(label, calc, spacing, min_len, min_calc, **kw)
     assert (out[strand_part] > 0).mean() > 0.95 and rep["n_removed_no_ridge"] == 0
     strand = [p for p in rep["pieces"] if abs(p["centroid_mm"][1] - 15) < 1 and p["centroid_mm"][0] > row + 3]
