@@ -651,7 +651,7 @@ def main(argv=None) -> int:
                         "accord and pledge: 192 each, seeds 43000-43191 and 44000-44191 (the twenty-second's); "
                         "treaty: 192, seeds 46000-46191 (the twenty-third's, the first on the phantom "
                         "with the homogeneous scatter amplitude); mandate: 192, seeds 47000-47191 (the "
-                        "twenty-fourth's, a second reading of that tree); brief and decree: 192 each, seeds 50000-50191 and 51000-51191 (the twenty-fifth's); writ, edict and canon: 192 each, seeds 52000-52191, 53000-53191 and 54000-54191 (the twenty-sixth's); a new held-out set: 48000-48999 or 55000+; 49000-49199 served diagnoses")
+                        "twenty-fourth's, a second reading of that tree); brief and decree: 192 each, seeds 50000-50191 and 51000-51191 (the twenty-fifth's); writ, edict and canon: 192 each, seeds 52000-52191, 53000-53191 and 54000-54191 (the twenty-sixth's); gauge: 192, seeds 55000-55191 (the twenty-seventh's); a new held-out set: 48000-48999 or 56000+; 49000-49199 served diagnoses")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)
