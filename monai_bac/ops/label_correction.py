@@ -5,10 +5,9 @@ carry too little mean calcification thickness h_calc (Eq. 5; linear dense tissue
 dense tissue). Deciding per 8-connected component fails as soon as one brush stroke covers both
 a calcified run and a look-alike: a dense strand brushed in the same stroke pulls a long vessel's
 mean under the threshold (the whole vessel is removed), or a look-alike joined to a vessel is
-kept with it. The correction therefore decides per *piece*:
-
-Steps 1-2 read the annotation as a graph (:mod:`monai_bac.ops.annotation_graph`); this module
-cuts and decides the pieces and cleans up after them.
+kept with it. The correction therefore decides per *piece* (steps 1-2 read the annotation as a
+graph, :mod:`monai_bac.ops.annotation_graph`; this module cuts and decides the pieces and cleans up
+after them):
 
 1. **Skeleton.** The annotation's one-pixel skeleton (Guo-Hall, :func:`~monai_bac.ops.skeleton.thin_mask`,
    the skeleton of every length in this project) is read as a graph of 8-connected pixels
