@@ -626,32 +626,22 @@ def _replace_section(md: Path, text: str) -> None:
     md.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
 
 
+def _sets_help() -> str:
+    """Each set of :data:`SETS_LIKE_MAIN` with its cases' seeds, for ``generate --help``."""
+    per_repeat = len(VENDORS) * len(VIEWS)
+    return "; ".join(f"{name}: seeds {seed0}-{seed0 + per_repeat * repeat - 1}"
+                     for name, (repeat, seed0, _, _) in SETS_LIKE_MAIN.items())
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("generate", help="write the phantoms (DICOM + truth)")
     g.add_argument("--set", choices=[*SETS_LIKE_MAIN, "ablation"],
                    required=True,
-                   help="calibration: 48 cases made like main on seeds 7000-7047, for tuning (never main's); "
-                        "confirm: 48 more cases like main, seeds 9000-9047 (held out until a509eff); "
-                        "verdict: 48 more held-out cases like main, seeds 11000-11047 (used at 55cd2c0); "
-                        "final: 48 more held-out cases like main, seeds 13000-13047 (used at 5d13115); "
-                        "holdout: 48 more held-out cases like main, seeds 15000-15047 (used at 8e08cbf); "
-                        "fresh: 48 more held-out cases like main, seeds 17000-17047 (used at c50ec78); "
-                        "novel: 48 more held-out cases like main, seeds 19000-19047 (generated for DensityMap's "
-                        "homogeneous SPR reference); sealed: seeds 23000-23047; blind: seeds 25000-25047; "
-                        "sentinel: seeds 27000-27047 (the eleventh session's verdict); "
-                        "witness: seeds 29000-29047 (the fourteenth session's verdict); "
-                        "assay: seeds 31000-31047 (the fifteenth's); census: 192 cases, seeds 33000-33191 "
-                        "(the sixteenth's); tally and ledger: 192 each, seeds 34000-34191 and "
-                        "35000-35191 (the seventeenth's); roster: 192, seeds 36000-36191 (the eighteenth's); "
-                        "docket and slate: 192 each, seeds 37000-37191 and 38000-38191 (the nineteenth's); "
-                        "quorum: 192, seeds 39000-39191 (the twentieth's); tenure, charter and covenant: "
-                        "192 each, seeds 40000-40191, 41000-41191 and 42000-42191 (the twenty-first's); "
-                        "accord and pledge: 192 each, seeds 43000-43191 and 44000-44191 (the twenty-second's); "
-                        "treaty: 192, seeds 46000-46191 (the twenty-third's, the first on the phantom "
-                        "with the homogeneous scatter amplitude); mandate: 192, seeds 47000-47191 (the "
-                        "twenty-fourth's, a second reading of that tree); brief and decree: 192 each, seeds 50000-50191 and 51000-51191 (the twenty-fifth's); writ, edict and canon: 192 each, seeds 52000-52191, 53000-53191 and 54000-54191 (the twenty-sixth's); gauge: 192, seeds 55000-55191 (the twenty-seventh's); a new held-out set: 48000-48999 or 56000+; 49000-49199 served diagnoses")
+                   help="a set made like main on its own seeds (" + _sets_help() + "), or the ablation; "
+                        "what each was made and read for: this module's docstring and docs/validation/README.md; "
+                        "a new held-out set takes unused seeds (48000-48999, or beyond the last set's)")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)
