@@ -258,8 +258,8 @@ def background_opening(
 ) -> np.ndarray:
     """Background tissue h_bkg of Eq. (5): a grey opening with a flat ``opening_mm`` square.
 
-    The opening (erosion then dilation, each a separable running min/max, so its cost does not
-    grow with the footprint) removes every bright structure narrower than the footprint - a
+    The opening (erosion then dilation, each a separable running min/max whose cost grows with
+    the logarithm of the footprint's side) removes every bright structure narrower than the footprint - a
     calcified vessel is at most ~2 mm wide, hence the 3 mm default - and keeps the broader
     tissue. A square of side s does not fit inside a band narrower than s in any orientation.
 
