@@ -11,7 +11,7 @@ the rendition a radiologist expects beside it, in the same study:
 - a Digital Mammography X-Ray Image IOD **For Presentation** (SOP class 1.2.840.10008.5.1.4.1.1.1.2),
   MONOCHROME2, PixelIntensityRelationship LOG with sign -1 (higher values, less X-rays), a VOI window
   (WindowCenter / WindowWidth) over the breast's values, written by the same conformant writer as
-  the phantom's raw images (:func:`monai_bac.data.dicom_io.write_mammogram_dicom`);
+  the phantom's raw images (:func:`monai_bac.data.dicom_write.write_mammogram_dicom`);
 - the raw image's patient, study and equipment; a new SeriesInstanceUID and SOPInstanceUID; the
   raw image referenced in the Source Image Sequence (purpose: source image for image processing
   operation, DCM 121322) and ImageType DERIVED;
@@ -86,12 +86,12 @@ def _source_reference(header):
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence as Seq
 
-    from monai_bac.data.dicom_io import _code
+    from monai_bac.data.dicom_tags import code_item
 
     item = Dataset()
     item.ReferencedSOPClassUID = header.SOPClassUID
     item.ReferencedSOPInstanceUID = header.SOPInstanceUID
-    item.PurposeOfReferenceCodeSequence = Seq([_code(*_SOURCE_PURPOSE)])
+    item.PurposeOfReferenceCodeSequence = Seq([code_item(*_SOURCE_PURPOSE)])
     return Seq([item])
 
 
@@ -145,7 +145,8 @@ def write_presentation(raw_path: str | os.PathLike, out_path: str | os.PathLike,
     import pydicom
     from pydicom.valuerep import format_number_as_ds
 
-    from monai_bac.data.dicom_io import read_dicom_mammogram, write_mammogram_dicom
+    from monai_bac.data.dicom_read import read_dicom_mammogram
+    from monai_bac.data.dicom_write import write_mammogram_dicom
     from monai_bac.ops.breast_region import breast_region_map
     from monai_bac.ops.normalize import as_breast_mask
 
@@ -176,9 +177,9 @@ def write_presentation(raw_path: str | os.PathLike, out_path: str | os.PathLike,
         VOILUTFunction="LINEAR",
     )
     if plane:
-        from monai_bac.data.dicom_io import _ORIENTATION
+        from monai_bac.data.dicom_tags import PATIENT_ORIENTATION
 
-        orientation = header.get("PatientOrientation") or _ORIENTATION.get((meta["view"], meta["laterality"]))
+        orientation = header.get("PatientOrientation") or PATIENT_ORIENTATION.get((meta["view"], meta["laterality"]))
         extra.update(_nominal_plane(orientation))
     return write_mammogram_dicom(
         out_path, stored, spacing_mm=meta["spacing_mm"], kvp=meta["kvp"], thickness_mm=meta["thickness_mm"],

@@ -46,7 +46,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.encaps import encapsulate
 from pydicom.tag import Tag
 
-from monai_bac.data import MammogramReadError, dicom_io, load_mammogram, write_mammogram_dicom
+from monai_bac.data import MammogramReadError, dicom_write, load_mammogram, write_mammogram_dicom
 from monai_bac.phantom import make_phantom
 from monai_bac.units import MAX_SPACING_MM, MIN_SPACING_MM
 
@@ -104,7 +104,7 @@ def _ds(seed: Seed) -> pydicom.Dataset:
 def _dump(ds: pydicom.Dataset, little: bool = True, implicit: bool = False) -> bytes:
     """The data set as a Part-10 file in the given encoding, written as it is (no validation)."""
     out = io.BytesIO()
-    dicom_io._save(ds, out, as_is=True, little_endian=little, implicit_vr=implicit)
+    dicom_write.save_dataset(ds, out, as_is=True, little_endian=little, implicit_vr=implicit)
     return out.getvalue()
 
 
@@ -500,15 +500,15 @@ def test_dicom_fuzz(seeds: list[Seed], tmp_path: Path) -> None:
 def test_fuzzer_catches_a_lax_loader(seeds: list[Seed], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The oracle is not vacuous: a loader without the geometry check, one that drops the intercept,
     one that opens a FIFO and one that fails with a bare exception are all reported."""
-    from monai_bac.data import dicom_io, loader
+    from monai_bac.data import dicom_read, loader
 
     def unchecked_layout(ds, path, syntax, modality, min_size_px):
         return int(ds.Rows), int(ds.Columns), int(ds.BitsAllocated), int(ds.BitsStored), 0
 
-    monkeypatch.setattr(dicom_io, "_pixel_layout", unchecked_layout)
-    monkeypatch.setattr(dicom_io, "_rescale", lambda ds, path, bits: (float(ds.RescaleSlope), 0.0))
+    monkeypatch.setattr(dicom_read, "_pixel_layout", unchecked_layout)
+    monkeypatch.setattr(dicom_read, "_rescale", lambda ds, path, bits: (float(ds.RescaleSlope), 0.0))
     monkeypatch.setattr(loader, "require_regular_file", Path)  # opens anything
-    monkeypatch.setattr(dicom_io, "require_regular_file", Path)
+    monkeypatch.setattr(dicom_read, "require_regular_file", Path)
     s = seeds[0]
     h, w = s.stored.shape
     mutants = [Mutant("geom-rows-1", s, "refuse", _edit(s, Rows=h - 1)),
@@ -520,6 +520,6 @@ def test_fuzzer_catches_a_lax_loader(seeds: list[Seed], tmp_path: Path, monkeypa
     assert {k: len(v) for k, v in outcomes.items()} == {"silently-wrong": 3, "hang": 1}, dict(outcomes)
     assert "does not match the PixelData length" in outcomes["silently-wrong"][0]
     assert "pixels differ" in outcomes["silently-wrong"][2]
-    monkeypatch.setattr(dicom_io, "_rescale", lambda ds, path, bits: 1 / 0)
+    monkeypatch.setattr(dicom_read, "_rescale", lambda ds, path, bits: 1 / 0)
     outcomes = _fuzz(mutants[2:3], tmp_path / "crash")
     assert list(outcomes) == ["unclear"] and "unexpected failure" in outcomes["unclear"][0]

@@ -22,7 +22,7 @@ from monai_bac.data import (
     MammogramReadError,
     MissingTagWarning,
     ProcessedImageWarning,
-    dicom_io,
+    dicom_write,
     image_io,
     load_label,
     load_mammogram,
@@ -32,7 +32,8 @@ from monai_bac.data import (
     save_mask_nifti,
     write_mammogram_dicom,
 )
-from monai_bac.data.dicom_io import MG_FOR_PRESENTATION_SOP_CLASS, MG_FOR_PROCESSING_SOP_CLASS, _normalise_view
+from monai_bac.data.dicom_read import _normalise_view
+from monai_bac.data.dicom_tags import MG_FOR_PRESENTATION_SOP_CLASS, MG_FOR_PROCESSING_SOP_CLASS
 from monai_bac.utils import atomic_write_path, ensure_new_file
 
 # itk's SWIG bindings warn about their own types on import; nothing to do with this code
@@ -69,7 +70,7 @@ def _edit(src: Path, dst: Path, **changes) -> Path:
             delattr(ds, keyword)
         else:
             setattr(ds, keyword, value)
-    dicom_io._save(ds, dst)  # Part-10 writing call for the installed pydicom (2.x or 3.x)
+    dicom_write.save_dataset(ds, dst)  # Part-10 writing call for the installed pydicom (2.x or 3.x)
     return dst
 
 
@@ -392,7 +393,7 @@ def test_big_endian_loads_the_same_values(dcm: Path, tmp_path: Path) -> None:
         ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRBigEndian
         if swap:
             ds.PixelData = stored.astype(">u2").tobytes()
-        dicom_io._save(ds, tmp_path / name, as_is=True, little_endian=False)
+        dicom_write.save_dataset(ds, tmp_path / name, as_is=True, little_endian=False)
     np.testing.assert_array_equal(load_mammogram(tmp_path / "be.dcm")[0].numpy(), stored.astype(np.float32))
     with pytest.raises(MammogramReadError, match=r"be_unswapped\.dcm: stored values span .* wrong byte order"):
         load_mammogram(tmp_path / "be_unswapped.dcm")
@@ -423,7 +424,7 @@ def test_compressed_undecodable(dcm: Path, tmp_path: Path) -> None:
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
     path = tmp_path / "j2k.dcm"
-    dicom_io._save(ds, path)
+    dicom_write.save_dataset(ds, path)
     with pytest.raises(
         MammogramReadError,
         match=r"j2k\.dcm: PixelData \(7FE0,0010\) in TransferSyntaxUID \(0002,0010\) 1\.2\.840\.10008\.1\.2\.4\.90 "
@@ -621,7 +622,7 @@ def test_failed_writes_leave_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(image_io.nib, "save", _fail_after_partial_write(1))
     with pytest.raises(OSError, match="disk full"):
         save_mask_nifti(tmp_path / "m.nii.gz", _l_mask(), SPACING)
-    monkeypatch.setattr(dicom_io, "_save", _fail_after_partial_write(1))
+    monkeypatch.setattr(dicom_write, "save_dataset", _fail_after_partial_write(1))
     with pytest.raises(OSError, match="disk full"):
         _write(tmp_path / "x.dcm")
     assert os.listdir(tmp_path) == []  # neither the file nor a temporary file

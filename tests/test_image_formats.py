@@ -18,7 +18,7 @@ import tifffile
 from pydicom.encaps import encapsulate
 from PIL import Image
 
-from monai_bac.data import dicom_io, load_mammogram, write_mammogram_dicom
+from monai_bac.data import MammogramReadError, dicom_write, load_mammogram, write_mammogram_dicom
 from monai_bac.phantom import make_phantom
 
 # itk's SWIG bindings warn about their own types on import; nothing to do with this code
@@ -97,7 +97,7 @@ def _compressed_copy(src: Path, dst: Path, uid: str, frame: bytes) -> Path:
     ds.PixelData = encapsulate([bytes(frame)])
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
-    dicom_io._save(ds, dst)  # Part-10 writing call for the installed pydicom (2.x or 3.x)
+    dicom_write.save_dataset(ds, dst)  # Part-10 writing call for the installed pydicom (2.x or 3.x)
     return dst
 
 
@@ -132,7 +132,7 @@ def test_rle_dicom_loads_identically(original, tmp_path: Path) -> None:
     uid = ds.SOPInstanceUID
     ds.compress(pydicom.uid.RLELossless)  # pydicom's own encoder (pydicom 3's also makes a new SOPInstanceUID)
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid
-    dicom_io._save(ds, tmp_path / "rle.dcm")
+    dicom_write.save_dataset(ds, tmp_path / "rle.dcm")
     _assert_identical(tmp_path / "rle.dcm", path)
 
 
@@ -141,5 +141,5 @@ def test_compressed_dicom_with_wrong_geometry_is_refused(original, tmp_path: Pat
     path, p = original
     uid, encode = _encoders(p.meta["bits_stored"])["jpeg2000-lossless"]
     dst = _compressed_copy(path, tmp_path / "cropped.dcm", uid, encode(np.ascontiguousarray(p.raw[:-10])))
-    with pytest.raises(dicom_io.MammogramReadError, match=r"cropped\.dcm: decoded PixelData \(7FE0,0010\) has shape"):
+    with pytest.raises(MammogramReadError, match=r"cropped\.dcm: decoded PixelData \(7FE0,0010\) has shape"):
         load_mammogram(dst)

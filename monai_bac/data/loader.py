@@ -1,7 +1,7 @@
 """Load mammograms and BAC labels as MONAI MetaTensors, and the matching MONAI transforms.
 
 Images come back as float32 ``(1, H, W)`` :class:`monai.data.MetaTensor` holding the raw values
-as read (see :mod:`monai_bac.data.dicom_io`; never rescaled here), labels as uint8 ``(1, H, W)``
+as read (see :mod:`monai_bac.data.dicom_read`; never rescaled here), labels as uint8 ``(1, H, W)``
 with values 0/1. Pixel data stays as stored (no flips), and the meta dict carries:
 
 - the acquisition keys of docs/ARCHITECTURE.md (``spacing_mm`` (row, col), ``kvp``, ``thickness_mm``,
@@ -36,7 +36,7 @@ from monai.transforms.transform import MapTransform, Transform
 from monai.utils import ensure_tuple
 from monai.utils.enums import MetaKeys, SpaceKeys
 
-from monai_bac.data.dicom_io import MIN_SIDE_PX, is_dicom_file, read_dicom_mammogram
+from monai_bac.data.dicom_read import MIN_SIDE_PX, is_dicom_file, read_dicom_mammogram
 from monai_bac.data.errors import MammogramReadError, require_regular_file
 from monai_bac.data.image_io import NIFTI_SUFFIXES, PNG_SUFFIXES, TIFF_SUFFIXES, load_nifti_2d, load_png_or_tiff
 from monai_bac.units import SpacingError, as_spacing
@@ -189,7 +189,7 @@ def load_mammogram(
             warning. Other formats do not say whether they are raw (``meta["is_raw"]`` is None).
         allow_non_mg: DICOM only: accept a Modality other than MG.
         min_size_px: smallest accepted height and width in pixels (default
-            :data:`~monai_bac.data.dicom_io.MIN_SIDE_PX`: a mammogram is hundreds of pixels a side).
+            :data:`~monai_bac.data.dicom_read.MIN_SIDE_PX`: a mammogram is hundreds of pixels a side).
 
     Returns:
         MetaTensor with the meta keys of :data:`IMAGE_META_KEYS` and MONAI's geometry keys.
@@ -198,7 +198,7 @@ def load_mammogram(
         FileNotFoundError: no such file.
         MammogramReadError: unreadable, unsupported or non-regular file; missing or implausible
             spacing; an image smaller than ``min_size_px``, blank, or with NaN/inf values; see
-            :func:`~monai_bac.data.dicom_io.read_dicom_mammogram` for DICOM.
+            :func:`~monai_bac.data.dicom_read.read_dicom_mammogram` for DICOM.
     """
     path = require_regular_file(path)
     spacing_mm = _check_spacing(spacing_mm, path)

@@ -64,9 +64,9 @@ class Phantom:
 
     def write_dicom(self, path, **tags) -> None:
         """Write ``raw`` as a "FOR PROCESSING" DICOM MG with this phantom's acquisition tags
-        (:func:`monai_bac.data.dicom_io.write_mammogram_dicom`; ``tags`` such as ``patient_id``
+        (:func:`monai_bac.data.dicom_write.write_mammogram_dicom`; ``tags`` such as ``patient_id``
         are passed on)."""
-        from monai_bac.data.dicom_io import write_mammogram_dicom
+        from monai_bac.data.dicom_write import write_mammogram_dicom
 
         m = self.meta
         write_mammogram_dicom(path, self.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
