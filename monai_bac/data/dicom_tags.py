@@ -1,6 +1,5 @@
 """What reading and writing DICOM mammograms share: the MG SOP classes, the enumerated values both
-sides check, the view codes and PatientOrientation vendors write, a tag's name in messages, and the
-check of a pixel spacing pair.
+sides check, the view codes and PatientOrientation vendors write, and a tag's name in messages.
 
 The reader is :mod:`monai_bac.data.dicom_read`, the writer :mod:`monai_bac.data.dicom_write`
 (:mod:`monai_bac.data.dicom_io` gathers both).
@@ -8,14 +7,9 @@ The reader is :mod:`monai_bac.data.dicom_read`, the writer :mod:`monai_bac.data.
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import pydicom
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
-
-from monai_bac.data.errors import MammogramReadError
 
 __all__ = [
     "MG_FOR_PRESENTATION_SOP_CLASS",
@@ -28,7 +22,6 @@ __all__ = [
     "code_item",
     "tag_label",
     "tag_name",
-    "validate_spacing",
 ]
 
 MG_FOR_PROCESSING_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1.2.1"
@@ -65,14 +58,3 @@ def code_item(value: str, scheme: str, meaning: str) -> Dataset:
     item = Dataset()
     item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
     return item
-
-
-def validate_spacing(spacing: Any, where: str, error: type[Exception] = MammogramReadError) -> tuple[float, float]:
-    """Two positive finite numbers (row_mm, col_mm), else ``error`` (the writer's check, no range)."""
-    try:
-        values = tuple(float(s) for s in spacing)
-    except (TypeError, ValueError):
-        values = ()
-    if len(values) != 2 or not all(math.isfinite(v) and v > 0 for v in values):
-        raise error(f"{where} must be two positive numbers (row_mm, col_mm), got {spacing!r}")
-    return values  # type: ignore[return-value]

@@ -8,6 +8,7 @@ pydicom 2.4 (the version the MONAI Label world pins) and pydicom 3.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,7 +30,6 @@ from monai_bac.data.dicom_tags import (
     PYDICOM_MAJOR,
     VIEW_CODES,
     code_item,
-    validate_spacing,
 )
 from monai_bac.utils import atomic_write_path
 
@@ -58,6 +58,18 @@ def _check_pixels(pixels: Any, bits_stored: int) -> np.ndarray:
             f"[0, {2 ** int(bits_stored) - 1}] of BitsStored={bits_stored}."
         )
     return np.ascontiguousarray(arr, dtype="<u2")
+
+
+def _check_spacing(spacing: Any) -> tuple[float, float]:
+    """Two positive finite numbers (row_mm, col_mm), else ValueError (no plausibility range: the
+    reader checks that)."""
+    try:
+        values = tuple(float(s) for s in spacing)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 2 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"spacing_mm must be two positive numbers (row_mm, col_mm), got {spacing!r}")
+    return values  # type: ignore[return-value]
 
 
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> str:
@@ -195,7 +207,7 @@ def write_mammogram_dicom(
     presentation = _check_choice("presentation", presentation, PRESENTATIONS)
     photometric = _check_choice("photometric", photometric, PHOTOMETRICS)
     pixels = _check_pixels(pixels, bits_stored)
-    spacing = validate_spacing(spacing_mm, "spacing_mm", ValueError)
+    spacing = _check_spacing(spacing_mm)
     raw = presentation == "FOR PROCESSING"
     sop_class = MG_FOR_PROCESSING_SOP_CLASS if raw else MG_FOR_PRESENTATION_SOP_CLASS
     sop_uid = sop_uid or generate_uid()
