@@ -65,10 +65,10 @@ from monai_bac.data.dicom_tags import (
 )
 from monai_bac.data.errors import MammogramReadError, MissingTagWarning, ProcessedImageWarning, require_regular_file
 from monai_bac.units import SpacingError, as_spacing
+from monai_bac.utils import PathLike
 
 __all__ = ["MAX_PIXEL_ASPECT", "MIN_SIDE_PX", "RESCALE_SLOPE_RANGE", "is_dicom_file", "read_dicom_mammogram"]
 
-PathLike = str | os.PathLike
 
 # SOP classes whose name fixes the presentation intent (MG, DX, intra-oral DX)
 _FOR_PROCESSING_SOP_CLASSES = {

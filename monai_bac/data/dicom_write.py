@@ -9,7 +9,6 @@ pydicom 2.4 (the version the MONAI Label world pins) and pydicom 3.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,11 +30,10 @@ from monai_bac.data.dicom_tags import (
     VIEW_CODES,
     code_item,
 )
-from monai_bac.utils import atomic_write_path
+from monai_bac.utils import PathLike, atomic_write_path
 
 __all__ = ["save_dataset", "write_mammogram_dicom"]
 
-PathLike = str | os.PathLike
 
 
 def _ds_str(value: float) -> str:

@@ -21,7 +21,6 @@ mask must cover the same pixel grid as its image (checked by shape in the loader
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,11 +31,10 @@ import numpy as np
 from nibabel.orientations import apply_orientation, io_orientation, ornt2axcodes, ornt_transform
 
 from monai_bac.data.errors import MammogramReadError, require_regular_file
-from monai_bac.utils import atomic_write_path
+from monai_bac.utils import PathLike, atomic_write_path
 
 __all__ = ["load_nifti_2d", "load_png_or_tiff", "nifti_affine", "save_image_nifti", "save_mask_nifti"]
 
-PathLike = str | os.PathLike
 
 # voxel axis 0 (column index i) towards L, axis 1 (row index j) towards P
 _TARGET_ORNT = np.array([[0, -1], [1, -1]], dtype=float)

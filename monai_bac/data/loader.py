@@ -22,7 +22,6 @@ by :mod:`monai_bac.data.image_io` (there with the axes in (col, row) order).
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
@@ -40,6 +39,7 @@ from monai_bac.data.dicom_read import MIN_SIDE_PX, is_dicom_file, read_dicom_mam
 from monai_bac.data.errors import MammogramReadError, require_regular_file
 from monai_bac.data.image_io import NIFTI_SUFFIXES, PNG_SUFFIXES, TIFF_SUFFIXES, load_nifti_2d, load_png_or_tiff
 from monai_bac.units import SpacingError, as_spacing
+from monai_bac.utils import PathLike
 
 __all__ = [
     "IMAGE_META_KEYS",
@@ -52,7 +52,6 @@ __all__ = [
     "mammogram_affine",
 ]
 
-PathLike = str | os.PathLike
 
 #: acquisition keys every loaded image's meta has (None where the source does not say)
 IMAGE_META_KEYS = (

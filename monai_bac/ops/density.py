@@ -297,13 +297,13 @@ def _opening_by_rectangle(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     with its edge values (:func:`_window_extreme`)."""
     pad = [(s // 2, s - 1 - s // 2) for s in size]  # scipy's window for an even side too
     eroded = _window_extreme(np.pad(a, pad, mode="edge"), size, np.minimum)
-    return _window_extreme(np.pad(eroded, pad, mode="edge"), size, np.maximum)
+    return np.ascontiguousarray(_window_extreme(np.pad(eroded, pad, mode="edge"), size, np.maximum))
 
 
 def _window_extreme(padded: np.ndarray, size: tuple[int, int], extreme) -> np.ndarray:
     """``extreme`` (``np.minimum`` or ``np.maximum``) over every ``size`` window of a 2D array:
     out[i, j] = extreme of ``padded[i : i + size[0], j : j + size[1]]``, shape ``padded.shape -
-    size + 1``. ``padded`` is used as scratch space.
+    size + 1``, a view into scratch space (``padded`` is overwritten).
 
     By doubling, along one axis at a time: after ``m`` passes each element holds the extreme of
     the next ``2^m`` elements, so a 31-pixel window takes 5 whole-array passes (1, 2, 4, 8, 16,
@@ -325,7 +325,7 @@ def _window_extreme(padded: np.ndarray, size: tuple[int, int], extreme) -> np.nd
                 extreme(cur[:n], cur[step:step + n], out=spare[:n])
             cur, spare = spare, cur
             span += step
-    return np.ascontiguousarray(cur[: rows - size[0] + 1, : cols - size[1] + 1])
+    return cur[: rows - size[0] + 1, : cols - size[1] + 1]
 
 
 def calcification_thickness(
