@@ -119,8 +119,9 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
 7. **Full resolution.** Codes are upsampled by nearest neighbour; along the skin line every
    full-resolution pixel is re-thresholded, so the outline is exact to the input's pixel.
 
-The fall-off model and its fit live in :mod:`monai_bac.ops.periphery_fit`, the muscle search in
-:mod:`monai_bac.ops.pectoral`; this module is the driver.
+The fall-off model and its fit live in :mod:`monai_bac.ops.periphery_fit`, the windows of step 6
+in :mod:`monai_bac.ops.periphery_windows`, the muscle search in :mod:`monai_bac.ops.pectoral`; this
+module is the driver.
 Every length a user can set is in mm; pixel counts are derived from ``spacing_mm`` (row, col).
 """
 
@@ -139,6 +140,7 @@ from skimage.segmentation import watershed
 
 from monai_bac.ops.pectoral import PectoralEdge, find_pectoral, find_pectoral_curve, pectoral_mask
 from monai_bac.ops.periphery_fit import EDGE_SHAPES, EdgeFit, edge_profile, periphery_width
+from monai_bac.ops.periphery_windows import PeripheryWindows, WindowRules, skin_point_angle, window_centres
 from monai_bac.ops.primary import estimate_scatter
 from monai_bac.ops.resample import block_factors, block_mean
 from monai_bac.units import as_spacing
@@ -154,7 +156,7 @@ __all__ = [
     "analyse_breast_region",
     "breast_mask",
     "chest_wall_side",
-    # defined in monai_bac.ops.pectoral and monai_bac.ops.periphery_fit, importable from here as before
+    # defined in monai_bac.ops.pectoral, .periphery_fit and .periphery_windows, importable from here as before
     "find_pectoral",
     "find_pectoral_curve",
     "periphery_width",
@@ -196,24 +198,6 @@ class BreastRegionResult:
 
 
 # ----------------------------------------------------------------------------- small helpers
-def skin_point_angle(mask: np.ndarray, skin_index: np.ndarray, spacing_mm) -> np.ndarray:
-    """Angle (rad) of each pixel's nearest skin point round the chest-wall midpoint, in the
-    canonical frame (chest wall at column 0): -pi/2 at the top of the chest wall, 0 towards the
-    nipple, pi/2 at the bottom. ``skin_index`` is the (2, H, W) index of the nearest background
-    pixel (``ndimage.distance_transform_edt(mask, return_indices=True)``); step 6 of the module
-    docstring groups the pixels into windows by this angle."""
-    sr, sc = as_spacing(spacing_mm)
-    rows_cw = np.nonzero(mask[:, 0])[0]
-    y0 = (0.5 * (rows_cw[0] + rows_cw[-1]) if rows_cw.size else np.nonzero(mask)[0].mean()) * sr
-    return np.arctan2(skin_index[0] * sr - y0, np.maximum(skin_index[1] * sc, 1e-3))
-
-
-def window_centres(n_windows: int) -> np.ndarray:
-    """Angles (rad, as :func:`skin_point_angle`) of the centres of ``n_windows`` sector windows
-    spread evenly from the top of the chest wall to the bottom."""
-    return -np.pi / 2 + (np.arange(n_windows) + 0.5) * np.pi / n_windows
-
-
 def _edge_band(mask: np.ndarray) -> np.ndarray:
     """Pixels within one 4-neighbour step of the mask's edge: its cross dilation minus its cross
     erosion (``scipy.ndimage.binary_dilation`` & ~``binary_erosion``, zero outside), by array shifts."""
@@ -555,33 +539,21 @@ def analyse_breast_region(
         raise ValueError(f"min_plateau_mm must be >= 0 (mm), got {min_plateau_mm}")
     h, w = img.shape
     fr, fc = block_factors((sr, sc), work_spacing_mm)
-    csr, csc = sr * fr, sc * fc
-    out = np.zeros((h, w), np.uint8)
-    empty = BreastRegionResult(out, False, work_spacing_mm=(csr, csc))
+    spacing = (sr * fr, sc * fc)  # of the working grid
+    empty = BreastRegionResult(np.zeros((h, w), np.uint8), False, work_spacing_mm=spacing)
 
     coarse = block_mean(img, fr, fc)
     if not np.all(np.isfinite(coarse)):  # NaN / inf pixels count as direct exposure
         finite = coarse[np.isfinite(coarse)]
         top = float(finite.max()) if finite.size else 0.0
         np.nan_to_num(coarse, copy=False, nan=top, posinf=top, neginf=0.0)
-    lg = np.log(np.maximum(coarse, 0.0) + 1.0)
-    mask, thr, air, tissue = breast_mask(lg, (csr, csc), skin_fraction, min_breast_area_mm2, refine=not flat_field)
-    if not mask.any():
+    outline = _outline(np.log(np.maximum(coarse, 0.0) + 1.0), spacing, skin_fraction, min_breast_area_mm2,
+                       flat_field, flat_field_reach_mm)
+    if outline is None:
         return empty
-    field = None
-    if flat_field:
-        # the skin threshold is a level of ln P: a heel effect across the field must be gone
-        # before it is drawn, so the plane is fitted to the air near the first outline and the
-        # outline drawn again on the flattened image
-        dout = ndimage.distance_transform_cdt(~mask, metric="chessboard").astype(np.float32) * min(csr, csc)
-        field = _field_plane(lg, (dout > 2.0) & (dout < flat_field_reach_mm), (csr, csc))
-        if field is not None:
-            lg = (lg - field).astype(np.float32)
-        mask, thr, air, tissue = breast_mask(lg, (csr, csc), skin_fraction, min_breast_area_mm2)
-        if not mask.any():
-            return empty
-    side = chest_wall_side(mask, (csr, csc))
-    k = max(1, int(round(3.0 / csc)))
+    lg, mask, thr, air, field = outline
+    side = chest_wall_side(mask, spacing)
+    k = max(1, int(round(3.0 / spacing[1])))
     if min(mask[:, :k].mean(), mask[:, -k:].mean()) > 0.25:
         warnings.warn(
             "breast_region: the low-valued region touches both the left and the right image edge; the input "
@@ -590,152 +562,58 @@ def analyse_breast_region(
             stacklevel=2,
         )
     flip = side == "right"
-    if flip:
+    if flip:  # step 3: the canonical frame, chest wall on the left
         lg, mask = lg[:, ::-1].copy(), mask[:, ::-1].copy()
 
-    dist, inds = ndimage.distance_transform_edt(mask, sampling=(csr, csc), return_indices=True)
+    dist, inds = ndimage.distance_transform_edt(mask, sampling=spacing, return_indices=True)
     if scatter and thickness_mm is not None and float(thickness_mm) > 0:  # in the canonical frame: mirror-exact
         lg = _without_scatter(coarse[:, ::-1] if flip else coarse, lg, mask,
-                              None if field is None else (field[:, ::-1] if flip else field), dist, (csr, csc),
+                              None if field is None else (field[:, ::-1] if flip else field), dist, spacing,
                               float(thickness_mm))
     # distance outside the breast (chessboard metric: only used to pick air pixels)
-    dout = ndimage.distance_transform_cdt(~mask, metric="chessboard").astype(np.float32) * min(csr, csc)
+    dout = ndimage.distance_transform_cdt(~mask, metric="chessboard").astype(np.float32) * min(spacing)
     # local air level: the direct exposure within a few mm of the skin line
     near = (dout > 1.0) & (dout < 15.0)
     air_local = float(np.median(lg[near])) if near.sum() > 20 else air
 
-    # --- periphery width of the whole breast (the muscle only lowers the envelope, like dense
+    # --- step 4: periphery width of the whole breast (the muscle only lowers the envelope, like dense
     # tissue); it flattens the thickness fall-off for the pectoral search
-    bin_mm = max(csr, csc)
-    fit = periphery_width(dist[mask], lg[mask], air_local, shapes=edge_shapes, bin_mm=bin_mm,
-                          envelope_percentile=envelope_percentile)
+    fit_kw = dict(shapes=edge_shapes, bin_mm=max(spacing), envelope_percentile=envelope_percentile)
+    fit = periphery_width(dist[mask], lg[mask], air_local, **fit_kw)
 
-    # --- pectoral muscle, searched on the thickness-equalised image
+    # --- step 5: pectoral muscle, searched on the thickness-equalised image
     view_u = str(view).upper().strip() if view is not None else ""
     is_mlo = "MLO" in view_u or view_u in ("ML", "LM", "LMO")
     is_cc = not is_mlo and "CC" in view_u
     search = pectoral if pectoral is not None else not is_cc
     pect_edge, pect = None, np.zeros(mask.shape, bool)
     if search:
-        lg_eq = lg
-        if np.isfinite(fit.width_mm) and fit.width_mm > 0:
-            fall_off = fit.amplitude * (1.0 - edge_profile(dist / fit.width_mm, fit.a, fit.b))
-            lg_eq = np.where(mask, lg - fall_off, lg).astype(np.float32)
-        strict = not is_mlo and not pectoral
-        pect_edge = find_pectoral(lg_eq, mask, dist, (csr, csc), strict=strict)
-        if pect_edge is None and not strict:  # dense tissue beside the muscle denser than the muscle
-            pect_edge = find_pectoral(lg_eq, mask, dist, (csr, csc), polarity="either")
-        if pect_edge is None:  # a curved or low-contrast edge the Hough line misses
-            pect_edge = find_pectoral_curve(lg_eq, mask, dist, (csr, csc), strict=strict,
-                                            periphery_mm=0.8 * fit.width_mm if np.isfinite(fit.width_mm) else 0.0)
+        pect_edge = _find_muscle(lg, mask, dist, spacing, fit, strict=not is_mlo and not pectoral)
         if pect_edge is not None:
-            pect = pectoral_mask(pect_edge, mask, (csr, csc))
+            pect = pectoral_mask(pect_edge, mask, spacing)
 
-    # --- periphery width without the muscle: global, then per angular sector of the nearest skin point
+    # --- step 6: periphery width without the muscle: global, then per angular window of the nearest skin point
     tissue_px = mask & ~pect
-    d_t, v_t = dist[tissue_px], lg[tissue_px]  # the breast without the muscle, for every fit below
+    d_t, v_t = dist[tissue_px], lg[tissue_px]
     if pect.any():
-        fit = periphery_width(d_t, v_t, air_local, shapes=edge_shapes, bin_mm=bin_mm,
-                              envelope_percentile=envelope_percentile,
-                              width_hint_mm=fit.width_mm if np.isfinite(fit.width_mm) else None)
+        fit = periphery_width(d_t, v_t, air_local, width_hint_mm=fit.width_mm if np.isfinite(fit.width_mm) else None,
+                              **fit_kw)
     w_glob, amp = (fit.width_mm, fit.amplitude) if np.isfinite(fit.width_mm) else (0.0, float("nan"))
-    n_windows = int(n_sectors) * (int(sector_overlap) if n_sectors > 1 else 1)
-    sector_w = np.full(n_windows, w_glob)
+    sector_w = np.full(int(n_sectors) * (int(sector_overlap) if n_sectors > 1 else 1), w_glob)
     windowed = n_sectors > 1 and w_glob > 0
     if windowed:
-        phi = skin_point_angle(mask, inds, (csr, csc))
-        # windows one sector wide, centred every pi / n_windows (overlapping when sector_overlap > 1)
-        centres = window_centres(n_windows)
-        p_t = phi[tissue_px]
-        order = np.argsort(p_t, kind="stable")
-        t_phi, t_dist, t_lg = p_t[order], d_t[order], v_t[order]
-        lo = np.searchsorted(t_phi, centres - 0.5 * np.pi / n_sectors, side="left")
-        hi = np.searchsorted(t_phi, centres + 0.5 * np.pi / n_sectors, side="right")
-
-        def window_distances(widths) -> list:
-            # each window's distances to the skin line; with ``widths`` (a first pass's, at the window
-            # centres) put on the window centre's width: d x w(centre) / w(the pixel's own angle)
-            if widths is None:
-                return [t_dist[lo[k]:hi[k]] for k in range(n_windows)]
-            w_t = np.interp(t_phi, centres, widths)
-            return [t_dist[lo[k]:hi[k]] * (widths[k] / w_t[lo[k]:hi[k]]) for k in range(n_windows)]
-
-        def window_fits(dists: list, w_ref: float) -> list:
-            # each window's own plateau level and edge shape (see the module docstring, step 6); None
-            # where too little of the fall-off (within the global width ``w_ref``) is seen in it
-            fits = [None] * n_windows
-            for k in range(n_windows):
-                if (dists[k] < w_ref).sum() * csr * csc >= min_window_arc_mm * w_ref:
-                    fits[k] = periphery_width(dists[k], t_lg[lo[k]:hi[k]], air_local,
-                                              shapes=edge_shapes,
-                                              bin_mm=bin_mm, step_mm=bin_mm, envelope_percentile=envelope_percentile,
-                                              max_width_mm=sector_bounds[1] * w_ref)
-            return fits
-
-        def window_widths(dists: list, own_fit: list) -> np.ndarray:
-            # the windows' widths: fallbacks, the shape margin, fitted neighbours, median, bounds
-            own = np.full(n_windows, np.nan)  # each window's fitted width; NaN where it cannot be fitted
-            for k in range(n_windows):
-                if own_fit[k] is None:
-                    continue
-                d_k, v_k, fk = dists[k], t_lg[lo[k]:hi[k]], own_fit[k]
-                if not fk.amplitude < amp + deeper_plateau_tolerance:
-                    # a deeper fat plateau (dense tissue under the fat): the global amplitude, every edge
-                    # shape; the shape margin below then weighs it against the global shape as for any
-                    # window on the global plateau (with the global shape forced here, MLO windows beside
-                    # the muscle came out up to 18 mm too wide: docs/TRANSFORMS.md)
-                    fk = periphery_width(d_k, v_k, air_local, amplitude=amp, shapes=edge_shapes,
-                                         bin_mm=bin_mm, envelope_percentile=envelope_percentile,
-                                         max_width_mm=sector_bounds[1] * w_glob)
-                if shape_margin > 0 and abs(fk.amplitude - amp) < plateau_tolerance and (fk.a, fk.b) != (fit.a, fit.b):
-                    # the same plateau: the global shape unless the sector's own fits clearly better. The
-                    # two losses come from envelopes de-trended along each fit's own first pass; comparing
-                    # shapes inside one fit's grid instead (both passes) was tried and lost the ideal
-                    # table 1.9 points (seed 1041 MLO 0.996 -> 0.977)
-                    fg = periphery_width(d_k, v_k, air_local, amplitude=amp, shapes=[(fit.a, fit.b)],
-                                         bin_mm=bin_mm, envelope_percentile=envelope_percentile,
-                                         max_width_mm=sector_bounds[1] * w_glob)
-                    if not fk.loss < (1.0 - shape_margin) * fg.loss:
-                        fk = fg
-                own[k] = fk.width_mm
-            widths = np.full(n_windows, w_glob)
-            fitted = np.isfinite(own)
-            if fitted.any():  # a window with too little fall-off (beside the muscle): its fitted neighbours'
-                idx = np.arange(n_windows)
-                widths = np.interp(idx, idx[fitted], own[fitted])
-            widths = ndimage.median_filter(widths, size=3, mode="nearest")
-            return np.clip(widths, sector_bounds[0] * w_glob, sector_bounds[1] * w_glob)
-
-        dists = window_distances(None)
-        own_fit = window_fits(dists, w_glob)
-        # a window fitted at its width limit, or whose envelope ends less than ``min_plateau_mm`` beyond its
-        # fitted width, has not been seen to reach its plateau: no vote (step 6); neighbouring windows share
-        # pixels, so the plateau must be seen beyond one window's neighbours
-        plateaus = np.sort([f.amplitude for f in own_fit if f is not None and np.isfinite(f.amplitude)
-                            and not f.at_limit and f.reach_mm >= f.width_mm + min_plateau_mm])
-        voter = min(int(sector_overlap), 3)  # the vote needs >= 4 plateaus: index 3 at most
-        if plateaus.size >= 4 and plateaus[voter] < amp - global_plateau_tolerance:
-            # a dense centre dragged the global plateau deep: the breast's fat plateau is the
-            # windows', and the global width is refitted on it - and the windows, whose fall-off
-            # test and width bound read the global width, with it
-            refit = periphery_width(d_t, v_t, air_local, amplitude=float(plateaus[voter]),
-                                    shapes=edge_shapes, bin_mm=bin_mm, envelope_percentile=envelope_percentile)
-            if np.isfinite(refit.width_mm):
-                fit, w_glob, amp = refit, refit.width_mm, refit.amplitude
-                own_fit = window_fits(dists, w_glob)
-        sector_w = window_widths(dists, own_fit)
-        if align_windows:
-            # a window's envelope (a high percentile per distance) follows the widest rim within its
-            # angle; on the first pass's widths every pixel is put on its window centre's width, and
-            # the windows are fitted again (every edge shape: with the first pass's shape only, 17
-            # instead of 13 of 263 thick development images came out under 0.90)
-            dists = window_distances(sector_w)
-            sector_w = window_widths(dists, window_fits(dists, w_glob))
-    # every fitted width, per window or for the whole breast, is drawn wider by the margin (step 6)
+        phi = skin_point_angle(mask, inds, spacing)
+        rules = WindowRules(sector_bounds, plateau_tolerance, shape_margin, deeper_plateau_tolerance,
+                            global_plateau_tolerance, min_window_arc_mm, min_plateau_mm, align_windows)
+        windows = PeripheryWindows(phi[tissue_px], d_t, v_t, n_sectors, sector_overlap, air_local, spacing, fit_kw,
+                                   rules)
+        fit, sector_w = windows.decide(fit, d_t, v_t)
+        w_glob, amp = fit.width_mm, fit.amplitude
+    # every fitted width, per window or for the whole breast, is drawn wider by the margin
     if width_margin is None:
         width_margin = WIDTH_MARGIN["MLO" if is_mlo or (not is_cc and bool(pect.any())) else "CC"]
     sector_w = sector_w * (1.0 + float(width_margin))
-    wpix = (np.interp(phi, centres, sector_w).astype(np.float32) if windowed
+    wpix = (np.interp(phi, windows.centres, sector_w).astype(np.float32) if windowed
             else np.full(mask.shape, sector_w[0], np.float32))
 
     codes = np.zeros(mask.shape, np.uint8)
@@ -744,23 +622,9 @@ def analyse_breast_region(
     codes[pect] = PECTORAL
     if flip:
         codes, mask = codes[:, ::-1], mask[:, ::-1]
-
-    # --- back to full resolution: nearest codes, skin line re-thresholded per pixel
-    out = np.repeat(np.repeat(codes, fr, axis=0)[:h], fc, axis=1)[:, :w] if (fr > 1 or fc > 1) else codes.copy()
     thr_lin = float(np.exp(thr) - 1.0)
-    if fr > 1 or fc > 1:
-        band = _edge_band(mask)
-        bi, bj = np.nonzero(band)
-        own = codes[bi, bj]
-        nb = np.where(own > 0, own, ndimage.maximum_filter(codes, size=3)[bi, bj])
-        rr = np.minimum(bi[:, None, None] * fr + np.arange(fr)[None, :, None], h - 1)
-        cc = np.minimum(bj[:, None, None] * fc + np.arange(fc)[None, None, :], w - 1)
-        rr, cc = np.broadcast_arrays(rr, cc)
-        vals = img[rr, cc]
-        thr_px = thr_lin if field is None else (np.exp(thr + field[bi, bj]) - 1.0)[:, None, None]
-        out[rr, cc] = np.where(vals < thr_px, nb[:, None, None], BACKGROUND).astype(np.uint8)
     return BreastRegionResult(
-        breast_map=np.ascontiguousarray(out),
+        breast_map=_full_resolution(codes, mask, img, (fr, fc), thr, thr_lin, field),
         found=True,
         chest_wall=side,
         periphery_width_mm=float(w_glob),
@@ -770,8 +634,72 @@ def analyse_breast_region(
         air_level=air_local,
         plateau_level=float(air_local - amp) if np.isfinite(amp) else float("nan"),
         skin_threshold=thr_lin,
-        work_spacing_mm=(csr, csc),
+        work_spacing_mm=spacing,
     )
+
+
+def _outline(lg: np.ndarray, spacing_mm, skin_fraction: float, min_breast_area_mm2: float, flat_field: bool,
+             flat_field_reach_mm: float):
+    """Steps 1-2 on the working grid: ``(lg, mask, threshold, air_level, field)`` - ln(P + 1)
+    with the flat-field plane (``field``, or None) removed, the breast mask drawn on it, its skin
+    threshold and air level in ln P - or None when there is no breast."""
+    mask, thr, air, _ = breast_mask(lg, spacing_mm, skin_fraction, min_breast_area_mm2, refine=not flat_field)
+    if not mask.any():
+        return None
+    field = None
+    if flat_field:
+        # the skin threshold is a level of ln P: a heel effect across the field must be gone
+        # before it is drawn, so the plane is fitted to the air near the first outline and the
+        # outline drawn again on the flattened image
+        dout = ndimage.distance_transform_cdt(~mask, metric="chessboard").astype(np.float32) * min(spacing_mm)
+        field = _field_plane(lg, (dout > 2.0) & (dout < flat_field_reach_mm), spacing_mm)
+        if field is not None:
+            lg = (lg - field).astype(np.float32)
+        mask, thr, air, _ = breast_mask(lg, spacing_mm, skin_fraction, min_breast_area_mm2)
+        if not mask.any():
+            return None
+    return lg, mask, thr, air, field
+
+
+def _find_muscle(lg: np.ndarray, mask: np.ndarray, dist: np.ndarray, spacing_mm, fit: EdgeFit,
+                 strict: bool) -> PectoralEdge | None:
+    """Step 5: the pectoral edge, searched on ln P with the fitted fall-off ``fit`` removed (so the
+    bright periphery does not compete): a Hough line of the expected polarity, then (unless
+    ``strict``: view unknown) of either polarity, then a curved edge."""
+    lg_eq = lg
+    if np.isfinite(fit.width_mm) and fit.width_mm > 0:
+        fall_off = fit.amplitude * (1.0 - edge_profile(dist / fit.width_mm, fit.a, fit.b))
+        lg_eq = np.where(mask, lg - fall_off, lg).astype(np.float32)
+    edge = find_pectoral(lg_eq, mask, dist, spacing_mm, strict=strict)
+    if edge is None and not strict:  # dense tissue beside the muscle denser than the muscle
+        edge = find_pectoral(lg_eq, mask, dist, spacing_mm, polarity="either")
+    if edge is None:  # a curved or low-contrast edge the Hough line misses
+        edge = find_pectoral_curve(lg_eq, mask, dist, spacing_mm, strict=strict,
+                                   periphery_mm=0.8 * fit.width_mm if np.isfinite(fit.width_mm) else 0.0)
+    return edge
+
+
+def _full_resolution(codes: np.ndarray, mask: np.ndarray, img: np.ndarray, factors: tuple[int, int], thr: float,
+                     thr_lin: float, field: np.ndarray | None) -> np.ndarray:
+    """Step 7: the working grid's ``codes`` on the input's grid - nearest codes, and along the skin
+    line every full-resolution pixel of ``img`` thresholded again (``thr_lin``; with the flat
+    field, ``exp(thr + field) - 1`` of its block)."""
+    h, w = img.shape
+    fr, fc = factors
+    if fr == 1 and fc == 1:
+        return codes.copy()
+    out = np.repeat(np.repeat(codes, fr, axis=0)[:h], fc, axis=1)[:, :w]
+    band = _edge_band(mask)
+    bi, bj = np.nonzero(band)
+    own = codes[bi, bj]
+    nb = np.where(own > 0, own, ndimage.maximum_filter(codes, size=3)[bi, bj])
+    rr = np.minimum(bi[:, None, None] * fr + np.arange(fr)[None, :, None], h - 1)
+    cc = np.minimum(bj[:, None, None] * fc + np.arange(fc)[None, None, :], w - 1)
+    rr, cc = np.broadcast_arrays(rr, cc)
+    vals = img[rr, cc]
+    thr_px = thr_lin if field is None else (np.exp(thr + field[bi, bj]) - 1.0)[:, None, None]
+    out[rr, cc] = np.where(vals < thr_px, nb[:, None, None], BACKGROUND).astype(np.uint8)
+    return np.ascontiguousarray(out)
 
 
 def breast_region_map(image_hw, spacing_mm, view: str | None = None, **kwargs) -> np.ndarray:
