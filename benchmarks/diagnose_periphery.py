@@ -26,7 +26,7 @@ Two measurements, both of :func:`monai_bac.ops.breast_region.analyse_breast_regi
   by calling the periphery's thickest part compressed, i.e. a periphery too narrow), and its VBD
   error.
 
-Usage (the twentieth and twenty-first sessions' figures in docs/TRANSFORMS.md, BreastRegion):
+Usage (the twentieth and twenty-first sessions' figures in docs/design-log/breast_region.md):
 
     python benchmarks/diagnose_periphery.py windows --data /tmp/bac-quorum
     python benchmarks/diagnose_periphery.py twin --view CC --n 18 --seed 45000   # and 90000
@@ -256,7 +256,8 @@ def main(argv=None) -> int:
     c.add_argument("--csv", nargs="*", help="their evaluate CSVs, for each image's chain Dice and VBD error")
     c.add_argument("--target", type=float, default=0.9)
     c.add_argument("--ln-floor", type=float, default=0.03,
-                   help="ln units: the smallest scatter-step residual the twins measured (docs/TRANSFORMS.md)")
+                   help="ln units: the smallest scatter-step residual the twins measured "
+                        "(docs/design-log/breast_region.md)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", category=RuntimeWarning)
     return {"windows": windows, "twin": twin, "contour": contour}[args.cmd](args)

@@ -264,10 +264,10 @@ REALISTIC_NOTES = [
     "is already thick, which no level separates, is cut off by its extent (`_cut_thin_bodies`: tissue "
     "thinner than half the breast's holding discs of 5 mm, reaching the top or bottom edge; chosen on "
     "`validate_realistic.py`'s docket, slate, quorum and tenure sets, judged on its charter set, "
-    "docs/TRANSFORMS.md). It changes none of the images here.",
+    "docs/design-log/breast_region.md). It changes none of the images here.",
     "",
     "The one image under 0.90 here, seed 1007 (GE RMLO 71 mm, 0.8965), has its nipple windows fit a "
-    "kinked edge (`a = 1`) 34-37 mm wide where the truth is 50-59 mm (docs/TRANSFORMS.md, \"The "
+    "kinked edge (`a = 1`) 34-37 mm wide where the truth is 50-59 mm (docs/design-log/breast_region.md, \"The "
     "misses go both ways\"). Letting the windows keep the global fit's kind of edge lifts it to "
     "0.9625, but failed its fresh verdict set (1 -> 3 images under 0.90, `realistic_decree.md`; "
     "twenty-fifth session) and was not adopted.",

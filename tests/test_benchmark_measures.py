@@ -124,7 +124,7 @@ def diagnose():
 
 
 def test_true_window_widths_read_the_phantoms_rim_width_in_either_orientation(diagnose):
-    """The per-window true width that docs/TRANSFORMS.md's window ratios divide by: on an ideal
+    """The per-window true width that docs/design-log/breast_region.md's window ratios divide by: on an ideal
     phantom (one rim width all round) every window reads that width, and the mirrored map (chest
     wall on the right) reads the same."""
     from monai_bac.ops.breast_region import BreastRegionResult
@@ -147,7 +147,7 @@ def test_true_window_widths_read_the_phantoms_rim_width_in_either_orientation(di
 
 
 def test_contour_tolerance_inverts_the_contour_dice_on_a_linear_rim(diagnose):
-    """What docs/TRANSFORMS.md's 'what 0.90 asks' table reads: on a rim whose thickness rises
+    """What docs/design-log/breast_region.md's 'what 0.90 asks' table reads: on a rim whose thickness rises
     linearly over 100 pixels to H0 = 50 mm, the contour {t >= H0 - 5 mm} adds the rim's last 10
     pixels per row to 200 compressed ones (Dice 400 / 410), the tolerance for that Dice is 5 mm, and
     the muscle is counted in neither."""

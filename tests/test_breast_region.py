@@ -162,9 +162,9 @@ def test_sector_beside_the_muscle_takes_its_fitted_neighbours_width():
     calib_31): a case the scatter step made worse, pinned so that it gets no worse unnoticed.
     The scatter source's skin-line fix (a cell straddling the skin line no longer counts the
     direct exposure as scattering tissue) moved it to 0.849 (full size 0.899), while the 144
-    full-size images of the holdout, final and novel sets moved +0.002 on average (TRANSFORMS.md,
-    BreastRegion): the pin follows, 0.84. Overlapping sector windows (two per sector angle, tenth
-    session): 0.867 here; the windows beside the muscle take their fitted neighbours' 49 mm. Windows
+    full-size images of the holdout, final and novel sets moved +0.002 on average
+    (docs/design-log/breast_region.md): the pin follows, 0.84. Overlapping sector windows (two
+    per sector angle, tenth session): 0.867 here; the windows beside the muscle take their fitted neighbours' 49 mm. Windows
     fitted on one width each and the 4 % width margin (nineteenth session; 263 thick development
     images: 22 -> 13 under 0.90) take it down again: 0.841 here (full size, calib_31, 0.944 -> 0.918);
     the pin follows, 0.83."""
@@ -182,7 +182,7 @@ def test_overlapping_sector_windows_follow_a_rim_varying_round_the_outline():
     """A 73 mm MLO whose rim width varies round the outline (realistic phantom, calibration seed
     7015). Eight disjoint sectors sample the width every 22.5 degrees, and between their centres
     the width is interpolated: with the true width of each sector the compressed region of the
-    thick breasts that missed 0.90 reads only 0.90-0.97 (tenth session, docs/TRANSFORMS.md).
+    thick breasts that missed 0.90 reads only 0.90-0.97 (tenth session, docs/design-log/breast_region.md).
     Windows as wide as a sector but centred twice as often (``sector_overlap=2``) fit the same
     number of pixels each and follow the width between: 0.932 -> 0.952 here without the later
     alignment of each window's pixels and the width margin (0.960 until windows with a deeper

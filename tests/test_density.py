@@ -410,7 +410,7 @@ def test_a_known_detector_offset_restores_the_contrast_of_dense_tissue(realistic
     border and subtracts nothing: the offset left in P flattens the contrast of dense tissue (the
     slope of estimated on true h_dt in the compressed region 0.86-0.96 on these three). Given by the
     user, as from the detector's documentation, it is subtracted and the slope comes to 0.94-1.00
-    (docs/TRANSFORMS.md, "The dense-breast underestimate is the detector offset")."""
+    (docs/design-log/breast_region.md, "The dense-breast underestimate is the detector offset")."""
     for p in realistic:
         comp = p.breast_map == 2
         slope = {}

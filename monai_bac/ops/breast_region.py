@@ -114,7 +114,7 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    ``width_margin`` wider (:data:`WIDTH_MARGIN`: 8 % in CC views, 2 % in MLO views): on realistic
    images the windows come out short, mostly by what the scatter step leaves (step 4;
    scatter-free twins of 64-80 mm phantoms are fitted to within 2 % of the true width, the same
-   images with scatter and the step 4-12 % short; docs/TRANSFORMS.md, "Where the remaining misses
+   images with scatter and the step 4-12 % short; docs/design-log/breast_region.md, "Where the remaining misses
    come from"), CC views more than MLO views. 0 for a simulation without scatter.
 7. **Full resolution.** Codes are upsampled by nearest neighbour; along the skin line every
    full-resolution pixel is re-thresholded, so the outline is exact to the input's pixel.
@@ -175,7 +175,7 @@ from monai_bac.breast_map import BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY  # 
 #: windows of 60-80 mm development images come out short, CC views more than MLO views: median
 #: fitted / true width 0.91 and 0.94 (308 images of the accord, pledge, covenant and charter sets
 #: made with the phantom of 6320785); these margins gave their compressed region the best Dice
-#: (docs/TRANSFORMS.md, "A margin per view").
+#: (docs/design-log/breast_region.md, "A margin per view").
 WIDTH_MARGIN = {"CC": 0.08, "MLO": 0.02}
 
 
@@ -428,7 +428,7 @@ def _without_scatter(coarse: np.ndarray, lg: np.ndarray, mask: np.ndarray, field
     half its largest value); ``field`` (the flat-field plane, or None) stays removed. The air is
     left as it is: it is the direct beam, scatter adds a percent or two there."""
     # "local": the setting this step was chosen with (5d13115); the homogeneous reference that
-    # DensityMap uses lowered the compressed-region Dice here (docs/TRANSFORMS.md, BreastRegion)
+    # DensityMap uses lowered the compressed-region Dice here (docs/design-log/breast_region.md, the scatter step)
     est, _ = estimate_scatter(coarse, mask, depth > 0.5 * depth.max(), spacing_mm, thickness_mm,
                               spr_reference="local")
     # the iteration keeps the primary >= 5 % of the measured value; the floor only guards the log

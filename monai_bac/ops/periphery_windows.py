@@ -122,7 +122,7 @@ class PeripheryWindows:
                 # a deeper fat plateau (dense tissue under the fat): the global amplitude, every edge
                 # shape; the shape margin below then weighs it against the global shape as for any
                 # window on the global plateau (with the global shape forced here, MLO windows beside
-                # the muscle came out up to 18 mm too wide: docs/TRANSFORMS.md)
+                # the muscle came out up to 18 mm too wide: docs/design-log/breast_region.md)
                 fk = periphery_width(d_k, v_k, self.air, amplitude=amp, max_width_mm=w_max, **self.fit_kw)
             if (rules.shape_margin > 0 and abs(fk.amplitude - amp) < rules.plateau_tolerance
                     and (fk.a, fk.b) != (glob.a, glob.b)):

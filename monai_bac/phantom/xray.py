@@ -277,7 +277,7 @@ def scatter_field(primary: np.ndarray, geo: BreastGeometry, grid: Grid, b: Beam,
     composition. Where this breast's tissue is denser than its mean (less primary) the ratio
     rises, where it is fattier it falls; towards the skin line less tissue scatters and the
     ratio falls. (The phantom used to set the amplitude on the image's own S/P in its middle, so
-    dense tissue there scaled the scatter of the whole breast down: docs/TRANSFORMS.md.)"""
+    dense tissue there scaled the scatter of the whole breast down: docs/design-log/breast_region.md.)"""
     f = max(1, int(round(SCATTER_GRID_MM / grid.spacing)))
     h = geo.thickness_mm[::f, ::f]
     weight = (physics.scatter_to_primary_ratio(h) * geo.inside[::f, ::f]).astype(np.float32)

@@ -90,7 +90,8 @@ class BreastRegion(Transform):
         width_margin: the periphery is drawn this fraction wider than fitted (None: by view,
             :data:`monai_bac.ops.breast_region.WIDTH_MARGIN`, 8 % CC and 2 % MLO: on realistic
             images the fitted widths come out short, CC views more, mostly by what the scatter
-            step leaves; docs/TRANSFORMS.md); 0 for a simulated image without scatter.
+            step leaves; docs/design-log/breast_region.md, "A margin per view"); 0 for a simulated
+            image without scatter.
         dtype: output dtype (uint8).
 
     ``__call__(img, spacing_mm=None, view=None)``: ``img`` is (1, H, W) (or (H, W)) numpy,
