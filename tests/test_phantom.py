@@ -365,6 +365,42 @@ def test_edge_geometry_compressed_truth_and_skin_path():
         assert np.allclose(skin[geo.breast_map == COMPRESSED], 2 * 1.45)  # two skin layers where compressed
 
 
+def test_a_tilted_paddle_scales_the_thickness_row_by_row():
+    """paddle_tilt_deg: the separation is H0 at the breast's centre row and H0 + y tan(t) at y mm
+    from it, the fall-off keeps its shape (thickness / parallel-paddle thickness is one number per
+    row), the contact region and the anatomy's draws are those of parallel paddles, and 0 is the
+    parallel phantom bit for bit."""
+    import math
+
+    from monai_bac.phantom.geometry import COMPRESSED, breast_geometry
+    from monai_bac.phantom.grid import Grid
+
+    grid = Grid.from_fov((285.0, 239.4), EDGE_SPACING)
+    h0, tilt = 60.0, 0.7
+    flat = breast_geometry(np.random.default_rng(7003), grid, "CC", h0)
+    tilted = breast_geometry(np.random.default_rng(7003), grid, "CC", h0, paddle_tilt_deg=tilt)
+    np.testing.assert_array_equal(tilted.breast_map, flat.breast_map)
+    rows_mm = grid.axes_mm()[0]
+    expected = 1.0 + (rows_mm - flat.params["center_mm"]) * math.tan(math.radians(tilt)) / h0
+    inside = flat.inside
+    ratio = np.where(inside, tilted.thickness_mm / np.maximum(flat.thickness_mm, 1e-6), np.nan)
+    rows = np.flatnonzero(inside.any(1))
+    np.testing.assert_allclose(np.nanmax(ratio[rows], 1), expected[rows], rtol=1e-5)
+    np.testing.assert_allclose(np.nanmin(ratio[rows], 1), expected[rows], rtol=1e-5)
+    comp = tilted.thickness_mm[flat.breast_map == COMPRESSED]
+    span = (comp.max() - comp.min()) / math.tan(math.radians(tilt))  # the contact region's extent in rows, mm
+    assert 80.0 < span < 285.0 and comp.min() < h0 < comp.max()
+    assert tilted.params["paddle_tilt_deg"] == tilt and "paddle_tilt_deg" not in flat.params
+    a = make_phantom(7003, view="CC", physics="realistic", spacing_mm=EDGE_SPACING, thickness_mm=h0)
+    b = make_phantom(7003, view="CC", physics="realistic", spacing_mm=EDGE_SPACING, thickness_mm=h0, paddle_tilt_deg=0.0)
+    np.testing.assert_array_equal(a.raw, b.raw)
+    c = make_phantom(7003, view="CC", physics="realistic", spacing_mm=EDGE_SPACING, thickness_mm=h0, paddle_tilt_deg=tilt)
+    np.testing.assert_array_equal(c.tpa_mask, a.tpa_mask)  # same anatomy and annotation
+    assert not np.array_equal(c.raw, a.raw) and c.meta["thickness_mm"] == a.meta["thickness_mm"]
+    with pytest.raises(ValueError, match="paddle_tilt_deg"):
+        make_phantom(7003, spacing_mm=EDGE_SPACING, paddle_tilt_deg=10.0)
+
+
 @pytest.mark.parametrize("thickness,low,high", [(30.0, 0.1, 0.2), (50.0, 0.17, 0.3), (70.0, 0.25, 0.4)])
 def test_realistic_scatter_to_primary_in_the_published_range(thickness, low, high):
     """SPR behind the grid in the middle of the breast: 0.1-0.4 over 20-80 mm (Boone & Cooper

@@ -94,6 +94,7 @@ def make_phantom(
     physics: str = "ideal",
     effects: Effects | str | None = None,
     lookalikes_near_bac: float | None = None,
+    paddle_tilt_deg: float = 0.0,
 ) -> Phantom:
     """Draw one raw phantom mammogram with ground truth; deterministic for a given ``seed``.
 
@@ -122,6 +123,11 @@ def make_phantom(
             calcified run and of the dense strands placed across one (0: all apart, >= 4-6 mm away;
             None: 0, or the ``merged`` effect's fraction); those are the look-alikes an annotator
             can merge with BAC in one stroke.
+        paddle_tilt_deg: the compression paddle tilted in the medial-lateral plane (along the image
+            rows), as real paddles are by 0.04-0.69 deg (:func:`~monai_bac.phantom.geometry.breast_geometry`);
+            the header's thickness stays the separation at the breast's centre row. 0 (default):
+            parallel paddles, the phantom of every validation set. Not one of the ``effects``:
+            it changes the anatomy's thickness, not the image formation.
     """
     view, laterality, vendor = view.upper(), laterality.upper(), vendor.upper()
     if view not in ("CC", "MLO"):
@@ -144,6 +150,8 @@ def make_phantom(
         raise ValueError(f"lookalikes_near_bac must be in [0, 1], got {lookalikes_near_bac}")
     if not 0.02 <= spacing_mm <= 2.0:
         raise ValueError(f"spacing_mm must be within 0.02-2 mm, got {spacing_mm}")
+    if not abs(float(paddle_tilt_deg)) <= 3.0:
+        raise ValueError(f"paddle_tilt_deg must be within -3 to 3 deg, got {paddle_tilt_deg}")
     rng = np.random.default_rng(seed)
     tpa = tpa or TPAConfig()
     if fx.merged and tpa.merge_rate == 0.0:
@@ -151,7 +159,7 @@ def make_phantom(
     grid = Grid.from_fov(fov_mm, spacing_mm)
     h0 = float(thickness_mm) if thickness_mm is not None else float(rng.uniform(35.0, 75.0))
     edge_rng = np.random.default_rng([int(seed), 0xED6E]) if fx.edge else None  # no draw from rng: same anatomy
-    geo = breast_geometry(rng, grid, view, h0, edge_rng=edge_rng)
+    geo = breast_geometry(rng, grid, view, h0, edge_rng=edge_rng, paddle_tilt_deg=float(paddle_tilt_deg))
 
     h_dt, dense_params = anatomy.dense_tissue(rng, grid, geo)
     edges = anatomy.dense_plateaus(rng, grid, geo, h_dt, int(rng.integers(0, 3)) if n_edges is None else n_edges)
