@@ -422,7 +422,7 @@ def _field_plane(lg: np.ndarray, air: np.ndarray, spacing_mm, max_points: int = 
 
 
 def _without_scatter(coarse: np.ndarray, lg: np.ndarray, mask: np.ndarray, field, depth: np.ndarray, spacing_mm,
-                     thickness_mm: float) -> np.ndarray:
+                     thickness_mm: float, spr_scale: float = 1.0) -> np.ndarray:
     """ln(P + 1) with a scatter estimate for ``thickness_mm`` removed inside ``mask`` (the SPR
     is anchored in the breast's deep half, where ``depth``, the distance to the skin line, is over
     half its largest value); ``field`` (the flat-field plane, or None) stays removed. The air is
@@ -430,7 +430,7 @@ def _without_scatter(coarse: np.ndarray, lg: np.ndarray, mask: np.ndarray, field
     # "local": the setting this step was chosen with (5d13115); the homogeneous reference that
     # DensityMap uses lowered the compressed-region Dice here (docs/design-log/breast_region.md, the scatter step)
     est, _ = estimate_scatter(coarse, mask, depth > 0.5 * depth.max(), spacing_mm, thickness_mm,
-                              spr_reference="local")
+                              spr_scale=spr_scale, spr_reference="local")
     # the iteration keeps the primary >= 5 % of the measured value; the floor only guards the log
     clean = np.log(np.maximum(coarse - est, 0.05 * coarse) + 1.0)
     if field is not None:
@@ -464,6 +464,7 @@ def analyse_breast_region(
     width_margin: float | None = None,
     thickness_mm: float | None = None,
     scatter: bool = True,
+    spr_scale: float = 1.0,
 ) -> BreastRegionResult:
     """Breast region map and the quantities found on the way (see the module docstring).
 
@@ -520,6 +521,7 @@ def analyse_breast_region(
             for it is removed before the periphery is fitted (module docstring, step 4).
             None (unknown, e.g. a file with no header): no scatter removal.
         scatter: remove the scatter estimate when ``thickness_mm`` is given.
+        spr_scale: the scatter estimate's scatter-to-primary ratio times this (step 4).
     """
     img = np.asarray(image_hw)
     if img.ndim != 2:
@@ -569,7 +571,7 @@ def analyse_breast_region(
     if scatter and thickness_mm is not None and float(thickness_mm) > 0:  # in the canonical frame: mirror-exact
         lg = _without_scatter(coarse[:, ::-1] if flip else coarse, lg, mask,
                               None if field is None else (field[:, ::-1] if flip else field), dist, spacing,
-                              float(thickness_mm))
+                              float(thickness_mm), float(spr_scale))
     # distance outside the breast (chessboard metric: only used to pick air pixels)
     dout = ndimage.distance_transform_cdt(~mask, metric="chessboard").astype(np.float32) * min(spacing)
     # local air level: the direct exposure within a few mm of the skin line
