@@ -194,7 +194,7 @@ SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "c
                   "mandate": (16, 47000, 65, "mandate"), "brief": (16, 50000, 67, "brief"),
                   "decree": (16, 51000, 69, "decree"), "writ": (16, 52000, 71, "writ"),
                   "edict": (16, 53000, 73, "edict"), "canon": (16, 54000, 75, "canon"),
-                  "gauge": (16, 55000, 77, "gauge")}
+                  "gauge": (16, 55000, 77, "gauge"), "ballot": (16, 56000, 79, "ballot")}
 
 
 def plan(which: str) -> list[dict]:
@@ -641,7 +641,7 @@ def main(argv=None) -> int:
                    required=True,
                    help="a set made like main on its own seeds (" + _sets_help() + "), or the ablation; "
                         "what each was made and read for: this module's docstring and docs/validation/README.md; "
-                        "a new held-out set takes unused seeds (48100-48999, or beyond the last set's)")
+                        "a new held-out set takes unused seeds (48200-48999, or beyond the last set's)")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)
