@@ -641,7 +641,7 @@ def main(argv=None) -> int:
                    required=True,
                    help="a set made like main on its own seeds (" + _sets_help() + "), or the ablation; "
                         "what each was made and read for: this module's docstring and docs/validation/README.md; "
-                        "a new held-out set takes unused seeds (48200-48999, or beyond the last set's)")
+                        "a new held-out set takes unused seeds (48200-48999, or 56192 and beyond)")
     g.add_argument("--data", required=True)
     g.add_argument("--only", nargs="+", choices=ABLATION, help="ablation: these configurations only")
     g.add_argument("--workers", type=int, default=1)
