@@ -241,6 +241,26 @@ def twin(args) -> int:
     return 0
 
 
+def _fresh_cases(args) -> list[tuple]:
+    """(seed, view, laterality, vendor, thickness) of ``args.n`` seeds from ``args.seed``: CC/MLO x
+    L/R and the three vendors in turn, the thickness uniform in ``args.thickness``."""
+    rng = np.random.default_rng(args.seed)
+    views = (("CC", "L"), ("MLO", "R"), ("CC", "R"), ("MLO", "L"))
+    return [(args.seed + i, *views[i % 4], VENDORS[i % 3], round(float(rng.uniform(*args.thickness)), 1))
+            for i in range(args.n)]
+
+
+def _run(fn, jobs: list, args) -> list:
+    """``fn`` over ``jobs`` in ``args.workers`` processes; says what was made."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(args.workers) as pool:
+        results = list(pool.map(fn, jobs))
+    print(f"{args.n} seeds from {args.seed}, CC/MLO x L/R x three vendors at their pitch, "
+          f"{args.thickness[0]}-{args.thickness[1]} mm, every realistic effect")
+    return results
+
+
 def _tilt_case(job: tuple) -> list[tuple]:
     """One seed made at each tilt (every realistic effect, the vendor's pitch), written as DICOM and
     read through the chain a user runs: [(tilt, compressed Dice, breast Dice, VBD error pp)]."""
@@ -267,19 +287,9 @@ def _tilt_case(job: tuple) -> list[tuple]:
 def tilt(args) -> int:
     """Each seed made with parallel paddles and with the paddle tilted by +-each of ``--tilts``
     (the sign alternates with the seed), read through the whole chain."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    rng = np.random.default_rng(args.seed)
-    jobs = []
-    for i in range(args.n):
-        sign = 1.0 if i % 2 == 0 else -1.0
-        view, laterality = (("CC", "L"), ("MLO", "R"), ("CC", "R"), ("MLO", "L"))[i % 4]
-        jobs.append((args.seed + i, view, laterality, VENDORS[i % 3], round(float(rng.uniform(*args.thickness)), 1),
-                     [0.0] + [sign * t for t in args.tilts]))
-    with ProcessPoolExecutor(args.workers) as pool:
-        results = list(pool.map(_tilt_case, jobs))
-    print(f"{args.n} seeds from {args.seed}, CC/MLO x L/R x three vendors at their pitch, "
-          f"{args.thickness[0]}-{args.thickness[1]} mm, every realistic effect")
+    jobs = [(*case, [0.0] + [(1.0 if i % 2 == 0 else -1.0) * t for t in args.tilts])
+            for i, case in enumerate(_fresh_cases(args))]
+    results = _run(_tilt_case, jobs, args)
     print("|paddle tilt| (deg) | compressed Dice mean / worst / under 0.90 | breast Dice worst | "
           "VBD error mean / worst abs (pp) | images whose compressed Dice fell by > 0.02")
     base = np.array([r[0][1] for r in results])
@@ -324,19 +334,8 @@ def _readout_case(job: tuple) -> list[tuple]:
 def readout(args) -> int:
     """Each seed's DICOM written with its BodyPartThickness off by each of ``--errors`` (relative),
     read through the whole chain."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    rng = np.random.default_rng(args.seed)
     errors = [0.0] + list(args.errors)
-    jobs = []
-    for i in range(args.n):
-        view, laterality = (("CC", "L"), ("MLO", "R"), ("CC", "R"), ("MLO", "L"))[i % 4]
-        jobs.append((args.seed + i, view, laterality, VENDORS[i % 3], round(float(rng.uniform(*args.thickness)), 1),
-                     errors))
-    with ProcessPoolExecutor(args.workers) as pool:
-        results = list(pool.map(_readout_case, jobs))
-    print(f"{args.n} seeds from {args.seed}, CC/MLO x L/R x three vendors at their pitch, "
-          f"{args.thickness[0]}-{args.thickness[1]} mm, every realistic effect")
+    results = _run(_readout_case, [(*case, errors) for case in _fresh_cases(args)], args)
     print("BodyPartThickness error | compressed Dice mean / worst / under 0.90 | VBD error mean / worst abs (pp) | "
           "images with VBD error > 3 pp / > 5 pp | h_dt in [-1 mm, thickness]: worst image %")
     for k, e in enumerate(errors):
