@@ -301,7 +301,8 @@ def tilt(args) -> int:
     print("images under compressed Dice 0.90 at any tilt: seed view vendor H0 | (tilt, Dice) ...")
     for job, res in zip(jobs, results):
         if min(r[1] for r in res) < 0.9:
-            print(f"{job[0]} {job[2]}{job[1]} {job[3]} {job[4]} | " + ", ".join(f"({r[0]:+.2f}, {r[1]:.3f})" for r in res))
+            dices = ", ".join(f"({r[0]:+.2f}, {r[1]:.3f})" for r in res)
+            print(f"{job[0]} {job[2]}{job[1]} {job[3]} {job[4]} | {dices}")
     return 0
 
 

@@ -163,11 +163,11 @@ def test_sector_beside_the_muscle_takes_its_fitted_neighbours_width():
     The scatter source's skin-line fix (a cell straddling the skin line no longer counts the
     direct exposure as scattering tissue) moved it to 0.849 (full size 0.899), while the 144
     full-size images of the holdout, final and novel sets moved +0.002 on average
-    (docs/design-log/breast_region.md): the pin follows, 0.84. Overlapping sector windows (two
-    per sector angle, tenth session): 0.867 here; the windows beside the muscle take their fitted neighbours' 49 mm. Windows
-    fitted on one width each and the 4 % width margin (nineteenth session; 263 thick development
-    images: 22 -> 13 under 0.90) take it down again: 0.841 here (full size, calib_31, 0.944 -> 0.918);
-    the pin follows, 0.83."""
+    (docs/design-log/breast_region.md): the pin follows, 0.84. Overlapping sector windows (two per
+    sector angle, tenth session): 0.867 here; the windows beside the muscle take their fitted
+    neighbours' 49 mm. Windows fitted on one width each and the 4 % width margin (nineteenth session; 263 thick
+    development images: 22 -> 13 under 0.90) take it down again: 0.841 here (full size, calib_31,
+    0.944 -> 0.918); the pin follows, 0.83."""
     ph = realistic(7031, "MLO", "R", "GE", 73.6)
     res = analyse_breast_region(ph.linear, REALISTIC_SPACING, "MLO", thickness_mm=73.6)
     m, truth = res.breast_map, ph.breast_map

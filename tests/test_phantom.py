@@ -391,10 +391,10 @@ def test_a_tilted_paddle_scales_the_thickness_row_by_row():
     span = (comp.max() - comp.min()) / math.tan(math.radians(tilt))  # the contact region's extent in rows, mm
     assert 80.0 < span < 285.0 and comp.min() < h0 < comp.max()
     assert tilted.params["paddle_tilt_deg"] == tilt and "paddle_tilt_deg" not in flat.params
-    a = make_phantom(7003, view="CC", physics="realistic", spacing_mm=EDGE_SPACING, thickness_mm=h0)
-    b = make_phantom(7003, view="CC", physics="realistic", spacing_mm=EDGE_SPACING, thickness_mm=h0, paddle_tilt_deg=0.0)
+    kw = dict(view="CC", physics="realistic", spacing_mm=EDGE_SPACING, thickness_mm=h0)
+    a, b = make_phantom(7003, **kw), make_phantom(7003, paddle_tilt_deg=0.0, **kw)
     np.testing.assert_array_equal(a.raw, b.raw)
-    c = make_phantom(7003, view="CC", physics="realistic", spacing_mm=EDGE_SPACING, thickness_mm=h0, paddle_tilt_deg=tilt)
+    c = make_phantom(7003, paddle_tilt_deg=tilt, **kw)
     np.testing.assert_array_equal(c.tpa_mask, a.tpa_mask)  # same anatomy and annotation
     assert not np.array_equal(c.raw, a.raw) and c.meta["thickness_mm"] == a.meta["thickness_mm"]
     with pytest.raises(ValueError, match="paddle_tilt_deg"):

@@ -152,7 +152,11 @@ def breast_geometry(rng: np.random.Generator, grid: Grid, view: str, thickness_m
     thickness.reshape(-1)[rim] = h0 * edge_profile(s, None if p is None else p.reshape(-1)[rim])
     if paddle_tilt_deg:
         rows_mm = grid.axes_mm()[0]
-        thickness *= (1.0 + (rows_mm - yc) * math.tan(math.radians(paddle_tilt_deg)) / h0).astype(np.float32)[:, None]
+        factor = 1.0 + (rows_mm - yc) * math.tan(math.radians(paddle_tilt_deg)) / h0
+        if factor[inside.any(1)].min() <= 0.0:
+            raise ValueError(f"paddle_tilt_deg={paddle_tilt_deg} closes the paddle on the detector inside a "
+                             f"{h0:.0f} mm breast; tilt it less")
+        thickness *= factor.astype(np.float32)[:, None]
 
     pectoral = np.zeros(grid.shape, bool)
     params = dict(view="MLO" if mlo else "CC", center_mm=yc, a_mm=a, b_up_mm=b_up, b_down_mm=b_down,
