@@ -45,16 +45,16 @@ def window_centres(n_windows: int) -> np.ndarray:
 @dataclass(frozen=True)
 class WindowRules:
     """The settings of the window fits; :func:`~monai_bac.ops.breast_region.analyse_breast_region`
-    documents each under the same name (``align`` is its ``align_windows``)."""
+    documents each under the same name (``align`` is its ``align_windows``) and holds the defaults."""
 
-    sector_bounds: tuple[float, float] = (0.5, 1.1)
-    plateau_tolerance: float = 0.02
-    shape_margin: float = 0.05
-    deeper_plateau_tolerance: float = 0.05
-    global_plateau_tolerance: float = 0.1
-    min_window_arc_mm: float = 10.0
-    min_plateau_mm: float = 10.0
-    align: bool = True
+    sector_bounds: tuple[float, float]
+    plateau_tolerance: float
+    shape_margin: float
+    deeper_plateau_tolerance: float
+    global_plateau_tolerance: float
+    min_window_arc_mm: float
+    min_plateau_mm: float
+    align: bool
 
 
 class PeripheryWindows:
