@@ -483,3 +483,19 @@ def test_dense_tissue_wider_than_the_envelope_is_measured_in_the_periphery(dense
         assert abs(cm3(h, comp) / cm3(g, comp) - 1.0) < 0.05  # the compressed region's part: Eq. (4)'s inverse
     else:
         assert abs(cm3(h, peri)) < 0.3, cm3(h, peri)
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("nan")])
+def test_a_scatter_scale_that_is_not_positive_is_refused_by_both_scatter_steps(scale):
+    """The published SPR's factor is checked where both scatter steps take it (DensityMap's and
+    BreastRegion's), with its name."""
+    from monai_bac.ops.breast_region import analyse_breast_region
+    from monai_bac.ops.primary import spr_behind_grid
+
+    assert spr_behind_grid(50.0, 1.2) == pytest.approx(1.2 * spr_behind_grid(50.0))
+    ph = make_phantom(5, view="CC", physics="realistic", spacing_mm=0.5, thickness_mm=50.0)
+    img = MetaTensor(torch.from_numpy(ph.linear[None]), meta={**ph.meta})
+    with pytest.raises(ValueError, match="spr_scale"):
+        analyse_breast_region(ph.linear, 0.5, "CC", thickness_mm=50.0, spr_scale=scale)
+    with pytest.raises(ValueError, match="spr_scale"):
+        DensityMap(spr_scale=scale)(img, MetaTensor(torch.from_numpy(ph.breast_map[None].copy())))

@@ -88,6 +88,12 @@ def _file_meta(sop_class: str, sop_uid: str) -> FileMetaDataset:
     return meta
 
 
+#: Type 2 attributes of the Patient and General Study modules: required, written empty (a phantom
+#: has no birth date, sex, study date or accession number)
+TYPE2_EMPTY = ("PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
+               "ReferringPhysicianName")
+
+
 def _set_if(ds: Dataset, keyword: str, value: Any) -> None:
     """Set ``keyword`` unless ``value`` is None (then the tag is left out)."""
     if value is not None:
@@ -223,13 +229,8 @@ def write_mammogram_dicom(
     ds.PresentationIntentType = presentation
     ds.PatientID = str(patient_id)
     ds.PatientName = str(patient_name if patient_name is not None else patient_id)
-    ds.PatientBirthDate = ""
-    ds.PatientSex = ""
-    ds.StudyDate = ""
-    ds.StudyTime = ""
-    ds.StudyID = ""
-    ds.AccessionNumber = ""
-    ds.ReferringPhysicianName = ""
+    for keyword in TYPE2_EMPTY:
+        setattr(ds, keyword, "")
     ds.SeriesNumber = "1"
     ds.InstanceNumber = "1"
     ds.BodyPartExamined = "BREAST"

@@ -61,6 +61,8 @@ def spr_behind_grid(thickness_mm, scale: float = 1.0):
     t = np.asarray(thickness_mm, dtype=np.float64)
     if np.any(t < 0) or np.any(t > 150):
         raise ValueError(f"thickness_mm must be within 0-150 mm, got {thickness_mm}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"spr_scale must be a positive number, got {scale} (scatter='none' skips the scatter step)")
     return scale * (SPR_GRID_INTERCEPT + SPR_GRID_PER_MM * t)
 
 
