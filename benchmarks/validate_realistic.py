@@ -194,7 +194,8 @@ SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "c
                   "mandate": (16, 47000, 65, "mandate"), "brief": (16, 50000, 67, "brief"),
                   "decree": (16, 51000, 69, "decree"), "writ": (16, 52000, 71, "writ"),
                   "edict": (16, 53000, 73, "edict"), "canon": (16, 54000, 75, "canon"),
-                  "gauge": (16, 55000, 77, "gauge"), "ballot": (16, 56000, 79, "ballot")}
+                  "gauge": (16, 55000, 77, "gauge"), "ballot": (16, 56000, 79, "ballot"),
+                  "tribune": (16, 57000, 81, "tribune")}
 
 
 def plan(which: str) -> list[dict]:
