@@ -39,7 +39,8 @@ on the very same files:
   27000-27047, generated (eleventh session) before any change of that session: the verdict on
   BreastRegion's dense-centre guard (chosen on blind_26) and on whatever that session changes.
   ``--set witness``: 48 more on seeds 29000-29047, generated (thirteenth session) before a label
-  correction rule was tried; the rule was not adopted (docs/TRANSFORMS.md, "patchy" cross-sections);
+  correction rule was tried; the rule was not adopted (docs/design-log/label_correction.md,
+  "patchy" cross-sections);
   evaluated once (fourteenth session), the verdict on the ``no_ridge`` rule. ``--set assay``: 48 more
   on seeds 31000-31047, generated (fifteenth session) after the label correction's ``own_calc``
   rule was chosen on the ten pooled sets and before it was evaluated on them. ``--set census``: 192

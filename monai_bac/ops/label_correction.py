@@ -87,8 +87,9 @@ after them):
      is a ridge too. With the 0.2 mm scale, pieces from 3 mm instead of 4 and the calcium threshold
      re-chosen at 0.035 mm, the 328 development images go from 89.9 % to 92.8 % of the look-alike
      pieces removed and from 94.6 % to 94.8 % of the BAC length kept, the fresh ledger set from
-     88.2 % to 91.4 % and from 95.3 % to 95.3 %; docs/TRANSFORMS.md.) Off at pixels coarser than
-     0.3 mm (not resolved), with ``measure="mean"`` (the paper's wording), and for bridges as above.
+     88.2 % to 91.4 % and from 95.3 % to 95.3 %; docs/design-log/label_correction.md.) Off at
+     pixels coarser than 0.3 mm (not resolved), with ``measure="mean"`` (the paper's wording), and
+     for bridges as above.
 
    * ``"low_calc"`` on its own calcification (issue 13, fifteenth session; ``own_calc`` in the
      piece's report): a piece at least ``OWN_MIN_MM`` (4 mm) long whose own calcification
@@ -124,28 +125,27 @@ after them):
    lies outside the track and is not a look-alike's. The specks of a micro-calcification cluster
    are calcium as well, but in compact groups of their own, and go.
 
-Issue-13 setting of steps 4-5 (``WEAK_RATIO``, ``WEAK_MAX_MM``, ``FRINGE_RATIO``,
-``FRINGE_REACH_MM``): chosen on 48 realistic full-size phantoms made like the validation's main
-set (every effect, vendor pitch, 30-80 mm, CC/MLO x L/R x three vendors) but on calibration seeds
-7000-7047, with the polyenergetic thresholds 6 mm / 0.04 mm / 0.75 (not recalibrated): the
-setting that removed the most look-alike pieces (the validation's count: >= 80 % of a piece's
-pixels) while keeping >= 95 % of the true BAC length, among weak ratios 0.4-0.6, weak lengths
-5-8 mm and fringe ratios 1.5-2.0. Look-alike pieces removed 80.1 % -> 86.9 % (merged with BAC
-80/123 -> 96/123), BAC length kept 95.4 % -> 95.0 %. (``WEAK_RATIO`` re-chosen with the ``no_ridge`` rule,
-fourteenth session: 0.45, on the ten non-calibration sets pooled; again with the ``own_calc`` rule,
-fifteenth session: 0.3, with ``OWN_MIN_MM`` 4 mm, on the same sets; docs/TRANSFORMS.md.) A cut placed at the run's last bead by a
-1 mm calcium profile was tried and dropped (it cost 0.3 % of the BAC length for +1.5 % of the
-look-alikes). Step 6 and the calcium guard of steps 5-6 (same phantoms and seeds; ``BUMP_MIN_MM2``
-0.2-0.3, ``PX_KEEP_CALC_MM`` 0.04-0.1, ``FRINGE_REACH_MM`` 2-4): look-alike pieces removed
-86.9 % -> 89.4 % (merged 96/123 -> 102/123; the slivers of micro-calcification dabbed on a run's
-side), BAC length kept 95.0 % -> 95.1 %. The guard by a pixel's excess alone kept the specks of
-clusters dabbed beside a run (21-46 % of their pixels); the guard by a long calcium group
-(``RUN_CALCIUM_MM``; same calibration set, measured by ``benchmarks/scan_label_correction.py``)
-removes 4 more of the 226 look-alike pieces at the previous thresholds (6 mm / 0.04 mm / 0.75:
-207 -> 211, BAC length kept 93.42 % -> 93.34 %) and moved the polyenergetic thresholds' frontier
-so that settings meeting both targets exist there (see
-``monai_bac.transforms.label.CALIBRATED_THRESHOLDS`` and docs/TRANSFORMS.md). The held-out
-validation seeds (5000+, 6000+) were not used.
+Issue-13 setting of steps 4-5 (``WEAK_RATIO``, ``WEAK_MAX_MM``, ``FRINGE_RATIO``, ``FRINGE_REACH_MM``):
+chosen on 48 realistic full-size phantoms made like the validation's main set (every effect, vendor
+pitch, 30-80 mm, CC/MLO x L/R x three vendors) but on calibration seeds 7000-7047, with the
+polyenergetic thresholds 6 mm / 0.04 mm / 0.75 (not recalibrated): the setting that removed the most
+look-alike pieces (the validation's count: >= 80 % of a piece's pixels) while keeping >= 95 % of the
+true BAC length, among weak ratios 0.4-0.6, weak lengths 5-8 mm and fringe ratios 1.5-2.0. Look-alike
+pieces removed 80.1 % -> 86.9 % (merged with BAC 80/123 -> 96/123), BAC length kept 95.4 % -> 95.0 %.
+(``WEAK_RATIO`` re-chosen with the ``no_ridge`` rule, fourteenth session: 0.45, on the ten
+non-calibration sets pooled; again with the ``own_calc`` rule, fifteenth session: 0.3, with
+``OWN_MIN_MM`` 4 mm, on the same sets; docs/design-log/label_correction.md.) A cut placed at the run's
+last bead by a 1 mm calcium profile was tried and dropped (it cost 0.3 % of the BAC length for +1.5 % of
+the look-alikes). Step 6 and the calcium guard of steps 5-6 (same phantoms and seeds; ``BUMP_MIN_MM2``
+0.2-0.3, ``PX_KEEP_CALC_MM`` 0.04-0.1, ``FRINGE_REACH_MM`` 2-4): look-alike pieces removed 86.9 % ->
+89.4 % (merged 96/123 -> 102/123; the slivers of micro-calcification dabbed on a run's side), BAC length
+kept 95.0 % -> 95.1 %. The guard by a pixel's excess alone kept the specks of clusters dabbed beside a
+run (21-46 % of their pixels); the guard by a long calcium group (``RUN_CALCIUM_MM``; same calibration
+set, measured by ``benchmarks/scan_label_correction.py``) removes 4 more of the 226 look-alike pieces at
+the previous thresholds (6 mm / 0.04 mm / 0.75: 207 -> 211, BAC length kept 93.42 % -> 93.34 %) and
+moved the polyenergetic thresholds' frontier so that settings meeting both targets exist there (see
+``monai_bac.transforms.label.CALIBRATED_THRESHOLDS`` and docs/design-log/label_correction.md). The
+held-out validation seeds (5000+, 6000+) were not used.
 
 Both thresholds are physical (mm of length, mm of h_calc), so they do not change with the pixel
 spacing. With ``min_mean_calc_mm=None`` (length only) every connected component is one run, as
@@ -185,21 +185,21 @@ look-alike pieces, BAC length kept 95.6 % -> 95.2 % (docs/validation/realistic_v
 Calibration of the defaults
 ---------------------------
 These defaults are the ideal-phantom (``DensityMap(model="eq4")``) set; the thresholds for the
-polyenergetic model are ``monai_bac.transforms.label.CALIBRATED_THRESHOLDS`` (realistic phantoms,
-seeds 0-47; docs/TRANSFORMS.md). ``benchmarks/calibrate_label_correction.py`` runs this very correction on the simulated TPA of
-48 full-size (0.1 mm) phantoms of both vendors, CC/MLO and L/R, seeds 1000-1047 (disjoint from
-the validation seeds 0-31 of ``benchmarks/validate_transforms.py`` and from the test seeds < 100),
-with the maps measured from the image (DensityMap -> CalcificationThickness with their defaults),
-on the TPA as drawn and on a version where every brushed look-alike is joined to the nearest
-brushed BAC run by a brush stroke. It scans both thresholds on a grid (the pieces are re-cut for
+polyenergetic model are ``monai_bac.transforms.label.CALIBRATED_THRESHOLDS`` (realistic phantoms, seeds
+0-47; docs/design-log/label_correction.md). ``benchmarks/calibrate_label_correction.py`` runs this very
+correction on the simulated TPA of 48 full-size (0.1 mm) phantoms of both vendors, CC/MLO and L/R, seeds
+1000-1047 (disjoint from the validation seeds 0-31 of ``benchmarks/validate_transforms.py`` and from the
+test seeds < 100), with the maps measured from the image (DensityMap -> CalcificationThickness with
+their defaults), on the TPA as drawn and on a version where every brushed look-alike is joined to the
+nearest brushed BAC run by a brush stroke. It scans both thresholds on a grid (the pieces are re-cut for
 every calcium threshold, since the cuts depend on it) and keeps the pair that removes the most
-look-alikes (micro-calcification clusters, dense strands, dense edges: >= 80 % of each one's
-pixels) while keeping >= 98 % of the true BAC centreline length the TPA covers in both versions
-(margin over the 95 % acceptance figure), smallest thresholds among ties, with every rule of
-this module in place: 6 mm and 0.04 mm (89.4 % of the look-alikes, 98.2 % of the length).
-``split_mm`` and ``hysteresis`` were chosen on the first 10-16 of those phantoms (split 2/3/4 mm x
-hysteresis 0.5/0.75). See docs/TRANSFORMS.md for the table and the earlier choice (8 mm, before
-the weak_calc and thin_calc rules).
+look-alikes (micro-calcification clusters, dense strands, dense edges: >= 80 % of each one's pixels)
+while keeping >= 98 % of the true BAC centreline length the TPA covers in both versions (margin over the
+95 % acceptance figure), smallest thresholds among ties, with every rule of this module in place: 6 mm
+and 0.04 mm (89.4 % of the look-alikes, 98.2 % of the length). ``split_mm`` and ``hysteresis`` were
+chosen on the first 10-16 of those phantoms (split 2/3/4 mm x hysteresis 0.5/0.75). See
+docs/design-log/label_correction.md for the table and the earlier choice (8 mm, before the weak_calc and
+thin_calc rules).
 """
 
 from __future__ import annotations

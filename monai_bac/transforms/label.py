@@ -49,7 +49,7 @@ from monai_bac.transforms.physics import CalcificationThicknessd
 #: 7000-7047, every effect, vendor pitch, 30-80 mm; ``benchmarks/scan_label_correction.py``): the
 #: setting removing the most look-alike pieces while keeping >= 95 % of the true BAC length; its
 #: calcium threshold re-chosen (0.0375 -> 0.035 mm) with the no_ridge rule's 0.2 mm scale on the
-#: 328 development images of the seventeenth session (docs/TRANSFORMS.md);
+#: 328 development images of the seventeenth session (docs/design-log/label_correction.md);
 #: anything else (``model="eq4"``, a map without that record) on the ideal phantoms: the values in
 #: :mod:`monai_bac.ops.label_correction` (benchmarks/calibrate_label_correction.py).
 CALIBRATED_THRESHOLDS: dict[str, tuple[float, float, float]] = {
