@@ -185,8 +185,9 @@ look-alike pieces, BAC length kept 95.6 % -> 95.2 % (docs/validation/realistic_v
 Calibration of the defaults
 ---------------------------
 These defaults are the ideal-phantom (``DensityMap(model="eq4")``) set; the thresholds for the
-polyenergetic model are ``monai_bac.transforms.label.CALIBRATED_THRESHOLDS`` (realistic phantoms, seeds
-0-47; docs/design-log/label_correction.md). ``benchmarks/calibrate_label_correction.py`` runs this very
+polyenergetic model are ``monai_bac.transforms.label.CALIBRATED_THRESHOLDS`` (realistic phantoms: first
+seeds 0-47, now the calibration set 7000-7047 and the development images;
+docs/design-log/label_correction.md). ``benchmarks/calibrate_label_correction.py`` runs this very
 correction on the simulated TPA of 48 full-size (0.1 mm) phantoms of both vendors, CC/MLO and L/R, seeds
 1000-1047 (disjoint from the validation seeds 0-31 of ``benchmarks/validate_transforms.py`` and from the
 test seeds < 100), with the maps measured from the image (DensityMap -> CalcificationThickness with
