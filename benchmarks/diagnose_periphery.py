@@ -308,7 +308,8 @@ def tilt(args) -> int:
 
 def _readout_case(job: tuple) -> list[tuple]:
     """One seed made once, written as DICOM with its BodyPartThickness off by each relative error
-    and read through the chain a user runs: [(error, compressed Dice, VBD error pp, h_dt in bounds %)]."""
+    and read through the chain a user runs: [(error, compressed Dice, VBD error pp, h_dt in bounds %, the
+    thickness the image implies / the true one (nan: none), DensityMap's check reason)]."""
     from validate_realistic import chain_maps
 
     from monai_bac.phantom import make_phantom
@@ -327,8 +328,10 @@ def _readout_case(job: tuple) -> list[tuple]:
                 _, bmap, dens, _ = chain_maps(tmp, "readout")
             est, h_dt = np.asarray(bmap)[0], np.asarray(dens)[0]
             inside = (h_dt[breast] >= -1.0) & (h_dt[breast] <= ph.thickness[breast] + 1e-3)
+            m = dens.meta["density"]
             out.append((err, dice(est == COMPRESSED, ph.breast_map == COMPRESSED),
-                        float(dens.meta["density"]["vbd_percent"]) - ph.record["vbd_percent"], 100.0 * inside.mean()))
+                        float(m["vbd_percent"]) - ph.record["vbd_percent"], 100.0 * inside.mean(),
+                        float(m["thickness_from_image_mm"]) / thickness, str(m["thickness_check"])))
     return out
 
 
@@ -340,11 +343,29 @@ def readout(args) -> int:
     print("BodyPartThickness error | compressed Dice mean / worst / under 0.90 | VBD error mean / worst abs (pp) | "
           "images with VBD error > 3 pp / > 5 pp | h_dt in [-1 mm, thickness]: worst image %")
     for k, e in enumerate(errors):
-        rows = np.array([r[k][1:] for r in results])
+        rows = np.array([r[k][1:4] for r in results])
         print(f"{e:+.0%} | {rows[:, 0].mean():.4f} / {rows[:, 0].min():.3f} / {(rows[:, 0] < 0.9).sum()} | "
               f"{rows[:, 1].mean():+.2f} / {np.abs(rows[:, 1]).max():.2f} | {(np.abs(rows[:, 1]) > 3).sum()} / "
               f"{(np.abs(rows[:, 1]) > 5).sum()} | {rows[:, 2].min():.2f}")
+    _thickness_check_table(errors, results)
     return 0
+
+
+def _thickness_check_table(errors: list, results: list) -> None:
+    """DensityMap's check of the header's thickness (docs/TRANSFORMS.md, DensityMap): the image's
+    thickness / the true one, and how many images it warns on at each readout error."""
+    from monai_bac.transforms.physics import THICKNESS_TOLERANCE
+
+    print(f"BodyPartThickness error | image's thickness / true: median (range) | images with no estimate | "
+          f"images warned (|image / header - 1| > {THICKNESS_TOLERANCE:.0%})")
+    for k, e in enumerate(errors):
+        ratio = np.array([r[k][4] for r in results])
+        ok = np.isfinite(ratio)
+        warned = int((np.abs(ratio[ok] / (1.0 + e) - 1.0) > THICKNESS_TOLERANCE).sum())
+        reasons = sorted({r[k][5] for r in results if not np.isfinite(r[k][4])})
+        spread = f"{np.median(ratio[ok]):.3f} ({ratio[ok].min():.3f}-{ratio[ok].max():.3f})" if ok.any() else "-"
+        print(f"{e:+.0%} | {spread} | {int((~ok).sum())}{' (' + '; '.join(reasons) + ')' if reasons else ''} | "
+              f"{warned} of {int(ok.sum())}")
 
 
 def main(argv=None) -> int:

@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 from monai_bac.breast_map import BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY  # noqa: F401  (the one set of codes)
+from monai_bac.ops.thickness_check import thickness_from_contrast  # noqa: E402
 from monai_bac.ops.primary import (  # noqa: E402
     estimate_scatter,
     fat_cells,  # noqa: F401  (re-exported: the fatty reference's cell grid)
@@ -457,7 +458,10 @@ def density_map_polyenergetic(
     Returns:
         (float32 (H, W) h_dt mm, info: ``p_fat`` at the chest wall, ``heel_slope_per_100mm``,
         ``spr``, ``scatter_fraction_centre``, ``attenuation`` (the effective coefficients behind
-        the compressed thickness), ``local_thickness`` (float32 map, mm), ``empty``, ``fallback``).
+        the compressed thickness), ``local_thickness`` (float32 map, mm), ``empty``, ``fallback``,
+        ``thickness_from_image``: (mm or None, info) the compressed thickness the air-to-fat contrast
+        implies (:func:`monai_bac.ops.thickness_check.thickness_from_contrast`), a check on
+        ``thickness_mm``).
     """
 
     bmap = np.asarray(breast_map)
@@ -470,7 +474,8 @@ def density_map_polyenergetic(
     comp = bmap == COMPRESSED
     att0 = beam.effective(h0)
     info: dict = dict(p_fat=float("nan"), heel_slope_per_100mm=0.0, spr=0.0, scatter_fraction_centre=0.0,
-                      attenuation=att0, empty=True, fallback=None, local_thickness=None)
+                      attenuation=att0, empty=True, fallback=None, local_thickness=None,
+                      thickness_from_image=(None, dict(reason="no fatty reference")))
     out = np.zeros(img.shape, np.float32)
     if not comp.any() or not breast.any():
         info["fallback"] = "empty compressed region"
@@ -496,6 +501,8 @@ def density_map_polyenergetic(
         info["fallback"] = "no usable fatty reference"
         return out, info
     info.update(p_fat=float(tinfo["p_fat"]), heel_slope_per_100mm=float(tinfo["slope_per_100mm"]), empty=False)
+    columns = np.arange(box[1].start, box[1].stop)
+    info["thickness_from_image"] = thickness_from_contrast(img, breast, np.log(trend), columns, spacing, beam, offset)
     floor = np.float32(1e-4 * float(trend.max()))
     np.maximum(sub, floor, out=sub)
     log_p = np.log(sub)

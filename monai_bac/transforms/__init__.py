@@ -53,6 +53,7 @@ from monai_bac.transforms.physics import (
     DensityMapd,
     DensityMapD,
     DensityMapDict,
+    ThicknessMismatchWarning,
 )
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "DensityMapd",
     "DensityMapD",
     "DensityMapDict",
+    "ThicknessMismatchWarning",
     "CalcificationThickness",
     "CalcificationThicknessd",
     "CalcificationThicknessD",

@@ -15,6 +15,7 @@ argument that can replace it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ from monai.utils.enums import TransformBackends
 from monai_bac.ops.density import (calcification_thickness, density_map, density_map_polyenergetic,
                                    volumetric_breast_density)
 from monai_bac.ops.primary import chest_wall_side, estimate_offset
+from monai_bac.ops.thickness_check import ThicknessMismatchWarning
 from monai_bac.physics import (Attenuation, MissingPhysicsError, attenuation_at, detector_for, effective_energy_kev,
                                transmitted_beam)
 from monai_bac.transforms.utils import (
@@ -46,6 +48,7 @@ __all__ = [
     "DensityMapd",
     "DensityMapD",
     "DensityMapDict",
+    "ThicknessMismatchWarning",
     "CalcificationThickness",
     "CalcificationThicknessd",
     "CalcificationThicknessD",
@@ -82,6 +85,19 @@ def _thickness(meta: Mapping, thickness_mm: float | None, who: str,
 
 
 MODELS = ("polyenergetic", "eq4")
+#: DensityMap warns when the header's thickness and the image's differ by more than this fraction:
+#: the image's estimate spreads by a few percent on the phantoms and may be some percent off on a
+#: real unit (its spectrum, its paddle), while readouts are off by up to 14-26 % (Hauge et al., Med
+#: Phys 39:263, 2012).
+THICKNESS_TOLERANCE = 0.10
+#: With ``thickness_mm="image"`` the first map's scatter estimate needs a thickness: the header's
+#: when there is one, else this (the middle of the 30-80 mm of most compressed breasts).
+PROVISIONAL_THICKNESS_MM = 50.0
+#: ... and is made again at the image's thickness until the two agree within this (mm), at most
+#: this many times more (the scatter's share of the fatty reference changes with the thickness
+#: about a quarter as fast as the thickness the contrast gives: each pass cuts the gap ~4-fold).
+IMAGE_THICKNESS_AGREE_MM = 0.5
+IMAGE_THICKNESS_PASSES = 4
 
 
 class DensityMap(Transform):
@@ -129,7 +145,14 @@ class DensityMap(Transform):
         mu_fat, mu_dt: attenuation coefficients (mm^-1) for Eq. (4) (select ``model="eq4"``).
         energy_kev: effective energy for Eq. (4) replacing the one derived from KVP (0018,0060).
         p_fat: a fatty reference replacing the automatic one.
-        thickness_mm: compressed thickness replacing BodyPartThickness (0018,11A0).
+        thickness_mm: compressed thickness replacing BodyPartThickness (0018,11A0); ``"image"``: the
+            thickness the image's air-to-fat contrast implies (polyenergetic model; the map is made
+            again at that thickness until the two agree within ``IMAGE_THICKNESS_AGREE_MM``, for the
+            scatter estimate depends on it), for an image without the tag or whose unit reads it wrong.
+        thickness_tolerance: the polyenergetic model compares BodyPartThickness (or ``thickness_mm``)
+            with the thickness the image implies (:mod:`monai_bac.ops.thickness_check`) and warns
+            (:class:`~monai_bac.ops.thickness_check.ThicknessMismatchWarning`) when they differ by more
+            than this fraction; None: no warning (the comparison is still in the meta).
         spacing_mm: (row, col) mm replacing ``meta["spacing_mm"]``.
         erode_mm, block_mm, fat_percentile: the fatty reference's parameters.
         offset: detector offset (raw value at zero exposure) subtracted first; ``"auto"``
@@ -144,9 +167,11 @@ class DensityMap(Transform):
     MetaTensor); ``breast_map`` the docs/ARCHITECTURE.md map, computed by BreastRegion when None. Returns
     the same type; a MetaTensor keeps its metadata and gains ``meta["density"]`` = {model,
     p_fat, mu_fat, mu_dt, mu_calc, energy_kev, vbd_percent, dense_volume_cm3, breast_volume_cm3,
-    empty, fat_reference_fallback, offset, offset_source, spr, heel_slope_per_100mm} (the mu's
-    are the effective ones behind the compressed thickness in the polyenergetic model). An image
-    without compressed region gives an all-zero map (``empty`` True, VBD nan).
+    empty, fat_reference_fallback, offset, offset_source, spr, heel_slope_per_100mm, thickness_mm,
+    thickness_source, thickness_from_image_mm, thickness_check} (the mu's are the effective ones
+    behind the compressed thickness in the polyenergetic model; ``thickness_from_image_mm`` nan with
+    ``thickness_check`` saying why when the image gives no estimate). An image without compressed
+    region gives an all-zero map (``empty`` True, VBD nan).
     """
 
     backend = [TransformBackends.NUMPY]  # the op runs in numpy (torch input is converted, the output converted back)
@@ -173,6 +198,7 @@ class DensityMap(Transform):
         heel: bool = True,
         lower_mm: float = -1.0,
         envelope_mm: float = 8.0,
+        thickness_tolerance: float | None = THICKNESS_TOLERANCE,
     ) -> None:
         self.mu_fat, self.mu_dt, self.energy_kev = mu_fat, mu_dt, energy_kev
         explicit = mu_fat is not None or mu_dt is not None or energy_kev is not None
@@ -187,7 +213,16 @@ class DensityMap(Transform):
         self.model, self.scatter, self.spr, self.spr_scale = model, scatter, spr, float(spr_scale)
         self.heel, self.lower_mm, self.envelope_mm = bool(heel), float(lower_mm), float(envelope_mm)
         self.smooth_mm = float(smooth_mm)
-        self.p_fat, self.thickness_mm, self.spacing_mm = p_fat, thickness_mm, spacing_mm
+        if isinstance(thickness_mm, str) and thickness_mm != "image":
+            raise ValueError(f"thickness_mm must be a number (mm), 'image' or None, got {thickness_mm!r}")
+        if thickness_mm == "image" and model != "polyenergetic":
+            raise ValueError("thickness_mm='image' needs model='polyenergetic' (the thickness comes from its spectrum)")
+        if thickness_tolerance is not None and not float(thickness_tolerance) > 0:
+            raise ValueError(f"thickness_tolerance must be a positive fraction or None, got {thickness_tolerance!r}")
+        self.thickness_from_image = thickness_mm == "image"
+        self.thickness_tolerance = None if thickness_tolerance is None else float(thickness_tolerance)
+        self.p_fat, self.spacing_mm = p_fat, spacing_mm
+        self.thickness_mm = None if self.thickness_from_image else thickness_mm
         self.erode_mm, self.block_mm, self.fat_percentile = float(erode_mm), float(block_mm), float(fat_percentile)
         # a number stays readable as ``self.offset`` (0 until an unexposed border says otherwise)
         self.estimate_offset = offset == "auto"
@@ -221,6 +256,22 @@ class DensityMap(Transform):
             raise ValueError(f"{source_name(meta)}: AnodeTargetMaterial (0018,1191) / FilterMaterial (0018,7050) / "
                              f"KVP (0018,0060): {err}; pass model='eq4' with energy_kev=...") from err
 
+    def _thickness_source(self, meta: Mapping) -> str:
+        if self.thickness_from_image:
+            return "image"
+        return "argument" if self.thickness_mm is not None else "BodyPartThickness (0018,11A0)"
+
+    def _check_thickness(self, meta: Mapping, thickness: float, found: float) -> None:
+        """Warn when the thickness in use and the one the image implies differ by more than the tolerance."""
+        if self.thickness_tolerance is None or abs(found / thickness - 1.0) <= self.thickness_tolerance:
+            return
+        warnings.warn(
+            f"{source_name(meta)}: {self._thickness_source(meta)} says {thickness:.1f} mm, but the contrast between the "
+            f"direct exposure and the breast's fattiest tissue says {found:.1f} mm ({found / thickness - 1.0:+.0%}); "
+            f"a unit's thickness readout can be off by 10-26 %, and the density map and VBD depend on it: if it is, "
+            f"pass thickness_mm=... (mm) or thickness_mm='image' to DensityMap (and thickness_mm to BreastRegion)",
+            ThicknessMismatchWarning, stacklevel=3)
+
     def _offset(self, image: np.ndarray, bmap: np.ndarray, spacing) -> tuple[float, str]:
         if not self.estimate_offset:
             return float(self.offset), "argument"
@@ -232,13 +283,18 @@ class DensityMap(Transform):
         who = type(self).__name__
         poly = self.model == "polyenergetic"
         model = self.model
-        if poly and not self.compute_vbd and self.thickness_mm is None and meta.get("thickness_mm") is None:
+        if (poly and not self.compute_vbd and not self.thickness_from_image and self.thickness_mm is None
+                and meta.get("thickness_mm") is None):
             # without the compressed thickness there is no polyenergetic curve: Eq. (4), said in the meta
             poly, model = False, "eq4 (no BodyPartThickness)"
         if poly:
             beam = self.beam(meta)
-            thickness = _thickness(meta, self.thickness_mm, who, "the polyenergetic model and the volumetric breast "
-                                  "density; or compute_vbd=False (Eq. 4 is then used) or model='eq4'")
+            if self.thickness_from_image:
+                thickness = float(meta.get("thickness_mm") or PROVISIONAL_THICKNESS_MM)
+            else:
+                thickness = _thickness(meta, self.thickness_mm, who, "the polyenergetic model and the volumetric "
+                                      "breast density; or compute_vbd=False (Eq. 4 is then used), model='eq4' or "
+                                      "thickness_mm='image'")
         else:
             mu_fat, mu_dt, energy = self.attenuation(meta)
             thickness = _thickness(meta, self.thickness_mm, who) if self.compute_vbd else None
@@ -250,14 +306,32 @@ class DensityMap(Transform):
         out_meta = dict(model=model, p_fat=nan, mu_fat=nan, mu_dt=nan, mu_calc=nan, energy_kev=nan,
                         vbd_percent=nan, dense_volume_cm3=nan, breast_volume_cm3=nan, empty=True,
                         fat_reference_fallback="", offset=offset, offset_source=offset_source, spr=0.0,
-                        heel_slope_per_100mm=0.0)
+                        heel_slope_per_100mm=0.0, thickness_mm=nan if thickness is None else thickness,
+                        thickness_source=self._thickness_source(meta), thickness_from_image_mm=nan,
+                        thickness_check="not estimated (model eq4)")
         if poly:
             side = chest_wall_side(bmap > 0, meta.get("laterality"))
-            h_dt, info = density_map_polyenergetic(
-                image, bmap, beam, thickness, spacing, offset=offset, scatter=self.scatter == "published",
-                spr=self.spr, spr_scale=self.spr_scale, heel=self.heel, side=side, erode_mm=self.erode_mm,
-                block_mm=self.block_mm, percentile=self.fat_percentile, smooth_mm=self.smooth_mm,
-                envelope_mm=self.envelope_mm, lower_mm=self.lower_mm, p_fat=self.p_fat)
+            options = dict(offset=offset, scatter=self.scatter == "published", spr=self.spr, spr_scale=self.spr_scale,
+                           heel=self.heel, side=side, erode_mm=self.erode_mm, block_mm=self.block_mm,
+                           percentile=self.fat_percentile, smooth_mm=self.smooth_mm, envelope_mm=self.envelope_mm,
+                           lower_mm=self.lower_mm, p_fat=self.p_fat)
+            h_dt, info = density_map_polyenergetic(image, bmap, beam, thickness, spacing, **options)
+            found, check = info["thickness_from_image"]
+            # the scatter removed before the fatty reference is read depends on the thickness: with
+            # thickness_mm="image" the map is made again at the image's thickness until they agree
+            for _ in range(IMAGE_THICKNESS_PASSES if self.thickness_from_image else 0):
+                if found is None:
+                    raise ValueError(f"{source_name(meta)}: thickness_mm='image', but the image gives no thickness "
+                                     f"({check['reason']}); pass thickness_mm=... (the compressed thickness, mm)")
+                if abs(found - thickness) <= IMAGE_THICKNESS_AGREE_MM:
+                    break
+                thickness = found
+                h_dt, info = density_map_polyenergetic(image, bmap, beam, thickness, spacing, **options)
+                found, check = info["thickness_from_image"]
+            if not self.thickness_from_image and found is not None:
+                self._check_thickness(meta, thickness, found)
+            out_meta.update(thickness_mm=thickness, thickness_from_image_mm=nan if found is None else float(found),
+                            thickness_check=str(check["reason"]))
             att = info["attenuation"]
             out_meta.update(p_fat=float(info["p_fat"]), mu_fat=att.mu_fat, mu_dt=att.mu_dt, mu_calc=att.mu_calc,
                             energy_kev=float(att.energy_kev), empty=bool(info["empty"]),
