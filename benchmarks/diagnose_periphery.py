@@ -26,6 +26,15 @@ Two measurements, both of :func:`monai_bac.ops.breast_region.analyse_breast_regi
   by calling the periphery's thickest part compressed, i.e. a periphery too narrow), and its VBD
   error.
 
+``tilt``: fresh seeds made with parallel and with tilted paddles (``make_phantom(paddle_tilt_deg=)``),
+  written as DICOM and read through the whole chain: compressed Dice, breast Dice and VBD error at
+  each tilt (docs/design-log/breast_region.md, "A tilted paddle", "The fresh rate on thick breasts").
+
+``readout``: fresh seeds whose DICOM carries a BodyPartThickness off by each relative error, read
+  through the whole chain: compressed Dice, VBD error, h_dt in bounds, and DensityMap's check of
+  the readout against the thickness the image implies (docs/design-log/density_map.md, "A
+  BodyPartThickness that the unit reads wrong", "The thickness the image implies").
+
 Usage (the twentieth and twenty-first sessions' figures in docs/design-log/breast_region.md):
 
     python benchmarks/diagnose_periphery.py windows --data /tmp/bac-quorum
@@ -36,8 +45,12 @@ Usage (the twentieth and twenty-first sessions' figures in docs/design-log/breas
     python benchmarks/diagnose_periphery.py contour --data /tmp/bac-docket /tmp/bac-slate /tmp/bac-quorum \
         --csv docket.csv slate.csv quorum.csv
 
-Seeds 45000-45217, 49000-49199 (twenty-fifth session, `/tmp` twin scripts) and 90000-90217 were used so;
-held-out sets (validate_realistic.py) stay off them.
+    python benchmarks/diagnose_periphery.py tilt --n 192 --seed 48200 --thickness 60 80 --tilts 0.35 --workers 2
+    python benchmarks/diagnose_periphery.py readout --n 48 --seed 48500 --errors -0.15 -0.1 0.1 0.15 0.2 --workers 2
+
+Seeds 45000-45217, 49000-49199 (twenty-fifth session, `/tmp` twin scripts), 90000-90217 and
+48000-48547 (twenty-ninth and thirtieth sessions) were used so; held-out sets (validate_realistic.py)
+stay off them.
 """
 
 from __future__ import annotations
