@@ -322,7 +322,7 @@ def tilt(args) -> int:
 def _readout_case(job: tuple) -> list[tuple]:
     """One seed made once, written as DICOM with its BodyPartThickness off by each relative error
     and read through the chain a user runs: [(error, compressed Dice, VBD error pp, h_dt in bounds %, the
-    thickness the image implies / the true one (nan: none), DensityMap's check reason)]."""
+    thickness the image implies / the true one and / the header's (nan: none), DensityMap's check reason)]."""
     from validate_realistic import chain_maps
 
     from monai_bac.phantom import make_phantom
@@ -344,7 +344,8 @@ def _readout_case(job: tuple) -> list[tuple]:
             m = dens.meta["density"]
             out.append((err, dice(est == COMPRESSED, ph.breast_map == COMPRESSED),
                         float(m["vbd_percent"]) - ph.record["vbd_percent"], 100.0 * inside.mean(),
-                        float(m["thickness_from_image_mm"]) / thickness, str(m["thickness_check"])))
+                        float(m["thickness_from_image_mm"]) / thickness,
+                        float(m["thickness_from_image_mm"]) / float(m["thickness_mm"]), str(m["thickness_check"])))
     return out
 
 
@@ -374,8 +375,8 @@ def _thickness_check_table(errors: list, results: list) -> None:
     for k, e in enumerate(errors):
         ratio = np.array([r[k][4] for r in results])
         ok = np.isfinite(ratio)
-        warned = int((np.abs(ratio[ok] / (1.0 + e) - 1.0) > THICKNESS_TOLERANCE).sum())
-        reasons = sorted({r[k][5] for r in results if not np.isfinite(r[k][4])})
+        warned = int((np.abs(np.array([r[k][5] for r in results])[ok] - 1.0) > THICKNESS_TOLERANCE).sum())
+        reasons = sorted({r[k][6] for r in results if not np.isfinite(r[k][4])})
         spread = f"{np.median(ratio[ok]):.3f} ({ratio[ok].min():.3f}-{ratio[ok].max():.3f})" if ok.any() else "-"
         print(f"{e:+.0%} | {spread} | {int((~ok).sum())}{' (' + '; '.join(reasons) + ')' if reasons else ''} | "
               f"{warned} of {int(ok.sum())}")

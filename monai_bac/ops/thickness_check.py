@@ -36,6 +36,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from monai_bac.ops.resample import block_factors
 from monai_bac.units import as_spacing
 
 __all__ = ["SKIN_MM", "AIR_MARGIN_MM", "ThicknessMismatchWarning", "thickness_from_contrast", "thickness_curve"]
@@ -93,7 +94,7 @@ def thickness_from_contrast(
         there is no estimate ("" when there is one)).
     """
     sr, sc = as_spacing(spacing_mm)
-    kr, kc = max(1, int(round(sample_mm / sr))), max(1, int(round(sample_mm / sc)))
+    kr, kc = block_factors((sr, sc), sample_mm)
     img = np.asarray(image)[::kr, ::kc]
     near = np.asarray(tissue, bool)[::kr, ::kc]
     info: dict = dict(contrast=float("nan"), n_air=0, reason="")
