@@ -22,7 +22,9 @@ both alike, so their difference does not depend on it). The skin is taken as gla
 tissue, ``SKIN_MM`` = 1.45 mm on each side (the mean skin thickness measured by breast CT, Huang
 et al., Med Phys 35:1199, 2008).
 
-What it cannot see, and what it leaves to the user: a breast with no fatty cell under the paddle
+What it cannot see, and what it leaves to the user: a detector offset left in the image (no
+collimated border to read it from, none given: it lifts the fat more than the air, and the
+thickness reads low, 2-3 % on the realistic phantoms), a breast with no fatty cell under the paddle
 (P_fat too low: the thickness comes out too large), a spectrum unlike SpekPy's for the header's
 kVp/anode/filter (an effective attenuation k % off moves the thickness about k %), and a paddle
 whose attenuation differs between the breast and the direct exposure beside it. A direct exposure
