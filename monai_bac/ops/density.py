@@ -43,7 +43,11 @@ __all__ = [
 ]
 
 from monai_bac.breast_map import BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY  # noqa: F401  (the one set of codes)
-from monai_bac.ops.thickness_check import thickness_from_contrast  # noqa: E402
+from monai_bac.ops.thickness_check import (  # noqa: E402
+    IMAGE_THICKNESS_AGREE_MM,
+    IMAGE_THICKNESS_PASSES,
+    thickness_from_contrast,
+)
 from monai_bac.ops.primary import (  # noqa: E402
     estimate_scatter,
     fat_cells,  # noqa: F401  (re-exported: the fatty reference's cell grid)
@@ -427,6 +431,7 @@ def density_map_polyenergetic(
     envelope_mm: float = 8.0,
     lower_mm: float = -1.0,
     p_fat: float | None = None,
+    fit_thickness: bool = False,
 ) -> tuple[np.ndarray, dict]:
     """Dense-tissue thickness h_dt (mm) of a raw image with a polyenergetic beam and scatter.
 
@@ -461,7 +466,13 @@ def density_map_polyenergetic(
         the compressed thickness), ``local_thickness`` (float32 map, mm), ``empty``, ``fallback``,
         ``thickness_from_image``: (mm or None, info) the compressed thickness the air-to-fat contrast
         implies (:func:`monai_bac.ops.thickness_check.thickness_from_contrast`), a check on
-        ``thickness_mm``).
+        ``thickness_mm``; ``thickness_mm``, the compressed thickness the map was made with).
+
+    With ``fit_thickness`` the compressed thickness is the image's own: ``thickness_mm`` is only the
+    first guess, and steps 1-2 (the scatter removed depends on the thickness) are made again at the
+    image's thickness until the two agree within ``IMAGE_THICKNESS_AGREE_MM`` (at most
+    ``IMAGE_THICKNESS_PASSES`` times more); an image that gives no thickness gives an empty map
+    with ``fallback`` saying why.
     """
 
     bmap = np.asarray(breast_map)
@@ -472,37 +483,55 @@ def density_map_polyenergetic(
     h0 = float(thickness_mm)
     breast = bmap > 0
     comp = bmap == COMPRESSED
-    att0 = beam.effective(h0)
     info: dict = dict(p_fat=float("nan"), heel_slope_per_100mm=0.0, spr=0.0, scatter_fraction_centre=0.0,
-                      attenuation=att0, empty=True, fallback=None, local_thickness=None,
-                      thickness_from_image=(None, dict(reason="no fatty reference")))
+                      attenuation=beam.effective(h0), empty=True, fallback=None, local_thickness=None,
+                      thickness_from_image=(None, dict(reason="no fatty reference")), thickness_mm=h0)
     out = np.zeros(img.shape, np.float32)
     if not comp.any() or not breast.any():
         info["fallback"] = "empty compressed region"
         return out, info
     box = bounding_box(breast)
-    sub = img[box] - np.float32(offset) if offset else img[box].copy()
     b_box, c_box = breast[box], comp[box]
-    if scatter:
-        tissue = b_box & (bmap[box] != PECTORAL) | (bmap[box] == PECTORAL)
-        s, sinfo = estimate_scatter(sub, tissue, _deep_compressed(c_box, spacing), spacing, h0, spr=spr,
-                                    spr_scale=spr_scale)
-        sub -= s
-        info.update(spr=sinfo["spr"], scatter_fraction_centre=sinfo.get("scatter_fraction_centre", 0.0))
-    if smooth_mm and smooth_mm / max(spacing) >= 1.0 / 3.0:
-        sub = ndimage.gaussian_filter(sub, (smooth_mm / spacing[0], smooth_mm / spacing[1]), mode="nearest",
-                                      truncate=3.0)
-    if p_fat is not None:
-        trend, tinfo = np.full(sub.shape[1], float(p_fat)), dict(p_fat=float(p_fat), slope_per_100mm=0.0)
-    else:
-        trend, tinfo = fat_reference_trend(sub, c_box, spacing, side if heel else 1, erode_mm, block_mm, percentile,
-                                           band_mm=10.0 if heel else 1e9)
-    if trend is None or not np.all(np.isfinite(trend)) or trend.min() <= 0:
+    columns = np.arange(box[1].start, box[1].stop)
+
+    def primary_and_fat(h: float):
+        """Steps 1-2 at compressed thickness ``h``: the box's primary (offset and scatter removed,
+        smoothed), P_fat(x) and the thickness the image implies; None for P_fat when unusable."""
+        sub = img[box] - np.float32(offset) if offset else img[box].copy()
+        if scatter:
+            tissue = b_box & (bmap[box] != PECTORAL) | (bmap[box] == PECTORAL)
+            s, sinfo = estimate_scatter(sub, tissue, _deep_compressed(c_box, spacing), spacing, h, spr=spr,
+                                        spr_scale=spr_scale)
+            sub -= s
+            info.update(spr=sinfo["spr"], scatter_fraction_centre=sinfo.get("scatter_fraction_centre", 0.0))
+        if smooth_mm and smooth_mm / max(spacing) >= 1.0 / 3.0:
+            sub = ndimage.gaussian_filter(sub, (smooth_mm / spacing[0], smooth_mm / spacing[1]), mode="nearest",
+                                          truncate=3.0)
+        if p_fat is not None:
+            trend, tinfo = np.full(sub.shape[1], float(p_fat)), dict(p_fat=float(p_fat), slope_per_100mm=0.0)
+        else:
+            trend, tinfo = fat_reference_trend(sub, c_box, spacing, side if heel else 1, erode_mm, block_mm,
+                                               percentile, band_mm=10.0 if heel else 1e9)
+        if trend is None or not np.all(np.isfinite(trend)) or trend.min() <= 0:
+            return sub, None, tinfo, (None, dict(reason="no fatty reference"))
+        return sub, trend, tinfo, thickness_from_contrast(img, breast, np.log(trend), columns, spacing, beam, offset)
+
+    sub, trend, tinfo, found = primary_and_fat(h0)
+    for _ in range(IMAGE_THICKNESS_PASSES if fit_thickness and trend is not None else 0):
+        if found[0] is None:
+            info.update(thickness_from_image=found, fallback=f"no thickness from the image ({found[1]['reason']})")
+            return out, info
+        if abs(found[0] - h0) <= IMAGE_THICKNESS_AGREE_MM:
+            break
+        h0 = found[0]
+        sub, trend, tinfo, found = primary_and_fat(h0)
+    info["thickness_from_image"] = found
+    if trend is None:
         info["fallback"] = "no usable fatty reference"
         return out, info
-    info.update(p_fat=float(tinfo["p_fat"]), heel_slope_per_100mm=float(tinfo["slope_per_100mm"]), empty=False)
-    columns = np.arange(box[1].start, box[1].stop)
-    info["thickness_from_image"] = thickness_from_contrast(img, breast, np.log(trend), columns, spacing, beam, offset)
+    att0 = beam.effective(h0)
+    info.update(p_fat=float(tinfo["p_fat"]), heel_slope_per_100mm=float(tinfo["slope_per_100mm"]), empty=False,
+                attenuation=att0, thickness_mm=h0)
     floor = np.float32(1e-4 * float(trend.max()))
     np.maximum(sub, floor, out=sub)
     log_p = np.log(sub)

@@ -41,7 +41,8 @@ from scipy import ndimage
 from monai_bac.ops.resample import block_factors
 from monai_bac.units import as_spacing
 
-__all__ = ["SKIN_MM", "AIR_MARGIN_MM", "ThicknessMismatchWarning", "thickness_from_contrast", "thickness_curve"]
+__all__ = ["SKIN_MM", "AIR_MARGIN_MM", "IMAGE_THICKNESS_AGREE_MM", "IMAGE_THICKNESS_PASSES", "ThicknessMismatchWarning",
+           "thickness_from_contrast", "thickness_curve"]
 
 #: Skin thickness on each side of the compressed breast, mm (breast CT: 1.45 +/- 0.30 mm,
 #: Huang et al., Med Phys 35:1199, 2008).
@@ -51,6 +52,12 @@ SKIN_MM = 1.45
 AIR_MARGIN_MM = 10.0
 #: Samples of the direct exposure (one per ``sample_mm`` cell) needed for an estimate.
 MIN_AIR_SAMPLES = 200
+#: Where the compressed thickness is taken from the image, the scatter removed before the fatty
+#: reference is read depends on it: the two are made again until they agree within this (mm), at
+#: most this many times more (the scatter's share of the fatty reference changes with the thickness
+#: about a quarter as fast as the thickness the contrast gives: each pass cuts the gap ~4-fold).
+IMAGE_THICKNESS_AGREE_MM = 0.5
+IMAGE_THICKNESS_PASSES = 4
 
 
 class ThicknessMismatchWarning(UserWarning):

@@ -90,14 +90,9 @@ MODELS = ("polyenergetic", "eq4")
 #: real unit (its spectrum, its paddle), while readouts are off by up to 14-26 % (Hauge et al., Med
 #: Phys 39:263, 2012).
 THICKNESS_TOLERANCE = 0.10
-#: With ``thickness_mm="image"`` the first map's scatter estimate needs a thickness: the header's
+#: With ``thickness_mm="image"`` the first scatter estimate needs a thickness: the header's
 #: when there is one, else this (the middle of the 30-80 mm of most compressed breasts).
 PROVISIONAL_THICKNESS_MM = 50.0
-#: ... and is made again at the image's thickness until the two agree within this (mm), at most
-#: this many times more (the scatter's share of the fatty reference changes with the thickness
-#: about a quarter as fast as the thickness the contrast gives: each pass cuts the gap ~4-fold).
-IMAGE_THICKNESS_AGREE_MM = 0.5
-IMAGE_THICKNESS_PASSES = 4
 
 
 class DensityMap(Transform):
@@ -146,9 +141,10 @@ class DensityMap(Transform):
         energy_kev: effective energy for Eq. (4) replacing the one derived from KVP (0018,0060).
         p_fat: a fatty reference replacing the automatic one.
         thickness_mm: compressed thickness replacing BodyPartThickness (0018,11A0); ``"image"``: the
-            thickness the image's air-to-fat contrast implies (polyenergetic model; the map is made
-            again at that thickness until the two agree within ``IMAGE_THICKNESS_AGREE_MM``, for the
-            scatter estimate depends on it), for an image without the tag or whose unit reads it wrong.
+            thickness the image's air-to-fat contrast implies (polyenergetic model; the scatter
+            estimate and the fatty reference are made again at that thickness until the two agree,
+            :func:`~monai_bac.ops.density.density_map_polyenergetic`), for an image without the tag or
+            whose unit reads it wrong.
         thickness_tolerance: the polyenergetic model compares BodyPartThickness (or ``thickness_mm``)
             with the thickness the image implies (:mod:`monai_bac.ops.thickness_check`) and warns
             (:class:`~monai_bac.ops.thickness_check.ThicknessMismatchWarning`) when they differ by more
@@ -315,19 +311,13 @@ class DensityMap(Transform):
                            heel=self.heel, side=side, erode_mm=self.erode_mm, block_mm=self.block_mm,
                            percentile=self.fat_percentile, smooth_mm=self.smooth_mm, envelope_mm=self.envelope_mm,
                            lower_mm=self.lower_mm, p_fat=self.p_fat)
-            h_dt, info = density_map_polyenergetic(image, bmap, beam, thickness, spacing, **options)
+            h_dt, info = density_map_polyenergetic(image, bmap, beam, thickness, spacing,
+                                                   fit_thickness=self.thickness_from_image, **options)
             found, check = info["thickness_from_image"]
-            # the scatter removed before the fatty reference is read depends on the thickness: with
-            # thickness_mm="image" the map is made again at the image's thickness until they agree
-            for _ in range(IMAGE_THICKNESS_PASSES if self.thickness_from_image else 0):
-                if found is None:
-                    raise ValueError(f"{source_name(meta)}: thickness_mm='image', but the image gives no thickness "
-                                     f"({check['reason']}); pass thickness_mm=... (the compressed thickness, mm)")
-                if abs(found - thickness) <= IMAGE_THICKNESS_AGREE_MM:
-                    break
-                thickness = found
-                h_dt, info = density_map_polyenergetic(image, bmap, beam, thickness, spacing, **options)
-                found, check = info["thickness_from_image"]
+            if self.thickness_from_image and found is None:
+                raise ValueError(f"{source_name(meta)}: thickness_mm='image', but the image gives no thickness "
+                                 f"({check['reason']}); pass thickness_mm=... (the compressed thickness, mm)")
+            thickness = float(info["thickness_mm"])
             if not self.thickness_from_image and found is not None:
                 self._check_thickness(meta, thickness, found)
             out_meta.update(thickness_mm=thickness, thickness_from_image_mm=nan if found is None else float(found),
