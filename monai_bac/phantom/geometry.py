@@ -13,8 +13,8 @@ fall-off vary smoothly round the outline (:func:`edge_variation`, docs/PHANTOM.m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage

@@ -252,7 +252,7 @@ class DensityMap(Transform):
             raise ValueError(f"{source_name(meta)}: AnodeTargetMaterial (0018,1191) / FilterMaterial (0018,7050) / "
                              f"KVP (0018,0060): {err}; pass model='eq4' with energy_kev=...") from err
 
-    def _thickness_source(self, meta: Mapping) -> str:
+    def _thickness_source(self) -> str:
         if self.thickness_from_image:
             return "image"
         return "argument" if self.thickness_mm is not None else "BodyPartThickness (0018,11A0)"
@@ -262,7 +262,7 @@ class DensityMap(Transform):
         if self.thickness_tolerance is None or abs(found / thickness - 1.0) <= self.thickness_tolerance:
             return
         warnings.warn(
-            f"{source_name(meta)}: {self._thickness_source(meta)} says {thickness:.1f} mm, but the contrast between the "
+            f"{source_name(meta)}: {self._thickness_source()} says {thickness:.1f} mm, but the contrast between the "
             f"direct exposure and the breast's fattiest tissue says {found:.1f} mm ({found / thickness - 1.0:+.0%}); "
             f"a unit's thickness readout can be off by 10-26 %, and the density map and VBD depend on it: if it is, "
             f"pass thickness_mm=... (mm) or thickness_mm='image' to DensityMap (and thickness_mm to BreastRegion)",
@@ -303,7 +303,7 @@ class DensityMap(Transform):
                         vbd_percent=nan, dense_volume_cm3=nan, breast_volume_cm3=nan, empty=True,
                         fat_reference_fallback="", offset=offset, offset_source=offset_source, spr=0.0,
                         heel_slope_per_100mm=0.0, thickness_mm=nan if thickness is None else thickness,
-                        thickness_source=self._thickness_source(meta), thickness_from_image_mm=nan,
+                        thickness_source=self._thickness_source(), thickness_from_image_mm=nan,
                         thickness_check="not estimated (model eq4)")
         if poly:
             side = chest_wall_side(bmap > 0, meta.get("laterality"))
