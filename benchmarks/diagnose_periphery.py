@@ -35,6 +35,11 @@ Two measurements, both of :func:`monai_bac.ops.breast_region.analyse_breast_regi
   the readout against the thickness the image implies (docs/design-log/density_map.md, "A
   BodyPartThickness that the unit reads wrong", "The thickness the image implies").
 
+``untagged``: fresh seeds written as DICOM without BodyPartThickness and read as such a user runs
+  the chain (``BreastRegion()``, ``DensityMap(thickness_mm="image")``): compressed, breast and
+  pectoral Dice, VBD error, and the thickness BreastRegion's scatter step used
+  (docs/design-log/breast_region.md, "An image without BodyPartThickness").
+
 Usage (the twentieth and twenty-first sessions' figures in docs/design-log/breast_region.md):
 
     python benchmarks/diagnose_periphery.py windows --data /tmp/bac-quorum
@@ -47,9 +52,10 @@ Usage (the twentieth and twenty-first sessions' figures in docs/design-log/breas
 
     python benchmarks/diagnose_periphery.py tilt --n 192 --seed 48200 --thickness 60 80 --tilts 0.35 --workers 2
     python benchmarks/diagnose_periphery.py readout --n 48 --seed 48500 --errors -0.15 -0.1 0.1 0.15 0.2 --workers 2
+    python benchmarks/diagnose_periphery.py untagged --n 96 --seed 48700 --workers 2
 
 Seeds 45000-45217, 49000-49199 (twenty-fifth session, `/tmp` twin scripts), 90000-90217 and
-48000-48547 (twenty-ninth and thirtieth sessions) were used so; held-out sets (validate_realistic.py)
+48000-48795 (twenty-ninth to thirty-first sessions) were used so; held-out sets (validate_realistic.py)
 stay off them.
 """
 
@@ -365,6 +371,55 @@ def readout(args) -> int:
     return 0
 
 
+def _untagged_case(job: tuple) -> tuple:
+    """One seed written as DICOM without BodyPartThickness and read as such a user runs the chain
+    (``BreastRegion()`` then ``DensityMap(thickness_mm="image")``): (compressed, breast and pectoral
+    Dice (nan: no muscle in either), VBD error pp, BreastRegion's scatter thickness / true (nan: none))."""
+    from monai_bac.phantom import make_phantom
+    from monai_bac.transforms import BreastRegion, DensityMap
+
+    seed, view, laterality, vendor, thickness = job
+    ph = make_phantom(seed, view=view, laterality=laterality, vendor=vendor, thickness_mm=thickness, spacing_mm=None,
+                      physics="realistic")
+    ph.meta["thickness_mm"] = None
+    with tempfile.TemporaryDirectory(prefix="bac-untagged-") as tmp:
+        ph.write_dicom(Path(tmp) / "untagged.dcm", patient_id="untagged")
+        img = load_mammogram(Path(tmp) / "untagged.dcm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bmap = BreastRegion()(img)
+        dens = DensityMap(thickness_mm="image")(img, bmap)
+    est, truth = np.asarray(bmap)[0], ph.breast_map
+    pect = dice(est == PECTORAL, truth == PECTORAL) if (truth == PECTORAL).any() or (est == PECTORAL).any() else np.nan
+    return (dice(est == COMPRESSED, truth == COMPRESSED), dice(est > 0, truth > 0), pect,
+            float(dens.meta["density"]["vbd_percent"]) - ph.record["vbd_percent"],
+            float(bmap.meta.get("scatter_thickness_mm", np.nan)) / thickness)
+
+
+def untagged(args) -> int:
+    """Each seed's DICOM written without BodyPartThickness, read through the whole chain."""
+    cases = _fresh_cases(args)
+    rows = np.array(_run(_untagged_case, cases, args), dtype=np.float64)
+    thick = np.array([c[4] for c in cases]) >= 60.0
+    print("images | compressed Dice mean / worst / under 0.90 | breast Dice mean / worst | pectoral Dice mean / worst | "
+          "VBD error mean / worst abs (pp) | scatter thickness / true: median (range), images with none")
+    for name, sel in (("all", np.ones(len(cases), bool)), ("30-60 mm", ~thick), ("60-80 mm", thick)):
+        if not sel.any():
+            continue
+        r = rows[sel]
+        p, t = r[:, 2][np.isfinite(r[:, 2])], r[:, 4][np.isfinite(r[:, 4])]
+        spread = f"{np.median(t):.3f} ({t.min():.3f}-{t.max():.3f})" if t.size else "-"
+        pect = f"{p.mean():.4f} / {p.min():.3f}" if p.size else "-"
+        print(f"{name} ({sel.sum()}) | {r[:, 0].mean():.4f} / {r[:, 0].min():.3f} / {(r[:, 0] < 0.9).sum()} | "
+              f"{r[:, 1].mean():.4f} / {r[:, 1].min():.4f} | {pect} | "
+              f"{r[:, 3].mean():+.2f} / {np.abs(r[:, 3]).max():.2f} | {spread}, {int(sel.sum() - t.size)}")
+    print("images under compressed Dice 0.90: seed view vendor H0 Dice")
+    for case, r in zip(cases, rows):
+        if r[0] < 0.9:
+            print(f"{case[0]} {case[2]}{case[1]} {case[3]} {case[4]} {r[0]:.3f}")
+    return 0
+
+
 def _thickness_check_table(errors: list, results: list) -> None:
     """DensityMap's check of the header's thickness (docs/TRANSFORMS.md, DensityMap): the image's
     thickness / the true one, and how many images it warns on at each readout error."""
@@ -404,6 +459,11 @@ def main(argv=None) -> int:
     r.add_argument("--thickness", type=float, nargs=2, default=(30.0, 80.0), metavar=("LO", "HI"))
     r.add_argument("--errors", type=float, nargs="+", default=(-0.05, 0.1, 0.2), help="relative readout errors")
     r.add_argument("--workers", type=int, default=1)
+    u = sub.add_parser("untagged", help="each seed written without BodyPartThickness, whole chain")
+    u.add_argument("--n", type=int, default=24)
+    u.add_argument("--seed", type=int, required=True, help="first seed (keep clear of the held-out sets' seeds)")
+    u.add_argument("--thickness", type=float, nargs=2, default=(30.0, 80.0), metavar=("LO", "HI"))
+    u.add_argument("--workers", type=int, default=1)
     c = sub.add_parser("contour", help="the thickness tolerance that compressed Dice 0.90 asks of each image")
     c.add_argument("--data", nargs="+", required=True, help="validate_realistic.py generate folders")
     c.add_argument("--csv", nargs="*", help="their evaluate CSVs, for each image's chain Dice and VBD error")
@@ -413,7 +473,8 @@ def main(argv=None) -> int:
                         "(docs/design-log/breast_region.md)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", category=RuntimeWarning)
-    return {"windows": windows, "twin": twin, "contour": contour, "tilt": tilt, "readout": readout}[args.cmd](args)
+    return {"windows": windows, "twin": twin, "contour": contour, "tilt": tilt, "readout": readout,
+            "untagged": untagged}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -40,15 +40,19 @@ __all__ = [
     "volumetric_breast_density",
     "background_opening",
     "calcification_thickness",
+    "image_thickness",
 ]
 
 from monai_bac.breast_map import BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY  # noqa: F401  (the one set of codes)
 from monai_bac.ops.thickness_check import (  # noqa: E402
     IMAGE_THICKNESS_AGREE_MM,
     IMAGE_THICKNESS_PASSES,
+    PROVISIONAL_THICKNESS_MM,
     thickness_from_contrast,
 )
 from monai_bac.ops.primary import (  # noqa: E402
+    chest_wall_side,
+    estimate_offset,
     estimate_scatter,
     fat_cells,  # noqa: F401  (re-exported: the fatty reference's cell grid)
     fat_reference_trend,
@@ -432,6 +436,7 @@ def density_map_polyenergetic(
     lower_mm: float = -1.0,
     p_fat: float | None = None,
     fit_thickness: bool = False,
+    thickness_only: bool = False,
 ) -> tuple[np.ndarray, dict]:
     """Dense-tissue thickness h_dt (mm) of a raw image with a polyenergetic beam and scatter.
 
@@ -472,7 +477,8 @@ def density_map_polyenergetic(
     first guess, and steps 1-2 (the scatter removed depends on the thickness) are made again at the
     image's thickness until the two agree within ``IMAGE_THICKNESS_AGREE_MM`` (at most
     ``IMAGE_THICKNESS_PASSES`` times more); an image that gives no thickness gives an empty map
-    with ``fallback`` saying why.
+    with ``fallback`` saying why. ``thickness_only`` stops before the map is made (an all-zero map;
+    the ``info`` up to ``thickness_mm``): :func:`image_thickness`.
     """
 
     bmap = np.asarray(breast_map)
@@ -528,6 +534,9 @@ def density_map_polyenergetic(
     info["thickness_from_image"] = found
     if trend is None:
         info["fallback"] = "no usable fatty reference"
+        return out, info
+    if thickness_only:
+        info["thickness_mm"] = h0
         return out, info
     att0 = beam.effective(h0)
     info.update(p_fat=float(tinfo["p_fat"]), heel_slope_per_100mm=float(tinfo["slope_per_100mm"]), empty=False,
@@ -590,6 +599,30 @@ def density_map_polyenergetic(
     full_local[box] = local
     info["local_thickness"] = full_local
     return out, info
+
+
+def image_thickness(image: np.ndarray, breast_map: np.ndarray, beam, spacing_mm, laterality: str | None = None,
+                    first_mm: float | None = None) -> tuple[float | None, str]:
+    """The compressed thickness (mm) of a raw image from its own air-to-fat contrast, or (None, why not).
+
+    What ``DensityMap(thickness_mm="image")`` finds, with its default settings: the detector offset
+    read from an unexposed border (:func:`~monai_bac.ops.primary.estimate_offset`, 0 without one),
+    and the scatter estimate and the fatty reference made again at the image's thickness
+    (:func:`~monai_bac.ops.thickness_check.thickness_from_contrast`) until the two agree
+    (:func:`density_map_polyenergetic` with ``fit_thickness``), without the density map itself.
+    ``first_mm`` is the first guess (:data:`~monai_bac.ops.thickness_check.PROVISIONAL_THICKNESS_MM`
+    when None). BreastRegion's scatter step uses it on an image without BodyPartThickness.
+    """
+    bmap = np.asarray(breast_map)
+    breast = bmap > 0
+    offset = estimate_offset(image, breast, spacing_mm) or 0.0
+    _, info = density_map_polyenergetic(image, bmap, beam, first_mm or PROVISIONAL_THICKNESS_MM, spacing_mm,
+                                        offset=offset, side=chest_wall_side(breast, laterality), fit_thickness=True,
+                                        thickness_only=True)
+    found, check = info["thickness_from_image"]
+    if found is None:
+        return None, str(check["reason"] or info.get("fallback") or "no thickness from the image")
+    return float(info["thickness_mm"]), ""
 
 
 def volumetric_breast_density_local(h_dt: np.ndarray, local_thickness: np.ndarray, breast_map: np.ndarray,

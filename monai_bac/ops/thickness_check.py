@@ -41,7 +41,8 @@ from scipy import ndimage
 from monai_bac.ops.resample import block_factors
 from monai_bac.units import as_spacing
 
-__all__ = ["SKIN_MM", "AIR_MARGIN_MM", "IMAGE_THICKNESS_AGREE_MM", "IMAGE_THICKNESS_PASSES", "ThicknessMismatchWarning",
+__all__ = ["SKIN_MM", "AIR_MARGIN_MM", "IMAGE_THICKNESS_AGREE_MM", "IMAGE_THICKNESS_PASSES", "PROVISIONAL_THICKNESS_MM",
+           "ThicknessMismatchWarning",
            "thickness_from_contrast", "thickness_curve"]
 
 #: Skin thickness on each side of the compressed breast, mm (breast CT: 1.45 +/- 0.30 mm,
@@ -58,6 +59,9 @@ MIN_AIR_SAMPLES = 200
 #: about a quarter as fast as the thickness the contrast gives: each pass cuts the gap ~4-fold).
 IMAGE_THICKNESS_AGREE_MM = 0.5
 IMAGE_THICKNESS_PASSES = 4
+#: The first scatter estimate of that iteration needs a thickness: the header's when there is one,
+#: else this (the middle of the 30-80 mm of most compressed breasts).
+PROVISIONAL_THICKNESS_MM = 50.0
 
 
 class ThicknessMismatchWarning(UserWarning):

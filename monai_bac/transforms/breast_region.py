@@ -12,7 +12,8 @@ The paper used VolparaDensity's maps; this is a classical re-implementation (fla
 background with a near-air skin threshold, automatic chest-wall side, Hough-line or curved
 pectoral muscle, periphery width from a fit of the Beer-Lambert thickness fall-off), see the ops
 module for the method. It reads the image, its spacing and view, and the compressed thickness
-(BodyPartThickness) when there is one, for the scatter it removes first; validated on ideal and
+(BodyPartThickness; without it, the thickness the image implies) for the scatter it removes first
+(:mod:`monai_bac.transforms.region_thickness`); validated on ideal and
 realistic (scatter, heel, vendor pitch, paddle rim, abdominal fold) phantoms in
 ``docs/validation/breast_region*.md``.
 """
@@ -20,7 +21,6 @@ realistic (scatter, heel, vendor pitch, paddle rim, abdominal fold) phantoms in
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-import math
 from typing import Any
 
 import numpy as np
@@ -33,20 +33,10 @@ from monai.utils import ensure_tuple_rep, get_equivalent_dtype
 from monai.utils.enums import TransformBackends
 from monai.utils.type_conversion import convert_to_dst_type, convert_to_numpy
 
-from monai_bac.ops.breast_region import analyse_breast_region
+from monai_bac.transforms.region_thickness import FROM_IMAGE, breast_region_with_thickness
 from monai_bac.transforms.utils import SCATTER_MODELS, meta_of, resolve_spacing_mm
 
 __all__ = ["BreastRegion", "BreastRegiond", "BreastRegionD", "BreastRegionDict"]
-
-def _positive_or_none(value) -> float | None:
-    """A thickness from the metadata, or None when it is absent or not a positive number (a
-    header's 0 means "not recorded"; the map is still made, without the scatter step)."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) and value > 0 else None
-
 
 class BreastRegion(Transform):
     """Breast region map of a raw mammogram: background / periphery / compressed / pectoral.
@@ -82,9 +72,14 @@ class BreastRegion(Transform):
         n_sectors: angular sectors for the periphery width (1: one width for the breast).
         min_breast_area_mm2: a smaller object is not a breast (all-zero map).
         pectoral: True/False forces/skips the pectoral search; None decides from the view.
-        thickness_mm: compressed breast thickness (mm); when given it wins over
-            ``meta["thickness_mm"]`` (DICOM BodyPartThickness (0018,11A0)). Neither: the scatter
-            is not removed (the periphery then tends to come out too narrow on thick breasts).
+        thickness_mm: compressed breast thickness (mm) for the scatter step; when given it wins over
+            ``meta["thickness_mm"]`` (DICOM BodyPartThickness (0018,11A0)). Neither: the thickness
+            the image implies (DensityMap's estimate from the air-to-fat contrast, read on a first
+            map; the map is made again with it), which needs KVP, AnodeTargetMaterial and
+            FilterMaterial; without those the scatter is not removed (the periphery then tends to
+            come out too narrow on thick breasts). ``"image"``: the image's even when the header
+            has one (a unit whose readout is off), the header's when the image gives none
+            (:mod:`monai_bac.transforms.region_thickness`).
         scatter: ``"published"`` (default): remove the scatter estimate for the thickness before
             the periphery is fitted; ``"none"``: don't (a scatter-free, simulated image).
         width_margin: the periphery is drawn this fraction wider than fitted (None: by view,
@@ -99,7 +94,9 @@ class BreastRegion(Transform):
     returns). The result has the same type, shape and device; a MetaTensor's metadata is
     copied from the image and extended with ``breast_map_source`` ("BreastRegion"),
     ``chest_wall_side`` ("left"/"right", "" without a breast), ``periphery_width_mm`` (NaN
-    without a breast) and ``pectoral_found``.
+    without a breast), ``pectoral_found``, ``scatter_thickness_mm`` (the thickness the scatter step
+    used, NaN for none) and ``scatter_thickness_source`` (``"argument"``, ``"BodyPartThickness
+    (0018,11A0)"``, ``"image"``, or what was missing).
 
     Raises:
         MissingPhysicsError: neither ``spacing_mm`` nor ``meta["spacing_mm"]`` is available.
@@ -116,7 +113,7 @@ class BreastRegion(Transform):
         n_sectors: int = 8,
         min_breast_area_mm2: float = 500.0,
         pectoral: bool | None = None,
-        thickness_mm: float | None = None,
+        thickness_mm: float | str | None = None,
         scatter: str = "published",
         width_margin: float | None = None,
         dtype: Any = np.uint8,
@@ -127,14 +124,16 @@ class BreastRegion(Transform):
             raise ValueError(f"skin_fraction must lie in (0, 1), got {skin_fraction}")
         if int(n_sectors) < 1:
             raise ValueError(f"n_sectors must be >= 1, got {n_sectors}")
-        if thickness_mm is not None and not float(thickness_mm) > 0:
+        if isinstance(thickness_mm, str) and thickness_mm != FROM_IMAGE:
+            raise ValueError(f"thickness_mm must be a number (mm), 'image' or None, got {thickness_mm!r}")
+        if thickness_mm is not None and thickness_mm != FROM_IMAGE and not float(thickness_mm) > 0:
             raise ValueError(f"thickness_mm must be > 0 (mm), got {thickness_mm}")
         scatter = str(scatter).lower()
         if scatter not in SCATTER_MODELS:
             raise ValueError(f"scatter must be one of {SCATTER_MODELS}, got {scatter!r}")
         if width_margin is not None and not 0.0 <= float(width_margin) < 0.5:
             raise ValueError(f"width_margin must lie in [0, 0.5) (a fraction of the width), got {width_margin}")
-        self.thickness_mm = None if thickness_mm is None else float(thickness_mm)
+        self.thickness_mm = thickness_mm if thickness_mm in (None, FROM_IMAGE) else float(thickness_mm)
         self.scatter = scatter
         self.width_margin = None if width_margin is None else float(width_margin)
         self.spacing_mm = spacing_mm
@@ -160,7 +159,6 @@ class BreastRegion(Transform):
         given = spacing_mm if spacing_mm is not None else self.spacing_mm
         spacing = resolve_spacing_mm(info, given, type(self).__name__)
         view = view if view is not None else self.view if self.view is not None else info.get("view")
-        thickness = self.thickness_mm if self.thickness_mm is not None else _positive_or_none(info.get("thickness_mm"))
         arr = convert_to_numpy(img)
         if arr.ndim == 3:
             if arr.shape[0] != 1:
@@ -170,17 +168,18 @@ class BreastRegion(Transform):
             hw = arr
         else:
             raise ValueError(f"BreastRegion expects (1, H, W) or (H, W), got shape {tuple(arr.shape)}")
-        res = analyse_breast_region(
+        res, thickness, source = breast_region_with_thickness(
             hw,
             spacing,
             None if view is None else str(view),
+            info,
+            thickness_mm=self.thickness_mm,
+            scatter=self.scatter == "published",
             work_spacing_mm=self.work_spacing_mm,
             skin_fraction=self.skin_fraction,
             n_sectors=self.n_sectors,
             min_breast_area_mm2=self.min_breast_area_mm2,
             pectoral=self.pectoral,
-            thickness_mm=thickness,
-            scatter=self.scatter == "published",
             width_margin=self.width_margin,
         )
         out = res.breast_map[None] if arr.ndim == 3 else res.breast_map
@@ -193,6 +192,8 @@ class BreastRegion(Transform):
             result.meta["chest_wall_side"] = res.chest_wall or ""  # no None: DataLoader collation
             result.meta["periphery_width_mm"] = float(res.periphery_width_mm) if res.found else float("nan")
             result.meta["pectoral_found"] = res.pectoral is not None
+            result.meta["scatter_thickness_mm"] = float("nan") if thickness is None else float(thickness)
+            result.meta["scatter_thickness_source"] = source
         return result
 
 
@@ -227,7 +228,7 @@ class BreastRegiond(MapTransform):
         n_sectors: int = 8,
         min_breast_area_mm2: float = 500.0,
         pectoral: bool | None = None,
-        thickness_mm: float | None = None,
+        thickness_mm: float | str | None = None,
         scatter: str = "published",
         width_margin: float | None = None,
         dtype: Any = np.uint8,

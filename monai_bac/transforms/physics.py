@@ -29,7 +29,7 @@ from monai.utils.enums import TransformBackends
 from monai_bac.ops.density import (calcification_thickness, density_map, density_map_polyenergetic,
                                    volumetric_breast_density)
 from monai_bac.ops.primary import chest_wall_side, estimate_offset
-from monai_bac.ops.thickness_check import ThicknessMismatchWarning
+from monai_bac.ops.thickness_check import PROVISIONAL_THICKNESS_MM, ThicknessMismatchWarning
 from monai_bac.physics import (Attenuation, MissingPhysicsError, attenuation_at, detector_for, effective_energy_kev,
                                transmitted_beam)
 from monai_bac.transforms.utils import (
@@ -90,9 +90,6 @@ MODELS = ("polyenergetic", "eq4")
 #: real unit (its spectrum, its paddle), while readouts are off by up to 14-26 % (Hauge et al., Med
 #: Phys 39:263, 2012).
 THICKNESS_TOLERANCE = 0.10
-#: With ``thickness_mm="image"`` the first scatter estimate needs a thickness: the header's
-#: when there is one, else this (the middle of the 30-80 mm of most compressed breasts).
-PROVISIONAL_THICKNESS_MM = 50.0
 
 
 class DensityMap(Transform):
@@ -265,7 +262,7 @@ class DensityMap(Transform):
             f"{source_name(meta)}: {self._thickness_source()} says {thickness:.1f} mm, but the contrast between the "
             f"direct exposure and the breast's fattiest tissue says {found:.1f} mm ({found / thickness - 1.0:+.0%}); "
             f"a unit's thickness readout can be off by 10-26 %, and the density map and VBD depend on it: if it is, "
-            f"pass thickness_mm=... (mm) or thickness_mm='image' to DensityMap (and thickness_mm to BreastRegion)",
+            f"pass thickness_mm=... (mm) or thickness_mm='image' to DensityMap and BreastRegion",
             ThicknessMismatchWarning, stacklevel=3)
 
     def _offset(self, image: np.ndarray, bmap: np.ndarray, spacing) -> tuple[float, str]:

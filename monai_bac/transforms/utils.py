@@ -77,12 +77,14 @@ def resolve_spacing_mm(meta: Mapping, given: Sequence[float] | float | None, who
 
 
 def compute_breast_map(image_hw: np.ndarray, meta: Mapping, spacing: tuple[float, float] | None) -> np.ndarray:
-    """Breast map from the image with BreastRegion's op (imported here, when first needed)."""
-    from monai_bac.ops.breast_region import breast_region_map
+    """Breast map from the image as ``BreastRegion()`` makes it (its op and the thickness of its scatter
+    step, :mod:`monai_bac.transforms.region_thickness`; imported here, when first needed)."""
+    from monai_bac.transforms.region_thickness import breast_region_with_thickness
 
     if spacing is None:
         spacing = resolve_spacing_mm(meta, None, "BreastRegion")
-    return np.asarray(breast_region_map(image_hw, spacing, view=meta.get("view")), dtype=np.uint8)
+    result, _, _ = breast_region_with_thickness(image_hw, spacing, meta.get("view"), meta)
+    return np.asarray(result.breast_map, dtype=np.uint8)
 
 
 def breast_map_hw(breast_map: Any, image_hw: np.ndarray, meta: Mapping, spacing=None) -> np.ndarray:

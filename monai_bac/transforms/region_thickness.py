@@ -1,0 +1,93 @@
+"""The compressed thickness behind BreastRegion's scatter step, and the map made with it.
+
+BreastRegion removes a scatter estimate for the compressed thickness before it fits the periphery
+(:func:`monai_bac.ops.breast_region.analyse_breast_region`, step 4); without it the periphery of a
+thick breast comes out too narrow. The thickness is the one given, else the header's
+BodyPartThickness (0018,11A0). Where neither is known (the attribute is Type 3, and exports and
+anonymisers drop it), or where ``"image"`` is asked for, it is the thickness the image's air-to-fat
+contrast implies (:func:`monai_bac.ops.density.image_thickness`, DensityMap's own estimate), read on a
+first map; the map is then made again with it. Without the tube set-up (KVP (0018,0060),
+AnodeTargetMaterial, FilterMaterial) or a direct exposure beside the breast the image gives none,
+and the map keeps the header's thickness, or is made without the step (docs/design-log/breast_region.md,
+"An image without BodyPartThickness").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from monai_bac.ops.breast_region import BreastRegionResult, analyse_breast_region
+from monai_bac.ops.density import image_thickness
+from monai_bac.physics import detector_for, transmitted_beam
+
+__all__ = ["FROM_IMAGE", "HEADER", "positive_or_none", "breast_region_with_thickness"]
+
+#: ``thickness_mm`` asking for the image's own thickness.
+FROM_IMAGE = "image"
+#: Where the thickness came from when the header gave it.
+HEADER = "BodyPartThickness (0018,11A0)"
+
+
+def positive_or_none(value) -> float | None:
+    """A thickness from the metadata, or None when it is absent or not a positive number (a
+    header's 0 means "not recorded")."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def _from_image(image_hw: np.ndarray, first: BreastRegionResult, spacing_mm, meta: Mapping,
+                first_mm: float | None) -> tuple[float | None, str]:
+    """The image's thickness read on the map ``first``, or (None, why not)."""
+    if not first.found:
+        return None, "no breast"
+    if meta.get("kvp") is None:
+        return None, "no KVP (0018,0060) for the spectrum"
+    try:
+        beam = transmitted_beam(float(meta["kvp"]), meta.get("anode"), meta.get("filter"), *detector_for(meta))
+    except ValueError as err:  # a tube set-up the spectrum model does not know
+        return None, f"AnodeTargetMaterial (0018,1191) / FilterMaterial (0018,7050): {err}"
+    return image_thickness(image_hw, first.breast_map, beam, spacing_mm, meta.get("laterality"), first_mm)
+
+
+def breast_region_with_thickness(image_hw: np.ndarray, spacing_mm, view: str | None, meta: Mapping,
+                                 thickness_mm: float | str | None = None, scatter: bool = True,
+                                 **options) -> tuple[BreastRegionResult, float | None, str]:
+    """:func:`~monai_bac.ops.breast_region.analyse_breast_region` with the compressed thickness
+    resolved as the module docstring says.
+
+    Args:
+        image_hw: (H, W) raw values linear in exposure.
+        spacing_mm, view: as for ``analyse_breast_region``.
+        meta: the image's metadata (``thickness_mm``, ``kvp``, ``anode``, ``filter``, ``laterality``,
+            the detector's keys).
+        thickness_mm: a number (mm) wins; None: the header's, else the image's; ``"image"``: the
+            image's, else the header's.
+        scatter: whether the scatter step runs (``"none"`` in BreastRegion): without it no thickness
+            is estimated.
+        options: the other keyword arguments of ``analyse_breast_region``.
+
+    Returns:
+        (result, the thickness the scatter step used (mm) or None, where it came from: ``"argument"``,
+        :data:`HEADER`, ``"image"``, or what was missing).
+    """
+    def analyse(h: float | None) -> BreastRegionResult:
+        return analyse_breast_region(image_hw, spacing_mm, view, thickness_mm=h, scatter=scatter, **options)
+
+    header = positive_or_none(meta.get("thickness_mm"))
+    if thickness_mm is not None and thickness_mm != FROM_IMAGE:
+        return analyse(float(thickness_mm)), float(thickness_mm), "argument"
+    if (thickness_mm is None and header is not None) or not scatter:
+        return analyse(header), header, HEADER if header is not None else "none (no BodyPartThickness (0018,11A0))"
+    first = analyse(header)
+    found, why = _from_image(image_hw, first, spacing_mm, meta, header)
+    if found is not None:
+        return analyse(found), found, FROM_IMAGE
+    if header is not None:
+        return first, header, f"{HEADER} (the image gives no thickness: {why})"
+    return first, None, f"none (no BodyPartThickness (0018,11A0), and the image gives no thickness: {why})"
