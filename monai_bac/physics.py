@@ -56,6 +56,10 @@ __all__ = [
     "Spectrum",
     "tube_spectrum",
     "scatter_to_primary_ratio",
+    "detector_for",
+    "TransmittedBeam",
+    "transmitted_beam",
+    "beam_from_meta",
 ]
 
 #: The energy the paper quotes its coefficients at (Sec. 3.3).
@@ -514,3 +518,11 @@ def transmitted_beam(kvp: float, anode: str | None = None, filter: str | None = 
     for a in arrays:
         a.setflags(write=False)
     return TransmittedBeam((spec.kvp, spec.anode, spec.filter, detector, float(detector_mm)), *arrays)
+
+
+def beam_from_meta(meta: Mapping) -> TransmittedBeam:
+    """:func:`transmitted_beam` of an image's metadata: ``kvp`` (KVP (0018,0060); the caller checks
+    it is there), ``anode``, ``filter`` and the detector (:func:`detector_for`). Raises ValueError
+    for a tube set-up without a model."""
+    return transmitted_beam(float(meta["kvp"]), meta.get("anode"), meta.get("filter"), *detector_for(meta))
+

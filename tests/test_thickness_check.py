@@ -175,6 +175,8 @@ def test_breast_region_scatter_step_takes_the_image_thickness_when_the_header_ha
         given = BreastRegion(thickness_mm=h)(_image(p, None))
         assert given.meta["scatter_thickness_source"] == "argument"
         assert np.array_equal(np.asarray(given), np.asarray(tagged))
+    off = BreastRegion(scatter="none")(_image(p, h))  # no step: no thickness used
+    assert np.isnan(off.meta["scatter_thickness_mm"]) and off.meta["scatter_thickness_source"] == "none (scatter='none')"
     with pytest.raises(ValueError, match="thickness_mm must be a number"):
         BreastRegion(thickness_mm="paddle")
 

@@ -30,8 +30,7 @@ from monai_bac.ops.density import (calcification_thickness, density_map, density
                                    volumetric_breast_density)
 from monai_bac.ops.primary import chest_wall_side, estimate_offset
 from monai_bac.ops.thickness_check import PROVISIONAL_THICKNESS_MM, ThicknessMismatchWarning
-from monai_bac.physics import (Attenuation, MissingPhysicsError, attenuation_at, detector_for, effective_energy_kev,
-                               transmitted_beam)
+from monai_bac.physics import Attenuation, MissingPhysicsError, attenuation_at, beam_from_meta, effective_energy_kev
 from monai_bac.transforms.utils import (
     SCATTER_MODELS,
     breast_map_hw,
@@ -244,7 +243,7 @@ class DensityMap(Transform):
                 f"model the x-ray spectrum; pass energy_kev=... (keV, e.g. 18.0, the paper's value) or mu_fat=... and "
                 f"mu_dt=... (mm^-1) to use Eq. (4) with one coefficient pair")
         try:
-            return transmitted_beam(float(meta["kvp"]), meta.get("anode"), meta.get("filter"), *detector_for(meta))
+            return beam_from_meta(meta)
         except ValueError as err:
             raise ValueError(f"{source_name(meta)}: AnodeTargetMaterial (0018,1191) / FilterMaterial (0018,7050) / "
                              f"KVP (0018,0060): {err}; pass model='eq4' with energy_kev=...") from err

@@ -21,7 +21,7 @@ import numpy as np
 
 from monai_bac.ops.breast_region import BreastRegionResult, analyse_breast_region
 from monai_bac.ops.density import image_thickness
-from monai_bac.physics import detector_for, transmitted_beam
+from monai_bac.physics import beam_from_meta
 
 __all__ = ["FROM_IMAGE", "HEADER", "positive_or_none", "breast_region_with_thickness"]
 
@@ -49,7 +49,7 @@ def _from_image(image_hw: np.ndarray, first: BreastRegionResult, spacing_mm, met
     if meta.get("kvp") is None:
         return None, "no KVP (0018,0060) for the spectrum"
     try:
-        beam = transmitted_beam(float(meta["kvp"]), meta.get("anode"), meta.get("filter"), *detector_for(meta))
+        beam = beam_from_meta(meta)
     except ValueError as err:  # a tube set-up the spectrum model does not know
         return None, f"AnodeTargetMaterial (0018,1191) / FilterMaterial (0018,7050): {err}"
     return image_thickness(image_hw, first.breast_map, beam, spacing_mm, meta.get("laterality"), first_mm)
@@ -69,7 +69,7 @@ def breast_region_with_thickness(image_hw: np.ndarray, spacing_mm, view: str | N
         thickness_mm: a number (mm) wins; None: the header's, else the image's; ``"image"``: the
             image's, else the header's.
         scatter: whether the scatter step runs (``"none"`` in BreastRegion): without it no thickness
-            is estimated.
+            is used or estimated.
         options: the other keyword arguments of ``analyse_breast_region``.
 
     Returns:
@@ -79,11 +79,13 @@ def breast_region_with_thickness(image_hw: np.ndarray, spacing_mm, view: str | N
     def analyse(h: float | None) -> BreastRegionResult:
         return analyse_breast_region(image_hw, spacing_mm, view, thickness_mm=h, scatter=scatter, **options)
 
+    if not scatter:
+        return analyse(None), None, "none (scatter='none')"
     header = positive_or_none(meta.get("thickness_mm"))
     if thickness_mm is not None and thickness_mm != FROM_IMAGE:
         return analyse(float(thickness_mm)), float(thickness_mm), "argument"
-    if (thickness_mm is None and header is not None) or not scatter:
-        return analyse(header), header, HEADER if header is not None else "none (no BodyPartThickness (0018,11A0))"
+    if thickness_mm is None and header is not None:
+        return analyse(header), header, HEADER
     first = analyse(header)
     found, why = _from_image(image_hw, first, spacing_mm, meta, header)
     if found is not None:
