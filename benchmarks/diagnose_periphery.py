@@ -40,6 +40,12 @@ Two measurements, both of :func:`monai_bac.ops.breast_region.analyse_breast_regi
   pectoral Dice, VBD error, and the thickness BreastRegion's scatter step used
   (docs/design-log/breast_region.md, "An image without BodyPartThickness").
 
+``collimated``: fresh seeds read as made and with a collimator's unexposed bands along the top,
+  bottom and nipple-side edges (2-15 mm, each present with probability 0.7; the phantom's own
+  detector offset under them), through ``BreastRegion()`` and ``DensityMap()``: Dice over the exposed
+  pixels, VBD error, and the offset DensityMap reads (docs/design-log/breast_region.md, "A
+  collimator's unexposed border").
+
 Usage (the twentieth and twenty-first sessions' figures in docs/design-log/breast_region.md):
 
     python benchmarks/diagnose_periphery.py windows --data /tmp/bac-quorum
@@ -53,9 +59,10 @@ Usage (the twentieth and twenty-first sessions' figures in docs/design-log/breas
     python benchmarks/diagnose_periphery.py tilt --n 192 --seed 48200 --thickness 60 80 --tilts 0.35 --workers 2
     python benchmarks/diagnose_periphery.py readout --n 48 --seed 48500 --errors -0.15 -0.1 0.1 0.15 0.2 --workers 2
     python benchmarks/diagnose_periphery.py untagged --n 96 --seed 48700 --workers 2
+    python benchmarks/diagnose_periphery.py collimated --n 48 --seed 48800 --workers 2
 
 Seeds 45000-45217, 49000-49199 (twenty-fifth session, `/tmp` twin scripts), 90000-90217 and
-48000-48795 (twenty-ninth to thirty-first sessions) were used so; held-out sets (validate_realistic.py)
+48000-48895 (twenty-ninth to thirty-first sessions) were used so; held-out sets (validate_realistic.py)
 stay off them.
 """
 
@@ -420,6 +427,69 @@ def untagged(args) -> int:
     return 0
 
 
+def _collimated_case(job: tuple) -> list[tuple]:
+    """One seed read as made and with a collimator's unexposed bands added (random widths on the
+    top, bottom and nipple-side edges, :func:`monai_bac.phantom.collimator.collimate`), through
+    ``BreastRegion()`` and ``DensityMap()``: per reading (bands mm, breast, compressed and pectoral
+    Dice over the exposed pixels (pectoral nan: no muscle in either), VBD error pp, DensityMap's
+    offset / the phantom's)."""
+    from monai.data import MetaTensor
+    import torch
+
+    from monai_bac.ops.primary import chest_wall_side
+    from monai_bac.phantom import make_phantom
+    from monai_bac.phantom.collimator import collimate
+    from monai_bac.transforms import BreastRegion, DensityMap
+
+    seed, view, laterality, vendor, thickness = job
+    ph = make_phantom(seed, view=view, laterality=laterality, vendor=vendor, thickness_mm=thickness, spacing_mm=None,
+                      physics="realistic")
+    rng = np.random.default_rng(seed)
+    widths = [float(rng.uniform(2.0, 15.0)) if rng.random() < 0.7 else 0.0 for _ in range(3)]
+    chest_left = chest_wall_side(ph.breast_map > 0, laterality) == 1
+    bands = (widths[0], widths[1], 0.0, widths[2]) if chest_left else (widths[0], widths[1], widths[2], 0.0)
+    offset = float(ph.record["detector_offset"])
+    bladed, exposed = collimate(ph.linear, ph.meta["spacing_mm"], offset, bands, rng)
+    truth = ph.breast_map
+    out = []
+    for name, image in (("as made", ph.linear.astype(np.float32)), ("collimated", bladed)):
+        img = MetaTensor(torch.from_numpy(np.ascontiguousarray(image)[None]), meta=dict(ph.meta, filename_or_obj=f"{seed}.dcm"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bmap = BreastRegion()(img)
+            dens = DensityMap()(img, bmap).meta["density"]
+        est = np.asarray(bmap)[0]
+        e, t = est[exposed], truth[exposed]
+        pect = dice(e == PECTORAL, t == PECTORAL) if (t == PECTORAL).any() or (e == PECTORAL).any() else np.nan
+        out.append((name, bands, dice(e > 0, t > 0), dice(e == COMPRESSED, t == COMPRESSED), pect,
+                    float(dens["vbd_percent"]) - ph.record["vbd_percent"], float(dens["offset"]) / offset))
+    return out
+
+
+def collimated(args) -> int:
+    """Each seed as made and with a collimator's unexposed bands, read through the chain."""
+    cases = _fresh_cases(args)
+    results = _run(_collimated_case, cases, args)
+    print("image | breast Dice mean / worst | compressed Dice mean / worst / under 0.90 | pectoral Dice mean / worst "
+          "(MLO) | VBD error mean / worst abs (pp) | images over 3 pp | offset read / true: median (images read)")
+    for k in range(2):
+        rows = np.array([r[k][2:] for r in results], dtype=np.float64)
+        p = rows[:, 2][np.isfinite(rows[:, 2])]
+        read = rows[:, 4][rows[:, 4] > 0]
+        print(f"{results[0][k][0]} | {rows[:, 0].mean():.4f} / {rows[:, 0].min():.4f} | {rows[:, 1].mean():.4f} / "
+              f"{rows[:, 1].min():.3f} / {(rows[:, 1] < 0.9).sum()} | {p.mean():.4f} / {p.min():.3f} | "
+              f"{rows[:, 3].mean():+.2f} / {np.abs(rows[:, 3]).max():.2f} | {(np.abs(rows[:, 3]) > 3).sum()} | "
+              f"{np.median(read) if read.size else float('nan'):.3f} ({read.size})")
+    print("images whose collimated reading differs: seed view vendor H0 bands (top, bottom, left, right mm) | "
+          "compressed Dice, pectoral Dice, VBD error as made -> collimated")
+    for case, r in zip(cases, results):
+        a, b = r
+        if abs(a[3] - b[3]) > 0.02 or abs(np.nan_to_num(a[4]) - np.nan_to_num(b[4])) > 0.05 or abs(a[5] - b[5]) > 1.0:
+            print(f"{case[0]} {case[2]}{case[1]} {case[3]} {case[4]} ({', '.join(f'{x:.1f}' for x in b[1])}) | "
+                  f"{a[3]:.3f} -> {b[3]:.3f}, {a[4]:.3f} -> {b[4]:.3f}, {a[5]:+.2f} -> {b[5]:+.2f}")
+    return 0
+
+
 def _thickness_check_table(errors: list, results: list) -> None:
     """DensityMap's check of the header's thickness (docs/TRANSFORMS.md, DensityMap): the image's
     thickness / the true one, and how many images it warns on at each readout error."""
@@ -464,6 +534,11 @@ def main(argv=None) -> int:
     u.add_argument("--seed", type=int, required=True, help="first seed (keep clear of the held-out sets' seeds)")
     u.add_argument("--thickness", type=float, nargs=2, default=(30.0, 80.0), metavar=("LO", "HI"))
     u.add_argument("--workers", type=int, default=1)
+    k = sub.add_parser("collimated", help="each seed as made and with a collimator's unexposed bands, whole chain")
+    k.add_argument("--n", type=int, default=24)
+    k.add_argument("--seed", type=int, required=True, help="first seed (keep clear of the held-out sets' seeds)")
+    k.add_argument("--thickness", type=float, nargs=2, default=(30.0, 80.0), metavar=("LO", "HI"))
+    k.add_argument("--workers", type=int, default=1)
     c = sub.add_parser("contour", help="the thickness tolerance that compressed Dice 0.90 asks of each image")
     c.add_argument("--data", nargs="+", required=True, help="validate_realistic.py generate folders")
     c.add_argument("--csv", nargs="*", help="their evaluate CSVs, for each image's chain Dice and VBD error")
@@ -474,7 +549,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", category=RuntimeWarning)
     return {"windows": windows, "twin": twin, "contour": contour, "tilt": tilt, "readout": readout,
-            "untagged": untagged}[args.cmd](args)
+            "untagged": untagged, "collimated": collimated}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@ code  region
 
 Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
 
+0. **Exposed field**: a collimator's unexposed band along an image edge (raw values at the
+   detector offset, darker than anything behind tissue; :mod:`monai_bac.ops.exposed_field`) is
+   left out and coded background, so that it is neither tissue nor in the way of the muscle search.
 1. **Flat field**: a residual linear non-uniformity of the exposure (heel effect), fitted to
    ln P of the direct exposure within 40 mm of a first outline, is subtracted (``flat_field``)
    *before* the skin line is drawn: the skin threshold is a level of ln P, and a 20 % heel
@@ -138,6 +141,7 @@ from skimage.filters import threshold_otsu
 from skimage.morphology import skeletonize
 from skimage.segmentation import watershed
 
+from monai_bac.ops.exposed_field import exposed_field
 from monai_bac.ops.pectoral import PectoralEdge, find_pectoral, find_pectoral_curve, pectoral_mask
 from monai_bac.ops.periphery_fit import EDGE_SHAPES, EdgeFit, edge_profile, periphery_width
 from monai_bac.ops.periphery_windows import PeripheryWindows, WindowRules, skin_point_angle, window_centres
@@ -195,6 +199,8 @@ class BreastRegionResult:
     plateau_level: float = float("nan")  # ln(P + 1) of fat in the compressed region (air - A)
     skin_threshold: float = float("nan")  # linear-domain threshold used for the skin line
     work_spacing_mm: tuple[float, float] = (float("nan"), float("nan"))
+    # the exposed field analysed (step 0); ``pectoral`` and the levels are read in it
+    field: tuple[slice, slice] | None = None
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -465,6 +471,7 @@ def analyse_breast_region(
     thickness_mm: float | None = None,
     scatter: bool = True,
     spr_scale: float = 1.0,
+    unexposed_border: bool = True,
 ) -> BreastRegionResult:
     """Breast region map and the quantities found on the way (see the module docstring).
 
@@ -522,6 +529,8 @@ def analyse_breast_region(
             None (unknown, e.g. a file with no header): no scatter removal.
         scatter: remove the scatter estimate when ``thickness_mm`` is given.
         spr_scale: the scatter estimate's scatter-to-primary ratio times this (step 4).
+        unexposed_border: analyse the exposed field only: a collimator's unexposed band along an
+            edge (:func:`monai_bac.ops.exposed_field.exposed_field`) is background (step 0).
     """
     img = np.asarray(image_hw)
     if img.ndim != 2:
@@ -539,10 +548,13 @@ def analyse_breast_region(
         raise ValueError(f"min_window_arc_mm must be > 0 (mm), got {min_window_arc_mm}")
     if not float(min_plateau_mm) >= 0:
         raise ValueError(f"min_plateau_mm must be >= 0 (mm), got {min_plateau_mm}")
-    h, w = img.shape
+    shape = img.shape
+    box, band = exposed_field(img, (sr, sc)) if unexposed_border else ((slice(0, shape[0]), slice(0, shape[1])), (0,) * 4)
+    if any(band):  # step 0: the collimator's unexposed border is background
+        img = img[box]
     fr, fc = block_factors((sr, sc), work_spacing_mm)
     spacing = (sr * fr, sc * fc)  # of the working grid
-    empty = BreastRegionResult(np.zeros((h, w), np.uint8), False, work_spacing_mm=spacing)
+    empty = BreastRegionResult(np.zeros(shape, np.uint8), False, work_spacing_mm=spacing, field=box)
 
     coarse = block_mean(img, fr, fc)
     if not np.all(np.isfinite(coarse)):  # NaN / inf pixels count as direct exposure
@@ -626,7 +638,7 @@ def analyse_breast_region(
         codes, mask = codes[:, ::-1], mask[:, ::-1]
     thr_lin = float(np.exp(thr) - 1.0)
     return BreastRegionResult(
-        breast_map=_full_resolution(codes, mask, img, (fr, fc), thr, thr_lin, field),
+        breast_map=_into_field(_full_resolution(codes, mask, img, (fr, fc), thr, thr_lin, field), box, band, shape),
         found=True,
         chest_wall=side,
         periphery_width_mm=float(w_glob),
@@ -637,7 +649,27 @@ def analyse_breast_region(
         plateau_level=float(air_local - amp) if np.isfinite(amp) else float("nan"),
         skin_threshold=thr_lin,
         work_spacing_mm=spacing,
+        field=box,
     )
+
+
+def _into_field(codes: np.ndarray, box: tuple[slice, slice], band: tuple[int, int, int, int],
+                shape: tuple[int, int]) -> np.ndarray:
+    """Step 0 undone: the exposed field's ``codes`` in an image of ``shape`` whose unexposed bands
+    (``band`` lines at the top, bottom, left, right) are background; the lines between a band and
+    the field (the blade's penumbra) take the codes of the field's first line."""
+    if not any(band):
+        return codes
+    out = np.zeros(shape, np.uint8)
+    rs, cs = box
+    out[rs, cs] = codes
+    top, bottom, left, right = band
+    out[top:rs.start, cs] = out[rs.start, cs]
+    out[rs.stop:shape[0] - bottom, cs] = out[rs.stop - 1, cs]
+    rows = slice(top, shape[0] - bottom)
+    out[rows, left:cs.start] = out[rows, cs.start][:, None]
+    out[rows, cs.stop:shape[1] - right] = out[rows, cs.stop - 1][:, None]
+    return out
 
 
 def _outline(lg: np.ndarray, spacing_mm, skin_fraction: float, min_breast_area_mm2: float, flat_field: bool,
