@@ -199,8 +199,8 @@ class BreastRegionResult:
     plateau_level: float = float("nan")  # ln(P + 1) of fat in the compressed region (air - A)
     skin_threshold: float = float("nan")  # linear-domain threshold used for the skin line
     work_spacing_mm: tuple[float, float] = (float("nan"), float("nan"))
-    # the exposed field analysed (step 0); ``pectoral`` and the levels are read in it
-    field: tuple[slice, slice] | None = None
+    # the (row, column) slices of the exposed field analysed (step 0); ``pectoral`` is in its frame
+    exposed_box: tuple[slice, slice] | None = None
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -554,7 +554,7 @@ def analyse_breast_region(
         img = img[box]
     fr, fc = block_factors((sr, sc), work_spacing_mm)
     spacing = (sr * fr, sc * fc)  # of the working grid
-    empty = BreastRegionResult(np.zeros(shape, np.uint8), False, work_spacing_mm=spacing, field=box)
+    empty = BreastRegionResult(np.zeros(shape, np.uint8), False, work_spacing_mm=spacing, exposed_box=box)
 
     coarse = block_mean(img, fr, fc)
     if not np.all(np.isfinite(coarse)):  # NaN / inf pixels count as direct exposure
@@ -638,7 +638,7 @@ def analyse_breast_region(
         codes, mask = codes[:, ::-1], mask[:, ::-1]
     thr_lin = float(np.exp(thr) - 1.0)
     return BreastRegionResult(
-        breast_map=_into_field(_full_resolution(codes, mask, img, (fr, fc), thr, thr_lin, field), box, band, shape),
+        breast_map=_into_image(_full_resolution(codes, mask, img, (fr, fc), thr, thr_lin, field), box, band, shape),
         found=True,
         chest_wall=side,
         periphery_width_mm=float(w_glob),
@@ -649,11 +649,11 @@ def analyse_breast_region(
         plateau_level=float(air_local - amp) if np.isfinite(amp) else float("nan"),
         skin_threshold=thr_lin,
         work_spacing_mm=spacing,
-        field=box,
+        exposed_box=box,
     )
 
 
-def _into_field(codes: np.ndarray, box: tuple[slice, slice], band: tuple[int, int, int, int],
+def _into_image(codes: np.ndarray, box: tuple[slice, slice], band: tuple[int, int, int, int],
                 shape: tuple[int, int]) -> np.ndarray:
     """Step 0 undone: the exposed field's ``codes`` in an image of ``shape`` whose unexposed bands
     (``band`` lines at the top, bottom, left, right) are background; the lines between a band and
