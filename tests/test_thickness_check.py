@@ -164,6 +164,9 @@ def test_breast_region_scatter_step_takes_the_image_thickness_when_the_header_ha
         assert np.isnan(skipped.meta["scatter_thickness_mm"])
         assert skipped.meta["scatter_thickness_source"] == ("none (no BodyPartThickness (0018,11A0), and the image "
                                                             "gives no thickness: no KVP (0018,0060) for the spectrum)")
+        # DensityMap(thickness_mm="image") starts from the map's thickness: the image agrees, it stays there
+        from_map = DensityMap(thickness_mm="image", compute_vbd=False)(_image(p, None), untagged).meta["density"]
+        assert from_map["thickness_mm"] == pytest.approx(untagged.meta["scatter_thickness_mm"], abs=1e-9)
         dice_tagged, dice_untagged = _compressed_dice(tagged, p.breast_map), _compressed_dice(untagged, p.breast_map)
         assert dice_untagged >= dice_tagged - 0.005, (p.record["seed"], dice_tagged, dice_untagged)
         if h >= 70:  # a thick breast: the step matters

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from monai.config import KeysCollection
 from monai.config.type_definitions import NdarrayOrTensor
+from monai.data import MetaTensor
 from monai.transforms.transform import MapTransform, Transform
 from monai.utils import ensure_tuple_rep
 from monai.utils.enums import TransformBackends
@@ -139,8 +140,9 @@ class DensityMap(Transform):
         thickness_mm: compressed thickness replacing BodyPartThickness (0018,11A0); ``"image"``: the
             thickness the image's air-to-fat contrast implies (polyenergetic model; the scatter
             estimate and the fatty reference are made again at that thickness until the two agree,
-            :func:`~monai_bac.ops.density.density_map_polyenergetic`), for an image without the tag or
-            whose unit reads it wrong.
+            :func:`~monai_bac.ops.density.density_map_polyenergetic`, starting from the thickness
+            BreastRegion's map already took from the image when it did), for an image without the tag
+            or whose unit reads it wrong.
         thickness_tolerance: the polyenergetic model compares BodyPartThickness (or ``thickness_mm``)
             with the thickness the image implies (:mod:`monai_bac.ops.thickness_check`) and warns
             (:class:`~monai_bac.ops.thickness_check.ThicknessMismatchWarning`) when they differ by more
@@ -253,6 +255,16 @@ class DensityMap(Transform):
             return "image"
         return "argument" if self.thickness_mm is not None else "BodyPartThickness (0018,11A0)"
 
+    @staticmethod
+    def _first_guess(meta: Mapping, breast_map) -> float:
+        """Where ``thickness_mm="image"`` starts: the thickness BreastRegion's scatter step already
+        took from the image (its map's ``scatter_thickness_mm``; the iteration then usually stops after
+        one pass), else BodyPartThickness, else :data:`PROVISIONAL_THICKNESS_MM`."""
+        region = breast_map.meta if isinstance(breast_map, MetaTensor) else {}
+        if region.get("scatter_thickness_source") == "image":
+            return float(region["scatter_thickness_mm"])
+        return float(meta.get("thickness_mm") or PROVISIONAL_THICKNESS_MM)
+
     def _check_thickness(self, meta: Mapping, thickness: float, found: float) -> None:
         """Warn when the thickness in use and the one the image implies differ by more than the tolerance."""
         if self.thickness_tolerance is None or abs(found / thickness - 1.0) <= self.thickness_tolerance:
@@ -282,7 +294,7 @@ class DensityMap(Transform):
         if poly:
             beam = self.beam(meta)
             if self.thickness_from_image:
-                thickness = float(meta.get("thickness_mm") or PROVISIONAL_THICKNESS_MM)
+                thickness = self._first_guess(meta, breast_map)
             else:
                 thickness = _thickness(meta, self.thickness_mm, who, "the polyenergetic model and the volumetric "
                                       "breast density; or compute_vbd=False (Eq. 4 is then used), model='eq4' or "
