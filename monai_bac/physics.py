@@ -237,7 +237,8 @@ def attenuation_from_meta(
 # ------------------------------------------------------------------------ library-backed physics
 #: Elemental mass fractions and densities (g/cm^3). Adipose and glandular: Hammerstein et al.,
 #: Radiology 130:485 (1979); skin and skeletal muscle: ICRU Report 44 (1989); hydroxyapatite as a
-#: chemical formula; amorphous selenium (a-Se detectors) 4.28 g/cm^3; CsI (scintillator) 4.51.
+#: chemical formula; amorphous selenium (a-Se detectors) 4.28 g/cm^3; CsI (scintillator) 4.51;
+#: breast implants: silicone gel as polydimethylsiloxane, saline as 0.9 % NaCl in water.
 COMPOSITIONS: dict[str, tuple[dict[str, float] | str, float]] = {
     "adipose": (dict(H=0.112, C=0.619, N=0.017, O=0.251, P=0.001), 0.93),
     "glandular": (dict(H=0.102, C=0.184, N=0.032, O=0.677, P=0.005), 1.04),
@@ -248,6 +249,8 @@ COMPOSITIONS: dict[str, tuple[dict[str, float] | str, float]] = {
     "csi": ("CsI", 4.51),
     "aluminium": ("Al", 2.699),
     "polycarbonate": ("C16H14O3", 1.20),  # compression paddles
+    "silicone": ("C2H6OSi", 0.97),  # breast-implant gel: polydimethylsiloxane
+    "saline": (dict(H=0.1099, O=0.8811, Na=0.0035, Cl=0.0055), 1.005),  # breast-implant filling: 0.9 % NaCl
     "air": (dict(C=0.000124, N=0.755268, O=0.231781, Ar=0.012827), 0.001205),
 }
 _XRAYDB_ALIASES = {"fat": "adipose", "dense": "glandular", "fibroglandular": "glandular",

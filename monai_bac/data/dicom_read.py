@@ -631,6 +631,17 @@ def _upper(value: str | None) -> str | None:
     return value.upper() if value else None
 
 
+def _yes_no(ds: Dataset, keyword: str, path: Path) -> bool | None:
+    """A YES/NO code string (e.g. BreastImplantPresent) as a bool; None when absent, or (with a
+    warning naming the tag) when it holds anything else."""
+    value = _upper(_str(ds, keyword))
+    if value is None or value in ("YES", "NO"):
+        return None if value is None else value == "YES"
+    warnings.warn(f"{path}: {tag_name(keyword)} is {value!r}, not YES or NO; ignored", MissingTagWarning,
+                  stacklevel=3)
+    return None
+
+
 def read_dicom_mammogram(
     path: PathLike,
     *,
@@ -662,6 +673,7 @@ def read_dicom_mammogram(
         ``manufacturer``; ``modality``; ``photometric`` (as stored, before the inversion);
         ``bits_stored``; ``patient_id``; ``study_instance_uid``; ``series_instance_uid``;
         ``sop_instance_uid``; ``sop_class_uid``; ``exposure_mas``; ``compression_force_n``;
+        ``breast_implant_present`` (BreastImplantPresent (0028,1300): True, False or None);
         ``filename_or_obj``. Absent tags give None.
 
     Raises:
@@ -728,6 +740,7 @@ def _read(
         "sop_class_uid": _str(ds, "SOPClassUID"),
         "exposure_mas": _exposure_mas(ds, path),
         "compression_force_n": _float(ds, "CompressionForce", path),
+        "breast_implant_present": _yes_no(ds, "BreastImplantPresent", path),
         "filename_or_obj": str(path),
     }
     return pixels, meta

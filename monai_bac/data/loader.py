@@ -76,6 +76,7 @@ IMAGE_META_KEYS = (
     "sop_class_uid",
     "exposure_mas",
     "compression_force_n",
+    "breast_implant_present",
     "filename_or_obj",
 )
 _DICOM_SUFFIXES = (".dcm", ".dicom")

@@ -142,11 +142,13 @@ from skimage.morphology import skeletonize
 from skimage.segmentation import watershed
 
 from monai_bac.ops.exposed_field import exposed_field
+from monai_bac.ops.implant import implant_shadow
 from monai_bac.ops.pectoral import PectoralEdge, find_pectoral, find_pectoral_curve, pectoral_mask
 from monai_bac.ops.periphery_fit import EDGE_SHAPES, EdgeFit, edge_profile, periphery_width
 from monai_bac.ops.periphery_windows import PeripheryWindows, WindowRules, skin_point_angle, window_centres
 from monai_bac.ops.primary import estimate_scatter
 from monai_bac.ops.resample import block_factors, block_mean
+from monai_bac.ops.thickness_check import fat_contrast
 from monai_bac.units import as_spacing
 
 __all__ = [
@@ -181,6 +183,9 @@ from monai_bac.breast_map import BACKGROUND, COMPRESSED, PECTORAL, PERIPHERY  # 
 #: made with the phantom of 6320785); these margins gave their compressed region the best Dice
 #: (docs/design-log/breast_region.md, "A margin per view").
 WIDTH_MARGIN = {"CC": 0.08, "MLO": 0.02}
+#: An implant's shadow is looked for this far (mm) inside the skin line: the periphery's last
+#: millimetres fall off faster than anything behind them.
+IMPLANT_SKIN_MM = 5.0
 
 
 @dataclass
@@ -201,6 +206,7 @@ class BreastRegionResult:
     work_spacing_mm: tuple[float, float] = (float("nan"), float("nan"))
     # the (row, column) slices of the exposed field analysed (step 0); ``pectoral`` is in its frame
     exposed_box: tuple[slice, slice] | None = None
+    implant_shadow_mm2: float = 0.0  # area of an implant's shadow (step 5b), 0 when none was found
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -428,20 +434,45 @@ def _field_plane(lg: np.ndarray, air: np.ndarray, spacing_mm, max_points: int = 
 
 
 def _without_scatter(coarse: np.ndarray, lg: np.ndarray, mask: np.ndarray, field, depth: np.ndarray, spacing_mm,
-                     thickness_mm: float, spr_scale: float = 1.0) -> np.ndarray:
+                     thickness_mm: float, spr_scale: float = 1.0, shadow: np.ndarray | None = None) -> np.ndarray:
     """ln(P + 1) with a scatter estimate for ``thickness_mm`` removed inside ``mask`` (the SPR
     is anchored in the breast's deep half, where ``depth``, the distance to the skin line, is over
     half its largest value); ``field`` (the flat-field plane, or None) stays removed. The air is
-    left as it is: it is the direct beam, scatter adds a percent or two there."""
+    left as it is: it is the direct beam, scatter adds a percent or two there. An implant's
+    ``shadow`` is kept out of the anchor (its primary is a fraction of the scatter in it)."""
     # "local": the setting this step was chosen with (5d13115); the homogeneous reference that
     # DensityMap uses lowered the compressed-region Dice here (docs/design-log/breast_region.md, the scatter step)
-    est, _ = estimate_scatter(coarse, mask, depth > 0.5 * depth.max(), spacing_mm, thickness_mm,
+    centre = depth > 0.5 * depth.max()
+    if shadow is not None:
+        centre &= ~shadow
+    est, _ = estimate_scatter(coarse, mask, centre, spacing_mm, thickness_mm,
                               spr_scale=spr_scale, spr_reference="local")
     # the iteration keeps the primary >= 5 % of the measured value; the floor only guards the log
     clean = np.log(np.maximum(coarse - est, 0.05 * coarse) + 1.0)
     if field is not None:
         clean -= field
     return np.where(mask, clean, lg).astype(np.float32)
+
+
+def _find_implant(coarse: np.ndarray, mask: np.ndarray, field, depth: np.ndarray, air: float, spacing_mm,
+                  thickness_mm: float, beam) -> np.ndarray | None:
+    """Step 5b: the shadow of an implant (:func:`monai_bac.ops.implant.implant_shadow`) in ``mask``
+    (the breast without its muscle), or None. The excess is read against the direct exposure: fat
+    through ``thickness_mm`` lies ``ln S(H0) - ln S(0)`` of ``beam`` below the ``air`` level, glandular
+    tissue ``L_g(H0)`` below that; the fatty envelope of the image cannot serve, as in a CC view the
+    deep half of the breast is the implant (the skin taken as
+    :func:`~monai_bac.ops.thickness_check.fat_contrast` does). The scatter is removed with the homogeneous reference
+    (DensityMap's), which an implant in the middle does not scale down."""
+    est, _ = estimate_scatter(coarse, mask, depth > 0.5 * depth.max(), spacing_mm, thickness_mm,
+                              spr_reference="homogeneous")
+    clean = np.log(np.maximum(coarse - est, 0.05 * coarse) + 1.0)
+    if field is not None:
+        clean -= field
+    h0 = float(thickness_mm)
+    fat = air - fat_contrast(beam, h0)
+    bound = float(beam.glandular_curve(h0)[1][-1])
+    look = mask & (depth > IMPLANT_SKIN_MM)
+    return implant_shadow((clean - fat) / bound, look, spacing_mm)
 
 
 def analyse_breast_region(
@@ -472,6 +503,7 @@ def analyse_breast_region(
     scatter: bool = True,
     spr_scale: float = 1.0,
     unexposed_border: bool = True,
+    beam=None,
 ) -> BreastRegionResult:
     """Breast region map and the quantities found on the way (see the module docstring).
 
@@ -531,6 +563,9 @@ def analyse_breast_region(
         spr_scale: the scatter estimate's scatter-to-primary ratio times this (step 4).
         unexposed_border: analyse the exposed field only: a collimator's unexposed band along an
             edge (:func:`monai_bac.ops.exposed_field.exposed_field`) is background (step 0).
+        beam: the image's :class:`~monai_bac.physics.TransmittedBeam`; with ``thickness_mm`` and
+            ``scatter`` an implant's shadow is looked for (step 5b) and kept out of the scatter
+            step's anchor and the periphery fits. None: not looked for.
     """
     img = np.asarray(image_hw)
     if img.ndim != 2:
@@ -606,11 +641,25 @@ def analyse_breast_region(
         if pect_edge is not None:
             pect = pectoral_mask(pect_edge, mask, spacing)
 
+    # --- step 5b: an implant's shadow takes no part in the scatter anchor nor in the fits
+    shadow = None
+    if beam is not None and scatter and thickness_mm is not None and float(thickness_mm) > 0:
+        canonical = coarse[:, ::-1] if flip else coarse
+        flat = None if field is None else (field[:, ::-1] if flip else field)
+        shadow = _find_implant(canonical, mask & ~pect, flat, dist, air_local, spacing, float(thickness_mm), beam)
+        if shadow is not None:
+            lg = _without_scatter(canonical, lg, mask, flat, dist, spacing, float(thickness_mm), float(spr_scale),
+                                  shadow)
+
     # --- step 6: periphery width without the muscle: global, then per angular window of the nearest skin point
     tissue_px = mask & ~pect
+    if shadow is not None:
+        tissue_px &= ~shadow
     d_t, v_t = dist[tissue_px], lg[tissue_px]
-    if pect.any():
-        fit = periphery_width(d_t, v_t, air_local, width_hint_mm=fit.width_mm if np.isfinite(fit.width_mm) else None,
+    if pect.any() or shadow is not None:
+        # the first fit guides the search, unless an implant's shadow drew it
+        hint = fit.width_mm if np.isfinite(fit.width_mm) and shadow is None else None
+        fit = periphery_width(d_t, v_t, air_local, width_hint_mm=hint,
                               **fit_kw)
     w_glob, amp = (fit.width_mm, fit.amplitude) if np.isfinite(fit.width_mm) else (0.0, float("nan"))
     sector_w = np.full(int(n_sectors) * (int(sector_overlap) if n_sectors > 1 else 1), w_glob)
@@ -650,6 +699,7 @@ def analyse_breast_region(
         skin_threshold=thr_lin,
         work_spacing_mm=spacing,
         exposed_box=box,
+        implant_shadow_mm2=0.0 if shadow is None else float(shadow.sum() * spacing[0] * spacing[1]),
     )
 
 

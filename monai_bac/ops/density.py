@@ -26,6 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from monai_bac.physics import Attenuation
+from monai_bac.ops.implant import implant_shadow_in_image
 from monai_bac.ops.resample import block_factors, block_mean, bounding_box, upsample_cells
 from monai_bac.units import as_spacing, odd_footprint
 
@@ -48,6 +49,8 @@ from monai_bac.ops.thickness_check import (  # noqa: E402
     IMAGE_THICKNESS_AGREE_MM,
     IMAGE_THICKNESS_PASSES,
     PROVISIONAL_THICKNESS_MM,
+    air_trend,
+    fat_contrast,
     thickness_from_contrast,
 )
 from monai_bac.ops.primary import (  # noqa: E402
@@ -437,6 +440,7 @@ def density_map_polyenergetic(
     p_fat: float | None = None,
     fit_thickness: bool = False,
     thickness_only: bool = False,
+    find_implant: bool = True,
 ) -> tuple[np.ndarray, dict]:
     """Dense-tissue thickness h_dt (mm) of a raw image with a polyenergetic beam and scatter.
 
@@ -463,7 +467,11 @@ def density_map_polyenergetic(
        reads ~0 and what lies on it keeps its contrast for Eq. (5);
     5. h_dt is bounded to ``[lower_mm, H]`` (H the compressed thickness, or the periphery's
        local thickness): physically 0 <= h_dt <= H; ``lower_mm`` (-1 mm) leaves room for noise
-       so that fatty tissue stays unbiased on average.
+       so that fatty tissue stays unbiased on average;
+    6. with ``find_implant``, the shadow of something denser than breast tissue (a silicone
+       implant: :func:`monai_bac.ops.implant.implant_shadow`, beyond the glandular bound ``L(H0)``
+       of step 3) keeps the bound H in the map but is left out of the volumetric density, which is
+       then the density of the tissue beside the implant.
 
     Returns:
         (float32 (H, W) h_dt mm, info: ``p_fat`` at the chest wall, ``heel_slope_per_100mm``,
@@ -471,7 +479,8 @@ def density_map_polyenergetic(
         the compressed thickness), ``local_thickness`` (float32 map, mm), ``empty``, ``fallback``,
         ``thickness_from_image``: (mm or None, info) the compressed thickness the air-to-fat contrast
         implies (:func:`monai_bac.ops.thickness_check.thickness_from_contrast`), a check on
-        ``thickness_mm``; ``thickness_mm``, the compressed thickness the map was made with).
+        ``thickness_mm``; ``thickness_mm``, the compressed thickness the map was made with;
+        ``implant_shadow``: bool (H, W) mask of step 6, or None).
 
     With ``fit_thickness`` the compressed thickness is the image's own: ``thickness_mm`` is only the
     first guess, and steps 1-2 (the scatter removed depends on the thickness) are made again at the
@@ -491,7 +500,8 @@ def density_map_polyenergetic(
     comp = bmap == COMPRESSED
     info: dict = dict(p_fat=float("nan"), heel_slope_per_100mm=0.0, spr=0.0, scatter_fraction_centre=0.0,
                       attenuation=beam.effective(h0), empty=True, fallback=None, local_thickness=None,
-                      thickness_from_image=(None, dict(reason="no fatty reference")), thickness_mm=h0)
+                      thickness_from_image=(None, dict(reason="no fatty reference")), thickness_mm=h0,
+                      implant_shadow=None)
     out = np.zeros(img.shape, np.float32)
     if not comp.any() or not breast.any():
         info["fallback"] = "empty compressed region"
@@ -502,7 +512,8 @@ def density_map_polyenergetic(
 
     def primary_and_fat(h: float):
         """Steps 1-2 at compressed thickness ``h``: the box's primary (offset and scatter removed,
-        smoothed), P_fat(x) and the thickness the image implies; None for P_fat when unusable."""
+        smoothed), P_fat(x), the thickness the image implies and an implant's shadow (step 6: found
+        here, as the fatty reference must not be read in it); None for P_fat when unusable."""
         sub = img[box] - np.float32(offset) if offset else img[box].copy()
         if scatter:
             tissue = b_box & (bmap[box] != PECTORAL) | (bmap[box] == PECTORAL)
@@ -513,16 +524,31 @@ def density_map_polyenergetic(
         if smooth_mm and smooth_mm / max(spacing) >= 1.0 / 3.0:
             sub = ndimage.gaussian_filter(sub, (smooth_mm / spacing[0], smooth_mm / spacing[1]), mode="nearest",
                                           truncate=3.0)
+        shadow = find_shadow(sub, h) if find_implant else None
+        fat_region = c_box if shadow is None else c_box & ~shadow
         if p_fat is not None:
             trend, tinfo = np.full(sub.shape[1], float(p_fat)), dict(p_fat=float(p_fat), slope_per_100mm=0.0)
         else:
-            trend, tinfo = fat_reference_trend(sub, c_box, spacing, side if heel else 1, erode_mm, block_mm,
+            trend, tinfo = fat_reference_trend(sub, fat_region, spacing, side if heel else 1, erode_mm, block_mm,
                                                percentile, band_mm=10.0 if heel else 1e9)
         if trend is None or not np.all(np.isfinite(trend)) or trend.min() <= 0:
-            return sub, None, tinfo, (None, dict(reason="no fatty reference"))
-        return sub, trend, tinfo, thickness_from_contrast(img, breast, np.log(trend), columns, spacing, beam, offset)
+            return sub, None, tinfo, (None, dict(reason="no fatty reference")), shadow
+        return (sub, trend, tinfo,
+                thickness_from_contrast(img, breast, np.log(trend), columns, spacing, beam, offset), shadow)
 
-    sub, trend, tinfo, found = primary_and_fat(h0)
+    air = air_trend(img, breast, spacing, offset)[0] if find_implant else None
+
+    def find_shadow(sub: np.ndarray, h: float) -> np.ndarray | None:
+        """Step 6's shadow, read against fat through ``h`` as the direct exposure and the spectrum
+        place it (:func:`~monai_bac.ops.thickness_check.fat_contrast`): the image's own fat cannot
+        serve, as an implant can fill the compressed region all but a rim."""
+        if air is None:
+            return None
+        log_fat = air[1] + air[0] * columns - fat_contrast(beam, h)
+        return implant_shadow_in_image(sub, log_fat, float(beam.glandular_curve(h)[1][-1]),
+                                       b_box & (bmap[box] != PECTORAL), spacing)
+
+    sub, trend, tinfo, found, shadow = primary_and_fat(h0)
     for _ in range(IMAGE_THICKNESS_PASSES if fit_thickness and trend is not None else 0):
         if found[0] is None:
             info.update(thickness_from_image=found, fallback=f"no thickness from the image ({found[1]['reason']})")
@@ -530,7 +556,7 @@ def density_map_polyenergetic(
         if abs(found[0] - h0) <= IMAGE_THICKNESS_AGREE_MM:
             break
         h0 = found[0]
-        sub, trend, tinfo, found = primary_and_fat(h0)
+        sub, trend, tinfo, found, shadow = primary_and_fat(h0)
     info["thickness_from_image"] = found
     if trend is None:
         info["fallback"] = "no usable fatty reference"
@@ -549,9 +575,10 @@ def density_map_polyenergetic(
     h_dt = np.zeros(sub.shape, np.float32)
     local = np.zeros(sub.shape, np.float32)
 
+    g, curve = beam.glandular_curve(h0)
+
     # compressed region and pectoral muscle: the polyenergetic inverse at the compressed thickness
     core = bmap[box] == COMPRESSED
-    g, curve = beam.glandular_curve(h0)
     r = log_ratio[core]
     inv = np.interp(-r, -curve, g).astype(np.float32)
     brighter = r > 0  # brighter than fat: thinner tissue, read with the slope at fat
@@ -587,6 +614,10 @@ def density_map_polyenergetic(
     # the volumetric density sums the unclipped values: zero-mean noise cancels in the sum, where
     # clipping it at 0 would add ~0.4 noise sigmas of 'dense tissue' to every fatty pixel
     tissue = b_box & (bmap[box] != PECTORAL)
+    if shadow is not None:
+        tissue &= ~shadow
+        info["implant_shadow"] = np.zeros(img.shape, bool)
+        info["implant_shadow"][box] = shadow
     dense = float(np.minimum(h_dt[tissue], local[tissue]).sum(dtype=np.float64))
     volume = float(local[tissue].sum(dtype=np.float64))
     sr, sc = spacing

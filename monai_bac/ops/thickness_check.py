@@ -43,7 +43,7 @@ from monai_bac.units import as_spacing
 
 __all__ = ["SKIN_MM", "AIR_MARGIN_MM", "IMAGE_THICKNESS_AGREE_MM", "IMAGE_THICKNESS_PASSES", "PROVISIONAL_THICKNESS_MM",
            "ThicknessMismatchWarning",
-           "thickness_from_contrast", "thickness_curve"]
+           "thickness_from_contrast", "thickness_curve", "fat_contrast", "air_trend"]
 
 #: Skin thickness on each side of the compressed breast, mm (breast CT: 1.45 +/- 0.30 mm,
 #: Huang et al., Med Phys 35:1199, 2008).
@@ -106,40 +106,11 @@ def thickness_from_contrast(
         (thickness mm or None, info: ``contrast`` (ln units), ``n_air`` (samples), ``reason`` why
         there is no estimate ("" when there is one)).
     """
-    sr, sc = as_spacing(spacing_mm)
-    kr, kc = block_factors((sr, sc), sample_mm)
-    img = np.asarray(image)[::kr, ::kc]
-    near = np.asarray(tissue, bool)[::kr, ::kc]
     info: dict = dict(contrast=float("nan"), n_air=0, reason="")
-    # any sample within the margin of tissue (or of a tissue pixel between samples: the margin is
-    # much larger than a cell) is out
-    far = ndimage.distance_transform_edt(~near, sampling=(kr * sr, kc * sc)) >= air_margin_mm
-    values = img[far].astype(np.float64)
-    if values.size < MIN_AIR_SAMPLES:
-        info["reason"] = f"no direct exposure {air_margin_mm:g} mm from the breast"
+    line, info["n_air"], info["reason"] = air_trend(image, tissue, spacing_mm, offset, air_margin_mm, sample_mm)
+    if line is None:
         return None, info
-    # the direct exposure is the brightest population of what is not breast; a fold of abdomen, a
-    # paddle rim or a collimated strip beside it is darker (the heel effect, 10-20 % less fluence
-    # at the nipple side, stays within the 0.7)
-    air = far & (img > 0.7 * np.percentile(values, 99.5))
-    if np.mean(img[air] >= img.max()) > 0.2:
-        info["reason"] = "direct exposure clipped at the image's maximum value"
-        return None, info
-    counts = air.sum(axis=0)
-    cols = np.flatnonzero(counts >= 10)
-    info["n_air"] = int(counts[cols].sum())
-    if info["n_air"] < MIN_AIR_SAMPLES or cols.size < 2:
-        info["reason"] = f"no direct exposure {air_margin_mm:g} mm from the breast"
-        return None, info
-    # each column's median of its air samples, all columns at once: the others sort to the end
-    ranked = np.sort(np.where(air[:, cols], img[:, cols], np.inf), axis=0)
-    k = counts[cols]
-    level = 0.5 * (ranked[(k - 1) // 2, np.arange(cols.size)].astype(np.float64)
-                   + ranked[k // 2, np.arange(cols.size)]) - float(offset)
-    if not np.all(level > 0):
-        info["reason"] = "direct exposure not above the detector offset"
-        return None, info
-    slope, intercept = np.polyfit(cols * kc, np.log(level), 1)
+    slope, intercept = line
     contrast = float(np.median(intercept + slope * np.asarray(columns, np.float64) - np.asarray(log_fat)))
     info["contrast"] = contrast
     h, curve = thickness_curve(beam, skin_mm)
@@ -150,3 +121,48 @@ def thickness_from_contrast(
         info["reason"] = f"contrast beyond a {h[-1]:g} mm breast"
         return None, info
     return float(np.interp(contrast, curve, h)), info
+
+
+def fat_contrast(beam, thickness_mm: float, skin_mm: float = SKIN_MM) -> float:
+    """ln S(0, 0) - ln S(H - 2 skin, 2 skin): how far fat through the compressed thickness lies
+    below the direct exposure, in ln units (one point of :func:`thickness_curve`)."""
+    h = max(float(thickness_mm), 2.0 * skin_mm)
+    return float(beam.log_signal(0.0) - beam.log_signal(h - 2.0 * skin_mm, 2.0 * skin_mm))
+
+
+def air_trend(image: np.ndarray, tissue: np.ndarray, spacing_mm, offset: float = 0.0,
+              air_margin_mm: float = AIR_MARGIN_MM, sample_mm: float = 1.0) -> tuple[tuple[float, float] | None, int, str]:
+    """The direct exposure as a line along the image's columns: ``((slope, intercept), n, "")`` with
+    ln(air - offset) = intercept + slope * column, read on ``n`` samples further than ``air_margin_mm``
+    from ``tissue`` (one pixel per ``sample_mm`` cell) - or ``(None, n, why not)``."""
+    sr, sc = as_spacing(spacing_mm)
+    kr, kc = block_factors((sr, sc), sample_mm)
+    img = np.asarray(image)[::kr, ::kc]
+    near = np.asarray(tissue, bool)[::kr, ::kc]
+    # any sample within the margin of tissue (or of a tissue pixel between samples: the margin is
+    # much larger than a cell) is out
+    far = ndimage.distance_transform_edt(~near, sampling=(kr * sr, kc * sc)) >= air_margin_mm
+    values = img[far].astype(np.float64)
+    none_far = f"no direct exposure {air_margin_mm:g} mm from the breast"
+    if values.size < MIN_AIR_SAMPLES:
+        return None, 0, none_far
+    # the direct exposure is the brightest population of what is not breast; a fold of abdomen, a
+    # paddle rim or a collimated strip beside it is darker (the heel effect, 10-20 % less fluence
+    # at the nipple side, stays within the 0.7)
+    air = far & (img > 0.7 * np.percentile(values, 99.5))
+    if np.mean(img[air] >= img.max()) > 0.2:
+        return None, 0, "direct exposure clipped at the image's maximum value"
+    counts = air.sum(axis=0)
+    cols = np.flatnonzero(counts >= 10)
+    n_air = int(counts[cols].sum())
+    if n_air < MIN_AIR_SAMPLES or cols.size < 2:
+        return None, n_air, none_far
+    # each column's median of its air samples, all columns at once: the others sort to the end
+    ranked = np.sort(np.where(air[:, cols], img[:, cols], np.inf), axis=0)
+    k = counts[cols]
+    level = 0.5 * (ranked[(k - 1) // 2, np.arange(cols.size)].astype(np.float64)
+                   + ranked[k // 2, np.arange(cols.size)]) - float(offset)
+    if not np.all(level > 0):
+        return None, n_air, "direct exposure not above the detector offset"
+    slope, intercept = np.polyfit(cols * kc, np.log(level), 1)
+    return (float(slope), float(intercept)), n_air, ""

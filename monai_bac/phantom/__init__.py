@@ -21,6 +21,7 @@ from monai_bac.phantom.geometry import (BACKGROUND, COMPRESSED, PECTORAL, PERIPH
                                         skin_path_mm)
 from monai_bac.physics import HYDROXYAPATITE_DENSITY_MG_PER_MM3
 from monai_bac.phantom.grid import Grid
+from monai_bac.phantom.implant import IMPLANT_MATERIALS, implant_path
 
 __all__ = ["Phantom", "TPAConfig", "Effects", "EFFECT_NAMES", "make_phantom", "make_cohort", "SOURCE_CODES",
            "FULL_FOV_MM", "PHYSICS", "VENDORS", "BACKGROUND", "PERIPHERY", "COMPRESSED", "PECTORAL"]
@@ -49,6 +50,7 @@ class Phantom:
     record: dict  # truth figures: VBD, BAC length, calcium mass, TPA errors, exposure
     objects: dict = field(default_factory=dict, repr=False)  # arteries, clusters, ... (canonical frame)
     h_skin: np.ndarray | None = None  # float32 mm, skin along the beam (realistic physics only)
+    h_implant: np.ndarray | None = None  # float32 mm, breast implant along the beam (``implant=`` only)
 
     @property
     def linear(self) -> np.ndarray:
@@ -69,6 +71,9 @@ class Phantom:
         from monai_bac.data.dicom_write import write_mammogram_dicom
 
         m = self.meta
+        if m.get("breast_implant_present") is not None:  # BreastImplantPresent (0028,1300), Type 3
+            tags["extra"] = {"BreastImplantPresent": "YES" if m["breast_implant_present"] else "NO",
+                             **(tags.get("extra") or {})}
         write_mammogram_dicom(path, self.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
                               anode=m["anode"], filter=m["filter"], view=m["view"], laterality=m["laterality"],
                               manufacturer=m["manufacturer"], presentation=m["presentation"],
@@ -95,6 +100,7 @@ def make_phantom(
     effects: Effects | str | None = None,
     lookalikes_near_bac: float | None = None,
     paddle_tilt_deg: float = 0.0,
+    implant: str | None = None,
 ) -> Phantom:
     """Draw one raw phantom mammogram with ground truth; deterministic for a given ``seed``.
 
@@ -128,6 +134,12 @@ def make_phantom(
             the header's thickness stays the separation at the breast's centre row. 0 (default):
             parallel paddles, the phantom of every validation set. Not one of the ``effects``:
             it changes the anatomy's thickness, not the image formation.
+        implant: realistic physics only: ``"silicone"`` or ``"saline"`` puts a breast implant behind
+            the glandular tissue (:func:`~monai_bac.phantom.implant.implant_path`; drawn from its own
+            random stream, so the rest of the phantom is the seed's), displacing fat and, where
+            too little room is left, dense tissue; BreastImplantPresent (0028,1300) is YES in the
+            header. The truth's VBD is then the tissue's (the implant is not breast volume), and
+            ``record["vbd_percent_outside_implant"]`` the VBD of the breast beside the implant's shadow.
     """
     view, laterality, vendor = view.upper(), laterality.upper(), vendor.upper()
     if view not in ("CC", "MLO"):
@@ -150,6 +162,9 @@ def make_phantom(
         raise ValueError(f"lookalikes_near_bac must be in [0, 1], got {lookalikes_near_bac}")
     if not 0.02 <= spacing_mm <= 2.0:
         raise ValueError(f"spacing_mm must be within 0.02-2 mm, got {spacing_mm}")
+    if implant is not None and (mode != "realistic" or implant not in IMPLANT_MATERIALS):
+        raise ValueError(f"implant must be one of {sorted(IMPLANT_MATERIALS)} with physics='realistic', "
+                         f"got implant={implant!r}, physics={physics!r}")
     if not abs(float(paddle_tilt_deg)) <= 3.0:
         raise ValueError(f"paddle_tilt_deg must be within -3 to 3 deg, got {paddle_tilt_deg}")
     rng = np.random.default_rng(seed)
@@ -186,6 +201,13 @@ def make_phantom(
     h_muscle = np.where(geo.pectoral, geo.thickness_mm * rng.uniform(0.5, 0.85), 0.0).astype(np.float32)
     h_dt[geo.pectoral] = 0.0
     h_calc = h_calc_bac + h_calc_mc
+    h_implant, implant_record = None, None
+    if implant is not None:  # its own random stream: the anatomy and the annotation stay the seed's
+        h_implant, implant_record = implant_path(np.random.default_rng([int(seed), 0x1A97]), grid, geo)
+        # the implant displaces fat first; dense tissue only where no fat is left in front of it
+        room = geo.thickness_mm - h_implant - h_muscle - skin_path_mm(geo, SKIN_MM) - h_calc
+        np.minimum(h_dt, np.clip(room, 0.0, None), out=h_dt)
+        implant_record["material"] = implant
 
     profile = VENDORS[vendor]
     exposure = choose_exposure(rng, profile, h0, spacing_mm, kvp)
@@ -200,7 +222,8 @@ def make_phantom(
         exposure = xray.choose_exposure(phys_rng, profile, h0, spacing_mm, exposure.kvp, spectrum=fx.spectrum)
         h_skin = skin_path_mm(geo, SKIN_MM) if fx.vendor else None
         raw, physics_record = xray.form_image(noise, phys_rng, exposure, profile, grid, geo, h_dt, h_calc, h_muscle,
-                                              h_skin, SKIN_MM, effects=fx)
+                                              h_skin, SKIN_MM, effects=fx, h_implant=h_implant,
+                                              implant_material=implant or "silicone")
     if mode == "realistic":
         physics_record["effects"] = fx.to_dict()
     tpa_mask, tpa_source, tpa_record = simulate_annotation(rng, grid, tpa, arteries, clusters, strands, edges)
@@ -208,6 +231,8 @@ def make_phantom(
 
     tissue = geo.inside & ~geo.pectoral
     pixel_area = spacing_mm**2
+    volume = geo.thickness_mm if h_implant is None else geo.thickness_mm - h_implant  # tissue, not implant
+    beside = tissue if h_implant is None else tissue & (h_implant == 0)
     pieces = [p for a in arteries for r in a.runs for p in r.pieces()]
     record = dict(
         seed=int(seed),
@@ -215,7 +240,8 @@ def make_phantom(
         laterality=laterality,
         compressed_thickness_mm=h0,
         periphery_width_mm=geo.periphery_width_mm,
-        vbd_percent=float(100.0 * h_dt[tissue].sum() / max(geo.thickness_mm[tissue].sum(), 1e-9)),
+        vbd_percent=float(100.0 * h_dt[tissue].sum() / max(volume[tissue].sum(), 1e-9)),
+        vbd_percent_outside_implant=float(100.0 * h_dt[beside].sum() / max(geo.thickness_mm[beside].sum(), 1e-9)),
         has_bac=bool(bac_mask.any()),
         bac_centreline_length_mm=float(sum(b - a for a, b in pieces)),
         bac_runs=sum(len(a.runs) for a in arteries),
@@ -236,6 +262,7 @@ def make_phantom(
         geometry=geo.params,
         dense=dense_params,
         tpa=tpa_record,
+        implant=implant_record,
     )
     meta = dict(
         spacing_mm=(float(spacing_mm), float(spacing_mm)),
@@ -252,10 +279,14 @@ def make_phantom(
         exposure_mas=exposure.mas,
         compression_force_n=round(float(rng.uniform(60, 150)), 1),
     )
+    if implant is not None:
+        meta["breast_implant_present"] = True
     arrays = dict(raw=raw, breast_map=geo.breast_map, thickness=geo.thickness_mm, h_dt=h_dt, h_muscle=h_muscle,
                   h_calc=h_calc, bac_mask=bac_mask, tpa_mask=tpa_mask, tpa_source=tpa_source)
     if h_skin is not None:
         arrays["h_skin"] = h_skin
+    if h_implant is not None:
+        arrays["h_implant"] = h_implant
     if laterality == "R":  # mirror: chest wall on the right of the image
         arrays = {k: np.ascontiguousarray(v[:, ::-1]) for k, v in arrays.items()}
     objects = dict(arteries=arteries, clusters=clusters, strands=strands, edges=edges, mirrored=laterality == "R")

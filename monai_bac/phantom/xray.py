@@ -337,14 +337,17 @@ def _gain_profile(rng: np.random.Generator, n: int, spacing: float) -> np.ndarra
 def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticExposure, profile: VendorProfile,
                grid: Grid, geo: BreastGeometry, h_dt: np.ndarray, h_calc: np.ndarray, h_muscle: np.ndarray,
                h_skin: np.ndarray | None, skin_mm: float = 1.45,
-               effects: Effects = Effects()) -> tuple[np.ndarray, dict]:
+               effects: Effects = Effects(), h_implant: np.ndarray | None = None,
+               implant_material: str = "silicone") -> tuple[np.ndarray, dict]:
     """Raw detector image as stored (uint16) and a record of the physics (SPR, heel, ...).
 
     ``noise`` is a standard normal field of the image's shape (drawn by the caller, so the ideal
     and realistic modes consume the same random numbers and share the annotation). ``effects``
     switches scatter, heel and the vendor's extras (skin: ``h_skin`` None, offset, flat-field,
     MLO paddle rim and abdominal fold); the random draws are made whether an effect is on or
-    not, so an effect looks the same alone as with the others."""
+    not, so an effect looks the same alone as with the others. ``h_implant`` (mm of
+    ``implant_material`` along the beam, :mod:`monai_bac.phantom.implant`) displaces fat: its pixels,
+    as those with calcium, are summed over the spectrum exactly."""
     b = exposure.beam
     extras = _mlo_extras(rng, grid, geo, skin_mm) if geo.params["view"] == "MLO" else {}
     if not effects.vendor:
@@ -355,9 +358,11 @@ def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticE
     body = geo.inside | (extras["fold_fat"] > 0) if "fold_fat" in extras else geo.inside
     rows, cols = np.flatnonzero(body.any(1)), np.flatnonzero(body.any(0))
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)) if len(rows) else (slice(0, 0), slice(0, 0))
-    thick, dt, muscle, calc_mm, skin = (m[box] for m in (geo.thickness_mm, h_dt, h_muscle, h_calc, h_skin))
+    implant = np.zeros(grid.shape, np.float32) if h_implant is None else h_implant
+    thick, dt, muscle, calc_mm, skin, implant = (m[box] for m in (geo.thickness_mm, h_dt, h_muscle, h_calc, h_skin,
+                                                                   implant))
     t_fat = thick - dt
-    for m in (muscle, calc_mm, skin):
+    for m in (muscle, calc_mm, skin, implant):
         t_fat -= m
     np.maximum(t_fat, 0.0, out=t_fat)
     if "fold_fat" in extras:
@@ -373,13 +378,15 @@ def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticE
     table = _transmission_table(b, float(a_path.max(initial=0.0)), float(b_path.max(initial=0.0)))
     log_s = np.full(grid.shape, table.log_s[0, 0], np.float32)
     log_box = _bilinear(table.log_s, a_path, b_path, table.step_a)
-    calc = np.flatnonzero(calc_mm)
+    calc = np.flatnonzero((calc_mm > 0) | (implant > 0))
     flat_a, flat_b, flat_c, flat_s = a_path.reshape(-1), b_path.reshape(-1), calc_mm.reshape(-1), log_box.reshape(-1)
-    for chunk in np.array_split(calc, max(1, len(calc) // 20000)):  # calcium: exact spectral sum
+    flat_i = implant.reshape(-1)
+    mu_implant = physics.mu_xraydb(implant_material, b.spectrum.energy_kev) if h_implant is not None else 0.0 * b.mu_fat
+    for chunk in np.array_split(calc, max(1, len(calc) // 20000)):  # calcium, implant: exact spectral sum
         if len(chunk):
             line = (flat_a[chunk, None] * b.mu_fat + flat_b[chunk, None] * b.mu_gland
-                    + flat_c[chunk, None] * b.mu_calc)
-            flat_s[chunk] = np.log(np.exp(-line) @ b.w1)
+                    + flat_c[chunk, None] * b.mu_calc + flat_i[chunk, None] * mu_implant)
+            flat_s[chunk] = np.log(np.maximum(np.exp(-line) @ b.w1, 1e-300))
     log_s[box] = log_box
     # variance per unit signal (keV), smooth in the adipose path: a cubic through the table
     e2_poly = np.polynomial.Polynomial.fit(np.arange(len(table.e2)) * table.step_a, table.e2, 3).convert()

@@ -54,6 +54,7 @@ from monai_bac.transforms.physics import (
     DensityMapD,
     DensityMapDict,
     ThicknessMismatchWarning,
+    BreastImplantWarning,
 )
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "DensityMapD",
     "DensityMapDict",
     "ThicknessMismatchWarning",
+    "BreastImplantWarning",
     "CalcificationThickness",
     "CalcificationThicknessd",
     "CalcificationThicknessD",

@@ -95,8 +95,10 @@ class BreastRegion(Transform):
     copied from the image and extended with ``breast_map_source`` ("BreastRegion"),
     ``chest_wall_side`` ("left"/"right", "" without a breast), ``periphery_width_mm`` (NaN
     without a breast), ``pectoral_found``, ``scatter_thickness_mm`` (the thickness the scatter step
-    used, NaN for none) and ``scatter_thickness_source`` (``"argument"``, ``"BodyPartThickness
-    (0018,11A0)"``, ``"image"``, or what was missing).
+    used, NaN for none), ``scatter_thickness_source`` (``"argument"``, ``"BodyPartThickness
+    (0018,11A0)"``, ``"image"``, or what was missing) and ``implant_shadow_cm2`` (the area of an
+    implant's shadow kept out of the periphery fit, :mod:`monai_bac.ops.implant`; 0 when none was
+    found, or none was looked for: that needs the compressed thickness and KVP, anode and filter).
 
     Raises:
         MissingPhysicsError: neither ``spacing_mm`` nor ``meta["spacing_mm"]`` is available.
@@ -194,6 +196,7 @@ class BreastRegion(Transform):
             result.meta["pectoral_found"] = res.pectoral is not None
             result.meta["scatter_thickness_mm"] = float("nan") if thickness is None else float(thickness)
             result.meta["scatter_thickness_source"] = source
+            result.meta["implant_shadow_cm2"] = res.implant_shadow_mm2 / 100.0
         return result
 
 

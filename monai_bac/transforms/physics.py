@@ -30,6 +30,7 @@ from monai.utils.enums import TransformBackends
 from monai_bac.ops.density import (calcification_thickness, density_map, density_map_polyenergetic,
                                    volumetric_breast_density)
 from monai_bac.ops.primary import chest_wall_side, estimate_offset
+from monai_bac.ops.implant import BreastImplantWarning
 from monai_bac.ops.thickness_check import PROVISIONAL_THICKNESS_MM, ThicknessMismatchWarning
 from monai_bac.physics import Attenuation, MissingPhysicsError, attenuation_at, beam_from_meta, effective_energy_kev
 from monai_bac.transforms.utils import (
@@ -49,6 +50,7 @@ __all__ = [
     "DensityMapD",
     "DensityMapDict",
     "ThicknessMismatchWarning",
+    "BreastImplantWarning",
     "CalcificationThickness",
     "CalcificationThicknessd",
     "CalcificationThicknessD",
@@ -162,10 +164,16 @@ class DensityMap(Transform):
     the same type; a MetaTensor keeps its metadata and gains ``meta["density"]`` = {model,
     p_fat, mu_fat, mu_dt, mu_calc, energy_kev, vbd_percent, dense_volume_cm3, breast_volume_cm3,
     empty, fat_reference_fallback, offset, offset_source, spr, heel_slope_per_100mm, thickness_mm,
-    thickness_source, thickness_from_image_mm, thickness_check} (the mu's are the effective ones
-    behind the compressed thickness in the polyenergetic model; ``thickness_from_image_mm`` nan with
-    ``thickness_check`` saying why when the image gives no estimate). An image without compressed
-    region gives an all-zero map (``empty`` True, VBD nan).
+    thickness_source, thickness_from_image_mm, thickness_check, implant_shadow_cm2} (the mu's are the
+    effective ones behind the compressed thickness in the polyenergetic model; ``thickness_from_image_mm``
+    nan with ``thickness_check`` saying why when the image gives no estimate). An image without
+    compressed region gives an all-zero map (``empty`` True, VBD nan).
+
+    Breast implants (polyenergetic model): the shadow of a silicone implant attenuates beyond any
+    breast tissue (:mod:`monai_bac.ops.implant`); it is kept out of the fatty reference and the VBD,
+    its area is ``implant_shadow_cm2``, and a :class:`~monai_bac.ops.implant.BreastImplantWarning`
+    says so. A saline implant reads as dense tissue: when BreastImplantPresent (0028,1300) is YES
+    and no shadow is found, the warning says that the VBD counts it.
     """
 
     backend = [TransformBackends.NUMPY]  # the op runs in numpy (torch input is converted, the output converted back)
@@ -276,6 +284,23 @@ class DensityMap(Transform):
             f"pass thickness_mm=... (mm) or thickness_mm='image' to DensityMap and BreastRegion",
             ThicknessMismatchWarning, stacklevel=3)
 
+    @staticmethod
+    def _tell_implant(meta: Mapping, out_meta: Mapping, seen: bool) -> None:
+        """Warn when an implant's shadow was found (the VBD is then the tissue's beside it), or when
+        BreastImplantPresent (0028,1300) says YES and none was (a saline implant reads as tissue)."""
+        if seen:
+            warnings.warn(
+                f"{source_name(meta)}: {out_meta['implant_shadow_cm2']:.0f} cm^2 of the breast attenuate more than "
+                f"glandular tissue through the compressed thickness can (a silicone implant?); they are left out "
+                f"of the VBD ({out_meta['vbd_percent']:.1f} %), which is that of the tissue beside them",
+                BreastImplantWarning, stacklevel=3)
+        elif meta.get("breast_implant_present") is True:
+            warnings.warn(
+                f"{source_name(meta)}: BreastImplantPresent (0028,1300) is YES, but nothing in the image attenuates "
+                f"beyond breast tissue: a saline implant reads as dense tissue, so the VBD "
+                f"({out_meta['vbd_percent']:.1f} %) counts it as such",
+                BreastImplantWarning, stacklevel=3)
+
     def _offset(self, image: np.ndarray, bmap: np.ndarray, spacing) -> tuple[float, str]:
         if not self.estimate_offset:
             return float(self.offset), "argument"
@@ -312,7 +337,7 @@ class DensityMap(Transform):
                         fat_reference_fallback="", offset=offset, offset_source=offset_source, spr=0.0,
                         heel_slope_per_100mm=0.0, thickness_mm=nan if thickness is None else thickness,
                         thickness_source=self._thickness_source(), thickness_from_image_mm=nan,
-                        thickness_check="not estimated (model eq4)")
+                        thickness_check="not estimated (model eq4)", implant_shadow_cm2=0.0)
         if poly:
             side = chest_wall_side(bmap > 0, meta.get("laterality"))
             options = dict(offset=offset, scatter=self.scatter == "published", spr=self.spr, spr_scale=self.spr_scale,
@@ -338,6 +363,9 @@ class DensityMap(Transform):
             if self.compute_vbd and not info["empty"]:
                 out_meta.update(vbd_percent=float(info["vbd_percent"]), dense_volume_cm3=float(info["dense_volume_cm3"]),
                                 breast_volume_cm3=float(info["breast_volume_cm3"]))
+            shadow = info["implant_shadow"]
+            out_meta["implant_shadow_cm2"] = 0.0 if shadow is None else float(shadow.sum() * spacing[0] * spacing[1] / 100)
+            self._tell_implant(meta, out_meta, shadow is not None)
             return like(h_dt, img, self.dtype, {"density": out_meta})
         att = Attenuation(mu_fat, mu_dt, max(10.0 * mu_dt, 1.0), energy)  # mu_calc unused by Eq. (4)
         h_dt, info = density_map(image, bmap, att, spacing, p_fat=self.p_fat, erode_mm=self.erode_mm,

@@ -41,17 +41,23 @@ def positive_or_none(value) -> float | None:
     return value if math.isfinite(value) and value > 0 else None
 
 
-def _from_image(image_hw: np.ndarray, first: BreastRegionResult, spacing_mm, meta: Mapping,
-                first_mm: float | None) -> tuple[float | None, str]:
-    """The image's thickness read on the map ``first``, or (None, why not)."""
-    if not first.found:
-        return None, "no breast"
+def _beam(meta: Mapping):
+    """(the image's :class:`~monai_bac.physics.TransmittedBeam`, "") or (None, why not)."""
     if meta.get("kvp") is None:
         return None, "no KVP (0018,0060) for the spectrum"
     try:
-        beam = beam_from_meta(meta)
+        return beam_from_meta(meta), ""
     except ValueError as err:  # a tube set-up the spectrum model does not know
         return None, f"AnodeTargetMaterial (0018,1191) / FilterMaterial (0018,7050): {err}"
+
+
+def _from_image(image_hw: np.ndarray, first: BreastRegionResult, spacing_mm, meta: Mapping,
+                first_mm: float | None, beam, why: str) -> tuple[float | None, str]:
+    """The image's thickness read on the map ``first`` with ``beam``, or (None, why not)."""
+    if not first.found:
+        return None, "no breast"
+    if beam is None:
+        return None, why
     return image_thickness(image_hw, first.breast_map, beam, spacing_mm, meta.get("laterality"), first_mm)
 
 
@@ -76,8 +82,11 @@ def breast_region_with_thickness(image_hw: np.ndarray, spacing_mm, view: str | N
         (result, the thickness the scatter step used (mm) or None, where it came from: ``"argument"``,
         :data:`HEADER`, ``"image"``, or what was missing).
     """
+    beam, why_no_beam = _beam(meta)  # the spectrum also tells an implant's shadow from tissue
+
     def analyse(h: float | None) -> BreastRegionResult:
-        return analyse_breast_region(image_hw, spacing_mm, view, thickness_mm=h, scatter=scatter, **options)
+        return analyse_breast_region(image_hw, spacing_mm, view, thickness_mm=h, scatter=scatter, beam=beam,
+                                     **options)
 
     if not scatter:
         return analyse(None), None, "none (scatter='none')"
@@ -87,7 +96,7 @@ def breast_region_with_thickness(image_hw: np.ndarray, spacing_mm, view: str | N
     if thickness_mm is None and header is not None:
         return analyse(header), header, HEADER
     first = analyse(header)
-    found, why = _from_image(image_hw, first, spacing_mm, meta, header)
+    found, why = _from_image(image_hw, first, spacing_mm, meta, header, beam, why_no_beam)
     if found is not None:
         return analyse(found), found, FROM_IMAGE
     if header is not None:
