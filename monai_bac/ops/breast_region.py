@@ -650,6 +650,12 @@ def analyse_breast_region(
         if shadow is not None:
             lg = _without_scatter(canonical, lg, mask, flat, dist, spacing, float(thickness_mm), float(spr_scale),
                                   shadow)
+            if search:  # the muscle was searched on a fall-off the shadow drew: search again
+                outside = mask & ~shadow
+                fit = periphery_width(dist[outside], lg[outside], air_local, **fit_kw)
+                pect_edge = _find_muscle(lg, mask, dist, spacing, fit, strict=not is_mlo and not pectoral)
+                pect = pectoral_mask(pect_edge, mask, spacing) if pect_edge is not None else np.zeros(mask.shape, bool)
+                shadow &= ~pect
 
     # --- step 6: periphery width without the muscle: global, then per angular window of the nearest skin point
     tissue_px = mask & ~pect

@@ -203,7 +203,7 @@ def make_phantom(
     h_calc = h_calc_bac + h_calc_mc
     h_implant, implant_record = None, None
     if implant is not None:  # its own random stream: the anatomy and the annotation stay the seed's
-        h_implant, implant_record = implant_path(np.random.default_rng([int(seed), 0x1A97]), grid, geo)
+        h_implant, implant_record = implant_path(np.random.default_rng([int(seed), 0x1A97]), grid, geo, h_muscle)
         # the implant displaces fat first; dense tissue only where no fat is left in front of it
         room = geo.thickness_mm - h_implant - h_muscle - skin_path_mm(geo, SKIN_MM) - h_calc
         np.minimum(h_dt, np.clip(room, 0.0, None), out=h_dt)

@@ -30,14 +30,16 @@ IMPLANT_TISSUE_MM = 4.0
 FLATNESS = 0.25
 
 
-def implant_path(rng: np.random.Generator, grid: Grid, geo: BreastGeometry) -> tuple[np.ndarray, dict]:
+def implant_path(rng: np.random.Generator, grid: Grid, geo: BreastGeometry,
+                 muscle_mm: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Path length (mm) through an implant along the beam, float32 (H, W), and its parameters.
 
     The implant's outline is an ellipse centred on the breast's mid-row, a little in front of the
     chest wall (it runs off the image there, as a real one does), reaching 55-85 % of the way to
     the nipple and 60-90 % of the breast's height; its path is ``s_max (1 - rho^2)^0.25`` (a lens
     flattened by compression), ``s_max`` 35-60 % of the compressed thickness, and never more than
-    the breast's local thickness less :data:`IMPLANT_TISSUE_MM` on each side.
+    the breast's local thickness less :data:`IMPLANT_TISSUE_MM` on each side and less the pectoral
+    muscle (``muscle_mm`` along the beam) where it lies over the implant.
     """
     p = geo.params
     a, h0 = float(p["a_mm"]), geo.compressed_thickness_mm
@@ -51,7 +53,10 @@ def implant_path(rng: np.random.Generator, grid: Grid, geo: BreastGeometry) -> t
     rho2 = ((y[:, None] - centre_y) / radius_y) ** 2 + ((x[None, :] - centre_x) / radius_x) ** 2
     path = s_max * np.clip(1.0 - rho2, 0.0, None) ** FLATNESS
     path = gaussian_blur(path.astype(np.float32), 0.3 / grid.spacing)  # the shell's rounded rim
-    room = np.clip(geo.thickness_mm - 2 * IMPLANT_TISSUE_MM, 0.0, None)
+    room = geo.thickness_mm - 2 * IMPLANT_TISSUE_MM
+    if muscle_mm is not None:
+        room = room - muscle_mm
+    room = np.clip(room, 0.0, None)
     path = np.where(geo.inside, np.minimum(path, room), 0.0).astype(np.float32)
     params = dict(centre_mm=(float(centre_y), float(centre_x)), radii_mm=(float(radius_y), float(radius_x)),
                   max_path_mm=float(path.max(initial=0.0)), area_cm2=float((path > 0).sum() * grid.spacing**2 / 100))

@@ -1,0 +1,121 @@
+"""Breast implants: the phantom's implant, its shadow found and kept out of the region fits and the VBD.
+
+The images are realistic phantoms at 0.2 mm (the full-size figures: benchmarks/diagnose_implant.py,
+docs/design-log/breast_region.md, "A breast implant").
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from monai_bac.data import load_mammogram
+from monai_bac.data.errors import MissingTagWarning
+from monai_bac.ops.breast_region import COMPRESSED, PECTORAL
+from monai_bac.ops.implant import MIN_SHADOW_MM2, implant_shadow
+from monai_bac.phantom import make_phantom
+from monai_bac.physics import mu_xraydb
+from monai_bac.transforms import BreastImplantWarning, BreastRegion, DensityMap
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2.0 * float((a & b).sum()) / max(float(a.sum() + b.sum()), 1.0)
+
+
+def _read(ph, tmp_path, name: str = "implant.dcm"):
+    ph.write_dicom(tmp_path / name)
+    return load_mammogram(tmp_path / name)
+
+
+def _chain(img):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bmap = BreastRegion()(img)
+        dens = DensityMap()(img, bmap)
+    return bmap, dens.meta["density"], [w for w in caught if issubclass(w.category, BreastImplantWarning)]
+
+
+def test_silicone_attenuates_beyond_any_tissue():
+    """The physics the detection stands on: silicone gel attenuates 2-3 x glandular tissue over
+    mammographic energies, saline (0.9 % NaCl) 5-11 % more than it."""
+    e = np.array([17.0, 20.0, 25.0, 30.0])
+    gland = mu_xraydb("glandular", e)
+    assert np.all(mu_xraydb("silicone", e) / gland > 1.9)
+    assert np.all(np.abs(mu_xraydb("saline", e) / gland - 1.08) < 0.04)
+
+
+def test_implant_phantom_keeps_the_seed_and_says_so_in_the_header(tmp_path):
+    plain = make_phantom(61, view="MLO", thickness_mm=60.0, spacing_mm=0.2, physics="realistic")
+    ph = make_phantom(61, view="MLO", thickness_mm=60.0, spacing_mm=0.2, physics="realistic", implant="silicone")
+    assert np.array_equal(ph.h_calc, plain.h_calc) and np.array_equal(ph.tpa_mask, plain.tpa_mask)
+    inside = ph.h_implant > 0
+    assert inside.sum() * 0.04 / 100 > 40  # cm^2: an implant, not a clip
+    # tissue and implant fill the thickness, never more
+    assert np.all(ph.h_dt + ph.h_implant + ph.h_muscle <= ph.thickness + 1e-3)
+    assert ph.linear[inside].mean() < plain.linear[inside].mean() * 0.7
+    assert _read(ph, tmp_path).meta["breast_implant_present"] is True
+    assert _read(plain, tmp_path, "plain.dcm").meta["breast_implant_present"] is None
+    with pytest.raises(ValueError, match="implant"):
+        make_phantom(61, spacing_mm=0.2, implant="silicone")  # the ideal physics has no implant
+    with pytest.raises(ValueError, match="implant"):
+        make_phantom(61, spacing_mm=0.2, physics="realistic", implant="gel")
+
+
+def test_an_unreadable_implant_flag_is_named_and_dropped(tmp_path):
+    ph = make_phantom(61, spacing_mm=0.5, physics="realistic")
+    ph.write_dicom(tmp_path / "odd.dcm", extra={"BreastImplantPresent": "MAYBE"})
+    with pytest.warns(MissingTagWarning, match=r"\(0028,1300\)"):
+        img = load_mammogram(tmp_path / "odd.dcm")
+    assert img.meta["breast_implant_present"] is None
+
+
+def test_silicone_shadow_is_found_and_left_out_of_the_vbd(tmp_path):
+    """An MLO with a silicone implant read at a VBD of ~50 % before the shadow was looked for (the
+    shadow counted as dense tissue); now the VBD is the tissue's beside the implant."""
+    ph = make_phantom(61, view="MLO", thickness_mm=60.0, spacing_mm=0.2, physics="realistic", implant="silicone")
+    bmap, dens, told = _chain(_read(ph, tmp_path))
+    area = float(((ph.h_implant > 0) & (ph.breast_map != PECTORAL)).sum() * 0.04 / 100)
+    assert 0.8 * area < bmap.meta["implant_shadow_cm2"] < 1.2 * area
+    assert 0.8 * area < dens["implant_shadow_cm2"] < 1.2 * area
+    assert len(told) == 1 and "left out of the VBD" in str(told[0].message)
+    assert abs(dens["vbd_percent"] - ph.record["vbd_percent_outside_implant"]) < 3.0
+    # the same breast without the implant: nothing found, nothing said
+    plain = make_phantom(61, view="MLO", thickness_mm=60.0, spacing_mm=0.2, physics="realistic")
+    bmap, dens, told = _chain(_read(plain, tmp_path, "plain.dcm"))
+    assert bmap.meta["implant_shadow_cm2"] == 0.0 and dens["implant_shadow_cm2"] == 0.0 and not told
+
+
+def test_a_cc_implant_no_longer_draws_the_compressed_region(tmp_path):
+    """In a CC view the implant fills the middle of the breast; read as tissue its dark mass drew the
+    fatty envelope, and the compressed region shrank to the implant's middle (Dice ~0.4)."""
+    ph = make_phantom(62, view="CC", thickness_mm=70.0, spacing_mm=0.2, physics="realistic", implant="silicone")
+    bmap, dens, told = _chain(_read(ph, tmp_path))
+    est = np.asarray(bmap)[0]
+    assert _dice(est == COMPRESSED, ph.breast_map == COMPRESSED) > 0.75
+    assert dens["implant_shadow_cm2"] > 40 and told
+
+
+def test_a_saline_implant_in_the_header_is_told(tmp_path):
+    """Saline attenuates like glandular tissue: no shadow beyond tissue, so the header's word is passed on."""
+    ph = make_phantom(61, view="MLO", thickness_mm=60.0, spacing_mm=0.2, physics="realistic", implant="saline")
+    _, dens, told = _chain(_read(ph, tmp_path))
+    assert dens["implant_shadow_cm2"] == 0.0
+    assert len(told) == 1 and "BreastImplantPresent (0028,1300) is YES" in str(told[0].message)
+
+
+def test_implant_shadow_rules():
+    """A shadow is large and its median lies well beyond the glandular bound: a small dark object
+    (a clip) and a large region just at the bound (dense tissue) are not one."""
+    spacing = (0.5, 0.5)
+    y, x = np.mgrid[0:400, 0:400] * 0.5
+    region = np.ones((400, 400), bool)
+    disc = lambda r_mm: np.hypot(y - 100, x - 100) < r_mm  # noqa: E731
+    big = np.sqrt(3 * MIN_SHADOW_MM2 / np.pi)
+    excess = np.where(disc(big), 1.6, 0.3)
+    found = implant_shadow(excess, region, spacing)
+    assert found is not None and abs(found.sum() * 0.25 / (np.pi * big**2) - 1.0) < 0.1
+    assert implant_shadow(np.where(disc(np.sqrt(0.5 * MIN_SHADOW_MM2 / np.pi)), 3.0, 0.3), region, spacing) is None
+    assert implant_shadow(np.where(disc(big), 1.05, 0.3), region, spacing) is None
+    assert implant_shadow(excess, region & ~disc(big + 10), spacing) is None  # outside where it looks
