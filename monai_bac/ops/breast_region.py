@@ -186,6 +186,7 @@ WIDTH_MARGIN = {"CC": 0.08, "MLO": 0.02}
 #: An implant's shadow is looked for this far (mm) inside the skin line: the periphery's last
 #: millimetres fall off faster than anything behind them.
 IMPLANT_SKIN_MM = 5.0
+PLATEAU_FROM_AIR = 0.98
 
 
 @dataclass
@@ -665,11 +666,11 @@ def analyse_breast_region(
     if pect.any() or shadow is not None:
         # the first fit guides the search, unless an implant's shadow drew it
         hint = fit.width_mm if np.isfinite(fit.width_mm) and shadow is None else None
-        fit = periphery_width(d_t, v_t, air_local, width_hint_mm=hint,
-                              **fit_kw)
+        plateau = None if shadow is None else PLATEAU_FROM_AIR * fat_contrast(beam, float(thickness_mm))
+        fit = periphery_width(d_t, v_t, air_local, width_hint_mm=hint, amplitude=plateau, **fit_kw)
     w_glob, amp = (fit.width_mm, fit.amplitude) if np.isfinite(fit.width_mm) else (0.0, float("nan"))
     sector_w = np.full(int(n_sectors) * (int(sector_overlap) if n_sectors > 1 else 1), w_glob)
-    windowed = n_sectors > 1 and w_glob > 0
+    windowed = n_sectors > 1 and w_glob > 0 and shadow is None
     if windowed:
         phi = skin_point_angle(mask, inds, spacing)
         rules = WindowRules(sector_bounds, plateau_tolerance, shape_margin, deeper_plateau_tolerance,

@@ -531,12 +531,23 @@ def density_map_polyenergetic(
         else:
             trend, tinfo = fat_reference_trend(sub, fat_region, spacing, side if heel else 1, erode_mm, block_mm,
                                                percentile, band_mm=10.0 if heel else 1e9)
+        if trend is None and shadow is not None and air is not None:
+            trend, tinfo = fat_beside_implant(h)
         if trend is None or not np.all(np.isfinite(trend)) or trend.min() <= 0:
             return sub, None, tinfo, (None, dict(reason="no fatty reference")), shadow
         return (sub, trend, tinfo,
                 thickness_from_contrast(img, breast, np.log(trend), columns, spacing, beam, offset), shadow)
 
     air = air_trend(img, breast, spacing, offset)[0] if find_implant else None
+
+    def fat_beside_implant(h: float):
+        """P_fat(x) where an implant's shadow leaves no fat at the compressed thickness to read: fat
+        through ``h`` as the direct exposure and the spectrum place it (the reference of step 6)."""
+        trend = np.exp(air[1] + air[0] * columns - fat_contrast(beam, h))
+        chest = 0 if side > 0 else -1
+        per_100mm = float(np.expm1(air[0] * side * 100.0 / spacing[1]))
+        return trend, dict(p_fat=float(trend[chest]), slope_per_100mm=per_100mm, n_bands=0,
+                           source="direct exposure (no fat beside the implant)")
 
     def find_shadow(sub: np.ndarray, h: float) -> np.ndarray | None:
         """Step 6's shadow, read against fat through ``h`` as the direct exposure and the spectrum
