@@ -531,21 +531,22 @@ def density_map_polyenergetic(
         else:
             trend, tinfo = fat_reference_trend(sub, fat_region, spacing, side if heel else 1, erode_mm, block_mm,
                                                percentile, band_mm=10.0 if heel else 1e9)
-        if trend is None and shadow is not None and air is not None:
+        if trend is None and shadow is not None and air[0] is not None:
             trend, tinfo = fat_beside_implant(h)
         if trend is None or not np.all(np.isfinite(trend)) or trend.min() <= 0:
             return sub, None, tinfo, (None, dict(reason="no fatty reference")), shadow
         return (sub, trend, tinfo,
-                thickness_from_contrast(img, breast, np.log(trend), columns, spacing, beam, offset), shadow)
+                thickness_from_contrast(img, breast, np.log(trend), columns, spacing, beam, offset, air=air), shadow)
 
-    air = air_trend(img, breast, spacing, offset)[0] if find_implant else None
+    air = air_trend(img, breast, spacing, offset)  # the direct exposure: the thickness check's and step 6's
 
     def fat_beside_implant(h: float):
         """P_fat(x) where an implant's shadow leaves no fat at the compressed thickness to read: fat
         through ``h`` as the direct exposure and the spectrum place it (the reference of step 6)."""
-        trend = np.exp(air[1] + air[0] * columns - fat_contrast(beam, h))
+        slope, intercept = air[0]
+        trend = np.exp(intercept + slope * columns - fat_contrast(beam, h))
         chest = 0 if side > 0 else -1
-        per_100mm = float(np.expm1(air[0] * side * 100.0 / spacing[1]))
+        per_100mm = float(np.expm1(slope * side * 100.0 / spacing[1]))
         return trend, dict(p_fat=float(trend[chest]), slope_per_100mm=per_100mm, n_bands=0,
                            source="direct exposure (no fat beside the implant)")
 
@@ -553,9 +554,10 @@ def density_map_polyenergetic(
         """Step 6's shadow, read against fat through ``h`` as the direct exposure and the spectrum
         place it (:func:`~monai_bac.ops.thickness_check.fat_contrast`): the image's own fat cannot
         serve, as an implant can fill the compressed region all but a rim."""
-        if air is None:
+        if air[0] is None:
             return None
-        log_fat = air[1] + air[0] * columns - fat_contrast(beam, h)
+        slope, intercept = air[0]
+        log_fat = intercept + slope * columns - fat_contrast(beam, h)
         return implant_shadow_in_image(sub, log_fat, float(beam.glandular_curve(h)[1][-1]),
                                        b_box & (bmap[box] != PECTORAL), spacing)
 

@@ -87,6 +87,7 @@ def thickness_from_contrast(
     skin_mm: float = SKIN_MM,
     air_margin_mm: float = AIR_MARGIN_MM,
     sample_mm: float = 1.0,
+    air: tuple | None = None,
 ) -> tuple[float | None, dict]:
     """The compressed thickness (mm) that the image's air-to-fat contrast implies, or None.
 
@@ -101,13 +102,16 @@ def thickness_from_contrast(
         offset: the detector offset (raw value at zero exposure) subtracted from the air.
         skin_mm, air_margin_mm: see :data:`SKIN_MM`, :data:`AIR_MARGIN_MM`.
         sample_mm: the air is read on one pixel per cell of this size (a strided view: cheap).
+        air: :func:`air_trend` of this image and tissue, when the caller has it already.
 
     Returns:
         (thickness mm or None, info: ``contrast`` (ln units), ``n_air`` (samples), ``reason`` why
         there is no estimate ("" when there is one)).
     """
     info: dict = dict(contrast=float("nan"), n_air=0, reason="")
-    line, info["n_air"], info["reason"] = air_trend(image, tissue, spacing_mm, offset, air_margin_mm, sample_mm)
+    if air is None:
+        air = air_trend(image, tissue, spacing_mm, offset, air_margin_mm, sample_mm)
+    line, info["n_air"], info["reason"] = air
     if line is None:
         return None, info
     slope, intercept = line
