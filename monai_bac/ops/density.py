@@ -510,34 +510,6 @@ def density_map_polyenergetic(
     b_box, c_box = breast[box], comp[box]
     columns = np.arange(box[1].start, box[1].stop)
 
-    def primary_and_fat(h: float):
-        """Steps 1-2 at compressed thickness ``h``: the box's primary (offset and scatter removed,
-        smoothed), P_fat(x), the thickness the image implies and an implant's shadow (step 6: found
-        here, as the fatty reference must not be read in it); None for P_fat when unusable."""
-        sub = img[box] - np.float32(offset) if offset else img[box].copy()
-        if scatter:
-            tissue = b_box & (bmap[box] != PECTORAL) | (bmap[box] == PECTORAL)
-            s, sinfo = estimate_scatter(sub, tissue, _deep_compressed(c_box, spacing), spacing, h, spr=spr,
-                                        spr_scale=spr_scale)
-            sub -= s
-            info.update(spr=sinfo["spr"], scatter_fraction_centre=sinfo.get("scatter_fraction_centre", 0.0))
-        if smooth_mm and smooth_mm / max(spacing) >= 1.0 / 3.0:
-            sub = ndimage.gaussian_filter(sub, (smooth_mm / spacing[0], smooth_mm / spacing[1]), mode="nearest",
-                                          truncate=3.0)
-        shadow = find_shadow(sub, h) if find_implant else None
-        fat_region = c_box if shadow is None else c_box & ~shadow
-        if p_fat is not None:
-            trend, tinfo = np.full(sub.shape[1], float(p_fat)), dict(p_fat=float(p_fat), slope_per_100mm=0.0)
-        else:
-            trend, tinfo = fat_reference_trend(sub, fat_region, spacing, side if heel else 1, erode_mm, block_mm,
-                                               percentile, band_mm=10.0 if heel else 1e9)
-        if trend is None and shadow is not None and air[0] is not None:
-            trend, tinfo = fat_beside_implant(h)
-        if trend is None or not np.all(np.isfinite(trend)) or trend.min() <= 0:
-            return sub, None, tinfo, (None, dict(reason="no fatty reference")), shadow
-        return (sub, trend, tinfo,
-                thickness_from_contrast(img, breast, np.log(trend), columns, spacing, beam, offset, air=air), shadow)
-
     air = air_trend(img, breast, spacing, offset)  # the direct exposure: the thickness check's and step 6's
 
     def fat_beside_implant(h: float):
@@ -560,6 +532,34 @@ def density_map_polyenergetic(
         log_fat = intercept + slope * columns - fat_contrast(beam, h)
         return implant_shadow_in_image(sub, log_fat, float(beam.glandular_curve(h)[1][-1]),
                                        b_box & (bmap[box] != PECTORAL), spacing)
+
+    def primary_and_fat(h: float):
+        """Steps 1-2 at compressed thickness ``h``: the box's primary (offset and scatter removed,
+        smoothed), P_fat(x), the thickness the image implies and an implant's shadow (step 6: found
+        here, as the fatty reference must not be read in it); None for P_fat when unusable."""
+        sub = img[box] - np.float32(offset) if offset else img[box].copy()
+        if scatter:
+            tissue = b_box & (bmap[box] != PECTORAL) | (bmap[box] == PECTORAL)
+            s, sinfo = estimate_scatter(sub, tissue, _deep_compressed(c_box, spacing), spacing, h, spr=spr,
+                                        spr_scale=spr_scale)
+            sub -= s
+            info.update(spr=sinfo["spr"], scatter_fraction_centre=sinfo.get("scatter_fraction_centre", 0.0))
+        if smooth_mm and smooth_mm / max(spacing) >= 1.0 / 3.0:
+            sub = ndimage.gaussian_filter(sub, (smooth_mm / spacing[0], smooth_mm / spacing[1]), mode="nearest",
+                                          truncate=3.0)
+        shadow = find_shadow(sub, h) if find_implant else None
+        fat_region = c_box if shadow is None else c_box & ~shadow
+        if p_fat is not None:
+            trend, tinfo = np.full(sub.shape[1], float(p_fat)), dict(p_fat=float(p_fat), slope_per_100mm=0.0)
+        else:
+            trend, tinfo = fat_reference_trend(sub, fat_region, spacing, side if heel else 1, erode_mm, block_mm,
+                                               percentile, band_mm=10.0 if heel else 1e9)
+        if trend is None and shadow is not None:  # a shadow was read against the direct exposure
+            trend, tinfo = fat_beside_implant(h)
+        if trend is None or not np.all(np.isfinite(trend)) or trend.min() <= 0:
+            return sub, None, tinfo, (None, dict(reason="no fatty reference")), shadow
+        return (sub, trend, tinfo,
+                thickness_from_contrast(img, breast, np.log(trend), columns, spacing, beam, offset, air=air), shadow)
 
     sub, trend, tinfo, found, shadow = primary_and_fat(h0)
     for _ in range(IMAGE_THICKNESS_PASSES if fit_thickness and trend is not None else 0):
@@ -588,10 +588,9 @@ def density_map_polyenergetic(
     h_dt = np.zeros(sub.shape, np.float32)
     local = np.zeros(sub.shape, np.float32)
 
-    g, curve = beam.glandular_curve(h0)
-
     # compressed region and pectoral muscle: the polyenergetic inverse at the compressed thickness
     core = bmap[box] == COMPRESSED
+    g, curve = beam.glandular_curve(h0)
     r = log_ratio[core]
     inv = np.interp(-r, -curve, g).astype(np.float32)
     brighter = r > 0  # brighter than fat: thinner tissue, read with the slope at fat

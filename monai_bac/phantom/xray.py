@@ -358,11 +358,10 @@ def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticE
     body = geo.inside | (extras["fold_fat"] > 0) if "fold_fat" in extras else geo.inside
     rows, cols = np.flatnonzero(body.any(1)), np.flatnonzero(body.any(0))
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)) if len(rows) else (slice(0, 0), slice(0, 0))
-    implant = np.zeros(grid.shape, np.float32) if h_implant is None else h_implant
-    thick, dt, muscle, calc_mm, skin, implant = (m[box] for m in (geo.thickness_mm, h_dt, h_muscle, h_calc, h_skin,
-                                                                   implant))
+    thick, dt, muscle, calc_mm, skin = (m[box] for m in (geo.thickness_mm, h_dt, h_muscle, h_calc, h_skin))
+    implant = None if h_implant is None else h_implant[box]
     t_fat = thick - dt
-    for m in (muscle, calc_mm, skin, implant):
+    for m in (muscle, calc_mm, skin) + (() if implant is None else (implant,)):
         t_fat -= m
     np.maximum(t_fat, 0.0, out=t_fat)
     if "fold_fat" in extras:
@@ -378,14 +377,16 @@ def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticE
     table = _transmission_table(b, float(a_path.max(initial=0.0)), float(b_path.max(initial=0.0)))
     log_s = np.full(grid.shape, table.log_s[0, 0], np.float32)
     log_box = _bilinear(table.log_s, a_path, b_path, table.step_a)
-    calc = np.flatnonzero((calc_mm > 0) | (implant > 0))
+    calc = np.flatnonzero(calc_mm if implant is None else (calc_mm > 0) | (implant > 0))
     flat_a, flat_b, flat_c, flat_s = a_path.reshape(-1), b_path.reshape(-1), calc_mm.reshape(-1), log_box.reshape(-1)
-    flat_i = implant.reshape(-1)
-    mu_implant = physics.mu_xraydb(implant_material, b.spectrum.energy_kev) if h_implant is not None else 0.0 * b.mu_fat
+    if implant is not None:
+        flat_i, mu_implant = implant.reshape(-1), physics.mu_xraydb(implant_material, b.spectrum.energy_kev)
     for chunk in np.array_split(calc, max(1, len(calc) // 20000)):  # calcium, implant: exact spectral sum
         if len(chunk):
             line = (flat_a[chunk, None] * b.mu_fat + flat_b[chunk, None] * b.mu_gland
-                    + flat_c[chunk, None] * b.mu_calc + flat_i[chunk, None] * mu_implant)
+                    + flat_c[chunk, None] * b.mu_calc)
+            if implant is not None:
+                line += flat_i[chunk, None] * mu_implant
             flat_s[chunk] = np.log(np.maximum(np.exp(-line) @ b.w1, 1e-300))
     log_s[box] = log_box
     # variance per unit signal (keV), smooth in the adipose path: a cubic through the table
