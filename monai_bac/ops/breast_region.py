@@ -469,11 +469,11 @@ def _find_implant(coarse: np.ndarray, mask: np.ndarray, field, depth: np.ndarray
                   thickness_mm: float, beam) -> np.ndarray | None:
     """Step 5b: the shadow of an implant (:func:`monai_bac.ops.implant.implant_shadow`) in ``mask``
     (the breast without its muscle), or None. The excess is read against the direct exposure: fat
-    through ``thickness_mm`` lies ``ln S(H0) - ln S(0)`` of ``beam`` below the ``air`` level, glandular
-    tissue ``L_g(H0)`` below that; the fatty envelope of the image cannot serve, as in a CC view the
-    deep half of the breast is the implant (the skin taken as
-    :func:`~monai_bac.ops.thickness_check.fat_contrast` does). The scatter is removed with the homogeneous reference
-    (DensityMap's), which an implant in the middle does not scale down."""
+    through ``thickness_mm`` (and its skin) lies :func:`~monai_bac.ops.thickness_check.fat_contrast`
+    below the ``air`` level, glandular tissue ``L_g(H0)`` of ``beam`` below that; the image's fatty
+    envelope cannot serve, as in a CC view the deep half of the breast is the implant. The scatter is
+    removed with the homogeneous reference (DensityMap's), which an implant in the middle does not
+    scale down."""
     est, _ = estimate_scatter(coarse, mask, depth > 0.5 * depth.max(), spacing_mm, thickness_mm,
                               spr_reference="homogeneous")
     clean = np.log(np.maximum(coarse - est, 0.05 * coarse) + 1.0)
