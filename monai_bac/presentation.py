@@ -176,8 +176,8 @@ def write_presentation(raw_path: str | os.PathLike, out_path: str | os.PathLike,
         WindowCenterWidthExplanation="BREAST",
         VOILUTFunction="LINEAR",
     )
-    if meta.get("breast_implant_present") is not None:  # hanging protocols read it on the processed view too
-        extra.setdefault("BreastImplantPresent", "YES" if meta["breast_implant_present"] else "NO")
+    if meta.get("breast_implant_present"):  # hanging protocols read it on the processed view too
+        extra.setdefault("BreastImplantPresent", meta["breast_implant_present"])
     if plane:
         from monai_bac.data.dicom_tags import PATIENT_ORIENTATION
 

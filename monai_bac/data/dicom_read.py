@@ -631,15 +631,16 @@ def _upper(value: str | None) -> str | None:
     return value.upper() if value else None
 
 
-def _yes_no(ds: Dataset, keyword: str, path: Path) -> bool | None:
-    """A YES/NO code string (e.g. BreastImplantPresent) as a bool; None when absent, or (with a
-    warning naming the tag) when it holds anything else."""
+def _yes_no(ds: Dataset, keyword: str, path: Path) -> str:
+    """A YES/NO code string (e.g. BreastImplantPresent) as "YES" or "NO"; "" when absent, or (with a
+    warning naming the tag) when it holds anything else. A string, not a bool or None: a batch's
+    metadata must collate."""
     value = _upper(_str(ds, keyword))
     if value is None or value in ("YES", "NO"):
-        return None if value is None else value == "YES"
+        return value or ""
     warnings.warn(f"{path}: {tag_name(keyword)} is {value!r}, not YES or NO; ignored", MissingTagWarning,
                   stacklevel=3)
-    return None
+    return ""
 
 
 def read_dicom_mammogram(
@@ -673,7 +674,8 @@ def read_dicom_mammogram(
         ``manufacturer``; ``modality``; ``photometric`` (as stored, before the inversion);
         ``bits_stored``; ``patient_id``; ``study_instance_uid``; ``series_instance_uid``;
         ``sop_instance_uid``; ``sop_class_uid``; ``exposure_mas``; ``compression_force_n``;
-        ``breast_implant_present`` (BreastImplantPresent (0028,1300): True, False or None);
+        ``breast_implant_present`` (BreastImplantPresent (0028,1300): "YES", "NO", or "" when absent
+        or unreadable: a string, as a batch's metadata must collate);
         ``filename_or_obj``. Absent tags give None.
 
     Raises:

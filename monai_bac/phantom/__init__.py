@@ -71,9 +71,8 @@ class Phantom:
         from monai_bac.data.dicom_write import write_mammogram_dicom
 
         m = self.meta
-        if m.get("breast_implant_present") is not None:  # BreastImplantPresent (0028,1300), Type 3
-            tags["extra"] = {"BreastImplantPresent": "YES" if m["breast_implant_present"] else "NO",
-                             **(tags.get("extra") or {})}
+        if m.get("breast_implant_present"):  # BreastImplantPresent (0028,1300), Type 3
+            tags["extra"] = {"BreastImplantPresent": m["breast_implant_present"], **(tags.get("extra") or {})}
         write_mammogram_dicom(path, self.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
                               anode=m["anode"], filter=m["filter"], view=m["view"], laterality=m["laterality"],
                               manufacturer=m["manufacturer"], presentation=m["presentation"],
@@ -280,7 +279,7 @@ def make_phantom(
         compression_force_n=round(float(rng.uniform(60, 150)), 1),
     )
     if implant is not None:
-        meta["breast_implant_present"] = True
+        meta["breast_implant_present"] = "YES"
     arrays = dict(raw=raw, breast_map=geo.breast_map, thickness=geo.thickness_mm, h_dt=h_dt, h_muscle=h_muscle,
                   h_calc=h_calc, bac_mask=bac_mask, tpa_mask=tpa_mask, tpa_source=tpa_source)
     if h_skin is not None:

@@ -294,7 +294,7 @@ class DensityMap(Transform):
                 f"glandular tissue through the compressed thickness can (a silicone implant?); they are left out "
                 f"of the VBD ({out_meta['vbd_percent']:.1f} %), which is that of the tissue beside them",
                 BreastImplantWarning, stacklevel=3)
-        elif meta.get("breast_implant_present") is True:
+        elif meta.get("breast_implant_present") == "YES":
             warnings.warn(
                 f"{source_name(meta)}: BreastImplantPresent (0028,1300) is YES, but nothing in the image attenuates "
                 f"beyond breast tissue: a saline implant reads as dense tissue, so the VBD "
