@@ -624,12 +624,13 @@ def analyse_breast_region(
     flip = side == "right"
     if flip:  # step 3: the canonical frame, chest wall on the left
         lg, mask = lg[:, ::-1].copy(), mask[:, ::-1].copy()
+    # the raw cells and flat-field plane in that frame (views), for the scatter steps 4 and 5b
+    canonical = coarse[:, ::-1] if flip else coarse
+    flat = None if field is None else (field[:, ::-1] if flip else field)
 
     dist, inds = ndimage.distance_transform_edt(mask, sampling=spacing, return_indices=True)
     if scatter and thickness_mm is not None and float(thickness_mm) > 0:  # in the canonical frame: mirror-exact
-        lg = _without_scatter(coarse[:, ::-1] if flip else coarse, lg, mask,
-                              None if field is None else (field[:, ::-1] if flip else field), dist, spacing,
-                              float(thickness_mm), float(spr_scale))
+        lg = _without_scatter(canonical, lg, mask, flat, dist, spacing, float(thickness_mm), float(spr_scale))
     # distance outside the breast (chessboard metric: only used to pick air pixels)
     dout = ndimage.distance_transform_cdt(~mask, metric="chessboard").astype(np.float32) * min(spacing)
     # local air level: the direct exposure within a few mm of the skin line
@@ -655,8 +656,6 @@ def analyse_breast_region(
     # --- step 5b: an implant's shadow takes no part in the scatter anchor nor in the fits
     shadow = None
     if beam is not None and scatter and thickness_mm is not None and float(thickness_mm) > 0:
-        canonical = coarse[:, ::-1] if flip else coarse
-        flat = None if field is None else (field[:, ::-1] if flip else field)
         shadow = _find_implant(canonical, mask & ~pect, flat, dist, air_local, spacing, float(thickness_mm), beam)
         if shadow is not None:
             lg = _without_scatter(canonical, lg, mask, flat, dist, spacing, float(thickness_mm), float(spr_scale),

@@ -10,9 +10,10 @@ tissue holds 2 %, and in a CC view the shadow's dark mass drew the fatty envelop
 BreastRegion fits, so the compressed region shrank to the implant's middle.
 
 :func:`implant_shadow` finds the shadow in ``excess = ln(P / P_fat) / L_g(H0)``, scatter removed
-(each caller makes it from what it has: BreastRegion from the direct exposure and the spectrum,
-DensityMap from its fatty reference): a large connected region beyond the bound whose median lies
-well beyond it, widened by :data:`SHADOW_MARGIN_MM`. Scatter fills the shadow (behind a thick
+(both callers place fat through H0 from the direct exposure and the spectrum, each on its own
+scatter-corrected signal: BreastRegion on its 0.5 mm grid, DensityMap on its primary): a large
+connected region beyond the bound whose median lies well beyond it, widened by
+:data:`SHADOW_MARGIN_MM` and over its rim. Scatter fills the shadow (behind a thick
 breast it carries more signal than the primary that crosses the implant), so the margin between
 the shadow and tissue is smaller than the attenuation alone would give. A saline implant
 attenuates like water, just beyond glandular tissue, and casts no such shadow: only the header's
@@ -27,8 +28,9 @@ from scipy import ndimage
 from monai_bac.ops.resample import block_factors, block_mean
 from monai_bac.units import as_spacing
 
-__all__ = ["BreastImplantWarning", "EDGE_EXCESS", "SHADOW_EXCESS", "MIN_SHADOW_MM2", "SHADOW_MARGIN_MM", "CELL_MM", "implant_shadow",
-           "implant_shadow_in_image"]
+__all__ = ["BreastImplantWarning", "EDGE_EXCESS", "SHADOW_EXCESS", "MIN_SHADOW_MM2", "SHADOW_MARGIN_MM", "RIM_EXCESS",
+           "RIM_MM", "CELL_MM", "implant_shadow", "implant_shadow_in_image"]
+
 
 class BreastImplantWarning(UserWarning):
     """An implant's shadow was found, so the VBD is that of the tissue beside it; or the header says
@@ -83,8 +85,8 @@ def implant_shadow(excess: np.ndarray, region: np.ndarray, spacing_mm, edge_exce
     if keep.size == 0:
         return None
     shadow = ndimage.binary_fill_holes(np.isin(labels, keep))
-    rim = ndimage.binary_dilation(shadow, _ellipse(RIM_MM, (sr, sc))) & (np.asarray(excess) > RIM_EXCESS)
-    return (ndimage.binary_dilation(shadow, _ellipse(margin_mm, (sr, sc))) | rim) & region
+    near = ndimage.distance_transform_edt(~shadow, sampling=(sr, sc))  # mm to the shadow
+    return ((near <= margin_mm) | (near <= RIM_MM) & (np.asarray(excess) > RIM_EXCESS)) & region
 
 
 def implant_shadow_in_image(primary: np.ndarray, log_fat, glandular_bound: float, region: np.ndarray,
@@ -107,10 +109,3 @@ def implant_shadow_in_image(primary: np.ndarray, log_fat, glandular_bound: float
         return None
     h, w = np.asarray(primary).shape
     return np.repeat(np.repeat(shadow, fr, axis=0), fc, axis=1)[:h, :w] & np.asarray(region, bool)
-
-
-def _ellipse(radius_mm: float, spacing: tuple[float, float]) -> np.ndarray:
-    """A disc of ``radius_mm`` on a grid of ``spacing`` (row, col) mm, as a structuring element."""
-    nr, nc = (max(1, int(round(radius_mm / s))) for s in spacing)
-    y, x = np.ogrid[-nr:nr + 1, -nc:nc + 1]
-    return (y * spacing[0]) ** 2 + (x * spacing[1]) ** 2 <= radius_mm**2 + 1e-9
