@@ -16,7 +16,13 @@ Usage (the tree on ``PYTHONPATH`` is the one measured; an older tree needs this 
 
     python benchmarks/diagnose_implant.py --n 48 --seed 58100 --workers 2 [--csv rows.csv]
 
-Seeds 58000-58099 were used developing the implant's detection; diagnoses stay off them.
+``--dense``: each seed made extremely dense (``make_phantom(..., extremely_dense=True)``), without an
+implant and with a silicone one, each read with BodyPartThickness at the truth and at 0.85 x it (a
+header too thin: dense tissue then reads beyond the glandular bound; docs/design-log/breast_region.md,
+"A dense breast, a thin header").
+
+Seeds 58000-58099 were used developing the implant's detection, 57200-57299 its extremely dense
+breasts; diagnoses stay off them.
 """
 
 from __future__ import annotations
@@ -35,42 +41,58 @@ from diagnose_periphery import _fresh_cases  # noqa: E402
 from validate_realistic import dice  # noqa: E402
 
 KINDS = (None, "silicone", "saline")
-COLUMNS = ("seed", "view", "vendor", "thickness_mm", "implant", "breast_dice", "compressed_dice", "pectoral_dice",
-           "implant_cm2", "region_shadow_cm2", "density_shadow_cm2", "warned", "vbd", "vbd_tissue", "vbd_beside")
+#: ``--dense``: each seed made extremely dense, read with the header's thickness at these fractions of
+#: the truth, without an implant and with a silicone one.
+DENSE_READS = ((None, 1.0), (None, 0.85), ("silicone", 1.0), ("silicone", 0.85))
+COLUMNS = ("seed", "view", "vendor", "thickness_mm", "tag_scale", "implant", "breast_dice", "compressed_dice",
+           "pectoral_dice", "implant_cm2", "region_shadow_cm2", "density_shadow_cm2", "warned", "vbd", "vbd_tissue",
+           "vbd_beside")
+
+
+def _read(ph, tag_scale: float = 1.0) -> dict:
+    """``ph`` written as DICOM (BodyPartThickness at ``tag_scale`` x the truth), read through the chain."""
+    from monai_bac.data import load_mammogram
+    from monai_bac.ops.breast_region import COMPRESSED, PECTORAL
+    from monai_bac.transforms import BreastRegion, DensityMap
+
+    with tempfile.TemporaryDirectory(prefix="bac-implant-") as tmp:
+        truth_mm = ph.meta["thickness_mm"]
+        ph.meta["thickness_mm"] = round(truth_mm * tag_scale, 1)
+        try:
+            ph.write_dicom(Path(tmp) / "implant.dcm", patient_id="implant")
+        finally:
+            ph.meta["thickness_mm"] = truth_mm
+        img = load_mammogram(Path(tmp) / "implant.dcm")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bmap = BreastRegion()(img)
+        dens = DensityMap()(img, bmap).meta["density"]
+    est, truth = np.asarray(bmap)[0], ph.breast_map
+    muscle = (truth == PECTORAL) | (est == PECTORAL)
+    implant = (ph.h_implant > 0) & (truth != PECTORAL) if ph.h_implant is not None else np.zeros(truth.shape, bool)
+    return dict(
+        tag_scale=tag_scale, implant=ph.record["implant"]["material"] if ph.record.get("implant") else "none",
+        breast_dice=dice(est > 0, truth > 0), compressed_dice=dice(est == COMPRESSED, truth == COMPRESSED),
+        pectoral_dice=dice(est == PECTORAL, truth == PECTORAL) if muscle.any() else float("nan"),
+        implant_cm2=float(implant.sum() * ph.spacing**2 / 100),
+        region_shadow_cm2=float(bmap.meta.get("implant_shadow_cm2", 0.0)),
+        density_shadow_cm2=float(dens.get("implant_shadow_cm2", 0.0)),
+        warned=any(type(w.message).__name__ == "BreastImplantWarning" for w in caught),
+        vbd=float(dens["vbd_percent"]), vbd_tissue=float(ph.record["vbd_percent"]),
+        vbd_beside=float(ph.record["vbd_percent_outside_implant"]))
 
 
 def _case(job: tuple) -> list[dict]:
-    """One seed made without an implant, with a silicone and with a saline one, read through the chain."""
-    from monai_bac.data import load_mammogram
-    from monai_bac.ops.breast_region import COMPRESSED, PECTORAL
+    """One seed made without an implant, with a silicone and with a saline one, read through the chain;
+    with ``dense``, made extremely dense and read as :data:`DENSE_READS` says."""
     from monai_bac.phantom import make_phantom
-    from monai_bac.transforms import BreastRegion, DensityMap
 
-    seed, view, laterality, vendor, thickness = job
+    seed, view, laterality, vendor, thickness, dense = job
     rows = []
-    for kind in KINDS:
+    for kind, tag_scale in DENSE_READS if dense else ((k, 1.0) for k in KINDS):
         ph = make_phantom(seed, view=view, laterality=laterality, vendor=vendor, thickness_mm=thickness,
-                          spacing_mm=None, physics="realistic", implant=kind)
-        with tempfile.TemporaryDirectory(prefix="bac-implant-") as tmp:
-            ph.write_dicom(Path(tmp) / "implant.dcm", patient_id="implant")
-            img = load_mammogram(Path(tmp) / "implant.dcm")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            bmap = BreastRegion()(img)
-            dens = DensityMap()(img, bmap).meta["density"]
-        est, truth = np.asarray(bmap)[0], ph.breast_map
-        muscle = (truth == PECTORAL) | (est == PECTORAL)
-        implant = (ph.h_implant > 0) & (truth != PECTORAL) if ph.h_implant is not None else np.zeros(truth.shape, bool)
-        rows.append(dict(
-            seed=seed, view=view, vendor=vendor, thickness_mm=thickness, implant=kind or "none",
-            breast_dice=dice(est > 0, truth > 0), compressed_dice=dice(est == COMPRESSED, truth == COMPRESSED),
-            pectoral_dice=dice(est == PECTORAL, truth == PECTORAL) if muscle.any() else float("nan"),
-            implant_cm2=float(implant.sum() * ph.spacing**2 / 100),
-            region_shadow_cm2=float(bmap.meta.get("implant_shadow_cm2", 0.0)),
-            density_shadow_cm2=float(dens.get("implant_shadow_cm2", 0.0)),
-            warned=any(type(w.message).__name__ == "BreastImplantWarning" for w in caught),
-            vbd=float(dens["vbd_percent"]), vbd_tissue=float(ph.record["vbd_percent"]),
-            vbd_beside=float(ph.record["vbd_percent_outside_implant"])))
+                          spacing_mm=None, physics="realistic", implant=kind, extremely_dense=dense)
+        rows.append(dict(seed=seed, view=view, vendor=vendor, thickness_mm=thickness, **_read(ph, tag_scale)))
     return rows
 
 
@@ -78,21 +100,19 @@ def _table(rows: list[dict]) -> None:
     print("implant | images | shadow found by BreastRegion / DensityMap | warned | breast Dice worst | compressed Dice "
           "mean / worst / under 0.90 | pectoral Dice mean / worst | VBD error against the tissue: mean / worst abs "
           "(pp) | against the tissue beside the implant: mean / worst abs (pp)")
-    for kind in KINDS:
-        r = [x for x in rows if x["implant"] == (kind or "none")]
-        if not r:
-            continue
+    for kind, tag_scale in sorted({(x["implant"], x["tag_scale"]) for x in rows}, key=lambda k: (k[0], -k[1])):
+        r = [x for x in rows if x["implant"] == kind and x["tag_scale"] == tag_scale]
         comp = np.array([x["compressed_dice"] for x in r])
         pect = np.array([x["pectoral_dice"] for x in r])
         pect = pect[np.isfinite(pect)]
         e_t = np.array([x["vbd"] - x["vbd_tissue"] for x in r])
         e_b = np.array([x["vbd"] - x["vbd_beside"] for x in r])
-        print(f"{kind or 'none'} | {len(r)} | {sum(x['region_shadow_cm2'] > 0 for x in r)} / "
+        print(f"{kind}{'' if tag_scale == 1.0 else f', header {tag_scale:g} x'} | {len(r)} | {sum(x['region_shadow_cm2'] > 0 for x in r)} / "
               f"{sum(x['density_shadow_cm2'] > 0 for x in r)} | {sum(x['warned'] for x in r)} | "
               f"{min(x['breast_dice'] for x in r):.4f} | {comp.mean():.4f} / {comp.min():.3f} / {(comp < 0.9).sum()} | "
               f"{pect.mean():.4f} / {pect.min():.3f} | {e_t.mean():+.2f} / {np.abs(e_t).max():.2f} | "
               f"{e_b.mean():+.2f} / {np.abs(e_b).max():.2f}")
-    found = [x for x in rows if x["implant"] == "silicone" and x["density_shadow_cm2"] > 0]
+    found = [x for x in rows if x["implant"] == "silicone" and x["tag_scale"] == 1.0 and x["density_shadow_cm2"] > 0]
     if found:
         ratio = np.array([x["density_shadow_cm2"] / x["implant_cm2"] for x in found])
         print(f"silicone, DensityMap's shadow / the implant's area: median {np.median(ratio):.3f} "
@@ -106,15 +126,18 @@ def main(argv=None) -> int:
     ap.add_argument("--thickness", type=float, nargs=2, default=(30.0, 80.0))
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--csv", default=None, help="write every image's row here")
+    ap.add_argument("--dense", action="store_true",
+                    help="extremely dense breasts, read with the true header thickness and with 0.85 x it")
     args = ap.parse_args(argv)
-    cases = _fresh_cases(args)
+    cases = [(*case, args.dense) for case in _fresh_cases(args)]
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(args.workers) as pool:
         rows = [row for rs in pool.map(_case, cases) for row in rs]
     print(f"{args.n} seeds from {args.seed}, CC/MLO x L/R x three vendors at their pitch, "
-          f"{args.thickness[0]}-{args.thickness[1]} mm, every realistic effect; each without an implant, with a "
-          f"silicone and with a saline one")
+          f"{args.thickness[0]}-{args.thickness[1]} mm, every realistic effect; " +
+          ("each extremely dense, without an implant and with a silicone one, read with BodyPartThickness at 1.0 "
+           "and 0.85 x the truth" if args.dense else "each without an implant, with a silicone and with a saline one"))
     _table(rows)
     if args.csv:
         with open(args.csv, "w", newline="") as f:

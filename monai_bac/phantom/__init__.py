@@ -100,6 +100,7 @@ def make_phantom(
     lookalikes_near_bac: float | None = None,
     paddle_tilt_deg: float = 0.0,
     implant: str | None = None,
+    extremely_dense: bool = False,
 ) -> Phantom:
     """Draw one raw phantom mammogram with ground truth; deterministic for a given ``seed``.
 
@@ -139,6 +140,11 @@ def make_phantom(
             too little room is left, dense tissue; BreastImplantPresent (0028,1300) is YES in the
             header. The truth's VBD is then the tissue's (the implant is not breast volume), and
             ``record["vbd_percent_outside_implant"]`` the VBD of the breast beside the implant's shadow.
+        extremely_dense: draw an extremely dense breast (BI-RADS d: glandular tissue over 60-90 % of
+            the area, up to 85-100 % of the thickness; :func:`~monai_bac.phantom.anatomy.dense_tissue`)
+            from the same random numbers, so the rest of the phantom is the seed's; the dense tissue
+            is held to the thickness its skin and calcifications leave. Every validation set draws
+            the default (VBD up to ~25 %).
     """
     view, laterality, vendor = view.upper(), laterality.upper(), vendor.upper()
     if view not in ("CC", "MLO"):
@@ -175,7 +181,7 @@ def make_phantom(
     edge_rng = np.random.default_rng([int(seed), 0xED6E]) if fx.edge else None  # no draw from rng: same anatomy
     geo = breast_geometry(rng, grid, view, h0, edge_rng=edge_rng, paddle_tilt_deg=float(paddle_tilt_deg))
 
-    h_dt, dense_params = anatomy.dense_tissue(rng, grid, geo)
+    h_dt, dense_params = anatomy.dense_tissue(rng, grid, geo, extreme=bool(extremely_dense))
     edges = anatomy.dense_plateaus(rng, grid, geo, h_dt, int(rng.integers(0, 3)) if n_edges is None else n_edges)
     arteries = anatomy.grow_arteries(rng, grid, geo)
     if has_bac and arteries:
@@ -200,6 +206,8 @@ def make_phantom(
     h_muscle = np.where(geo.pectoral, geo.thickness_mm * rng.uniform(0.5, 0.85), 0.0).astype(np.float32)
     h_dt[geo.pectoral] = 0.0
     h_calc = h_calc_bac + h_calc_mc
+    if extremely_dense:  # glandular tissue up to the whole thickness: leave room for the skin
+        np.minimum(h_dt, np.clip(geo.thickness_mm - skin_path_mm(geo, SKIN_MM) - h_calc, 0.0, None), out=h_dt)
     h_implant, implant_record = None, None
     if implant is not None:  # its own random stream: the anatomy and the annotation stay the seed's
         h_implant, implant_record = implant_path(np.random.default_rng([int(seed), 0x1A97]), grid, geo, h_muscle)

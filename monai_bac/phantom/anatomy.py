@@ -65,12 +65,29 @@ def powerlaw_noise(rng: np.random.Generator, shape: tuple[int, int], beta: float
     return ((field_ - field_.mean()) / field_.std()).astype(np.float32)
 
 
-def dense_tissue(rng: np.random.Generator, grid: Grid, geo: BreastGeometry) -> tuple[np.ndarray, dict]:
-    """Fibroglandular thickness h_dt (mm) as a fraction of the local breast thickness."""
+#: ``extreme=True``: the glandular share of the breast's area and its largest fraction of the
+#: thickness (the default draws 15-60 % and 30-75 %), as in an extremely dense breast (BI-RADS d).
+EXTREME_AREA_FRACTION = (0.6, 0.9)
+EXTREME_F_MAX = (0.85, 1.0)
+
+
+def _rescale(u: float, drawn: tuple[float, float], to: tuple[float, float]) -> float:
+    """``u``, drawn uniform in ``drawn``, moved to the same place in ``to``."""
+    return to[0] + (u - drawn[0]) / (drawn[1] - drawn[0]) * (to[1] - to[0])
+
+
+def dense_tissue(rng: np.random.Generator, grid: Grid, geo: BreastGeometry,
+                 extreme: bool = False) -> tuple[np.ndarray, dict]:
+    """Fibroglandular thickness h_dt (mm) as a fraction of the local breast thickness; ``extreme``
+    draws an extremely dense breast (:data:`EXTREME_AREA_FRACTION`, :data:`EXTREME_F_MAX`) from the
+    same random numbers, so the rest of the phantom stays the seed's."""
     coarse = grid.coarse()
     noise = grid.upsample(powerlaw_noise(rng, coarse.shape, beta=rng.uniform(2.6, 3.2)), coarse)
     area_fraction = rng.uniform(0.15, 0.6)
     f_max = rng.uniform(0.3, 0.75)
+    if extreme:
+        area_fraction = _rescale(area_fraction, (0.15, 0.6), EXTREME_AREA_FRACTION)
+        f_max = _rescale(f_max, (0.3, 0.75), EXTREME_F_MAX)
     inner = geo.inside & ~geo.pectoral
     tau = np.quantile(noise[inner][:: max(1, inner.sum() // 200_000)], 1.0 - area_fraction) if inner.any() else 0.0
     # smoothstep: exactly zero below tau, so a real share of the breast is pure fat (Volpara's reference)
@@ -87,7 +104,8 @@ def dense_tissue(rng: np.random.Generator, grid: Grid, geo: BreastGeometry) -> t
     frac *= np.clip(depth, 0.0, 1.0, out=depth)
     frac[~inner] = 0.0
     frac *= geo.thickness_mm
-    return frac.astype(np.float32, copy=False), dict(area_fraction=area_fraction, f_max=f_max)
+    params = dict(area_fraction=area_fraction, f_max=f_max, **({"extreme": True} if extreme else {}))
+    return frac.astype(np.float32, copy=False), params
 
 
 @dataclass
