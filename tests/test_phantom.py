@@ -652,3 +652,19 @@ def test_realistic_mlo_paddle_rim_and_abdominal_fold(monkeypatch):
     assert ph.breast_map[inner].max() == 0
     ideal = make_phantom(5, view="MLO", spacing_mm=SPACING, thickness_mm=55.0)
     np.testing.assert_array_equal(ideal.breast_map, ph.breast_map)
+
+
+def test_extremely_dense_breast_keeps_the_seed_and_fits_in_the_thickness():
+    """``extremely_dense`` draws a BI-RADS d breast from the same random numbers: the arteries, the
+    look-alikes and the annotation are the seed's; the glandular tissue covers more of the breast,
+    up to its whole thickness but the skin."""
+    plain = make_phantom(13, view="MLO", spacing_mm=SPACING, thickness_mm=50.0, physics="realistic")
+    dense = make_phantom(13, view="MLO", spacing_mm=SPACING, thickness_mm=50.0, physics="realistic",
+                         extremely_dense=True)
+    for name in ("breast_map", "thickness", "h_muscle", "h_calc", "bac_mask", "tpa_mask"):
+        np.testing.assert_array_equal(getattr(plain, name), getattr(dense, name), err_msg=name)
+    assert dense.record["dense"]["extreme"] and "extreme" not in plain.record["dense"]
+    assert 0.6 <= dense.record["dense"]["area_fraction"] <= 0.9 and 0.85 <= dense.record["dense"]["f_max"] <= 1.0
+    assert dense.record["vbd_percent"] > plain.record["vbd_percent"] + 5.0
+    assert np.all(dense.h_dt + dense.h_skin + dense.h_calc <= dense.thickness + 1e-3)
+    assert (dense.h_dt > 0.8 * dense.thickness).any()  # somewhere nearly all of the thickness is glandular

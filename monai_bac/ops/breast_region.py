@@ -152,9 +152,9 @@ from monai_bac.ops.implant import implant_shadow
 from monai_bac.ops.pectoral import PectoralEdge, find_pectoral, find_pectoral_curve, pectoral_mask
 from monai_bac.ops.periphery_fit import EDGE_SHAPES, EdgeFit, edge_profile, periphery_width
 from monai_bac.ops.periphery_windows import PeripheryWindows, WindowRules, skin_point_angle, window_centres
-from monai_bac.ops.primary import estimate_scatter, fat_reference_trend
+from monai_bac.ops.primary import estimate_scatter
 from monai_bac.ops.resample import block_factors, block_mean
-from monai_bac.ops.thickness_check import IMAGE_THICKNESS_AGREE_MM, fat_contrast, thickness_of_contrast
+from monai_bac.ops.thickness_check import fat_contrast
 from monai_bac.units import as_spacing
 
 __all__ = [
@@ -473,32 +473,17 @@ def _find_implant(coarse: np.ndarray, mask: np.ndarray, field, depth: np.ndarray
     below the ``air`` level, glandular tissue ``L_g(H0)`` of ``beam`` below that; the image's fatty
     envelope cannot serve, as in a CC view the deep half of the breast is the implant. The scatter is
     removed with the homogeneous reference (DensityMap's), which an implant in the middle does not
-    scale down.
-
-    When the fat of the breast's deep half beside the shadow lies darker than fat through
-    ``thickness_mm`` can (the header's thickness is too low: dense tissue then passes the bound), the
-    shadow is looked for again with the bound at the thickness that fat implies, as DensityMap does."""
-    deep = depth > 0.5 * depth.max()
-    est, _ = estimate_scatter(coarse, mask, deep, spacing_mm, thickness_mm, spr_reference="homogeneous")
+    scale down."""
+    est, _ = estimate_scatter(coarse, mask, depth > 0.5 * depth.max(), spacing_mm, thickness_mm,
+                              spr_reference="homogeneous")
     clean = np.log(np.maximum(coarse - est, 0.05 * coarse) + 1.0)
     if field is not None:
         clean -= field
-    look = mask & (depth > IMPLANT_SKIN_MM)
-
-    def shadow_at(h: float) -> np.ndarray | None:
-        return implant_shadow((clean - (air - fat_contrast(beam, h))) / float(beam.glandular_curve(h)[1][-1]),
-                              look, spacing_mm)
-
     h0 = float(thickness_mm)
-    shadow = shadow_at(h0)
-    if shadow is None:
-        return None
-    trend, _ = fat_reference_trend(np.exp(clean), mask & deep & ~shadow, spacing_mm)
-    if trend is None:  # no fat beside the shadow: the header's thickness stands
-        return shadow
-    breast_columns = mask.any(axis=0)
-    h_fat, _ = thickness_of_contrast(air - float(np.median(np.log(trend[breast_columns]))), beam)
-    return shadow_at(h_fat) if h_fat is not None and h_fat > h0 + IMAGE_THICKNESS_AGREE_MM else shadow
+    fat = air - fat_contrast(beam, h0)
+    bound = float(beam.glandular_curve(h0)[1][-1])
+    look = mask & (depth > IMPLANT_SKIN_MM)
+    return implant_shadow((clean - fat) / bound, look, spacing_mm)
 
 
 def analyse_breast_region(

@@ -548,18 +548,6 @@ def density_map_polyenergetic(
             sub = ndimage.gaussian_filter(sub, (smooth_mm / spacing[0], smooth_mm / spacing[1]), mode="nearest",
                                           truncate=3.0)
         shadow = find_shadow(sub, h) if find_implant else None
-        trend, tinfo, found = fat_and_thickness(sub, h, shadow)
-        if shadow is not None and found[0] is not None and found[0] > h + IMAGE_THICKNESS_AGREE_MM:
-            # the fat beside the shadow lies darker than fat through h: the breast is thicker than h, and
-            # dense tissue read against too thin a breast passes the bound. The bound is placed at the
-            # thickness that fat implies (docs/design-log/breast_region.md, "A dense breast, a thin header")
-            shadow = find_shadow(sub, found[0])
-            trend, tinfo, found = fat_and_thickness(sub, h, shadow)
-        return sub, trend, tinfo, found, shadow
-
-    def fat_and_thickness(sub: np.ndarray, h: float, shadow: np.ndarray | None):
-        """P_fat(x) of the primary ``sub`` read beside ``shadow`` (step 2; None when unusable), its
-        info, and the thickness that fat implies."""
         fat_region = c_box if shadow is None else c_box & ~shadow
         if p_fat is not None:
             trend, tinfo = np.full(sub.shape[1], float(p_fat)), dict(p_fat=float(p_fat), slope_per_100mm=0.0)
@@ -569,8 +557,9 @@ def density_map_polyenergetic(
         if trend is None and shadow is not None:  # a shadow was read against the direct exposure
             trend, tinfo = fat_beside_implant(h)
         if trend is None or not np.all(np.isfinite(trend)) or trend.min() <= 0:
-            return None, tinfo, (None, dict(reason="no fatty reference"))
-        return trend, tinfo, thickness_from_contrast(img, breast, np.log(trend), columns, spacing, beam, offset, air=air)
+            return sub, None, tinfo, (None, dict(reason="no fatty reference")), shadow
+        return (sub, trend, tinfo,
+                thickness_from_contrast(img, breast, np.log(trend), columns, spacing, beam, offset, air=air), shadow)
 
     sub, trend, tinfo, found, shadow = primary_and_fat(h0)
     for _ in range(IMAGE_THICKNESS_PASSES if fit_thickness and trend is not None else 0):

@@ -43,7 +43,7 @@ from monai_bac.units import as_spacing
 
 __all__ = ["SKIN_MM", "AIR_MARGIN_MM", "IMAGE_THICKNESS_AGREE_MM", "IMAGE_THICKNESS_PASSES", "PROVISIONAL_THICKNESS_MM",
            "ThicknessMismatchWarning",
-           "thickness_from_contrast", "thickness_of_contrast", "thickness_curve", "fat_contrast", "air_trend"]
+           "thickness_from_contrast", "thickness_curve", "fat_contrast", "air_trend"]
 
 #: Skin thickness on each side of the compressed breast, mm (breast CT: 1.45 +/- 0.30 mm,
 #: Huang et al., Med Phys 35:1199, 2008).
@@ -117,19 +117,14 @@ def thickness_from_contrast(
     slope, intercept = line
     contrast = float(np.median(intercept + slope * np.asarray(columns, np.float64) - np.asarray(log_fat)))
     info["contrast"] = contrast
-    found, info["reason"] = thickness_of_contrast(contrast, beam, skin_mm)
-    return found, info
-
-
-def thickness_of_contrast(contrast: float, beam, skin_mm: float = SKIN_MM) -> tuple[float | None, str]:
-    """(the thickness (mm) whose air-to-fat contrast is ``contrast`` (ln units), "") or (None, why
-    not): :func:`thickness_curve` inverted."""
     h, curve = thickness_curve(beam, skin_mm)
     if not math.isfinite(contrast) or contrast <= curve[0]:
-        return None, "the fatty tissue is as bright as the direct exposure"
+        info["reason"] = "the fatty tissue is as bright as the direct exposure"
+        return None, info
     if contrast >= curve[-1]:
-        return None, f"contrast beyond a {h[-1]:g} mm breast"
-    return float(np.interp(contrast, curve, h)), ""
+        info["reason"] = f"contrast beyond a {h[-1]:g} mm breast"
+        return None, info
+    return float(np.interp(contrast, curve, h)), info
 
 
 def fat_contrast(beam, thickness_mm: float, skin_mm: float = SKIN_MM) -> float:
