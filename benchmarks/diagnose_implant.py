@@ -19,7 +19,9 @@ Usage (the tree on ``PYTHONPATH`` is the one measured; an older tree needs this 
 ``--dense``: each seed made extremely dense (``make_phantom(..., extremely_dense=True)``), without an
 implant and with a silicone one, each read with BodyPartThickness at the truth and at 0.85 x it (a
 header too thin: dense tissue then reads beyond the glandular bound; docs/design-log/breast_region.md,
-"A dense breast, a thin header").
+"Extremely dense breasts, and a header too thin"). ``--header 1.0 1.15``: read every image with
+BodyPartThickness at each of these fractions of the truth (real units read 14-26 % thick, Hauge et
+al. 2012).
 
 Seeds 58000-58099 were used developing the implant's detection, 57200-57299 its extremely dense
 breasts; diagnoses stay off them.
@@ -41,9 +43,9 @@ from diagnose_periphery import _fresh_cases  # noqa: E402
 from validate_realistic import dice  # noqa: E402
 
 KINDS = (None, "silicone", "saline")
-#: ``--dense``: each seed made extremely dense, read with the header's thickness at these fractions of
-#: the truth, without an implant and with a silicone one.
-DENSE_READS = ((None, 1.0), (None, 0.85), ("silicone", 1.0), ("silicone", 0.85))
+#: ``--dense``: each seed made extremely dense, without an implant and with a silicone one, read with
+#: the header's thickness at these fractions of the truth (unless ``--header`` says otherwise).
+DENSE_KINDS, DENSE_HEADER = (None, "silicone"), (1.0, 0.85)
 COLUMNS = ("seed", "view", "vendor", "thickness_mm", "tag_scale", "implant", "breast_dice", "compressed_dice",
            "pectoral_dice", "implant_cm2", "region_shadow_cm2", "density_shadow_cm2", "warned", "vbd", "vbd_tissue",
            "vbd_beside")
@@ -84,15 +86,17 @@ def _read(ph, tag_scale: float = 1.0) -> dict:
 
 def _case(job: tuple) -> list[dict]:
     """One seed made without an implant, with a silicone and with a saline one, read through the chain;
-    with ``dense``, made extremely dense and read as :data:`DENSE_READS` says."""
+    with ``dense``, made extremely dense, without an implant and with a silicone one; each read with the
+    header's thickness at each of ``header`` x the truth."""
     from monai_bac.phantom import make_phantom
 
-    seed, view, laterality, vendor, thickness, dense = job
+    seed, view, laterality, vendor, thickness, dense, header = job
     rows = []
-    for kind, tag_scale in DENSE_READS if dense else ((k, 1.0) for k in KINDS):
+    for kind in DENSE_KINDS if dense else KINDS:
         ph = make_phantom(seed, view=view, laterality=laterality, vendor=vendor, thickness_mm=thickness,
                           spacing_mm=None, physics="realistic", implant=kind, extremely_dense=dense)
-        rows.append(dict(seed=seed, view=view, vendor=vendor, thickness_mm=thickness, **_read(ph, tag_scale)))
+        for tag_scale in header:
+            rows.append(dict(seed=seed, view=view, vendor=vendor, thickness_mm=thickness, **_read(ph, tag_scale)))
     return rows
 
 
@@ -128,16 +132,20 @@ def main(argv=None) -> int:
     ap.add_argument("--csv", default=None, help="write every image's row here")
     ap.add_argument("--dense", action="store_true",
                     help="extremely dense breasts, read with the true header thickness and with 0.85 x it")
+    ap.add_argument("--header", type=float, nargs="+", default=None,
+                    help="BodyPartThickness written at these fractions of the true thickness (default 1.0)")
     args = ap.parse_args(argv)
-    cases = [(*case, args.dense) for case in _fresh_cases(args)]
+    header = tuple(args.header or (DENSE_HEADER if args.dense else (1.0,)))
+    cases = [(*case, args.dense, header) for case in _fresh_cases(args)]
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(args.workers) as pool:
         rows = [row for rs in pool.map(_case, cases) for row in rs]
     print(f"{args.n} seeds from {args.seed}, CC/MLO x L/R x three vendors at their pitch, "
           f"{args.thickness[0]}-{args.thickness[1]} mm, every realistic effect; " +
-          ("each extremely dense, without an implant and with a silicone one, read with BodyPartThickness at 1.0 "
-           "and 0.85 x the truth" if args.dense else "each without an implant, with a silicone and with a saline one"))
+          ("each extremely dense, without an implant and with a silicone one" if args.dense
+           else "each without an implant, with a silicone and with a saline one") +
+          f", read with BodyPartThickness at {', '.join(f'{h:g}' for h in header)} x the truth")
     _table(rows)
     if args.csv:
         with open(args.csv, "w", newline="") as f:
