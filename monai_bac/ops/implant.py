@@ -12,8 +12,12 @@ BreastRegion fits, so the compressed region shrank to the implant's middle.
 :func:`implant_shadow` finds the shadow in ``excess = ln(P / P_fat) / L_g(H0)``, scatter removed
 (both callers place fat through H0 from the direct exposure and the spectrum, each on its own
 scatter-corrected signal: BreastRegion on its 0.5 mm grid, DensityMap on its primary): a large
-connected region beyond the bound whose median lies well beyond it, widened by
-:data:`SHADOW_MARGIN_MM` and over its rim. Scatter fills the shadow (behind a thick
+connected region beyond the bound whose median lies well beyond it. Its extent is not where the
+excess crosses the bound, which moves with the bound's scale (a header's thickness 15 % too thick
+drew the shadow 10-30 % smaller, the implant's edge then read as dense tissue): an implant is a lens
+whose path falls steeply at its edge, so the edge is placed where the excess falls fastest, by a
+watershed on its gradient between the region and what lies well beyond it (:func:`lens_edge`),
+then widened by :data:`SHADOW_MARGIN_MM`. Scatter fills the shadow (behind a thick
 breast it carries more signal than the primary that crosses the implant), so the margin between
 the shadow and tissue is smaller than the attenuation alone would give. A saline implant
 attenuates like water, just beyond glandular tissue, and casts no such shadow: only the header's
@@ -24,12 +28,13 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+from skimage.segmentation import watershed
 
 from monai_bac.ops.resample import block_factors, block_mean
 from monai_bac.units import as_spacing
 
-__all__ = ["BreastImplantWarning", "EDGE_EXCESS", "SHADOW_EXCESS", "MIN_SHADOW_MM2", "SHADOW_MARGIN_MM", "RIM_EXCESS",
-           "RIM_MM", "CELL_MM", "implant_shadow", "implant_shadow_in_image"]
+__all__ = ["BreastImplantWarning", "EDGE_EXCESS", "SHADOW_EXCESS", "MIN_SHADOW_MM2", "SHADOW_MARGIN_MM", "EXTENT_MM",
+           "BEYOND_EXCESS", "EDGE_SMOOTH_MM", "CELL_MM", "implant_shadow", "implant_shadow_in_image", "lens_edge"]
 
 
 class BreastImplantWarning(UserWarning):
@@ -46,12 +51,15 @@ SHADOW_EXCESS = 1.1
 #: A smaller shadow (mm^2) is not taken: clips and markers are left to the bound on h_dt, an
 #: implant seen through a compressed breast covers 40 cm^2 or more.
 MIN_SHADOW_MM2 = 2000.0
-#: The shadow is widened by this much (mm) ...
+#: The shadow's edge (:func:`lens_edge`) is looked for up to this far (mm) beyond the region over
+#: the bound; what lies further, or reads below :data:`BEYOND_EXCESS` (tissue, mostly fat), is not
+#: the implant ...
+EXTENT_MM = 15.0
+BEYOND_EXCESS = 0.25
+#: ... on the excess smoothed over this much (mm: the cell's noise) ...
+EDGE_SMOOTH_MM = 0.5
+#: ... and the shadow is widened by this much (mm) beyond the edge.
 SHADOW_MARGIN_MM = 1.5
-#: ... and over the pixels beyond this fraction of the bound up to :data:`RIM_MM` from it: the
-#: implant's rim, where its path is still short (a few millimetres of silicone: half the bound).
-RIM_EXCESS = 0.5
-RIM_MM = 4.0
 #: Cell (mm) on which the shadow is found: an implant is centimetres wide.
 CELL_MM = 0.5
 
@@ -69,9 +77,9 @@ def implant_shadow(excess: np.ndarray, region: np.ndarray, spacing_mm, edge_exce
         spacing_mm: the grid's spacing (row, col).
     Returns:
         bool mask of ``excess``'s shape (the connected regions beyond ``edge_excess`` of at least
-        ``min_area_mm2`` whose median lies beyond ``shadow_excess``, holes filled, widened by
-        ``margin_mm`` and over the pixels beyond :data:`RIM_EXCESS` within :data:`RIM_MM`, within
-        ``region``), or None when there is none.
+        ``min_area_mm2`` whose median lies beyond ``shadow_excess``, holes filled, drawn out to
+        their :func:`lens_edge` and widened by ``margin_mm``, within ``region``), or None when there
+        is none.
     """
     sr, sc = as_spacing(spacing_mm)
     region = np.asarray(region, bool)
@@ -84,9 +92,26 @@ def implant_shadow(excess: np.ndarray, region: np.ndarray, spacing_mm, edge_exce
     keep = index[(areas >= min_area_mm2) & (medians > shadow_excess)]
     if keep.size == 0:
         return None
-    shadow = ndimage.binary_fill_holes(np.isin(labels, keep))
+    shadow = lens_edge(ndimage.binary_fill_holes(np.isin(labels, keep)), excess, region, (sr, sc))
     near = ndimage.distance_transform_edt(~shadow, sampling=(sr, sc))  # mm to the shadow
-    return ((near <= margin_mm) | (near <= RIM_MM) & (np.asarray(excess) > RIM_EXCESS)) & region
+    return (near <= margin_mm) & region
+
+
+def lens_edge(core: np.ndarray, excess: np.ndarray, region: np.ndarray, spacing_mm) -> np.ndarray:
+    """``core`` drawn out to the implant's edge: a watershed (scikit-image) on the gradient of the
+    smoothed ``excess`` from ``core`` and from what is not the implant (outside ``region``, further
+    than :data:`EXTENT_MM` from ``core``, or below :data:`BEYOND_EXCESS`), so the edge lies where
+    the excess falls fastest whatever the bound's scale."""
+    sr, sc = as_spacing(spacing_mm)
+    region = np.asarray(region, bool)
+    smooth = ndimage.gaussian_filter(np.where(region, excess, 0.0).astype(np.float32),
+                                     (EDGE_SMOOTH_MM / sr, EDGE_SMOOTH_MM / sc))
+    gy, gx = np.gradient(smooth, sr, sc)
+    markers = np.zeros(core.shape, np.int32)
+    markers[~region | (np.asarray(excess) < BEYOND_EXCESS)
+            | (ndimage.distance_transform_edt(~core, sampling=(sr, sc)) > EXTENT_MM)] = 1
+    markers[core] = 2
+    return watershed(np.hypot(gy, gx), markers) == 2
 
 
 def implant_shadow_in_image(primary: np.ndarray, log_fat, glandular_bound: float, region: np.ndarray,
