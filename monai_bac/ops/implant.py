@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import watershed
 
-from monai_bac.ops.resample import block_factors, block_mean
+from monai_bac.ops.resample import block_factors, block_mean, bounding_box
 from monai_bac.units import as_spacing
 
 __all__ = ["BreastImplantWarning", "EDGE_EXCESS", "SHADOW_EXCESS", "MIN_SHADOW_MM2", "SHADOW_MARGIN_MM", "EXTENT_MM",
@@ -103,15 +103,21 @@ def lens_edge(core: np.ndarray, excess: np.ndarray, region: np.ndarray, spacing_
     than :data:`EXTENT_MM` from ``core``, or below :data:`BEYOND_EXCESS`), so the edge lies where
     the excess falls fastest whatever the bound's scale."""
     sr, sc = as_spacing(spacing_mm)
-    region = np.asarray(region, bool)
+    # beyond EXTENT_MM (and the smoothing's reach) everything is "not the implant": work in the box
+    box = bounding_box(core, int(np.ceil((EXTENT_MM + 4.0 * EDGE_SMOOTH_MM) / min(sr, sc))) + 1)
+    edge = np.zeros(core.shape, bool)
+    if box is None:
+        return edge
+    core, excess, region = core[box], np.asarray(excess)[box], np.asarray(region, bool)[box]
     smooth = ndimage.gaussian_filter(np.where(region, excess, 0.0).astype(np.float32),
                                      (EDGE_SMOOTH_MM / sr, EDGE_SMOOTH_MM / sc))
     gy, gx = np.gradient(smooth, sr, sc)
     markers = np.zeros(core.shape, np.int32)
-    markers[~region | (np.asarray(excess) < BEYOND_EXCESS)
+    markers[~region | (excess < BEYOND_EXCESS)
             | (ndimage.distance_transform_edt(~core, sampling=(sr, sc)) > EXTENT_MM)] = 1
     markers[core] = 2
-    return watershed(np.hypot(gy, gx), markers) == 2
+    edge[box] = watershed(np.hypot(gy, gx), markers) == 2
+    return edge
 
 
 def implant_shadow_in_image(primary: np.ndarray, log_fat, glandular_bound: float, region: np.ndarray,
