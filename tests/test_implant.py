@@ -125,7 +125,7 @@ def test_implant_shadow_rules():
 
 def test_dense_tissue_under_a_thin_header_is_told_apart_by_the_image_thickness(tmp_path):
     """A known failure, told to the user: an extremely dense breast whose BodyPartThickness is 15 %
-    too thin reads beyond the glandular bound and is taken for an implant (VBD 9.6 % for 39 %). The
+    too thin reads beyond the glandular bound and is taken for an implant (VBD under half the truth). The
     warning says the image implies a thicker breast; read with ``thickness_mm="image"``, as it
     advises, no shadow is found and the VBD is back near the truth (under it by the unknown
     detector offset, docs/design-log/breast_region.md)."""
