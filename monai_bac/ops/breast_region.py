@@ -148,7 +148,7 @@ from skimage.morphology import skeletonize
 from skimage.segmentation import watershed
 
 from monai_bac.ops.exposed_field import exposed_field
-from monai_bac.ops.implant import implant_shadow
+from monai_bac.ops.implant import glandular_bound, implant_shadow
 from monai_bac.ops.pectoral import PectoralEdge, find_pectoral, find_pectoral_curve, pectoral_mask
 from monai_bac.ops.periphery_fit import EDGE_SHAPES, EdgeFit, edge_profile, periphery_width
 from monai_bac.ops.periphery_windows import PeripheryWindows, WindowRules, skin_point_angle, window_centres
@@ -479,11 +479,9 @@ def _find_implant(coarse: np.ndarray, mask: np.ndarray, field, depth: np.ndarray
     clean = np.log(np.maximum(coarse - est, 0.05 * coarse) + 1.0)
     if field is not None:
         clean -= field
-    h0 = float(thickness_mm)
-    fat = air - fat_contrast(beam, h0)
-    bound = float(beam.glandular_curve(h0)[1][-1])
+    fat = air - fat_contrast(beam, thickness_mm)
     look = mask & (depth > IMPLANT_SKIN_MM)
-    return implant_shadow((clean - fat) / bound, look, spacing_mm)
+    return implant_shadow((clean - fat) / glandular_bound(beam, thickness_mm), look, spacing_mm)
 
 
 def analyse_breast_region(

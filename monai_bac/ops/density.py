@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from monai_bac.physics import Attenuation
-from monai_bac.ops.implant import implant_shadow_in_image
+from monai_bac.ops.implant import glandular_bound, implant_shadow_in_image
 from monai_bac.ops.resample import block_factors, block_mean, bounding_box, upsample_cells
 from monai_bac.units import as_spacing, odd_footprint
 
@@ -512,25 +512,27 @@ def density_map_polyenergetic(
 
     air = air_trend(img, breast, spacing, offset)  # the direct exposure: the thickness check's and step 6's
 
-    def fat_beside_implant(h: float):
-        """P_fat(x) where an implant's shadow leaves no fat at the compressed thickness to read: fat
-        through ``h`` as the direct exposure and the spectrum place it (the reference of step 6)."""
+    def log_fat_from_air(h: float) -> np.ndarray:
+        """ln P_fat per column of the box: fat through ``h`` as the direct exposure and the spectrum
+        place it (:func:`~monai_bac.ops.thickness_check.fat_contrast`), the heel's slope the air's."""
         slope, intercept = air[0]
-        trend = np.exp(intercept + slope * columns - fat_contrast(beam, h))
+        return intercept + slope * columns - fat_contrast(beam, h)
+
+    def fat_beside_implant(h: float):
+        """P_fat(x) where an implant's shadow leaves no fat at the compressed thickness to read: the
+        reference step 6 read the shadow against."""
+        trend = np.exp(log_fat_from_air(h))
         chest = 0 if side > 0 else -1
-        per_100mm = float(np.expm1(slope * side * 100.0 / spacing[1]))
+        per_100mm = float(np.expm1(air[0][0] * side * 100.0 / spacing[1]))
         return trend, dict(p_fat=float(trend[chest]), slope_per_100mm=per_100mm, n_bands=0,
                            source="direct exposure (no fat beside the implant)")
 
     def find_shadow(sub: np.ndarray, h: float) -> np.ndarray | None:
-        """Step 6's shadow, read against fat through ``h`` as the direct exposure and the spectrum
-        place it (:func:`~monai_bac.ops.thickness_check.fat_contrast`): the image's own fat cannot
-        serve, as an implant can fill the compressed region all but a rim."""
+        """Step 6's shadow, read against :func:`log_fat_from_air`: the image's own fat cannot serve, as
+        an implant can fill the compressed region all but a rim."""
         if air[0] is None:
             return None
-        slope, intercept = air[0]
-        log_fat = intercept + slope * columns - fat_contrast(beam, h)
-        return implant_shadow_in_image(sub, log_fat, float(beam.glandular_curve(h)[1][-1]),
+        return implant_shadow_in_image(sub, log_fat_from_air(h), glandular_bound(beam, h),
                                        b_box & (bmap[box] != PECTORAL), spacing)
 
     def primary_and_fat(h: float):

@@ -2,7 +2,7 @@
 
 No breast tissue attenuates more than glandular tissue, so behind a breast of compressed thickness
 H0 no primary signal is weaker than behind H0 of glandular tissue: ``ln(P / P_fat) >= L_g(H0)``
-(:meth:`monai_bac.physics.TransmittedBeam.glandular_curve`, the last point of the curve Eq. (4) is
+(:func:`glandular_bound`: the last point of ``TransmittedBeam.glandular_curve``, the curve Eq. (4) is
 inverted on). A silicone-gel implant (polydimethylsiloxane: about 2.5 times the attenuation of
 glandular tissue at mammographic energies) casts a shadow beyond that bound. Read as tissue,
 such a shadow is "100 % dense": a breast with an implant came out at a VBD of 50 % where its
@@ -34,7 +34,8 @@ from monai_bac.ops.resample import block_factors, block_mean, bounding_box
 from monai_bac.units import as_spacing
 
 __all__ = ["BreastImplantWarning", "EDGE_EXCESS", "SHADOW_EXCESS", "MIN_SHADOW_MM2", "SHADOW_MARGIN_MM", "EXTENT_MM",
-           "BEYOND_EXCESS", "EDGE_SMOOTH_MM", "CELL_MM", "implant_shadow", "implant_shadow_in_image", "lens_edge"]
+           "BEYOND_EXCESS", "EDGE_SMOOTH_MM", "CELL_MM", "glandular_bound", "implant_shadow", "implant_shadow_in_image",
+           "lens_edge"]
 
 
 class BreastImplantWarning(UserWarning):
@@ -62,6 +63,14 @@ EDGE_SMOOTH_MM = 0.5
 SHADOW_MARGIN_MM = 1.5
 #: Cell (mm) on which the shadow is found: an implant is centimetres wide.
 CELL_MM = 0.5
+
+
+def glandular_bound(beam, thickness_mm: float) -> float:
+    """``L_g(H0) = ln S(0, H0) - ln S(H0, 0)`` (< 0) of ``beam``
+    (:class:`~monai_bac.physics.TransmittedBeam`): how far glandular tissue through the whole
+    thickness lies below fat through it, the last point of its ``glandular_curve``."""
+    h = float(thickness_mm)
+    return float(beam.log_signal(0.0, h) - beam.log_signal(h, 0.0))
 
 
 def implant_shadow(excess: np.ndarray, region: np.ndarray, spacing_mm, edge_excess: float = EDGE_EXCESS,
@@ -120,20 +129,20 @@ def lens_edge(core: np.ndarray, excess: np.ndarray, region: np.ndarray, spacing_
     return edge
 
 
-def implant_shadow_in_image(primary: np.ndarray, log_fat, glandular_bound: float, region: np.ndarray,
+def implant_shadow_in_image(primary: np.ndarray, log_fat, bound: float, region: np.ndarray,
                             spacing_mm) -> np.ndarray | None:
     """:func:`implant_shadow` of a full-resolution image: ``primary`` (scatter and offset removed)
     against ``log_fat``, ln of fat through the compressed thickness (one number, or one per image
-    column: the heel effect), and the glandular bound ``L_g(H0)`` (< 0), read on :data:`CELL_MM`
+    column: the heel effect), and the glandular bound ``bound`` (:func:`glandular_bound`, < 0), read on :data:`CELL_MM`
     cells; the mask comes back at full resolution, or None."""
-    if not glandular_bound < 0:
-        raise ValueError(f"glandular_bound must be < 0 (ln units below fat), got {glandular_bound}")
+    if not bound < 0:
+        raise ValueError(f"bound must be < 0 (ln units below fat), got {bound}")
     sr, sc = as_spacing(spacing_mm)
     fr, fc = block_factors((sr, sc), CELL_MM)
     cells = np.log(np.maximum(block_mean(primary, fr, fc), 1e-6))
     fat = np.broadcast_to(np.asarray(log_fat, np.float32), np.asarray(primary).shape[1:])
     cells -= block_mean(fat[None, :], 1, fc)
-    excess = cells / np.float32(glandular_bound)
+    excess = cells / np.float32(bound)
     inside = block_mean(np.asarray(region, np.float32), fr, fc) > 0.5
     shadow = implant_shadow(excess, inside, (sr * fr, sc * fc))
     if shadow is None:
