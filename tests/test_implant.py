@@ -15,7 +15,7 @@ from scipy import ndimage
 from monai_bac.data import load_mammogram
 from monai_bac.data.errors import MissingTagWarning
 from monai_bac.ops.breast_region import COMPRESSED, PECTORAL
-from monai_bac.ops.implant import MIN_SHADOW_MM2, implant_shadow
+from monai_bac.ops.implant import MIN_SHADOW_MM2, READOUT_HIGH, implant_shadow
 from monai_bac.phantom import make_phantom
 from monai_bac.physics import mu_xraydb
 from monai_bac.transforms import BreastImplantWarning, BreastRegion, DensityMap
@@ -99,12 +99,54 @@ def test_a_cc_implant_no_longer_draws_the_compressed_region(tmp_path):
     assert dens["implant_shadow_cm2"] > 40 and told
 
 
+def _read_as(ph, tmp_path, readout: float, implant_flag: str | None = None):
+    """``ph`` written with BodyPartThickness at ``readout`` x its thickness (and BreastImplantPresent
+    replaced by ``implant_flag``, "" for none) and read back."""
+    meta = dict(ph.meta)
+    try:
+        ph.meta["thickness_mm"] = round(meta["thickness_mm"] * readout, 1)
+        if implant_flag is not None:
+            ph.meta["breast_implant_present"] = implant_flag
+        return _read(ph, tmp_path, f"readout_{readout}_{implant_flag}.dcm")
+    finally:
+        ph.meta.clear()
+        ph.meta.update(meta)
+
+
 def test_a_saline_implant_in_the_header_is_told(tmp_path):
-    """Saline attenuates like glandular tissue: no shadow beyond tissue, so the header's word is passed on."""
+    """Saline attenuates just beyond glandular tissue: with the header's word it passes the bound of
+    the thinnest breast the readout allows, and is left out of the VBD (33 % for tissue of 5 % when
+    it was read as tissue); under a readout 25 % high it passes no bound, and the header's word is
+    passed on."""
     ph = make_phantom(61, view="MLO", thickness_mm=60.0, spacing_mm=0.2, physics="realistic", implant="saline")
+    area = float(((ph.h_implant > 0) & (ph.breast_map != PECTORAL)).sum() * 0.04 / 100)
     _, dens, told = _chain(_read(ph, tmp_path))
+    assert 0.8 * area < dens["implant_shadow_cm2"] < 1.2 * area
+    assert dens["implant_bound_thickness_mm"] < dens["thickness_mm"]
+    assert abs(dens["vbd_percent"] - ph.record["vbd_percent_outside_implant"]) < 3.0
+    assert len(told) == 1 and "or the implant be saline" in str(told[0].message)
+    _, dens, told = _chain(_read_as(ph, tmp_path, 1.25))
     assert dens["implant_shadow_cm2"] == 0.0
     assert len(told) == 1 and "BreastImplantPresent (0028,1300) is YES" in str(told[0].message)
+
+
+def test_an_implant_the_header_reports_is_found_under_a_readout_too_thick(tmp_path):
+    """A readout 25 % too thick loosens the glandular bound past a silicone implant behind a thick
+    breast (VBD 45-50 % for tissue of 6-13 %): with BreastImplantPresent YES the shadow is looked for
+    again at the bound of the thinnest breast the readout allows, and found; without the header's
+    word it is not (no such search where nothing says there is an implant)."""
+    ph = make_phantom(58063, view="MLO", laterality="L", vendor="SIEMENS", thickness_mm=57.2, spacing_mm=0.2,
+                      physics="realistic", implant="silicone")
+    area = float(((ph.h_implant > 0) & (ph.breast_map != PECTORAL)).sum() * 0.04 / 100)
+    bmap, dens, told = _chain(_read_as(ph, tmp_path, 1.25))
+    assert 0.8 * area < bmap.meta["implant_shadow_cm2"] < 1.2 * area
+    assert 0.8 * area < dens["implant_shadow_cm2"] < 1.2 * area
+    assert dens["implant_bound_thickness_mm"] == pytest.approx(dens["thickness_mm"] / (1.0 + READOUT_HIGH))
+    assert abs(dens["vbd_percent"] - ph.record["vbd_percent_outside_implant"]) < 3.0  # 2.7 % for 2.9 %
+    assert len(told) == 1 and "the readout may run high" in str(told[0].message)
+    bmap, dens, told = _chain(_read_as(ph, tmp_path, 1.25, implant_flag=""))
+    assert bmap.meta["implant_shadow_cm2"] == 0.0 and dens["implant_shadow_cm2"] == 0.0 and not told
+    assert dens["vbd_percent"] > 30.0  # the implant read as dense tissue (47 %)
 
 
 def test_implant_shadow_rules():

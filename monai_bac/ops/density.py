@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from monai_bac.physics import Attenuation
-from monai_bac.ops.implant import glandular_bound, implant_shadow_in_image
+from monai_bac.ops.implant import glandular_bound, implant_shadow_in_image, thinnest_readout
 from monai_bac.ops.resample import block_factors, block_mean, bounding_box, upsample_cells
 from monai_bac.units import as_spacing, odd_footprint
 
@@ -441,6 +441,7 @@ def density_map_polyenergetic(
     fit_thickness: bool = False,
     thickness_only: bool = False,
     find_implant: bool = True,
+    implant_expected: bool = False,
 ) -> tuple[np.ndarray, dict]:
     """Dense-tissue thickness h_dt (mm) of a raw image with a polyenergetic beam and scatter.
 
@@ -471,7 +472,9 @@ def density_map_polyenergetic(
     6. with ``find_implant``, the shadow of something denser than breast tissue (a silicone
        implant: :func:`monai_bac.ops.implant.implant_shadow`, beyond the glandular bound ``L(H0)``
        of step 3) keeps the bound H in the map but is left out of the volumetric density, which is
-       then the density of the tissue beside the implant.
+       then the density of the tissue beside the implant. With ``implant_expected`` (the header
+       says an implant is present) and no shadow at H, it is looked for again at the bound of the
+       thinnest breast H's readout allows (:func:`monai_bac.ops.implant.thinnest_readout`).
 
     Returns:
         (float32 (H, W) h_dt mm, info: ``p_fat`` at the chest wall, ``heel_slope_per_100mm``,
@@ -480,7 +483,8 @@ def density_map_polyenergetic(
         ``thickness_from_image``: (mm or None, info) the compressed thickness the air-to-fat contrast
         implies (:func:`monai_bac.ops.thickness_check.thickness_from_contrast`), a check on
         ``thickness_mm``; ``thickness_mm``, the compressed thickness the map was made with;
-        ``implant_shadow``: bool (H, W) mask of step 6, or None).
+        ``implant_shadow``: bool (H, W) mask of step 6, or None; ``implant_bound_thickness_mm``: the
+        thickness whose glandular bound it passed, nan when there is none).
 
     With ``fit_thickness`` the compressed thickness is the image's own: ``thickness_mm`` is only the
     first guess, and steps 1-2 (the scatter removed depends on the thickness) are made again at the
@@ -501,7 +505,7 @@ def density_map_polyenergetic(
     info: dict = dict(p_fat=float("nan"), heel_slope_per_100mm=0.0, spr=0.0, scatter_fraction_centre=0.0,
                       attenuation=beam.effective(h0), empty=True, fallback=None, local_thickness=None,
                       thickness_from_image=(None, dict(reason="no fatty reference")), thickness_mm=h0,
-                      implant_shadow=None)
+                      implant_shadow=None, implant_bound_thickness_mm=float("nan"))
     out = np.zeros(img.shape, np.float32)
     if not comp.any() or not breast.any():
         info["fallback"] = "empty compressed region"
@@ -532,8 +536,15 @@ def density_map_polyenergetic(
         an implant can fill the compressed region all but a rim."""
         if air[0] is None:
             return None
-        return implant_shadow_in_image(sub, log_fat_from_air(h), glandular_bound(beam, h),
-                                       b_box & (bmap[box] != PECTORAL), spacing)
+        info["implant_bound_thickness_mm"] = float("nan")
+        region = b_box & (bmap[box] != PECTORAL)
+        for bound_h in (h, thinnest_readout(h)) if implant_expected else (h,):  # a readout too thick loosens it
+            shadow = implant_shadow_in_image(sub, log_fat_from_air(bound_h), glandular_bound(beam, bound_h), region,
+                                             spacing)
+            if shadow is not None:
+                info["implant_bound_thickness_mm"] = bound_h
+                return shadow
+        return None
 
     def primary_and_fat(h: float):
         """Steps 1-2 at compressed thickness ``h``: the box's primary (offset and scatter removed,

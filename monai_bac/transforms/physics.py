@@ -164,7 +164,8 @@ class DensityMap(Transform):
     the same type; a MetaTensor keeps its metadata and gains ``meta["density"]`` = {model,
     p_fat, mu_fat, mu_dt, mu_calc, energy_kev, vbd_percent, dense_volume_cm3, breast_volume_cm3,
     empty, fat_reference_fallback, offset, offset_source, spr, heel_slope_per_100mm, thickness_mm,
-    thickness_source, thickness_from_image_mm, thickness_check, implant_shadow_cm2} (the mu's are the
+    thickness_source, thickness_from_image_mm, thickness_check, implant_shadow_cm2,
+    implant_bound_thickness_mm} (the mu's are the
     effective ones behind the compressed thickness in the polyenergetic model; ``thickness_from_image_mm``
     nan with ``thickness_check`` saying why when the image gives no estimate). An image without
     compressed region gives an all-zero map (``empty`` True, VBD nan).
@@ -172,8 +173,12 @@ class DensityMap(Transform):
     Breast implants (polyenergetic model): the shadow of a silicone implant attenuates beyond any
     breast tissue (:mod:`monai_bac.ops.implant`); it is kept out of the fatty reference and the VBD,
     its area is ``implant_shadow_cm2``, and a :class:`~monai_bac.ops.implant.BreastImplantWarning`
-    says so. A saline implant reads as dense tissue: when BreastImplantPresent (0028,1300) is YES
-    and no shadow is found, the warning says that the VBD counts it.
+    says so. The bound is the compressed thickness's, and a readout too thick loosens it: when
+    BreastImplantPresent (0028,1300) is YES and nothing passes it, the shadow is looked for again at
+    the bound of the thinnest breast the readout allows (``implant_bound_thickness_mm``, the thickness
+    whose bound the shadow passed; :func:`~monai_bac.ops.implant.thinnest_readout`). A saline implant
+    reads as dense tissue, or at that bound in part: when the header says YES and no shadow is
+    found, the warning says that the VBD counts it.
     """
 
     backend = [TransformBackends.NUMPY]  # the op runs in numpy (torch input is converted, the output converted back)
@@ -297,10 +302,15 @@ class DensityMap(Transform):
                 f"tissue read against too thin a breast passes the same bound: unless there is an implant"
                 f"{' (BreastImplantPresent (0028,1300) says NO)' if meta.get('breast_implant_present') == 'NO' else ''}, "
                 f"pass thickness_mm='image' (or the thickness) to BreastRegion and DensityMap")
+            bound_h = out_meta["implant_bound_thickness_mm"]
+            through = ("through the compressed thickness can (a silicone implant?)" if not bound_h < used else
+                       f"through {bound_h:.1f} mm can, the thinnest breast a readout of {used:.1f} mm allows "
+                       f"(BreastImplantPresent (0028,1300) reports an implant and nothing passes the bound at "
+                       f"{used:.1f} mm: the readout may run high, or the implant be saline, which passes in part)")
             warnings.warn(
                 f"{source_name(meta)}: {out_meta['implant_shadow_cm2']:.0f} cm^2 of the breast attenuate more than "
-                f"glandular tissue through the compressed thickness can (a silicone implant?); they are left out "
-                f"of the VBD ({out_meta['vbd_percent']:.1f} %), which is that of the tissue beside them{thin}",
+                f"glandular tissue {through}; they are left out of the VBD ({out_meta['vbd_percent']:.1f} %), which "
+                f"is that of the tissue beside them{thin}",
                 BreastImplantWarning, stacklevel=3)
         elif meta.get("breast_implant_present") == "YES":
             warnings.warn(
@@ -345,7 +355,8 @@ class DensityMap(Transform):
                         fat_reference_fallback="", offset=offset, offset_source=offset_source, spr=0.0,
                         heel_slope_per_100mm=0.0, thickness_mm=nan if thickness is None else thickness,
                         thickness_source=self._thickness_source(), thickness_from_image_mm=nan,
-                        thickness_check="not estimated (model eq4)", implant_shadow_cm2=0.0)
+                        thickness_check="not estimated (model eq4)", implant_shadow_cm2=0.0,
+                        implant_bound_thickness_mm=nan)
         if poly:
             side = chest_wall_side(bmap > 0, meta.get("laterality"))
             options = dict(offset=offset, scatter=self.scatter == "published", spr=self.spr, spr_scale=self.spr_scale,
@@ -353,7 +364,9 @@ class DensityMap(Transform):
                            percentile=self.fat_percentile, smooth_mm=self.smooth_mm, envelope_mm=self.envelope_mm,
                            lower_mm=self.lower_mm, p_fat=self.p_fat)
             h_dt, info = density_map_polyenergetic(image, bmap, beam, thickness, spacing,
-                                                   fit_thickness=self.thickness_from_image, **options)
+                                                   fit_thickness=self.thickness_from_image,
+                                                   implant_expected=meta.get("breast_implant_present") == "YES",
+                                                   **options)
             found, check = info["thickness_from_image"]
             if self.thickness_from_image and found is None:
                 raise ValueError(f"{source_name(meta)}: thickness_mm='image', but the image gives no thickness "
@@ -373,6 +386,7 @@ class DensityMap(Transform):
                                 breast_volume_cm3=float(info["breast_volume_cm3"]))
             shadow = info["implant_shadow"]
             out_meta["implant_shadow_cm2"] = 0.0 if shadow is None else float(shadow.sum() * spacing[0] * spacing[1] / 100)
+            out_meta["implant_bound_thickness_mm"] = float(info["implant_bound_thickness_mm"])
             self._tell_implant(meta, out_meta, shadow is not None)
             return like(h_dt, img, self.dtype, {"density": out_meta})
         att = Attenuation(mu_fat, mu_dt, max(10.0 * mu_dt, 1.0), energy)  # mu_calc unused by Eq. (4)

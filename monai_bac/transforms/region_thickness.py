@@ -71,7 +71,7 @@ def breast_region_with_thickness(image_hw: np.ndarray, spacing_mm, view: str | N
         image_hw: (H, W) raw values linear in exposure.
         spacing_mm, view: as for ``analyse_breast_region``.
         meta: the image's metadata (``thickness_mm``, ``kvp``, ``anode``, ``filter``, ``laterality``,
-            the detector's keys).
+            the detector's keys, ``breast_implant_present``).
         thickness_mm: a number (mm) wins; None: the header's, else the image's; ``"image"``: the
             image's, else the header's.
         scatter: whether the scatter step runs (``"none"`` in BreastRegion): without it no thickness
@@ -83,10 +83,11 @@ def breast_region_with_thickness(image_hw: np.ndarray, spacing_mm, view: str | N
         :data:`HEADER`, ``"image"``, or what was missing).
     """
     beam, why_no_beam = _beam(meta)  # the spectrum also tells an implant's shadow from tissue
+    implant_expected = meta.get("breast_implant_present") == "YES"
 
     def analyse(h: float | None) -> BreastRegionResult:
         return analyse_breast_region(image_hw, spacing_mm, view, thickness_mm=h, scatter=scatter, beam=beam,
-                                     **options)
+                                     implant_expected=implant_expected, **options)
 
     if not scatter:
         return analyse(None), None, "none (scatter='none')"
