@@ -7,9 +7,10 @@ read through ``load_mammogram`` -> ``BreastRegion()`` -> ``DensityMap()``. Per i
 compressed and pectoral Dice against the phantom's map (whose compressed region includes the
 implant's shadow: its thickness is the breast's), the shadow's area as BreastRegion and DensityMap
 found it against the implant's (outside the pectoral muscle), whether a BreastImplantWarning was
-given, and the VBD error against two truths: the tissue's VBD over the whole breast (the implant's
-volume left out), and the VBD of the tissue beside the implant's shadow (what DensityMap reports
-once it has found the shadow: nothing behind an implant can be read).
+given, the thickness the image implies (DensityMap's check of BodyPartThickness) and whether a
+ThicknessMismatchWarning was given, and the VBD error against two truths: the tissue's VBD over the
+whole breast (the implant's volume left out), and the VBD of the tissue beside the implant's shadow
+(what DensityMap reports once it has found the shadow: nothing behind an implant can be read).
 
 Usage (the tree on ``PYTHONPATH`` is the one measured; an older tree needs this one's
 ``monai_bac/phantom`` and ``physics.py`` copied in to make the same images):
@@ -48,7 +49,7 @@ KINDS = (None, "silicone", "saline")
 DENSE_KINDS, DENSE_HEADER = (None, "silicone"), (1.0, 0.85)
 COLUMNS = ("seed", "view", "vendor", "thickness_mm", "tag_scale", "implant", "breast_dice", "compressed_dice",
            "pectoral_dice", "implant_cm2", "region_shadow_cm2", "density_shadow_cm2", "warned", "vbd", "vbd_tissue",
-           "vbd_beside")
+           "vbd_beside", "thickness_from_image_mm", "thickness_warned")
 
 
 def _read(ph, tag_scale: float = 1.0) -> dict:
@@ -80,6 +81,8 @@ def _read(ph, tag_scale: float = 1.0) -> dict:
         region_shadow_cm2=float(bmap.meta.get("implant_shadow_cm2", 0.0)),
         density_shadow_cm2=float(dens.get("implant_shadow_cm2", 0.0)),
         warned=any(type(w.message).__name__ == "BreastImplantWarning" for w in caught),
+        thickness_from_image_mm=float(dens["thickness_from_image_mm"]),
+        thickness_warned=any(type(w.message).__name__ == "ThicknessMismatchWarning" for w in caught),
         vbd=float(dens["vbd_percent"]), vbd_tissue=float(ph.record["vbd_percent"]),
         vbd_beside=float(ph.record["vbd_percent_outside_implant"]))
 
@@ -116,6 +119,14 @@ def _table(rows: list[dict]) -> None:
               f"{min(x['breast_dice'] for x in r):.4f} | {comp.mean():.4f} / {comp.min():.3f} / {(comp < 0.9).sum()} | "
               f"{pect.mean():.4f} / {pect.min():.3f} | {e_t.mean():+.2f} / {np.abs(e_t).max():.2f} | "
               f"{e_b.mean():+.2f} / {np.abs(e_b).max():.2f}")
+    print("implant | images | ThicknessMismatchWarning given | the image's thickness / the truth: median (range)")
+    for kind, tag_scale in sorted({(x["implant"], x["tag_scale"]) for x in rows}, key=lambda k: (k[0], -k[1])):
+        r = [x for x in rows if x["implant"] == kind and x["tag_scale"] == tag_scale]
+        ratio = np.array([x["thickness_from_image_mm"] / x["thickness_mm"] for x in r])
+        ratio = ratio[np.isfinite(ratio)]
+        spread = f"{np.median(ratio):.3f} ({ratio.min():.3f}-{ratio.max():.3f})" if ratio.size else "-"
+        print(f"{kind}{'' if tag_scale == 1.0 else f', header {tag_scale:g} x'} | {len(r)} | "
+              f"{sum(x['thickness_warned'] for x in r)} | {spread}")
     found = [x for x in rows if x["implant"] == "silicone" and x["tag_scale"] == 1.0 and x["density_shadow_cm2"] > 0]
     if found:
         ratio = np.array([x["density_shadow_cm2"] / x["implant_cm2"] for x in found])

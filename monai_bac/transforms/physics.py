@@ -165,9 +165,9 @@ class DensityMap(Transform):
     p_fat, mu_fat, mu_dt, mu_calc, energy_kev, vbd_percent, dense_volume_cm3, breast_volume_cm3,
     empty, fat_reference_fallback, offset, offset_source, spr, heel_slope_per_100mm, thickness_mm,
     thickness_source, thickness_from_image_mm, thickness_check, implant_shadow_cm2,
-    implant_bound_thickness_mm} (the mu's are the
-    effective ones behind the compressed thickness in the polyenergetic model; ``thickness_from_image_mm``
-    nan with ``thickness_check`` saying why when the image gives no estimate). An image without
+    implant_bound_thickness_mm} (the mu's are the effective ones behind the compressed thickness in
+    the polyenergetic model; ``thickness_from_image_mm`` nan with ``thickness_check`` saying why when
+    the image gives no estimate). An image without
     compressed region gives an all-zero map (``empty`` True, VBD nan).
 
     Breast implants (polyenergetic model): the shadow of a silicone implant attenuates beyond any
