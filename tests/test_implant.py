@@ -16,9 +16,11 @@ from monai_bac.data import load_mammogram
 from monai_bac.data.errors import MissingTagWarning
 from monai_bac.ops.breast_region import COMPRESSED, PECTORAL
 from monai_bac.ops.implant import MIN_SHADOW_MM2, READOUT_HIGH, implant_shadow
+from monai_bac.ops.thickness_check import ThicknessMismatchWarning
 from monai_bac.phantom import make_phantom
 from monai_bac.physics import mu_xraydb
 from monai_bac.transforms import BreastImplantWarning, BreastRegion, DensityMap
+from monai_bac.transforms.physics import NOT_COMPARED_BESIDE_IMPLANT
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -206,3 +208,20 @@ def test_the_shadow_reaches_the_lens_edge_whatever_the_bound_scale():
         areas.append(shadow.sum() * 0.25)
     assert 0.98 < areas[0] / (np.pi * 45.0**2) < 1.08  # the lens and the 1.5 mm margin
     assert abs(areas[1] / areas[0] - 1.0) < 0.02
+
+
+def test_the_thickness_check_is_not_made_beside_an_implant_the_header_reports(tmp_path):
+    """Beside an implant the image's thickness follows the one in use, and its warnings misled more
+    often than they helped: with BreastImplantPresent YES it is reported, not compared. This breast
+    (GE MLO, 60.1 mm, the true readout) reads 83 mm beside its implant: a false warning without the
+    header's word, none with it."""
+    ph = make_phantom(58369, view="MLO", laterality="R", vendor="GE", thickness_mm=60.1, spacing_mm=0.1,
+                      physics="realistic", implant="silicone")
+    for flag, warned in (("YES", False), ("", True)):
+        img = _read_as(ph, tmp_path, 1.0, implant_flag=flag)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            dens = DensityMap()(img, BreastRegion()(img)).meta["density"]
+        assert dens["thickness_from_image_mm"] > 1.2 * 60.1
+        assert any(w.category is ThicknessMismatchWarning for w in caught) is warned
+        assert (dens["thickness_check"] == NOT_COMPARED_BESIDE_IMPLANT) is not warned

@@ -92,6 +92,15 @@ MODELS = ("polyenergetic", "eq4")
 #: real unit (its spectrum, its paddle), while readouts are off by up to 14-26 % (Hauge et al., Med
 #: Phys 39:263, 2012).
 THICKNESS_TOLERANCE = 0.10
+#: ``thickness_check`` of an image whose header reports an implant: its thickness is read but not
+#: compared with the one in use. Beside an implant the fatty reference holds little fat signal, most
+#: of it what the scatter step leaves, so the thickness read follows the one in use (a readout 1.15 x
+#: the truth read 1.149 x at the median with a silicone implant), and on fresh seeds its warnings
+#: misled more often than they helped (docs/design-log/breast_region.md, "The thickness check beside
+#: an implant"). Without the header's word a shadow may be dense tissue under too thin a readout,
+#: which the comparison tells: it is kept there.
+NOT_COMPARED_BESIDE_IMPLANT = ("not compared with the thickness in use: BreastImplantPresent (0028,1300) is YES, "
+                               "and beside an implant the image's thickness is not reliable")
 
 
 class DensityMap(Transform):
@@ -148,7 +157,8 @@ class DensityMap(Transform):
         thickness_tolerance: the polyenergetic model compares BodyPartThickness (or ``thickness_mm``)
             with the thickness the image implies (:mod:`monai_bac.ops.thickness_check`) and warns
             (:class:`~monai_bac.ops.thickness_check.ThicknessMismatchWarning`) when they differ by more
-            than this fraction; None: no warning (the comparison is still in the meta).
+            than this fraction; None: no warning (the comparison is still in the meta). Not compared
+            when BreastImplantPresent (0028,1300) is YES (:data:`NOT_COMPARED_BESIDE_IMPLANT`).
         spacing_mm: (row, col) mm replacing ``meta["spacing_mm"]``.
         erode_mm, block_mm, fat_percentile: the fatty reference's parameters.
         offset: detector offset (raw value at zero exposure) subtracted first; ``"auto"``
@@ -372,10 +382,12 @@ class DensityMap(Transform):
                 raise ValueError(f"{source_name(meta)}: thickness_mm='image', but the image gives no thickness "
                                  f"({check['reason']}); pass thickness_mm=... (the compressed thickness, mm)")
             thickness = float(info["thickness_mm"])
-            if not self.thickness_from_image and found is not None:
+            implant = meta.get("breast_implant_present") == "YES"
+            if not self.thickness_from_image and found is not None and not implant:
                 self._check_thickness(meta, thickness, found)
             out_meta.update(thickness_mm=thickness, thickness_from_image_mm=nan if found is None else float(found),
-                            thickness_check=str(check["reason"]))
+                            thickness_check=NOT_COMPARED_BESIDE_IMPLANT if found is not None and implant
+                            else str(check["reason"]))
             att = info["attenuation"]
             out_meta.update(p_fat=float(info["p_fat"]), mu_fat=att.mu_fat, mu_dt=att.mu_dt, mu_calc=att.mu_calc,
                             energy_kev=float(att.energy_kev), empty=bool(info["empty"]),
