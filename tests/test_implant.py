@@ -15,7 +15,7 @@ from scipy import ndimage
 from monai_bac.data import load_mammogram
 from monai_bac.data.errors import MissingTagWarning
 from monai_bac.ops.breast_region import COMPRESSED, PECTORAL
-from monai_bac.ops.implant import MIN_SHADOW_MM2, READOUT_HIGH, implant_shadow
+from monai_bac.ops.implant import MIN_SHADOW_MM2, READOUT_HIGH, bound_thicknesses, implant_shadow
 from monai_bac.ops.thickness_check import ThicknessMismatchWarning
 from monai_bac.phantom import make_phantom
 from monai_bac.physics import mu_xraydb
@@ -165,6 +165,10 @@ def test_implant_shadow_rules():
     assert implant_shadow(np.where(disc(np.sqrt(0.5 * MIN_SHADOW_MM2 / np.pi)), 3.0, 0.3), region, spacing) is None
     assert implant_shadow(np.where(disc(big), 1.05, 0.3), region, spacing) is None
     assert implant_shadow(excess, region & ~disc(big + 10), spacing) is None  # outside where it looks
+    # the thicknesses whose bound is tried: the one in use, then (an implant reported) the thinnest
+    # breast a readout 26 % high leaves
+    assert bound_thicknesses(63.0, False) == (63.0,)
+    assert bound_thicknesses(63.0, True) == pytest.approx((63.0, 50.0))
 
 
 def test_dense_tissue_under_a_thin_header_is_told_apart_by_the_image_thickness(tmp_path):

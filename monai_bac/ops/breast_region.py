@@ -148,7 +148,7 @@ from skimage.morphology import skeletonize
 from skimage.segmentation import watershed
 
 from monai_bac.ops.exposed_field import exposed_field
-from monai_bac.ops.implant import glandular_bound, implant_shadow, thinnest_readout
+from monai_bac.ops.implant import bound_thicknesses, glandular_bound, implant_shadow
 from monai_bac.ops.pectoral import PectoralEdge, find_pectoral, find_pectoral_curve, pectoral_mask
 from monai_bac.ops.periphery_fit import EDGE_SHAPES, EdgeFit, edge_profile, periphery_width
 from monai_bac.ops.periphery_windows import PeripheryWindows, WindowRules, skin_point_angle, window_centres
@@ -578,7 +578,7 @@ def analyse_breast_region(
             step's anchor and the periphery fits. None: not looked for.
         implant_expected: the header says an implant is present (BreastImplantPresent (0028,1300)
             YES): when no shadow passes the bound at ``thickness_mm``, look again at the bound of
-            the thinnest breast its readout allows (:func:`monai_bac.ops.implant.thinnest_readout`).
+            the thinnest breast its readout allows (:func:`monai_bac.ops.implant.bound_thicknesses`).
     """
     img = np.asarray(image_hw)
     if img.ndim != 2:
@@ -658,10 +658,10 @@ def analyse_breast_region(
     # --- step 5b: an implant's shadow takes no part in the scatter anchor nor in the fits
     shadow = None
     if beam is not None and scatter and thickness_mm is not None and float(thickness_mm) > 0:
-        shadow = _find_implant(canonical, mask & ~pect, flat, dist, air_local, spacing, float(thickness_mm), beam)
-        if shadow is None and implant_expected:  # a readout too thick loosens the bound
-            shadow = _find_implant(canonical, mask & ~pect, flat, dist, air_local, spacing,
-                                   thinnest_readout(float(thickness_mm)), beam)
+        for bound_h in bound_thicknesses(float(thickness_mm), implant_expected):
+            shadow = _find_implant(canonical, mask & ~pect, flat, dist, air_local, spacing, bound_h, beam)
+            if shadow is not None:
+                break
         if shadow is not None:
             lg = _without_scatter(canonical, lg, mask, flat, dist, spacing, float(thickness_mm), float(spr_scale),
                                   shadow)

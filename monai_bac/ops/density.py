@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from monai_bac.physics import Attenuation
-from monai_bac.ops.implant import glandular_bound, implant_shadow_in_image, thinnest_readout
+from monai_bac.ops.implant import bound_thicknesses, glandular_bound, implant_shadow_in_image
 from monai_bac.ops.resample import block_factors, block_mean, bounding_box, upsample_cells
 from monai_bac.units import as_spacing, odd_footprint
 
@@ -474,7 +474,7 @@ def density_map_polyenergetic(
        of step 3) keeps the bound H in the map but is left out of the volumetric density, which is
        then the density of the tissue beside the implant. With ``implant_expected`` (the header
        says an implant is present) and no shadow at H, it is looked for again at the bound of the
-       thinnest breast H's readout allows (:func:`monai_bac.ops.implant.thinnest_readout`).
+       thinnest breast H's readout allows (:func:`monai_bac.ops.implant.bound_thicknesses`).
 
     Returns:
         (float32 (H, W) h_dt mm, info: ``p_fat`` at the chest wall, ``heel_slope_per_100mm``,
@@ -538,7 +538,7 @@ def density_map_polyenergetic(
             return None
         info["implant_bound_thickness_mm"] = float("nan")
         region = b_box & (bmap[box] != PECTORAL)
-        for bound_h in (h, thinnest_readout(h)) if implant_expected else (h,):  # a readout too thick loosens it
+        for bound_h in bound_thicknesses(h, implant_expected):
             shadow = implant_shadow_in_image(sub, log_fat_from_air(bound_h), glandular_bound(beam, bound_h), region,
                                              spacing)
             if shadow is not None:

@@ -27,7 +27,7 @@ The bound is placed by the compressed thickness, and a unit's readout of it runs
 (:data:`READOUT_HIGH`): read against a thickness that much too great, a silicone implant behind a
 thick breast no longer passes (4 of 24 development images at 15 % high, their VBD then 45-50 pp
 above the tissue's). When the header says an implant is there, its callers look again at the bound
-of the thinnest breast the readout allows (:func:`thinnest_readout`).
+of the thinnest breast the readout allows (:func:`bound_thicknesses`).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from monai_bac.ops.resample import block_factors, block_mean, bounding_box
 from monai_bac.units import as_spacing
 
 __all__ = ["BreastImplantWarning", "EDGE_EXCESS", "SHADOW_EXCESS", "MIN_SHADOW_MM2", "SHADOW_MARGIN_MM", "EXTENT_MM",
-           "BEYOND_EXCESS", "EDGE_SMOOTH_MM", "CELL_MM", "READOUT_HIGH", "glandular_bound", "implant_shadow",
-           "implant_shadow_in_image", "lens_edge", "thinnest_readout"]
+           "BEYOND_EXCESS", "EDGE_SMOOTH_MM", "CELL_MM", "READOUT_HIGH", "bound_thicknesses", "glandular_bound",
+           "implant_shadow", "implant_shadow_in_image", "lens_edge", "thinnest_readout"]
 
 
 class BreastImplantWarning(UserWarning):
@@ -75,9 +75,16 @@ READOUT_HIGH = 0.26
 
 
 def thinnest_readout(thickness_mm: float) -> float:
-    """The thinnest breast (mm) whose readout can be ``thickness_mm`` (:data:`READOUT_HIGH`): where
-    an implant the header reports is looked for again when none passed the bound at the readout."""
+    """The thinnest breast (mm) whose readout can be ``thickness_mm`` (:data:`READOUT_HIGH`)."""
     return float(thickness_mm) / (1.0 + READOUT_HIGH)
+
+
+def bound_thicknesses(thickness_mm: float, implant_expected: bool) -> tuple[float, ...]:
+    """The thicknesses whose glandular bound a shadow is looked for beyond, in turn, until one gives
+    it: the one in use; and when the header reports an implant, the :func:`thinnest_readout` of it
+    (a readout too thick loosens the bound past a silicone implant behind a thick breast)."""
+    h = float(thickness_mm)
+    return (h, thinnest_readout(h)) if implant_expected else (h,)
 
 
 def glandular_bound(beam, thickness_mm: float) -> float:
