@@ -25,7 +25,7 @@ BreastImplantPresent (0028,1300) tells of it.
 
 The bound is placed by the compressed thickness, and a unit's readout of it runs up to 26 % high
 (:data:`READOUT_HIGH`): read against a thickness that much too great, a silicone implant behind a
-thick breast no longer passes (4 of 24 development images at 15 % high, their VBD then 45-50 pp
+thick breast no longer passes (4 of 24 development images at 15 % high, their VBD then 42-50 pp
 above the tissue's). When the header says an implant is there, its callers look again at the bound
 of the thinnest breast the readout allows (:func:`bound_thicknesses`).
 """
