@@ -117,8 +117,8 @@ def _read_as(ph, tmp_path, readout: float, implant_flag: str | None = None):
 
 def test_a_saline_implant_in_the_header_is_told(tmp_path):
     """Saline attenuates just beyond glandular tissue: with the header's word it passes the bound of
-    the thinnest breast the readout allows, and is left out of the VBD (33 % for tissue of 5 % when
-    it was read as tissue); under a readout 25 % high it passes no bound, and the header's word is
+    the thinnest breast the readout allows, and is left out of the VBD (read as tissue, 33 % where
+    the tissue beside it holds 5 %); under a readout 25 % high it passes no bound, and the header's word is
     passed on."""
     ph = make_phantom(61, view="MLO", thickness_mm=60.0, spacing_mm=0.2, physics="realistic", implant="saline")
     area = float(((ph.h_implant > 0) & (ph.breast_map != PECTORAL)).sum() * 0.04 / 100)
