@@ -536,15 +536,11 @@ def density_map_polyenergetic(
         an implant can fill the compressed region all but a rim."""
         if air[0] is None:
             return None
-        info["implant_bound_thickness_mm"] = float("nan")
-        region = b_box & (bmap[box] != PECTORAL)
-        for bound_h in bound_thicknesses(h, implant_expected):
-            shadow = implant_shadow_in_image(sub, log_fat_from_air(bound_h), glandular_bound(beam, bound_h), region,
-                                             spacing)
-            if shadow is not None:
-                info["implant_bound_thickness_mm"] = bound_h
-                return shadow
-        return None
+        tried = bound_thicknesses(h, implant_expected)
+        shadow, k = implant_shadow_in_image(sub, [(log_fat_from_air(t), glandular_bound(beam, t)) for t in tried],
+                                            b_box & (bmap[box] != PECTORAL), spacing)
+        info["implant_bound_thickness_mm"] = tried[k] if shadow is not None else float("nan")
+        return shadow
 
     def primary_and_fat(h: float):
         """Steps 1-2 at compressed thickness ``h``: the box's primary (offset and scatter removed,

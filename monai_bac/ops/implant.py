@@ -151,23 +151,27 @@ def lens_edge(core: np.ndarray, excess: np.ndarray, region: np.ndarray, spacing_
     return edge
 
 
-def implant_shadow_in_image(primary: np.ndarray, log_fat, bound: float, region: np.ndarray,
-                            spacing_mm) -> np.ndarray | None:
-    """:func:`implant_shadow` of a full-resolution image: ``primary`` (scatter and offset removed)
-    against ``log_fat``, ln of fat through the compressed thickness (one number, or one per image
-    column: the heel effect), and the glandular bound ``bound`` (:func:`glandular_bound`, < 0), read on :data:`CELL_MM`
-    cells; the mask comes back at full resolution, or None."""
-    if not bound < 0:
-        raise ValueError(f"bound must be < 0 (ln units below fat), got {bound}")
+def implant_shadow_in_image(primary: np.ndarray, references, region: np.ndarray,
+                            spacing_mm) -> tuple[np.ndarray | None, int]:
+    """:func:`implant_shadow` of a full-resolution image: ``primary`` (scatter and offset removed),
+    read on :data:`CELL_MM` cells against each of ``references`` in turn until one gives a shadow:
+    ``(log_fat, bound)`` pairs, ln of fat through the compressed thickness (one number, or one per
+    image column: the heel effect) and the glandular bound (:func:`glandular_bound`, < 0) of each of
+    :func:`bound_thicknesses`. The cells are read once for all of them. Returns (the mask at full
+    resolution, the index of the pair that gave it), or (None, -1)."""
+    references = [(log_fat, float(bound)) for log_fat, bound in references]
+    for _, bound in references:
+        if not bound < 0:
+            raise ValueError(f"bound must be < 0 (ln units below fat), got {bound}")
     sr, sc = as_spacing(spacing_mm)
     fr, fc = block_factors((sr, sc), CELL_MM)
     cells = np.log(np.maximum(block_mean(primary, fr, fc), 1e-6))
-    fat = np.broadcast_to(np.asarray(log_fat, np.float32), np.asarray(primary).shape[1:])
-    cells -= block_mean(fat[None, :], 1, fc)
-    excess = cells / np.float32(bound)
     inside = block_mean(np.asarray(region, np.float32), fr, fc) > 0.5
-    shadow = implant_shadow(excess, inside, (sr * fr, sc * fc))
-    if shadow is None:
-        return None
-    h, w = np.asarray(primary).shape
-    return np.repeat(np.repeat(shadow, fr, axis=0), fc, axis=1)[:h, :w] & np.asarray(region, bool)
+    for k, (log_fat, bound) in enumerate(references):
+        fat = np.broadcast_to(np.asarray(log_fat, np.float32), np.asarray(primary).shape[1:])
+        excess = (cells - block_mean(fat[None, :], 1, fc)) / np.float32(bound)
+        shadow = implant_shadow(excess, inside, (sr * fr, sc * fc))
+        if shadow is not None:
+            h, w = np.asarray(primary).shape
+            return np.repeat(np.repeat(shadow, fr, axis=0), fc, axis=1)[:h, :w] & np.asarray(region, bool), k
+    return None, -1
