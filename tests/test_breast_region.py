@@ -598,25 +598,6 @@ def test_periphery_width_says_when_the_fit_ran_into_its_width_limit():
     assert short.at_limit and short.width_mm <= 25.0 and short.amplitude < amp - 0.1
 
 
-
-
-def test_a_width_runs_past_the_fall_off_seen_when_the_plateau_is_known():
-    """Beside an implant the shadow cuts a rim's fall-off short: here it is seen to 18 mm of a
-    35 mm rim. With the plateau known (the physics', ``amplitude``) the fall-off seen fixes the
-    width (``past_seen``); without it a width stops at the farthest distance seen, where the
-    compressed region then begins - 17 mm too early."""
-    rng = np.random.default_rng(3)
-    d = rng.uniform(0, 18.0, 20000)
-    air, amp, w = 9.0, 2.5, 35.0
-    v = air - amp * edge_profile(d / w) + rng.normal(0, 0.005, d.size)
-    cut_short = periphery_width(d, v, air, amplitude=amp, shapes=[(2.0, 2.0)])
-    past = periphery_width(d, v, air, amplitude=amp, shapes=[(2.0, 2.0)], past_seen=True)
-    assert cut_short.width_mm < 18.0
-    assert past.width_mm == pytest.approx(w, abs=1.5)
-    # every edge shape free: half a fall-off tells shape and width apart less well (29 mm here)
-    assert 0.75 * w < periphery_width(d, v, air, amplitude=amp, past_seen=True).width_mm < 1.1 * w
-    # with the plateau free, past_seen changes nothing: the plateau is where the fall-off stops
-    assert periphery_width(d, v, air, past_seen=True) == periphery_width(d, v, air)
 # ----------------------------------------------------------------------------- MONAI face
 def test_numpy_in_numpy_out():
     ph = phantom(1, "CC", "L")

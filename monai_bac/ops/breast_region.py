@@ -76,10 +76,8 @@ Steps (most work is done on a block-averaged copy of about ``work_spacing_mm``):
    more than glandular tissue through H0; a silicone implant's shadow does
    (:mod:`monai_bac.ops.implant`, read against fat through H0 as the direct exposure and the
    spectrum place it). The shadow is kept out of the scatter anchor, the muscle is searched again
-   on a fall-off fitted without it, and step 6 fits its widths without it, on the plateau the
-   physics places (``PLATEAU_FROM_AIR``): what tissue is left beside an implant is often only the
-   rim, whose fall-off the shadow cuts short, so a width may run past the farthest distance the
-   rim shows (``periphery_width(..., past_seen=True)``; the implant reaches into the periphery).
+   on a fall-off fitted without it, and step 6 fits one width without it, on the plateau the
+   physics places (``PLATEAU_FROM_AIR``): what tissue is left beside an implant is often only the rim.
 6. The width is refitted without the muscle, then per angular sector around the chest-wall
    midpoint, smoothed across sectors and bounded, so that a periphery that is wider at the nipple
    than near the chest wall is followed; each breast pixel takes the width interpolated, at the
@@ -150,7 +148,7 @@ from skimage.morphology import skeletonize
 from skimage.segmentation import watershed
 
 from monai_bac.ops.exposed_field import exposed_field
-from monai_bac.ops.implant import bound_thicknesses, glandular_bound, implant_shadow, thinnest_readout
+from monai_bac.ops.implant import bound_thicknesses, glandular_bound, implant_shadow
 from monai_bac.ops.pectoral import PectoralEdge, find_pectoral, find_pectoral_curve, pectoral_mask
 from monai_bac.ops.periphery_fit import EDGE_SHAPES, EdgeFit, edge_profile, periphery_width
 from monai_bac.ops.periphery_windows import PeripheryWindows, WindowRules, skin_point_angle, window_centres
@@ -467,35 +465,6 @@ def _without_scatter(coarse: np.ndarray, lg: np.ndarray, mask: np.ndarray, field
     return np.where(mask, clean, lg).astype(np.float32)
 
 
-def _plateau_beside_implant(windows: PeripheryWindows, dist: np.ndarray, lg: np.ndarray, beam,
-                            thickness_mm: float) -> tuple[float, bool]:
-    """Step 6 beside an implant's shadow: the fat plateau ``A`` every width is fitted on, and whether a
-    width may run past the fall-off a window sees (the shadow hides its deep end).
-
-    The physics places the plateau at ``PLATEAU_FROM_AIR x`` the air-to-fat contrast of the thickness
-    in use; a readout too thick (real units read up to 26 % high, ``ops.implant.READOUT_HIGH``) places
-    it too deep, and a width fitted past the fall-off seen on too deep a plateau runs on into the
-    compressed region. So the windows (``windows``, not yet on a plateau; ``dist``/``lg``: the tissue
-    pixels') are first fitted each on its own plateau against the width the physics' plateau gives,
-    and where they are seen to reach it (:meth:`PeripheryWindows.seen_plateau`) and it lies within
-    what the readout allows - between the physics' plateaus of the thickness in use and of the
-    thinnest breast it allows (``ops.implant.thinnest_readout``), within ``deeper_plateau_tolerance``
-    - the image's plateau is taken and a width may run past the fall-off seen. Otherwise (an
-    implant filling the breast's middle, where no window reaches its plateau) the physics' plateau,
-    and a width stops where its window's fall-off is last seen.
-    """
-    physics = PLATEAU_FROM_AIR * fat_contrast(beam, thickness_mm)
-    shallowest = PLATEAU_FROM_AIR * fat_contrast(beam, thinnest_readout(thickness_mm))
-    guide = periphery_width(dist, lg, windows.air, amplitude=physics, past_seen=True, **windows.fit_kw)
-    if not np.isfinite(guide.width_mm):
-        return physics, False
-    seen = windows.seen_plateau(windows.fits(windows.distances(), guide.width_mm))
-    tolerance = windows.rules.deeper_plateau_tolerance
-    if seen is not None and shallowest - tolerance <= seen <= physics + tolerance:
-        return seen, True
-    return physics, False
-
-
 def _find_implant(coarse: np.ndarray, mask: np.ndarray, field, depth: np.ndarray, air: float, spacing_mm,
                   thickness_mm: float, beam, implant_expected: bool) -> np.ndarray | None:
     """Step 5b: the shadow of an implant (:func:`monai_bac.ops.implant.implant_shadow`) in ``mask``
@@ -711,25 +680,20 @@ def analyse_breast_region(
     if shadow is not None:
         tissue_px &= ~shadow
     d_t, v_t = dist[tissue_px], lg[tissue_px]
-    if n_sectors > 1 or shadow is not None:
+    if pect.any() or shadow is not None:
+        # the first fit guides the search, unless an implant's shadow drew it
+        hint = fit.width_mm if np.isfinite(fit.width_mm) and shadow is None else None
+        plateau = None if shadow is None else PLATEAU_FROM_AIR * fat_contrast(beam, float(thickness_mm))
+        fit = periphery_width(d_t, v_t, air_local, width_hint_mm=hint, amplitude=plateau, **fit_kw)
+    w_glob, amp = (fit.width_mm, fit.amplitude) if np.isfinite(fit.width_mm) else (0.0, float("nan"))
+    sector_w = np.full(int(n_sectors) * (int(sector_overlap) if n_sectors > 1 else 1), w_glob)
+    windowed = n_sectors > 1 and w_glob > 0 and shadow is None
+    if windowed:
         phi = skin_point_angle(mask, inds, spacing)
         rules = WindowRules(sector_bounds, plateau_tolerance, shape_margin, deeper_plateau_tolerance,
                             global_plateau_tolerance, min_window_arc_mm, min_plateau_mm, align_windows)
         windows = PeripheryWindows(phi[tissue_px], d_t, v_t, n_sectors, sector_overlap, air_local, spacing, fit_kw,
                                    rules)
-    plateau, past_seen = None, False
-    if shadow is not None:
-        plateau, past_seen = _plateau_beside_implant(windows, d_t, v_t, beam, float(thickness_mm))
-        windows = windows.on_plateau(plateau, past_seen)
-    if pect.any() or shadow is not None:
-        # the first fit guides the search, unless an implant's shadow drew it
-        hint = fit.width_mm if np.isfinite(fit.width_mm) and shadow is None else None
-        fit = periphery_width(d_t, v_t, air_local, width_hint_mm=hint, amplitude=plateau, past_seen=past_seen,
-                              **fit_kw)
-    w_glob, amp = (fit.width_mm, fit.amplitude) if np.isfinite(fit.width_mm) else (0.0, float("nan"))
-    sector_w = np.full(int(n_sectors) * (int(sector_overlap) if n_sectors > 1 else 1), w_glob)
-    windowed = n_sectors > 1 and w_glob > 0
-    if windowed:
         fit, sector_w = windows.decide(fit, d_t, v_t)
         w_glob, amp = fit.width_mm, fit.amplitude
     # every fitted width, per window or for the whole breast, is drawn wider by the margin

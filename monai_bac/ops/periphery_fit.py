@@ -151,7 +151,6 @@ def periphery_width(
     step_mm: float | None = None,
     width_hint_mm: float | None = None,
     distance_uncertainty_mm: float = 0.05,
-    past_seen: bool = False,
 ) -> EdgeFit:
     """Fit the periphery width ``w`` (mm) of the fat envelope ``U(d) = air - A * t(d / w; a, b)``.
 
@@ -179,10 +178,6 @@ def periphery_width(
             point's residual is scaled by ``1 / sqrt(0.01^2 + (slope * this)^2)``, so that the
             steep part next to the skin line, where a tiny distance error moves the envelope a
             lot, does not dominate the fit.
-        past_seen: with a fixed ``amplitude``, try widths up to ``max_width_mm`` even beyond the
-            farthest distance seen: the plateau is known, so the fall-off seen fixes the width
-            (beside an implant, whose shadow hides the rest of the fall-off). Otherwise a width
-            stops at 98 % of the farthest distance seen, where a fitted plateau was last seen.
 
     Returns:
         :class:`EdgeFit` ``(width_mm, amplitude, a, b, loss, at_limit)``; NaN width and amplitude
@@ -198,8 +193,7 @@ def periphery_width(
         d, U, wb = _envelope(dist_mm, log_values, bin_mm, envelope_percentile / 100.0, min_count, trend)
         if d.size < 6:
             return nan_fit
-        seen = max_width_mm if past_seen and amplitude is not None else 0.98 * float(d.max())
-        w_hi = max(min(max_width_mm, seen), 3 * bin_mm)
+        w_hi = max(min(max_width_mm, 0.98 * float(d.max())), 3 * bin_mm)
         if rep == 0:  # coarse widths, all shapes
             lo, hi = 2 * bin_mm, w_hi
             if width_hint_mm is not None:

@@ -13,7 +13,6 @@ dense centre, neighbours for windows too short to fit, a median across windows, 
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,8 +71,6 @@ class PeripheryWindows:
         fit_kw: ``shapes``, ``bin_mm`` and ``envelope_percentile`` for every
             :func:`~monai_bac.ops.periphery_fit.periphery_width` call.
         rules: the window rules.
-
-    :meth:`on_plateau` gives the same windows fitted on one fat plateau (beside an implant's shadow).
     """
 
     def __init__(self, phi: np.ndarray, dist: np.ndarray, lg: np.ndarray, n_sectors: int, sector_overlap: int,
@@ -87,29 +84,6 @@ class PeripheryWindows:
         self.lo = np.searchsorted(self.phi, self.centres - half, side="left")
         self.hi = np.searchsorted(self.phi, self.centres + half, side="right")
         self.air, self.spacing_mm, self.fit_kw, self.rules = air, spacing_mm, fit_kw, rules
-        self.plateau: float | None = None  # a fat plateau every window is fitted on (:meth:`on_plateau`)
-        self._on_plateau: dict = {}
-
-    def on_plateau(self, plateau: float, past_seen: bool) -> PeripheryWindows:
-        """These windows with every width fitted on the fat plateau ``plateau`` (``A``, ln units below
-        ``air``), the global fit's too, and no vote on it; with ``past_seen`` a width may run past the
-        farthest distance a window sees (``periphery_width(..., past_seen=True)``). Beside an implant,
-        whose shadow hides the deep end of many windows' fall-off."""
-        windows = copy.copy(self)
-        windows.plateau = float(plateau)
-        windows._on_plateau = dict(amplitude=float(plateau), past_seen=bool(past_seen))
-        return windows
-
-    def seen_plateau(self, own_fit: list[EdgeFit | None]) -> float | None:
-        """The fat plateau ``A`` the windows are seen to reach: of the windows whose fit (``own_fit``,
-        :meth:`fits`) did not run into its width limit and whose envelope runs ``min_plateau_mm``
-        beyond the width, the ``min(sector_overlap, 3) + 1``-th shallowest plateau (neighbouring
-        windows share pixels, so the plateau must be seen beyond one window's neighbours); None
-        with fewer than four such windows."""
-        plateaus = np.sort([f.amplitude for f in own_fit if f is not None and np.isfinite(f.amplitude)
-                            and not f.at_limit and f.reach_mm >= f.width_mm + self.rules.min_plateau_mm])
-        voter = min(self.sector_overlap, 3)  # the vote needs >= 4 plateaus: index 3 at most
-        return float(plateaus[voter]) if plateaus.size >= 4 else None
 
     def _lg(self, k: int) -> np.ndarray:
         return self.lg[self.lo[k]:self.hi[k]]
@@ -131,15 +105,13 @@ class PeripheryWindows:
         for k in range(self.n):
             if (dists[k] < w_ref).sum() * sr * sc >= self.rules.min_window_arc_mm * w_ref:
                 fits[k] = periphery_width(dists[k], self._lg(k), self.air, step_mm=self.fit_kw["bin_mm"],
-                                          max_width_mm=self.rules.sector_bounds[1] * w_ref, **self._on_plateau,
-                                          **self.fit_kw)
+                                          max_width_mm=self.rules.sector_bounds[1] * w_ref, **self.fit_kw)
         return fits
 
     def widths(self, dists: list[np.ndarray], own_fit: list[EdgeFit | None], glob: EdgeFit) -> np.ndarray:
         """The windows' widths (mm) from their fits against the global fit ``glob``: fallbacks to
         the global plateau, the shape margin, fitted neighbours, a median across windows, bounds."""
         rules, amp, w_glob = self.rules, glob.amplitude, glob.width_mm
-        past_seen = self._on_plateau.get("past_seen", False)
         w_max = rules.sector_bounds[1] * w_glob
         own = np.full(self.n, np.nan)  # each window's fitted width; NaN where it cannot be fitted
         for k in range(self.n):
@@ -151,15 +123,14 @@ class PeripheryWindows:
                 # shape; the shape margin below then weighs it against the global shape as for any
                 # window on the global plateau (with the global shape forced here, MLO windows beside
                 # the muscle came out up to 18 mm too wide: docs/design-log/breast_region.md)
-                fk = periphery_width(d_k, v_k, self.air, amplitude=amp, max_width_mm=w_max, past_seen=past_seen,
-                                     **self.fit_kw)
+                fk = periphery_width(d_k, v_k, self.air, amplitude=amp, max_width_mm=w_max, **self.fit_kw)
             if (rules.shape_margin > 0 and abs(fk.amplitude - amp) < rules.plateau_tolerance
                     and (fk.a, fk.b) != (glob.a, glob.b)):
                 # the same plateau: the global shape unless the sector's own fits clearly better. The
                 # two losses come from envelopes de-trended along each fit's own first pass; comparing
                 # shapes inside one fit's grid instead (both passes) was tried and lost the ideal
                 # table 1.9 points (seed 1041 MLO 0.996 -> 0.977)
-                fg = periphery_width(d_k, v_k, self.air, amplitude=amp, max_width_mm=w_max, past_seen=past_seen,
+                fg = periphery_width(d_k, v_k, self.air, amplitude=amp, max_width_mm=w_max,
                                      **{**self.fit_kw, "shapes": [(glob.a, glob.b)]})
                 if not fk.loss < (1.0 - rules.shape_margin) * fg.loss:
                     fk = fg
@@ -179,13 +150,17 @@ class PeripheryWindows:
         rules = self.rules
         dists = self.distances()
         own_fit = self.fits(dists, glob.width_mm)
-        # only windows seen to reach their plateau vote
-        seen = self.seen_plateau(own_fit) if self.plateau is None else None
-        if seen is not None and seen < glob.amplitude - rules.global_plateau_tolerance:
+        # a window fitted at its width limit, or whose envelope ends less than ``min_plateau_mm`` beyond its
+        # fitted width, has not been seen to reach its plateau: no vote; neighbouring windows share
+        # pixels, so the plateau must be seen beyond one window's neighbours
+        plateaus = np.sort([f.amplitude for f in own_fit if f is not None and np.isfinite(f.amplitude)
+                            and not f.at_limit and f.reach_mm >= f.width_mm + rules.min_plateau_mm])
+        voter = min(self.sector_overlap, 3)  # the vote needs >= 4 plateaus: index 3 at most
+        if plateaus.size >= 4 and plateaus[voter] < glob.amplitude - rules.global_plateau_tolerance:
             # a dense centre dragged the global plateau deep: the breast's fat plateau is the
             # windows', and the global width is refitted on it - and the windows, whose fall-off
             # test and width bound read the global width, with it
-            refit = periphery_width(tissue_dist, tissue_lg, self.air, amplitude=seen, **self.fit_kw)
+            refit = periphery_width(tissue_dist, tissue_lg, self.air, amplitude=float(plateaus[voter]), **self.fit_kw)
             if np.isfinite(refit.width_mm):
                 glob = refit
                 own_fit = self.fits(dists, glob.width_mm)
