@@ -60,11 +60,8 @@ SHADOW_EXCESS = 1.1
 MIN_SHADOW_MM2 = 2000.0
 #: The shadow's edge (:func:`lens_edge`) is looked for up to this far (mm) beyond the region over
 #: the bound; what lies further, or reads below :data:`BEYOND_EXCESS` (tissue, mostly fat), is not
-#: the implant. Under a readout too thick only the implant's thickest middle passes the bound, and
-#: its edge lies further out (the phantoms' implants cast shadows 9-12 cm across; 15 mm left 58491's
-#: shadow at 69 of 109 cm^2, the rest read as dense tissue: docs/design-log/breast_region.md, "The
-#: shadow under a readout too thick") ...
-EXTENT_MM = 40.0
+#: the implant ...
+EXTENT_MM = 15.0
 BEYOND_EXCESS = 0.25
 #: ... on the excess smoothed over this much (mm: the cell's noise) ...
 EDGE_SMOOTH_MM = 0.5
