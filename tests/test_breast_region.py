@@ -598,6 +598,25 @@ def test_periphery_width_says_when_the_fit_ran_into_its_width_limit():
     assert short.at_limit and short.width_mm <= 25.0 and short.amplitude < amp - 0.1
 
 
+
+def test_a_width_hint_beyond_the_farthest_distance_seen_gives_the_widest_width():
+    """The second fit is guided by the first, made on the whole breast; without its pectoral muscle
+    (or an implant's shadow) the tissue left may not reach that far. A hint 10 mm and more beyond
+    98 % of the farthest distance seen left no width to try ("attempt to get argmin of an empty
+    sequence": a saline implant's MLO under a readout 25 % thick, seed 58617); now the fit starts
+    from the widest width the distances allow (98 % of the farthest seen) and its second pass
+    refines it within 3 mm, as any fit's does."""
+    rng = np.random.default_rng(3)
+    d = rng.uniform(0, 60, 20000)
+    air, amp, w = 9.0, 2.5, 40.0
+    v = air - amp * edge_profile(d / w) + rng.normal(0, 0.005, d.size)
+    fit = periphery_width(d, v, air, width_hint_mm=80.0)
+    widest = 0.98 * fit.reach_mm
+    assert widest - 3.0 - 1e-6 <= fit.width_mm <= widest and np.isfinite(fit.amplitude)
+    # a hint within reach is searched as before
+    assert periphery_width(d, v, air, width_hint_mm=42.0).width_mm == pytest.approx(w, abs=1.0)
+
+
 # ----------------------------------------------------------------------------- MONAI face
 def test_numpy_in_numpy_out():
     ph = phantom(1, "CC", "L")

@@ -151,6 +151,19 @@ def test_an_implant_the_header_reports_is_found_under_a_readout_too_thick(tmp_pa
     assert dens["vbd_percent"] > 30.0  # the implant read as dense tissue (47 %)
 
 
+def test_a_saline_mlo_under_a_readout_too_thick_gets_a_map(tmp_path):
+    """BreastRegion raised "attempt to get argmin of an empty sequence" on this image: the fit beside
+    the pectoral muscle was guided by a first fit 113 mm wide, beyond the 101 mm its tissue reaches
+    (tests/test_breast_region.py has the fit's own case)."""
+    ph = make_phantom(58617, view="MLO", laterality="R", vendor="HOLOGIC", thickness_mm=61.7, spacing_mm=0.2,
+                      physics="realistic", implant="saline")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bmap = BreastRegion()(_read_as(ph, tmp_path, 1.25))
+    est = np.asarray(bmap)[0]
+    assert _dice(est > 0, ph.breast_map > 0) > 0.98 and (est == COMPRESSED).any() and (est == PECTORAL).any()
+
+
 def test_implant_shadow_rules():
     """A shadow is large and its median lies well beyond the glandular bound: a small dark object
     (a clip) and a large region just at the bound (dense tissue) are not one."""

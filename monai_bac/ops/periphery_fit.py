@@ -173,7 +173,9 @@ def periphery_width(
         min_count: bins with fewer pixels are ignored.
         max_width_mm: largest width tried.
         step_mm: final grid step of the width (default ``bin_mm / 2``).
-        width_hint_mm: search only within +-10 mm of this width (e.g. a previous fit).
+        width_hint_mm: search only within +-10 mm of this width (e.g. a previous fit); a hint
+            more than that beyond 98 % of the farthest distance seen starts the fine search from
+            that widest width.
         distance_uncertainty_mm: uncertainty of the distance to the skin line; each envelope
             point's residual is scaled by ``1 / sqrt(0.01^2 + (slope * this)^2)``, so that the
             steep part next to the skin line, where a tiny distance error moves the envelope a
@@ -203,6 +205,7 @@ def periphery_width(
         else:
             w0 = fit.width_mm
         lo, hi = max(2 * bin_mm, w0 - 3.0), min(w_hi, w0 + 3.0)
+        lo = min(lo, hi)  # a hint beyond the farthest distance seen: start from the widest width allowed
         loss, w, A, a, b = _fit_grid(d, U, wb, air_level, np.arange(lo, hi + step / 2, step), shapes, amplitude,
                                      tau, dd_mm=distance_uncertainty_mm)
         fit = EdgeFit(w, A, a, b, loss, at_limit=bool(w > w_hi - step), reach_mm=float(d.max()))
