@@ -598,8 +598,7 @@ def test_periphery_width_says_when_the_fit_ran_into_its_width_limit():
     assert short.at_limit and short.width_mm <= 25.0 and short.amplitude < amp - 0.1
 
 
-
-def test_a_width_hint_beyond_the_farthest_distance_seen_gives_the_widest_width():
+def test_a_width_hint_beyond_the_farthest_distance_seen_starts_from_the_widest_width():
     """The second fit is guided by the first, made on the whole breast; without its pectoral muscle
     (or an implant's shadow) the tissue left may not reach that far. A hint 10 mm and more beyond
     98 % of the farthest distance seen left no width to try ("attempt to get argmin of an empty
