@@ -148,7 +148,7 @@ from skimage.morphology import skeletonize
 from skimage.segmentation import watershed
 
 from monai_bac.ops.exposed_field import exposed_field
-from monai_bac.ops.implant import bound_thicknesses, glandular_bound, shadow_over_bounds
+from monai_bac.ops.implant import bound_thicknesses, glandular_bound, implant_shadow
 from monai_bac.ops.pectoral import PectoralEdge, find_pectoral, find_pectoral_curve, pectoral_mask
 from monai_bac.ops.periphery_fit import EDGE_SHAPES, EdgeFit, edge_profile, periphery_width
 from monai_bac.ops.periphery_windows import PeripheryWindows, WindowRules, skin_point_angle, window_centres
@@ -473,23 +473,20 @@ def _find_implant(coarse: np.ndarray, mask: np.ndarray, field, depth: np.ndarray
     below the ``air`` level, glandular tissue ``L_g(H0)`` of ``beam`` below that; the image's fatty
     envelope cannot serve, as in a CC view the deep half of the breast is the implant. The scatter is
     removed with the homogeneous reference (DensityMap's), which an implant in the middle does not
-    scale down. The thicknesses of :func:`~monai_bac.ops.implant.bound_thicknesses` are read in
-    turn (:func:`~monai_bac.ops.implant.shadow_over_bounds`), each with its own scatter (what the
-    verdict measured; DensityMap keeps the scatter removed for the thickness in use: made the same
-    way here, the saline readings moved both ways and the mean error under a readout 25 % high rose
-    0.2 pp, docs/design-log/breast_region.md)."""
+    scale down. The thicknesses of :func:`~monai_bac.ops.implant.bound_thicknesses` are tried in
+    turn, each with its own scatter (what the verdict measured; DensityMap keeps the scatter removed
+    for the thickness in use: made the same way here, the saline readings moved both ways and the
+    mean error under a readout 25 % high rose 0.2 pp, docs/design-log/breast_region.md)."""
     look = mask & (depth > IMPLANT_SKIN_MM)
-
-    def excesses():
-        for h in bound_thicknesses(thickness_mm, implant_expected):
-            est, _ = estimate_scatter(coarse, mask, depth > 0.5 * depth.max(), spacing_mm, h,
-                                      spr_reference="homogeneous")
-            clean = np.log(np.maximum(coarse - est, 0.05 * coarse) + 1.0)
-            if field is not None:
-                clean -= field
-            yield (clean - (air - fat_contrast(beam, h))) / glandular_bound(beam, h)
-
-    return shadow_over_bounds(excesses(), look, spacing_mm)[0]
+    for h in bound_thicknesses(thickness_mm, implant_expected):
+        est, _ = estimate_scatter(coarse, mask, depth > 0.5 * depth.max(), spacing_mm, h, spr_reference="homogeneous")
+        clean = np.log(np.maximum(coarse - est, 0.05 * coarse) + 1.0)
+        if field is not None:
+            clean -= field
+        shadow = implant_shadow((clean - (air - fat_contrast(beam, h))) / glandular_bound(beam, h), look, spacing_mm)
+        if shadow is not None:
+            return shadow
+    return None
 
 
 def analyse_breast_region(
@@ -585,9 +582,8 @@ def analyse_breast_region(
             ``scatter`` an implant's shadow is looked for (step 5b) and kept out of the scatter
             step's anchor and the periphery fits. None: not looked for.
         implant_expected: the header says an implant is present (BreastImplantPresent (0028,1300)
-            YES): when no shadow passes the bound at ``thickness_mm``, or one only just passes, look
-            again at the bound of the thinnest breast its readout allows
-            (:func:`monai_bac.ops.implant.shadow_over_bounds`).
+            YES): when no shadow passes the bound at ``thickness_mm``, look again at the bound of
+            the thinnest breast its readout allows (:func:`monai_bac.ops.implant.bound_thicknesses`).
     """
     img = np.asarray(image_hw)
     if img.ndim != 2:

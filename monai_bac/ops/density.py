@@ -419,25 +419,6 @@ def _deep_compressed(comp: np.ndarray, spacing: tuple[float, float]) -> np.ndarr
     return up & comp
 
 
-def _no_darker_than(trend: np.ndarray | None, tinfo: dict, floor: np.ndarray, floor_info: dict,
-                    columns: np.ndarray) -> tuple[np.ndarray, dict]:
-    """The fatty reference beside an implant: the image's own (``trend``, read on the compressed
-    region beside the shadow), unless fat through the compressed thickness as the direct exposure and
-    the spectrum place it (``floor``) is brighter where that region lies (``columns``, mean of ln P).
-
-    Beside an implant the compressed region may hold no fat: what is left is a rim, dense tissue, or
-    the implant's tapering edge short of its shadow, each darker than fat, and its brightest cells
-    then read fat too dark (the design log, "A fatty reference beside an implant"). Fat through the
-    compressed thickness can be no darker than the physics places it unless the readout runs thick;
-    a readout too thick darkens the floor, and the image's brighter fat is kept.
-    """
-    if trend is None or not columns.any():
-        return floor, floor_info
-    if np.mean(np.log(floor[columns])) > np.mean(np.log(trend[columns])):
-        return floor, dict(floor_info, source="direct exposure (the fat beside the implant reads darker)")
-    return trend, tinfo
-
-
 def density_map_polyenergetic(
     image: np.ndarray,
     breast_map: np.ndarray,
@@ -493,11 +474,7 @@ def density_map_polyenergetic(
        of step 3) keeps the bound H in the map but is left out of the volumetric density, which is
        then the density of the tissue beside the implant. With ``implant_expected`` (the header
        says an implant is present) and no shadow at H, it is looked for again at the bound of the
-       thinnest breast H's readout allows (:func:`monai_bac.ops.implant.bound_thicknesses`); a
-       shadow that only just passes at H (the implant's middle under a readout too thick) is
-       drawn out by that bound's (:func:`monai_bac.ops.implant.shadow_over_bounds`).
-       Beside a shadow, P_fat(x) of step 2 is no darker than fat through H as the direct exposure
-       and the spectrum place it (:func:`_no_darker_than`).
+       thinnest breast H's readout allows (:func:`monai_bac.ops.implant.bound_thicknesses`).
 
     Returns:
         (float32 (H, W) h_dt mm, info: ``p_fat`` at the chest wall, ``heel_slope_per_100mm``,
@@ -586,14 +563,12 @@ def density_map_polyenergetic(
         else:
             trend, tinfo = fat_reference_trend(sub, fat_region, spacing, side if heel else 1, erode_mm, block_mm,
                                                percentile, band_mm=10.0 if heel else 1e9)
-        own = trend  # the image's own fat: what the thickness the image implies is read against
-        if shadow is not None and p_fat is None:  # a shadow was read against the direct exposure
-            trend, tinfo = _no_darker_than(trend, tinfo, *fat_beside_implant(h), fat_region.any(axis=0))
+        if trend is None and shadow is not None:  # a shadow was read against the direct exposure
+            trend, tinfo = fat_beside_implant(h)
         if trend is None or not np.all(np.isfinite(trend)) or trend.min() <= 0:
             return sub, None, tinfo, (None, dict(reason="no fatty reference")), shadow
-        read = trend if own is None else own
         return (sub, trend, tinfo,
-                thickness_from_contrast(img, breast, np.log(read), columns, spacing, beam, offset, air=air), shadow)
+                thickness_from_contrast(img, breast, np.log(trend), columns, spacing, beam, offset, air=air), shadow)
 
     sub, trend, tinfo, found, shadow = primary_and_fat(h0)
     for _ in range(IMAGE_THICKNESS_PASSES if fit_thickness and trend is not None else 0):
