@@ -230,32 +230,15 @@ def test_the_shadow_reaches_the_lens_edge_whatever_the_bound_scale():
 def test_the_thickness_check_is_not_made_beside_an_implant_the_header_reports(tmp_path):
     """Beside an implant the image's thickness follows the one in use, and its warnings misled more
     often than they helped: with BreastImplantPresent YES it is reported, not compared. This breast
-    (Siemens CC, 32.2 mm, the true readout) reads 40 mm beside its implant: a false warning without
-    the header's word, none with it. (The GE MLO this test read first, 83 mm for 60.1, reads 59.4 mm
-    since its pectoral muscle, which the implant overlaps, is found.)"""
-    ph = make_phantom(58376, view="CC", laterality="L", vendor="SIEMENS", thickness_mm=32.2, spacing_mm=None,
+    (GE MLO, 60.1 mm, the true readout) reads 83 mm beside its implant: a false warning without the
+    header's word, none with it."""
+    ph = make_phantom(58369, view="MLO", laterality="R", vendor="GE", thickness_mm=60.1, spacing_mm=0.1,
                       physics="realistic", implant="silicone")
     for flag, warned in (("YES", False), ("", True)):
         img = _read_as(ph, tmp_path, 1.0, implant_flag=flag)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             dens = DensityMap()(img, BreastRegion()(img)).meta["density"]
-        assert dens["thickness_from_image_mm"] > 1.2 * 32.2
+        assert dens["thickness_from_image_mm"] > 1.2 * 60.1
         assert any(w.category is ThicknessMismatchWarning for w in caught) is warned
         assert (dens["thickness_check"] == NOT_COMPARED_BESIDE_IMPLANT) is not warned
-
-
-def test_a_pectoral_muscle_the_implant_overlaps_is_found(tmp_path):
-    """Over an implant the muscle's edge is no step (the implant attenuates as much as the muscle):
-    where the implant overlaps most of the muscle's edge, neither muscle search found it, and the
-    muscle read as tissue put the VBD at 9.7 % for 0.2 %. Read clear of the shadow and carried
-    across it, the edge is found (docs/design-log/breast_region.md)."""
-    ph = make_phantom(58683, view="MLO", laterality="L", vendor="HOLOGIC", thickness_mm=50.8, spacing_mm=0.2,
-                      physics="realistic", implant="silicone")
-    overlap = (ph.h_implant > 0) & (ph.breast_map == PECTORAL)
-    assert overlap.sum() > 0.5 * (ph.breast_map == PECTORAL).sum()  # the premise: 71 % of the muscle
-    bmap, dens, told = _chain(_read(ph, tmp_path))
-    est = np.asarray(bmap)[0]
-    assert _dice(est == PECTORAL, ph.breast_map == PECTORAL) > 0.9  # 0.976; 0 before
-    assert abs(dens["vbd_percent"] - ph.record["vbd_percent_outside_implant"]) < 3.0  # 1.4 % for 0.2 %
-    assert told

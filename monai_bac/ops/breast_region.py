@@ -197,9 +197,6 @@ IMPLANT_SKIN_MM = 5.0
 #: the physics' on ten realistic phantoms without an implant (seeds 58050-58059) read 0.948-0.996,
 #: median 0.978 (what the scatter step leaves, and the envelope's percentile).
 PLATEAU_FROM_AIR = 0.98
-#: Beside an implant's shadow the pectoral muscle's edge is read no nearer than this (mm): the
-#: shadow found may fall short of the implant, whose own edge is a step the muscle search would take.
-SHADOW_MARGIN_MM = 5.0
 
 
 @dataclass
@@ -674,12 +671,7 @@ def analyse_breast_region(
             if search:  # the muscle was searched on a fall-off the shadow drew: search again
                 outside = mask & ~shadow
                 fit = periphery_width(dist[outside], lg[outside], air_local, **fit_kw)
-                strict = not is_mlo and not pectoral
-                pect_edge = _find_muscle(lg, mask, dist, spacing, fit, strict=strict)
-                if pect_edge is None:  # over an implant the muscle's edge is no step: read it clear of the
-                    # shadow, and carry it across
-                    clear = mask & (ndimage.distance_transform_edt(~shadow, sampling=spacing) > SHADOW_MARGIN_MM)
-                    pect_edge = _find_muscle(lg, mask, dist, spacing, fit, strict=strict, clear=clear)
+                pect_edge = _find_muscle(lg, mask, dist, spacing, fit, strict=not is_mlo and not pectoral)
                 pect = pectoral_mask(pect_edge, mask, spacing) if pect_edge is not None else np.zeros(mask.shape, bool)
                 shadow &= ~pect
 
@@ -778,20 +770,19 @@ def _outline(lg: np.ndarray, spacing_mm, skin_fraction: float, min_breast_area_m
 
 
 def _find_muscle(lg: np.ndarray, mask: np.ndarray, dist: np.ndarray, spacing_mm, fit: EdgeFit,
-                 strict: bool, clear: np.ndarray | None = None) -> PectoralEdge | None:
+                 strict: bool) -> PectoralEdge | None:
     """Step 5: the pectoral edge, searched on ln P with the fitted fall-off ``fit`` removed (so the
     bright periphery does not compete): a Hough line of the expected polarity, then (unless
-    ``strict``: view unknown) of either polarity, then a curved edge; each read where ``clear``
-    (default: the whole breast) and carried across the rest."""
+    ``strict``: view unknown) of either polarity, then a curved edge."""
     lg_eq = lg
     if np.isfinite(fit.width_mm) and fit.width_mm > 0:
         fall_off = fit.amplitude * (1.0 - edge_profile(dist / fit.width_mm, fit.a, fit.b))
         lg_eq = np.where(mask, lg - fall_off, lg).astype(np.float32)
-    edge = find_pectoral(lg_eq, mask, dist, spacing_mm, strict=strict, clear=clear)
+    edge = find_pectoral(lg_eq, mask, dist, spacing_mm, strict=strict)
     if edge is None and not strict:  # dense tissue beside the muscle denser than the muscle
-        edge = find_pectoral(lg_eq, mask, dist, spacing_mm, polarity="either", clear=clear)
+        edge = find_pectoral(lg_eq, mask, dist, spacing_mm, polarity="either")
     if edge is None:  # a curved or low-contrast edge the Hough line misses
-        edge = find_pectoral_curve(lg_eq, mask, dist, spacing_mm, strict=strict, clear=clear,
+        edge = find_pectoral_curve(lg_eq, mask, dist, spacing_mm, strict=strict,
                                    periphery_mm=0.8 * fit.width_mm if np.isfinite(fit.width_mm) else 0.0)
     return edge
 
