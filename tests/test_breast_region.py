@@ -616,6 +616,24 @@ def test_a_width_hint_beyond_the_farthest_distance_seen_starts_from_the_widest_w
     assert periphery_width(d, v, air, width_hint_mm=42.0).width_mm == pytest.approx(w, abs=1.0)
 
 
+def test_an_amplitude_between_bounds_is_fitted_within_them():
+    """``amplitude=(low, high)``: the plateau is fitted, but no deeper than ``high`` nor shallower
+    than ``low`` (beside an implant, the plateau of fat through the thickness read and through the
+    thinnest breast its readout allows). Bounds around the truth give the free fit; a bound that
+    excludes it holds the amplitude at that bound, and the width moves to meet the envelope."""
+    rng = np.random.default_rng(4)
+    d = rng.uniform(0, 80, 20000)
+    air, amp, w = 9.0, 2.0, 30.0
+    v = air - amp * edge_profile(d / w) + rng.normal(0, 0.005, d.size)
+    free = periphery_width(d, v, air)
+    around = periphery_width(d, v, air, amplitude=(1.6, 2.5))
+    assert around.amplitude == pytest.approx(free.amplitude) and around.width_mm == pytest.approx(free.width_mm)
+    deep = periphery_width(d, v, air, amplitude=(2.4, 3.0))  # a readout too thick: the plateau too deep
+    assert deep.amplitude == pytest.approx(2.4) and deep.width_mm > w + 5.0
+    shallow = periphery_width(d, v, air, amplitude=(1.0, 1.6))
+    assert shallow.amplitude == pytest.approx(1.6) and shallow.width_mm < w - 5.0
+
+
 # ----------------------------------------------------------------------------- MONAI face
 def test_numpy_in_numpy_out():
     ph = phantom(1, "CC", "L")

@@ -148,7 +148,7 @@ from skimage.morphology import skeletonize
 from skimage.segmentation import watershed
 
 from monai_bac.ops.exposed_field import exposed_field
-from monai_bac.ops.implant import bound_thicknesses, glandular_bound, implant_shadow
+from monai_bac.ops.implant import bound_thicknesses, glandular_bound, shadow_over_bounds, thinnest_readout
 from monai_bac.ops.pectoral import PectoralEdge, find_pectoral, find_pectoral_curve, pectoral_mask
 from monai_bac.ops.periphery_fit import EDGE_SHAPES, EdgeFit, edge_profile, periphery_width
 from monai_bac.ops.periphery_windows import PeripheryWindows, WindowRules, skin_point_angle, window_centres
@@ -197,6 +197,9 @@ IMPLANT_SKIN_MM = 5.0
 #: the physics' on ten realistic phantoms without an implant (seeds 58050-58059) read 0.948-0.996,
 #: median 0.978 (what the scatter step leaves, and the envelope's percentile).
 PLATEAU_FROM_AIR = 0.98
+#: Beside an implant's shadow the pectoral muscle's edge is read no nearer than this (mm): the
+#: shadow found may fall short of the implant, whose own edge is a step the muscle search would take.
+SHADOW_MARGIN_MM = 5.0
 
 
 @dataclass
@@ -473,20 +476,23 @@ def _find_implant(coarse: np.ndarray, mask: np.ndarray, field, depth: np.ndarray
     below the ``air`` level, glandular tissue ``L_g(H0)`` of ``beam`` below that; the image's fatty
     envelope cannot serve, as in a CC view the deep half of the breast is the implant. The scatter is
     removed with the homogeneous reference (DensityMap's), which an implant in the middle does not
-    scale down. The thicknesses of :func:`~monai_bac.ops.implant.bound_thicknesses` are tried in
-    turn, each with its own scatter (what the verdict measured; DensityMap keeps the scatter removed
-    for the thickness in use: made the same way here, the saline readings moved both ways and the
-    mean error under a readout 25 % high rose 0.2 pp, docs/design-log/breast_region.md)."""
+    scale down. The thicknesses of :func:`~monai_bac.ops.implant.bound_thicknesses` are read in
+    turn (:func:`~monai_bac.ops.implant.shadow_over_bounds`), each with its own scatter (what the
+    verdict measured; DensityMap keeps the scatter removed for the thickness in use: made the same
+    way here, the saline readings moved both ways and the mean error under a readout 25 % high rose
+    0.2 pp, docs/design-log/breast_region.md)."""
     look = mask & (depth > IMPLANT_SKIN_MM)
-    for h in bound_thicknesses(thickness_mm, implant_expected):
-        est, _ = estimate_scatter(coarse, mask, depth > 0.5 * depth.max(), spacing_mm, h, spr_reference="homogeneous")
-        clean = np.log(np.maximum(coarse - est, 0.05 * coarse) + 1.0)
-        if field is not None:
-            clean -= field
-        shadow = implant_shadow((clean - (air - fat_contrast(beam, h))) / glandular_bound(beam, h), look, spacing_mm)
-        if shadow is not None:
-            return shadow
-    return None
+
+    def excesses():
+        for h in bound_thicknesses(thickness_mm, implant_expected):
+            est, _ = estimate_scatter(coarse, mask, depth > 0.5 * depth.max(), spacing_mm, h,
+                                      spr_reference="homogeneous")
+            clean = np.log(np.maximum(coarse - est, 0.05 * coarse) + 1.0)
+            if field is not None:
+                clean -= field
+            yield (clean - (air - fat_contrast(beam, h))) / glandular_bound(beam, h)
+
+    return shadow_over_bounds(excesses(), look, spacing_mm)[0]
 
 
 def analyse_breast_region(
@@ -582,8 +588,9 @@ def analyse_breast_region(
             ``scatter`` an implant's shadow is looked for (step 5b) and kept out of the scatter
             step's anchor and the periphery fits. None: not looked for.
         implant_expected: the header says an implant is present (BreastImplantPresent (0028,1300)
-            YES): when no shadow passes the bound at ``thickness_mm``, look again at the bound of
-            the thinnest breast its readout allows (:func:`monai_bac.ops.implant.bound_thicknesses`).
+            YES): when no shadow passes the bound at ``thickness_mm``, or one only just passes, look
+            again at the bound of the thinnest breast its readout allows
+            (:func:`monai_bac.ops.implant.shadow_over_bounds`).
     """
     img = np.asarray(image_hw)
     if img.ndim != 2:
@@ -671,7 +678,12 @@ def analyse_breast_region(
             if search:  # the muscle was searched on a fall-off the shadow drew: search again
                 outside = mask & ~shadow
                 fit = periphery_width(dist[outside], lg[outside], air_local, **fit_kw)
-                pect_edge = _find_muscle(lg, mask, dist, spacing, fit, strict=not is_mlo and not pectoral)
+                strict = not is_mlo and not pectoral
+                pect_edge = _find_muscle(lg, mask, dist, spacing, fit, strict=strict)
+                if pect_edge is None:  # over an implant the muscle's edge is no step: read it clear of the
+                    # shadow, and carry it across
+                    clear = mask & (ndimage.distance_transform_edt(~shadow, sampling=spacing) > SHADOW_MARGIN_MM)
+                    pect_edge = _find_muscle(lg, mask, dist, spacing, fit, strict=strict, clear=clear)
                 pect = pectoral_mask(pect_edge, mask, spacing) if pect_edge is not None else np.zeros(mask.shape, bool)
                 shadow &= ~pect
 
@@ -683,7 +695,10 @@ def analyse_breast_region(
     if pect.any() or shadow is not None:
         # the first fit guides the search, unless an implant's shadow drew it
         hint = fit.width_mm if np.isfinite(fit.width_mm) and shadow is None else None
-        plateau = None if shadow is None else PLATEAU_FROM_AIR * fat_contrast(beam, float(thickness_mm))
+        # with a shadow the plateau is placed by the physics, between the thinnest breast the readout
+        # allows and the thickness read (a readout too thick put it too deep, and the periphery too wide)
+        plateau = None if shadow is None else tuple(PLATEAU_FROM_AIR * fat_contrast(beam, h) for h in (
+            thinnest_readout(float(thickness_mm)), float(thickness_mm)))
         fit = periphery_width(d_t, v_t, air_local, width_hint_mm=hint, amplitude=plateau, **fit_kw)
     w_glob, amp = (fit.width_mm, fit.amplitude) if np.isfinite(fit.width_mm) else (0.0, float("nan"))
     sector_w = np.full(int(n_sectors) * (int(sector_overlap) if n_sectors > 1 else 1), w_glob)
@@ -770,19 +785,20 @@ def _outline(lg: np.ndarray, spacing_mm, skin_fraction: float, min_breast_area_m
 
 
 def _find_muscle(lg: np.ndarray, mask: np.ndarray, dist: np.ndarray, spacing_mm, fit: EdgeFit,
-                 strict: bool) -> PectoralEdge | None:
+                 strict: bool, clear: np.ndarray | None = None) -> PectoralEdge | None:
     """Step 5: the pectoral edge, searched on ln P with the fitted fall-off ``fit`` removed (so the
     bright periphery does not compete): a Hough line of the expected polarity, then (unless
-    ``strict``: view unknown) of either polarity, then a curved edge."""
+    ``strict``: view unknown) of either polarity, then a curved edge; each read where ``clear``
+    (default: the whole breast) and carried across the rest."""
     lg_eq = lg
     if np.isfinite(fit.width_mm) and fit.width_mm > 0:
         fall_off = fit.amplitude * (1.0 - edge_profile(dist / fit.width_mm, fit.a, fit.b))
         lg_eq = np.where(mask, lg - fall_off, lg).astype(np.float32)
-    edge = find_pectoral(lg_eq, mask, dist, spacing_mm, strict=strict)
+    edge = find_pectoral(lg_eq, mask, dist, spacing_mm, strict=strict, clear=clear)
     if edge is None and not strict:  # dense tissue beside the muscle denser than the muscle
-        edge = find_pectoral(lg_eq, mask, dist, spacing_mm, polarity="either")
+        edge = find_pectoral(lg_eq, mask, dist, spacing_mm, polarity="either", clear=clear)
     if edge is None:  # a curved or low-contrast edge the Hough line misses
-        edge = find_pectoral_curve(lg_eq, mask, dist, spacing_mm, strict=strict,
+        edge = find_pectoral_curve(lg_eq, mask, dist, spacing_mm, strict=strict, clear=clear,
                                    periphery_mm=0.8 * fit.width_mm if np.isfinite(fit.width_mm) else 0.0)
     return edge
 

@@ -474,7 +474,9 @@ def density_map_polyenergetic(
        of step 3) keeps the bound H in the map but is left out of the volumetric density, which is
        then the density of the tissue beside the implant. With ``implant_expected`` (the header
        says an implant is present) and no shadow at H, it is looked for again at the bound of the
-       thinnest breast H's readout allows (:func:`monai_bac.ops.implant.bound_thicknesses`).
+       thinnest breast H's readout allows (:func:`monai_bac.ops.implant.bound_thicknesses`); a
+       shadow that only just passes at H (the implant's middle under a readout too thick) is
+       drawn out by that bound's (:func:`monai_bac.ops.implant.shadow_over_bounds`).
 
     Returns:
         (float32 (H, W) h_dt mm, info: ``p_fat`` at the chest wall, ``heel_slope_per_100mm``,

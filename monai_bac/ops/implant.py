@@ -27,7 +27,9 @@ The bound is placed by the compressed thickness, and a unit's readout of it runs
 (:data:`READOUT_HIGH`): read against a thickness that much too great, a silicone implant behind a
 thick breast no longer passes (4 of 24 development images at 15 % high, their VBD then 42-50 pp
 above the tissue's). When the header says an implant is there, its callers look again at the bound
-of the thinnest breast the readout allows (:func:`bound_thicknesses`).
+of the thinnest breast the readout allows (:func:`bound_thicknesses`), and not only when nothing
+passed the first: a readout too thick can leave just the implant's thickest middle over the bound of
+the thickness in use, the rest of the implant then read as dense tissue (:func:`shadow_over_bounds`).
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ from monai_bac.ops.resample import block_factors, block_mean, bounding_box
 from monai_bac.units import as_spacing
 
 __all__ = ["BreastImplantWarning", "EDGE_EXCESS", "SHADOW_EXCESS", "MIN_SHADOW_MM2", "SHADOW_MARGIN_MM", "EXTENT_MM",
-           "BEYOND_EXCESS", "EDGE_SMOOTH_MM", "CELL_MM", "READOUT_HIGH", "bound_thicknesses", "glandular_bound",
-           "implant_shadow", "implant_shadow_in_image", "lens_edge", "thinnest_readout"]
+           "BEYOND_EXCESS", "EDGE_SMOOTH_MM", "FULL_SHADOW_EXCESS", "CELL_MM", "READOUT_HIGH", "bound_thicknesses",
+           "glandular_bound", "implant_shadow", "implant_shadow_in_image", "lens_edge", "shadow_over_bounds",
+           "thinnest_readout"]
 
 
 class BreastImplantWarning(UserWarning):
@@ -67,6 +70,11 @@ BEYOND_EXCESS = 0.25
 EDGE_SMOOTH_MM = 0.5
 #: ... and the shadow is widened by this much (mm) beyond the edge.
 SHADOW_MARGIN_MM = 1.5
+#: A shadow whose median excess lies this far beyond its bound is the whole implant; one nearer the
+#: bound is only its middle, the bound too loose (a readout too thick: :func:`shadow_over_bounds`). At
+#: the true readout the development implants' shadows read 1.45-1.85, under a readout 25 % high
+#: 1.06-1.17 (seeds 58488-58511, docs/design-log/breast_region.md).
+FULL_SHADOW_EXCESS = 1.3
 #: Cell (mm) on which the shadow is found: an implant is centimetres wide.
 CELL_MM = 0.5
 #: How far above the breast's thickness a unit's readout runs: up to 14 % with rigid paddles and
@@ -151,14 +159,47 @@ def lens_edge(core: np.ndarray, excess: np.ndarray, region: np.ndarray, spacing_
     return edge
 
 
+def shadow_over_bounds(excesses, region: np.ndarray, spacing_mm,
+                       full_excess: float = FULL_SHADOW_EXCESS) -> tuple[np.ndarray | None, int]:
+    """:func:`implant_shadow` read against each bound of :func:`bound_thicknesses` in turn.
+
+    ``excesses`` yields the excess against each bound (an iterable: each is made only when asked for).
+    The first bound a shadow passes gives it. When it only just passes (its median excess under
+    ``full_excess``), the looser bounds after it (the header reports an implant) add the connected
+    parts of their own shadows that overlap it: under a readout too thick only the implant's thickest
+    middle passes the bound of the thickness in use, :func:`lens_edge` draws it out at most
+    :data:`EXTENT_MM`, and the rest of the implant would be read as dense tissue
+    (docs/design-log/breast_region.md, "The shadow under a readout too thick"). A shadow well beyond
+    its bound is whole already: a looser bound would only join the dense tissue beside it (at the
+    thinnest readout's bound tissue passes once it is about half glandular).
+
+    Returns (the shadow, the index of the bound that first gave it), or (None, -1).
+    """
+    shadow, first = None, -1
+    for k, excess in enumerate(excesses):
+        if shadow is None:
+            shadow = implant_shadow(excess, region, spacing_mm)
+            if shadow is not None:
+                first = k
+                if np.median(np.asarray(excess)[shadow]) >= full_excess:
+                    break
+            continue
+        found = implant_shadow(excess, region, spacing_mm)
+        if found is not None:
+            labels, _ = ndimage.label(found)
+            touching = np.unique(labels[shadow & found])
+            shadow = shadow | np.isin(labels, touching[touching > 0])
+    return shadow, first
+
+
 def implant_shadow_in_image(primary: np.ndarray, references, region: np.ndarray,
                             spacing_mm) -> tuple[np.ndarray | None, int]:
     """:func:`implant_shadow` of a full-resolution image: ``primary`` (scatter and offset removed),
-    read on :data:`CELL_MM` cells against each of ``references`` in turn until one gives a shadow:
+    read on :data:`CELL_MM` cells against each of ``references`` in turn (:func:`shadow_over_bounds`):
     ``(log_fat, bound)`` pairs, ln of fat through the compressed thickness (one number, or one per
     image column: the heel effect) and the glandular bound (:func:`glandular_bound`, < 0) of each of
     :func:`bound_thicknesses`. The cells are read once for all of them. Returns (the mask at full
-    resolution, the index of the pair that gave it), or (None, -1)."""
+    resolution, the index of the pair that first gave it), or (None, -1)."""
     references = [(log_fat, float(bound)) for log_fat, bound in references]
     for _, bound in references:
         if not bound < 0:
@@ -167,11 +208,14 @@ def implant_shadow_in_image(primary: np.ndarray, references, region: np.ndarray,
     fr, fc = block_factors((sr, sc), CELL_MM)
     cells = np.log(np.maximum(block_mean(primary, fr, fc), 1e-6))
     inside = block_mean(np.asarray(region, np.float32), fr, fc) > 0.5
-    for k, (log_fat, bound) in enumerate(references):
-        fat = np.broadcast_to(np.asarray(log_fat, np.float32), np.asarray(primary).shape[1:])
-        excess = (cells - block_mean(fat[None, :], 1, fc)) / np.float32(bound)
-        shadow = implant_shadow(excess, inside, (sr * fr, sc * fc))
-        if shadow is not None:
-            h, w = np.asarray(primary).shape
-            return np.repeat(np.repeat(shadow, fr, axis=0), fc, axis=1)[:h, :w] & np.asarray(region, bool), k
-    return None, -1
+
+    def excesses():
+        for log_fat, bound in references:
+            fat = np.broadcast_to(np.asarray(log_fat, np.float32), np.asarray(primary).shape[1:])
+            yield (cells - block_mean(fat[None, :], 1, fc)) / np.float32(bound)
+
+    shadow, k = shadow_over_bounds(excesses(), inside, (sr * fr, sc * fc))
+    if shadow is None:
+        return None, -1
+    h, w = np.asarray(primary).shape
+    return np.repeat(np.repeat(shadow, fr, axis=0), fc, axis=1)[:h, :w] & np.asarray(region, bool), k

@@ -68,9 +68,10 @@ def _curve_geometry(x_top, y_cw, sag, n_pts: int):
     return px, py, cx / norm, cy / norm, (length[:, None] / n_pts) * norm
 
 
-def _curve_scores(gx, gy, inside, spacing_mm, x_top, y_cw, sag, n_pts: int):
+def _curve_scores(gx, gy, inside, spacing_mm, x_top, y_cw, sag, n_pts: int, read=None):
     """Integral (ln units) of the derivative of ln P across each candidate edge, towards the
-    breast, over the part of the edge inside the breast; and that part's fraction."""
+    breast, over the part of the edge inside the breast (and in ``read``, where given); and the
+    fraction of the edge inside the breast."""
     sr, sc = spacing_mm
     h, w = inside.shape
     px, py, cx, cy, ds = _curve_geometry(x_top, y_cw, sag, n_pts)
@@ -78,15 +79,16 @@ def _curve_scores(gx, gy, inside, spacing_mm, x_top, y_cw, sag, n_pts: int):
     ok = (r >= 0) & (r < h) & (c >= 0) & (c < w)
     r, c = np.clip(r, 0, h - 1), np.clip(c, 0, w - 1)
     ok &= inside[r, c]
+    scored = ok if read is None else ok & read[r, c]
     step = gx[r, c] * cx + gy[r, c] * cy
-    return np.where(ok, step * ds, 0.0).sum(1), ok.mean(1)
+    return np.where(scored, step * ds, 0.0).sum(1), ok.mean(1)
 
 
-def _search_curves(gx, gy, inside, spacing_mm, x_tops, y_cws, sag_fractions, n_pts, min_inside=0.7):
+def _search_curves(gx, gy, inside, spacing_mm, x_tops, y_cws, sag_fractions, n_pts, min_inside=0.7, read=None):
     """Best ``(x_top, y_cw, sag)`` over the grid of candidate edges (see :func:`_curve_scores`)."""
     xt, yc, fr = (a.ravel() for a in np.meshgrid(x_tops, y_cws, sag_fractions, indexing="ij"))
     sag = fr * np.hypot(xt, yc)
-    score, frac = _curve_scores(gx, gy, inside, spacing_mm, xt, yc, sag, n_pts)
+    score, frac = _curve_scores(gx, gy, inside, spacing_mm, xt, yc, sag, n_pts, read)
     score = np.where(frac >= min_inside, score, -np.inf)
     i = int(np.argmax(score))
     return float(xt[i]), float(yc[i]), float(sag[i]), float(score[i])
@@ -135,6 +137,7 @@ def find_pectoral(
     min_support: float | None = None,
     max_sagitta: float = 0.06,
     polarity: str = "brighter",
+    clear: np.ndarray | None = None,
 ) -> PectoralEdge | None:
     """Find the pectoral muscle edge in the canonical frame (chest wall at column 0, axilla up).
 
@@ -170,6 +173,11 @@ def find_pectoral(
             attenuates more than the tissue beside it); "either": the step may change sign along
             the edge (dense tissue beside the muscle attenuating more than the muscle itself) -
             votes, the refinement and the contrast check take the step's magnitude.
+        clear: where the edge may be read (bool, default: the whole breast). Votes, the edge's
+            offsets, its support and its contrast come from these pixels alone, and the edge is
+            carried across the rest as fitted there, bowed no more than ``max_sagitta`` over its
+            whole length: over a breast implant the muscle's edge is no step (the implant
+            attenuates as much as the muscle; docs/design-log/breast_region.md).
 
     Returns:
         the :class:`PectoralEdge`, or None when no edge passes the checks.
@@ -196,6 +204,8 @@ def find_pectoral(
     yy = np.arange(h, dtype=np.float32)[:, None] * sr
     xx = np.arange(w, dtype=np.float32)[None, :] * sc
     roi = mask & (dist_mm > skin_margin_mm) & (yy < y_lim) & (xx < x_lim)
+    if clear is not None:
+        roi &= clear
     mag = np.hypot(gx, gy)
     if roi.sum() < 50:
         return None
@@ -223,6 +233,11 @@ def find_pectoral(
     votes = np.minimum(proj, g_min)
     acc = np.bincount(cell, weights=votes, minlength=len(thetas) * n_rho).reshape(len(thetas), n_rho)
     acc = ndimage.uniform_filter1d(acc, 3, axis=1)
+    if clear is not None:  # few votes are left on the muscle's edge: the best line that cuts off the corner
+        rho_grid = np.arange(n_rho) * rho_step
+        corner = ((rho_grid[None, :] / cos_t[:, None] < depth_mm)
+                  & (rho_grid[None, :] / sin_t[:, None] < y_lim + 5.0) & (rho_grid[None, :] > 0))
+        acc = np.where(corner, acc, 0.0)
     ti, ri = np.unravel_index(int(np.argmax(acc)), acc.shape)
     if acc[ti, ri] <= 0:
         return None
@@ -243,6 +258,10 @@ def find_pectoral(
     dgrad = (ndimage.map_coordinates(gx, coords, order=1, mode="nearest") * ct
              + ndimage.map_coordinates(gy, coords, order=1, mode="nearest") * st)
     inside = ndimage.map_coordinates(dist_mm, coords, order=1, mode="constant", cval=0.0) > skin_margin_mm
+    span = None  # the arc lengths over which the edge's bow is bounded: where it was read
+    if clear is not None:  # where it is drawn: the line's whole extent in the breast
+        span = s[inside[:, len(offs) // 2]]
+        inside &= ndimage.map_coordinates(clear.astype(np.float32), coords, order=0, mode="constant") > 0
     if either:
         dgrad = np.abs(dgrad)
     dgrad = np.where(inside, dgrad, -np.inf)
@@ -255,7 +274,8 @@ def find_pectoral(
         return None
     t_star = offs[best]
     tol = max(1.5, 2 * max(sr, sc))
-    keep, coeffs = _robust_edge_fit(s, t_star, peak, valid, tol, max_sagitta_mm=max(3.0, max_sagitta * length))
+    keep, coeffs = _robust_edge_fit(s, t_star, peak, valid, tol, max_sagitta_mm=max(3.0, max_sagitta * length),
+                                    span=span)
     if keep is None:
         return None
     support = float(keep.sum() / line_inside.sum())
@@ -308,6 +328,7 @@ def find_pectoral_curve(
     min_area_mm2: float = 200.0,
     min_relative_contrast: float | None = None,
     min_support: float | None = None,
+    clear: np.ndarray | None = None,
 ) -> PectoralEdge | None:
     """Find the pectoral muscle edge in the canonical frame (chest wall at column 0, axilla up).
 
@@ -339,6 +360,9 @@ def find_pectoral_curve(
             air-to-tissue contrast (default 0.02, 0.04 when ``strict``).
         min_support: minimum fraction of the edge where ln(P) rises towards the breast
             (default 0.6, 0.75 when ``strict``).
+        clear: where the edge may be read (bool, default: the whole breast): the score, support
+            and contrast come from the edge's part in it, and the edge is carried across the
+            rest (as in :func:`find_pectoral`).
 
     Returns:
         the :class:`PectoralEdge`, or None when no edge passes the checks.
@@ -362,7 +386,7 @@ def find_pectoral_curve(
     gy, gx = np.gradient(g, sr, sc)
     bows = np.linspace(-max_sagitta, max_sagitta, 5)
     x_top, y_cw, sag, score = _search_curves(gx, gy, inside, (sr, sc), np.arange(5.0, x_lim, 4.0),
-                                             np.arange(15.0, y_lim + 1e-6, 4.0), bows, 48)
+                                             np.arange(15.0, y_lim + 1e-6, 4.0), bows, 48, read=clear)
     if not np.isfinite(score) or score <= 0:
         return None
     # refine: 1 mm steps around the coarse edge, finer bows, at the edge's own scale
@@ -373,7 +397,7 @@ def find_pectoral_curve(
     x_top, y_cw, sag, score = _search_curves(
         gx, gy, inside, (sr, sc), np.arange(max(2.0, x_top - 4.0), x_top + 4.5, 1.0),
         np.arange(max(5.0, y_cw - 5.0), y_cw + 5.5, 1.0),
-        np.clip(sag / length + np.linspace(-0.03, 0.03, 5), -max_sagitta, max_sagitta), n_pts)
+        np.clip(sag / length + np.linspace(-0.03, 0.03, 5), -max_sagitta, max_sagitta), n_pts, read=clear)
     if not np.isfinite(score) or score <= 0:
         return None
 
@@ -381,7 +405,8 @@ def find_pectoral_curve(
     length = math.hypot(x_top, y_cw)
     px, py, cx, cy, _ = _curve_geometry(np.array([x_top]), np.array([y_cw]), np.array([sag]), n_pts)
     px, py, cx, cy = px[0], py[0], cx[0], cy[0]
-    on = ndimage.map_coordinates(inside.astype(np.float32), np.stack([py / sr, px / sc]), order=0,
+    read = inside if clear is None else inside & clear
+    on = ndimage.map_coordinates(read.astype(np.float32), np.stack([py / sr, px / sc]), order=0,
                                  mode="constant") > 0
     if on.sum() < 5:
         return None
@@ -399,11 +424,12 @@ def find_pectoral_curve(
     return edge if _plausible_muscle(edge, mask, (sr, sc), min_area_mm2, strict) else None
 
 
-def _robust_edge_fit(s, t, weight, valid, tol, max_sagitta_mm):
+def _robust_edge_fit(s, t, weight, valid, tol, max_sagitta_mm, span=None):
     """Robust fit of the edge offsets ``t(s)`` found along the Hough line: a straight line first
     (inliers within ``tol`` mm, starting from the offsets near the Hough line), then a quadratic
-    on its inliers, kept when its sagitta over the edge stays below ``max_sagitta_mm`` and it
-    does not lose inliers. Returns ``(inliers, coeffs)`` or ``(None, None)``."""
+    on its inliers, kept when its sagitta stays below ``max_sagitta_mm`` over ``span`` (the arc
+    lengths the edge is drawn over; default: its inliers') and it does not lose inliers. Returns
+    ``(inliers, coeffs)`` or ``(None, None)``."""
 
     def fit(keep, deg):
         c = np.polyfit(s[keep], t[keep], deg, w=np.sqrt(weight[keep]))
@@ -424,7 +450,7 @@ def _robust_edge_fit(s, t, weight, valid, tol, max_sagitta_mm):
             break
     if keep.sum() >= 8:
         quad = fit(keep, 2)
-        s_in = s[keep]
+        s_in = s[keep] if span is None or len(span) == 0 else span
         chord = np.polyval(fit(keep, 1), s_in)  # sagitta: largest departure from the straight fit
         sagitta = float(np.max(np.abs(np.polyval(quad, s_in) - chord)))
         keep_q = valid & (np.abs(t - np.polyval(quad, s)) < tol)

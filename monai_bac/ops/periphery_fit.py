@@ -102,7 +102,11 @@ def _fit_grid(d, U, wb, air_level, widths, shapes, amplitude, tau, noise=0.01, d
     distance error of a fraction of a pixel (``dd_mm``) already moves it a lot, so those points
     count less (see periphery_width). Ties go to the first shape, then the smallest width."""
     depth = air_level - U[None, :]
-    a0 = amplitude if amplitude is not None else max(float(air_level - np.median(U[-max(3, U.size // 4):])), 1e-3)
+    bounds = amplitude if isinstance(amplitude, tuple) else None
+    if bounds is not None:
+        amplitude = None
+    a0 = (amplitude if amplitude is not None else bounds[1] if bounds is not None
+          else max(float(air_level - np.median(U[-max(3, U.size // 4):])), 1e-3))
     s = np.clip(d[None, :] / widths[:, None], 0.0, 1.0)  # (n_w, n_bins)
     one_minus = 1.0 - s
     n_w = len(widths)
@@ -124,6 +128,8 @@ def _fit_grid(d, U, wb, air_level, widths, shapes, amplitude, tau, noise=0.01, d
     if amplitude is None:
         gg = np.maximum(g, 1e-3)
         A = _quantile_fit_amplitude(depth / gg, gg * wgt, tau)
+        if bounds is not None:
+            A = np.clip(A, *bounds)
     else:
         A = np.full(g.shape[0], float(amplitude))
     r = U[None, :] - (air_level - A[:, None] * g)
@@ -141,7 +147,7 @@ def periphery_width(
     log_values: np.ndarray,
     air_level: float,
     *,
-    amplitude: float | None = None,
+    amplitude: float | tuple[float, float] | None = None,
     shapes=EDGE_SHAPES,
     bin_mm: float = 0.5,
     envelope_percentile: float = 90.0,
@@ -164,7 +170,8 @@ def periphery_width(
         dist_mm: distance to the skin line (mm) of breast pixels (1D).
         log_values: their ln(P + 1).
         air_level: ln(P + 1) of the direct exposure next to the breast.
-        amplitude: fixed ``A`` (e.g. from a global fit, for a sector); fitted when None.
+        amplitude: fixed ``A`` (e.g. from a global fit, for a sector); fitted when None, or
+            within ``(low, high)``.
         shapes: profile shapes ``(a, b)`` to try (e.g. ``[(2, 2)]``: the quarter ellipse only).
         bin_mm: width of the distance bins.
         envelope_percentile: percentile of ln P per bin taken as the fat envelope.

@@ -99,8 +99,9 @@ class BreastRegion(Transform):
     (0018,11A0)"``, ``"image"``, or what was missing) and ``implant_shadow_cm2`` (the area of an
     implant's shadow kept out of the periphery fit, :mod:`monai_bac.ops.implant`; 0 when none was
     found, or none was looked for: that needs the compressed thickness and KVP, anode and filter;
-    when BreastImplantPresent (0028,1300) is YES and nothing passes the glandular bound, it is
-    looked for again at the bound of the thinnest breast the thickness readout allows).
+    when BreastImplantPresent (0028,1300) is YES and nothing passes the glandular bound, or what
+    passes only just does, it is looked for again at the bound of the thinnest breast the thickness
+    readout allows).
 
     Raises:
         MissingPhysicsError: neither ``spacing_mm`` nor ``meta["spacing_mm"]`` is available.

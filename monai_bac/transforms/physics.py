@@ -186,7 +186,8 @@ class DensityMap(Transform):
     says so. The bound is the compressed thickness's, and a readout too thick loosens it: when
     BreastImplantPresent (0028,1300) is YES and nothing passes it, the shadow is looked for again at
     the bound of the thinnest breast the readout allows (``implant_bound_thickness_mm``, the thickness
-    whose bound the shadow passed; :func:`~monai_bac.ops.implant.thinnest_readout`). A saline implant
+    whose bound the shadow passed first; :func:`~monai_bac.ops.implant.thinnest_readout`); a shadow
+    that only just passes the first bound (the implant's middle) is drawn out by the second's. A saline implant
     reads as dense tissue, or at that bound in part: when the header says YES and no shadow is
     found, the warning says that the VBD counts it.
     """
