@@ -199,7 +199,7 @@ IMPLANT_SKIN_MM = 5.0
 PLATEAU_FROM_AIR = 0.98
 #: Beside an implant's shadow the pectoral muscle's edge is read no nearer than this (mm): the
 #: shadow found may fall short of the implant, whose own edge is a step the muscle search would take.
-SHADOW_MARGIN_MM = 5.0
+MUSCLE_CLEAR_OF_SHADOW_MM = 5.0
 
 
 @dataclass
@@ -682,7 +682,8 @@ def analyse_breast_region(
                 pect_edge = _find_muscle(lg, mask, dist, spacing, fit, strict=strict)
                 if pect_edge is None:  # over an implant the muscle's edge is no step: read it clear of the
                     # shadow, and carry it across
-                    clear = mask & (ndimage.distance_transform_edt(~shadow, sampling=spacing) > SHADOW_MARGIN_MM)
+                    away = ndimage.distance_transform_edt(~shadow, sampling=spacing)
+                    clear = mask & (away > MUSCLE_CLEAR_OF_SHADOW_MM)
                     pect_edge = _find_muscle(lg, mask, dist, spacing, fit, strict=strict, clear=clear)
                 pect = pectoral_mask(pect_edge, mask, spacing) if pect_edge is not None else np.zeros(mask.shape, bool)
                 shadow &= ~pect
