@@ -109,6 +109,12 @@ def _muscle_frame(log_img: np.ndarray, mask: np.ndarray, spacing_mm):
     return cw_rows, depth_mm, tissue, max(air - tissue, 1e-6)
 
 
+def _cuts_off_corner(x_top, y_cw, depth_mm: float, y_lim_mm: float):
+    """Whether a line with these intercepts (mm; top edge, chest wall) cuts off the breast's upper
+    chest-wall corner, as a pectoral edge does (arrays broadcast)."""
+    return (0 < x_top) & (x_top < depth_mm) & (0 < y_cw) & (y_cw < y_lim_mm + 5.0)
+
+
 def _plausible_muscle(edge: PectoralEdge, mask: np.ndarray, spacing_mm, min_area_mm2: float, strict: bool) -> bool:
     """The muscle cut off by ``edge`` is at least ``min_area_mm2`` and at most half the breast;
     with the view unknown (``strict``) it must reach the top image edge over >= 5 mm, as the
@@ -234,10 +240,9 @@ def find_pectoral(
     acc = np.bincount(cell, weights=votes, minlength=len(thetas) * n_rho).reshape(len(thetas), n_rho)
     acc = ndimage.uniform_filter1d(acc, 3, axis=1)
     if clear is not None:  # few votes are left on the muscle's edge: the best line that cuts off the corner
-        rho_grid = np.arange(n_rho) * rho_step
-        corner = ((rho_grid[None, :] / cos_t[:, None] < depth_mm)
-                  & (rho_grid[None, :] / sin_t[:, None] < y_lim + 5.0) & (rho_grid[None, :] > 0))
-        acc = np.where(corner, acc, 0.0)
+        rho_grid = np.arange(n_rho)[None, :] * rho_step
+        acc = np.where(_cuts_off_corner(rho_grid / cos_t[:, None], rho_grid / sin_t[:, None], depth_mm, y_lim),
+                       acc, 0.0)
     ti, ri = np.unravel_index(int(np.argmax(acc)), acc.shape)
     if acc[ti, ri] <= 0:
         return None
@@ -246,7 +251,7 @@ def find_pectoral(
     # --- refine: gradient maxima along the normal, robust quadratic offset ------------------
     ct, st = math.cos(theta), math.sin(theta)
     x_top, y_cw = rho0 / ct, rho0 / st
-    if not (0 < x_top < depth_mm and 0 < y_cw < y_lim + 5.0):  # it must cut off the upper corner
+    if not _cuts_off_corner(x_top, y_cw, depth_mm, y_lim):
         return None
     length = float(math.hypot(x_top, y_cw))
     s = np.arange(0.0, length, max(1.0, 2 * max(sr, sc)))

@@ -102,10 +102,7 @@ def _fit_grid(d, U, wb, air_level, widths, shapes, amplitude, tau, noise=0.01, d
     distance error of a fraction of a pixel (``dd_mm``) already moves it a lot, so those points
     count less (see periphery_width). Ties go to the first shape, then the smallest width."""
     depth = air_level - U[None, :]
-    bounds = amplitude if isinstance(amplitude, tuple) else None
-    if bounds is not None:
-        amplitude = None
-    a0 = (amplitude if amplitude is not None else bounds[1] if bounds is not None
+    a0 = (float(np.max(amplitude)) if amplitude is not None  # the deepest plateau allowed
           else max(float(air_level - np.median(U[-max(3, U.size // 4):])), 1e-3))
     s = np.clip(d[None, :] / widths[:, None], 0.0, 1.0)  # (n_w, n_bins)
     one_minus = 1.0 - s
@@ -125,11 +122,11 @@ def _fit_grid(d, U, wb, air_level, widths, shapes, amplitude, tau, noise=0.01, d
         g_all[k] = g
         wgt_all[k] = wb[None, :] / np.sqrt(noise**2 + (slope * dd_mm) ** 2)
     g, wgt = g_all.reshape(-1, d.size), wgt_all.reshape(-1, d.size)  # one row per (shape, width)
-    if amplitude is None:
+    if amplitude is None or isinstance(amplitude, tuple):
         gg = np.maximum(g, 1e-3)
         A = _quantile_fit_amplitude(depth / gg, gg * wgt, tau)
-        if bounds is not None:
-            A = np.clip(A, *bounds)
+        if amplitude is not None:
+            A = np.clip(A, *amplitude)
     else:
         A = np.full(g.shape[0], float(amplitude))
     r = U[None, :] - (air_level - A[:, None] * g)
