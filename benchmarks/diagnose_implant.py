@@ -49,7 +49,7 @@ KINDS = (None, "silicone", "saline")
 DENSE_KINDS, DENSE_HEADER = (None, "silicone"), (1.0, 0.85)
 COLUMNS = ("seed", "view", "vendor", "thickness_mm", "tag_scale", "implant", "breast_dice", "compressed_dice",
            "pectoral_dice", "implant_cm2", "region_shadow_cm2", "density_shadow_cm2", "warned", "vbd", "vbd_tissue",
-           "vbd_beside", "thickness_from_image_mm", "thickness_warned")
+           "vbd_beside", "thickness_from_image_mm", "thickness_warned", "implant_bound_thickness_mm", "thickness_check")
 
 
 def _read(ph, tag_scale: float = 1.0) -> dict:
@@ -83,6 +83,7 @@ def _read(ph, tag_scale: float = 1.0) -> dict:
         warned=any(type(w.message).__name__ == "BreastImplantWarning" for w in caught),
         thickness_from_image_mm=float(dens["thickness_from_image_mm"]),
         thickness_warned=any(type(w.message).__name__ == "ThicknessMismatchWarning" for w in caught),
+        implant_bound_thickness_mm=float(dens["implant_bound_thickness_mm"]), thickness_check=dens["thickness_check"],
         vbd=float(dens["vbd_percent"]), vbd_tissue=float(ph.record["vbd_percent"]),
         vbd_beside=float(ph.record["vbd_percent_outside_implant"]))
 
