@@ -15,6 +15,7 @@ from scipy import ndimage
 from monai_bac.data import load_mammogram
 from monai_bac.data.errors import MissingTagWarning
 from monai_bac.ops.breast_region import COMPRESSED, PECTORAL
+from monai_bac.ops.density import NO_FAT_BESIDE_IMPLANT
 from monai_bac.ops.implant import MIN_SHADOW_MM2, READOUT_HIGH, bound_thicknesses, implant_shadow, shadow_over_bounds
 from monai_bac.ops.thickness_check import ThicknessMismatchWarning
 from monai_bac.phantom import make_phantom
@@ -306,6 +307,22 @@ def test_beside_an_implant_not_found_the_thickness_check_is_not_made(tmp_path):
     assert dens["thickness_check"] == NOT_COMPARED_IMPLANT_NOT_FOUND and not warned
     dens, _ = _thickness_check(_read_as(ph, tmp_path, 1.25, implant_flag=""))
     assert dens["thickness_check"] == ""
+
+
+def test_where_the_implant_leaves_no_fat_beside_it_the_image_gives_no_thickness(tmp_path):
+    """A CC view whose implant fills the bands next to the chest wall leaves no fat beside its shadow:
+    the fatty reference is then fat through the thickness in use, placed by the direct exposure, and
+    the contrast only gave that thickness back (45.9 mm read for a readout of 45.9, the truth 36.7),
+    a check that confirmed any readout. The image now gives no thickness there, and says why."""
+    ph = make_phantom(58892, view="CC", laterality="L", vendor="SIEMENS", thickness_mm=36.7, spacing_mm=0.2,
+                      physics="realistic", implant="silicone")
+    img = _read_as(ph, tmp_path, 1.25)
+    dens, warned = _thickness_check(img)
+    assert dens["implant_shadow_cm2"] > 50
+    assert np.isnan(dens["thickness_from_image_mm"]) and dens["thickness_check"] == NO_FAT_BESIDE_IMPLANT
+    assert not warned and np.isfinite(dens["vbd_percent"])
+    with pytest.raises(ValueError, match=r"readout_1\.25_None\.dcm: thickness_mm='image'.*no fat beside the implant"):
+        _thickness_check(img, thickness_mm="image")
 
 
 def test_a_pectoral_muscle_the_implant_overlaps_is_found(tmp_path):

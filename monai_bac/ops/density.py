@@ -61,6 +61,12 @@ from monai_bac.ops.primary import (  # noqa: E402
     fat_reference_trend,
 )
 
+#: ``thickness_from_image``'s reason where an implant's shadow leaves no fat to read beside it: the
+#: fatty reference is then fat through the thickness in use as the direct exposure places it, and
+#: the air-to-fat contrast would only give that thickness back.
+NO_FAT_BESIDE_IMPLANT = ("no fat beside the implant's shadow: the fatty reference is fat through the thickness in "
+                         "use, placed by the direct exposure, so the image cannot check that thickness")
+
 
 def _erode_mm(mask: np.ndarray, spacing: tuple[float, float], erode_mm: float) -> np.ndarray:
     """Pixels of ``mask`` further than ``erode_mm`` from its outside (exact Euclidean, in mm)."""
@@ -567,6 +573,8 @@ def density_map_polyenergetic(
                                                percentile, band_mm=10.0 if heel else 1e9)
         if trend is None and shadow is not None:  # a shadow was read against the direct exposure
             trend, tinfo = fat_beside_implant(h)
+            # that reference is fat through h itself: the contrast would only give h back
+            return sub, trend, tinfo, (None, dict(reason=NO_FAT_BESIDE_IMPLANT)), shadow
         if trend is None or not np.all(np.isfinite(trend)) or trend.min() <= 0:
             return sub, None, tinfo, (None, dict(reason="no fatty reference")), shadow
         return (sub, trend, tinfo,
