@@ -21,7 +21,7 @@ from monai_bac.ops.thickness_check import ThicknessMismatchWarning
 from monai_bac.phantom import make_phantom
 from monai_bac.physics import mu_xraydb
 from monai_bac.transforms import BreastImplantWarning, BreastRegion, DensityMap
-from monai_bac.transforms.physics import NOT_COMPARED_IMPLANT_NOT_FOUND
+from monai_bac.transforms.physics import NOT_COMPARED_BESIDE_IMPLANT
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -265,48 +265,23 @@ def test_under_a_readout_too_thick_the_thinnest_readouts_bound_draws_the_whole_i
     assert shadow_over_bounds([0.5 * e, thinnest], region, spacing)[1] == 1  # found only at the second
 
 
-def _thickness_check(img, **kw):
-    """DensityMap's meta after BreastRegion, both given ``kw``, and its ThicknessMismatchWarnings."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        dens = DensityMap(**kw)(img, BreastRegion(**kw)(img)).meta["density"]
-    return dens, [w for w in caught if w.category is ThicknessMismatchWarning]
-
-
-def test_beside_an_implant_found_the_thickness_check_tells_a_readout_off_and_its_advice_holds(tmp_path):
-    """With the implant's shadow found and kept out of the fatty reference, the image's thickness is
-    read on the fat beside it and follows the truth, not the readout: a readout 15 % thin or 25 %
-    thick is told, and the thickness it points to brings the VBD back (here 6.4 % -> 8.0 % for 8.9 %
-    under the thick readout; docs/design-log/breast_region.md, "The thickness check beside an implant,
-    again")."""
-    ph = make_phantom(58878, view="CC", laterality="R", vendor="HOLOGIC", thickness_mm=30.6, spacing_mm=0.2,
+def test_the_thickness_check_is_not_made_beside_an_implant_the_header_reports(tmp_path):
+    """Beside an implant the image's thickness follows the one in use, and its warnings misled more
+    often than they helped: with BreastImplantPresent YES it is reported, not compared. This breast
+    (GE MLO, 75.9 mm, the true readout) reads 95 mm beside its implant: a false warning without the
+    header's word, none with it. (The breasts this test read before, a GE MLO and a Siemens CC, now
+    read their thickness within 2 %, since the changes of docs/design-log/breast_region.md, "The
+    plateau, the shadow and the muscle together".)"""
+    ph = make_phantom(58507, view="MLO", laterality="L", vendor="GE", thickness_mm=75.9, spacing_mm=None,
                       physics="realistic", implant="silicone")
-    truth = ph.record["vbd_percent_outside_implant"]
-    dens, warned = _thickness_check(_read_as(ph, tmp_path, 1.0))
-    assert dens["implant_shadow_cm2"] > 50 and not warned and dens["thickness_check"] == ""
-    for readout in (0.85, 1.25):
-        img = _read_as(ph, tmp_path, readout)
-        dens, warned = _thickness_check(img)
-        assert dens["implant_shadow_cm2"] > 50 and abs(dens["thickness_from_image_mm"] / 30.6 - 1.0) < 0.06
-        assert len(warned) == 1 and "BodyPartThickness (0018,11A0)" in str(warned[0].message)
-        followed, _ = _thickness_check(img, thickness_mm="image")
-        assert abs(followed["thickness_mm"] / 30.6 - 1.0) < 0.06
-        assert abs(followed["vbd_percent"] - truth) < 1.5  # 8.1 and 8.0 %
-    assert abs(dens["vbd_percent"] - truth) > 2.0  # the readout 25 % thick, not followed: 6.4 %
-
-
-def test_beside_an_implant_not_found_the_thickness_check_is_not_made(tmp_path):
-    """A saline implant the header reports but no bound finds (a readout 25 % thick) is not kept out of
-    the fatty reference, and the image's thickness there reads thicker still than the readout; it is
-    reported, not compared. Without the header's word the comparison is made."""
-    ph = make_phantom(58910, view="CC", laterality="R", vendor="SIEMENS", thickness_mm=77.7, spacing_mm=0.2,
-                      physics="realistic", implant="saline")
-    dens, warned = _thickness_check(_read_as(ph, tmp_path, 1.25))
-    assert dens["implant_shadow_cm2"] == 0.0
-    assert dens["thickness_from_image_mm"] > dens["thickness_mm"]  # the premise: 103.7 mm for 97.1 in use
-    assert dens["thickness_check"] == NOT_COMPARED_IMPLANT_NOT_FOUND and not warned
-    dens, _ = _thickness_check(_read_as(ph, tmp_path, 1.25, implant_flag=""))
-    assert dens["thickness_check"] == ""
+    for flag, warned in (("YES", False), ("", True)):
+        img = _read_as(ph, tmp_path, 1.0, implant_flag=flag)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            dens = DensityMap()(img, BreastRegion()(img)).meta["density"]
+        assert dens["thickness_from_image_mm"] > 1.2 * 75.9
+        assert any(w.category is ThicknessMismatchWarning for w in caught) is warned
+        assert (dens["thickness_check"] == NOT_COMPARED_BESIDE_IMPLANT) is not warned
 
 
 def test_where_the_implant_leaves_no_fat_beside_it_the_image_gives_no_thickness(tmp_path):
