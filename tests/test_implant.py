@@ -21,7 +21,7 @@ from monai_bac.ops.thickness_check import ThicknessMismatchWarning
 from monai_bac.phantom import make_phantom
 from monai_bac.physics import mu_xraydb
 from monai_bac.transforms import BreastImplantWarning, BreastRegion, DensityMap
-from monai_bac.transforms.physics import NOT_COMPARED_BESIDE_IMPLANT
+from monai_bac.transforms.physics import THICKER_BESIDE_IMPLANT
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -265,23 +265,48 @@ def test_under_a_readout_too_thick_the_thinnest_readouts_bound_draws_the_whole_i
     assert shadow_over_bounds([0.5 * e, thinnest], region, spacing)[1] == 1  # found only at the second
 
 
-def test_the_thickness_check_is_not_made_beside_an_implant_the_header_reports(tmp_path):
-    """Beside an implant the image's thickness follows the one in use, and its warnings misled more
-    often than they helped: with BreastImplantPresent YES it is reported, not compared. This breast
-    (GE MLO, 75.9 mm, the true readout) reads 95 mm beside its implant: a false warning without the
-    header's word, none with it. (The breasts this test read before, a GE MLO and a Siemens CC, now
-    read their thickness within 2 %, since the changes of docs/design-log/breast_region.md, "The
-    plateau, the shadow and the muscle together".)"""
+def _thickness_check(img, **kw):
+    """DensityMap's meta after BreastRegion, both given ``kw``, and its ThicknessMismatchWarnings."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dens = DensityMap(**kw)(img, BreastRegion(**kw)(img)).meta["density"]
+    return dens, [w for w in caught if w.category is ThicknessMismatchWarning]
+
+
+def test_beside_an_implant_a_readout_too_thick_is_told_and_its_advice_holds(tmp_path):
+    """Beside an implant's shadow the image's thickness is read on the fat beside it: a readout 25 %
+    thick is told, and the thickness it points to brings the VBD back (6.4 % -> 8.0 % for 8.9 %). A
+    readout 15 % thin reads thicker, which beside an implant is not taken as a readout too thin
+    (docs/design-log/breast_region.md, "The thickness check beside an implant, again")."""
+    ph = make_phantom(58878, view="CC", laterality="R", vendor="HOLOGIC", thickness_mm=30.6, spacing_mm=0.2,
+                      physics="realistic", implant="silicone")
+    truth = ph.record["vbd_percent_outside_implant"]
+    dens, warned = _thickness_check(_read_as(ph, tmp_path, 1.0))
+    assert dens["implant_shadow_cm2"] > 50 and not warned and dens["thickness_check"] == ""
+    img = _read_as(ph, tmp_path, 1.25)
+    dens, warned = _thickness_check(img)
+    assert abs(dens["thickness_from_image_mm"] / 30.6 - 1.0) < 0.06
+    assert len(warned) == 1 and "BodyPartThickness (0018,11A0) says 38.2 mm" in str(warned[0].message)
+    assert abs(dens["vbd_percent"] - truth) > 2.0  # the readout not followed: 6.4 %
+    followed, _ = _thickness_check(img, thickness_mm="image")
+    assert abs(followed["thickness_mm"] / 30.6 - 1.0) < 0.06 and abs(followed["vbd_percent"] - truth) < 1.5
+    dens, warned = _thickness_check(_read_as(ph, tmp_path, 0.85))
+    assert dens["thickness_from_image_mm"] > 1.1 * dens["thickness_mm"]  # 29.1 mm for 26.0 in use
+    assert not warned and dens["thickness_check"] == THICKER_BESIDE_IMPLANT
+
+
+def test_beside_an_implant_the_header_reports_a_thicker_image_is_no_warning(tmp_path):
+    """This breast (GE MLO, 75.9 mm, the true readout) reads 95 mm beside its implant: the fatty
+    reference there holds denser tissue than fat. With BreastImplantPresent YES that is no warning
+    (a false alarm); without the header's word it is one (a shadow may then be dense tissue under too
+    thin a readout, which a thicker image tells)."""
     ph = make_phantom(58507, view="MLO", laterality="L", vendor="GE", thickness_mm=75.9, spacing_mm=None,
                       physics="realistic", implant="silicone")
     for flag, warned in (("YES", False), ("", True)):
-        img = _read_as(ph, tmp_path, 1.0, implant_flag=flag)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            dens = DensityMap()(img, BreastRegion()(img)).meta["density"]
+        dens, told = _thickness_check(_read_as(ph, tmp_path, 1.0, implant_flag=flag))
         assert dens["thickness_from_image_mm"] > 1.2 * 75.9
-        assert any(w.category is ThicknessMismatchWarning for w in caught) is warned
-        assert (dens["thickness_check"] == NOT_COMPARED_BESIDE_IMPLANT) is not warned
+        assert bool(told) is warned
+        assert (dens["thickness_check"] == THICKER_BESIDE_IMPLANT) is not warned
 
 
 def test_where_the_implant_leaves_no_fat_beside_it_the_image_gives_no_thickness(tmp_path):
