@@ -277,7 +277,7 @@ def test_beside_an_implant_a_readout_too_thick_is_told_and_its_advice_holds(tmp_
     """Beside an implant's shadow the image's thickness is read on the fat beside it: a readout 25 %
     thick is told, and the thickness it points to brings the VBD back (6.4 % -> 8.0 % for 8.9 %). A
     readout 15 % thin reads thicker, which beside an implant is not taken as a readout too thin
-    (docs/design-log/breast_region.md, "The thickness check beside an implant, again")."""
+    (docs/design-log/breast_region.md, "Only a thinner image warns beside an implant")."""
     ph = make_phantom(58878, view="CC", laterality="R", vendor="HOLOGIC", thickness_mm=30.6, spacing_mm=0.2,
                       physics="realistic", implant="silicone")
     truth = ph.record["vbd_percent_outside_implant"]

@@ -95,11 +95,11 @@ THICKNESS_TOLERANCE = 0.10
 #: ``thickness_check`` of an image whose header reports an implant and whose thickness reads more than
 #: the tolerance *thicker* than the one in use: not taken as a readout too thin, and no warning. Beside
 #: an implant the fatty reference may hold denser tissue than fat (little fat is left beside it, least
-#: in an extremely dense breast), which only reads thick: on fresh seeds every false alarm at the true
+#: in an extremely dense breast), which reads thick: on fresh seeds every false alarm at the true
 #: readout read thicker (10 of 120, 7 of them of 24 extremely dense breasts), while a thinner reading
-#: was right every time (61 readouts 25 % high told, none misleading; docs/design-log/breast_region.md,
-#: "The thickness check beside an implant, again"). Without the header's word the comparison warns
-#: either way: a shadow there may be dense tissue under too thin a readout, which a thicker image tells.
+#: was right 173 times and misled once (docs/design-log/breast_region.md, "Only a thinner image warns
+#: beside an implant"). Without the header's word the comparison warns either way: a shadow there may
+#: be dense tissue under too thin a readout, which a thicker image tells.
 THICKER_BESIDE_IMPLANT = (
     "thicker than the thickness in use, but not taken as a readout too thin: BreastImplantPresent (0028,1300) is "
     "YES, and beside an implant the fatty reference may hold denser tissue than fat, which reads thick")
