@@ -571,12 +571,13 @@ def density_map_polyenergetic(
         else:
             trend, tinfo = fat_reference_trend(sub, fat_region, spacing, side if heel else 1, erode_mm, block_mm,
                                                percentile, band_mm=10.0 if heel else 1e9)
-        if trend is None and shadow is not None:  # a shadow was read against the direct exposure
+        own_fat = trend is not None
+        if not own_fat and shadow is not None:  # a shadow was read against the direct exposure
             trend, tinfo = fat_beside_implant(h)
-            # that reference is fat through h itself: the contrast would only give h back
-            return sub, trend, tinfo, (None, dict(reason=NO_FAT_BESIDE_IMPLANT)), shadow
         if trend is None or not np.all(np.isfinite(trend)) or trend.min() <= 0:
             return sub, None, tinfo, (None, dict(reason="no fatty reference")), shadow
+        if not own_fat:  # the reference is fat through h itself: the contrast would only give h back
+            return sub, trend, tinfo, (None, dict(reason=NO_FAT_BESIDE_IMPLANT)), shadow
         return (sub, trend, tinfo,
                 thickness_from_contrast(img, breast, np.log(trend), columns, spacing, beam, offset, air=air), shadow)
 
