@@ -265,12 +265,15 @@ def test_under_a_readout_too_thick_the_thinnest_readouts_bound_draws_the_whole_i
     assert shadow_over_bounds([0.5 * e, thinnest], region, spacing)[1] == 1  # found only at the second
 
 
-def _thickness_check(img, **kw):
-    """DensityMap's meta after BreastRegion, both given ``kw``, and its ThicknessMismatchWarnings."""
-    with warnings.catch_warnings(record=True) as caught:
+def _thickness_check(img, caught: list | None = None, **kw):
+    """DensityMap's meta after BreastRegion, both given ``kw``, and its ThicknessMismatchWarnings
+    (every warning is added to ``caught`` when given)."""
+    with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         dens = DensityMap(**kw)(img, BreastRegion(**kw)(img)).meta["density"]
-    return dens, [w for w in caught if w.category is ThicknessMismatchWarning]
+    if caught is not None:
+        caught.extend(seen)
+    return dens, [w for w in seen if w.category is ThicknessMismatchWarning]
 
 
 def test_beside_an_implant_a_readout_too_thick_is_told_and_its_advice_holds(tmp_path):
@@ -298,15 +301,18 @@ def test_beside_an_implant_a_readout_too_thick_is_told_and_its_advice_holds(tmp_
 def test_beside_an_implant_the_header_reports_a_thicker_image_is_no_warning(tmp_path):
     """This breast (GE MLO, 75.9 mm, the true readout) reads 95 mm beside its implant: the fatty
     reference there holds denser tissue than fat. With BreastImplantPresent YES that is no warning
-    (a false alarm); without the header's word it is one (a shadow may then be dense tissue under too
-    thin a readout, which a thicker image tells)."""
+    (a false alarm), nor a hint in the implant's warning; without the header's word it is one (a
+    shadow may then be dense tissue under too thin a readout, which a thicker image tells)."""
     ph = make_phantom(58507, view="MLO", laterality="L", vendor="GE", thickness_mm=75.9, spacing_mm=None,
                       physics="realistic", implant="silicone")
     for flag, warned in (("YES", False), ("", True)):
-        dens, told = _thickness_check(_read_as(ph, tmp_path, 1.0, implant_flag=flag))
+        caught = []
+        dens, told = _thickness_check(_read_as(ph, tmp_path, 1.0, implant_flag=flag), caught)
         assert dens["thickness_from_image_mm"] > 1.2 * 75.9
         assert bool(told) is warned
         assert (dens["thickness_check"] == THICKER_BESIDE_IMPLANT) is not warned
+        hint = [w for w in caught if w.category is BreastImplantWarning and "thicker than the" in str(w.message)]
+        assert bool(hint) is warned
 
 
 def test_where_the_implant_leaves_no_fat_beside_it_the_image_gives_no_thickness(tmp_path):

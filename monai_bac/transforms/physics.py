@@ -311,12 +311,15 @@ class DensityMap(Transform):
     def _tell_implant(self, meta: Mapping, out_meta: Mapping, seen: bool) -> None:
         """Warn when an implant's shadow was found (the VBD is then the tissue's beside it), or when
         BreastImplantPresent (0028,1300) says YES and none was (a saline implant reads as tissue).
-        A shadow found under a thickness the image says is too thin may be dense tissue: the
-        warning says so (docs/design-log/breast_region.md, "Extremely dense breasts, and a header too thin")."""
+        A shadow found under a thickness the image says is too thin may be dense tissue: unless the
+        header reports an implant (whose ``thickness_check`` then records the thicker reading,
+        :data:`THICKER_BESIDE_IMPLANT`), the warning says so (docs/design-log/breast_region.md,
+        "Extremely dense breasts, and a header too thin")."""
         if seen:
             used, found = out_meta["thickness_mm"], out_meta["thickness_from_image_mm"]
             tolerance = THICKNESS_TOLERANCE if self.thickness_tolerance is None else self.thickness_tolerance
-            thin = "" if self.thickness_from_image or not found > used * (1.0 + tolerance) else (
+            reported = meta.get("breast_implant_present") == "YES"
+            thin = "" if self.thickness_from_image or reported or not found > used * (1.0 + tolerance) else (
                 f"; but the image implies a breast of {found:.1f} mm, thicker than the {used:.1f} mm in use, and dense "
                 f"tissue read against too thin a breast passes the same bound: unless there is an implant"
                 f"{' (BreastImplantPresent (0028,1300) says NO)' if meta.get('breast_implant_present') == 'NO' else ''}, "
