@@ -47,7 +47,9 @@ _SOURCE_PURPOSE = ("121322", "DCM", "Source image for image processing operation
 _COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "StudyDate", "StudyTime",
            "StudyID", "AccessionNumber", "ReferringPhysicianName", "StudyDescription", "InstitutionName",
            "ManufacturerModelName", "DeviceSerialNumber", "SoftwareVersions", "AcquisitionDate", "AcquisitionTime",
-           "ContentDate", "ContentTime", "PatientOrientation", "BodyPartExamined", "DetectorType")
+           "ContentDate", "ContentTime", "PatientOrientation", "BodyPartExamined", "DetectorType",
+           # the view as coded, with its modifiers (a magnification view stays one for the reader)
+           "ViewCodeSequence", "EstimatedRadiographicMagnificationFactor")
 _FOR_PRESENTATION_SUFFIX = ".presentation.dcm"
 #: PatientOrientation letters as LPS unit vectors (PS3.3 C.7.6.1.1.1)
 _LPS = {"L": (1, 0, 0), "R": (-1, 0, 0), "P": (0, 1, 0), "A": (0, -1, 0), "H": (0, 0, 1), "F": (0, 0, -1)}

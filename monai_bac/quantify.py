@@ -38,7 +38,10 @@ Per image (:func:`quantify_mask`, :func:`quantify_image`):
 Per breast and per patient (:func:`summarise_breasts`, :func:`summarise_patients`): a breast
 has BAC when any of its views has; its length is the *largest* over its views (CC and MLO
 image the same arteries, so adding them would count each vessel twice); a patient's length and
-calcium are the sums over the two breasts.
+calcium are the sums over the two breasts. Only screening views count: a magnification or spot
+compression view of a diagnostic work-up (rows whose ``view_modifiers`` or ``magnification``
+say so, :func:`~monai_bac.data.views.diagnostic_view_reason`) is left out of every summary and
+counted in ``n_diagnostic_views``; magnified, its length would read as the breast's largest.
 
 Cohort (:func:`presence_agreement`, the paper's Sec. 4.5 and Fig. 10): for patients with all
 four views (LCC, LMLO, RCC, RMLO), presence in the left vs the right breast (pairs LCC-RCC and
@@ -61,6 +64,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from monai_bac.data.views import diagnostic_view_reason
 from monai_bac.ops.skeleton import NEIGHBOUR_OFFSETS, foreground_groups, skeleton_points, thin_box
 from monai_bac.physics import HYDROXYAPATITE_DENSITY_MG_PER_MM3
 from monai_bac.units import as_spacing
@@ -519,7 +523,14 @@ def quantify_image(image, mask, breast_map=None, *, spacing_mm=None, meta: Mappi
 
 
 # ------------------------------------------------------------------------------ breast / patient
+def _is_diagnostic(row: Mapping) -> bool:
+    return bool(diagnostic_view_reason(row.get("view_modifiers"), _num(row.get("magnification"))))
+
+
 def _view_key(row: Mapping) -> str | None:
+    """"LCC", "LMLO", "RCC" or "RMLO" for a screening view; None otherwise (a diagnostic view too)."""
+    if _is_diagnostic(row):
+        return None
     lat, view = str(row.get("laterality") or "").upper(), str(row.get("view") or "").upper()
     key = f"{lat}{view}"
     return key if key in VIEW_NAMES else None
@@ -544,13 +555,20 @@ def _truthy(v) -> bool | None:
 def summarise_breasts(rows: Iterable[Mapping], present_key: str = "present", length_key: str = "length_mm",
                       calcium_key: str = "calcium_mg") -> list[dict]:
     """One row per (patient, laterality) from per-image rows (``patient_id``, ``laterality``,
-    ``view`` and the quantification fields). Rows whose ``present`` is missing (failed images)
-    are ignored. Length and calcium: the largest over the breast's views."""
+    ``view``, ``view_modifiers``, ``magnification`` and the quantification fields). Rows whose
+    ``present`` is missing (failed images) are ignored, diagnostic views counted in
+    ``n_diagnostic_views`` and otherwise left out. Length and calcium: the largest over the
+    breast's screening views."""
     groups: dict[tuple, list] = defaultdict(list)
+    diagnostic: dict[tuple, int] = defaultdict(int)
     for row in rows:
         if _truthy(row.get(present_key)) is None:
             continue
-        groups[(str(row.get("patient_id")), str(row.get("laterality") or "").upper())].append(row)
+        breast = (str(row.get("patient_id")), str(row.get("laterality") or "").upper())
+        if _is_diagnostic(row):
+            diagnostic[breast] += 1
+        else:
+            groups[breast].append(row)
     out = []
     for (pid, lat), items in sorted(groups.items()):
         lengths = [x for x in (_num(r.get(length_key)) for r in items) if x is not None]
@@ -562,7 +580,7 @@ def summarise_breasts(rows: Iterable[Mapping], present_key: str = "present", len
             length_mm=max(lengths) if lengths else None,
             length_mm_mean=float(np.mean(lengths)) if lengths else None,
             calcium_mg=max(calcium) if calcium else None,
-            n_images=len(items)))
+            n_images=len(items), n_diagnostic_views=diagnostic[(pid, lat)]))
     return out
 
 
@@ -570,18 +588,23 @@ def summarise_patients(rows: Iterable[Mapping], present_key: str = "present", le
                        calcium_key: str = "calcium_mg") -> list[dict]:
     """One summary row per patient: views available, whether all four are, BAC presence per view
     and per breast, and the patient's length / calcium (sum over breasts of each breast's
-    largest view value)."""
+    largest view value); screening views only, the diagnostic ones counted in
+    ``n_diagnostic_views`` (see :func:`summarise_breasts`)."""
     rows = list(rows)
     breasts = summarise_breasts(rows, present_key, length_key, calcium_key)
     by_patient: dict[str, dict] = {}
     for row in rows:
         pid = str(row.get("patient_id"))
-        p = by_patient.setdefault(pid, dict(patient_id=pid, n_images=0, n_failed=0, **{f"{v}_present": None for v in VIEW_NAMES},
+        p = by_patient.setdefault(pid, dict(patient_id=pid, n_images=0, n_failed=0, n_diagnostic_views=0,
+                                            **{f"{v}_present": None for v in VIEW_NAMES},
                                             **{f"{v}_length_mm": None for v in VIEW_NAMES}))
         p["n_images"] += 1
         present = _truthy(row.get(present_key))
         if present is None:
             p["n_failed"] += 1
+            continue
+        if _is_diagnostic(row):
+            p["n_diagnostic_views"] += 1
             continue
         key = _view_key(row)
         if key:

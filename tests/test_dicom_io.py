@@ -17,6 +17,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import UID
 
 from monai_bac.data import (
+    DiagnosticViewWarning,
     LoadMammogram,
     LoadMammogramd,
     MammogramReadError,
@@ -71,6 +72,11 @@ def _edit(src: Path, dst: Path, **changes) -> Path:
         else:
             setattr(ds, keyword, value)
     dicom_write.save_dataset(ds, dst)  # Part-10 writing call for the installed pydicom (2.x or 3.x)
+    return dst
+
+
+def _edit_ds(ds: pydicom.Dataset, dst: Path) -> Path:
+    dicom_write.save_dataset(ds, dst)
     return dst
 
 
@@ -222,6 +228,78 @@ def test_view_from_view_code_sequence(dcm: Path, tmp_path: Path, value, scheme, 
     assert load_mammogram(path).meta["view"] == view
     path = _edit(dcm, tmp_path / "no_code.dcm", ViewCodeSequence=[_code("", "SCT", "")], ViewPosition="CC")
     assert load_mammogram(path).meta["view"] == "CC"  # an empty code: ViewPosition
+
+
+def _assert_dciodvfy_passes(path: Path) -> None:
+    import shutil
+    import subprocess
+
+    dciodvfy = shutil.which("dciodvfy")
+    if dciodvfy is None:
+        return  # the validator's own test skips, naming the package
+    report = subprocess.run([dciodvfy, str(path)], capture_output=True, text=True)
+    errors = [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
+    assert not errors, errors
+
+
+def _read_quietly(path: Path):
+    """meta of ``path`` and the warnings its reading gave, by category."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        meta = load_mammogram(path).meta
+    return meta, {w.category: str(w.message) for w in caught}
+
+
+def test_a_magnification_or_spot_view_is_read_as_a_diagnostic_view(tmp_path: Path) -> None:
+    """ViewModifierCodeSequence (0054,0222) (in ViewCodeSequence's item) and
+    EstimatedRadiographicMagnificationFactor (0018,1114): read, and a diagnostic view warned naming both."""
+    path = _write(tmp_path / "mag.dcm", view_modifiers=("magnification", "Spot Compression"), magnification=1.8)
+    item = pydicom.dcmread(path).ViewCodeSequence[0].ViewModifierCodeSequence[1]
+    assert (item.CodeValue, item.CodingSchemeDesignator) == ("399055006", "SCT")  # SNOMED CT, CID 4015
+    meta, told = _read_quietly(path)
+    assert (meta["view"], meta["view_modifiers"], meta["magnification"]) == ("MLO", "MAGNIFICATION, SPOT COMPRESSION", 1.8)
+    _assert_dciodvfy_passes(path)
+    assert re.match(r".*mag\.dcm: a diagnostic view, not a screening one \(a magnification view; a spot compression "
+                    r"view; magnified 1\.8 x: ViewModifierCodeSequence \(0054,0222\) MAGNIFICATION, SPOT "
+                    r"COMPRESSION, EstimatedRadiographicMagnificationFactor \(0018,1114\) 1\.8\)",
+                    told[DiagnosticViewWarning])
+    # the older SNOMED RT code is read through its meaning; a sequence at the top level is read too
+    ds = pydicom.dcmread(path)
+    ds.ViewCodeSequence[0].ViewModifierCodeSequence = [_code("R-102D6", "SRT", "Magnification")]
+    ds.EstimatedRadiographicMagnificationFactor = None
+    meta, told = _read_quietly(_edit_ds(ds, tmp_path / "srt.dcm"))
+    assert meta["view_modifiers"] == "MAGNIFICATION" and meta["magnification"] is None
+    assert "(a magnification view: " in told[DiagnosticViewWarning]
+    ds = pydicom.dcmread(path)
+    del ds.ViewCodeSequence[0].ViewModifierCodeSequence
+    ds.ViewModifierCodeSequence = [_code("399055006", "SCT", "")]
+    del ds.EstimatedRadiographicMagnificationFactor
+    meta, told = _read_quietly(_edit_ds(ds, tmp_path / "top.dcm"))
+    assert meta["view_modifiers"] == "SPOT COMPRESSION" and DiagnosticViewWarning in told
+    # the geometry alone is enough: a magnification stand without the modifier
+    meta, told = _read_quietly(_write(tmp_path / "stand.dcm", magnification=1.5))
+    assert meta["view_modifiers"] == "" and "(magnified 1.5 x: ViewModifierCodeSequence (0054,0222) absent" in \
+        told[DiagnosticViewWarning]
+
+
+@pytest.mark.parametrize("modifiers, magnification", [((), None), ((), 1.07), (("implant displaced",), 1.08),
+                                                      (("rolled lateral", "nipple in profile"), None)])
+def test_a_screening_view_with_or_without_other_modifiers_is_not_warned(tmp_path: Path, modifiers, magnification):
+    """Contact geometry (a factor of about 1.1) and the modifiers of full-field views are only recorded."""
+    meta, told = _read_quietly(_write(tmp_path / "v.dcm", view_modifiers=modifiers, magnification=magnification))
+    assert DiagnosticViewWarning not in told
+    assert meta["view_modifiers"] == ", ".join(m.upper() for m in modifiers) and meta["magnification"] == magnification
+
+
+def test_an_impossible_magnification_is_dropped_naming_the_tag(tmp_path: Path) -> None:
+    meta, told = _read_quietly(_write(tmp_path / "v.dcm", magnification=0.5))
+    assert meta["magnification"] is None and DiagnosticViewWarning not in told
+    assert "v.dcm: EstimatedRadiographicMagnificationFactor (0018,1114) is 0.5, not a projection's" in \
+        told[MissingTagWarning]
+    with pytest.raises(ValueError, match="unknown view modifier 'zoomed'; CID 4015 has: .*MAGNIFICATION"):
+        _write(tmp_path / "w.dcm", view_modifiers=("zoomed",))
+    with pytest.raises(ValueError, match=r"need a coded view \(CC, MLO\), not 'XCCL'"):
+        _write(tmp_path / "w.dcm", view="XCCL", view_modifiers=("magnification",))
 
 
 # ---------------------------------------------------------------------------------- bad DICOM inputs

@@ -197,6 +197,48 @@ def test_processed_images_can_be_forced_and_implausible_masks_are_flagged(tiny_b
     assert rep["quantification"]["length_mm"] is None
 
 
+def test_a_magnification_view_is_reported_and_left_out_of_the_patients_table(tiny_bundle, phantom_cohort, tmp_path):
+    """One patient's four screening views and a magnified spot view of its LCC (the same pixels, as a
+    PACS study of a work-up holds it): every image is processed, the diagnostic one is marked in
+    results.csv and its JSON, and patients.csv counts it without summarising it."""
+    from pydicom.uid import generate_uid
+
+    from monai_bac.data.dicom_tags import code_item
+
+    truth = sorted((phantom_cohort / "truth").glob("*.json"))
+    pid = json.loads(truth[0].read_text())["patient_id"]
+    views = [p for p in truth if json.loads(p.read_text())["patient_id"] == pid]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for t in views:
+        shutil.copy(phantom_cohort / "images" / f"{t.stem}.dcm", folder)
+    lcc = next(p for p in folder.glob("*.dcm") if pydicom.dcmread(p).ImageLaterality + pydicom.dcmread(p).ViewPosition == "LCC")
+    ds = pydicom.dcmread(lcc)
+    ds.ViewCodeSequence[0].ViewModifierCodeSequence = [code_item("399163009", "SCT", "Magnification"),
+                                                       code_item("399055006", "SCT", "Spot Compression")]
+    ds.EstimatedRadiographicMagnificationFactor = "1.8"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.save_as(folder / "work_up_mag.dcm")
+    out = tmp_path / "out"
+    assert main(["infer", str(folder), "--model", str(tiny_bundle), "--out", str(out), "--quiet", "--no-overlay"]) == 0
+    rows = _rows(out / "results.csv")
+    assert len(rows) == 5 and all(r["status"] == "ok" for r in rows.values())
+    mag = rows["work_up_mag"]
+    assert (mag["view"], mag["view_modifiers"], mag["magnification"]) == ("CC", "MAGNIFICATION, SPOT COMPRESSION", "1.8")
+    assert {r["view_modifiers"] for c, r in rows.items() if c != "work_up_mag"} == {""}
+    rep = json.loads(Path(mag["json"]).read_text())
+    assert any(w.startswith("DiagnosticViewWarning: ") and "work_up_mag.dcm: a diagnostic view" in w
+               for w in rep["input_warnings"])
+    with open(out / "patients.csv") as f:
+        (patient,) = list(csv.DictReader(f))
+    assert (patient["patient_id"], patient["n_images"], patient["n_diagnostic_views"]) == (pid, "5", "1")
+    assert patient["views_available"] == "LCC,LMLO,RCC,RMLO"
+    screening_lcc = next(r for c, r in rows.items() if c != "work_up_mag" and r["laterality"] + r["view"] == "LCC")
+    assert patient["LCC_length_mm"] == screening_lcc["length_mm"] and patient["LCC_present"] == screening_lcc["present"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["cohort"]["prediction"]["n_patients"] == 1
+
+
 def test_usage_errors(tmp_path, tiny_bundle):
     assert main(["infer", str(tmp_path / "missing.dcm"), "--model", str(tiny_bundle), "--out", str(tmp_path)]) == 2
     assert main(["infer", str(tmp_path), "--model", str(tmp_path / "nomodel"), "--out", str(tmp_path)]) == 2

@@ -11,6 +11,7 @@ import pydicom
 import pytest
 
 from monai_bac.cli import main
+from monai_bac.data import DiagnosticViewWarning
 from monai_bac.data.dicom_io import MG_FOR_PRESENTATION_SOP_CLASS, read_dicom_mammogram, write_mammogram_dicom
 from monai_bac.ops.breast_region import breast_region_map
 from monai_bac.phantom import make_phantom
@@ -19,8 +20,9 @@ from monai_bac.presentation import DISPLAY_BITS, write_presentation
 VENDOR_CASES = [("GE", "CC", "L"), ("HOLOGIC", "MLO", "R"), ("SIEMENS", "CC", "R")]
 
 
-def write_raw(path: Path, vendor: str, view: str, laterality: str, seed: int = 3, spacing_mm: float = 0.5):
-    """A small raw phantom mammogram in the vendor's encoding, with a dated study; returns (path, phantom)."""
+def write_raw(path: Path, vendor: str, view: str, laterality: str, seed: int = 3, spacing_mm: float = 0.5, **tags):
+    """A small raw phantom mammogram in the vendor's encoding, with a dated study (and ``tags`` for the
+    writer); returns (path, phantom)."""
     ph = make_phantom(seed=seed, spacing_mm=spacing_mm, vendor=vendor, view=view, laterality=laterality)
     m = ph.meta
     write_mammogram_dicom(path, ph.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
@@ -28,7 +30,7 @@ def write_raw(path: Path, vendor: str, view: str, laterality: str, seed: int = 3
                           manufacturer=m["manufacturer"], presentation=m["presentation"],
                           photometric=m["photometric"], bits_stored=m["bits_stored"], patient_id="BAC-0042",
                           extra={"StudyDate": "20240131", "StudyTime": "101500", "StudyID": "S1",
-                                 "AccessionNumber": "A123"})
+                                 "AccessionNumber": "A123"}, **tags)
     return path, ph
 
 
@@ -94,6 +96,23 @@ def test_rendition_belongs_to_the_raw_images_study(tmp_path):
     assert source.PurposeOfReferenceCodeSequence[0].CodeValue == "121322"
     assert list(pres.ImageType)[:2] == ["DERIVED", "PRIMARY"]
     assert pres.PixelIntensityRelationship == "LOG" and pres.PixelIntensityRelationshipSign == -1
+
+
+def test_a_magnification_views_rendition_stays_one(tmp_path):
+    """The rendition keeps the raw's view modifiers and magnification: a reader (and this library)
+    still sees a diagnostic view, and dciodvfy still finds no error."""
+    raw_path, _ = write_raw(tmp_path / "raw.dcm", "HOLOGIC", "CC", "L", view_modifiers=("magnification",),
+                            magnification=1.8)
+    with pytest.warns(DiagnosticViewWarning, match=r"raw\.dcm: a diagnostic view"):
+        out = write_presentation(raw_path, tmp_path / "p.dcm")
+    with pytest.warns(DiagnosticViewWarning, match=r"p\.dcm: a diagnostic view, not a screening one \(a "
+                                                   r"magnification view; magnified 1\.8 x"):
+        _, meta = read_dicom_mammogram(out)
+    assert (meta["view"], meta["view_modifiers"], meta["magnification"]) == ("CC", "MAGNIFICATION", 1.8)
+    dciodvfy = shutil.which("dciodvfy")
+    if dciodvfy is not None:
+        report = subprocess.run([dciodvfy, str(out)], capture_output=True, text=True)
+        assert not [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
 
 
 def test_present_cli_writes_renditions_and_names_the_file_it_refuses(tmp_path, capsys):

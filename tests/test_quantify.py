@@ -179,6 +179,31 @@ def test_breast_and_patient_summaries():
     assert patients["P2"]["n_failed"] == 1 and not patients["P2"]["complete_4_views"]
 
 
+def test_a_diagnostic_view_is_counted_and_left_out_of_every_summary():
+    """A magnified spot view of the left breast (larger, with BAC the screening views miss) changes
+    neither the breast's nor the patient's figures, nor the 4-view analysis; it is counted."""
+    rows = _rows({"LCC": False, "LMLO": True, "RCC": False, "RMLO": False})
+    rows[1]["length_mm"] = 12.0
+    before = (summarise_breasts(rows), summarise_patients(rows), presence_agreement(rows))
+    spot = dict(patient_id="P1", laterality="L", view="CC", view_modifiers="MAGNIFICATION, SPOT COMPRESSION",
+                magnification="1.8", present=True, length_mm=30.0, calcium_mg=9.0)
+    stand = dict(spot, view_modifiers="", length_mm=25.0)  # the geometry alone says magnification
+    displaced = dict(spot, view_modifiers="IMPLANT DISPLACED", magnification="1.08", length_mm=14.0)
+    breasts, patients, agreement = (summarise_breasts(rows + [spot, stand]), summarise_patients(rows + [spot, stand]),
+                                    presence_agreement(rows + [spot, stand]))
+    left = next(b for b in breasts if b["laterality"] == "L")
+    assert (left["length_mm"], left["calcium_mg"], left["n_images"], left["n_diagnostic_views"]) == (12.0, 2.0, 2, 2)
+    assert [{k: v for k, v in b.items() if k != "n_diagnostic_views"} for b in breasts] == \
+        [{k: v for k, v in b.items() if k != "n_diagnostic_views"} for b in before[0]]
+    p1 = patients[0]
+    assert p1["n_images"] == 6 and p1["n_diagnostic_views"] == 2 and p1["LCC_present"] is False
+    assert p1["length_mm"] == before[1][0]["length_mm"] == 12.0 and p1["LCC_length_mm"] == 0.0
+    assert agreement == before[2]
+    # a full-field view with another modifier (implant displaced) is a screening view
+    left = next(b for b in summarise_breasts(rows + [displaced]) if b["laterality"] == "L")
+    assert left["length_mm"] == 14.0 and left["n_diagnostic_views"] == 0
+
+
 def test_weighted_f1_matches_sklearn():
     rng = np.random.default_rng(0)
     a, b = rng.random(40) < 0.7, rng.random(40) < 0.6

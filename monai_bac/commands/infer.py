@@ -9,7 +9,8 @@ source image), <case>_bac_overlay.png (BAC in colour on the mammogram's display 
 <case>_bac.json (status, quantification, timings). An image's files are written together and
 committed last: a failed image leaves only its JSON (status "failed" and the reason), and a
 rerun retries it. Per run: results.csv (one row per image, failed ones with the reason),
-patients.csv (one summary row per patient) and run.json (settings, failures, the 4-view
+patients.csv (one summary row per patient, from its screening views: a magnification or spot
+compression view is counted, not summarised) and run.json (settings, failures, the 4-view
 presence analysis). Finished images are skipped on a rerun unless --overwrite is given.
 
 Exit status: 0 every image ok (or skipped as done), 3 some image failed, 2 nothing to run or a
@@ -32,7 +33,8 @@ from pathlib import Path
 
 logger = logging.getLogger("monai_bac.infer")
 
-CSV_FIELDS = ["case", "status", "reason", "source", "patient_id", "laterality", "view", "sop_instance_uid",
+CSV_FIELDS = ["case", "status", "reason", "source", "patient_id", "laterality", "view", "view_modifiers", "magnification",
+              "sop_instance_uid",
               "present", "length_mm", "skeleton_length_mm", "n_segments", "area_mm2", "calcium_mg", "calcium_note",
               "annotation_present", "annotation_length_mm", "annotation_calcium_mg", "quality_warning",
               "nifti", "seg", "overlay", "json", "total_seconds"]
@@ -133,7 +135,7 @@ def _row(report: dict) -> dict:
     row = {"case": report.get("case"), "status": report.get("status"), "reason": report.get("reason", ""),
            "source": report.get("source"), "quality_warning": report.get("quality_warning", ""),
            "total_seconds": report.get("total_seconds")}
-    for k in ("patient_id", "laterality", "view", "sop_instance_uid"):
+    for k in ("patient_id", "laterality", "view", "view_modifiers", "magnification", "sop_instance_uid"):
         row[k] = info.get(k)
     for k in ("present", "length_mm", "skeleton_length_mm", "n_segments", "area_mm2", "calcium_mg", "calcium_note"):
         row[k] = q.get(k)
@@ -232,7 +234,7 @@ def _image_report(case: str, entry: dict, data: dict, seconds: dict) -> dict:
     return report
 
 
-_META_FIELDS = ("patient_id", "laterality", "view", "study_instance_uid", "series_instance_uid", "sop_instance_uid",
+_META_FIELDS = ("patient_id", "laterality", "view", "view_modifiers", "magnification", "study_instance_uid", "series_instance_uid", "sop_instance_uid",
                 "manufacturer", "presentation", "is_raw", "kvp", "spacing_mm")
 
 
@@ -277,7 +279,7 @@ def _process(pipeline, entry: dict, case: str, out: Path, staging: Path, overwri
         report = _image_report(case, entry, data, seconds)
         report["model"] = model
         notes = sorted({f"{w.category.__name__}: {w.message}" for w in caught
-                        if w.category.__name__ in ("MissingTagWarning", "ProcessedImageWarning")})
+                        if w.category.__name__ in ("MissingTagWarning", "ProcessedImageWarning", "DiagnosticViewWarning")})
         if notes:
             report["input_warnings"] = notes
         ann = _annotation(entry, data, calcium)

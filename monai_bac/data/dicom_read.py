@@ -63,7 +63,14 @@ from monai_bac.data.dicom_tags import (
     tag_label,
     tag_name,
 )
-from monai_bac.data.errors import MammogramReadError, MissingTagWarning, ProcessedImageWarning, require_regular_file
+from monai_bac.data.errors import (
+    DiagnosticViewWarning,
+    MammogramReadError,
+    MissingTagWarning,
+    ProcessedImageWarning,
+    require_regular_file,
+)
+from monai_bac.data.views import diagnostic_view_reason, modifier_name
 from monai_bac.units import SpacingError, as_spacing
 from monai_bac.utils import PathLike
 
@@ -618,6 +625,45 @@ def _view(ds: Dataset, path: Path) -> str | None:
     return coded or position
 
 
+def _view_modifiers(ds: Dataset) -> str:
+    """The names of ViewModifierCodeSequence (0054,0222)'s items (see
+    :func:`~monai_bac.data.views.modifier_name`), joined by ", "; "" when there is none. The
+    sequence belongs in ViewCodeSequence's item; one written at the top level is read too."""
+    views = ds.get("ViewCodeSequence") or []
+    sequences = [item.get("ViewModifierCodeSequence") or [] for item in views[:1]]
+    sequences.append(ds.get("ViewModifierCodeSequence") or [])
+    names = [modifier_name(_str(item, "CodeValue"), _str(item, "CodeMeaning")) for seq in sequences for item in seq]
+    return ", ".join(dict.fromkeys(name for name in names if name))
+
+
+def _magnification(ds: Dataset, path: Path) -> float | None:
+    """EstimatedRadiographicMagnificationFactor (0018,1114); None (with a warning) below 1, which no
+    projection gives (the breast lies between the focal spot and the detector), or above 4."""
+    value = _float(ds, "EstimatedRadiographicMagnificationFactor", path, positive=True)
+    if value is not None and not 1.0 <= value <= 4.0:
+        warnings.warn(f"{path}: {tag_name('EstimatedRadiographicMagnificationFactor')} is {value:g}, not a "
+                      "projection's (1 to 4); meta value is None", MissingTagWarning, stacklevel=3)
+        return None
+    return value
+
+
+def _tell_diagnostic_view(meta: dict[str, Any], path: Path) -> None:
+    """A :class:`DiagnosticViewWarning` naming the tags, for a magnification or spot compression view."""
+    reason = diagnostic_view_reason(meta["view_modifiers"], meta["magnification"])
+    if not reason:
+        return
+    warnings.warn(
+        f"{path}: a diagnostic view, not a screening one ({reason}: {tag_name('ViewModifierCodeSequence')} "
+        f"{meta['view_modifiers'] or 'absent'}, {tag_name('EstimatedRadiographicMagnificationFactor')} "
+        f"{'absent' if meta['magnification'] is None else format(meta['magnification'], 'g')}): the breast "
+        "region, the density and the thresholds in mm assume the whole breast in contact behind a grid, "
+        "and sizes in mm are read at the detector (ImagerPixelSpacing), magnified as the image is; the "
+        "per-breast and per-patient summaries leave this image out",
+        DiagnosticViewWarning,
+        stacklevel=3,
+    )
+
+
 def _exposure_mas(ds: Dataset, path: Path) -> float | None:
     """mAs from ExposureInuAs (0018,1153), else ExposureInmAs (0018,9332), else Exposure (0018,1152)."""
     micro = _float(ds, "ExposureInuAs", path)
@@ -669,7 +715,10 @@ def read_dicom_mammogram(
         ``spacing_mm`` (row, col) from ImagerPixelSpacing (0018,1164), else PixelSpacing (0028,0030)
         (with a warning); ``spacing_source``; ``kvp``; ``thickness_mm`` (BodyPartThickness);
         ``anode``; ``filter``; ``view`` ('CC', 'MLO' or as written, from ViewCodeSequence
-        (0054,0220), else ViewPosition (0018,5101)); ``laterality`` (ImageLaterality, else
+        (0054,0220), else ViewPosition (0018,5101)); ``view_modifiers`` (the names of
+        ViewModifierCodeSequence (0054,0222)'s items joined by ", ", e.g. "MAGNIFICATION, SPOT
+        COMPRESSION"; "" when none); ``magnification`` (EstimatedRadiographicMagnificationFactor
+        (0018,1114)); ``laterality`` (ImageLaterality, else
         Laterality); ``presentation`` (PresentationIntentType or None); ``is_raw``;
         ``manufacturer``; ``modality``; ``photometric`` (as stored, before the inversion);
         ``bits_stored``; ``patient_id``; ``study_instance_uid``; ``series_instance_uid``;
@@ -690,6 +739,8 @@ def read_dicom_mammogram(
 
     Warns:
         ProcessedImageWarning: processed image (FOR PRESENTATION, stated or guessed).
+        DiagnosticViewWarning: a magnification or spot compression view (by its view modifiers, or
+            magnified :data:`~monai_bac.data.views.MAGNIFICATION_GEOMETRY` x or more).
         MissingTagWarning: KVP (0018,0060) or BodyPartThickness (0018,11A0) absent;
             PresentationIntentType absent (the intent is then guessed, see :func:`_guess_raw`);
             only PixelSpacing present; a non-essential tag unreadable (dropped).
@@ -728,6 +779,8 @@ def _read(
         "anode": _upper(_str(ds, "AnodeTargetMaterial")),
         "filter": _upper(_str(ds, "FilterMaterial")),
         "view": _view(ds, path),
+        "view_modifiers": _view_modifiers(ds),
+        "magnification": _magnification(ds, path),
         "laterality": _upper(_str(ds, "ImageLaterality") or _str(ds, "Laterality")),
         "presentation": presentation,
         "is_raw": is_raw,
@@ -745,4 +798,5 @@ def _read(
         "breast_implant_present": _yes_no(ds, "BreastImplantPresent", path),
         "filename_or_obj": str(path),
     }
+    _tell_diagnostic_view(meta, path)
     return pixels, meta

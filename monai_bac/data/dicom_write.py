@@ -30,6 +30,7 @@ from monai_bac.data.dicom_tags import (
     VIEW_CODES,
     code_item,
 )
+from monai_bac.data.views import modifier_code
 from monai_bac.utils import PathLike, atomic_write_path
 
 __all__ = ["save_dataset", "write_mammogram_dicom"]
@@ -168,6 +169,8 @@ def write_mammogram_dicom(
     sop_uid: str | None = None,
     exposure_mas: float | None = None,
     compression_force_n: float | None = None,
+    view_modifiers: Sequence[str] = (),
+    magnification: float | None = None,
     extra: Mapping[str, Any] | None = None,
     overwrite: bool = True,
 ) -> Path:
@@ -197,12 +200,16 @@ def write_mammogram_dicom(
         exposure_mas: tube current-time product in mAs; written to Exposure (0018,1152, whole
             mAs) and ExposureInuAs (0018,1153, exact to 1 uAs).
         compression_force_n: CompressionForce (0018,11A2), newton.
+        view_modifiers: CID 4015 view modifiers by meaning (e.g. ``("magnification",)``), written as
+            SNOMED CT codes in ViewCodeSequence's ViewModifierCodeSequence (0054,0222); they need
+            ``view`` "CC" or "MLO" (the coded views).
+        magnification: EstimatedRadiographicMagnificationFactor (0018,1114).
         extra: further tags by keyword, applied last (they may replace the tags above; a None
             value removes the tag). Group 0002 keywords go to the file meta information.
         overwrite: when False, refuse to replace an existing file (FileExistsError).
 
     Tags given as None (kvp, thickness_mm, anode, filter, view, laterality, manufacturer,
-    exposure_mas, compression_force_n) are left out of the file.
+    exposure_mas, compression_force_n, magnification) are left out of the file.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -244,7 +251,8 @@ def write_mammogram_dicom(
     _set_if(ds, "FilterMaterial", filter)
     _set_if(ds, "ViewPosition", view)
     _set_if(ds, "ImageLaterality", laterality)
-    _set_mammography_modules(ds, view, laterality, manufacturer)
+    _set_mammography_modules(ds, view, laterality, manufacturer, view_modifiers)
+    _set_if(ds, "EstimatedRadiographicMagnificationFactor", None if magnification is None else _ds_str(magnification))
     if exposure_mas is not None:
         ds.Exposure = str(round(float(exposure_mas)))
         ds.ExposureInuAs = str(round(float(exposure_mas) * 1000))
@@ -261,7 +269,8 @@ def write_mammogram_dicom(
     return path
 
 
-def _set_mammography_modules(ds: Dataset, view: str | None, laterality: str | None, manufacturer: str | None) -> None:
+def _set_mammography_modules(ds: Dataset, view: str | None, laterality: str | None, manufacturer: str | None,
+                             view_modifiers: Sequence[str] = ()) -> None:
     """What the MG IOD requires beside the pixels (PS3.3 A.26): anatomy, view code, positioner,
     detector and acquisition context."""
     from pydicom.sequence import Sequence as Seq
@@ -274,8 +283,12 @@ def _set_mammography_modules(ds: Dataset, view: str | None, laterality: str | No
     # GE's detectors are CsI on amorphous silicon (indirect); Hologic's and Siemens' amorphous selenium
     ds.DetectorType = "SCINTILLATOR" if "GE" in (manufacturer or "").upper().split() else "DIRECT"
     ds.AcquisitionContextSequence = Seq([])
+    modifiers = [modifier_code(name) for name in view_modifiers]
+    if modifiers and v not in VIEW_CODES:
+        raise ValueError(f"view modifiers {list(view_modifiers)} need a coded view ({', '.join(VIEW_CODES)}), "
+                         f"not {view!r}")
     if v in VIEW_CODES:
         code, meaning = VIEW_CODES[v]
         item = code_item(code, "SCT", meaning)
-        item.ViewModifierCodeSequence = Seq([])
+        item.ViewModifierCodeSequence = Seq([code_item(m.value, "SCT", m.meaning) for m in modifiers])
         ds.ViewCodeSequence = Seq([item])

@@ -11,7 +11,13 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["MammogramReadError", "MissingTagWarning", "ProcessedImageWarning", "require_regular_file"]
+__all__ = [
+    "DiagnosticViewWarning",
+    "MammogramReadError",
+    "MissingTagWarning",
+    "ProcessedImageWarning",
+    "require_regular_file",
+]
 
 
 class MammogramReadError(ValueError):
@@ -27,6 +33,15 @@ class ProcessedImageWarning(UserWarning):
 
     The physics-based transforms (density, calcification thickness) assume raw values that are
     linear in exposure; on a processed image their outputs have no physical meaning.
+    """
+
+
+class DiagnosticViewWarning(UserWarning):
+    """The image is a diagnostic view (magnification or spot compression), not a screening view.
+
+    The breast region, the density map and the thresholds in mm assume the whole compressed
+    breast in contact behind a grid (see :mod:`monai_bac.data.views`); the per-breast and
+    per-patient summaries leave such an image out.
     """
 
 

@@ -62,6 +62,8 @@ IMAGE_META_KEYS = (
     "anode",
     "filter",
     "view",
+    "view_modifiers",
+    "magnification",
     "laterality",
     "presentation",
     "is_raw",
