@@ -661,7 +661,9 @@ def presence_agreement(rows: Iterable[Mapping], present_key: str = "present") ->
 
     Args:
         rows: per-image rows with ``patient_id``, ``laterality`` (L/R), ``view`` (CC/MLO) and a
-            presence field ``present_key`` (bool, or None / missing for a failed image).
+            presence field ``present_key`` (bool, or None / missing for a failed image). A view
+            imaged twice (a technical repeat) is present when either image is, as in
+            :func:`summarise_patients`; diagnostic views are left out.
         present_key: which presence to analyse (e.g. ``"present"`` for predictions,
             ``"annotation_present"`` for annotations).
 
@@ -676,7 +678,8 @@ def presence_agreement(rows: Iterable[Mapping], present_key: str = "present") ->
         key = _view_key(row)
         if key is None:
             continue
-        views[str(row.get("patient_id"))][key] = _truthy(row.get(present_key))
+        seen, present = views[str(row.get("patient_id"))].get(key), _truthy(row.get(present_key))
+        views[str(row.get("patient_id"))][key] = present if seen is None else seen or bool(present)
     complete = {p: v for p, v in views.items() if all(v.get(k) is not None for k in VIEW_NAMES)}
     out: dict[str, Any] = {"present_key": present_key, "n_patients": len(complete),
                            "n_incomplete": len(views) - len(complete)}

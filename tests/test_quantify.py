@@ -258,6 +258,15 @@ def test_symmetric_cohort_agrees_perfectly_and_a_planted_disagreement_is_found(s
     assert cm["discordant"] == [{"patient_id": victim, "RCC": False, "RMLO": True}]
 
 
+def test_a_repeated_view_is_present_when_either_image_is_whatever_their_order():
+    rows = _rows({"LCC": True, "LMLO": True, "RCC": True, "RMLO": True}, "A")
+    for repeat in (dict(rows[0], present=False), dict(rows[0], present=None)):  # a repeat without BAC, a failed one
+        for order in (rows + [repeat], [repeat] + rows):
+            out = presence_agreement(order)
+            assert out["n_patients"] == 1 and out["left_right"]["agreement"] == 1.0, order
+            assert summarise_patients(order)[0]["LCC_present"] is True
+
+
 def test_incomplete_patients_are_left_out_of_the_4_view_analysis():
     rows = _rows({"LCC": True, "LMLO": True, "RCC": True, "RMLO": True}, "A") + \
         _rows({"LCC": True, "LMLO": True, "RCC": False}, "B")
