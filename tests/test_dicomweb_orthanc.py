@@ -57,6 +57,21 @@ def pacs(tmp_path_factory, phantom_cohort):
 
 
 @pytest.fixture(scope="module")
+def rendition(pacs, phantom_cohort, tmp_path_factory) -> str:
+    """The processed (FOR PRESENTATION) rendition of one raw mammogram, stored beside it in the PACS as
+    sites that archive raw images hold both; returns its SOPInstanceUID."""
+    import pydicom
+
+    from monai_bac.presentation import write_presentation
+
+    orthanc, _ = pacs
+    path = write_presentation(phantom_cohort / "images" / f"{INFERRED}.dcm",
+                              tmp_path_factory.mktemp("rendition") / "processed.dcm")
+    orthanc.upload(path)
+    return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+
+
+@pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_bundle, phantom_cohort, pacs):
     orthanc, _ = pacs
     root = tmp_path_factory.mktemp("monailabel_pacs")
@@ -126,7 +141,8 @@ def _referenced(seg) -> tuple[str, str]:
 
 
 # --------------------------------------------------------------------------------------------
-def test_started_without_downloading_and_lists_the_pacs_mammograms(server, pacs):
+def test_started_without_downloading_and_lists_the_pacs_mammograms(server, pacs, rendition):
+    """Every raw mammogram is listed and served; a processed rendition beside one is not listed."""
     orthanc, uids = pacs
     assert not (server.app / "bin").is_dir() or not any((server.app / "bin").iterdir()), "nothing downloaded"
     r = _get(server, "/datastore/", params={"output": "all"})
@@ -146,6 +162,9 @@ def test_started_without_downloading_and_lists_the_pacs_mammograms(server, pacs)
     assert pydicom.dcmread(io.BytesIO(served[0].content)).SOPInstanceUID == sop
     r = _get(server, "/datastore/image", params={"image": "1.2.3.4.5"})
     assert r.status_code == 404 and "not a mammogram" in r.json()["detail"]
+    r = _get(server, "/datastore/image", params={"image": rendition})
+    assert r.status_code == 404 and "is a processed (FOR PRESENTATION) mammogram" in r.json()["detail"]
+    assert requests.get(f"{orthanc.dicomweb}/instances", params={"SOPInstanceUID": rendition}, timeout=30).json()
 
 
 def test_infer_on_a_pacs_image(server, pacs):

@@ -13,7 +13,10 @@ patients.csv (one summary row per patient, from its screening views: a magnifica
 compression view is counted, not summarised) and run.json (settings, failures, the 4-view
 presence analysis). Finished images are skipped on a rerun unless --overwrite is given.
 
-Exit status: 0 every image ok (or skipped as done), 3 some image failed, 2 nothing to run or a
+Files that are not raw mammograms of the run (a DICOMDIR, reports, segmentations, and the processed
+renditions of raw images the run reads: monai_bac.data.study_files) are "left out", with the reason.
+
+Exit status: 0 every image ok (or skipped as done, or left out), 3 some image failed, 2 nothing to run or a
 bad argument / model, 4 the output folder cannot be written (read-only, full disk).
 """
 
@@ -33,6 +36,9 @@ from pathlib import Path
 
 logger = logging.getLogger("monai_bac.infer")
 
+#: the status of a file the run leaves out (monai_bac.data.study_files): not an image, or the
+#: processed rendition of a raw image the run reads
+LEFT_OUT = "left out"
 CSV_FIELDS = ["case", "status", "reason", "source", "patient_id", "laterality", "view", "view_modifiers", "magnification",
               "sop_instance_uid",
               "present", "length_mm", "skeleton_length_mm", "n_segments", "area_mm2", "calcium_mg", "calcium_note",
@@ -328,6 +334,7 @@ def run(args) -> int:
     from monai_bac.commands import fail
     from monai_bac.utils import write_json
     from monai_bac.model_files import ModelError
+    from monai_bac.data.study_files import files_to_leave_out
     from monai_bac.quantify import cohort_analysis, summarise_patients
 
     try:
@@ -361,6 +368,7 @@ def run(args) -> int:
     except (ModelError, FileNotFoundError, ValueError, ImportError) as e:
         return fail("infer", f"cannot load the model: {e}", EXIT_NOTHING)
     names = case_names(items)
+    left_out = files_to_leave_out([str(item["image"]) for item in items])
     desc = pipeline.describe()
     logger.info("%d image(s); engine %s (%s), network input %d, threshold %.3g", len(items), desc["engine"],
                 desc["precision"], pipeline.image_size, pipeline.threshold)
@@ -374,7 +382,11 @@ def run(args) -> int:
         bar = tqdm(total=len(items), desc="monai-bac infer", unit="image", file=sys.stderr)
     try:
         for item, case in zip(items, names):
-            rep = _process(pipeline, item, case, out, staging, args.overwrite, not args.no_calcium, desc)
+            if str(item["image"]) in left_out:
+                rep = {"case": case, "source": str(item["image"]), "status": LEFT_OUT,
+                       "reason": left_out[str(item["image"])]}
+            else:
+                rep = _process(pipeline, item, case, out, staging, args.overwrite, not args.no_calcium, desc)
             reports.append(rep)
             if rep["status"] == "failed":
                 logger.warning("%s: FAILED: %s", case, rep["reason"])
@@ -405,6 +417,8 @@ def run(args) -> int:
             "input": str(args.input), "out": str(out), "model": desc, "n_images": len(items), "counts": dict(counts),
             "failures": [{"case": r["case"], "source": r["source"], "reason": r["reason"], "error": r.get("error")}
                          for r in reports if r["status"] == "failed"],
+            "left_out": [{"case": r["case"], "source": r["source"], "reason": r["reason"]} for r in reports
+                         if r["status"] == LEFT_OUT],
             "warnings": [{"case": r["case"], "warning": r["quality_warning"]} for r in reports
                          if r.get("quality_warning")],
             "median_seconds_per_stage": timing,
@@ -417,7 +431,8 @@ def run(args) -> int:
         print(f"monai-bac infer: cannot write the run tables to {out} ({e.strerror or e})", file=sys.stderr)
         return EXIT_UNWRITABLE
     print(f"{len(items)} image(s): {counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed, "
-          f"{counts.get('skipped', 0)} skipped (done before; --overwrite redoes them) in {wall:.1f} s "
+          f"{counts.get('skipped', 0)} skipped (done before; --overwrite redoes them), {counts.get(LEFT_OUT, 0)} left "
+          f"out (not images, or renditions of raw images in this run) in {wall:.1f} s "
           f"({desc['engine']} {desc['precision']})")
     for f in run_info["failures"]:
         print(f"  FAILED {f['case']}: {f['reason']}")

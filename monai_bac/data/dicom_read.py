@@ -74,7 +74,15 @@ from monai_bac.data.views import diagnostic_view_reason, modifier_name
 from monai_bac.units import SpacingError, as_spacing
 from monai_bac.utils import PathLike
 
-__all__ = ["MAX_PIXEL_ASPECT", "MIN_SIDE_PX", "RESCALE_SLOPE_RANGE", "is_dicom_file", "read_dicom_mammogram"]
+__all__ = [
+    "MAX_PIXEL_ASPECT",
+    "MIN_SIDE_PX",
+    "RESCALE_SLOPE_RANGE",
+    "header_view",
+    "header_view_modifiers",
+    "is_dicom_file",
+    "read_dicom_mammogram",
+]
 
 
 # SOP classes whose name fixes the presentation intent (MG, DX, intra-oral DX)
@@ -607,7 +615,7 @@ def _normalise_view(value: str | None) -> str | None:
     return _VIEW_ALIASES.get(text, text)
 
 
-def _view(ds: Dataset, path: Path) -> str | None:
+def header_view(ds: Dataset, path: Path) -> str | None:
     """The view from ViewCodeSequence (0054,0220) (its code, else its meaning), else ViewPosition."""
     position = _normalise_view(_str(ds, "ViewPosition"))
     sequence = ds.get("ViewCodeSequence")
@@ -625,7 +633,7 @@ def _view(ds: Dataset, path: Path) -> str | None:
     return coded or position
 
 
-def _view_modifiers(ds: Dataset) -> str:
+def header_view_modifiers(ds: Dataset) -> str:
     """The names of ViewModifierCodeSequence (0054,0222)'s items (see
     :func:`~monai_bac.data.views.modifier_name`), joined by ", "; "" when there is none. The
     sequence belongs in ViewCodeSequence's item; one written at the top level is read too."""
@@ -778,8 +786,8 @@ def _read(
         "thickness_mm": _float(ds, "BodyPartThickness", path, warn_missing=True, positive=True),
         "anode": _upper(_str(ds, "AnodeTargetMaterial")),
         "filter": _upper(_str(ds, "FilterMaterial")),
-        "view": _view(ds, path),
-        "view_modifiers": _view_modifiers(ds),
+        "view": header_view(ds, path),
+        "view_modifiers": header_view_modifiers(ds),
         "magnification": _magnification(ds, path),
         "laterality": _upper(_str(ds, "ImageLaterality") or _str(ds, "Laterality")),
         "presentation": presentation,

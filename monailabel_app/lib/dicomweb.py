@@ -9,7 +9,11 @@ its cache folder and its DICOMweb client and changes what is wrong for mammogram
 * an image is one DICOM instance (a mammogram; a series may hold several views): its id is the
   SOPInstanceUID (the SeriesInstanceUID of a one-image series is accepted too), and it is served as the raw DICOM file itself (retrieved by WADO-RS into the
   cache) so the model reads the acquisition tags its physics needs; only ``Modality`` MG is
-  listed (QIDO-RS), narrowed further by ``MONAI_LABEL_DICOMWEB_SEARCH_FILTER`` if set;
+  listed (QIDO-RS), narrowed further by ``MONAI_LABEL_DICOMWEB_SEARCH_FILTER`` if set, and of
+  those only the raw images: a processed rendition (SOPClassUID (0008,0016) Digital Mammography
+  X-Ray Image Storage - For Presentation, which a PACS holds beside the raw one, or alone where the
+  site does not archive raw images) is not listed, since the bundle does not segment it
+  (``allow_processed`` false) and active learning would hand it out;
 * a ``final`` label is checked against the image (binary, on its pixel grid) and stored back INTO
   the PACS (STOW-RS) as a DICOM SEG written by :func:`monai_bac.dicom_seg.write_dicom_seg`
   (highdicom, 2D-aware: the frame is referenced through the source image, no dcmqi), in the
@@ -38,6 +42,7 @@ from typing import Any, Callable
 
 import requests
 from dicomweb_client import DICOMwebClient
+from monai_bac.data.dicom_tags import MG_FOR_PRESENTATION_SOP_CLASS
 from monailabel.config import settings
 from monailabel.datastore.dicom import DICOMwebClientX, DICOMWebDatastore
 from monailabel.datastore.local import LocalDatastore
@@ -154,6 +159,7 @@ class BACDicomWebDatastore(DICOMWebDatastore):
         self._list_ttl_s = float(list_ttl_s)
         self._lock = threading.RLock()
         self._images_cache: tuple[float, dict[str, PacsImage]] = (0.0, {})
+        self._processed: set[str] = set()  #: SOPInstanceUIDs of the processed mammograms, not listed
         self._seg_index: dict[str, PacsLabel | None] = {}  #: SEG SOPInstanceUID -> its BAC label (None: not BAC)
         root = cache_path or os.path.join(os.path.expanduser("~"), ".cache", "monailabel", "dicom")
         path = os.path.join(root, md5_digest(client.base_url))
@@ -195,14 +201,21 @@ class BACDicomWebDatastore(DICOMWebDatastore):
         found = self._pacs("mammogram list (QIDO-RS)", self._client.search_for_instances,
                            search_filters=self._search_filter, fields=list(IMAGE_FIELDS.values()),
                            get_remaining=True)
-        images = {}
+        images, processed = {}, set()
         for item in found:
             uids = [_value(item, t) for t in ("0020000D", "0020000E", "00080018")]
-            if all(uids):
-                info = {k: _value(item, t) for k, t in IMAGE_FIELDS.items() if _value(item, t) is not None}
-                images[str(uids[2])] = PacsImage(*(str(u) for u in uids), info=info)
+            if not all(uids):
+                continue
+            if _value(item, "00080016") == MG_FOR_PRESENTATION_SOP_CLASS:
+                processed.add(str(uids[2]))
+                continue
+            info = {k: _value(item, t) for k, t in IMAGE_FIELDS.items() if _value(item, t) is not None}
+            images[str(uids[2])] = PacsImage(*(str(u) for u in uids), info=info)
         with self._lock:
-            self._images_cache = (time.monotonic(), images)
+            if processed and len(processed) != len(self._processed):
+                logger.info("%d processed (FOR PRESENTATION) mammograms in the PACS are not listed: the model "
+                            "segments raw (FOR PROCESSING) images", len(processed))
+            self._images_cache, self._processed = (time.monotonic(), images), processed
         return images
 
     def _labels(self) -> dict[str, PacsLabel]:
@@ -244,6 +257,9 @@ class BACDicomWebDatastore(DICOMWebDatastore):
                 raise AppError(409, f"series {image_id!r} holds {len(in_series)} mammograms; name one by its "
                                     "SOPInstanceUID (GET /datastore/?output=all lists them)")
             image = in_series[0] if in_series else None
+        if image is None and image_id in self._processed:
+            raise not_found(f"image {image_id!r} is a processed (FOR PRESENTATION) mammogram: the app segments "
+                            "and labels raw (FOR PROCESSING) images; GET /datastore/?output=all lists them")
         if image is None:
             raise not_found(f"image {image_id!r} is not a mammogram (Modality MG) in the PACS "
                             f"{self._client.base_url}; GET /datastore/?output=all lists the image ids "

@@ -1,0 +1,128 @@
+"""A study as a PACS exports it: raw images, their processed renditions and non-image objects
+(monai_bac.data.study_files), read by the library and by ``monai-bac infer``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from monai_bac.cli import main
+from monai_bac.data import write_mammogram_dicom
+from monai_bac.data.dicom_write import save_dataset
+from monai_bac.data.study_files import files_to_leave_out
+from monai_bac.dicom_seg import write_dicom_seg
+from monai_bac.phantom import make_phantom
+from monai_bac.presentation import write_presentation
+
+STUDY = generate_uid()
+STUDY_TAGS = {"StudyDate": "20260112", "StudyTime": "092500", "StudyID": "S7", "AccessionNumber": "A7"}
+ACQUIRED = {"AcquisitionDate": "20260112", "AcquisitionTime": "093012"}
+
+
+def _mammogram(path: Path, view: str, laterality: str, presentation: str = "FOR PROCESSING", acquired=ACQUIRED,
+               **tags) -> Path:
+    ph = make_phantom(seed=5, spacing_mm=1.0, view=view, laterality=laterality)
+    m = ph.meta
+    return write_mammogram_dicom(path, ph.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
+                                 anode=m["anode"], filter=m["filter"], view=view, laterality=laterality,
+                                 manufacturer=m["manufacturer"], presentation=presentation,
+                                 photometric=m["photometric"], bits_stored=m["bits_stored"], patient_id="P7",
+                                 study_uid=STUDY, extra={**STUDY_TAGS, **acquired}, **tags)
+
+
+def _structured_report(path: Path) -> Path:
+    """A Basic Text SR (as a dose or CAD report sits in the study): a header, no pixels."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.preamble = b"\0" * 128
+    ds.Modality, ds.StudyInstanceUID, ds.PatientID = "SR", STUDY, "P7"
+    save_dataset(ds, path)
+    return path
+
+
+def _dicomdir(folder: Path, instance: Path) -> Path:
+    """The DICOMDIR pydicom's FileSet writes for one instance (its copy of the instance is removed)."""
+    from pydicom.fileset import FileSet
+
+    fs = FileSet()
+    fs.add(str(instance))
+    fs.write(str(folder))
+    for f in folder.rglob("*"):
+        if f.is_file() and f.name != "DICOMDIR":
+            f.unlink()
+    return folder / "DICOMDIR"
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> dict[str, Path]:
+    """One patient's four raw views and, beside them, what a PACS export holds too."""
+    folder = tmp_path_factory.mktemp("study")
+    files = {f"{lat}{view}": _mammogram(folder / f"raw_{lat}{view}.dcm", view, lat)
+             for lat in "LR" for view in ("CC", "MLO")}
+    # renditions: one naming its raw in SourceImageSequence, one from the same exposure (no reference)
+    files["rendition_named"] = write_presentation(files["LCC"], folder / "pres_LCC.dcm")
+    files["rendition_same_time"] = _mammogram(folder / "pres_RMLO.dcm", "MLO", "R", "FOR PRESENTATION")
+    # renditions of no raw in the run: another exposure of the same view, and a view the run lacks
+    files["rendition_other_time"] = _mammogram(folder / "pres_RCC_later.dcm", "CC", "R", "FOR PRESENTATION",
+                                               {"AcquisitionDate": "20260112", "AcquisitionTime": "094500"})
+    files["rendition_magnified"] = _mammogram(folder / "pres_LCC_mag.dcm", "CC", "L", "FOR PRESENTATION",
+                                              view_modifiers=("magnification",), magnification=1.8)
+    files["report"] = _structured_report(folder / "dose_report.dcm")
+    files["seg"] = write_dicom_seg(folder / "old_seg.dcm", np.zeros(pydicom.dcmread(files["LCC"]).pixel_array.shape,
+                                                                     np.uint8), files["LCC"])
+    files["dicomdir"] = _dicomdir(folder / "export", files["LMLO"])
+    (folder / "notes").write_text("not DICOM")  # left to the reader, which names what is wrong
+    files["notes"] = folder / "notes"
+    return files
+
+
+def test_what_a_run_of_raw_mammograms_leaves_out_and_why(study):
+    left = files_to_leave_out([str(p) for p in study.values()])
+    assert set(left) == {str(study[k]) for k in ("rendition_named", "rendition_same_time", "report", "seg", "dicomdir")}
+    assert left[str(study["rendition_named"])] == (
+        f"the processed (FOR PRESENTATION) rendition of {study['LCC']} (SourceImageSequence (0008,2112)), whose raw "
+        "image this run reads")
+    assert left[str(study["rendition_same_time"])].startswith(
+        f"the processed (FOR PRESENTATION) rendition of {study['RMLO']} (the same study, laterality, view and "
+        "acquisition time)")
+    assert left[str(study["report"])] == ("not a mammogram: Basic Text SR Storage (SOPClassUID (0008,0016) "
+                                          "1.2.840.10008.5.1.4.1.1.88.11), Modality (0008,0060) SR")
+    assert left[str(study["seg"])].startswith("not a mammogram: Segmentation Storage")
+    assert left[str(study["dicomdir"])] == ("not an image: Media Storage Directory Storage (SOPClassUID (0008,0016) "
+                                            "1.2.840.10008.1.3.10), no pixel matrix (Rows (0028,0010) absent)")
+    # without its raw image in the run, a rendition is not left out (reading it is refused, or forced)
+    alone = [str(study[k]) for k in ("rendition_named", "rendition_same_time", "RCC")]
+    assert files_to_leave_out(alone) == {}
+
+
+def test_infer_over_an_exported_study_reads_each_raw_view_once(study, tiny_bundle, tmp_path):
+    folder = study["LCC"].parent
+    out = tmp_path / "out"
+    rc = main(["infer", str(folder), "--model", str(tiny_bundle), "--out", str(out), "--quiet", "--no-overlay"])
+    with open(out / "results.csv") as f:
+        rows = {Path(r["source"]).name: r for r in csv.DictReader(f)}
+    status = {name: r["status"] for name, r in rows.items()}
+    assert status == {"raw_LCC.dcm": "ok", "raw_LMLO.dcm": "ok", "raw_RCC.dcm": "ok", "raw_RMLO.dcm": "ok",
+                      "pres_LCC.dcm": "left out", "pres_RMLO.dcm": "left out", "dose_report.dcm": "left out",
+                      "old_seg.dcm": "left out", "DICOMDIR": "left out",
+                      "pres_RCC_later.dcm": "failed", "pres_LCC_mag.dcm": "failed", "notes": "failed"}
+    assert "FOR PRESENTATION" in rows["pres_RCC_later.dcm"]["reason"] and "not a DICOM file" in rows["notes"]["reason"]
+    assert rc == 3  # the two renditions without their raw image, and the file that is not DICOM
+    assert not (out / "pres_LCC_bac.json").exists()  # nothing is written for a file left out
+    run = json.loads((out / "run.json").read_text())
+    assert run["counts"] == {"ok": 4, "left out": 5, "failed": 3}
+    assert {Path(x["source"]).name for x in run["left_out"]} == {n for n, s in status.items() if s == "left out"}
+    with open(out / "patients.csv") as f:
+        (patient,) = list(csv.DictReader(f))
+    assert (patient["patient_id"], patient["n_images"], patient["n_failed"]) == ("P7", "4", "0")
+    assert patient["complete_4_views"] == "True"
