@@ -181,6 +181,45 @@ def test_monochrome1_is_inverted(tmp_path: Path, bits: int) -> None:
     assert img.meta["photometric"] == "MONOCHROME1" and img.meta["bits_stored"] == bits
 
 
+@pytest.mark.parametrize("photometric, sign, inverted, told, presentation", [
+    ("MONOCHROME2", 1, False, False, "FOR PROCESSING"), ("MONOCHROME1", -1, True, False, "FOR PROCESSING"),
+    # the sign against the habit: followed, and said of a raw image
+    ("MONOCHROME1", 1, False, True, "FOR PROCESSING"), ("MONOCHROME2", -1, True, True, "FOR PROCESSING"),
+    ("MONOCHROME2", -1, True, False, "FOR PRESENTATION"),  # a rendition's usual pair: bright breast, dark air
+    ("MONOCHROME1", None, True, False, "FOR PROCESSING"), ("MONOCHROME2", None, False, False, "FOR PROCESSING"),
+])
+def test_the_intensity_sign_says_which_way_the_values_run(tmp_path: Path, photometric, sign, inverted, told,
+                                                         presentation) -> None:
+    """PixelIntensityRelationshipSign (0028,1041), not the display's PhotometricInterpretation, says whether
+    larger stored values mean more X-rays; after reading, a larger value always does."""
+    stored = _pixels(14)
+    path = _write(tmp_path / "s.dcm", stored, photometric=photometric, bits_stored=14, presentation=presentation,
+                  extra={"PixelIntensityRelationshipSign": sign})
+    assert pydicom.dcmread(path).get("PixelIntensityRelationshipSign") == sign
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read = load_mammogram(path)[0].numpy()
+    expected = (2**14 - 1 - stored.astype(np.int64)) if inverted else stored
+    np.testing.assert_array_equal(read, expected.astype(np.float32))
+    said = [str(w.message) for w in caught if "PixelIntensityRelationshipSign (0028,1041)" in str(w.message)]
+    assert bool(said) == told, said
+    if told:
+        assert f"s.dcm: PixelIntensityRelationshipSign (0028,1041) is {sign:+d}" in said[0] and photometric in said[0]
+
+
+def test_a_raw_image_not_linear_in_the_intensity_is_told(tmp_path: Path) -> None:
+    path = _write(tmp_path / "log.dcm", extra={"PixelIntensityRelationship": "LOG"})
+    with pytest.warns(ProcessedImageWarning, match=r"log\.dcm: PixelIntensityRelationship \(0028,1040\) is 'LOG', "
+                                                  r"not 'LIN': the stored values are not linear"):
+        img = load_mammogram(path)
+    assert img.meta["is_raw"] is True  # still a For Processing image, its intent as the header says
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_mammogram(_write(tmp_path / "lin.dcm"))
+        load_mammogram(_write(tmp_path / "proc.dcm", presentation="FOR PRESENTATION"))  # LOG, told as processed
+    assert not [w for w in caught if "PixelIntensityRelationship (0028,1040)" in str(w.message)]
+
+
 def test_rescale_applied(tmp_path: Path) -> None:
     pixels = _pixels()
     path = _write(tmp_path / "rescale.dcm", pixels, extra={"RescaleSlope": "2", "RescaleIntercept": "-5"})

@@ -3,11 +3,12 @@
 :func:`read_dicom_mammogram` returns the pixel data as stored, as finite float32, with
 two exceptions that keep the values' meaning the same for every vendor:
 
-- ``MONOCHROME1`` images are inverted to ``MONOCHROME2`` semantics, ``(lo + hi) - value`` where
-  ``[lo, hi]`` is the range of the stored values (``hi = 2**BitsStored - 1`` and ``lo = 0`` for
-  unsigned data). Raw detector values are linear in exposure (more X-rays, larger value);
-  some vendors (GE raw images, for example) store them inverted and flag this with
-  MONOCHROME1. After the inversion a larger value always means more X-rays.
+- values stored the other way round (larger values, fewer X-rays) are inverted, ``(lo + hi) -
+  value`` where ``[lo, hi]`` is the range of the stored values (``hi = 2**BitsStored - 1`` and
+  ``lo = 0`` for unsigned data), so that a larger value always means more X-rays. Raw detector
+  values are linear in exposure; some vendors (GE raw images, for example) store them inverted.
+  PixelIntensityRelationshipSign (0028,1041) says which (-1: inverted); where it is absent,
+  MONOCHROME1 is taken to mean inverted, as it usually goes with it.
 - a non-identity Modality LUT (RescaleSlope (0028,1053) / RescaleIntercept (0028,1052)) is applied.
 
 Nothing else is changed: no VOI LUT (window), no flipping, no normalisation.
@@ -563,7 +564,8 @@ def _rescale(ds: Dataset, path: Path, bits_stored: int) -> tuple[float, float]:
     if not lo <= slope <= hi:
         raise MammogramReadError(
             f"{path}: {tag_name('RescaleSlope')} is {slope:g}; a mammogram's slope is positive, within {lo:g}-{hi:g} "
-            "(zero would blank the image, a negative one invert it: inverted data is flagged by MONOCHROME1)"
+            "(zero would blank the image, a negative one invert it: inverted data is flagged by "
+            f"{tag_name('PixelIntensityRelationshipSign')} -1)"
         )
     limit = 2**bits_stored * slope
     if abs(intercept) > limit:
@@ -591,13 +593,49 @@ def _photometric(ds: Dataset, path: Path) -> str:
     return photometric
 
 
+def _fewer_xrays_above(ds: Dataset, path: Path, photometric: str, is_raw: bool) -> bool:
+    """Whether larger stored values mean *fewer* X-rays, from PixelIntensityRelationshipSign (0028,1041).
+
+    The sign (Type 1 in the DX and MG image modules) is the stored values' relation to the X-ray
+    beam intensity: +1, larger values more X-rays; -1, fewer. PhotometricInterpretation says how to
+    display them, a separate matter; a raw image that stores fewer X-rays as larger values usually
+    says MONOCHROME1 too, and that is what is assumed where the sign is absent or unreadable. A sign
+    against that habit (MONOCHROME1 with +1, MONOCHROME2 with -1) is followed, and said of a raw
+    image (a processed rendition is commonly MONOCHROME2 with -1: its bright breast on dark air).
+    """
+    habit = photometric == "MONOCHROME1"
+    value = ds.get("PixelIntensityRelationshipSign")
+    try:
+        sign = int(value) if value is not None and str(value).strip() else None
+    except (TypeError, ValueError):
+        sign = 0
+    if sign is None:
+        return habit
+    if sign not in (1, -1):
+        warnings.warn(f"{path}: {tag_name('PixelIntensityRelationshipSign')} is {value!r}, not +1 or -1; taking "
+                      f"{photometric} to say the relation ({'fewer' if habit else 'more'} X-rays above)",
+                      MissingTagWarning, stacklevel=4)
+        return habit
+    if (sign == -1) != habit and is_raw:
+        warnings.warn(
+            f"{path}: {tag_name('PixelIntensityRelationshipSign')} is {sign:+d} ({'fewer' if sign == -1 else 'more'} "
+            f"X-rays for larger stored values) with {tag_name('PhotometricInterpretation')} {photometric}; the "
+            f"values are {'inverted' if sign == -1 else 'kept'} as the sign says (the photometric interpretation "
+            "says how to display them)",
+            MissingTagWarning,
+            stacklevel=4,
+        )
+    return sign == -1
+
+
 def _to_monochrome2(
-    array: np.ndarray, ds: Dataset, path: Path, photometric: str, bits_stored: int, signed: bool
+    array: np.ndarray, ds: Dataset, path: Path, invert: bool, bits_stored: int, signed: bool
 ) -> np.ndarray:
-    """Finite float32 values with MONOCHROME2 meaning (MONOCHROME1 inverted), rescaled."""
+    """Finite float32 values, larger meaning more X-rays (``invert``: the stored ones mean fewer, see
+    :func:`_fewer_xrays_above`), rescaled."""
     slope, intercept = _rescale(ds, path, bits_stored)
     out = array.astype(np.float32)
-    if photometric == "MONOCHROME1":
+    if invert:
         lo, hi = (-(2 ** (bits_stored - 1)), 2 ** (bits_stored - 1) - 1) if signed else (0, 2**bits_stored - 1)
         out = np.float32(lo + hi) - out
     if slope != 1.0 or intercept != 0.0:
@@ -653,6 +691,21 @@ def _magnification(ds: Dataset, path: Path) -> float | None:
                       "projection's (1 to 4); meta value is None", MissingTagWarning, stacklevel=3)
         return None
     return value
+
+
+def _tell_not_linear(ds: Dataset, path: Path, is_raw: bool) -> None:
+    """A :class:`ProcessedImageWarning` for a raw image whose PixelIntensityRelationship (0028,1040)
+    says its values are not linear in the X-ray intensity (LOG, OTHER): the physics assumes they are.
+    A processed image is already told so."""
+    relation = _upper(_str(ds, "PixelIntensityRelationship"))
+    if is_raw and relation not in (None, "LIN"):
+        warnings.warn(
+            f"{path}: {tag_name('PixelIntensityRelationship')} is {relation!r}, not 'LIN': the stored values are "
+            "not linear in the X-ray intensity, which the physics-based transforms (density, calcification "
+            "thickness, calcium) assume of a raw image",
+            ProcessedImageWarning,
+            stacklevel=3,
+        )
 
 
 def _tell_diagnostic_view(meta: dict[str, Any], path: Path) -> None:
@@ -746,12 +799,15 @@ def read_dicom_mammogram(
             colour or multi-frame image.
 
     Warns:
-        ProcessedImageWarning: processed image (FOR PRESENTATION, stated or guessed).
+        ProcessedImageWarning: processed image (FOR PRESENTATION, stated or guessed), or a raw one
+            whose PixelIntensityRelationship (0028,1040) is not LIN.
         DiagnosticViewWarning: a magnification or spot compression view (by its view modifiers, or
             magnified :data:`~monai_bac.data.views.MAGNIFICATION_GEOMETRY` x or more).
         MissingTagWarning: KVP (0018,0060) or BodyPartThickness (0018,11A0) absent;
             PresentationIntentType absent (the intent is then guessed, see :func:`_guess_raw`);
-            only PixelSpacing present; a non-essential tag unreadable (dropped).
+            only PixelSpacing present; a non-essential tag unreadable (dropped);
+            PixelIntensityRelationshipSign (0028,1041) against the photometric habit (followed) or
+            unreadable.
     """
     path = require_regular_file(path)
     try:
@@ -778,7 +834,8 @@ def _read(
     spacing, spacing_source = _spacing(ds, path, spacing_mm)
     photometric = _photometric(ds, path)
     stored, bits_stored, signed = _decode_pixels(ds, path, modality, min_size_px)
-    pixels = _to_monochrome2(stored, ds, path, photometric, bits_stored, signed)
+    invert = _fewer_xrays_above(ds, path, photometric, is_raw)
+    pixels = _to_monochrome2(stored, ds, path, invert, bits_stored, signed)
     meta: dict[str, Any] = {
         "spacing_mm": spacing,
         "spacing_source": spacing_source,
@@ -807,4 +864,5 @@ def _read(
         "filename_or_obj": str(path),
     }
     _tell_diagnostic_view(meta, path)
+    _tell_not_linear(ds, path, is_raw)
     return pixels, meta
