@@ -59,15 +59,23 @@ def pacs(tmp_path_factory, phantom_cohort):
 @pytest.fixture(scope="module")
 def rendition(pacs, phantom_cohort, tmp_path_factory) -> str:
     """The processed (FOR PRESENTATION) rendition of one raw mammogram, stored beside it in the PACS as
-    sites that archive raw images hold both; returns its SOPInstanceUID."""
+    sites that archive raw images hold both, and a tomosynthesis object; returns the rendition's
+    SOPInstanceUID."""
     import pydicom
+    from pydicom.uid import generate_uid
 
     from monai_bac.presentation import write_presentation
 
     orthanc, _ = pacs
-    path = write_presentation(phantom_cohort / "images" / f"{INFERRED}.dcm",
-                              tmp_path_factory.mktemp("rendition") / "processed.dcm")
+    folder = tmp_path_factory.mktemp("rendition")
+    path = write_presentation(phantom_cohort / "images" / f"{INFERRED}.dcm", folder / "processed.dcm")
     orthanc.upload(path)
+    # and a tomosynthesis object of the same view (Modality MG too; here its header on a 2D image)
+    ds = pydicom.dcmread(phantom_cohort / "images" / f"{INFERRED}.dcm")
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.13.1.3"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.save_as(folder / "tomosynthesis.dcm")
+    orthanc.upload(folder / "tomosynthesis.dcm")
     return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
 
 
@@ -142,7 +150,7 @@ def _referenced(seg) -> tuple[str, str]:
 
 # --------------------------------------------------------------------------------------------
 def test_started_without_downloading_and_lists_the_pacs_mammograms(server, pacs, rendition):
-    """Every raw mammogram is listed and served; a processed rendition beside one is not listed."""
+    """Every raw mammogram is listed and served; a processed rendition and a tomosynthesis object are not."""
     orthanc, uids = pacs
     assert not (server.app / "bin").is_dir() or not any((server.app / "bin").iterdir()), "nothing downloaded"
     r = _get(server, "/datastore/", params={"output": "all"})

@@ -24,17 +24,20 @@ from monai_bac.presentation import write_presentation
 STUDY = generate_uid()
 STUDY_TAGS = {"StudyDate": "20260112", "StudyTime": "092500", "StudyID": "S7", "AccessionNumber": "A7"}
 ACQUIRED = {"AcquisitionDate": "20260112", "AcquisitionTime": "093012"}
+BREAST_TOMOSYNTHESIS = "1.2.840.10008.5.1.4.1.1.13.1.3"
 
 
 def _mammogram(path: Path, view: str, laterality: str, presentation: str = "FOR PROCESSING", acquired=ACQUIRED,
-               **tags) -> Path:
+               extra_sop: str | None = None, **tags) -> Path:
+    """A phantom mammogram of patient P7's study (``extra_sop``: written under that SOP class instead)."""
+    sop = {"SOPClassUID": extra_sop, "MediaStorageSOPClassUID": extra_sop} if extra_sop else {}
     ph = make_phantom(seed=5, spacing_mm=1.0, view=view, laterality=laterality)
     m = ph.meta
     return write_mammogram_dicom(path, ph.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
                                  anode=m["anode"], filter=m["filter"], view=view, laterality=laterality,
                                  manufacturer=m["manufacturer"], presentation=presentation,
                                  photometric=m["photometric"], bits_stored=m["bits_stored"], patient_id="P7",
-                                 study_uid=STUDY, extra={**STUDY_TAGS, **acquired}, **tags)
+                                 study_uid=STUDY, extra={**STUDY_TAGS, **acquired, **sop}, **tags)
 
 
 def _structured_report(path: Path) -> Path:
@@ -65,7 +68,8 @@ def _dicomdir(folder: Path, instance: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> dict[str, Path]:
-    """One patient's four raw views and, beside them, what a PACS export holds too."""
+    """One patient's four raw views and, beside them, what a PACS export holds too (the tomosynthesis
+    object is a 2D image under the Breast Tomosynthesis SOP class: only its header is read)."""
     folder = tmp_path_factory.mktemp("study")
     files = {f"{lat}{view}": _mammogram(folder / f"raw_{lat}{view}.dcm", view, lat)
              for lat in "LR" for view in ("CC", "MLO")}
@@ -77,6 +81,7 @@ def study(tmp_path_factory) -> dict[str, Path]:
                                                {"AcquisitionDate": "20260112", "AcquisitionTime": "094500"})
     files["rendition_magnified"] = _mammogram(folder / "pres_LCC_mag.dcm", "CC", "L", "FOR PRESENTATION",
                                               view_modifiers=("magnification",), magnification=1.8)
+    files["tomosynthesis"] = _mammogram(folder / "dbt_LCC.dcm", "CC", "L", extra_sop=BREAST_TOMOSYNTHESIS)
     files["report"] = _structured_report(folder / "dose_report.dcm")
     files["seg"] = write_dicom_seg(folder / "old_seg.dcm", np.zeros(pydicom.dcmread(files["LCC"]).pixel_array.shape,
                                                                      np.uint8), files["LCC"])
@@ -88,7 +93,10 @@ def study(tmp_path_factory) -> dict[str, Path]:
 
 def test_what_a_run_of_raw_mammograms_leaves_out_and_why(study):
     left = files_to_leave_out([str(p) for p in study.values()])
-    assert set(left) == {str(study[k]) for k in ("rendition_named", "rendition_same_time", "report", "seg", "dicomdir")}
+    assert set(left) == {str(study[k]) for k in ("rendition_named", "rendition_same_time", "report", "seg", "dicomdir",
+                                                 "tomosynthesis")}
+    assert left[str(study["tomosynthesis"])] == (f"not a 2D mammogram: Breast Tomosynthesis Image Storage (SOPClassUID "
+                                                 f"(0008,0016) {BREAST_TOMOSYNTHESIS}), a tomosynthesis object")
     assert left[str(study["rendition_named"])] == (
         f"the processed (FOR PRESENTATION) rendition of {study['LCC']} (SourceImageSequence (0008,2112)), whose raw "
         "image this run reads")
@@ -114,13 +122,13 @@ def test_infer_over_an_exported_study_reads_each_raw_view_once(study, tiny_bundl
     status = {name: r["status"] for name, r in rows.items()}
     assert status == {"raw_LCC.dcm": "ok", "raw_LMLO.dcm": "ok", "raw_RCC.dcm": "ok", "raw_RMLO.dcm": "ok",
                       "pres_LCC.dcm": "left out", "pres_RMLO.dcm": "left out", "dose_report.dcm": "left out",
-                      "old_seg.dcm": "left out", "DICOMDIR": "left out",
+                      "old_seg.dcm": "left out", "DICOMDIR": "left out", "dbt_LCC.dcm": "left out",
                       "pres_RCC_later.dcm": "failed", "pres_LCC_mag.dcm": "failed", "notes": "failed"}
     assert "FOR PRESENTATION" in rows["pres_RCC_later.dcm"]["reason"] and "not a DICOM file" in rows["notes"]["reason"]
     assert rc == 3  # the two renditions without their raw image, and the file that is not DICOM
     assert not (out / "pres_LCC_bac.json").exists()  # nothing is written for a file left out
     run = json.loads((out / "run.json").read_text())
-    assert run["counts"] == {"ok": 4, "left out": 5, "failed": 3}
+    assert run["counts"] == {"ok": 4, "left out": 6, "failed": 3}
     assert {Path(x["source"]).name for x in run["left_out"]} == {n for n, s in status.items() if s == "left out"}
     with open(out / "patients.csv") as f:
         (patient,) = list(csv.DictReader(f))

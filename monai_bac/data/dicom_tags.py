@@ -18,6 +18,7 @@ __all__ = [
     "PHOTOMETRICS",
     "PRESENTATIONS",
     "PYDICOM_MAJOR",
+    "TOMOSYNTHESIS_SOP_CLASSES",
     "VIEW_CODES",
     "code_item",
     "tag_label",
@@ -26,6 +27,10 @@ __all__ = [
 
 MG_FOR_PROCESSING_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1.2.1"
 MG_FOR_PRESENTATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1.2"
+#: the tomosynthesis SOP classes (Modality MG too, multi-frame): the reconstructed volume and the
+#: projections, For Presentation and For Processing; not 2D mammograms
+TOMOSYNTHESIS_SOP_CLASSES = ("1.2.840.10008.5.1.4.1.1.13.1.3", "1.2.840.10008.5.1.4.1.1.13.1.4",
+                             "1.2.840.10008.5.1.4.1.1.13.1.5")
 #: PresentationIntentType (0008,0068) values
 PRESENTATIONS = ("FOR PROCESSING", "FOR PRESENTATION")
 #: PhotometricInterpretation (0028,0004) values of a greyscale mammogram

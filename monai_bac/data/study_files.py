@@ -9,7 +9,8 @@ study read as a run with failures. :func:`files_to_leave_out` names the files a 
 mammograms leaves out, and why:
 
 - **not an image**: no pixel matrix (Rows (0028,0010) absent: SR, KO, PR, DICOMDIR), or a
-  Modality (0008,0060) of a non-image object (:data:`NOT_IMAGE_MODALITIES`, e.g. SEG);
+  Modality (0008,0060) of a non-image object (:data:`NOT_IMAGE_MODALITIES`, e.g. SEG), or a
+  tomosynthesis object (the volume or its projections, Modality MG as well);
 - **the rendition of a raw image in the same run**: a FOR PRESENTATION image that names the raw
   one in its SourceImageSequence (0008,2112), or that has the raw one's study, laterality, view,
   view modifiers and acquisition date and time (the two are made from one exposure).
@@ -32,7 +33,12 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from monai_bac.data.dicom_read import header_view, header_view_modifiers
-from monai_bac.data.dicom_tags import MG_FOR_PRESENTATION_SOP_CLASS, MG_FOR_PROCESSING_SOP_CLASS, tag_name
+from monai_bac.data.dicom_tags import (
+    MG_FOR_PRESENTATION_SOP_CLASS,
+    MG_FOR_PROCESSING_SOP_CLASS,
+    TOMOSYNTHESIS_SOP_CLASSES,
+    tag_name,
+)
 from monai_bac.utils import PathLike
 
 __all__ = ["NOT_IMAGE_MODALITIES", "files_to_leave_out"]
@@ -70,6 +76,8 @@ def _not_image(ds: Dataset) -> str:
     sop_class = _text(ds, "SOPClassUID") or _text(getattr(ds, "file_meta", Dataset()), "MediaStorageSOPClassUID")
     kind = f"{UID(sop_class).name} ({tag_name('SOPClassUID')} {sop_class})" if sop_class else "no SOPClassUID"
     modality = _text(ds, "Modality")
+    if sop_class in TOMOSYNTHESIS_SOP_CLASSES:
+        return f"not a 2D mammogram: {kind}, a tomosynthesis object"
     if modality.upper() in NOT_IMAGE_MODALITIES:
         return f"not a mammogram: {kind}, {tag_name('Modality')} {modality}"
     if "Rows" not in ds:

@@ -13,7 +13,8 @@ its cache folder and its DICOMweb client and changes what is wrong for mammogram
   those only the raw images: a processed rendition (SOPClassUID (0008,0016) Digital Mammography
   X-Ray Image Storage - For Presentation, which a PACS holds beside the raw one, or alone where the
   site does not archive raw images) is not listed, since the bundle does not segment it
-  (``allow_processed`` false) and active learning would hand it out;
+  (``allow_processed`` false) and active learning would hand it out, nor is a tomosynthesis
+  object (Modality MG as well: the volume and its projections);
 * a ``final`` label is checked against the image (binary, on its pixel grid) and stored back INTO
   the PACS (STOW-RS) as a DICOM SEG written by :func:`monai_bac.dicom_seg.write_dicom_seg`
   (highdicom, 2D-aware: the frame is referenced through the source image, no dcmqi), in the
@@ -42,7 +43,7 @@ from typing import Any, Callable
 
 import requests
 from dicomweb_client import DICOMwebClient
-from monai_bac.data.dicom_tags import MG_FOR_PRESENTATION_SOP_CLASS
+from monai_bac.data.dicom_tags import MG_FOR_PRESENTATION_SOP_CLASS, TOMOSYNTHESIS_SOP_CLASSES
 from monailabel.config import settings
 from monailabel.datastore.dicom import DICOMwebClientX, DICOMWebDatastore
 from monailabel.datastore.local import LocalDatastore
@@ -206,8 +207,11 @@ class BACDicomWebDatastore(DICOMWebDatastore):
             uids = [_value(item, t) for t in ("0020000D", "0020000E", "00080018")]
             if not all(uids):
                 continue
-            if _value(item, "00080016") == MG_FOR_PRESENTATION_SOP_CLASS:
+            sop_class = _value(item, "00080016")
+            if sop_class == MG_FOR_PRESENTATION_SOP_CLASS:
                 processed.add(str(uids[2]))
+                continue
+            if sop_class in TOMOSYNTHESIS_SOP_CLASSES:  # Modality MG too, but no 2D mammogram
                 continue
             info = {k: _value(item, t) for k, t in IMAGE_FIELDS.items() if _value(item, t) is not None}
             images[str(uids[2])] = PacsImage(*(str(u) for u in uids), info=info)
