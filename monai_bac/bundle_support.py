@@ -139,9 +139,16 @@ def latest_checkpoint(ckpt_dir: str) -> str:
                             f"({len(found)} incomplete)")
 
 
-def inference_items(input_path: str, split: str = "test") -> list[dict]:
+def inference_items(input_path: str, split: str = "test", leave_out: bool = True) -> list[dict]:
     """Inference inputs: one DICOM file, a folder of them (recursively), or a datalist JSON
-    (its ``split`` list, or every list when the split is absent)."""
+    (its ``split`` list, or every list when the split is absent).
+
+    In a folder, the files that are not raw mammograms of the run (a DICOMDIR, reports,
+    segmentations, tomosynthesis objects, the processed renditions of raw images in the folder:
+    :func:`monai_bac.data.study_files.files_to_leave_out`) are left out with a logged reason, as a
+    study exported from a PACS holds them; ``leave_out=False`` keeps them (``monai-bac infer``
+    reports each itself).
+    """
     from monai.data import load_decathlon_datalist
 
     p = Path(input_path)
@@ -150,7 +157,18 @@ def inference_items(input_path: str, split: str = "test") -> list[dict]:
         files = [f for f in files if not os.path.basename(f).startswith(".")]
         if not files:
             raise DatalistError(f"input folder {p} holds no .dcm files")
-        return [{"image": f} for f in files]
+        left = {}
+        if leave_out:
+            from monai_bac.data.study_files import files_to_leave_out
+
+            left = files_to_leave_out(files)
+            for path, reason in left.items():
+                logger.warning("%s: left out: %s", path, reason)
+        kept = [f for f in files if f not in left]
+        if not kept:
+            raise DatalistError(f"input folder {p} holds no raw mammogram: its {len(files)} file(s) were left out "
+                                f"(e.g. {next(iter(left.items()))[0]}: {next(iter(left.items()))[1]})")
+        return [{"image": f} for f in kept]
     if p.suffix.lower() == ".json":
         content = json.loads(p.read_text())
         keys = [split] if split in content else [k for k, v in content.items() if isinstance(v, list) and v]

@@ -13,6 +13,7 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from monai_bac.bundle_support import DatalistError, inference_items
 from monai_bac.cli import main
 from monai_bac.data import write_mammogram_dicom
 from monai_bac.data.dicom_write import save_dataset
@@ -134,3 +135,33 @@ def test_infer_over_an_exported_study_reads_each_raw_view_once(study, tiny_bundl
         (patient,) = list(csv.DictReader(f))
     assert (patient["patient_id"], patient["n_images"], patient["n_failed"]) == ("P7", "4", "0")
     assert patient["complete_4_views"] == "True"
+
+
+def test_the_bundles_inference_over_an_exported_study_reads_its_raw_views(study, tiny_bundle, tmp_path):
+    """``python -m monai.bundle run inference --input_path <folder>`` (inference_items) leaves out the same
+    files: over a study of raw views, their renditions, a tomosynthesis object, an SR, a SEG and a
+    DICOMDIR, the run ends and writes one mask per raw view."""
+    import shutil
+
+    from conftest import BUNDLE, run_workflow
+
+    folder = tmp_path / "study"
+    folder.mkdir()
+    for key in ("LCC", "LMLO", "RCC", "RMLO", "rendition_named", "rendition_same_time", "tomosynthesis", "report",
+                "seg"):
+        shutil.copy(study[key], folder)
+    shutil.copy(study["dicomdir"], folder / "DICOMDIR")
+    kept = [Path(item["image"]).name for item in inference_items(str(folder))]
+    assert kept == ["raw_LCC.dcm", "raw_LMLO.dcm", "raw_RCC.dcm", "raw_RMLO.dcm"]
+    assert len(inference_items(str(folder), leave_out=False)) == 10  # monai-bac infer reports each itself
+    out = tmp_path / "pred"
+    run_workflow([BUNDLE / "configs" / "inference.json"], workflow_type="infer", bundle_root=str(tiny_bundle),
+                 input_path=str(folder), output_dir=str(out))
+    assert sorted(p.name for p in out.glob("*_bac.nii.gz")) == [f"raw_{v}_bac.nii.gz" for v in ("LCC", "LMLO", "RCC",
+                                                                                                 "RMLO")]
+    only_reports = tmp_path / "reports"
+    only_reports.mkdir()
+    shutil.copy(study["report"], only_reports)
+    with pytest.raises(DatalistError, match=r"reports holds no raw mammogram: its 1 file\(s\) were left out \(e\.g\. "
+                                            r".*dose_report\.dcm: not a mammogram: Basic Text SR Storage"):
+        inference_items(str(only_reports))

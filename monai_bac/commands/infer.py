@@ -86,7 +86,7 @@ def gather_items(input_path: str, split: str = "all") -> list[dict]:
 
     p = Path(input_path)
     if p.suffix.lower() != ".json":
-        return inference_items(str(p))
+        return inference_items(str(p), leave_out=False)  # each file left out gets its row in the run's tables
     try:
         content = json.loads(p.read_text())
     except (OSError, ValueError) as e:
