@@ -57,10 +57,10 @@ def pacs(tmp_path_factory, phantom_cohort):
 
 
 @pytest.fixture(scope="module")
-def rendition(pacs, phantom_cohort, tmp_path_factory) -> str:
+def unserved(pacs, phantom_cohort, tmp_path_factory) -> dict[str, str]:
     """The processed (FOR PRESENTATION) rendition of one raw mammogram, stored beside it in the PACS as
-    sites that archive raw images hold both, and a tomosynthesis object; returns the rendition's
-    SOPInstanceUID."""
+    sites that archive raw images hold both, a tomosynthesis object and a magnification view of the
+    same view; returns the SOPInstanceUIDs of the rendition and of the magnification view."""
     import pydicom
     from pydicom.uid import generate_uid
 
@@ -76,7 +76,14 @@ def rendition(pacs, phantom_cohort, tmp_path_factory) -> str:
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.save_as(folder / "tomosynthesis.dcm")
     orthanc.upload(folder / "tomosynthesis.dcm")
-    return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+    # and a magnification view (raw, on a stand: 1.8 x)
+    ds = pydicom.dcmread(phantom_cohort / "images" / f"{INFERRED}.dcm")
+    ds.EstimatedRadiographicMagnificationFactor = "1.8"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.save_as(folder / "magnified.dcm")
+    orthanc.upload(folder / "magnified.dcm")
+    return {"rendition": str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID),
+            "magnified": str(ds.SOPInstanceUID)}
 
 
 @pytest.fixture(scope="module")
@@ -149,8 +156,9 @@ def _referenced(seg) -> tuple[str, str]:
 
 
 # --------------------------------------------------------------------------------------------
-def test_started_without_downloading_and_lists_the_pacs_mammograms(server, pacs, rendition):
-    """Every raw mammogram is listed and served; a processed rendition and a tomosynthesis object are not."""
+def test_started_without_downloading_and_lists_the_pacs_mammograms(server, pacs, unserved):
+    """Every raw screening mammogram is listed and served; a processed rendition, a tomosynthesis object
+    and a magnification view are not."""
     orthanc, uids = pacs
     assert not (server.app / "bin").is_dir() or not any((server.app / "bin").iterdir()), "nothing downloaded"
     r = _get(server, "/datastore/", params={"output": "all"})
@@ -170,9 +178,12 @@ def test_started_without_downloading_and_lists_the_pacs_mammograms(server, pacs,
     assert pydicom.dcmread(io.BytesIO(served[0].content)).SOPInstanceUID == sop
     r = _get(server, "/datastore/image", params={"image": "1.2.3.4.5"})
     assert r.status_code == 404 and "not a mammogram" in r.json()["detail"]
-    r = _get(server, "/datastore/image", params={"image": rendition})
-    assert r.status_code == 404 and "is a processed (FOR PRESENTATION) mammogram" in r.json()["detail"]
-    assert requests.get(f"{orthanc.dicomweb}/instances", params={"SOPInstanceUID": rendition}, timeout=30).json()
+    for kind, words in (("rendition", "is a processed (FOR PRESENTATION) mammogram"),
+                        ("magnified", "is a magnification view (magnified 1.8 x)")):
+        r = _get(server, "/datastore/image", params={"image": unserved[kind]})
+        assert r.status_code == 404 and words in r.json()["detail"], r.text
+        assert requests.get(f"{orthanc.dicomweb}/instances", params={"SOPInstanceUID": unserved[kind]},
+                            timeout=30).json()  # it is in the PACS
 
 
 def test_infer_on_a_pacs_image(server, pacs):

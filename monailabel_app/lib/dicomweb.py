@@ -14,7 +14,9 @@ its cache folder and its DICOMweb client and changes what is wrong for mammogram
   X-Ray Image Storage - For Presentation, which a PACS holds beside the raw one, or alone where the
   site does not archive raw images) is not listed, since the bundle does not segment it
   (``allow_processed`` false) and active learning would hand it out, nor is a tomosynthesis
-  object (Modality MG as well: the volume and its projections);
+  object (Modality MG as well: the volume and its projections), nor a view on a magnification
+  stand (EstimatedRadiographicMagnificationFactor (0018,1114) 1.3 or more: a diagnostic view,
+  ``monai_bac.data.views``);
 * a ``final`` label is checked against the image (binary, on its pixel grid) and stored back INTO
   the PACS (STOW-RS) as a DICOM SEG written by :func:`monai_bac.dicom_seg.write_dicom_seg`
   (highdicom, 2D-aware: the frame is referenced through the source image, no dcmqi), in the
@@ -38,12 +40,14 @@ import os
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import requests
 from dicomweb_client import DICOMwebClient
 from monai_bac.data.dicom_tags import MG_FOR_PRESENTATION_SOP_CLASS, TOMOSYNTHESIS_SOP_CLASSES
+from monai_bac.data.views import diagnostic_view_reason
 from monailabel.config import settings
 from monailabel.datastore.dicom import DICOMwebClientX, DICOMWebDatastore
 from monailabel.datastore.local import LocalDatastore
@@ -62,7 +66,8 @@ FINAL = DefaultLabelTag.FINAL.value
 BAC_PROPERTY = ("BAC", "99MONAIBAC")
 #: QIDO attributes asked for each mammogram (besides the UIDs), kept as its image info
 IMAGE_FIELDS = {"PatientID": "00100020", "StudyDate": "00080020", "ViewPosition": "00185101",
-                "ImageLaterality": "00200062", "SOPClassUID": "00080016", "Rows": "00280010", "Columns": "00280011"}
+                "ImageLaterality": "00200062", "SOPClassUID": "00080016", "Rows": "00280010", "Columns": "00280011",
+                "EstimatedRadiographicMagnificationFactor": "00181114"}
 #: seconds the list of mammograms is reused (the labelled state is never cached)
 LIST_TTL_S = 30.0
 
@@ -99,6 +104,22 @@ def mammogram_filter(configured: dict[str, Any] | None) -> dict[str, Any]:
                        search["Modality"])
     search["Modality"] = "MG"
     return search
+
+
+def _not_served(sop_class: str | None, magnification: Any) -> str:
+    """Why a mammogram the PACS lists is not served ("" when it is): a processed rendition, a
+    tomosynthesis object (Modality MG too), or a view on a magnification stand
+    (:data:`monai_bac.data.views.MAGNIFICATION_GEOMETRY`; a spot view in contact is not told by
+    QIDO, which returns no ViewModifierCodeSequence)."""
+    if sop_class == MG_FOR_PRESENTATION_SOP_CLASS:
+        return "a processed (FOR PRESENTATION) mammogram"
+    if sop_class in TOMOSYNTHESIS_SOP_CLASSES:
+        return "a tomosynthesis object, no 2D mammogram"
+    try:
+        reason = diagnostic_view_reason(None, None if magnification is None else float(magnification))
+    except (TypeError, ValueError):
+        reason = ""
+    return f"a magnification view ({reason})" if reason else ""
 
 
 def _value(item: dict, tag: str) -> Any:
@@ -160,7 +181,7 @@ class BACDicomWebDatastore(DICOMWebDatastore):
         self._list_ttl_s = float(list_ttl_s)
         self._lock = threading.RLock()
         self._images_cache: tuple[float, dict[str, PacsImage]] = (0.0, {})
-        self._processed: set[str] = set()  #: SOPInstanceUIDs of the processed mammograms, not listed
+        self._unlisted: dict[str, str] = {}  #: SOPInstanceUID -> why that mammogram is not listed
         self._seg_index: dict[str, PacsLabel | None] = {}  #: SEG SOPInstanceUID -> its BAC label (None: not BAC)
         root = cache_path or os.path.join(os.path.expanduser("~"), ".cache", "monailabel", "dicom")
         path = os.path.join(root, md5_digest(client.base_url))
@@ -202,24 +223,22 @@ class BACDicomWebDatastore(DICOMWebDatastore):
         found = self._pacs("mammogram list (QIDO-RS)", self._client.search_for_instances,
                            search_filters=self._search_filter, fields=list(IMAGE_FIELDS.values()),
                            get_remaining=True)
-        images, processed = {}, set()
+        images, unlisted = {}, {}
         for item in found:
             uids = [_value(item, t) for t in ("0020000D", "0020000E", "00080018")]
             if not all(uids):
                 continue
-            sop_class = _value(item, "00080016")
-            if sop_class == MG_FOR_PRESENTATION_SOP_CLASS:
-                processed.add(str(uids[2]))
-                continue
-            if sop_class in TOMOSYNTHESIS_SOP_CLASSES:  # Modality MG too, but no 2D mammogram
-                continue
             info = {k: _value(item, t) for k, t in IMAGE_FIELDS.items() if _value(item, t) is not None}
+            why = _not_served(info.get("SOPClassUID"), info.get("EstimatedRadiographicMagnificationFactor"))
+            if why:
+                unlisted[str(uids[2])] = why
+                continue
             images[str(uids[2])] = PacsImage(*(str(u) for u in uids), info=info)
         with self._lock:
-            if processed and len(processed) != len(self._processed):
-                logger.info("%d processed (FOR PRESENTATION) mammograms in the PACS are not listed: the model "
-                            "segments raw (FOR PROCESSING) images", len(processed))
-            self._images_cache, self._processed = (time.monotonic(), images), processed
+            if set(unlisted) != set(self._unlisted):
+                logger.info("%d mammogram(s) in the PACS not listed, the app serving raw screening views only: %s",
+                            len(unlisted), "; ".join(f"{n} x {why}" for why, n in sorted(Counter(unlisted.values()).items())))
+            self._images_cache, self._unlisted = (time.monotonic(), images), unlisted
         return images
 
     def _labels(self) -> dict[str, PacsLabel]:
@@ -261,9 +280,9 @@ class BACDicomWebDatastore(DICOMWebDatastore):
                 raise AppError(409, f"series {image_id!r} holds {len(in_series)} mammograms; name one by its "
                                     "SOPInstanceUID (GET /datastore/?output=all lists them)")
             image = in_series[0] if in_series else None
-        if image is None and image_id in self._processed:
-            raise not_found(f"image {image_id!r} is a processed (FOR PRESENTATION) mammogram: the app segments "
-                            "and labels raw (FOR PROCESSING) images; GET /datastore/?output=all lists them")
+        if image is None and image_id in self._unlisted:
+            raise not_found(f"image {image_id!r} is {self._unlisted[image_id]}: the app segments and labels raw "
+                            "(FOR PROCESSING) screening views; GET /datastore/?output=all lists them")
         if image is None:
             raise not_found(f"image {image_id!r} is not a mammogram (Modality MG) in the PACS "
                             f"{self._client.base_url}; GET /datastore/?output=all lists the image ids "
