@@ -114,6 +114,23 @@ def test_what_a_run_of_raw_mammograms_leaves_out_and_why(study):
     assert files_to_leave_out(alone) == {}
 
 
+def test_only_regular_dicom_files_are_opened(tmp_path):
+    """A FIFO among the inputs (a datalist may name one) is never opened, which would block: it is left to
+    the reader, which refuses it by name; so is a file that is not DICOM."""
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe.dcm"
+    os.mkfifo(fifo)
+    (tmp_path / "label.nii.gz").write_bytes(b"not a DICOM file")
+    found, inputs = {}, [str(fifo), str(tmp_path / "label.nii.gz")]
+    worker = threading.Thread(target=lambda: found.update(files_to_leave_out(inputs)), daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive(), "files_to_leave_out blocked on a FIFO"
+    assert found == {}
+
+
 def test_infer_over_an_exported_study_reads_each_raw_view_once(study, tiny_bundle, tmp_path):
     folder = study["LCC"].parent
     out = tmp_path / "out"

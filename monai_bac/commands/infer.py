@@ -39,11 +39,10 @@ logger = logging.getLogger("monai_bac.infer")
 #: the status of a file the run leaves out (monai_bac.data.study_files): not an image, or the
 #: processed rendition of a raw image the run reads
 LEFT_OUT = "left out"
-CSV_FIELDS = ["case", "status", "reason", "source", "patient_id", "laterality", "view", "view_modifiers", "magnification",
-              "sop_instance_uid",
-              "present", "length_mm", "skeleton_length_mm", "n_segments", "area_mm2", "calcium_mg", "calcium_note",
-              "annotation_present", "annotation_length_mm", "annotation_calcium_mg", "quality_warning",
-              "nifti", "seg", "overlay", "json", "total_seconds"]
+CSV_FIELDS = ["case", "status", "reason", "source", "patient_id", "laterality", "view", "view_modifiers",
+              "magnification", "sop_instance_uid", "present", "length_mm", "skeleton_length_mm", "n_segments",
+              "area_mm2", "calcium_mg", "calcium_note", "annotation_present", "annotation_length_mm",
+              "annotation_calcium_mg", "quality_warning", "nifti", "seg", "overlay", "json", "total_seconds"]
 
 
 def register(sub) -> None:
@@ -240,8 +239,13 @@ def _image_report(case: str, entry: dict, data: dict, seconds: dict) -> dict:
     return report
 
 
-_META_FIELDS = ("patient_id", "laterality", "view", "view_modifiers", "magnification", "study_instance_uid", "series_instance_uid", "sop_instance_uid",
-                "manufacturer", "presentation", "is_raw", "kvp", "spacing_mm")
+_META_FIELDS = ("patient_id", "laterality", "view", "view_modifiers", "magnification", "study_instance_uid",
+                "series_instance_uid", "sop_instance_uid", "manufacturer", "presentation", "is_raw", "kvp",
+                "spacing_mm")
+
+
+#: the reader's warnings kept in an image's JSON (``input_warnings``)
+_INPUT_WARNINGS = ("MissingTagWarning", "ProcessedImageWarning", "DiagnosticViewWarning")
 
 
 def _annotation(entry: dict, data: dict, calcium: bool) -> dict | None:
@@ -285,7 +289,7 @@ def _process(pipeline, entry: dict, case: str, out: Path, staging: Path, overwri
         report = _image_report(case, entry, data, seconds)
         report["model"] = model
         notes = sorted({f"{w.category.__name__}: {w.message}" for w in caught
-                        if w.category.__name__ in ("MissingTagWarning", "ProcessedImageWarning", "DiagnosticViewWarning")})
+                        if w.category.__name__ in _INPUT_WARNINGS})
         if notes:
             report["input_warnings"] = notes
         ann = _annotation(entry, data, calcium)

@@ -5,7 +5,13 @@ See :mod:`monai_bac.data.loader` for the MetaTensor meta keys and the geometry c
 
 from monai_bac.data.dicom_read import MIN_SIDE_PX, read_dicom_mammogram
 from monai_bac.data.dicom_write import write_mammogram_dicom
-from monai_bac.data.errors import DiagnosticViewWarning, MammogramReadError, MissingTagWarning, ProcessedImageWarning, require_regular_file
+from monai_bac.data.errors import (
+    DiagnosticViewWarning,
+    MammogramReadError,
+    MissingTagWarning,
+    ProcessedImageWarning,
+    require_regular_file,
+)
 from monai_bac.data.image_io import load_nifti_2d, load_png_or_tiff, save_image_nifti, save_mask_nifti
 from monai_bac.data.loader import (
     IMAGE_META_KEYS,

@@ -17,8 +17,8 @@ mammograms leaves out, and why:
 
 A processed image whose raw one is *not* in the run is not left out: reading it is refused as
 before (``require_raw``), or run anyway where the user asked for that. Only the header is read
-(no pixel data); a file whose header cannot be parsed is left to the reader, which names what is
-wrong with it.
+(no pixel data) of a regular file with the Part-10 marker; any other file, or one whose header
+cannot be parsed, is left to the reader, which names what is wrong with it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from monai_bac.data.dicom_read import header_view, header_view_modifiers
+from monai_bac.data.dicom_read import header_view, header_view_modifiers, is_dicom_file
 from monai_bac.data.dicom_tags import (
     MG_FOR_PRESENTATION_SOP_CLASS,
     MG_FOR_PROCESSING_SOP_CLASS,
@@ -86,6 +86,8 @@ def _not_image(ds: Dataset) -> str:
 
 
 def _read_header(path: str) -> _Header | None:
+    if not is_dicom_file(path):  # never opens a FIFO or a device; a file without the marker: the reader's
+        return None
     try:
         with warnings.catch_warnings():  # the reader warns about the header when it reads the image
             warnings.simplefilter("ignore")

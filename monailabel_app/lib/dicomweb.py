@@ -236,8 +236,9 @@ class BACDicomWebDatastore(DICOMWebDatastore):
             images[str(uids[2])] = PacsImage(*(str(u) for u in uids), info=info)
         with self._lock:
             if set(unlisted) != set(self._unlisted):
+                kinds = sorted(Counter(unlisted.values()).items())
                 logger.info("%d mammogram(s) in the PACS not listed, the app serving raw screening views only: %s",
-                            len(unlisted), "; ".join(f"{n} x {why}" for why, n in sorted(Counter(unlisted.values()).items())))
+                            len(unlisted), "; ".join(f"{n} x {why}" for why, n in kinds))
             self._images_cache, self._unlisted = (time.monotonic(), images), unlisted
         return images
 
