@@ -182,3 +182,28 @@ def test_the_bundles_inference_over_an_exported_study_reads_its_raw_views(study,
     with pytest.raises(DatalistError, match=r"reports holds no raw mammogram: its 1 file\(s\) were left out \(e\.g\. "
                                             r".*dose_report\.dcm: not a mammogram: Basic Text SR Storage"):
         inference_items(str(only_reports))
+
+
+@pytest.mark.label
+def test_the_label_apps_studies_folder_lists_raw_screening_views_only(study, tmp_path):
+    """The MONAI Label app's local datastore, over a studies folder a study was copied into: the raw views
+    are listed; their renditions, a magnification view, the tomosynthesis object and the reports are not."""
+    pytest.importorskip("monailabel", reason="the MONAI Label app's datastore runs in the label world")
+    import shutil
+    import sys
+
+    from conftest import REPO
+
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    for key in ("LCC", "LMLO", "RCC", "RMLO", "rendition_named", "rendition_same_time", "rendition_magnified",
+                "tomosynthesis", "report", "seg"):
+        shutil.copy(study[key], studies)
+    _mammogram(studies / "raw_LCC_mag.dcm", "CC", "L", view_modifiers=("magnification", "spot compression"),
+               magnification=1.8)
+    sys.path.insert(0, str(REPO / "monailabel_app"))
+    try:
+        from lib.datastore import BACDatastore
+    finally:
+        sys.path.remove(str(REPO / "monailabel_app"))
+    assert sorted(BACDatastore(str(studies)).list_images()) == ["raw_LCC", "raw_LMLO", "raw_RCC", "raw_RMLO"]

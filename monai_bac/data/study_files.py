@@ -39,9 +39,10 @@ from monai_bac.data.dicom_tags import (
     TOMOSYNTHESIS_SOP_CLASSES,
     tag_name,
 )
+from monai_bac.data.views import diagnostic_view_reason
 from monai_bac.utils import PathLike
 
-__all__ = ["NOT_IMAGE_MODALITIES", "files_to_leave_out"]
+__all__ = ["NOT_IMAGE_MODALITIES", "files_to_leave_out", "not_a_raw_screening_view"]
 
 #: Modality (0008,0060) values of objects that hold no mammogram even when they hold pixels
 NOT_IMAGE_MODALITIES = ("SR", "KO", "PR", "SEG", "REG", "RWV", "DOC", "PLAN")
@@ -56,6 +57,7 @@ class _Header:
     acquisition: tuple  # (study, laterality, view, view modifiers, acquisition date and time); () if unknown
     sources: frozenset  # SOPInstanceUIDs named in SourceImageSequence
     not_image: str  # why the object is not an image; "" for an image
+    diagnostic: str  # why the image is a diagnostic view (monai_bac.data.views); "" for a screening view
 
 
 def _text(ds: Dataset, keyword: str) -> str:
@@ -70,6 +72,13 @@ def _acquired(ds: Dataset) -> str:
         return stamp
     date, time = _text(ds, "AcquisitionDate"), _text(ds, "AcquisitionTime")
     return f"{date}{time}" if date and time else ""
+
+
+def _magnification(ds: Dataset) -> float | None:
+    try:
+        return float(_text(ds, "EstimatedRadiographicMagnificationFactor")) or None
+    except ValueError:  # absent ("") or unreadable: the reader says so when it reads the image
+        return None
 
 
 def _not_image(ds: Dataset) -> str:
@@ -100,7 +109,8 @@ def _read_header(path: str) -> _Header | None:
     study, acquired = _text(ds, "StudyInstanceUID"), _acquired(ds)
     key = (study, laterality.upper(), view or "", modifiers, acquired) if study and acquired and view else ()
     sources = frozenset(_text(item, "ReferencedSOPInstanceUID") for item in ds.get("SourceImageSequence") or [])
-    return _Header(path, _text(ds, "SOPInstanceUID"), intent, key, sources - {""}, _not_image(ds))
+    return _Header(path, _text(ds, "SOPInstanceUID"), intent, key, sources - {""}, _not_image(ds),
+                   diagnostic_view_reason(modifiers, _magnification(ds)))
 
 
 def files_to_leave_out(paths: Iterable[PathLike]) -> dict[str, str]:
@@ -131,3 +141,19 @@ def files_to_leave_out(paths: Iterable[PathLike]) -> dict[str, str]:
                                 "(the same study, laterality, view and acquisition time), whose raw image this "
                                 "run reads")
     return left_out
+
+
+def not_a_raw_screening_view(path: PathLike) -> str:
+    """Why ``path`` is not a raw screening mammogram: not an image (see :func:`files_to_leave_out`),
+    a processed (FOR PRESENTATION) one, or a diagnostic view (:mod:`monai_bac.data.views`); "" for a
+    raw screening view, and for a file whose header cannot be read (the reader's to name). The
+    MONAI Label app serves the raw screening views of its studies folder only: it cannot segment
+    the others, and active learning would hand them out."""
+    header = _read_header(str(path))
+    if header is None:
+        return ""
+    if header.not_image:
+        return header.not_image
+    if header.intent == "FOR PRESENTATION":
+        return "a processed (FOR PRESENTATION) mammogram"
+    return f"a diagnostic view ({header.diagnostic})" if header.diagnostic else ""

@@ -11,7 +11,11 @@ Layout (MONAI Label's, unchanged)::
 
 What :class:`BACDatastore` adds to :class:`~monailabel.datastore.local.LocalDatastore`:
 
-* it lists DICOM files (``*.dcm``) besides NIfTI (MONAI Label's default list has no DICOM);
+* it lists DICOM files (``*.dcm``) besides NIfTI (MONAI Label's default list has no DICOM), the
+  raw screening mammograms only: a processed rendition (FOR PRESENTATION), a magnification or
+  spot compression view, a report or a tomosynthesis object copied in with a study is not listed
+  (logged once), since the app cannot segment it and active learning would hand it out (a file
+  indexed before it was left out stays in MONAI Label's index);
 * image ids and label tags are checked (no path separators, no ``..``): a request can never
   read or write outside the studies folder;
 * a label is checked before anything is written: it must be a readable binary NIfTI mask on
@@ -253,18 +257,27 @@ class BACDatastore(LocalDatastore):
 
     def _list_files(self, path, patterns):
         """MONAI Label's file listing without entries that resolve outside the studies folder, are not files, or
-        whose name is not a valid id (letters, digits, '.', '_', '-')."""
+        whose name is not a valid id (letters, digits, '.', '_', '-'), and, among the images, without the
+        DICOM files that are not raw screening mammograms (:func:`monai_bac.data.study_files.not_a_raw_screening_view`:
+        a processed rendition, a diagnostic view, a report, a tomosynthesis object), as the PACS datastore."""
+        from monai_bac.data.study_files import not_a_raw_screening_view
+
         listed = super()._list_files(path, patterns)
+        images = os.path.realpath(path) == os.path.realpath(self._datastore.image_path())
         kept = {}
         for name, file in listed.items():
             full = os.path.join(path, file)
             ident = self._to_id(os.path.basename(file))[0]
-            if self._is_inside(full) and os.path.isfile(full) and SAFE_ID.match(ident) and ".." not in ident:
+            if not (self._is_inside(full) and os.path.isfile(full) and SAFE_ID.match(ident) and ".." not in ident):
+                why = ("it resolves outside the studies folder, is not a file, or its name is not a valid image "
+                       "id")
+            else:
+                why = not_a_raw_screening_view(full) if images and full.lower().endswith(".dcm") else ""
+            if not why:
                 kept[name] = file
             elif full not in self._refused:
                 self._refused.add(full)
-                logger.warning("not listed: %s (it resolves outside the studies folder, is not a file, or its name "
-                               "is not a valid image id)", self._scrub(full))
+                logger.warning("not listed: %s (%s)", self._scrub(full), why)
         return kept
 
     def get_image_uri(self, image_id: str) -> str:
