@@ -204,6 +204,14 @@ def test_the_label_apps_studies_folder_lists_raw_screening_views_only(study, tmp
     sys.path.insert(0, str(REPO / "monailabel_app"))
     try:
         from lib.datastore import BACDatastore
+        from lib.errors import AppError
     finally:
         sys.path.remove(str(REPO / "monailabel_app"))
-    assert sorted(BACDatastore(str(studies)).list_images()) == ["raw_LCC", "raw_LMLO", "raw_RCC", "raw_RMLO"]
+    store = BACDatastore(str(studies))
+    assert sorted(store.list_images()) == ["raw_LCC", "raw_LMLO", "raw_RCC", "raw_RMLO"]
+    # an upload that would never be listed is refused, and nothing is saved
+    with pytest.raises(AppError) as refused:
+        store.add_image("uploaded", str(study["rendition_other_time"]), {})
+    assert refused.value.status_code == 422
+    assert "'uploaded' is a processed (FOR PRESENTATION) mammogram" in refused.value.detail
+    assert not list(studies.glob("uploaded*"))

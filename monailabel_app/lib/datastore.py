@@ -390,6 +390,12 @@ class BACDatastore(LocalDatastore):
         except Exception as e:
             raise unprocessable(f"image {image_id!r} is not a readable mammogram: "
                                 f"{self._scrub(str(e).replace(str(image_filename), name))}") from None
+        from monai_bac.data.study_files import not_a_raw_screening_view
+
+        why = not_a_raw_screening_view(image_filename)
+        if why:  # it would be stored but never listed
+            raise unprocessable(f"image {image_id!r} is {why}: the studies folder serves raw screening mammograms "
+                                "only; nothing was saved")
         info = dict(image_info or {})
         info["shape"] = [int(s) for s in image.shape[-2:]]
         return super().add_image(image_id, image_filename, info)
