@@ -179,7 +179,7 @@ def test_started_without_downloading_and_lists_the_pacs_mammograms(server, pacs,
     r = _get(server, "/datastore/image", params={"image": "1.2.3.4.5"})
     assert r.status_code == 404 and "not a mammogram" in r.json()["detail"]
     for kind, words in (("rendition", "is a processed (FOR PRESENTATION) mammogram"),
-                        ("magnified", "is a magnification view (magnified 1.8 x)")):
+                        ("magnified", "is a diagnostic view (magnified 1.8 x)")):
         r = _get(server, "/datastore/image", params={"image": unserved[kind]})
         assert r.status_code == 404 and words in r.json()["detail"], r.text
         assert requests.get(f"{orthanc.dicomweb}/instances", params={"SOPInstanceUID": unserved[kind]},

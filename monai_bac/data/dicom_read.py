@@ -79,6 +79,7 @@ __all__ = [
     "MAX_PIXEL_ASPECT",
     "MIN_SIDE_PX",
     "RESCALE_SLOPE_RANGE",
+    "header_magnification",
     "header_view",
     "header_view_modifiers",
     "is_dicom_file",
@@ -682,7 +683,7 @@ def header_view_modifiers(ds: Dataset) -> str:
     return ", ".join(dict.fromkeys(name for name in names if name))
 
 
-def _magnification(ds: Dataset, path: Path) -> float | None:
+def header_magnification(ds: Dataset, path: Path) -> float | None:
     """EstimatedRadiographicMagnificationFactor (0018,1114); None (with a warning) below 1, which no
     projection gives (the breast lies between the focal spot and the detector), or above 4."""
     value = _float(ds, "EstimatedRadiographicMagnificationFactor", path, positive=True)
@@ -845,7 +846,7 @@ def _read(
         "filter": _upper(_str(ds, "FilterMaterial")),
         "view": header_view(ds, path),
         "view_modifiers": header_view_modifiers(ds),
-        "magnification": _magnification(ds, path),
+        "magnification": header_magnification(ds, path),
         "laterality": _upper(_str(ds, "ImageLaterality") or _str(ds, "Laterality")),
         "presentation": presentation,
         "is_raw": is_raw,

@@ -32,7 +32,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from monai_bac.data.dicom_read import header_view, header_view_modifiers, is_dicom_file
+from monai_bac.data.dicom_read import header_magnification, header_view, header_view_modifiers, is_dicom_file
 from monai_bac.data.dicom_tags import (
     MG_FOR_PRESENTATION_SOP_CLASS,
     MG_FOR_PROCESSING_SOP_CLASS,
@@ -74,13 +74,6 @@ def _acquired(ds: Dataset) -> str:
     return f"{date}{time}" if date and time else ""
 
 
-def _magnification(ds: Dataset) -> float | None:
-    try:
-        return float(_text(ds, "EstimatedRadiographicMagnificationFactor")) or None
-    except ValueError:  # absent ("") or unreadable: the reader says so when it reads the image
-        return None
-
-
 def _not_image(ds: Dataset) -> str:
     sop_class = _text(ds, "SOPClassUID") or _text(getattr(ds, "file_meta", Dataset()), "MediaStorageSOPClassUID")
     kind = f"{UID(sop_class).name} ({tag_name('SOPClassUID')} {sop_class})" if sop_class else "no SOPClassUID"
@@ -89,28 +82,33 @@ def _not_image(ds: Dataset) -> str:
         return f"not a 2D mammogram: {kind}, a tomosynthesis object"
     if modality.upper() in NOT_IMAGE_MODALITIES:
         return f"not a mammogram: {kind}, {tag_name('Modality')} {modality}"
-    if "Rows" not in ds:
+    if "Rows" not in ds and modality.upper() != "MG":  # (a QIDO-RS result may leave Rows out)
         return f"not an image: {kind}, no pixel matrix ({tag_name('Rows')} absent)"
     return ""
 
 
-def _read_header(path: str) -> _Header | None:
-    if not is_dicom_file(path):  # never opens a FIFO or a device; a file without the marker: the reader's
-        return None
-    try:
-        with warnings.catch_warnings():  # the reader warns about the header when it reads the image
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-            view, modifiers = header_view(ds, Path(path)), header_view_modifiers(ds)
-    except Exception:  # noqa: BLE001 - the reader names what is wrong with the file
-        return None
+def _header(ds: Dataset, path: str) -> _Header:
+    """What a run decides on, from a header (a file's, or a QIDO-RS result's as DICOM JSON)."""
+    with warnings.catch_warnings():  # the reader warns about the header when it reads the image
+        warnings.simplefilter("ignore")
+        view, modifiers = header_view(ds, Path(path)), header_view_modifiers(ds)
+        magnification = header_magnification(ds, Path(path))
     intent = _text(ds, "PresentationIntentType").upper() or _INTENT_BY_CLASS.get(_text(ds, "SOPClassUID"), "")
     laterality = _text(ds, "ImageLaterality") or _text(ds, "Laterality")
     study, acquired = _text(ds, "StudyInstanceUID"), _acquired(ds)
     key = (study, laterality.upper(), view or "", modifiers, acquired) if study and acquired and view else ()
     sources = frozenset(_text(item, "ReferencedSOPInstanceUID") for item in ds.get("SourceImageSequence") or [])
     return _Header(path, _text(ds, "SOPInstanceUID"), intent, key, sources - {""}, _not_image(ds),
-                   diagnostic_view_reason(modifiers, _magnification(ds)))
+                   diagnostic_view_reason(modifiers, magnification))
+
+
+def _read_header(path: str) -> _Header | None:
+    if not is_dicom_file(path):  # never opens a FIFO or a device; a file without the marker: the reader's
+        return None
+    try:
+        return _header(pydicom.dcmread(path, stop_before_pixels=True), path)
+    except Exception:  # noqa: BLE001 - the reader names what is wrong with the file
+        return None
 
 
 def files_to_leave_out(paths: Iterable[PathLike]) -> dict[str, str]:
@@ -143,13 +141,16 @@ def files_to_leave_out(paths: Iterable[PathLike]) -> dict[str, str]:
     return left_out
 
 
-def not_a_raw_screening_view(path: PathLike) -> str:
-    """Why ``path`` is not a raw screening mammogram: not an image (see :func:`files_to_leave_out`),
+def not_a_raw_screening_view(source: PathLike | Dataset) -> str:
+    """Why ``source`` is not a raw screening mammogram: not an image (see :func:`files_to_leave_out`),
     a processed (FOR PRESENTATION) one, or a diagnostic view (:mod:`monai_bac.data.views`); "" for a
-    raw screening view, and for a file whose header cannot be read (the reader's to name). The
-    MONAI Label app serves the raw screening views of its studies folder only: it cannot segment
-    the others, and active learning would hand them out."""
-    header = _read_header(str(path))
+    raw screening view, and for a file whose header cannot be read (the reader's to name).
+
+    ``source`` is a file, or a header already at hand (e.g. a QIDO-RS result,
+    ``Dataset.from_json``). The MONAI Label app serves the raw screening views of its studies
+    folder and of its PACS only: it cannot segment the others, and active learning would hand them
+    out."""
+    header = _header(source, "") if isinstance(source, Dataset) else _read_header(str(source))
     if header is None:
         return ""
     if header.not_image:

@@ -46,8 +46,7 @@ from typing import Any, Callable
 
 import requests
 from dicomweb_client import DICOMwebClient
-from monai_bac.data.dicom_tags import MG_FOR_PRESENTATION_SOP_CLASS, TOMOSYNTHESIS_SOP_CLASSES
-from monai_bac.data.views import diagnostic_view_reason
+from monai_bac.data.study_files import not_a_raw_screening_view
 from monailabel.config import settings
 from monailabel.datastore.dicom import DICOMwebClientX, DICOMWebDatastore
 from monailabel.datastore.local import LocalDatastore
@@ -104,22 +103,6 @@ def mammogram_filter(configured: dict[str, Any] | None) -> dict[str, Any]:
                        search["Modality"])
     search["Modality"] = "MG"
     return search
-
-
-def _not_served(sop_class: str | None, magnification: Any) -> str:
-    """Why a mammogram the PACS lists is not served ("" when it is): a processed rendition, a
-    tomosynthesis object (Modality MG too), or a view on a magnification stand
-    (:data:`monai_bac.data.views.MAGNIFICATION_GEOMETRY`; a spot view in contact is not told by
-    QIDO, which returns no ViewModifierCodeSequence)."""
-    if sop_class == MG_FOR_PRESENTATION_SOP_CLASS:
-        return "a processed (FOR PRESENTATION) mammogram"
-    if sop_class in TOMOSYNTHESIS_SOP_CLASSES:
-        return "a tomosynthesis object, no 2D mammogram"
-    try:
-        reason = diagnostic_view_reason(None, None if magnification is None else float(magnification))
-    except (TypeError, ValueError):
-        reason = ""
-    return f"a magnification view ({reason})" if reason else ""
 
 
 def _value(item: dict, tag: str) -> Any:
@@ -228,8 +211,8 @@ class BACDicomWebDatastore(DICOMWebDatastore):
             uids = [_value(item, t) for t in ("0020000D", "0020000E", "00080018")]
             if not all(uids):
                 continue
+            why = not_a_raw_screening_view(Dataset.from_json(item))
             info = {k: _value(item, t) for k, t in IMAGE_FIELDS.items() if _value(item, t) is not None}
-            why = _not_served(info.get("SOPClassUID"), info.get("EstimatedRadiographicMagnificationFactor"))
             if why:
                 unlisted[str(uids[2])] = why
                 continue
