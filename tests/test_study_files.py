@@ -185,7 +185,7 @@ def test_the_bundles_inference_over_an_exported_study_reads_its_raw_views(study,
 
 
 @pytest.mark.label
-def test_the_label_apps_studies_folder_lists_raw_screening_views_only(study, tmp_path):
+def test_the_label_apps_studies_folder_lists_raw_screening_views_only(study, tmp_path, monkeypatch):
     """The MONAI Label app's local datastore, over a studies folder a study was copied into: the raw views
     are listed; their renditions, a magnification view, the tomosynthesis object and the reports are not."""
     pytest.importorskip("monailabel", reason="the MONAI Label app's datastore runs in the label world")
@@ -207,8 +207,21 @@ def test_the_label_apps_studies_folder_lists_raw_screening_views_only(study, tmp
         from lib.errors import AppError
     finally:
         sys.path.remove(str(REPO / "monailabel_app"))
+    import monai_bac.data.study_files as study_files
+
+    read = []
+    screen = study_files.not_a_raw_screening_view
+    monkeypatch.setattr(study_files, "not_a_raw_screening_view", lambda p: read.append(p) or screen(p))
     store = BACDatastore(str(studies))
     assert sorted(store.list_images()) == ["raw_LCC", "raw_LMLO", "raw_RCC", "raw_RMLO"]
+    # a refresh lists the folder again, but reads a header again only where its file changed
+    first = len(read)
+    assert first == 11
+    store.refresh()
+    assert len(read) == first
+    shutil.copy(study["rendition_other_time"], studies / "raw_RCC_copy.dcm")  # a new file: one more read
+    store.refresh()
+    assert len(read) == first + 1 and "raw_RCC_copy" not in store.list_images()
     # an upload that would never be listed is refused, and nothing is saved
     with pytest.raises(AppError) as refused:
         store.add_image("uploaded", str(study["rendition_other_time"]), {})

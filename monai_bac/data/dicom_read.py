@@ -79,6 +79,7 @@ __all__ = [
     "MAX_PIXEL_ASPECT",
     "MIN_SIDE_PX",
     "RESCALE_SLOPE_RANGE",
+    "header_intent",
     "header_magnification",
     "header_view",
     "header_view_modifiers",
@@ -323,6 +324,17 @@ def _guess_raw(ds: Dataset) -> tuple[bool, str]:
     if "DERIVED" in image_type:
         return False, f"{tag_name('ImageType')} is DERIVED"
     return True, "it has no VOI LUT (WindowCenter, VOILUTSequence) and ImageType is not DERIVED"
+
+
+def header_intent(ds: Dataset) -> str:
+    """"FOR PROCESSING" or "FOR PRESENTATION", as PresentationIntentType (0008,0068), else the SOP
+    class, says; "" where neither does (the reader then guesses, :func:`_guess_raw`)."""
+    stated = (_str(ds, "PresentationIntentType") or "").upper()
+    if stated in ("FOR PROCESSING", "FOR PRESENTATION"):
+        return stated
+    sop = str(ds.get("SOPClassUID", ""))
+    return ("FOR PROCESSING" if sop in _FOR_PROCESSING_SOP_CLASSES
+            else "FOR PRESENTATION" if sop in _FOR_PRESENTATION_SOP_CLASSES else "")
 
 
 def _presentation(ds: Dataset, path: Path, require_raw: bool) -> tuple[str | None, bool]:

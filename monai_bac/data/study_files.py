@@ -32,13 +32,14 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from monai_bac.data.dicom_read import header_magnification, header_view, header_view_modifiers, is_dicom_file
-from monai_bac.data.dicom_tags import (
-    MG_FOR_PRESENTATION_SOP_CLASS,
-    MG_FOR_PROCESSING_SOP_CLASS,
-    TOMOSYNTHESIS_SOP_CLASSES,
-    tag_name,
+from monai_bac.data.dicom_read import (
+    header_intent,
+    header_magnification,
+    header_view,
+    header_view_modifiers,
+    is_dicom_file,
 )
+from monai_bac.data.dicom_tags import TOMOSYNTHESIS_SOP_CLASSES, tag_name
 from monai_bac.data.views import diagnostic_view_reason
 from monai_bac.utils import PathLike
 
@@ -46,7 +47,6 @@ __all__ = ["NOT_IMAGE_MODALITIES", "files_to_leave_out", "not_a_raw_screening_vi
 
 #: Modality (0008,0060) values of objects that hold no mammogram even when they hold pixels
 NOT_IMAGE_MODALITIES = ("SR", "KO", "PR", "SEG", "REG", "RWV", "DOC", "PLAN")
-_INTENT_BY_CLASS = {MG_FOR_PROCESSING_SOP_CLASS: "FOR PROCESSING", MG_FOR_PRESENTATION_SOP_CLASS: "FOR PRESENTATION"}
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def _header(ds: Dataset, path: str) -> _Header:
         warnings.simplefilter("ignore")
         view, modifiers = header_view(ds, Path(path)), header_view_modifiers(ds)
         magnification = header_magnification(ds, Path(path))
-    intent = _text(ds, "PresentationIntentType").upper() or _INTENT_BY_CLASS.get(_text(ds, "SOPClassUID"), "")
+    intent = header_intent(ds)
     laterality = _text(ds, "ImageLaterality") or _text(ds, "Laterality")
     study, acquired = _text(ds, "StudyInstanceUID"), _acquired(ds)
     key = (study, laterality.upper(), view or "", modifiers, acquired) if study and acquired and view else ()

@@ -47,15 +47,15 @@ MAGNIFICATION_GEOMETRY = 1.3
 _CID_4015 = ("AnteriorCompression", "AxillaryTail", "AxillaryTissue", "Cleavage", "ImplantDisplaced",
              "InfraMammaryFold", "Magnification", "NippleInProfile", "RolledInferior", "RolledLateral",
              "RolledMedial", "RolledSuperior", "SpotCompression", "Tangential")
-_CODES = {keyword: getattr(codes.SCT, keyword) for keyword in _CID_4015}
+_CODES = tuple(getattr(codes.SCT, keyword) for keyword in _CID_4015)
 
 
 def _canonical(text: str) -> str:
     return " ".join(re.sub(r"[-_]", " ", text).upper().split())
 
 
-_NAME_BY_VALUE = {code.value: _canonical(code.meaning) for code in _CODES.values()}
-_CODE_BY_NAME = {_canonical(code.meaning): code for code in _CODES.values()}
+_NAME_BY_VALUE = {code.value: _canonical(code.meaning) for code in _CODES}
+_CODE_BY_NAME = {_canonical(code.meaning): code for code in _CODES}
 
 
 def modifier_name(value: str | None, meaning: str | None) -> str | None:

@@ -234,6 +234,9 @@ class BACDatastore(LocalDatastore):
         self.allow_delete = bool(allow_delete)
         self.max_pixels = int(max_pixels)
         self._refused: set[str] = set()
+        #: a DICOM file's screening verdict by path, with the (mtime, size) it was read at: every refresh
+        #: lists the whole folder, and a header need be read again only when its file changed
+        self._screened: dict[str, tuple[tuple[int, int], str]] = {}
         if not self._is_inside(os.path.join(self._root, images_dir), allow_root=True):
             raise ValueError(f"images_dir {images_dir!r} is outside the studies folder; it must be a sub-folder")
         super().__init__(datastore_path, images_dir=images_dir, extensions=list(extensions),
@@ -260,8 +263,6 @@ class BACDatastore(LocalDatastore):
         whose name is not a valid id (letters, digits, '.', '_', '-'), and, among the images, without the
         DICOM files that are not raw screening mammograms (:func:`monai_bac.data.study_files.not_a_raw_screening_view`:
         a processed rendition, a diagnostic view, a report, a tomosynthesis object), as the PACS datastore."""
-        from monai_bac.data.study_files import not_a_raw_screening_view
-
         listed = super()._list_files(path, patterns)
         images = os.path.realpath(path) == os.path.realpath(self._datastore.image_path())
         kept = {}
@@ -272,13 +273,27 @@ class BACDatastore(LocalDatastore):
                 why = ("it resolves outside the studies folder, is not a file, or its name is not a valid image "
                        "id")
             else:
-                why = not_a_raw_screening_view(full) if images and full.lower().endswith(".dcm") else ""
+                why = self._screening_verdict(full) if images and full.lower().endswith(".dcm") else ""
             if not why:
                 kept[name] = file
             elif full not in self._refused:
                 self._refused.add(full)
                 logger.warning("not listed: %s (%s)", self._scrub(full), why)
         return kept
+
+    def _screening_verdict(self, path: str) -> str:
+        """:func:`monai_bac.data.study_files.not_a_raw_screening_view` of ``path``, read once per version."""
+        from monai_bac.data.study_files import not_a_raw_screening_view
+
+        try:
+            info = os.stat(path)
+        except OSError as e:  # removed or replaced since it was listed
+            return f"unreadable: {e.strerror}"
+        version = (info.st_mtime_ns, info.st_size)
+        known = self._screened.get(path)
+        if known is None or known[0] != version:
+            known = self._screened[path] = (version, not_a_raw_screening_view(path))
+        return known[1]
 
     def get_image_uri(self, image_id: str) -> str:
         uri = super().get_image_uri(check_image_id(image_id))
