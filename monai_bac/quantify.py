@@ -35,6 +35,16 @@ Per image (:func:`quantify_mask`, :func:`quantify_image`):
   image and its physics metadata (KVP, anode, filter); without them it is ``None`` and
   ``calcium_note`` says why.
 
+**In the breast, not at the detector.** Length, area and calcium are measured with the image's
+spacing divided by ``plane_magnification`` (the reader's, from the DICOM header:
+:func:`~monai_bac.data.dicom_read.header_measurement_plane`; ``measured_at`` says which plane):
+the diverging beam magnifies the breast onto the detector by the EstimatedRadiographicMagnification
+Factor, 1.05-1.1 in contact, 1.5-2 on a magnification stand, so a length read at the detector is
+that much too long and an area or a mass its square. The calcification thickness h_calc comes from
+attenuation along the ray and needs no correction; the zone (``zone_mm``, the detector's blur) stays
+at the detector. Without a factor in the header the measures are at the detector
+(``measured_at`` "detector plane").
+
 Per breast and per patient (:func:`summarise_breasts`, :func:`summarise_patients`): a breast
 has BAC when any of its views has; its length is the *largest* over its views (CC and MLO
 image the same arteries, so adding them would count each vessel twice); a patient's length and
@@ -78,6 +88,7 @@ __all__ = [
     "calc_thickness_near_mask",
     "quantify_mask",
     "quantify_image",
+    "measurement_plane",
     "summarise_breasts",
     "summarise_patients",
     "presence_agreement",
@@ -362,7 +373,9 @@ class BACQuantification:
     calcium_mg: float | None
     calcium_volume_mm3: float | None
     calcium_note: str
-    spacing_mm: tuple[float, float]
+    spacing_mm: tuple[float, float]  # the image's (the detector's for a DICOM file)
+    plane_magnification: float = 1.0  # sizes are measured with spacing_mm / plane_magnification
+    measured_at: str = "as given"
     hydroxyapatite_density_mg_per_mm3: float = HYDROXYAPATITE_DENSITY_MG_PER_MM3
     segments: list[SegmentStats] = field(default_factory=list)
 
@@ -432,9 +445,10 @@ def _segment_calcium(segments: list[_Segment], h: np.ndarray, sp: tuple[float, f
     return out
 
 
-def _quantification(segments: list[_Segment], calcium: list[float] | None, sp: tuple[float, float], zone_mm: float,
-                    calcium_note: str) -> BACQuantification:
-    stats = [SegmentStats(i + 1, s.length_mm, float(s.box.sum()) * sp[0] * sp[1],
+def _quantification(segments: list[_Segment], calcium: list[float] | None, sp: tuple[float, float],
+                    plane: tuple[float, str], zone_mm: float, calcium_note: str) -> BACQuantification:
+    msp = _in_breast(sp, plane[0])
+    stats = [SegmentStats(i + 1, s.length_mm, float(s.box.sum()) * msp[0] * msp[1],
                           None if calcium is None else calcium[i], s.bbox) for i, s in enumerate(segments)]
     total = None
     if calcium is not None:
@@ -445,12 +459,35 @@ def _quantification(segments: list[_Segment], calcium: list[float] | None, sp: t
         skeleton_length_mm=float(sum(s.skeleton_mm for s in segments)), n_segments=len(stats),
         area_mm2=float(sum(s.area_mm2 for s in stats)), calcium_mg=total,
         calcium_volume_mm3=None if total is None else total / HYDROXYAPATITE_DENSITY_MG_PER_MM3,
-        calcium_note=calcium_note, spacing_mm=sp, segments=stats)
+        calcium_note=calcium_note, spacing_mm=sp, plane_magnification=plane[0], measured_at=plane[1],
+        segments=stats)
+
+
+def _in_breast(sp: tuple[float, float], plane_magnification: float) -> tuple[float, float]:
+    """The spacing in the breast: the image's divided by the magnification onto the detector."""
+    return sp[0] / plane_magnification, sp[1] / plane_magnification
+
+
+def measurement_plane(meta: Mapping | None, plane_magnification: float | None = None) -> tuple[float, str]:
+    """``(plane_magnification, measured_at)`` from an argument, else the reader's meta, else (1, "as given")."""
+    meta = meta or {}
+    if plane_magnification is None:
+        plane_magnification = meta.get("plane_magnification")
+        if plane_magnification is None:
+            return 1.0, "as given"
+        measured_at = meta.get("measured_at") or "as given"
+        if isinstance(measured_at, (list, tuple)):  # a collated batch of one
+            measured_at = measured_at[0]
+        return float(np.asarray(plane_magnification).ravel()[0]), str(measured_at)
+    f = float(plane_magnification)
+    if not (math.isfinite(f) and 1.0 <= f <= 4.0):
+        raise ValueError(f"plane_magnification must be within 1-4 (a projection's), got {plane_magnification!r}")
+    return f, "breast plane (plane_magnification argument)" if f != 1.0 else "as given"
 
 
 def quantify_mask(mask, spacing_mm=None, calc_thickness=None, *, min_segment_mm: float = 0.0,
                   prune_factor: float = 2.0, end_correction: bool = True, zone_mm: float = 0.2,
-                  calcium_note: str = "") -> BACQuantification:
+                  calcium_note: str = "", plane_magnification: float | None = None) -> BACQuantification:
     """Quantify a BAC mask (see the module docstring).
 
     Each segment is measured in its own bounding box, so a sparse full-size mask costs little.
@@ -462,12 +499,16 @@ def quantify_mask(mask, spacing_mm=None, calc_thickness=None, *, min_segment_mm:
         calc_thickness: h_calc map (mm) on the mask's grid for the calcium mass; None: no mass.
         min_segment_mm: segments shorter than this are ignored (not counted, not measured).
         prune_factor, end_correction: skeleton corrections (:func:`centreline_skeleton`).
-        zone_mm: dilation of the mask for the calcium sum (at most 3 mm).
+        zone_mm: dilation of the mask for the calcium sum (at most 3 mm, at the detector).
         calcium_note: stored when ``calc_thickness`` is None (why there is no mass).
+        plane_magnification: sizes are measured with ``spacing_mm / plane_magnification`` (1-4);
+            default ``mask.meta``'s (the reader's, see the module docstring), else 1.
     """
+    mask_meta = getattr(mask, "meta", None) or {}
     if spacing_mm is None:
-        spacing_mm = (getattr(mask, "meta", None) or {}).get("spacing_mm")
+        spacing_mm = mask_meta.get("spacing_mm")
     sp = as_spacing(spacing_mm)
+    plane = measurement_plane(mask_meta, plane_magnification)
     m = _mask_hw(mask)
     h = None
     if calc_thickness is not None:
@@ -475,19 +516,22 @@ def quantify_mask(mask, spacing_mm=None, calc_thickness=None, *, min_segment_mm:
         if h.shape != m.shape:
             raise ValueError(f"calc_thickness shape {h.shape} differs from the mask's {m.shape}")
     disk = _zone_disk(sp, zone_mm)
-    segments = _measure_segments(m, sp, disk, min_segment_mm, prune_factor, end_correction)
-    calcium = _segment_calcium(segments, h, sp, disk) if h is not None else None
-    return _quantification(segments, calcium, sp, zone_mm, calcium_note)
+    msp = _in_breast(sp, plane[0])
+    segments = _measure_segments(m, msp, disk, min_segment_mm, prune_factor, end_correction)
+    calcium = _segment_calcium(segments, h, msp, disk) if h is not None else None
+    return _quantification(segments, calcium, sp, plane, zone_mm, calcium_note)
 
 
 def quantify_image(image, mask, breast_map=None, *, spacing_mm=None, meta: Mapping | None = None,
                    calcium: bool = True, min_segment_mm: float = 0.0, prune_factor: float = 2.0,
                    end_correction: bool = True, zone_mm: float = 0.2,
-                   density_kwargs: Mapping | None = None) -> BACQuantification:
+                   density_kwargs: Mapping | None = None,
+                   plane_magnification: float | None = None) -> BACQuantification:
     """:func:`quantify_mask` plus the calcium mass from the raw image where physics allows.
 
     ``density_kwargs`` go to :class:`~monai_bac.transforms.DensityMap` (e.g. ``{"model": "eq4"}``
-    for a scatter-free, monochromatic image such as the ideal phantom).
+    for a scatter-free, monochromatic image such as the ideal phantom). ``plane_magnification``:
+    as :func:`quantify_mask`, default from ``meta`` (the image's).
 
     The mass needs a raw (FOR PROCESSING) image and its KVP (0018,0060) (with anode / filter for
     the effective energy); otherwise ``calcium_mg`` is None and ``calcium_note`` names the reason.
@@ -500,6 +544,8 @@ def quantify_image(image, mask, breast_map=None, *, spacing_mm=None, meta: Mappi
     if spacing_mm is None:
         spacing_mm = meta.get("spacing_mm")
     sp = as_spacing(spacing_mm)
+    plane = measurement_plane(meta, plane_magnification)
+    msp = _in_breast(sp, plane[0])
     m = _mask_hw(mask)
     disk = _zone_disk(sp, zone_mm)
     note = ""
@@ -512,14 +558,14 @@ def quantify_image(image, mask, breast_map=None, *, spacing_mm=None, meta: Mappi
         if not note and m.any():
             h_future = pool.submit(calc_thickness_near_mask, image, m, breast_map, spacing_mm, meta,
                                    density_kwargs=density_kwargs)
-        segments = _measure_segments(m, sp, disk, min_segment_mm, prune_factor, end_correction)
+        segments = _measure_segments(m, msp, disk, min_segment_mm, prune_factor, end_correction)
     masses = None if note else []  # no segment: 0 mg
     if h_future is not None:
         try:
-            masses = _segment_calcium(segments, h_future.result(), sp, disk)
+            masses = _segment_calcium(segments, h_future.result(), msp, disk)
         except MissingPhysicsError as e:
             masses, note = None, f"no calcium mass: {e}"
-    return _quantification(segments, masses, sp, zone_mm, note)
+    return _quantification(segments, masses, sp, plane, zone_mm, note)
 
 
 # ------------------------------------------------------------------------------ breast / patient

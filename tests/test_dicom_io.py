@@ -342,6 +342,47 @@ def test_an_impossible_magnification_is_dropped_naming_the_tag(tmp_path: Path) -
         _write(tmp_path / "w.dcm", view="XCCL", view_modifiers=("magnification",))
 
 
+ERMF = "breast plane (EstimatedRadiographicMagnificationFactor)"
+CALIBRATED = "breast plane (PixelSpacing calibrated GEOMETRY)"
+
+
+@pytest.mark.parametrize("changes, factor, measured_at", [
+    ({}, 1.0, "detector plane"),
+    ({"EstimatedRadiographicMagnificationFactor": "1.08"}, 1.08, ERMF),
+    # a calibration in the file beats the estimate
+    ({"EstimatedRadiographicMagnificationFactor": "1.08", "PixelSpacing": [0.07 / 1.1, 0.085 / 1.1],
+      "PixelSpacingCalibrationType": "GEOMETRY"}, 1.1, CALIBRATED),
+    # PixelSpacing equal to ImagerPixelSpacing, or different but not said to be calibrated: not a calibration
+    ({"EstimatedRadiographicMagnificationFactor": "1.08", "PixelSpacing": list(SPACING),
+      "PixelSpacingCalibrationType": "GEOMETRY"}, 1.08, ERMF),
+    ({"PixelSpacing": [0.065, 0.079]}, 1.0, "detector plane"),
+    # only PixelSpacing: taken as it is, in the breast when its calibration says so
+    ({"ImagerPixelSpacing": None, "PixelSpacing": list(SPACING), "PixelSpacingCalibrationType": "GEOMETRY"},
+     1.0, CALIBRATED),
+    ({"ImagerPixelSpacing": None, "PixelSpacing": list(SPACING)}, 1.0, "PixelSpacing (plane not stated)"),
+])
+def test_sizes_are_measured_in_the_breast_where_the_header_says_how(tmp_path: Path, changes, factor, measured_at):
+    """ImagerPixelSpacing is the detector's pitch; a calibrated PixelSpacing (0028,0030) or the
+    EstimatedRadiographicMagnificationFactor (0018,1114) brings it to the breast (IHE MAMMO; what
+    OHIF's and other viewers' rulers show)."""
+    path = _edit(_write(tmp_path / "raw.dcm"), tmp_path / "edited.dcm", **changes)
+    meta, _ = _read_quietly(path)
+    assert meta["plane_magnification"] == pytest.approx(factor, rel=1e-9)
+    assert meta["measured_at"] == measured_at
+    given = load_mammogram(path, spacing_mm=0.1).meta
+    assert (given["plane_magnification"], given["measured_at"]) == (1.0, "as given")
+
+
+def test_a_calibration_that_is_no_magnification_is_ignored_naming_the_tag(tmp_path: Path) -> None:
+    path = _edit(_write(tmp_path / "raw.dcm", magnification=1.07), tmp_path / "odd.dcm",
+                 PixelSpacing=[0.07 / 1.1, 0.085 / 1.3], PixelSpacingCalibrationType="GEOMETRY")
+    meta, told = _read_quietly(path)
+    assert (meta["plane_magnification"], meta["measured_at"]) == (1.07, ERMF)
+    assert re.search(r"odd\.dcm: PixelSpacing \(0028,0030\) 0\.0636364 x 0\.0653846 mm \(calibrated GEOMETRY\) is "
+                     r"no magnification of ImagerPixelSpacing \(0018,1164\) 0\.07 x 0\.085 mm \(ratios 1\.1, 1\.3; "
+                     r"expected equal, within 1-4\); ignored", told[MissingTagWarning])
+
+
 # ---------------------------------------------------------------------------------- bad DICOM inputs
 
 

@@ -228,6 +228,13 @@ def test_a_magnification_view_is_reported_and_left_out_of_the_patients_table(tin
     assert (mag["view"], mag["magnification"]) == ("CC", "1.8")
     assert mag["view_modifiers"] == "MAGNIFICATION, SPOT COMPRESSION"
     assert {r["view_modifiers"] for c, r in rows.items() if c != "work_up_mag"} == {""}
+    # sizes in the breast: the same pixels, read 1.8 x magnified, measure 1.8 x shorter (areas 1.8^2)
+    assert mag["measured_at"] == "breast plane (EstimatedRadiographicMagnificationFactor)"
+    assert {r["measured_at"] for c, r in rows.items() if c != "work_up_mag"} == {"detector plane"}
+    same_pixels = rows[lcc.stem]
+    assert float(mag["area_mm2"]) == pytest.approx(float(same_pixels["area_mm2"]) / 1.8**2, rel=1e-4)
+    assert mag["quality_warning"] == same_pixels["quality_warning"] != ""  # the tiny model marks too much:
+    assert mag["length_mm"] == same_pixels["length_mm"] == ""  # the area alone is measured
     rep = json.loads(Path(mag["json"]).read_text())
     assert any(w.startswith("DiagnosticViewWarning: ") and "work_up_mag.dcm: a diagnostic view" in w
                for w in rep["input_warnings"])

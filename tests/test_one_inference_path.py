@@ -3,7 +3,8 @@
 The bundle's ``configs/inference.json`` is run (1) by MONAI's own bundle runner, (2) by
 ``monai-bac infer`` on PyTorch, (3) by ``monai-bac infer`` on ONNX Runtime and (4) by the MONAI
 Label app over HTTP, asked with MONAI Label's own Python client (the one the 3D Slicer module
-uses). The model is the session's tiny trained bundle with its last layer sharpened (logits x
+uses). The image is a contact view whose header gives its magnification (1.07), so each tool
+must also measure in the breast. The model is the session's tiny trained bundle with its last layer sharpened (logits x
 1000, shifted so about 2 % of the image is BAC), so its masks are crisp rather than a tie of
 near-equal probabilities at the threshold.
 """
@@ -27,6 +28,10 @@ from monai_bac.data import load_label
 HAS_MONAILABEL = importlib.util.find_spec("monailabel") is not None
 
 
+#: EstimatedRadiographicMagnificationFactor (0018,1114) of the test image: a contact view's
+CONTACT_MAGNIFICATION = 1.07
+
+
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a > 0, b > 0
     return 1.0 if not (a.any() or b.any()) else 2.0 * float((a & b).sum()) / float(a.sum() + b.sum())
@@ -34,12 +39,19 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def sharp_bundle(tiny_bundle, phantom_cohort, tmp_path_factory) -> tuple[Path, Path]:
-    """(a copy of the tiny bundle whose masks are crisp, a test DICOM of the phantom cohort)."""
+    """(a copy of the tiny bundle whose masks are crisp, a test DICOM of the phantom cohort, magnified 1.07 x)."""
+    import pydicom
+
     from monai_bac.bundle_inference import BundleInference
+    from monai_bac.data.dicom_write import save_dataset
 
     root = tmp_path_factory.mktemp("sharp") / "bundle"
     shutil.copytree(tiny_bundle, root)
     image = phantom_cohort / json.loads((phantom_cohort / "datalist.json").read_text())["test"][0]["image"]
+    ds = pydicom.dcmread(image)
+    ds.EstimatedRadiographicMagnificationFactor = str(CONTACT_MAGNIFICATION)
+    image = tmp_path_factory.mktemp("contact") / image.name
+    save_dataset(ds, image)
     model = root / "models" / "model.pt"
     state = torch.load(model, map_location="cpu", weights_only=True)
     weight = next(k for k in state if k.startswith("segmentation_head") and k.endswith("weight"))
@@ -90,7 +102,7 @@ def four_paths(sharp_bundle, tmp_path_factory) -> dict[str, tuple[np.ndarray, di
         label_file, params = MONAILabelClient(server.url).infer("bac", stem, {})
         results["monailabel"] = (np.asarray(load_label(label_file))[0],
                                  {"length_mm": params["bac_length_mm"], "n_segments": params["bac_segments"],
-                                  "area_mm2": params["bac_area_mm2"]})
+                                  "area_mm2": params["bac_area_mm2"], "measured_at": params["bac_measured_at"]})
     finally:
         stop_server(server)
     return results
@@ -103,17 +115,32 @@ def test_every_path_gives_the_same_mask(four_paths):
     assert _dice(four_paths["onnx"][0], reference) >= 0.999
 
 
+NEEDS_MONAILABEL = pytest.mark.skipif(not HAS_MONAILABEL, reason="monailabel is not installed: the MONAI Label tests "
+                                      'run in the label world (pip install -e ".[label,test]")')
+
+
 @pytest.mark.label
-@pytest.mark.skipif(not HAS_MONAILABEL, reason="monailabel is not installed: the MONAI Label tests run in the label "
-                                                 'world (pip install -e ".[label,test]")')
+@NEEDS_MONAILABEL
 def test_the_monailabel_app_gives_the_same_mask(four_paths):
     assert np.array_equal(four_paths["monailabel"][0], four_paths["bundle"][0])
+
+
+def _assert_same_quantification(q: dict, ref: dict, name: str) -> None:
+    assert q["measured_at"] == "breast plane (EstimatedRadiographicMagnificationFactor)", name
+    assert q["n_segments"] == ref["n_segments"], name
+    assert q["length_mm"] == pytest.approx(ref["length_mm"], abs=0.1), name
+    assert q["area_mm2"] == pytest.approx(ref["area_mm2"], rel=1e-3), name
 
 
 def test_every_path_gives_the_same_quantification(four_paths):
     ref = four_paths["bundle"][1]
     assert ref["length_mm"] is not None and ref["length_mm"] > 0 and ref["n_segments"] >= 1
-    for name, (_, q) in four_paths.items():
-        assert q["n_segments"] == ref["n_segments"], name
-        assert q["length_mm"] == pytest.approx(ref["length_mm"], abs=0.1), name
-        assert q["area_mm2"] == pytest.approx(ref["area_mm2"], rel=1e-3), name
+    assert ref["plane_magnification"] == pytest.approx(CONTACT_MAGNIFICATION)
+    for name in ("bundle", "torch", "onnx"):
+        _assert_same_quantification(four_paths[name][1], ref, name)
+
+
+@pytest.mark.label
+@NEEDS_MONAILABEL
+def test_the_monailabel_app_gives_the_same_quantification(four_paths):
+    _assert_same_quantification(four_paths["monailabel"][1], four_paths["bundle"][1], "monailabel")

@@ -40,7 +40,7 @@ logger = logging.getLogger("monai_bac.infer")
 #: processed rendition of a raw image the run reads
 LEFT_OUT = "left out"
 CSV_FIELDS = ["case", "status", "reason", "source", "patient_id", "laterality", "view", "view_modifiers",
-              "magnification", "sop_instance_uid", "present", "length_mm", "skeleton_length_mm", "n_segments",
+              "magnification", "sop_instance_uid", "present", "measured_at", "length_mm", "skeleton_length_mm", "n_segments",
               "area_mm2", "calcium_mg", "calcium_note", "annotation_present", "annotation_length_mm",
               "annotation_calcium_mg", "quality_warning", "nifti", "seg", "overlay", "json", "total_seconds"]
 
@@ -142,7 +142,8 @@ def _row(report: dict) -> dict:
            "total_seconds": report.get("total_seconds")}
     for k in ("patient_id", "laterality", "view", "view_modifiers", "magnification", "sop_instance_uid"):
         row[k] = info.get(k)
-    for k in ("present", "length_mm", "skeleton_length_mm", "n_segments", "area_mm2", "calcium_mg", "calcium_note"):
+    for k in ("present", "measured_at", "length_mm", "skeleton_length_mm", "n_segments", "area_mm2", "calcium_mg",
+              "calcium_note"):
         row[k] = q.get(k)
     if a and "error" not in a:
         row.update(annotation_present=a.get("present"), annotation_length_mm=a.get("length_mm"),
@@ -239,7 +240,8 @@ def _image_report(case: str, entry: dict, data: dict, seconds: dict) -> dict:
     return report
 
 
-_META_FIELDS = ("patient_id", "laterality", "view", "view_modifiers", "magnification", "study_instance_uid",
+_META_FIELDS = ("patient_id", "laterality", "view", "view_modifiers", "magnification", "plane_magnification",
+                "measured_at", "study_instance_uid",
                 "series_instance_uid", "sop_instance_uid", "manufacturer", "presentation", "is_raw", "kvp",
                 "spacing_mm")
 

@@ -81,6 +81,7 @@ __all__ = [
     "RESCALE_SLOPE_RANGE",
     "header_intent",
     "header_magnification",
+    "header_measurement_plane",
     "header_view",
     "header_view_modifiers",
     "is_dicom_file",
@@ -706,6 +707,57 @@ def header_magnification(ds: Dataset, path: Path) -> float | None:
     return value
 
 
+#: how far (relative) PixelSpacing must differ from ImagerPixelSpacing to be a calibration of its own
+_CALIBRATION_TOLERANCE = 0.005
+
+
+def header_measurement_plane(ds: Dataset, path: Path, spacing_source: str, magnification: float | None
+                             ) -> tuple[float, str]:
+    """Where lengths measured on the image lie: ``(plane_magnification, measured_at)``.
+
+    ImagerPixelSpacing (0018,1164) is the pitch at the detector, where the diverging beam has
+    magnified the breast (DICOM PS3.3 C.8.11.4). Sizes in the breast are ``spacing_mm /
+    plane_magnification``, as a mammography display must show them (IHE RAD TF MAMMO, which
+    requires calibrated measurements) and as OHIF's viewer (cornerstone3D) and other PACS viewers
+    compute them:
+
+    * PixelSpacing (0028,0030) calibrated (PixelSpacingCalibrationType (0028,0A02) present) and
+      different from ImagerPixelSpacing: it is the pitch in the breast; the factor is their ratio.
+    * else EstimatedRadiographicMagnificationFactor (0018,1114) (``magnification``, already checked
+      to lie within 1-4): ImagerPixelSpacing / factor.
+    * else the detector plane (factor 1): a contact view's lengths are then ~5-10 % longer than in
+      the breast.
+
+    A spacing passed by the caller is measured as given; PixelSpacing alone (no ImagerPixelSpacing)
+    is taken as it is, in the breast when its calibration type says so.
+    """
+    if spacing_source == "argument":
+        return 1.0, "as given"
+    calibration = _upper(_str(ds, "PixelSpacingCalibrationType"))
+    if spacing_source == "PixelSpacing":
+        return 1.0, (f"breast plane (PixelSpacing calibrated {calibration})" if calibration
+                     else "PixelSpacing (plane not stated)")
+    if calibration:
+        try:
+            imager = as_spacing(ds.get("ImagerPixelSpacing"))
+            pixel = as_spacing(ds.get("PixelSpacing"))
+        except (SpacingError, TypeError, ValueError):
+            imager = pixel = None
+        if pixel is not None:
+            ratios = (imager[0] / pixel[0], imager[1] / pixel[1])
+            if max(ratios) > 1.0 + _CALIBRATION_TOLERANCE:
+                if 1.0 <= min(ratios) and max(ratios) <= 4.0 and max(ratios) / min(ratios) <= 1.01:
+                    return sum(ratios) / 2, f"breast plane (PixelSpacing calibrated {calibration})"
+                warnings.warn(
+                    f"{path}: {tag_name('PixelSpacing')} {pixel[0]:g} x {pixel[1]:g} mm (calibrated {calibration}) is "
+                    f"no magnification of {tag_name('ImagerPixelSpacing')} {imager[0]:g} x {imager[1]:g} mm (ratios "
+                    f"{ratios[0]:.3g}, {ratios[1]:.3g}; expected equal, within 1-4); ignored",
+                    MissingTagWarning, stacklevel=3)
+    if magnification is not None:
+        return magnification, "breast plane (EstimatedRadiographicMagnificationFactor)"
+    return 1.0, "detector plane"
+
+
 def _tell_not_linear(ds: Dataset, path: Path, is_raw: bool) -> None:
     """A :class:`ProcessedImageWarning` for a raw image whose PixelIntensityRelationship (0028,1040)
     says its values are not linear in the X-ray intensity (LOG, OTHER): the physics assumes they are.
@@ -731,8 +783,8 @@ def _tell_diagnostic_view(meta: dict[str, Any], path: Path) -> None:
         f"{meta['view_modifiers'] or 'absent'}, {tag_name('EstimatedRadiographicMagnificationFactor')} "
         f"{'absent' if meta['magnification'] is None else format(meta['magnification'], 'g')}): the breast "
         "region, the density and the thresholds in mm assume the whole breast in contact behind a grid, "
-        "and sizes in mm are read at the detector (ImagerPixelSpacing), magnified as the image is; the "
-        "per-breast and per-patient summaries leave this image out",
+        "at the detector's pitch; the reported sizes are in the breast only as far as the header gives the "
+        "magnification (meta 'measured_at'); the per-breast and per-patient summaries leave this image out",
         DiagnosticViewWarning,
         stacklevel=3,
     )
@@ -792,7 +844,8 @@ def read_dicom_mammogram(
         (0054,0220), else ViewPosition (0018,5101)); ``view_modifiers`` (the names of
         ViewModifierCodeSequence (0054,0222)'s items joined by ", ", e.g. "MAGNIFICATION, SPOT
         COMPRESSION"; "" when none); ``magnification`` (EstimatedRadiographicMagnificationFactor
-        (0018,1114)); ``laterality`` (ImageLaterality, else
+        (0018,1114)); ``plane_magnification`` and ``measured_at`` (how sizes in the breast follow
+        from ``spacing_mm``, :func:`header_measurement_plane`); ``laterality`` (ImageLaterality, else
         Laterality); ``presentation`` (PresentationIntentType or None); ``is_raw``;
         ``manufacturer``; ``modality``; ``photometric`` (as stored, before the inversion);
         ``bits_stored``; ``patient_id``; ``study_instance_uid``; ``series_instance_uid``;
@@ -876,6 +929,8 @@ def _read(
         "breast_implant_present": _yes_no(ds, "BreastImplantPresent", path),
         "filename_or_obj": str(path),
     }
+    meta["plane_magnification"], meta["measured_at"] = header_measurement_plane(
+        ds, path, spacing_source, meta["magnification"])
     _tell_diagnostic_view(meta, path)
     _tell_not_linear(ds, path, is_raw)
     return pixels, meta

@@ -64,6 +64,8 @@ IMAGE_META_KEYS = (
     "view",
     "view_modifiers",
     "magnification",
+    "plane_magnification",
+    "measured_at",
     "laterality",
     "presentation",
     "is_raw",

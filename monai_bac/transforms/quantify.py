@@ -24,7 +24,8 @@ class QuantifyBACd(MapTransform):
     The result is :meth:`monai_bac.quantify.BACQuantification.as_dict`: ``present``,
     ``length_mm`` (centreline length, the paper's clinical measure), ``n_segments``,
     ``area_mm2``, ``calcium_mg`` (from Eq. 5 on ``raw_key``, the raw image as loaded, where its
-    physics tags allow; else None with ``calcium_note``) and the segments. A mask covering more
+    physics tags allow; else None with ``calcium_note``) and the segments, measured in the breast
+    where the raw image's header gives the magnification (``measured_at``, ``plane_magnification``). A mask covering more
     than ``max_mask_fraction`` of the image is no BAC (a failed model or a wrong input): it is
     flagged in ``quality_warning`` and not measured.
 
@@ -47,7 +48,7 @@ class QuantifyBACd(MapTransform):
         self.calcium, self.max_mask_fraction = bool(calcium), float(max_mask_fraction)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        from monai_bac.quantify import quantify_image
+        from monai_bac.quantify import measurement_plane, quantify_image
         from monai_bac.units import resolve_spacing
 
         d = dict(data)
@@ -55,6 +56,9 @@ class QuantifyBACd(MapTransform):
             pred = d[key]
             meta = dict(getattr(pred, "meta", {}) or {})
             spacing = resolve_spacing(meta, None, "QuantifyBACd")
+            raw = d.get(self.raw_key) if self.raw_key else None
+            raw_meta = dict(getattr(raw, "meta", {}) or meta)
+            factor, measured_at = measurement_plane(raw_meta)
             mask = convert_to_numpy(pred)[0] > 0
             fraction = float(mask.mean()) if mask.size else 0.0
             if fraction > self.max_mask_fraction:
@@ -62,17 +66,16 @@ class QuantifyBACd(MapTransform):
                                         f"{100 * self.max_mask_fraction:g} %): not a plausible BAC segmentation; "
                                         "length and calcium not measured")
                 d[self.output_key] = {"present": True, "length_mm": None, "skeleton_length_mm": None,
-                                      "n_segments": None, "area_mm2": float(mask.sum() * spacing[0] * spacing[1]),
+                                      "n_segments": None,
+                                      "area_mm2": float(mask.sum() * spacing[0] * spacing[1]) / factor**2,
                                       "calcium_mg": None, "calcium_volume_mm3": None,
                                       "calcium_note": "not measured (implausible mask)", "spacing_mm": list(spacing),
-                                      "segments": []}
+                                      "plane_magnification": factor, "measured_at": measured_at, "segments": []}
                 continue
-            raw = d.get(self.raw_key) if self.raw_key else None
             breast = d.get(self.breast_map_key)
             breast = None if breast is None else convert_to_numpy(breast)[0].astype(np.uint8, copy=False)
             image = raw if raw is not None else np.zeros((1, 1, 1), np.float32)
-            q = quantify_image(image, mask, breast, spacing_mm=spacing,
-                               meta=dict(getattr(raw, "meta", {}) or meta),
+            q = quantify_image(image, mask, breast, spacing_mm=spacing, meta=raw_meta,
                                calcium=self.calcium and raw is not None, density_kwargs=self.density_kwargs)
             d[self.output_key] = q.as_dict()
         return d

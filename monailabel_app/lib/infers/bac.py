@@ -332,6 +332,7 @@ class BACInfer(BasicInferTask):
             "bac_length_mm": bac.get("length_mm"),
             "bac_segments": bac.get("n_segments"),
             "bac_calcium_mg": bac.get("calcium_mg"),
+            "bac_measured_at": bac.get("measured_at"),
             "quality_warning": data.get("quality_warning"),
             "model": {"id": snap.model_id, **{k: snap.settings.get(k) for k in ("network_name", "image_size",
                                                                                   "normalisation")}},
