@@ -228,3 +228,36 @@ def test_the_label_apps_studies_folder_lists_raw_screening_views_only(study, tmp
     assert refused.value.status_code == 422
     assert "'uploaded' is a processed (FOR PRESENTATION) mammogram" in refused.value.detail
     assert not list(studies.glob("uploaded*"))
+
+
+@pytest.mark.label
+def test_what_an_earlier_index_held_is_no_longer_listed_and_its_files_stay(study, tmp_path):
+    """A studies folder first served by MONAI Label's own datastore (or by this app before a rule) has every
+    ``*.dcm`` in its index (datastore_v2.json), which MONAI Label keeps until a file goes: the app's datastore,
+    started on it, lists the raw views only, and leaves every file where it was."""
+    pytest.importorskip("monailabel", reason="the MONAI Label app's datastore runs in the label world")
+    import json
+    import shutil
+    import sys
+
+    from monailabel.datastore.local import LocalDatastore
+
+    from conftest import REPO
+
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    for key in ("LCC", "rendition_named", "report", "tomosynthesis"):
+        shutil.copy(study[key], studies)
+    LocalDatastore(str(studies), extensions=["*.dcm"])
+    index = studies / "datastore_v2.json"
+    assert set(json.loads(index.read_text())["objects"]) == {"raw_LCC", "pres_LCC", "dose_report", "dbt_LCC"}
+    sys.path.insert(0, str(REPO / "monailabel_app"))
+    try:
+        from lib.datastore import BACDatastore
+    finally:
+        sys.path.remove(str(REPO / "monailabel_app"))
+    store = BACDatastore(str(studies))
+    assert store.list_images() == ["raw_LCC"]
+    assert set(json.loads(index.read_text())["objects"]) == {"raw_LCC"}
+    assert sorted(p.name for p in studies.glob("*.dcm")) == ["dbt_LCC.dcm", "dose_report.dcm", "pres_LCC.dcm",
+                                                             "raw_LCC.dcm"]

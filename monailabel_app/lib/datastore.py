@@ -281,6 +281,20 @@ class BACDatastore(LocalDatastore):
                 logger.warning("not listed: %s (%s)", self._scrub(full), why)
         return kept
 
+    def _remove_non_existing(self) -> int:
+        """MONAI Label's (ids whose file is gone), and also the ids its index (datastore_v2.json) kept from
+        before their file was refused: MONAI Label's own datastore, or this app before a rule, indexed every
+        ``*.dcm``, and an indexed id stays until its file goes. The files stay on disk, unlisted."""
+        invalidate = super()._remove_non_existing()
+        listed = {self._to_id(file)[0] for file in self._list_files(self._datastore.image_path(),
+                                                                      self._extensions).values()}
+        stale = [image_id for image_id in self._datastore.objects if image_id not in listed]
+        for image_id in stale:
+            del self._datastore.objects[image_id]
+            logger.warning("no longer listed: image %r, which an earlier index held (its file and labels stay)",
+                           image_id)
+        return invalidate + len(stale)
+
     def _screening_verdict(self, path: str) -> str:
         """:func:`monai_bac.data.study_files.not_a_raw_screening_view` of ``path``, read once per version."""
         from monai_bac.data.study_files import not_a_raw_screening_view
