@@ -36,11 +36,14 @@ from lib.activelearning.strategies import RandomUnlabeled
 from lib.configs import CONFIGS
 from lib.datastore import DEFAULT_EXTENSIONS, MAX_PIXELS, BACDatastore, check_image_id, check_upload
 from lib.dicomweb import BACDicomWebDatastore, dicomweb_client
-from lib.errors import bad_request, folder_scrubber, install_exception_handlers, not_found
+from lib.errors import NotServed, bad_request, folder_scrubber, install_exception_handlers, not_found
 
 logger = logging.getLogger(__name__)
 
 TRUE = ("1", "true", "yes", "on")
+#: draws of an active-learning strategy per request: an image found, on retrieval, to be no screening view
+#: (a PACS's contact spot view) leaves the list and the strategy draws again
+NEXT_SAMPLE_DRAWS = 20
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
@@ -465,7 +468,13 @@ class BACApp(MONAILabelApp):
     def next_sample(self, request):
         strategy = request.get("strategy") or "random"
         self._check_model(strategy, self._strategies, "active-learning strategy")
-        return super().next_sample(request)
+        for draw in range(NEXT_SAMPLE_DRAWS):
+            try:
+                return super().next_sample(request)
+            except NotServed as e:
+                if draw == NEXT_SAMPLE_DRAWS - 1:
+                    raise
+                logger.info("active learning (%s): %s; drawing again", strategy, e.detail)
 
     def scoring(self, request, datastore=None):
         self._check_model(request.get("method"), self._scoring_methods, "scoring method")

@@ -289,6 +289,39 @@ def test_active_learning_never_hands_out_a_labelled_image(server, pacs):
     assert set(handed) == unlabelled, "each unlabelled image once, never a labelled one"
 
 
+def test_a_spot_view_taken_in_contact_leaves_the_list_once_its_header_is_read(server, pacs, phantom_cohort,
+                                                                             tmp_path):
+    """A raw spot compression view without a magnification factor says what it is only in
+    ViewModifierCodeSequence (0054,0222), which Orthanc's QIDO-RS does not return: it is listed until first
+    retrieved. Active learning, drawing it, reads its header, draws again and hands out a screening view;
+    from then on the view is not listed and answers 404 saying why."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from monai_bac.data.dicom_tags import code_item
+
+    orthanc, _ = pacs
+    ds = pydicom.dcmread(phantom_cohort / "images" / f"{INFERRED}.dcm")
+    ds.ViewCodeSequence[0].ViewModifierCodeSequence = [code_item("399055006", "SCT", "Spot Compression")]
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.save_as(tmp_path / "spot.dcm")
+    orthanc.upload(tmp_path / "spot.dcm")
+    spot = str(ds.SOPInstanceUID)
+    assert _get(server, "/datastore/image", params={"image": "1.2.3.4.5"}).status_code == 404  # lists the PACS again
+    assert spot in _get(server, "/datastore/", params={"output": "all"}).json()["objects"]
+    drawn = f"image '{spot}' is a diagnostic view (a spot compression view)"
+    for _ in range(20):  # never handed out, the spot view weighs most in the random draw
+        r = _post(server, "/activelearning/random", json={})
+        assert r.status_code == 200 and r.json()["id"] != spot, r.text
+        if drawn in server.log.read_text(errors="replace"):
+            break
+    assert f"{drawn}: the app segments and labels raw (FOR PROCESSING) screening views; GET /datastore/?output=all " \
+           "lists them; drawing again" in server.log.read_text(errors="replace")
+    assert spot not in _get(server, "/datastore/", params={"output": "all"}).json()["objects"]
+    r = _get(server, "/datastore/image", params={"image": spot})
+    assert r.status_code == 404 and drawn in r.json()["detail"], r.text
+
+
 def test_training_on_the_labels_from_the_pacs(server, pacs, phantom_cohort):
     """A training run as Slicer starts it (a background task process of its own), on the labels read from the
     PACS: the app's cache of decoded labels is emptied first, so they must come from the SEGs."""

@@ -16,7 +16,10 @@ its cache folder and its DICOMweb client and changes what is wrong for mammogram
   (``allow_processed`` false) and active learning would hand it out, nor is a tomosynthesis
   object (Modality MG as well: the volume and its projections), nor a view on a magnification
   stand (EstimatedRadiographicMagnificationFactor (0018,1114) 1.3 or more: a diagnostic view,
-  ``monai_bac.data.views``);
+  ``monai_bac.data.views``). A spot compression view taken in contact says so only in
+  ViewModifierCodeSequence (0054,0222), which QIDO-RS does not return: it is listed until the
+  first time it is retrieved, when its whole header is read; from then on it is not listed and
+  answers 404 saying why (active learning then draws again, :mod:`main`);
 * a ``final`` label is checked against the image (binary, on its pixel grid) and stored back INTO
   the PACS (STOW-RS) as a DICOM SEG written by :func:`monai_bac.dicom_seg.write_dicom_seg`
   (highdicom, 2D-aware: the frame is referenced through the source image, no dcmqi), in the
@@ -55,7 +58,7 @@ from monailabel.utils.others.generic import md5_digest
 from pydicom.dataset import Dataset
 
 from lib.datastore import MAX_PIXELS, check_image_id, check_tag, image_shape_spacing, read_uploaded_label
-from lib.errors import AppError, forbidden, not_found, scrub, unprocessable
+from lib.errors import AppError, NotServed, forbidden, not_found, scrub, unprocessable
 from lib.geometry import write_label_like
 
 logger = logging.getLogger(__name__)
@@ -151,6 +154,11 @@ def bac_label_of(meta: Dataset) -> str | None:
     return None
 
 
+def _not_served(image_id: str, why: str) -> NotServed:
+    return NotServed(f"image {image_id!r} is {why}: the app segments and labels raw (FOR PROCESSING) screening "
+                     "views; GET /datastore/?output=all lists them")
+
+
 class BACDicomWebDatastore(DICOMWebDatastore):
     """MONAI Label's DICOMweb datastore with one mammogram per image id and BAC labels stored as DICOM SEG."""
 
@@ -165,6 +173,8 @@ class BACDicomWebDatastore(DICOMWebDatastore):
         self._lock = threading.RLock()
         self._images_cache: tuple[float, dict[str, PacsImage]] = (0.0, {})
         self._unlisted: dict[str, str] = {}  #: SOPInstanceUID -> why that mammogram is not listed
+        #: SOPInstanceUID -> why, for what only the retrieved header told (QIDO-RS lacks the tag)
+        self._unlisted_by_header: dict[str, str] = {}
         self._seg_index: dict[str, PacsLabel | None] = {}  #: SEG SOPInstanceUID -> its BAC label (None: not BAC)
         root = cache_path or os.path.join(os.path.expanduser("~"), ".cache", "monailabel", "dicom")
         path = os.path.join(root, md5_digest(client.base_url))
@@ -211,7 +221,7 @@ class BACDicomWebDatastore(DICOMWebDatastore):
             uids = [_value(item, t) for t in ("0020000D", "0020000E", "00080018")]
             if not all(uids):
                 continue
-            why = not_a_raw_screening_view(Dataset.from_json(item))
+            why = self._unlisted_by_header.get(str(uids[2])) or not_a_raw_screening_view(Dataset.from_json(item))
             info = {k: _value(item, t) for k, t in IMAGE_FIELDS.items() if _value(item, t) is not None}
             if why:
                 unlisted[str(uids[2])] = why
@@ -265,8 +275,7 @@ class BACDicomWebDatastore(DICOMWebDatastore):
                                     "SOPInstanceUID (GET /datastore/?output=all lists them)")
             image = in_series[0] if in_series else None
         if image is None and image_id in self._unlisted:
-            raise not_found(f"image {image_id!r} is {self._unlisted[image_id]}: the app segments and labels raw "
-                            "(FOR PROCESSING) screening views; GET /datastore/?output=all lists them")
+            raise _not_served(image_id, self._unlisted[image_id])
         if image is None:
             raise not_found(f"image {image_id!r} is not a mammogram (Modality MG) in the PACS "
                             f"{self._client.base_url}; GET /datastore/?output=all lists the image ids "
@@ -286,6 +295,13 @@ class BACDicomWebDatastore(DICOMWebDatastore):
                 return os.path.realpath(path)
         dataset = self._pacs(f"image {image.instance} (WADO-RS)", self._client.retrieve_instance,
                              image.study, image.series, image.instance)
+        why = not_a_raw_screening_view(dataset)  # the whole header: ViewModifierCodeSequence too
+        if why:
+            with self._lock:
+                self._unlisted_by_header[image.instance] = self._unlisted[image.instance] = why
+                self._images_cache[1].pop(image.instance, None)
+            logger.info("mammogram %s no longer listed: %s", image.instance, why)
+            raise _not_served(image.instance, why)
         with tempfile.TemporaryDirectory() as tmp:
             tmp_path = os.path.join(tmp, f"{image.instance}.dcm")
             dataset.save_as(tmp_path, write_like_original=False)

@@ -22,7 +22,7 @@ from typing import Callable
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 
-__all__ = ["AppError", "bad_request", "forbidden", "not_found", "conflict", "too_large", "unsupported",
+__all__ = ["AppError", "NotServed", "bad_request", "forbidden", "not_found", "conflict", "too_large", "unsupported",
            "unprocessable", "unavailable", "internal", "root_cause", "scrub", "scrub_folders", "folder_scrubber",
            "install_exception_handlers"]
 
@@ -35,6 +35,14 @@ class AppError(HTTPException):
 
     def __str__(self) -> str:  # readable in logs and in background-task output
         return f"HTTP {self.status_code}: {self.detail}"
+
+
+class NotServed(AppError):
+    """404 for an image the datastore holds but does not serve (not a raw screening view), found out
+    only when its whole header was read: a request that picked it may pick another."""
+
+    def __init__(self, message: str):
+        super().__init__(404, message)
 
 
 def bad_request(message: str) -> AppError:
