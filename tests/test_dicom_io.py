@@ -185,7 +185,9 @@ def test_monochrome1_is_inverted(tmp_path: Path, bits: int) -> None:
     ("MONOCHROME2", 1, False, False, "FOR PROCESSING"), ("MONOCHROME1", -1, True, False, "FOR PROCESSING"),
     # the sign against the habit: followed, and said of a raw image
     ("MONOCHROME1", 1, False, True, "FOR PROCESSING"), ("MONOCHROME2", -1, True, True, "FOR PROCESSING"),
-    ("MONOCHROME2", -1, True, False, "FOR PRESENTATION"),  # a rendition's usual pair: bright breast, dark air
+    # a rendition's usual pair, bright breast, dark air: a real GE Senographe Essential header (GitHub
+    # Tetraib/ISISviewer, uploads/test2.js) has it, with PixelIntensityRelationship LOG
+    ("MONOCHROME2", -1, True, False, "FOR PRESENTATION"),
     ("MONOCHROME1", None, True, False, "FOR PROCESSING"), ("MONOCHROME2", None, False, False, "FOR PROCESSING"),
 ])
 def test_the_intensity_sign_says_which_way_the_values_run(tmp_path: Path, photometric, sign, inverted, told,
@@ -360,6 +362,12 @@ CALIBRATED = "breast plane (PixelSpacing calibrated GEOMETRY)"
     ({"ImagerPixelSpacing": None, "PixelSpacing": list(SPACING), "PixelSpacingCalibrationType": "GEOMETRY"},
      1.0, CALIBRATED),
     ({"ImagerPixelSpacing": None, "PixelSpacing": list(SPACING)}, 1.0, "PixelSpacing (plane not stated)"),
+    # GE's convention, from a real Senographe Essential header (GitHub Tetraib/ISISviewer, uploads/test2.js):
+    # ImagerPixelSpacing already at the breast (0.0941 mm for 0.1 mm detector elements), the factor 1 and the
+    # source-to-patient distance equal to the source-to-detector one; measured as written, not corrected twice
+    ({"ImagerPixelSpacing": ["0.09409090909091", "0.09409090909091"], "DetectorElementSpacing": ["0.1", "0.1"],
+      "EstimatedRadiographicMagnificationFactor": "1", "DistanceSourceToDetector": "660",
+      "DistanceSourceToPatient": "660"}, 1.0, ERMF),
 ])
 def test_sizes_are_measured_in_the_breast_where_the_header_says_how(tmp_path: Path, changes, factor, measured_at):
     """ImagerPixelSpacing is the detector's pitch; a calibrated PixelSpacing (0028,0030) or the
