@@ -40,8 +40,8 @@ logger = logging.getLogger("monai_bac.infer")
 #: processed rendition of a raw image the run reads
 LEFT_OUT = "left out"
 CSV_FIELDS = ["case", "status", "reason", "source", "patient_id", "laterality", "view", "view_modifiers",
-              "magnification", "sop_instance_uid", "present", "measured_at", "length_mm", "skeleton_length_mm", "n_segments",
-              "area_mm2", "calcium_mg", "calcium_note", "annotation_present", "annotation_length_mm",
+              "magnification", "sop_instance_uid", "present", "measured_at", "length_mm", "skeleton_length_mm",
+              "n_segments", "area_mm2", "calcium_mg", "calcium_note", "annotation_present", "annotation_length_mm",
               "annotation_calcium_mg", "quality_warning", "nifti", "seg", "overlay", "json", "total_seconds"]
 
 

@@ -25,9 +25,9 @@ class QuantifyBACd(MapTransform):
     ``length_mm`` (centreline length, the paper's clinical measure), ``n_segments``,
     ``area_mm2``, ``calcium_mg`` (from Eq. 5 on ``raw_key``, the raw image as loaded, where its
     physics tags allow; else None with ``calcium_note``) and the segments, measured in the breast
-    where the raw image's header gives the magnification (``measured_at``, ``plane_magnification``). A mask covering more
-    than ``max_mask_fraction`` of the image is no BAC (a failed model or a wrong input): it is
-    flagged in ``quality_warning`` and not measured.
+    where the raw image's header gives the magnification (``measured_at``,
+    ``plane_magnification``). A mask covering more than ``max_mask_fraction`` of the image is no
+    BAC (a failed model or a wrong input): it is flagged in ``quality_warning`` and not measured.
 
     Args:
         keys: the mask key (``pred``).
