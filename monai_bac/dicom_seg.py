@@ -5,6 +5,10 @@ come from the source image, which highdicom reads from the source file's header.
 has no ImagePositionPatient, so the frame is referenced by its source image (the Derivation
 Image Sequence) and the pixel spacing is given in the Pixel Measures; the mask is on the source
 image's own pixel grid (SpatialLocationsPreserved YES).
+
+A SEG is read back as a BAC label (:func:`read_seg_label`, what :func:`monai_bac.data.load_label`
+uses for a ``.dcm`` label) whoever wrote it - this package, a PACS viewer such as OHIF, 3D Slicer,
+highdicom: the frame of the image it annotates, and the BAC segment among several.
 """
 
 from __future__ import annotations
@@ -19,9 +23,14 @@ import numpy as np
 from monai_bac.units import as_spacing
 from monai_bac.utils import atomic_write_path
 
-__all__ = ["write_dicom_seg", "read_dicom_seg", "SEG_SOP_CLASS_UID", "DicomSegError"]
+__all__ = ["write_dicom_seg", "read_dicom_seg", "read_seg_label", "SEG_SOP_CLASS_UID", "BAC_PROPERTY",
+           "BAC_SEGMENT_LABELS", "DicomSegError", "is_bac_segment"]
 
 SEG_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.4"
+#: the segmented property type of the BAC segment this package writes: (CodeValue, CodingSchemeDesignator)
+BAC_PROPERTY = ("BAC", "99MONAIBAC")
+#: SegmentLabel (0062,0005) values read as the BAC segment of a SEG holding several (upper case)
+BAC_SEGMENT_LABELS = ("BAC", "BREAST ARTERIAL CALCIFICATION", "ARTERIAL CALCIFICATION", "VASCULAR CALCIFICATION")
 
 
 class DicomSegError(ValueError):
@@ -35,7 +44,7 @@ def _segment_description(label: str, algorithm_version: str):
     return hd.seg.SegmentDescription(
         segment_number=1, segment_label=label,
         segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
-        segmented_property_type=hd.sr.CodedConcept("BAC", "99MONAIBAC", "Breast arterial calcification"),
+        segmented_property_type=hd.sr.CodedConcept(*BAC_PROPERTY, "Breast arterial calcification"),
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=hd.AlgorithmIdentificationSequence(
             name="monai-bac", version=algorithm_version, family=codes.cid7162.ArtificialIntelligence),
@@ -98,10 +107,77 @@ def write_dicom_seg(path: str | os.PathLike, mask: np.ndarray, source: str | os.
     return path
 
 
-def read_dicom_seg(path: str | os.PathLike) -> np.ndarray:
-    """The (H, W) uint8 mask of segment 1 of a single-frame SEG written by :func:`write_dicom_seg`."""
+def read_dicom_seg(path: str | os.PathLike, source_uid: str | None = None) -> np.ndarray:
+    """The (H, W) uint8 BAC mask of a SEG (:func:`read_seg_label` without the description)."""
+    return read_seg_label(path, source_uid)[0]
+
+
+def _segment_text(item) -> str:
+    return f"{int(item.SegmentNumber)} {str(item.get('SegmentLabel', '')).strip()!r}"
+
+
+def is_bac_segment(item) -> bool:
+    """Whether a SegmentSequence (0062,0002) item is a BAC segment: this package's property code, or a
+    SegmentLabel of :data:`BAC_SEGMENT_LABELS` (what another tool's annotator would name it)."""
+    codes = item.get("SegmentedPropertyTypeCodeSequence") or []
+    coded = any((str(c.get("CodeValue", "")), str(c.get("CodingSchemeDesignator", ""))) == BAC_PROPERTY for c in codes)
+    return coded or str(item.get("SegmentLabel", "")).strip().upper() in BAC_SEGMENT_LABELS
+
+
+def read_seg_label(path: str | os.PathLike, source_uid: str | None = None) -> tuple[np.ndarray, dict]:
+    """A BAC label from a DICOM SEG: ``(mask, info)``, mask (H, W) uint8 0/1 on the source image's grid.
+
+    * The image: ``source_uid`` (its SOPInstanceUID) when given, which the SEG must reference;
+      otherwise the SEG must reference exactly one image.
+    * The segment: the only one, else the one whose SegmentedPropertyTypeCodeSequence is this
+      package's (:data:`BAC_PROPERTY`) or whose SegmentLabel is one of :data:`BAC_SEGMENT_LABELS`.
+    * FRACTIONAL segmentations (probabilities, occupancies) are cut at one half.
+    * Frames the SEG leaves out (an empty mask, with highdicom's ``omit_empty_frames``) read as 0.
+
+    ``info``: ``spacing_mm`` (the shared Pixel Measures (0028,9110), None when absent),
+    ``source_sop_instance_uid``, ``segment`` ("number 'label'"), ``segmentation_type``.
+
+    Raises:
+        DicomSegError: not a readable SEG, or the image or the BAC segment cannot be told.
+    """
     import highdicom as hd
 
-    seg = hd.seg.segread(str(path))
-    source = seg.get_source_image_uids()[0][2]
-    return np.asarray(seg.get_pixels_by_source_instance([source], segment_numbers=[1])[0, ..., 0], np.uint8)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # highdicom's notes on other writers' optional attributes
+            seg = hd.seg.segread(str(path))
+    except Exception as e:  # noqa: BLE001 - any unreadable file is one clear error
+        raise DicomSegError(f"not a readable DICOM SEG ({type(e).__name__}: {e})") from None
+    sources = list(dict.fromkeys(str(uids[2]) for uids in seg.get_source_image_uids()))
+    if source_uid is not None and str(source_uid) not in sources:
+        raise DicomSegError(f"the SEG annotates {', '.join(sources) or 'no image'} (ReferencedSeriesSequence "
+                            f"(0008,1115)), not the image {source_uid}")
+    if source_uid is None and len(sources) != 1:
+        raise DicomSegError(f"the SEG annotates {len(sources)} images ({', '.join(sources)}); load it with its "
+                            "image (LoadMammogramd with the image key) so that its frame can be chosen")
+    source = str(source_uid) if source_uid is not None else sources[0]
+    segments = list(seg.SegmentSequence)
+    chosen = segments if len(segments) == 1 else [item for item in segments if is_bac_segment(item)]
+    if len(chosen) != 1:
+        raise DicomSegError(
+            f"the SEG holds {len(segments)} segments ({'; '.join(_segment_text(item) for item in segments)}) and "
+            f"{'none' if not chosen else len(chosen)} of them is the BAC one (SegmentedPropertyTypeCodeSequence "
+            f"{BAC_PROPERTY[0]} of {BAC_PROPERTY[1]}, or SegmentLabel (0062,0005) one of "
+            f"{', '.join(BAC_SEGMENT_LABELS)})")
+    number = int(chosen[0].SegmentNumber)
+    try:
+        pixels = seg.get_pixels_by_source_instance([source], segment_numbers=[number],
+                                                   assert_missing_frames_are_empty=True)[0, :, :, 0]
+    except Exception as e:  # noqa: BLE001 - a geometry highdicom cannot map to the source image
+        raise DicomSegError(f"segment {_segment_text(chosen[0])} cannot be read on image {source} "
+                            f"({type(e).__name__}: {e})") from None
+    kind = str(seg.SegmentationType).upper()
+    mask = (np.asarray(pixels, np.float64) >= 0.5) if kind == "FRACTIONAL" else (np.asarray(pixels) > 0)
+    spacing = None
+    try:
+        spacing = as_spacing(seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing,
+                             f"{path}: the SEG's Pixel Measures")
+    except (AttributeError, IndexError, KeyError, ValueError):
+        pass
+    return mask.astype(np.uint8), {"spacing_mm": spacing, "source_sop_instance_uid": source,
+                                   "segment": _segment_text(chosen[0]), "segmentation_type": kind}

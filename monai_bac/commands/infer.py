@@ -260,7 +260,8 @@ def _annotation(entry: dict, data: dict, calcium: bool) -> dict | None:
         from monai_bac.quantify import quantify_image
 
         raw = data.get("raw")
-        ann = load_label(entry[key], spacing_mm=(raw.meta or {}).get("spacing_mm"))
+        ann = load_label(entry[key], spacing_mm=(raw.meta or {}).get("spacing_mm"),
+                         source_uid=(raw.meta or {}).get("sop_instance_uid"))
         q = quantify_image(raw, ann, None if data.get("breast_map") is None else data["breast_map"][0].numpy(),
                            calcium=calcium)
         return {"key": key, "path": str(entry[key]), **q.as_dict(segments=False)}

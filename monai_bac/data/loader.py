@@ -132,6 +132,28 @@ def _load_plain(path: Path, kind: str, spacing_mm: Sequence[float] | None) -> tu
     return array, spacing_mm, None if spacing_mm is None else "argument"
 
 
+def _load_seg(path: Path, source_uid: str | None) -> tuple[np.ndarray, tuple[float, float] | None, dict]:
+    """A DICOM label file: a SEG's BAC mask on its image's grid (:func:`monai_bac.dicom_seg.read_seg_label`),
+    its Pixel Measures and what was read; any other DICOM object is refused, named."""
+    import pydicom
+    from pydicom.uid import UID
+
+    from monai_bac.dicom_seg import SEG_SOP_CLASS_UID, DicomSegError, read_seg_label
+
+    try:
+        sop = str(pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=["SOPClassUID"]).SOPClassUID)
+    except Exception as e:  # noqa: BLE001 - any unreadable header is one clear error
+        raise MammogramReadError(f"{path}: not a readable DICOM file ({type(e).__name__}: {e})") from None
+    if sop != SEG_SOP_CLASS_UID:
+        raise MammogramReadError(f"{path}: a DICOM label must be a Segmentation (SEG), not {UID(sop).name} "
+                                 f"(SOPClassUID (0008,0016) {sop}); labels are DICOM SEG, NIfTI, PNG, TIFF or .npy")
+    try:
+        mask, info = read_seg_label(path, source_uid)
+    except DicomSegError as e:
+        raise MammogramReadError(f"{path}: {e}") from None
+    return mask, info.pop("spacing_mm"), info
+
+
 def _check_spacing(spacing_mm: Any, path: Path) -> tuple[float, float] | None:
     """The ``spacing_mm`` argument as (row, col) mm (one number is isotropic), range-checked; or None."""
     if spacing_mm is None:
@@ -243,30 +265,42 @@ def _binarise_label(array: np.ndarray, path: Path, allow_255: bool) -> np.ndarra
     raise MammogramReadError(f"{path}: label is not binary: values {shown}; expected {expected}")
 
 
-def load_label(path: PathLike, spacing_mm: Sequence[float] | None = None) -> MetaTensor:
+def load_label(path: PathLike, spacing_mm: Sequence[float] | None = None, source_uid: str | None = None
+               ) -> MetaTensor:
     """Load a binary BAC label as a uint8 (1, H, W) MetaTensor with values 0/1.
 
     Args:
-        path: NIfTI (convention of :mod:`monai_bac.data.image_io`), PNG, TIFF or ``.npy``.
-            PNG/TIFF masks may use 0/255; they become 0/1.
-        spacing_mm: (row, col) mm; replaces the NIfTI header's spacing. For PNG/TIFF/npy without
-            it, ``meta["spacing_mm"]`` is None (:class:`LoadMammogramd` then copies the image's).
+        path: NIfTI (convention of :mod:`monai_bac.data.image_io`), PNG, TIFF, ``.npy``, or a
+            DICOM SEG (its BAC segment on the frame of its image, whoever wrote it:
+            :func:`monai_bac.dicom_seg.read_seg_label`). PNG/TIFF masks may use 0/255; they
+            become 0/1.
+        spacing_mm: (row, col) mm; replaces the NIfTI header's (or the SEG's Pixel Measures)
+            spacing. For PNG/TIFF/npy without it, ``meta["spacing_mm"]`` is None
+            (:class:`LoadMammogramd` then copies the image's).
+        source_uid: a SEG only: the SOPInstanceUID of the image it must annotate (a SEG of several
+            images needs it; :class:`LoadMammogramd` passes its image's).
 
     Raises:
         FileNotFoundError: no such file.
-        MammogramReadError: unsupported or unreadable file, or values other than 0/1 (0/255).
+        MammogramReadError: unsupported or unreadable file, values other than 0/1 (0/255), a
+            DICOM object that is no SEG, or a SEG of another image or without one BAC segment.
     """
     path = require_regular_file(path)
     spacing_mm = _check_spacing(spacing_mm, path)
     kind = _file_kind(path)
+    extra: dict[str, Any] = {}
     if kind == "dicom":
-        raise MammogramReadError(f"{path}: labels must be NIfTI, PNG, TIFF or .npy files, not DICOM")
-    array, spacing, source = _load_plain(path, kind, spacing_mm)
-    label = _binarise_label(np.asarray(array), path, allow_255=kind == "png_tiff")
+        label, spacing, extra = _load_seg(path, source_uid)
+        source = "argument" if spacing_mm is not None else ("SEG Pixel Measures" if spacing is not None else None)
+        spacing = spacing_mm if spacing_mm is not None else spacing
+    else:
+        array, spacing, source = _load_plain(path, kind, spacing_mm)
+        label = _binarise_label(np.asarray(array), path, allow_255=kind == "png_tiff")
     meta = {
         "spacing_mm": None if spacing is None else tuple(float(s) for s in spacing),
         "spacing_source": source,
         "filename_or_obj": str(path),
+        **extra,
     }
     return _to_meta_tensor(label, meta, torch.uint8)
 
@@ -311,7 +345,8 @@ class LoadMammogramd(MapTransform):
     """Dictionary-based wrapper of :class:`LoadMammogram`.
 
     Keys in ``label_keys`` are loaded as binary labels, the other keys as images (images first,
-    whatever the order of ``keys``). After a label is loaded, when ``data[image_key]`` holds a
+    whatever the order of ``keys``; a DICOM SEG label is read on the frame of the image's
+    SOPInstanceUID). After a label is loaded, when ``data[image_key]`` holds a
     loaded image, the label's (H, W) must equal the image's (else :class:`MammogramReadError`
     naming both files), and a label without spacing gets the image's spacing and affine.
 
@@ -352,7 +387,9 @@ class LoadMammogramd(MapTransform):
         keys = sorted(self.key_iterator(d), key=lambda k: k in self.label_keys)  # images first
         for key in keys:
             if key in self.label_keys:
-                d[key] = self._label_loader(d[key])
+                image = d.get(self.image_key)
+                source = (getattr(image, "meta", None) or {}).get("sop_instance_uid")
+                d[key] = load_label(d[key], self._label_loader.spacing_mm, source_uid=source)
                 self._match_image(d, key)
             else:
                 d[key] = self._image_loader(d[key])

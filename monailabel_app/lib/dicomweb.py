@@ -50,6 +50,7 @@ from typing import Any, Callable
 import requests
 from dicomweb_client import DICOMwebClient
 from monai_bac.data.study_files import not_a_raw_screening_view
+from monai_bac.dicom_seg import is_bac_segment
 from monailabel.config import settings
 from monailabel.datastore.dicom import DICOMwebClientX, DICOMWebDatastore
 from monailabel.datastore.local import LocalDatastore
@@ -64,8 +65,6 @@ from lib.geometry import write_label_like
 logger = logging.getLogger(__name__)
 
 FINAL = DefaultLabelTag.FINAL.value
-#: the segmented property type of the BAC segment, as monai_bac.dicom_seg writes it (code value, scheme)
-BAC_PROPERTY = ("BAC", "99MONAIBAC")
 #: QIDO attributes asked for each mammogram (besides the UIDs), kept as its image info
 IMAGE_FIELDS = {"PatientID": "00100020", "StudyDate": "00080020", "ViewPosition": "00185101",
                 "ImageLaterality": "00200062", "SOPClassUID": "00080016", "Rows": "00280010", "Columns": "00280011",
@@ -142,10 +141,7 @@ class PacsLabel:
 
 def bac_label_of(meta: Dataset) -> str | None:
     """The SOPInstanceUID of the image a BAC SEG's metadata references, None for any other SEG."""
-    segments = meta.get("SegmentSequence") or []
-    is_bac = any((str(code.get("CodeValue", "")), str(code.get("CodingSchemeDesignator", ""))) == BAC_PROPERTY
-                 for segment in segments for code in (segment.get("SegmentedPropertyTypeCodeSequence") or []))
-    if not is_bac:
+    if not any(is_bac_segment(segment) for segment in meta.get("SegmentSequence") or []):
         return None
     for series in meta.get("ReferencedSeriesSequence") or []:
         for instance in series.get("ReferencedInstanceSequence") or []:
@@ -432,7 +428,7 @@ class BACDicomWebDatastore(DICOMWebDatastore):
             path = os.path.join(tmp, "seg.dcm")
             dataset.save_as(path, write_like_original=False)
             try:
-                mask = read_dicom_seg(path)
+                mask = read_dicom_seg(path, source_uid=label.image)
             except Exception as e:  # a SEG another tool wrote in a form highdicom cannot map to the image
                 raise unprocessable(f"the SEG {label.instance} of image {label.image!r} in the PACS cannot be read "
                                     f"as a BAC mask ({type(e).__name__}: {self._clean(str(e))})") from None

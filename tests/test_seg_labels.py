@@ -1,0 +1,177 @@
+"""BAC labels as DICOM SEG, whoever wrote them: the frame of the image, the BAC segment among several.
+
+A PACS holds its annotations as DICOM Segmentation objects: this package's inference writes them, a
+viewer such as OHIF saves them, 3D Slicer exports them. The SEGs here are built with highdicom
+directly, with the choices another tool makes (several segments, its own codes, FRACTIONAL, several
+images in one SEG), and read back through ``load_label`` / ``LoadMammogramd`` as training and
+evaluation read labels.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from monai_bac.data import LoadMammogramd, MammogramReadError, load_label
+from monai_bac.dicom_seg import write_dicom_seg
+from monai_bac.phantom import make_phantom
+
+hd = pytest.importorskip("highdicom")
+
+# itk's SWIG bindings warn about their own types on import; nothing to do with this code
+pytestmark = pytest.mark.filterwarnings("ignore:builtin type [Ss]wig.*has no __module__:DeprecationWarning")
+
+
+def _segment(number: int, label: str, code: tuple[str, str, str]):
+    from pydicom.sr.codedict import codes
+
+    return hd.seg.SegmentDescription(
+        segment_number=number, segment_label=label,
+        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=hd.sr.CodedConcept(*code),
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
+
+
+def _seg(path: Path, sources: list[Path], pixels: np.ndarray, segments, fractional: bool = False) -> Path:
+    """A SEG of ``sources`` (pixels: (n_sources, H, W, n_segments)) as another tool would write it."""
+    headers = [pydicom.dcmread(s, stop_before_pixels=True) for s in sources]
+    kind = hd.seg.SegmentationTypeValues.FRACTIONAL if fractional else hd.seg.SegmentationTypeValues.BINARY
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        seg = hd.seg.Segmentation(
+            source_images=headers, pixel_array=pixels if fractional else pixels.astype(bool),
+            segmentation_type=kind, segment_descriptions=segments, series_instance_uid=hd.UID(), series_number=5,
+            sop_instance_uid=hd.UID(), instance_number=1, manufacturer="another tool",
+            manufacturer_model_name="viewer", software_versions="1", device_serial_number="1",
+            omit_empty_frames=False,
+            pixel_measures=hd.PixelMeasuresSequence(pixel_spacing=[0.5, 0.5], slice_thickness=1.0))
+    seg.save_as(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """Two phantom mammograms of one series (as a PACS study holds the views) and their BAC masks."""
+    folder = tmp_path_factory.mktemp("seg_labels")
+    out = []
+    study, series = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    for seed in (3, 4):
+        ph = make_phantom(seed, spacing_mm=0.5)
+        path = folder / f"img{seed}.dcm"
+        ph.write_dicom(path, patient_id="P1")
+        ds = pydicom.dcmread(path)
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds.save_as(path)
+        out.append((path, ph.bac_mask.astype(np.uint8)))
+    assert out[0][1].shape == out[1][1].shape and out[0][1].any() and out[1][1].any()
+    return out
+
+
+def test_this_packages_seg_reads_back_as_the_label(images, tmp_path):
+    image, mask = images[0]
+    seg = write_dicom_seg(tmp_path / "bac_seg.dcm", mask, image)
+    label = load_label(seg)
+    assert label.dtype.is_floating_point is False and np.array_equal(label[0].numpy(), mask)
+    assert (label.meta["spacing_mm"], label.meta["spacing_source"]) == ((0.5, 0.5), "SEG Pixel Measures")
+    assert label.meta["segment"] == "1 'BAC'"
+    assert label.meta["source_sop_instance_uid"] == str(pydicom.dcmread(image).SOPInstanceUID)
+
+
+def test_the_bac_segment_of_another_tools_fractional_seg(images, tmp_path):
+    """Two segments, the BAC one named by its label and coded in SNOMED CT, not by this package's code;
+    FRACTIONAL values cut at one half."""
+    image, mask = images[0]
+    rng = np.random.default_rng(0)
+    other = np.zeros(mask.shape, np.float32)
+    other[10:40, 10:40] = 1.0
+    bac = mask * 0.8 + (1 - mask) * (rng.random(mask.shape) < 0.01) * 0.3  # faint specks below one half
+    pixels = np.stack([other, bac.astype(np.float32)], axis=-1)[None]
+    seg = _seg(tmp_path / "fractional.dcm", [image], pixels,
+               [_segment(1, "Mass", ("4147007", "SCT", "Mass")),
+                _segment(2, "Breast arterial calcification", ("128305009", "SCT", "Calcification"))],
+               fractional=True)
+    label = load_label(seg)
+    assert np.array_equal(label[0].numpy(), mask)
+    assert label.meta["segment"] == "2 'Breast arterial calcification'"
+    assert label.meta["segmentation_type"] == "FRACTIONAL"
+
+
+def test_a_seg_whose_bac_segment_cannot_be_told_is_refused_naming_its_segments(images, tmp_path):
+    image, mask = images[0]
+    pixels = np.stack([mask, mask], axis=-1)[None]
+    seg = _seg(tmp_path / "two.dcm", [image], pixels, [_segment(1, "Mass", ("4147007", "SCT", "Mass")),
+                                                        _segment(2, "Cyst", ("367643001", "SCT", "Cyst"))])
+    with pytest.raises(MammogramReadError, match=r"two\.dcm: the SEG holds 2 segments \(1 'Mass'; 2 'Cyst'\) and "
+                                                 r"none of them is the BAC one"):
+        load_label(seg)
+
+
+def _one_seg_of_two_images(path: Path, a: Path, b: Path) -> Path:
+    """Two FRACTIONAL one-image SEGs joined into one SEG of two frames, one per image: what a viewer that
+    annotates a series' views in one object writes (highdicom itself writes one image per SEG when the
+    images have no frame of reference, as mammograms)."""
+    first, second = pydicom.dcmread(a), pydicom.dcmread(b)
+    first.NumberOfFrames = 2
+    first.PerFrameFunctionalGroupsSequence.append(second.PerFrameFunctionalGroupsSequence[0])
+    first.ReferencedSeriesSequence[0].ReferencedInstanceSequence.append(
+        second.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0])
+    first.PixelData = first.PixelData + second.PixelData  # 8 bits a pixel: frames simply follow each other
+    first.SOPInstanceUID = first.file_meta.MediaStorageSOPInstanceUID = hd.UID()
+    first.save_as(path)
+    return path
+
+
+def test_a_seg_of_several_images_is_read_on_the_frame_of_its_image(images, tmp_path):
+    (first, first_mask), (second, second_mask) = images
+    bac = [_segment(1, "BAC", ("1", "99LOCAL", "BAC"))]
+    seg = _one_seg_of_two_images(
+        tmp_path / "views.dcm",
+        _seg(tmp_path / "a.dcm", [first], first_mask[None, ..., None].astype(np.float32), bac, fractional=True),
+        _seg(tmp_path / "b.dcm", [second], second_mask[None, ..., None].astype(np.float32), bac, fractional=True))
+    with pytest.raises(MammogramReadError, match=r"views\.dcm: the SEG annotates 2 images .*load it with its image"):
+        load_label(seg)
+    loader = LoadMammogramd(keys=["image", "label"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for image, mask in images:
+            d = loader({"image": str(image), "label": str(seg)})
+            assert np.array_equal(d["label"][0].numpy(), mask)
+    # a SEG of another image, or an image given as a label, is refused naming both
+    only_first = _seg(tmp_path / "first.dcm", [first], first_mask[None, ..., None],
+                      bac)
+    uid = str(pydicom.dcmread(second).SOPInstanceUID)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(MammogramReadError, match=rf"first\.dcm: the SEG annotates [0-9.]+ .*not the image {uid}"):
+            loader({"image": str(second), "label": str(only_first)})
+        with pytest.raises(MammogramReadError, match=r"img4\.dcm: a DICOM label must be a Segmentation \(SEG\), not "
+                                                     r"Digital Mammography X-Ray Image Storage - For Processing"):
+            loader({"image": str(second), "label": str(second)})
+
+
+def test_monai_bac_infer_measures_a_seg_annotation_as_the_nifti_one(tiny_bundle, phantom_cohort, tmp_path):
+    """A datalist whose labels are the PACS's SEGs: the annotation's length and calcium are those of the
+    same annotation as NIfTI."""
+    from monai_bac.cli import main
+
+    entry = json.loads((phantom_cohort / "datalist.json").read_text())["test"][0]
+    image, nifti = phantom_cohort / entry["image"], phantom_cohort / entry["label"]
+    seg = write_dicom_seg(tmp_path / "label_seg.dcm", load_label(nifti)[0].numpy(), image)
+    rows = {}
+    for kind, label in (("nifti", nifti), ("seg", seg)):
+        datalist = tmp_path / f"{kind}.json"
+        datalist.write_text(json.dumps({"test": [{"image": str(image), "label": str(label)}]}))
+        out = tmp_path / kind
+        assert main(["infer", str(datalist), "--model", str(tiny_bundle), "--out", str(out), "--quiet",
+                     "--no-overlay"]) == 0
+        with open(out / "results.csv") as f:
+            (rows[kind],) = list(csv.DictReader(f))
+    assert float(rows["seg"]["annotation_length_mm"]) > 0
+    for key in ("annotation_present", "annotation_length_mm", "annotation_calcium_mg"):
+        assert rows["seg"][key] == rows["nifti"][key], key
