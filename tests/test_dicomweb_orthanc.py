@@ -253,6 +253,11 @@ def test_a_seg_stored_by_another_workstation_is_read_from_the_pacs(server, pacs,
     sop = uids[ELSEWHERE][2]
     expected = _mask(phantom_cohort / "labels" / "tpa" / f"{ELSEWHERE}.nii.gz")
     seg = write_dicom_seg(tmp_path / "other.dcm", expected, phantom_cohort / "images" / f"{ELSEWHERE}.dcm")
+    # as a viewer writes it (OHIF, Slicer): the annotator's label "BAC" under a generic property type
+    ds = pydicom.dcmread(seg)
+    code = ds.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0]
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "85756007", "SCT", "Tissue"
+    ds.save_as(seg)
     orthanc.upload(seg)
     r = _get(server, "/datastore/label", params={"label": sop, "tag": "final"})
     assert r.status_code == 200, r.text
@@ -265,6 +270,7 @@ def test_a_seg_stored_by_another_workstation_is_read_from_the_pacs(server, pacs,
     ds = pydicom.dcmread(breast)
     code = ds.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0]
     code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "76752008", "SCT", "Breast"
+    ds.SegmentSequence[0].SegmentLabel = "Breast"
     ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.save_as(breast)
