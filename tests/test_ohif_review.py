@@ -8,7 +8,10 @@ Debian's ``chromium``, headless (SwiftShader WebGL), driven through the DevTools
 ``playwright`` (no browser download), opens the study, loads the SEG and takes a screenshot, on
 which the test checks the pixels: the breast is drawn in grey levels (not a black or white
 viewport), and the SEG's colour covers the BAC pixels, mapped to the screen by Cornerstone's own
-image-to-canvas transform, and almost nothing else.
+image-to-canvas transform, and almost nothing else. The raw image is a contact view whose header gives
+its magnification (1.07, which the rendition keeps): the test records the pitch OHIF's geometry (which its
+ruler measures in) gives the pixels - the detector's, ImagerPixelSpacing, with no calibration applied -
+against the breast's, which ``monai-bac`` measures BAC in (docs/CPU_INFERENCE.md, section 4).
 
 Skipped, saying why, where chromium, playwright or Orthanc are missing. Set ``OHIF_REVIEW_FIGURE`` to a
 path (docs/figures/ohif_review.png) to keep the screenshot.
@@ -36,6 +39,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BROWSER_ARGS = ["--no-sandbox", "--use-gl=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"]
 VIEWPORT = {"width": 1280, "height": 900}
 WAIT_S = 90.0  # each wait in the browser (first render, SEG overlay)
+CONTACT_MAGNIFICATION = 1.07  # EstimatedRadiographicMagnificationFactor (0018,1114) of the raw image
 
 pytest.importorskip("monailabel", reason="the MONAI Label app needs the [label] extra (monailabel)")
 sync_api = pytest.importorskip(
@@ -53,7 +57,7 @@ def _study(folder: Path) -> dict:
     from monai_bac.dicom_seg import write_dicom_seg
     from monai_bac.presentation import seg_on_rendition, write_presentation
 
-    raw, ph = write_raw(folder / "raw.dcm", "HOLOGIC", "CC", "L", spacing_mm=0.4)
+    raw, ph = write_raw(folder / "raw.dcm", "HOLOGIC", "CC", "L", spacing_mm=0.4, magnification=CONTACT_MAGNIFICATION)
     on_raw = write_dicom_seg(folder / "raw_bac_seg.dcm", ph.bac_mask, raw)
     presentation = write_presentation(raw, folder / "raw.presentation.dcm")
     seg = seg_on_rendition(on_raw, presentation, folder / "raw.presentation_bac_seg.dcm")
@@ -141,6 +145,17 @@ _TO_PAGE = """([points]) => {
 }"""
 
 
+# the world distance (mm) between neighbouring pixel centres of the viewport's image: (row, column) pitch
+_PITCH = """() => {
+  const el = document.querySelector('.cornerstone-viewport-element');
+  const vp = window.cornerstone.getEnabledElement(el).viewport;
+  const imageId = vp.getCurrentImageId();
+  const world = (c, r) => window.cornerstone.utilities.imageToWorldCoords(imageId, [c, r]);
+  const apart = (p, q) => Math.hypot(p[0] - q[0], p[1] - q[1], p[2] - q[2]);
+  return [apart(world(0, 0), world(0, 1)), apart(world(0, 0), world(1, 0))];
+}"""
+
+
 def test_ohif_shows_the_mammogram_with_the_bac_seg_overlaid(review, tmp_path):
     server, uid = review["server"], review["study_uid"]
     with sync_api.sync_playwright() as p:
@@ -172,6 +187,7 @@ def test_ohif_shows_the_mammogram_with_the_bac_seg_overlaid(review, tmp_path):
             rows, cols = np.nonzero(review["bac"])
             pick = np.linspace(0, rows.size - 1, min(rows.size, 20000)).astype(int)
             page_xy = np.asarray(page.evaluate(_TO_PAGE, [[[int(cols[i]), int(rows[i])] for i in pick]]))
+            pitch = page.evaluate(_PITCH)
         finally:
             browser.close()
     if os.environ.get("OHIF_REVIEW_FIGURE"):
@@ -201,3 +217,14 @@ def test_ohif_shows_the_mammogram_with_the_bac_seg_overlaid(review, tmp_path):
     print(f"OHIF review: breast-grey {grey.mean():.1%} of the viewport; BAC pixels in the SEG colour {on_bac:.1%} "
           f"({inside.sum()} sampled); SEG-coloured pixels away from the BAC {stray:.1%}")
     assert stray < 0.1, f"{stray:.0%} of the SEG-coloured pixels are away from the BAC"
+    # OHIF (as MONAI Label 0.8.5 serves it) measures at the detector's pitch; monai-bac in the breast, the
+    # magnification times finer: a contact view's BAC reads that much longer on OHIF's ruler than in the report
+    from monai_bac.data import load_mammogram
+
+    meta = load_mammogram(review["raw"]).meta
+    ours = [s / meta["plane_magnification"] for s in meta["spacing_mm"]]
+    print(f"OHIF's pitch {pitch} mm; monai-bac's in the breast {ours} mm ({meta['measured_at']}); detector "
+          f"{list(meta['spacing_mm'])} mm")
+    assert meta["plane_magnification"] == CONTACT_MAGNIFICATION
+    assert pitch == pytest.approx(list(meta["spacing_mm"]), rel=1e-4)
+    assert pitch == pytest.approx([CONTACT_MAGNIFICATION * s for s in ours], rel=1e-4)

@@ -718,8 +718,8 @@ def header_measurement_plane(ds: Dataset, path: Path, spacing_source: str, magni
     ImagerPixelSpacing (0018,1164) is the pitch at the detector, where the diverging beam has
     magnified the breast (DICOM PS3.3 C.8.11.4). Sizes in the breast are ``spacing_mm /
     plane_magnification``, as a mammography display must show them (IHE RAD TF MAMMO, which
-    requires calibrated measurements) and as OHIF's viewer (cornerstone3D) and other PACS viewers
-    compute them:
+    requires calibrated measurements) and as some viewers compute them (InteleViewer, Starviewer,
+    current cornerstone3D; not the OHIF MONAI Label 0.8.5 serves, nor 3D Slicer):
 
     * PixelSpacing (0028,0030) calibrated (PixelSpacingCalibrationType (0028,0A02) present) and
       different from ImagerPixelSpacing: it is the pitch in the breast; the factor is their ratio.
