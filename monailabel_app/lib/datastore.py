@@ -283,12 +283,17 @@ class BACDatastore(LocalDatastore):
 
     def _remove_non_existing(self) -> int:
         """MONAI Label's (ids whose file is gone), and also the ids its index (datastore_v2.json) kept from
-        before their file was refused: MONAI Label's own datastore, or this app before a rule, indexed every
-        ``*.dcm``, and an indexed id stays until its file goes. The files stay on disk, unlisted."""
+        before their DICOM file was refused as no raw screening view: MONAI Label's own datastore, or this
+        app before a rule, indexed every ``*.dcm``, and an indexed id stays until its file goes. The files
+        stay on disk, unlisted. (An indexed file swapped for a link out of the folder stays indexed, and is
+        refused with 403 by name when asked for.)"""
         invalidate = super()._remove_non_existing()
-        listed = {self._to_id(file)[0] for file in self._list_files(self._datastore.image_path(),
-                                                                      self._extensions).values()}
-        stale = [image_id for image_id in self._datastore.objects if image_id not in listed]
+        stale = []
+        for image_id, obj in self._datastore.objects.items():
+            full = os.path.join(self._datastore.image_path(), self._filename(image_id, obj.image.ext))
+            if (full.lower().endswith(".dcm") and self._is_inside(full) and os.path.isfile(full)
+                    and self._screening_verdict(full)):
+                stale.append(image_id)
         for image_id in stale:
             del self._datastore.objects[image_id]
             logger.warning("no longer listed: image %r, which an earlier index held (its file and labels stay)",
