@@ -132,9 +132,9 @@ def _load_plain(path: Path, kind: str, spacing_mm: Sequence[float] | None) -> tu
     return array, spacing_mm, None if spacing_mm is None else "argument"
 
 
-def _load_seg(path: Path, source_uid: str | None) -> tuple[np.ndarray, tuple[float, float] | None, dict]:
-    """A DICOM label file: a SEG's BAC mask on its image's grid (:func:`monai_bac.dicom_seg.read_seg_label`),
-    its Pixel Measures and what was read; any other DICOM object is refused, named."""
+def _load_seg(path: Path, source_uid: str | None) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """A DICOM label file: a SEG's BAC mask on its image's grid (:func:`monai_bac.dicom_seg.read_seg_label`)
+    and its Pixel Measures; any other DICOM object is refused, named."""
     import pydicom
     from pydicom.uid import UID
 
@@ -151,7 +151,7 @@ def _load_seg(path: Path, source_uid: str | None) -> tuple[np.ndarray, tuple[flo
         mask, info = read_seg_label(path, source_uid)
     except DicomSegError as e:
         raise MammogramReadError(f"{path}: {e}") from None
-    return mask, info.pop("spacing_mm"), info
+    return mask, info["spacing_mm"]
 
 
 def _check_spacing(spacing_mm: Any, path: Path) -> tuple[float, float] | None:
@@ -288,9 +288,8 @@ def load_label(path: PathLike, spacing_mm: Sequence[float] | None = None, source
     path = require_regular_file(path)
     spacing_mm = _check_spacing(spacing_mm, path)
     kind = _file_kind(path)
-    extra: dict[str, Any] = {}
     if kind == "dicom":
-        label, spacing, extra = _load_seg(path, source_uid)
+        label, spacing = _load_seg(path, source_uid)
         source = "argument" if spacing_mm is not None else ("SEG Pixel Measures" if spacing is not None else None)
         spacing = spacing_mm if spacing_mm is not None else spacing
     else:
@@ -300,7 +299,6 @@ def load_label(path: PathLike, spacing_mm: Sequence[float] | None = None, source
         "spacing_mm": None if spacing is None else tuple(float(s) for s in spacing),
         "spacing_source": source,
         "filename_or_obj": str(path),
-        **extra,
     }
     return _to_meta_tensor(label, meta, torch.uint8)
 
