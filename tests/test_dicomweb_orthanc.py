@@ -326,6 +326,18 @@ def test_a_spot_view_taken_in_contact_leaves_the_list_once_its_header_is_read(se
     assert spot not in _get(server, "/datastore/", params={"output": "all"}).json()["objects"]
     r = _get(server, "/datastore/image", params={"image": spot})
     assert r.status_code == 404 and drawn in r.json()["detail"], r.text
+    # a datastore started again on the same cache folder (a restarted server) does not list it either
+    import sys
+
+    sys.path.insert(0, str(APP))
+    try:
+        from lib.dicomweb import BACDicomWebDatastore, dicomweb_client
+    finally:
+        sys.path.remove(str(APP))
+    again = BACDicomWebDatastore(dicomweb_client(orthanc.dicomweb), cache_path=str(server.cache))
+    listed = set(again.list_images())
+    assert spot not in listed
+    assert listed == set(_get(server, "/datastore/", params={"output": "all"}).json()["objects"])
 
 
 def test_training_on_the_labels_from_the_pacs(server, pacs, phantom_cohort):

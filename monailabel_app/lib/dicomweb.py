@@ -19,7 +19,8 @@ its cache folder and its DICOMweb client and changes what is wrong for mammogram
   ``monai_bac.data.views``). A spot compression view taken in contact says so only in
   ViewModifierCodeSequence (0054,0222), which QIDO-RS does not return: it is listed until the
   first time it is retrieved, when its whole header is read; from then on it is not listed and
-  answers 404 saying why (active learning then draws again, :mod:`main`);
+  answers 404 saying why (active learning then draws again, :mod:`main`), after a restart too
+  (the verdict is kept in the cache folder);
 * a ``final`` label is checked against the image (binary, on its pixel grid) and stored back INTO
   the PACS (STOW-RS) as a DICOM SEG written by :func:`monai_bac.dicom_seg.write_dicom_seg`
   (highdicom, 2D-aware: the frame is referenced through the source image, no dcmqi), in the
@@ -38,6 +39,7 @@ Labels with other tags (``original``: predictions saved with ``save_label``) sta
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -51,6 +53,7 @@ import requests
 from dicomweb_client import DICOMwebClient
 from monai_bac.data.study_files import not_a_raw_screening_view
 from monai_bac.dicom_seg import is_bac_segment
+from monai_bac.utils import write_json
 from monailabel.config import settings
 from monailabel.datastore.dicom import DICOMwebClientX, DICOMWebDatastore
 from monailabel.datastore.local import LocalDatastore
@@ -71,6 +74,9 @@ IMAGE_FIELDS = {"PatientID": "00100020", "StudyDate": "00080020", "ViewPosition"
                 "EstimatedRadiographicMagnificationFactor": "00181114"}
 #: seconds the list of mammograms is reused (the labelled state is never cached)
 LIST_TTL_S = 30.0
+#: in the cache folder: SOPInstanceUID -> why, for the mammograms a retrieved header showed to be no raw
+#: screening view (a SOPInstanceUID names one object for good, so the verdict outlives a restart)
+UNLISTED_BY_HEADER_FILE = "unlisted_by_header.json"
 
 
 def dicomweb_client(url: str) -> DICOMwebClient:
@@ -177,6 +183,20 @@ class BACDicomWebDatastore(DICOMWebDatastore):
         logger.info("DICOMweb datastore %s (mammograms, BAC labels as DICOM SEG); cache %s", client.base_url, path)
         LocalDatastore.__init__(self, datastore_path=path, extensions=("*.dcm", "*.nii.gz", "*.nii"),
                                 auto_reload=False)
+        self._unlisted_by_header = self._read_unlisted_by_header()
+
+    def _read_unlisted_by_header(self) -> dict[str, str]:
+        path = os.path.join(self._datastore_path, UNLISTED_BY_HEADER_FILE)
+        if not os.path.isfile(path):
+            return {}
+        try:
+            with open(path) as f:
+                found = json.load(f)
+            return {str(k): str(v) for k, v in found.items()}
+        except (OSError, ValueError, AttributeError) as e:
+            logger.warning("%s unreadable (%s): the verdicts it held are read again from the images' headers",
+                           self._clean(path), type(e).__name__)
+            return {}
 
     @property
     def cache_path(self) -> str:
@@ -296,6 +316,7 @@ class BACDicomWebDatastore(DICOMWebDatastore):
             with self._lock:
                 self._unlisted_by_header[image.instance] = self._unlisted[image.instance] = why
                 self._images_cache[1].pop(image.instance, None)
+                write_json(os.path.join(self._datastore_path, UNLISTED_BY_HEADER_FILE), self._unlisted_by_header)
             logger.info("mammogram %s no longer listed: %s", image.instance, why)
             raise _not_served(image.instance, why)
         with tempfile.TemporaryDirectory() as tmp:
