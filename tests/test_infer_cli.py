@@ -197,7 +197,8 @@ def test_processed_images_can_be_forced_and_implausible_masks_are_flagged(tiny_b
     assert rep["quantification"]["length_mm"] is None
 
 
-def test_a_magnification_view_is_reported_and_left_out_of_the_patients_table(tiny_bundle, phantom_cohort, tmp_path):
+def test_a_magnification_view_is_reported_and_left_out_of_the_patients_table(tiny_bundle, phantom_cohort, tmp_path,
+                                                                             capsys):
     """One patient's four screening views and a magnified spot view of its LCC (the same pixels, as a
     PACS study of a work-up holds it): every image is processed, the diagnostic one is marked in
     results.csv and its JSON, and patients.csv counts it without summarising it."""
@@ -231,6 +232,10 @@ def test_a_magnification_view_is_reported_and_left_out_of_the_patients_table(tin
     # sizes in the breast: the same pixels, read 1.8 x magnified, measure 1.8 x shorter (areas 1.8^2)
     assert mag["measured_at"] == "breast plane (EstimatedRadiographicMagnificationFactor)"
     assert {r["measured_at"] for c, r in rows.items() if c != "work_up_mag"} == {"detector plane"}
+    assert json.loads((out / "run.json").read_text())["measured_at"] == {
+        "detector plane": 4, "breast plane (EstimatedRadiographicMagnificationFactor)": 1}
+    assert ("sizes measured in different planes: 4 detector plane; 1 breast plane "
+            "(EstimatedRadiographicMagnificationFactor)") in capsys.readouterr().out
     same_pixels = rows[lcc.stem]
     assert float(mag["area_mm2"]) == pytest.approx(float(same_pixels["area_mm2"]) / 1.8**2, rel=1e-4)
     assert mag["quality_warning"] == same_pixels["quality_warning"] != ""  # the tiny model marks too much:

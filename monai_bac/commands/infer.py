@@ -416,6 +416,7 @@ def run(args) -> int:
         patient_fields = list(patients[0]) if patients else ["patient_id"]
         patients_csv = write_csv(out / "patients.csv", patients, patient_fields, args.overwrite)
         counts = Counter(r["status"] for r in reports)
+        planes = Counter(r["measured_at"] for r in rows if r.get("measured_at"))
         ok = [r for r in reports if r["status"] == "ok"]
         from monai_bac.bundle_inference import STAGES
 
@@ -428,6 +429,7 @@ def run(args) -> int:
                          if r["status"] == LEFT_OUT],
             "warnings": [{"case": r["case"], "warning": r["quality_warning"]} for r in reports
                          if r.get("quality_warning")],
+            "measured_at": dict(planes),
             "median_seconds_per_stage": timing,
             "median_seconds_per_image": statistics.median(r["total_seconds"] for r in ok) if ok else None,
             "wall_seconds": wall, "results_csv": str(results_csv), "patients_csv": str(patients_csv),
@@ -443,6 +445,9 @@ def run(args) -> int:
           f"({desc['engine']} {desc['precision']})")
     for f in run_info["failures"]:
         print(f"  FAILED {f['case']}: {f['reason']}")
+    if len(planes) > 1:  # a cohort of vendors and headers: lengths in the breast and at the detector side by side
+        print("  sizes measured in different planes: " + "; ".join(f"{n} {p}" for p, n in planes.most_common())
+              + " (results.csv's measured_at; docs/CPU_INFERENCE.md, section 4)")
     print(f"outputs: {out}\nresults: {results_csv}\npatients: {patients_csv}\nrun report: {run_json}")
     return EXIT_FAILED if counts.get("failed") else EXIT_OK
 
