@@ -1,4 +1,5 @@
-"""BAC labels as DICOM SEG, whoever wrote them: the frame of the image, the BAC segment among several.
+"""BAC labels as users have them: DICOM SEG, whoever wrote them (the frame of the image, the BAC segment
+among several), and 3D Slicer's own segmentation files (.seg.nrrd).
 
 A PACS holds its annotations as DICOM Segmentation objects: this package's inference writes them, a
 viewer such as OHIF saves them, 3D Slicer exports them. The SEGs here are built with highdicom
@@ -174,3 +175,70 @@ def test_monai_bac_infer_measures_a_seg_annotation_as_the_nifti_one(tiny_bundle,
     assert float(rows["seg"]["annotation_length_mm"]) > 0
     for key in ("annotation_present", "annotation_length_mm", "annotation_calcium_mg"):
         assert rows["seg"][key] == rows["nifti"][key], key
+
+
+# ---------------------------------------------------------------------------------- 3D Slicer's .seg.nrrd
+slicerio = pytest.importorskip("slicerio")
+
+
+def _slicer(path: Path, masks: dict[str, np.ndarray], origin_px=(0, 0), pitch=(0.5, 0.5), slices: int = 1,
+            flip: bool = False) -> Path:
+    """A segmentation saved as 3D Slicer saves one (slicerio, the reader and writer Slicer's developer guide
+    names): voxel (i, j, k) = (column, row, slice), LPS axes, segments overlapping in layers. ``origin_px``:
+    (row, col) of voxel (0, 0) on the image, as Slicer keeps only the segments' extent."""
+    (h, w) = next(iter(masks.values())).shape
+    ijk = np.diag([pitch[1] * (-1 if flip else 1), pitch[0], 1.0, 1.0])
+    ijk[:2, 3] = (origin_px[1] * pitch[1], origin_px[0] * pitch[0])
+    seg = slicerio.create_segmentation((w, h, slices), ijk)
+    for name, mask in masks.items():
+        slicerio.add_segment(seg, np.repeat(mask.T.astype(bool)[..., None], slices, axis=2), {"name": name})
+    slicerio.write_segmentation(str(path), seg)
+    return path
+
+
+def test_a_slicer_segmentation_reads_as_the_label(images, tmp_path):
+    image, mask = images[0]
+    label = load_label(_slicer(tmp_path / "Segmentation.seg.nrrd", {"Segment_1": mask}))
+    assert np.array_equal(label[0].numpy(), mask)
+    assert (label.meta["spacing_mm"], label.meta["spacing_source"]) == ((0.5, 0.5), "NRRD header")
+    # a labelmap exported without segment names is read when binary
+    seg = slicerio.create_segmentation((mask.shape[1], mask.shape[0], 1), np.diag([0.5, 0.5, 1.0, 1.0]))
+    seg["voxels"][..., 0] = mask.T
+    slicerio.write_segmentation(str(tmp_path / "labelmap.nrrd"), seg)
+    assert np.array_equal(load_label(tmp_path / "labelmap.nrrd")[0].numpy(), mask)
+
+
+def test_the_bac_segment_of_a_slicer_segmentation_cropped_to_its_extent_is_placed_on_the_image(images, tmp_path):
+    """Slicer's default: only the extent the segments cover, its origin where that extent starts; segments
+    that overlap (the breast outline drawn over the BAC) in separate layers."""
+    image, mask = images[0]
+    rows, cols = np.nonzero(mask)
+    r0, r1, c0, c1 = rows.min() - 3, rows.max() + 4, cols.min() - 2, cols.max() + 3
+    crop = mask[r0:r1, c0:c1]
+    breast = np.ones_like(crop)
+    path = _slicer(tmp_path / "cropped.seg.nrrd", {"Breast": breast, "Breast arterial calcification": crop},
+                   origin_px=(r0, c0))
+    assert slicerio.read_segmentation(str(path))["voxels"].ndim == 4  # two layers: the segments overlap
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = LoadMammogramd(keys=["image", "label"])({"image": str(image), "label": str(path)})
+    assert np.array_equal(d["label"][0].numpy(), mask)
+    with pytest.raises(MammogramReadError, match=rf"cropped\.seg\.nrrd: the segmentation starts at row {r0}, column "
+                                                 rf"{c0} of its image .*load it with its image"):
+        load_label(path)
+
+
+def test_a_slicer_segmentation_that_cannot_be_placed_or_told_is_refused(images, tmp_path):
+    _, mask = images[0]
+    two = _slicer(tmp_path / "two.seg.nrrd", {"Mass": mask, "Cyst": np.zeros_like(mask)})
+    with pytest.raises(MammogramReadError, match=r"two\.seg\.nrrd: the segmentation holds 2 segments \('Mass'; "
+                                                 r"'Cyst'\) and none of them is named as BAC"):
+        load_label(two)
+    with pytest.raises(MammogramReadError, match=r"flipped\.seg\.nrrd: space directions .* are not the axes"):
+        load_label(_slicer(tmp_path / "flipped.seg.nrrd", {"BAC": mask}, flip=True))
+    with pytest.raises(MammogramReadError, match=r"volume\.seg\.nrrd: a segmentation of 3 slices"):
+        load_label(_slicer(tmp_path / "volume.seg.nrrd", {"BAC": mask}, slices=3))
+    with pytest.raises(MammogramReadError, match=r"a NRRD file is read as a label"):
+        from monai_bac.data import load_mammogram
+
+        load_mammogram(two)

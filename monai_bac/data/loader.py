@@ -93,10 +93,12 @@ def mammogram_affine(spacing_mm: Sequence[float] | None) -> torch.Tensor:
 
 
 def _file_kind(path: Path) -> str:
-    """'dicom', 'nifti', 'png_tiff' or 'npy', from the name, else from the DICOM marker."""
+    """'dicom', 'nifti', 'png_tiff', 'npy' or 'nrrd', from the name, else from the DICOM marker."""
     name = path.name.lower()
     if name.endswith(NIFTI_SUFFIXES):
         return "nifti"
+    if name.endswith(".nrrd"):
+        return "nrrd"
     if name.endswith(PNG_SUFFIXES + TIFF_SUFFIXES):
         return "png_tiff"
     if name.endswith(".npy"):
@@ -105,7 +107,7 @@ def _file_kind(path: Path) -> str:
         return "dicom"
     raise MammogramReadError(
         f"{path}: unsupported file type {path.suffix!r}; expected DICOM (.dcm, .dicom, no extension, or a "
-        "'DICM' marker), NIfTI (.nii, .nii.gz), PNG, TIFF or NumPy (.npy)"
+        "'DICM' marker), NIfTI (.nii, .nii.gz), PNG, TIFF or NumPy (.npy); labels also 3D Slicer's .seg.nrrd"
     )
 
 
@@ -229,6 +231,9 @@ def load_mammogram(
     path = require_regular_file(path)
     spacing_mm = _check_spacing(spacing_mm, path)
     kind = _file_kind(path)
+    if kind == "nrrd":
+        raise MammogramReadError(f"{path}: a NRRD file is read as a label (a 3D Slicer segmentation), not as a "
+                                 "mammogram; load the image from its DICOM file")
     meta: dict[str, Any] = dict.fromkeys(IMAGE_META_KEYS)
     if kind == "dicom":
         pixels, dicom_meta = read_dicom_mammogram(
@@ -265,20 +270,23 @@ def _binarise_label(array: np.ndarray, path: Path, allow_255: bool) -> np.ndarra
     raise MammogramReadError(f"{path}: label is not binary: values {shown}; expected {expected}")
 
 
-def load_label(path: PathLike, spacing_mm: Sequence[float] | None = None, source_uid: str | None = None
-               ) -> MetaTensor:
+def load_label(path: PathLike, spacing_mm: Sequence[float] | None = None, source_uid: str | None = None,
+               image_shape: Sequence[int] | None = None) -> MetaTensor:
     """Load a binary BAC label as a uint8 (1, H, W) MetaTensor with values 0/1.
 
     Args:
         path: NIfTI (convention of :mod:`monai_bac.data.image_io`), PNG, TIFF, ``.npy``, or a
             DICOM SEG (its BAC segment on the frame of its image, whoever wrote it:
-            :func:`monai_bac.dicom_seg.read_seg_label`). PNG/TIFF masks may use 0/255; they
-            become 0/1.
+            :func:`monai_bac.dicom_seg.read_seg_label`), or a 3D Slicer segmentation ``.seg.nrrd``
+            / labelmap ``.nrrd`` (:func:`monai_bac.data.slicer_labels.read_slicer_label`).
+            PNG/TIFF masks may use 0/255; they become 0/1.
         spacing_mm: (row, col) mm; replaces the NIfTI header's (or the SEG's Pixel Measures)
             spacing. For PNG/TIFF/npy without it, ``meta["spacing_mm"]`` is None
             (:class:`LoadMammogramd` then copies the image's).
         source_uid: a SEG only: the SOPInstanceUID of the image it must annotate (a SEG of several
             images needs it; :class:`LoadMammogramd` passes its image's).
+        image_shape: a Slicer segmentation only: the image's (rows, columns), to place one Slicer
+            saved cropped to its segments (:class:`LoadMammogramd` passes its image's).
 
     Raises:
         FileNotFoundError: no such file.
@@ -291,6 +299,12 @@ def load_label(path: PathLike, spacing_mm: Sequence[float] | None = None, source
     if kind == "dicom":
         label, spacing = _load_seg(path, source_uid)
         source = "argument" if spacing_mm is not None else ("SEG Pixel Measures" if spacing is not None else None)
+        spacing = spacing_mm if spacing_mm is not None else spacing
+    elif kind == "nrrd":
+        from monai_bac.data.slicer_labels import read_slicer_label
+
+        label, spacing = read_slicer_label(path, image_shape)
+        source = "argument" if spacing_mm is not None else "NRRD header"
         spacing = spacing_mm if spacing_mm is not None else spacing
     else:
         array, spacing, source = _load_plain(path, kind, spacing_mm)
@@ -344,7 +358,7 @@ class LoadMammogramd(MapTransform):
 
     Keys in ``label_keys`` are loaded as binary labels, the other keys as images (images first,
     whatever the order of ``keys``; a DICOM SEG label is read on the frame of the image's
-    SOPInstanceUID). After a label is loaded, when ``data[image_key]`` holds a
+    SOPInstanceUID, a cropped 3D Slicer segmentation placed on the image). After a label is loaded, when ``data[image_key]`` holds a
     loaded image, the label's (H, W) must equal the image's (else :class:`MammogramReadError`
     naming both files), and a label without spacing gets the image's spacing and affine.
 
@@ -387,7 +401,8 @@ class LoadMammogramd(MapTransform):
             if key in self.label_keys:
                 image = d.get(self.image_key)
                 source = (getattr(image, "meta", None) or {}).get("sop_instance_uid")
-                d[key] = load_label(d[key], self._label_loader.spacing_mm, source_uid=source)
+                shape = tuple(image.shape[-2:]) if isinstance(image, torch.Tensor) and image.ndim >= 2 else None
+                d[key] = load_label(d[key], self._label_loader.spacing_mm, source_uid=source, image_shape=shape)
                 self._match_image(d, key)
             else:
                 d[key] = self._image_loader(d[key])
