@@ -268,6 +268,29 @@ def test_put_label_saves_correction_and_keeps_history(server, phantom_cohort, tm
     # a label drawn in Slicer over the positioned DICOM (its geometry, like the infer result) is accepted
     content, _, _ = _infer(server, POSITIONED_ID)
     assert _put_label(server, POSITIONED_ID, _save(tmp_path, content)).status_code == 200
+    # Slicer's module set to ".seg.nrrd" (for overlapping segments) uploads its segmentation as Slicer saves
+    # it (slicerio, the reader and writer Slicer's guide names): the BAC segment among overlapping ones, only
+    # the segments' extent; stored as every label is, a NIfTI on the image
+    import slicerio
+
+    from monai_bac.data import load_label
+
+    mask = np.asarray(load_label(gt / f"{DICOM_ID}.nii.gz")[0])
+    rows, cols = np.nonzero(mask)
+    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    spacing = load_label(gt / f"{DICOM_ID}.nii.gz").meta["spacing_mm"]
+    ijk = np.diag([spacing[1], spacing[0], 1.0, 1.0])
+    ijk[:2, 3] = (c0 * spacing[1], r0 * spacing[0])
+    seg = slicerio.create_segmentation((c1 - c0, r1 - r0, 1), ijk)
+    slicerio.add_segment(seg, np.ones((c1 - c0, r1 - r0, 1), bool), {"name": "Breast"})
+    slicerio.add_segment(seg, mask[r0:r1, c0:c1].T[..., None].astype(bool), {"name": "BAC"})
+    slicerio.write_segmentation(str(tmp_path / "Segmentation.seg.nrrd"), seg)
+    r = _put_label(server, DICOM_ID, tmp_path / "Segmentation.seg.nrrd")
+    assert r.status_code == 200, r.text
+    assert np.array_equal(np.asarray(load_label(stored)[0]), mask)
+    _assert_json_error(_put_label(server, POSITIONED_ID, tmp_path / "Segmentation.seg.nrrd"), 415,
+                       "ImagePositionPatient", "upload the label as NIfTI")
+    assert _put_label(server, DICOM_ID, gt / f"{DICOM_ID}.nii.gz").status_code == 200  # back to the correction
     objects = _datastore(server)
     assert set(objects[DICOM_ID]["labels"]) >= {"final", "tpa"}
     assert objects[DICOM_ID]["labels"]["final"]["info"]["shape"] == [285, 239]
@@ -296,7 +319,7 @@ def test_bad_input_gets_4xx_and_nothing_is_lost(server, tmp_path):
     _assert_json_error(_put_label(server, DICOM_ID, wrong, tag="../../x"), 400, "invalid label tag")
     text = tmp_path / "notes.txt"
     text.write_text("not a label")
-    _assert_json_error(_put_label(server, DICOM_ID, text), 415, "NIfTI")
+    _assert_json_error(_put_label(server, DICOM_ID, text), 415, "NIfTI", ".seg.nrrd")
     junk = tmp_path / "junk.nii.gz"
     junk.write_bytes(b"not a nifti at all")
     _assert_json_error(_put_label(server, DICOM_ID, junk), 422, "not a binary 2D NIfTI")

@@ -54,7 +54,7 @@ from monailabel.datastore.local import DataModel, LocalDatastore
 from monailabel.interfaces.datastore import DefaultLabelTag
 
 from lib.errors import bad_request, conflict, forbidden, not_found, scrub, unprocessable, unsupported
-from lib.geometry import read_label_like
+from lib.geometry import dicom_affine, read_label_like, write_label_like
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,9 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
 SAFE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
 DEFAULT_EXTENSIONS = ("*.dcm", "*.nii.gz", "*.nii")
 NIFTI_EXTS = (".nii.gz", ".nii")
+#: 3D Slicer's segmentation files, which its MONAI Label module uploads when set to ".seg.nrrd"
+#: (needed there for overlapping segments)
+SLICER_EXTS = (".seg.nrrd", ".nrrd")
 HISTORY_DIR = os.path.join(".monai_bac", "label_history")
 TRASH_DIR = os.path.join(".monai_bac", "trash")
 #: largest image or label (pixels x frames) the server decompresses
@@ -161,6 +164,14 @@ def check_upload(path: str, what: str, max_pixels: int = MAX_PIXELS, image_hw: t
         if offset > MAX_NIFTI_HEADER:
             raise unprocessable(f"{what}: NIfTI header declares {offset:,} bytes before the data (extensions); "
                                 f"at most {MAX_NIFTI_HEADER:,} are accepted")
+    elif lower.endswith(SLICER_EXTS):
+        import nrrd
+
+        try:
+            shape = tuple(int(d) for d in nrrd.read_header(str(path))["sizes"])
+        except Exception as e:
+            raise unprocessable(f"{what} is not a 3D Slicer segmentation: no readable NRRD header "
+                                f"({type(e).__name__}: {e}); nothing was read further") from None
     elif lower.endswith((".dcm", ".dicom")):
         import pydicom
 
@@ -194,10 +205,11 @@ def read_uploaded_label(image_id: str, image_path: str, label_filename: str, max
     removes server folders from messages.
     """
     lower = str(label_filename).lower()
-    if not lower.endswith(NIFTI_EXTS):
+    slicer = lower.endswith(SLICER_EXTS)
+    if not (lower.endswith(NIFTI_EXTS) or slicer):
         suffix = "".join(os.path.basename(str(label_filename)).split(".", 1)[1:2])
-        raise unsupported(f"label for {image_id!r}: only NIfTI labels (.nii.gz, .nii) are accepted, got "
-                          f"{'a .' + suffix if suffix else 'an extension-less'} file")
+        raise unsupported(f"label for {image_id!r}: only NIfTI labels (.nii.gz, .nii) and 3D Slicer segmentations "
+                          f"(.seg.nrrd) are accepted, got {'a .' + suffix if suffix else 'an extension-less'} file")
     try:
         (h, w), spacing = image_shape_spacing(image_path)
     except Exception as e:
@@ -205,6 +217,8 @@ def read_uploaded_label(image_id: str, image_path: str, label_filename: str, max
                             f"{clean(str(e))}") from None
     check_upload(label_filename, f"label for {image_id!r}", max_pixels, image_hw=(h, w),
                  expected="a binary 2D NIfTI mask (0 = background, 1 = bac)")
+    if slicer:
+        return _read_slicer_upload(image_id, image_path, label_filename, (h, w), spacing, clean)
     try:
         label, label_spacing = read_label_like(label_filename, image_path)
     except Exception as e:  # unreadable file, not binary, 3D, ...
@@ -221,6 +235,29 @@ def read_uploaded_label(image_id: str, image_path: str, label_filename: str, max
                        image_id, label_spacing, spacing)
         info["spacing_mismatch_mm"] = [list(label_spacing), list(spacing)]
     info.update(shape=[h, w], bac_pixels=int((label > 0).sum()))
+    return label, info
+
+
+def _read_slicer_upload(image_id: str, image_path: str, label_filename: str, hw: tuple[int, int],
+                        spacing, clean: Callable[[str], str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """A 3D Slicer segmentation upload: its BAC segment on the image's grid
+    (:func:`monai_bac.data.slicer_labels.read_slicer_label`), for a mammogram Slicer places at the origin."""
+    from monai_bac.data import MammogramReadError
+    from monai_bac.data.slicer_labels import read_slicer_label
+
+    if str(image_path).lower().endswith(NIFTI_EXTS) or dicom_affine(image_path) is not None:
+        raise unsupported(f"label for {image_id!r}: its image is a NIfTI file or a DICOM with ImagePositionPatient / "
+                          "ImageOrientationPatient, which 3D Slicer places by its own geometry; upload the label "
+                          "as NIfTI (.nii.gz)")
+    try:
+        label, label_spacing = read_slicer_label(label_filename, image_shape=hw)
+    except MammogramReadError as e:
+        reason = clean(str(e).replace(str(label_filename), "the uploaded segmentation"))
+        raise unprocessable(f"label for {image_id!r} cannot be placed on its image: {reason}") from None
+    info: dict[str, Any] = {"source_format": "3D Slicer segmentation (.seg.nrrd)"}
+    if spacing and any(abs(a - b) > 1e-3 * max(a, b) for a, b in zip(spacing, label_spacing)):
+        info["spacing_mismatch_mm"] = [list(label_spacing), list(spacing)]
+    info.update(shape=[int(s) for s in hw], bac_pixels=int((label > 0).sum()))
     return label, info
 
 
@@ -356,8 +393,15 @@ class BACDatastore(LocalDatastore):
     def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
         tag = check_tag(label_tag)
         image_path = self.require_image(image_id)
-        _, info = read_uploaded_label(image_id, image_path, label_filename, self.max_pixels, self._scrub)
+        label, info = read_uploaded_label(image_id, image_path, label_filename, self.max_pixels, self._scrub)
         info = {**(label_info or {}), **info}
+        if str(label_filename).lower().endswith(SLICER_EXTS):  # stored as every label is: NIfTI on the image
+            import tempfile
+
+            _, spacing = image_shape_spacing(image_path)
+            with tempfile.TemporaryDirectory() as tmp:
+                nifti = write_label_like(label, image_path, spacing, os.path.join(tmp, "label.nii.gz"))
+                return self._store_label(image_id, tag, nifti, False, info)
         return self._store_label(image_id, tag, label_filename, str(label_filename).lower().endswith(".nii"), info)
 
     def _store_label(self, image_id: str, tag: str, source: str, gzip_it: bool, info: dict[str, Any]) -> str:
