@@ -261,7 +261,7 @@ def _annotation(entry: dict, data: dict, calcium: bool) -> dict | None:
 
         raw = data.get("raw")
         ann = load_label(entry[key], spacing_mm=(raw.meta or {}).get("spacing_mm"),
-                         source_uid=(raw.meta or {}).get("sop_instance_uid"))
+                         source_uid=(raw.meta or {}).get("sop_instance_uid"), image_shape=tuple(raw.shape[-2:]))
         q = quantify_image(raw, ann, None if data.get("breast_map") is None else data["breast_map"][0].numpy(),
                            calcium=calcium)
         return {"key": key, "path": str(entry[key]), **q.as_dict(segments=False)}

@@ -296,16 +296,13 @@ def load_label(path: PathLike, spacing_mm: Sequence[float] | None = None, source
     path = require_regular_file(path)
     spacing_mm = _check_spacing(spacing_mm, path)
     kind = _file_kind(path)
-    if kind == "dicom":
-        label, spacing = _load_seg(path, source_uid)
-        source = "argument" if spacing_mm is not None else ("SEG Pixel Measures" if spacing is not None else None)
-        spacing = spacing_mm if spacing_mm is not None else spacing
-    elif kind == "nrrd":
+    if kind in ("dicom", "nrrd"):
         from monai_bac.data.slicer_labels import read_slicer_label
 
-        label, spacing = read_slicer_label(path, image_shape)
-        source = "argument" if spacing_mm is not None else "NRRD header"
-        spacing = spacing_mm if spacing_mm is not None else spacing
+        label, spacing = _load_seg(path, source_uid) if kind == "dicom" else read_slicer_label(path, image_shape)
+        source = None if spacing is None else ("SEG Pixel Measures" if kind == "dicom" else "NRRD header")
+        if spacing_mm is not None:
+            spacing, source = spacing_mm, "argument"
     else:
         array, spacing, source = _load_plain(path, kind, spacing_mm)
         label = _binarise_label(np.asarray(array), path, allow_255=kind == "png_tiff")
@@ -392,7 +389,7 @@ class LoadMammogramd(MapTransform):
         self.label_keys = set(ensure_tuple(label_keys))
         self.image_key = image_key
         self._image_loader = LoadMammogram(spacing_mm, require_raw, allow_non_mg, min_size_px=min_size_px)
-        self._label_loader = LoadMammogram(spacing_mm, label=True)
+        self.spacing_mm = spacing_mm
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -402,7 +399,7 @@ class LoadMammogramd(MapTransform):
                 image = d.get(self.image_key)
                 source = (getattr(image, "meta", None) or {}).get("sop_instance_uid")
                 shape = tuple(image.shape[-2:]) if isinstance(image, torch.Tensor) and image.ndim >= 2 else None
-                d[key] = load_label(d[key], self._label_loader.spacing_mm, source_uid=source, image_shape=shape)
+                d[key] = load_label(d[key], self.spacing_mm, source_uid=source, image_shape=shape)
                 self._match_image(d, key)
             else:
                 d[key] = self._image_loader(d[key])

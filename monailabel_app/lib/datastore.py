@@ -217,14 +217,18 @@ def read_uploaded_label(image_id: str, image_path: str, label_filename: str, max
                             f"{clean(str(e))}") from None
     check_upload(label_filename, f"label for {image_id!r}", max_pixels, image_hw=(h, w),
                  expected="a binary 2D NIfTI mask (0 = background, 1 = bac)")
-    if slicer:
-        return _read_slicer_upload(image_id, image_path, label_filename, (h, w), spacing, clean)
+    expected = "a binary 2D NIfTI mask (0 = background, 1 = bac)"
+    if slicer:  # placed by its origin, for a mammogram 3D Slicer puts at the origin (monai_bac.data.slicer_labels)
+        if str(image_path).lower().endswith(NIFTI_EXTS) or dicom_affine(image_path) is not None:
+            raise unsupported(f"label for {image_id!r}: its image is a NIfTI file or a DICOM with ImagePositionPatient "
+                              "/ ImageOrientationPatient, which 3D Slicer places by its own geometry; upload the "
+                              "label as NIfTI (.nii.gz)")
+        expected = "a 3D Slicer segmentation with a BAC segment, placeable on its image"
     try:
-        label, label_spacing = read_label_like(label_filename, image_path)
+        label, label_spacing = read_label_like(label_filename, image_path, image_hw=(h, w))
     except Exception as e:  # unreadable file, not binary, 3D, ...
         reason = clean(str(e).replace(str(label_filename), "the uploaded label"))
-        raise unprocessable(f"label for {image_id!r} is not a binary 2D NIfTI mask (0 = background, "
-                            f"1 = bac): {reason}") from None
+        raise unprocessable(f"label for {image_id!r} is not {expected}: {reason}") from None
     lh, lw = (int(s) for s in label.shape)
     if (lh, lw) != (h, w):
         raise unprocessable(f"label for {image_id!r} is {lh} x {lw} pixels (rows x columns) but the image is "
@@ -234,30 +238,9 @@ def read_uploaded_label(image_id: str, image_path: str, label_filename: str, max
         logger.warning("label for %s has spacing %s mm, the image %s mm; saved (the pixel grid matches)",
                        image_id, label_spacing, spacing)
         info["spacing_mismatch_mm"] = [list(label_spacing), list(spacing)]
+    if slicer:
+        info["source_format"] = "3D Slicer segmentation (.seg.nrrd)"
     info.update(shape=[h, w], bac_pixels=int((label > 0).sum()))
-    return label, info
-
-
-def _read_slicer_upload(image_id: str, image_path: str, label_filename: str, hw: tuple[int, int],
-                        spacing, clean: Callable[[str], str]) -> tuple[np.ndarray, dict[str, Any]]:
-    """A 3D Slicer segmentation upload: its BAC segment on the image's grid
-    (:func:`monai_bac.data.slicer_labels.read_slicer_label`), for a mammogram Slicer places at the origin."""
-    from monai_bac.data import MammogramReadError
-    from monai_bac.data.slicer_labels import read_slicer_label
-
-    if str(image_path).lower().endswith(NIFTI_EXTS) or dicom_affine(image_path) is not None:
-        raise unsupported(f"label for {image_id!r}: its image is a NIfTI file or a DICOM with ImagePositionPatient / "
-                          "ImageOrientationPatient, which 3D Slicer places by its own geometry; upload the label "
-                          "as NIfTI (.nii.gz)")
-    try:
-        label, label_spacing = read_slicer_label(label_filename, image_shape=hw)
-    except MammogramReadError as e:
-        reason = clean(str(e).replace(str(label_filename), "the uploaded segmentation"))
-        raise unprocessable(f"label for {image_id!r} cannot be placed on its image: {reason}") from None
-    info: dict[str, Any] = {"source_format": "3D Slicer segmentation (.seg.nrrd)"}
-    if spacing and any(abs(a - b) > 1e-3 * max(a, b) for a, b in zip(spacing, label_spacing)):
-        info["spacing_mismatch_mm"] = [list(label_spacing), list(spacing)]
-    info.update(shape=[int(s) for s in hw], bac_pixels=int((label > 0).sum()))
     return label, info
 
 

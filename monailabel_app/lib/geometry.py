@@ -162,15 +162,17 @@ def write_label_like(mask_hw: np.ndarray, image_path: str, spacing_mm, out_path:
     return out_path
 
 
-def read_label_like(label_path: str, image_path: str) -> tuple[np.ndarray, tuple[float, float]]:
-    """A label file as (H, W) uint8 in the mammogram's pixel order, and its (row, col) spacing.
+def read_label_like(label_path: str, image_path: str, image_hw: tuple[int, int] | None = None
+                    ) -> tuple[np.ndarray, tuple[float, float]]:
+    """A label file as (H, W) uint8 in the mammogram's pixel order, and its (row, col) spacing
+    (``image_hw``: the image's (rows, columns), to place a 3D Slicer segmentation saved cropped).
 
     Raises ValueError / :class:`monai_bac.data.MammogramReadError` for unreadable or non-binary labels.
     """
     from monai_bac.data import load_label
 
     if not needs_own_reading(image_path):
-        label = load_label(label_path)
+        label = load_label(label_path, image_shape=image_hw)
         return np.asarray(label[0]).astype(np.uint8), tuple(label.meta["spacing_mm"])
     import nibabel as nib
     from nibabel.orientations import apply_orientation, ornt_transform
