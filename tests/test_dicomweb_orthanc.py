@@ -338,6 +338,15 @@ def test_a_spot_view_taken_in_contact_leaves_the_list_once_its_header_is_read(se
     listed = set(again.list_images())
     assert spot not in listed
     assert listed == set(_get(server, "/datastore/", params={"output": "all"}).json()["objects"])
+    # the cache's index shared with another process (the server's background scoring holds one): an image
+    # the server hands out now is kept when the other process writes a score, and the score is served at once
+    handed_out = _post(server, "/activelearning/random", json={}).json()["id"]
+    scored = sorted(listed - {handed_out})[0]
+    again.update_image_info(scored, {"bac_tta_uncertainty": {"score": 12.5}})
+    objects = _get(server, "/datastore/", params={"output": "all"}).json()["objects"]
+    assert objects[scored]["image"]["info"]["bac_tta_uncertainty"] == {"score": 12.5}
+    mark = objects[handed_out]["image"]["info"]["strategy"]["random"]
+    assert mark["ts"] >= int(time.time()) - 60, mark
 
 
 def test_training_on_the_labels_from_the_pacs(server, pacs, phantom_cohort):

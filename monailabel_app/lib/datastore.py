@@ -32,7 +32,10 @@ What :class:`BACDatastore` adds to :class:`~monailabel.datastore.local.LocalData
   refused with HTTP 422 (a 200 kB gzip NIfTI can declare gigabytes);
 * deleting is off unless the server allows it (``allow_delete``; HTTP 403 saying how); when on,
   a deleted image or label is moved to ``studies/.monai_bac/trash/<time>_<id>/`` (with a
-  ``manifest.json`` saying where each file came from), never erased, and the label history stays.
+  ``manifest.json`` saying where each file came from), never erased, and the label history stays;
+* the index is shared with the scoring and training tasks MONAI Label runs in other processes: it
+  is read again when it changed before any answer, and changed under the lock
+  (:mod:`lib.shared_index`), so a score or a "served" mark is neither stale nor lost.
 """
 
 from __future__ import annotations
@@ -49,12 +52,12 @@ import time
 from typing import Any, Callable
 
 import numpy as np
-from filelock import FileLock
-from monailabel.datastore.local import DataModel, LocalDatastore
+from monailabel.datastore.local import DataModel
 from monailabel.interfaces.datastore import DefaultLabelTag
 
 from lib.errors import bad_request, conflict, forbidden, not_found, scrub, unprocessable, unsupported
 from lib.geometry import dicom_affine, read_label_like, write_label_like
+from lib.shared_index import SharedIndexDatastore
 
 logger = logging.getLogger(__name__)
 
@@ -244,8 +247,9 @@ def read_uploaded_label(image_id: str, image_path: str, label_filename: str, max
     return label, info
 
 
-class BACDatastore(LocalDatastore):
-    """:class:`LocalDatastore` for raw mammograms with validated, atomic, versioned label saves."""
+class BACDatastore(SharedIndexDatastore):
+    """MONAI Label's ``LocalDatastore`` for raw mammograms with validated, atomic, versioned label saves, and an
+    index the server and its background tasks share (:class:`lib.shared_index.SharedIndexDatastore`)."""
 
     def __init__(self, datastore_path: str, images_dir: str = ".", extensions=DEFAULT_EXTENSIONS,
                  auto_reload: bool = False, read_only: bool = False, allow_delete: bool = False,
@@ -390,7 +394,8 @@ class BACDatastore(LocalDatastore):
     def _store_label(self, image_id: str, tag: str, source: str, gzip_it: bool, info: dict[str, Any]) -> str:
         label_dir = self._datastore.label_path(tag)
         dest = os.path.join(label_dir, image_id + ".nii.gz")
-        with FileLock(self._lock_file):
+        with self._index_lock:
+            self._init_from_datastore_file()  # what a background task wrote meanwhile stays
             os.makedirs(label_dir, exist_ok=True)
             self._contained(os.path.realpath(label_dir), f"label folder labels/{tag}")
             self._keep_previous(image_id, tag)
@@ -496,7 +501,7 @@ class BACDatastore(LocalDatastore):
             raise not_found(f"image {label_id!r} has no label with tag {tag!r}")
         if not self.allow_delete:
             raise forbidden(DELETE_HOWTO)
-        with FileLock(self._lock_file):  # MONAI Label's lock is not re-entrant: checks above, moves here
+        with self._index_lock:  # checks above, moves here
             self._trash(label_id, [entry], f"label {tag}")
         self.refresh()
 
@@ -510,6 +515,6 @@ class BACDatastore(LocalDatastore):
             raise forbidden(DELETE_HOWTO)
         moves.append((os.path.join(self._datastore.image_path(), name),
                       os.path.normpath(os.path.join(self._datastore.images_dir, name))))
-        with FileLock(self._lock_file):
+        with self._index_lock:
             self._trash(image_id, [m for m in moves if os.path.lexists(m[0])], "image and its labels")
         self.refresh()

@@ -56,7 +56,6 @@ from monai_bac.dicom_seg import is_bac_segment
 from monai_bac.utils import write_json
 from monailabel.config import settings
 from monailabel.datastore.dicom import DICOMwebClientX, DICOMWebDatastore
-from monailabel.datastore.local import LocalDatastore
 from monailabel.interfaces.datastore import DefaultLabelTag
 from monailabel.utils.others.generic import md5_digest
 from pydicom.dataset import Dataset
@@ -64,6 +63,7 @@ from pydicom.dataset import Dataset
 from lib.datastore import MAX_PIXELS, check_image_id, check_tag, image_shape_spacing, read_uploaded_label
 from lib.errors import AppError, NotServed, forbidden, not_found, scrub, unprocessable
 from lib.geometry import write_label_like
+from lib.shared_index import SharedIndexDatastore
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def _not_served(image_id: str, why: str) -> NotServed:
                      "views; GET /datastore/?output=all lists them")
 
 
-class BACDicomWebDatastore(DICOMWebDatastore):
+class BACDicomWebDatastore(DICOMWebDatastore, SharedIndexDatastore):
     """MONAI Label's DICOMweb datastore with one mammogram per image id and BAC labels stored as DICOM SEG."""
 
     def __init__(self, client: DICOMwebClient, search_filter: dict[str, Any] | None = None,
@@ -181,8 +181,8 @@ class BACDicomWebDatastore(DICOMWebDatastore):
         root = cache_path or os.path.join(os.path.expanduser("~"), ".cache", "monailabel", "dicom")
         path = os.path.join(root, md5_digest(client.base_url))
         logger.info("DICOMweb datastore %s (mammograms, BAC labels as DICOM SEG); cache %s", client.base_url, path)
-        LocalDatastore.__init__(self, datastore_path=path, extensions=("*.dcm", "*.nii.gz", "*.nii"),
-                                auto_reload=False)
+        SharedIndexDatastore.__init__(self, datastore_path=path, extensions=("*.dcm", "*.nii.gz", "*.nii"),
+                                      auto_reload=False)
         self._unlisted_by_header = self._read_unlisted_by_header()
 
     def _read_unlisted_by_header(self) -> dict[str, str]:
@@ -323,7 +323,7 @@ class BACDicomWebDatastore(DICOMWebDatastore):
             tmp_path = os.path.join(tmp, f"{image.instance}.dcm")
             dataset.save_as(tmp_path, write_like_original=False)
             with self._lock:
-                LocalDatastore.add_image(self, image.instance, tmp_path, {"SOPInstanceUID": image.instance,
+                SharedIndexDatastore.add_image(self, image.instance, tmp_path, {"SOPInstanceUID": image.instance,
                                                                           "StudyInstanceUID": image.study,
                                                                           "SeriesInstanceUID": image.series,
                                                                           **image.info})
@@ -332,13 +332,13 @@ class BACDicomWebDatastore(DICOMWebDatastore):
     def get_image_info(self, image_id: str) -> dict[str, Any]:
         image = self._locate(image_id)
         info = {"SOPInstanceUID": image.instance, "StudyInstanceUID": image.study, "SeriesInstanceUID": image.series,
-                **image.info, **LocalDatastore.get_image_info(self, image.instance)}
+                **image.info, **SharedIndexDatastore.get_image_info(self, image.instance)}
         info.pop("path", None)  # a server folder
         return info
 
     def update_image_info(self, image_id: str, info: dict[str, Any]) -> None:
         self.get_image_uri(image_id)  # the cache holds the info of the images it has
-        LocalDatastore.update_image_info(self, self._locate(image_id).instance, info)
+        SharedIndexDatastore.update_image_info(self, self._locate(image_id).instance, info)
 
     def add_image(self, image_id: str, image_filename: str, image_info: dict[str, Any]) -> str:
         raise AppError(405, "images are not uploaded through MONAI Label when the studies are a PACS: store them "
@@ -351,7 +351,7 @@ class BACDicomWebDatastore(DICOMWebDatastore):
         if check_tag(label_tag) == FINAL:
             raise forbidden("final labels are DICOM SEG series in the PACS; MONAI Label does not delete them (a "
                             "PACS administrator can; the image then counts as unlabelled again)")
-        LocalDatastore.remove_label(self, label_id, label_tag)
+        SharedIndexDatastore.remove_label(self, label_id, label_tag)
 
     # --- labels -----------------------------------------------------------------------------
     def get_labeled_images(self, label_tag: str | None = None, labels: list[str] | None = None) -> list[str]:
@@ -371,7 +371,7 @@ class BACDicomWebDatastore(DICOMWebDatastore):
         mask, checked = read_uploaded_label(image.instance, image_path, label_filename, self.max_pixels, self._clean)
         info = {**(label_info or {}), **checked}
         if tag != FINAL:
-            return LocalDatastore.save_label(self, image.instance, label_filename, tag, info)
+            return SharedIndexDatastore.save_label(self, image.instance, label_filename, tag, info)
         label = self._store_seg(image, image_path, mask)
         info.update(label.info())
         with self._lock:
@@ -409,8 +409,8 @@ class BACDicomWebDatastore(DICOMWebDatastore):
         with tempfile.TemporaryDirectory() as tmp:
             nifti = write_label_like(mask, image_path, spacing, os.path.join(tmp, f"{image.instance}.nii.gz"))
             with self._lock:
-                LocalDatastore.save_label(self, image.instance, nifti, FINAL, info)
-        return LocalDatastore.get_label_uri(self, image.instance, FINAL)
+                SharedIndexDatastore.save_label(self, image.instance, nifti, FINAL, info)
+        return SharedIndexDatastore.get_label_uri(self, image.instance, FINAL)
 
     def _image_of_label(self, label_id: str, labels: dict[str, PacsLabel]) -> str:
         """The image id a label id names: the image's id (:meth:`_locate`), or its SEG's series or instance UID."""
@@ -425,16 +425,16 @@ class BACDicomWebDatastore(DICOMWebDatastore):
     def get_label_uri(self, label_id: str, label_tag: str, image_id: str = "") -> str:
         """A ``final`` label: the newest BAC SEG of the image in the PACS, as a NIfTI on the image's grid."""
         if check_tag(label_tag) != FINAL:
-            return LocalDatastore.get_label_uri(self, check_image_id(label_id), label_tag)
+            return SharedIndexDatastore.get_label_uri(self, check_image_id(label_id), label_tag)
         labels = self._labels()
         image_id = image_id or self._image_of_label(label_id, labels)
         label = labels.get(image_id)
         if label is None:
             raise not_found(f"image {image_id!r} has no BAC label (DICOM SEG) in the PACS yet")
         image_path = self.get_image_uri(image_id)
-        cached = LocalDatastore.get_label_uri(self, image_id, FINAL)
+        cached = SharedIndexDatastore.get_label_uri(self, image_id, FINAL)
         if cached and os.path.isfile(cached) and \
-                LocalDatastore.get_label_info(self, image_id, FINAL).get("SOPInstanceUID") == label.instance:
+                SharedIndexDatastore.get_label_info(self, image_id, FINAL).get("SOPInstanceUID") == label.instance:
             return cached
         return self._cache_label(self._locate(image_id), image_path, self._read_seg(label, image_path),
                                  {**label.info(), "source": "PACS"})
@@ -462,7 +462,7 @@ class BACDicomWebDatastore(DICOMWebDatastore):
         if check_tag(label_tag) == FINAL:
             self.get_label_uri(label_id, FINAL)
             label_id = self._image_of_label(label_id, self._labels())
-        return LocalDatastore.get_label_info(self, check_image_id(label_id), label_tag)
+        return SharedIndexDatastore.get_label_info(self, check_image_id(label_id), label_tag)
 
     def datalist(self, full_path: bool = True) -> list[dict[str, Any]]:
         """(image, final label) file pairs of every mammogram with a BAC SEG in the PACS; a SEG that cannot
@@ -487,7 +487,7 @@ class BACDicomWebDatastore(DICOMWebDatastore):
 
     def json(self) -> dict[str, Any]:
         """Every mammogram of the PACS (``GET /datastore/?output=all``) with its ``final`` label (its SEG)."""
-        cached = LocalDatastore.json(self)
+        cached = SharedIndexDatastore.json(self)
         labels = self._labels()
         objects = {}
         for image_id, image in self._images().items():
