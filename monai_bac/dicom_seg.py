@@ -24,7 +24,7 @@ from monai_bac.units import as_spacing
 from monai_bac.utils import atomic_write_path
 
 __all__ = ["write_dicom_seg", "read_dicom_seg", "read_seg_label", "SEG_SOP_CLASS_UID", "BAC_PROPERTY",
-           "BAC_SEGMENT_LABELS", "DicomSegError", "is_bac_segment"]
+           "BAC_SEGMENT_LABELS", "ALGORITHM_TYPES", "DicomSegError", "is_bac_segment", "segment_algorithm"]
 
 SEG_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.4"
 #: the segmented property type of the BAC segment this package writes: (CodeValue, CodingSchemeDesignator)
@@ -37,24 +37,34 @@ class DicomSegError(ValueError):
     """The mask cannot be written as a SEG of this source (not DICOM, wrong size, missing UIDs)."""
 
 
-def _segment_description(label: str, algorithm_version: str):
+#: SegmentAlgorithmType (0062,0008) values: the model's output as it came (AUTOMATIC), a person's label made
+#: with the model's help - its prediction corrected (SEMIAUTOMATIC), a person's label drawn without it (MANUAL)
+ALGORITHM_TYPES = ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL")
+
+
+def _segment_description(label: str, algorithm_type: str, algorithm_name: str, algorithm_version: str,
+                         algorithm_parameters: dict[str, str] | None):
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
+    # the algorithm is identified unless no algorithm took part (Type 1C: not for MANUAL)
+    identification = None if algorithm_type == "MANUAL" else hd.AlgorithmIdentificationSequence(
+        name=algorithm_name, version=algorithm_version, family=codes.cid7162.ArtificialIntelligence,
+        parameters=dict(algorithm_parameters) if algorithm_parameters else None)
     return hd.seg.SegmentDescription(
         segment_number=1, segment_label=label,
         segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
         segmented_property_type=hd.sr.CodedConcept(*BAC_PROPERTY, "Breast arterial calcification"),
-        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-        algorithm_identification=hd.AlgorithmIdentificationSequence(
-            name="monai-bac", version=algorithm_version, family=codes.cid7162.ArtificialIntelligence),
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues[algorithm_type],
+        algorithm_identification=identification,
     )
 
 
 def write_dicom_seg(path: str | os.PathLike, mask: np.ndarray, source: str | os.PathLike, *,
                     spacing_mm: Sequence[float] | None = None, segment_label: str = "BAC",
-                    algorithm_version: str | None = None, series_description: str = "BAC segmentation (monai-bac)",
-                    overwrite: bool = False) -> Path:
+                    algorithm_type: str = "AUTOMATIC", algorithm_name: str = "monai-bac",
+                    algorithm_version: str | None = None, algorithm_parameters: dict[str, str] | None = None,
+                    series_description: str = "BAC segmentation (monai-bac)", overwrite: bool = False) -> Path:
     """Write a binary (H, W) mask on ``source``'s grid as a one-segment BINARY SEG, atomically.
 
     Args:
@@ -63,16 +73,26 @@ def write_dicom_seg(path: str | os.PathLike, mask: np.ndarray, source: str | os.
         source: the source DICOM file.
         spacing_mm: (row, col) mm for the Pixel Measures; default the source's
             ImagerPixelSpacing (0018,1164) / PixelSpacing (0028,0030).
+        algorithm_type: SegmentAlgorithmType (0062,0008), one of :data:`ALGORITHM_TYPES`: "AUTOMATIC"
+            for the model's output, "SEMIAUTOMATIC" for a person's correction of it, "MANUAL" for a
+            label drawn without it (then no algorithm is identified).
+        algorithm_name, algorithm_version: the algorithm's identification (default monai-bac, this
+            package's version).
+        algorithm_parameters: AlgorithmParameters of that identification (e.g. the model's id).
         overwrite: replace an existing ``path``.
 
     Raises:
-        DicomSegError: ``source`` is not a readable DICOM image or ``mask`` is not of its size.
+        DicomSegError: ``source`` is not a readable DICOM image, ``mask`` is not of its size, or
+            ``algorithm_type`` is none of :data:`ALGORITHM_TYPES`.
     """
     import highdicom as hd
     import pydicom
 
     import monai_bac
 
+    if algorithm_type not in ALGORITHM_TYPES:
+        raise DicomSegError(f"{path}: algorithm_type {algorithm_type!r} is none of {', '.join(ALGORITHM_TYPES)} "
+                            "(SegmentAlgorithmType (0062,0008))")
     try:
         src = pydicom.dcmread(str(source), stop_before_pixels=True)  # highdicom needs the header only
         rows, cols = int(src.Rows), int(src.Columns)
@@ -91,7 +111,8 @@ def write_dicom_seg(path: str | os.PathLike, mask: np.ndarray, source: str | os.
         warnings.simplefilter("ignore")  # highdicom's advice on single-component person names of the source
         seg = hd.seg.Segmentation(
             source_images=[src], pixel_array=(m > 0)[None], segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=[_segment_description(segment_label, version)],
+            segment_descriptions=[_segment_description(segment_label, algorithm_type, algorithm_name, version,
+                                                        algorithm_parameters)],
             series_instance_uid=hd.UID(), series_number=999, sop_instance_uid=hd.UID(), instance_number=1,
             manufacturer="monai-bac", manufacturer_model_name="monai-bac", software_versions=version,
             device_serial_number="0", series_description=series_description, omit_empty_frames=False,
@@ -124,6 +145,20 @@ def is_bac_segment(item) -> bool:
     return coded or str(item.get("SegmentLabel", "")).strip().upper() in BAC_SEGMENT_LABELS
 
 
+def segment_algorithm(item) -> dict:
+    """How a SEG's segment was made: ``type`` (SegmentAlgorithmType (0062,0008)), and the algorithm's
+    ``name``, ``version`` and ``parameters`` (its SegmentationAlgorithmIdentificationSequence
+    (0062,0007); empty for a MANUAL segment)."""
+    found = {"type": str(item.get("SegmentAlgorithmType", "")).upper(), "name": str(item.get("SegmentAlgorithmName", "")),
+             "version": "", "parameters": {}}
+    for ident in item.get("SegmentationAlgorithmIdentificationSequence") or []:
+        found["name"] = str(ident.get("AlgorithmName", found["name"]))
+        found["version"] = str(ident.get("AlgorithmVersion", ""))
+        pairs = str(ident.get("AlgorithmParameters", "") or "")
+        found["parameters"] = dict(p.split("=", 1) for p in pairs.split(",") if "=" in p)
+    return found
+
+
 def read_seg_label(path: str | os.PathLike, source_uid: str | None = None) -> tuple[np.ndarray, dict]:
     """A BAC label from a DICOM SEG: ``(mask, info)``, mask (H, W) uint8 0/1 on the source image's grid.
 
@@ -135,7 +170,8 @@ def read_seg_label(path: str | os.PathLike, source_uid: str | None = None) -> tu
     * Frames the SEG leaves out (an empty mask, with highdicom's ``omit_empty_frames``) read as 0.
 
     ``info``: ``spacing_mm`` (the shared Pixel Measures (0028,9110), None when absent),
-    ``source_sop_instance_uid``, ``segment`` ("number 'label'"), ``segmentation_type``.
+    ``source_sop_instance_uid``, ``segment`` ("number 'label'"), ``segmentation_type``, ``algorithm``
+    (:func:`segment_algorithm`: AUTOMATIC, SEMIAUTOMATIC or MANUAL, and by what).
 
     Raises:
         DicomSegError: not a readable SEG, or the image or the BAC segment cannot be told.
@@ -180,4 +216,5 @@ def read_seg_label(path: str | os.PathLike, source_uid: str | None = None) -> tu
     except (AttributeError, IndexError, KeyError, ValueError):
         pass
     return mask.astype(np.uint8), {"spacing_mm": spacing, "source_sop_instance_uid": source,
-                                   "segment": _segment_text(chosen[0]), "segmentation_type": kind}
+                                   "segment": _segment_text(chosen[0]), "segmentation_type": kind,
+                                   "algorithm": segment_algorithm(chosen[0])}

@@ -207,18 +207,23 @@ def seg_source_uid(seg_path: str | os.PathLike) -> str:
 def seg_on_rendition(seg_path: str | os.PathLike, rendition_path: str | os.PathLike, out_path: str | os.PathLike,
                      *, overwrite: bool = False) -> Path:
     """The BAC SEG of a raw image, written again on its rendition (same pixels), so that a viewer
-    shows it over the rendition; the rendition's nominal plane goes into the SEG.
+    shows it over the rendition; the rendition's nominal plane goes into the SEG, and how the
+    segment was made (AUTOMATIC, SEMIAUTOMATIC or MANUAL, and by what) stays as it was.
 
     Raises:
         PresentationError: ``seg_path`` was not made on the raw image that ``rendition_path`` renders.
     """
     import pydicom
 
-    from monai_bac.dicom_seg import read_dicom_seg, write_dicom_seg
+    from monai_bac.dicom_seg import read_seg_label, write_dicom_seg
 
     rendition = pydicom.dcmread(str(rendition_path), stop_before_pixels=True)
     raw_uid = rendition.SourceImageSequence[0].ReferencedSOPInstanceUID if "SourceImageSequence" in rendition else None
     if seg_source_uid(seg_path) != raw_uid:
         raise PresentationError(f"{seg_path}: its source image {seg_source_uid(seg_path)} is not the raw image "
                                 f"{raw_uid} that {rendition_path} renders")
-    return write_dicom_seg(out_path, read_dicom_seg(seg_path), rendition_path, overwrite=overwrite)
+    mask, info = read_seg_label(seg_path, raw_uid)
+    made = info["algorithm"]
+    return write_dicom_seg(out_path, mask, rendition_path, algorithm_type=made["type"] or "AUTOMATIC",
+                           algorithm_name=made["name"] or "monai-bac", algorithm_version=made["version"] or None,
+                           algorithm_parameters=made["parameters"], overwrite=overwrite)

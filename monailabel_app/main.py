@@ -23,6 +23,7 @@ import os
 import socket
 import sys
 import tempfile
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,7 +35,8 @@ from monailabel.utils.others.generic import handle_torch_linalg_multithread
 import monai_bac
 from lib.activelearning.strategies import RandomUnlabeled
 from lib.configs import CONFIGS
-from lib.datastore import DEFAULT_EXTENSIONS, MAX_PIXELS, BACDatastore, check_image_id, check_upload
+from lib.datastore import (DEFAULT_EXTENSIONS, MAX_PIXELS, PREDICTION_SERVED_KEY, BACDatastore, check_image_id,
+                           check_upload)
 from lib.dicomweb import BACDicomWebDatastore, dicomweb_client
 from lib.errors import NotServed, bad_request, folder_scrubber, install_exception_handlers, not_found
 
@@ -452,6 +454,8 @@ class BACApp(MONAILabelApp):
         else:
             result_file, result_json = task(request)
 
+        if image_id:
+            self._record_prediction_served(datastore, image_id, result_json)
         label_id = result_file
         if image_id and str(request.get("save_label", "false")).lower() in ("1", "true", "yes"):
             tag = request.get("label_tag", DefaultLabelTag.ORIGINAL.value)
@@ -460,6 +464,19 @@ class BACApp(MONAILabelApp):
         if isinstance(result_json, dict):  # no server folder in the answer
             result_json = json.loads(self.policy.clean(json.dumps(result_json, default=str)))
         return {"label": label_id, "tag": DefaultLabelTag.ORIGINAL, "file": result_file, "params": result_json}
+
+    @staticmethod
+    def _record_prediction_served(datastore: Datastore, image_id: str, result_json: Any) -> None:
+        """Note in the image's info which model's prediction an annotator was given: the label they submit
+        next is then their correction of it (SEMIAUTOMATIC in its DICOM SEG), not a drawing (MANUAL)."""
+        model = ((result_json or {}).get("model") or {}).get("id") if isinstance(result_json, dict) else None
+        if not model:
+            return
+        try:
+            datastore.update_image_info(image_id, {PREDICTION_SERVED_KEY: {
+                "model": str(model), "version": monai_bac.__version__, "ts": int(time.time())}})
+        except Exception as e:  # the prediction is served all the same
+            logger.warning("could not note the prediction served for image %r: %s", image_id, e)
 
     def train(self, request):
         self._check_model(request.get("model"), self._trainers, "trainer for model")

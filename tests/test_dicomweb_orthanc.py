@@ -186,17 +186,34 @@ def test_started_without_downloading_and_lists_the_pacs_mammograms(server, pacs,
                             timeout=30).json()  # it is in the PACS
 
 
-def test_infer_on_a_pacs_image(server, pacs):
-    import pydicom
+def _infer_params(server, sop: str) -> dict:
+    """The result's params of ``POST /infer/bac`` on a PACS image."""
     from requests_toolbelt.multipart.decoder import MultipartDecoder
 
-    _, uids = pacs
-    sop = uids[INFERRED][2]
     r = _post(server, "/infer/bac", params={"image": sop})
     assert r.status_code == 200, r.text
     parts = {p.headers[b"Content-Disposition"].decode().split('name="')[1].split('"')[0]: p.content
              for p in MultipartDecoder(r.content, r.headers["content-type"]).parts}
-    params = json.loads(parts["params"])
+    return json.loads(parts["params"])
+
+
+def _assert_dciodvfy_passes(seg, path: Path) -> None:
+    import subprocess
+
+    dciodvfy = shutil.which("dciodvfy")
+    if dciodvfy is None:  # CI installs it (Debian's dicom3tools)
+        return
+    seg.save_as(path)
+    report = subprocess.run([dciodvfy, str(path)], capture_output=True, text=True)
+    assert not [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
+
+
+def test_infer_on_a_pacs_image(server, pacs):
+    import pydicom
+
+    _, uids = pacs
+    sop = uids[INFERRED][2]
+    params = _infer_params(server, sop)
     cached = pydicom.dcmread(next(server.cache.rglob(f"{sop}.dcm")), stop_before_pixels=True)
     assert params["shape"] == [cached.Rows, cached.Columns] and cached.SOPInstanceUID == sop
     assert np.allclose(params["spacing_mm"], [float(s) for s in cached.ImagerPixelSpacing])
@@ -227,6 +244,24 @@ def test_save_label_stores_a_seg_referencing_the_image_in_the_pacs(server, pacs,
     path = tmp_path / "seg.dcm"
     seg.save_as(path)
     assert np.array_equal(read_dicom_seg(path), expected)  # pixel for pixel
+    # drawn without the model's prediction (the app served none of this image): MANUAL, no algorithm named
+    segment = seg.SegmentSequence[0]
+    assert segment.SegmentAlgorithmType == "MANUAL" and not segment.get("SegmentationAlgorithmIdentificationSequence")
+    _assert_dciodvfy_passes(seg, tmp_path / "manual.dcm")
+    # corrected from the model's prediction, as in Slicer (Next Sample, Run, edit, Submit): SEMIAUTOMATIC, with
+    # the model that made the prediction; the PACS keeps both SEGs and the newest is the image's label
+    model = _infer_params(server, sop)["model"]["id"]
+    assert _put_label(server, sop, gt).status_code == 200
+    corrected = [s for s in _pacs_segs(orthanc) if s.SOPInstanceUID != seg.SOPInstanceUID]
+    assert len(corrected) == 1
+    segment = corrected[0].SegmentSequence[0]
+    assert segment.SegmentAlgorithmType == "SEMIAUTOMATIC"
+    ident = segment.SegmentationAlgorithmIdentificationSequence[0]
+    assert (ident.AlgorithmName, ident.AlgorithmParameters) == ("monai-bac", f"model={model}")
+    _assert_dciodvfy_passes(corrected[0], tmp_path / "semiautomatic.dcm")
+    objects = _get(server, "/datastore/", params={"output": "all"}).json()["objects"]
+    label = objects[sop]["labels"]["final"]["info"]
+    assert (label["SOPInstanceUID"], label["SegmentAlgorithmType"]) == (corrected[0].SOPInstanceUID, "SEMIAUTOMATIC")
 
 
 def test_get_label_back(server, pacs, phantom_cohort, tmp_path):
@@ -252,7 +287,8 @@ def test_a_seg_stored_by_another_workstation_is_read_from_the_pacs(server, pacs,
     orthanc, uids = pacs
     sop = uids[ELSEWHERE][2]
     expected = _mask(phantom_cohort / "labels" / "tpa" / f"{ELSEWHERE}.nii.gz")
-    seg = write_dicom_seg(tmp_path / "other.dcm", expected, phantom_cohort / "images" / f"{ELSEWHERE}.dcm")
+    seg = write_dicom_seg(tmp_path / "other.dcm", expected, phantom_cohort / "images" / f"{ELSEWHERE}.dcm",
+                          algorithm_type="MANUAL")
     # as a viewer writes it (OHIF, Slicer): the annotator's label "BAC" under a generic property type
     ds = pydicom.dcmread(seg)
     code = ds.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0]
@@ -277,6 +313,8 @@ def test_a_seg_stored_by_another_workstation_is_read_from_the_pacs(server, pacs,
     orthanc.upload(breast)
     status = _get(server, "/datastore/").json()
     assert status["completed"] == 2 and status["label_tags"]["final"] == 2
+    listed = _get(server, "/datastore/", params={"output": "all"}).json()["objects"][sop]["labels"]["final"]["info"]
+    assert listed["SegmentAlgorithmType"] == "MANUAL"
     r = _get(server, "/datastore/label", params={"label": uids[INFERRED][2], "tag": "final"})
     assert r.status_code == 404, r.text
 

@@ -294,6 +294,12 @@ def test_put_label_saves_correction_and_keeps_history(server, phantom_cohort, tm
     objects = _datastore(server)
     assert set(objects[DICOM_ID]["labels"]) >= {"final", "tpa"}
     assert objects[DICOM_ID]["labels"]["final"]["info"]["shape"] == [285, 239]
+    # the app served this image's prediction before (test_infer_dicom_label_on_image_grid): the label is the
+    # annotator's correction of it (SEMIAUTOMATIC in a DICOM SEG), made with that model
+    served = objects[DICOM_ID]["image"]["info"]["bac_prediction_served"]
+    assert objects[DICOM_ID]["labels"]["final"]["info"]["segment_algorithm"] == {
+        "algorithm_type": "SEMIAUTOMATIC", "algorithm_version": served["version"],
+        "algorithm_parameters": {"model": served["model"]}}
 
 
 def test_bad_input_gets_4xx_and_nothing_is_lost(server, tmp_path):

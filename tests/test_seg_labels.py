@@ -84,6 +84,44 @@ def test_this_packages_seg_reads_back_as_the_label(images, tmp_path):
     assert set(label.meta) == set(load_label(save_mask_nifti(tmp_path / "m.nii.gz", mask, (0.5, 0.5))).meta)
 
 
+@pytest.mark.parametrize("made", ["AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"])
+def test_a_seg_says_how_its_segment_was_made(images, tmp_path, made):
+    """SegmentAlgorithmType (0062,0008): the model's output, a person's correction of it, or a person's
+    drawing; the algorithm identified unless none took part (Type 1C), and dciodvfy finds no error."""
+    import shutil
+    import subprocess
+
+    image, mask = images[0]
+    path = write_dicom_seg(tmp_path / "bac_seg.dcm", mask, image, algorithm_type=made,
+                           algorithm_parameters={"model": "1733-52881"})
+    segment = pydicom.dcmread(path).SegmentSequence[0]
+    assert segment.SegmentAlgorithmType == made
+    identified = segment.get("SegmentationAlgorithmIdentificationSequence")
+    if made == "MANUAL":
+        assert not identified and "SegmentAlgorithmName" not in segment
+    else:
+        assert identified[0].AlgorithmName == segment.SegmentAlgorithmName == "monai-bac"
+    _, info = read_seg_label(path)
+    expected = ({"type": "MANUAL", "name": "", "version": "", "parameters": {}} if made == "MANUAL" else
+                {"type": made, "name": "monai-bac", "version": identified[0].AlgorithmVersion,
+                 "parameters": {"model": "1733-52881"}})
+    assert info["algorithm"] == expected
+    dciodvfy = shutil.which("dciodvfy")
+    if dciodvfy is not None:  # CI installs it (Debian's dicom3tools)
+        report = subprocess.run([dciodvfy, str(path)], capture_output=True, text=True)
+        assert not [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
+
+
+def test_a_seg_of_an_unknown_making_is_refused_naming_the_tag(images, tmp_path):
+    from monai_bac.dicom_seg import DicomSegError
+
+    image, mask = images[0]
+    with pytest.raises(DicomSegError, match=r"'CORRECTED' is none of AUTOMATIC, SEMIAUTOMATIC, MANUAL "
+                                            r"\(SegmentAlgorithmType \(0062,0008\)\)"):
+        write_dicom_seg(tmp_path / "bac_seg.dcm", mask, image, algorithm_type="CORRECTED")
+    assert not (tmp_path / "bac_seg.dcm").exists()
+
+
 def test_the_bac_segment_of_another_tools_fractional_seg(images, tmp_path):
     """Two segments, the BAC one named by its label and coded in SNOMED CT, not by this package's code;
     FRACTIONAL values cut at one half."""

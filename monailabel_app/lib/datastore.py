@@ -247,6 +247,22 @@ def read_uploaded_label(image_id: str, image_path: str, label_filename: str, max
     return label, info
 
 
+#: image info: the model's prediction of this image that the app served to an annotator (``/infer``)
+PREDICTION_SERVED_KEY = "bac_prediction_served"
+
+
+def annotation_making(image_info: dict[str, Any]) -> dict[str, Any]:
+    """How an annotator's label of an image was made, as a DICOM SEG says it (SegmentAlgorithmType
+    (0062,0008); the keyword arguments of :func:`monai_bac.dicom_seg.write_dicom_seg`): SEMIAUTOMATIC,
+    with the model identified, when the app served a prediction of this image before the label came
+    (the annotator corrected it); else MANUAL (drawn without the model, or with another server's)."""
+    served = image_info.get(PREDICTION_SERVED_KEY) or {}
+    if not served.get("model"):
+        return {"algorithm_type": "MANUAL"}
+    return {"algorithm_type": "SEMIAUTOMATIC", "algorithm_version": served.get("version") or None,
+            "algorithm_parameters": {"model": str(served["model"])}}
+
+
 class BACDatastore(SharedIndexDatastore):
     """MONAI Label's ``LocalDatastore`` for raw mammograms with validated, atomic, versioned label saves, and an
     index the server and its background tasks share (:class:`lib.shared_index.SharedIndexDatastore`)."""
@@ -382,6 +398,8 @@ class BACDatastore(SharedIndexDatastore):
         image_path = self.require_image(image_id)
         label, info = read_uploaded_label(image_id, image_path, label_filename, self.max_pixels, self._scrub)
         info = {**(label_info or {}), **info}
+        if tag == DefaultLabelTag.FINAL.value:  # an annotator's: corrected from the model's prediction or drawn
+            info["segment_algorithm"] = annotation_making(self.get_image_info(image_id))
         if str(label_filename).lower().endswith(SLICER_EXTS):  # stored as every label is: NIfTI on the image
             import tempfile
 

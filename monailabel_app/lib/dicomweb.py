@@ -52,7 +52,7 @@ from typing import Any, Callable
 import requests
 from dicomweb_client import DICOMwebClient
 from monai_bac.data.study_files import not_a_raw_screening_view
-from monai_bac.dicom_seg import is_bac_segment
+from monai_bac.dicom_seg import is_bac_segment, segment_algorithm
 from monai_bac.utils import write_json
 from monailabel.config import settings
 from monailabel.datastore.dicom import DICOMwebClientX, DICOMWebDatastore
@@ -60,7 +60,8 @@ from monailabel.interfaces.datastore import DefaultLabelTag
 from monailabel.utils.others.generic import md5_digest
 from pydicom.dataset import Dataset
 
-from lib.datastore import MAX_PIXELS, check_image_id, check_tag, image_shape_spacing, read_uploaded_label
+from lib.datastore import (MAX_PIXELS, annotation_making, check_image_id, check_tag, image_shape_spacing,
+                           read_uploaded_label)
 from lib.errors import AppError, NotServed, forbidden, not_found, scrub, unprocessable
 from lib.geometry import write_label_like
 from lib.shared_index import SharedIndexDatastore
@@ -139,10 +140,12 @@ class PacsLabel:
     image: str  #: SOPInstanceUID of the referenced mammogram
     created: str  #: ContentDate + ContentTime, for choosing the newest
     description: str = ""
+    made: str = ""  #: the BAC segment's SegmentAlgorithmType: AUTOMATIC, SEMIAUTOMATIC or MANUAL
 
     def info(self) -> dict[str, str]:
         return {"StudyInstanceUID": self.study, "SeriesInstanceUID": self.series, "SOPInstanceUID": self.instance,
-                "SeriesDescription": self.description, "created": self.created, "Modality": "SEG"}
+                "SeriesDescription": self.description, "created": self.created, "Modality": "SEG",
+                "SegmentAlgorithmType": self.made}
 
 
 def bac_label_of(meta: Dataset) -> str | None:
@@ -154,6 +157,12 @@ def bac_label_of(meta: Dataset) -> str | None:
             if instance.get("ReferencedSOPInstanceUID"):
                 return str(instance.ReferencedSOPInstanceUID)
     return None
+
+
+def _made(meta: Dataset) -> str:
+    """SegmentAlgorithmType (0062,0008) of a BAC SEG's BAC segment."""
+    segment = next(s for s in meta.get("SegmentSequence") or [] if is_bac_segment(s))
+    return segment_algorithm(segment)["type"]
 
 
 def _not_served(image_id: str, why: str) -> NotServed:
@@ -277,7 +286,8 @@ class BACDicomWebDatastore(DICOMWebDatastore, SharedIndexDatastore):
             logger.info("SEG %s is not a BAC label of a mammogram: ignored", instance)
             return None
         created = f"{meta.get('ContentDate', '')}{meta.get('ContentTime', '')}"
-        return PacsLabel(study, series, instance, image, created, str(meta.get("SeriesDescription", "")))
+        return PacsLabel(study, series, instance, image, created, str(meta.get("SeriesDescription", "")),
+                         _made(meta))
 
     def _locate(self, image_id: str) -> PacsImage:
         """The mammogram ``image_id`` names: its SOPInstanceUID, or the SeriesInstanceUID of a series holding
@@ -372,7 +382,9 @@ class BACDicomWebDatastore(DICOMWebDatastore, SharedIndexDatastore):
         info = {**(label_info or {}), **checked}
         if tag != FINAL:
             return SharedIndexDatastore.save_label(self, image.instance, label_filename, tag, info)
-        label = self._store_seg(image, image_path, mask)
+        making = annotation_making(self.get_image_info(image.instance))
+        info["segment_algorithm"] = making
+        label = self._store_seg(image, image_path, mask, making)
         info.update(label.info())
         with self._lock:
             self._seg_index[label.instance] = label
@@ -380,7 +392,7 @@ class BACDicomWebDatastore(DICOMWebDatastore, SharedIndexDatastore):
         logger.info("label of %s stored in the PACS as SEG series %s", image.instance, label.series)
         return image.instance
 
-    def _store_seg(self, image: PacsImage, image_path: str, mask) -> PacsLabel:
+    def _store_seg(self, image: PacsImage, image_path: str, mask, making: dict[str, Any]) -> PacsLabel:
         import pydicom
 
         from monai_bac.dicom_seg import DicomSegError, write_dicom_seg
@@ -388,7 +400,8 @@ class BACDicomWebDatastore(DICOMWebDatastore, SharedIndexDatastore):
         with tempfile.TemporaryDirectory() as tmp:
             seg_path = os.path.join(tmp, "label_seg.dcm")
             try:
-                write_dicom_seg(seg_path, mask, image_path, series_description="BAC label (MONAI Label, final)")
+                write_dicom_seg(seg_path, mask, image_path, series_description="BAC label (MONAI Label, final)",
+                                **making)
             except DicomSegError as e:
                 raise unprocessable(f"the label of image {image.instance!r} cannot be written as a DICOM SEG: "
                                     f"{self._clean(str(e))}") from None
@@ -401,7 +414,7 @@ class BACDicomWebDatastore(DICOMWebDatastore, SharedIndexDatastore):
                                 f"{image.instance!r} (failure reason {', '.join(reasons)}); nothing was saved")
         created = f"{seg.get('ContentDate', '')}{seg.get('ContentTime', '')}"
         return PacsLabel(str(seg.StudyInstanceUID), str(seg.SeriesInstanceUID), str(seg.SOPInstanceUID),
-                         image.instance, created, str(seg.get("SeriesDescription", "")))
+                         image.instance, created, str(seg.get("SeriesDescription", "")), making["algorithm_type"])
 
     def _cache_label(self, image: PacsImage, image_path: str, mask, info: dict[str, Any]) -> str:
         """The label as a NIfTI on the image's grid in the cache (what GET /datastore/label and training read)."""

@@ -1,0 +1,46 @@
+"""How an annotator's label was made, as the studies folder records it (and a DICOM SEG of it would say).
+
+An annotator in 3D Slicer either corrects the model's prediction the app served (SEMIAUTOMATIC, made
+with that model) or draws without it (MANUAL). The PACS datastore writes the same verdict into its
+SEG (tests/test_dicomweb_orthanc.py); over HTTP with the studies folder, tests/test_monailabel_app.py.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+pytest.importorskip("monailabel", reason="the MONAI Label app's datastore runs in the label world "
+                                        '(pip install -e ".[label,test]")')
+pytestmark = pytest.mark.label
+
+APP = REPO / "monailabel_app"
+AFFINE = np.diag([-0.1, -0.1, 1, 1])
+
+
+def test_a_final_label_says_whether_it_corrects_a_served_prediction(tmp_path):
+    sys.path.insert(0, str(APP))
+    try:
+        from lib.datastore import PREDICTION_SERVED_KEY, BACDatastore
+    finally:
+        sys.path.remove(str(APP))
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    for name in ("drawn", "corrected"):
+        nib.save(nib.Nifti1Image(np.zeros((8, 6), np.float32), AFFINE), studies / f"{name}.nii.gz")
+    label = tmp_path / "label.nii.gz"
+    nib.save(nib.Nifti1Image(np.eye(8, 6, dtype=np.uint8), AFFINE), label)
+    store = BACDatastore(str(studies))
+    store.update_image_info("corrected", {PREDICTION_SERVED_KEY: {"model": "1733-52881", "version": "0.9.0"}})
+    for image_id in ("drawn", "corrected"):
+        store.save_label(image_id, str(label), "final", {})
+    store.save_label("drawn", str(label), "tpa", {})
+    assert store.get_label_info("drawn", "final")["segment_algorithm"] == {"algorithm_type": "MANUAL"}
+    assert store.get_label_info("corrected", "final")["segment_algorithm"] == {
+        "algorithm_type": "SEMIAUTOMATIC", "algorithm_version": "0.9.0", "algorithm_parameters": {"model": "1733-52881"}}
+    assert "segment_algorithm" not in store.get_label_info("drawn", "tpa")  # a third party's: not known
