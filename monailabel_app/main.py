@@ -455,7 +455,7 @@ class BACApp(MONAILabelApp):
             result_file, result_json = task(request)
 
         if image_id:
-            self._record_prediction_served(datastore, image_id, result_json)
+            self._record_prediction_served(datastore, image_id, result_json, request.get("client_id"))
         label_id = result_file
         if image_id and str(request.get("save_label", "false")).lower() in ("1", "true", "yes"):
             tag = request.get("label_tag", DefaultLabelTag.ORIGINAL.value)
@@ -466,15 +466,17 @@ class BACApp(MONAILabelApp):
         return {"label": label_id, "tag": DefaultLabelTag.ORIGINAL, "file": result_file, "params": result_json}
 
     @staticmethod
-    def _record_prediction_served(datastore: Datastore, image_id: str, result_json: Any) -> None:
-        """Note in the image's info which model's prediction an annotator was given: the label they submit
-        next is then their correction of it (SEMIAUTOMATIC in its DICOM SEG), not a drawing (MANUAL)."""
+    def _record_prediction_served(datastore: Datastore, image_id: str, result_json: Any, client_id: Any) -> None:
+        """Note in the image's info which model's prediction this client was given: the label it submits
+        next is then a correction of it (SEMIAUTOMATIC in its DICOM SEG), not a drawing (MANUAL)."""
         model = ((result_json or {}).get("model") or {}).get("id") if isinstance(result_json, dict) else None
         if not model:
             return
         try:
-            datastore.update_image_info(image_id, {PREDICTION_SERVED_KEY: {
-                "model": str(model), "version": monai_bac.__version__, "ts": int(time.time())}})
+            served = dict(datastore.get_image_info(image_id).get(PREDICTION_SERVED_KEY) or {})
+            served[str(client_id or "")] = {"model": str(model), "version": monai_bac.__version__,
+                                            "ts": int(time.time())}
+            datastore.update_image_info(image_id, {PREDICTION_SERVED_KEY: served})
         except Exception as e:  # the prediction is served all the same
             logger.warning("could not note the prediction served for image %r: %s", image_id, e)
 

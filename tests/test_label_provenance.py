@@ -23,7 +23,7 @@ APP = REPO / "monailabel_app"
 AFFINE = np.diag([-0.1, -0.1, 1, 1])
 
 
-def test_a_final_label_says_whether_it_corrects_a_served_prediction(tmp_path):
+def test_a_final_label_says_whether_it_corrects_a_prediction_served_to_its_client(tmp_path):
     sys.path.insert(0, str(APP))
     try:
         from lib.datastore import PREDICTION_SERVED_KEY, BACDatastore
@@ -36,11 +36,15 @@ def test_a_final_label_says_whether_it_corrects_a_served_prediction(tmp_path):
     label = tmp_path / "label.nii.gz"
     nib.save(nib.Nifti1Image(np.eye(8, 6, dtype=np.uint8), AFFINE), label)
     store = BACDatastore(str(studies))
-    store.update_image_info("corrected", {PREDICTION_SERVED_KEY: {"model": "1733-52881", "version": "0.9.0"}})
-    for image_id in ("drawn", "corrected"):
-        store.save_label(image_id, str(label), "final", {})
+    store.update_image_info("corrected", {PREDICTION_SERVED_KEY: {
+        "annotator-a": {"model": "1733-52881", "version": "0.9.0", "ts": 10}}})
+    semiautomatic = {"algorithm_type": "SEMIAUTOMATIC", "algorithm_version": "0.9.0",
+                     "algorithm_parameters": {"model": "1733-52881"}}
+    for image_id, client, made in (("drawn", "annotator-a", {"algorithm_type": "MANUAL"}),
+                                   ("corrected", "annotator-b", {"algorithm_type": "MANUAL"}),  # not served to b
+                                   ("corrected", "annotator-a", semiautomatic),
+                                   ("corrected", None, semiautomatic)):  # no client id: served to any client
+        store.save_label(image_id, str(label), "final", {"client_id": client} if client else {})
+        assert store.get_label_info(image_id, "final")["segment_algorithm"] == made, (image_id, client)
     store.save_label("drawn", str(label), "tpa", {})
-    assert store.get_label_info("drawn", "final")["segment_algorithm"] == {"algorithm_type": "MANUAL"}
-    assert store.get_label_info("corrected", "final")["segment_algorithm"] == {
-        "algorithm_type": "SEMIAUTOMATIC", "algorithm_version": "0.9.0", "algorithm_parameters": {"model": "1733-52881"}}
     assert "segment_algorithm" not in store.get_label_info("drawn", "tpa")  # a third party's: not known

@@ -296,7 +296,7 @@ def test_put_label_saves_correction_and_keeps_history(server, phantom_cohort, tm
     assert objects[DICOM_ID]["labels"]["final"]["info"]["shape"] == [285, 239]
     # the app served this image's prediction before (test_infer_dicom_label_on_image_grid): the label is the
     # annotator's correction of it (SEMIAUTOMATIC in a DICOM SEG), made with that model
-    served = objects[DICOM_ID]["image"]["info"]["bac_prediction_served"]
+    served = objects[DICOM_ID]["image"]["info"]["bac_prediction_served"][""]  # requests without a client id
     assert objects[DICOM_ID]["labels"]["final"]["info"]["segment_algorithm"] == {
         "algorithm_type": "SEMIAUTOMATIC", "algorithm_version": served["version"],
         "algorithm_parameters": {"model": served["model"]}}

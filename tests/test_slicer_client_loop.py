@@ -111,7 +111,8 @@ def loop(tmp_path_factory, tiny_bundle, phantom_cohort):
 def client(loop, tmp_path_factory):
     from monailabel.client import MONAILabelClient
 
-    return MONAILabelClient(loop[0].url, tmpdir=str(tmp_path_factory.mktemp("slicer_client")))
+    # the module's client id: its "Client/User-ID" setting, "user-xyz" unless the annotator changes it
+    return MONAILabelClient(loop[0].url, tmpdir=str(tmp_path_factory.mktemp("slicer_client")), client_id="user-xyz")
 
 
 # --- Slicer's reading of a file ------------------------------------------------------------------
@@ -331,6 +332,22 @@ def test_saved_label_lands_on_the_known_bac(loop, client, tmp_path, image_id):
     assert np.array_equal(mask > 0, truth) and np.allclose(spacing, (SPACING_MM, SPACING_MM))
     if image_id == PLAIN_ID:  # no orientation: monai_bac's own loader reads it the same
         assert np.array_equal(np.asarray(load_label(stored)[0]) > 0, truth)
+
+    # this client ran the model on the image before (test_infer_nrrd_overlays_the_image_in_slicer): the label
+    # is its correction of that prediction; another annotator, who never ran it here, drew theirs
+    served = client.datastore()["objects"][image_id]["image"]["info"]["bac_prediction_served"]["user-xyz"]
+    assert stored_info["segment_algorithm"] == {"algorithm_type": "SEMIAUTOMATIC", "algorithm_version": served["version"],
+                                                "algorithm_parameters": {"model": served["model"]}}
+    if image_id == PLAIN_ID:
+        from monailabel.client import MONAILabelClient
+
+        other = MONAILabelClient(server.url, tmpdir=str(tmp_path), client_id="another-annotator")
+        other.save_label(image_id, str(upload), params={"label_info": [{"name": "bac", "idx": 1}]})
+        info = client.datastore()["objects"][image_id]["labels"]["final"]["info"]
+        assert info["segment_algorithm"] == {"algorithm_type": "MANUAL"}
+        client.save_label(image_id, str(upload), params={"label_info": [{"name": "bac", "idx": 1}]})
+        info = client.datastore()["objects"][image_id]["labels"]["final"]["info"]
+        assert info["segment_algorithm"]["algorithm_type"] == "SEMIAUTOMATIC"
 
 
 def test_train_then_next_sample_is_unlabelled(loop, client):

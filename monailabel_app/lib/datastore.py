@@ -247,20 +247,26 @@ def read_uploaded_label(image_id: str, image_path: str, label_filename: str, max
     return label, info
 
 
-#: image info: the model's prediction of this image that the app served to an annotator (``/infer``)
+#: image info: the model's predictions of this image that the app served (``/infer``), by the client that
+#: asked (MONAI Label's clients send a ``client_id``: 3D Slicer's module its "Client/User-ID" setting)
 PREDICTION_SERVED_KEY = "bac_prediction_served"
 
 
-def annotation_making(image_info: dict[str, Any]) -> dict[str, Any]:
+def annotation_making(image_info: dict[str, Any], client_id: str | None = None) -> dict[str, Any]:
     """How an annotator's label of an image was made, as a DICOM SEG says it (SegmentAlgorithmType
     (0062,0008); the keyword arguments of :func:`monai_bac.dicom_seg.write_dicom_seg`): SEMIAUTOMATIC,
-    with the model identified, when the app served a prediction of this image before the label came
-    (the annotator corrected it); else MANUAL (drawn without the model, or with another server's)."""
+    with the model identified, when the app served this image's prediction to the same client before
+    the label came (the annotator corrected it; a label without a client id counts any client's);
+    else MANUAL (drawn without the model, or with another server's)."""
     served = image_info.get(PREDICTION_SERVED_KEY) or {}
-    if not served.get("model"):
+    if client_id:
+        entry = served.get(str(client_id))
+    else:
+        entry = max(served.values(), key=lambda e: e.get("ts", 0), default=None)
+    if not entry or not entry.get("model"):
         return {"algorithm_type": "MANUAL"}
-    return {"algorithm_type": "SEMIAUTOMATIC", "algorithm_version": served.get("version") or None,
-            "algorithm_parameters": {"model": str(served["model"])}}
+    return {"algorithm_type": "SEMIAUTOMATIC", "algorithm_version": entry.get("version") or None,
+            "algorithm_parameters": {"model": str(entry["model"])}}
 
 
 class BACDatastore(SharedIndexDatastore):
@@ -399,7 +405,7 @@ class BACDatastore(SharedIndexDatastore):
         label, info = read_uploaded_label(image_id, image_path, label_filename, self.max_pixels, self._scrub)
         info = {**(label_info or {}), **info}
         if tag == DefaultLabelTag.FINAL.value:  # an annotator's: corrected from the model's prediction or drawn
-            info["segment_algorithm"] = annotation_making(self.get_image_info(image_id))
+            info["segment_algorithm"] = annotation_making(self.get_image_info(image_id), info.get("client_id"))
         if str(label_filename).lower().endswith(SLICER_EXTS):  # stored as every label is: NIfTI on the image
             import tempfile
 

@@ -382,7 +382,7 @@ class BACDicomWebDatastore(DICOMWebDatastore, SharedIndexDatastore):
         info = {**(label_info or {}), **checked}
         if tag != FINAL:
             return SharedIndexDatastore.save_label(self, image.instance, label_filename, tag, info)
-        making = annotation_making(self.get_image_info(image.instance))
+        making = annotation_making(self.get_image_info(image.instance), info.get("client_id"))
         info["segment_algorithm"] = making
         label = self._store_seg(image, image_path, mask, making)
         info.update(label.info())
