@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from monai_bac.data.dicom_io import MG_FOR_PRESENTATION_SOP_CLASS, read_dicom_ma
 from monai_bac.ops.breast_region import breast_region_map
 from monai_bac.phantom import make_phantom
 from monai_bac.presentation import DISPLAY_BITS, write_presentation
+from conftest import assert_dciodvfy_passes
 
 VENDOR_CASES = [("GE", "CC", "L"), ("HOLOGIC", "MLO", "R"), ("SIEMENS", "CC", "R")]
 
@@ -45,16 +44,10 @@ def expected_stored(raw_linear: np.ndarray, breast: np.ndarray, gamma: float = 0
 @pytest.mark.parametrize("vendor, view, laterality", VENDOR_CASES)
 def test_rendition_passes_dciodvfy(tmp_path, vendor, view, laterality):
     """MG For Presentation IOD with dicom3tools' validator: 0 errors, for each vendor's raw encoding."""
-    dciodvfy = shutil.which("dciodvfy")
-    if dciodvfy is None:
-        pytest.skip("dciodvfy (Debian package dicom3tools) is not installed")
     raw, _ = write_raw(tmp_path / "raw.dcm", vendor, view, laterality)
     out = write_presentation(raw, tmp_path / "raw.presentation.dcm")
-    report = subprocess.run([dciodvfy, str(out)], capture_output=True, text=True)
-    text = report.stdout + report.stderr
+    text = assert_dciodvfy_passes(out, required=True)
     assert "MammographyImageForPresentation" in text, text
-    errors = [line for line in text.splitlines() if line.startswith("Error")]
-    assert not errors, errors
 
 
 @pytest.mark.parametrize("vendor, view, laterality", VENDOR_CASES)
@@ -109,10 +102,7 @@ def test_a_magnification_views_rendition_stays_one(tmp_path):
                                                    r"magnification view; magnified 1\.8 x"):
         _, meta = read_dicom_mammogram(out)
     assert (meta["view"], meta["view_modifiers"], meta["magnification"]) == ("CC", "MAGNIFICATION", 1.8)
-    dciodvfy = shutil.which("dciodvfy")
-    if dciodvfy is not None:
-        report = subprocess.run([dciodvfy, str(out)], capture_output=True, text=True)
-        assert not [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
+    assert_dciodvfy_passes(out)
 
 
 def test_present_cli_writes_renditions_and_names_the_file_it_refuses(tmp_path, capsys):
@@ -155,10 +145,7 @@ def test_rendition_has_a_nominal_plane_that_a_seg_follows(tmp_path):
     plane = seg.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0]
     assert [float(v) for v in plane.ImageOrientationPatient] == [float(v) for v in pres.ImageOrientationPatient]
     assert np.array_equal(read_dicom_seg(seg_path), ph.bac_mask.astype(np.uint8))
-    dciodvfy = shutil.which("dciodvfy")
-    if dciodvfy is not None:
-        report = subprocess.run([dciodvfy, str(seg_path)], capture_output=True, text=True)
-        assert not [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
+    assert_dciodvfy_passes(seg_path)
     plain = pydicom.dcmread(write_presentation(raw_path, tmp_path / "plain.dcm", plane=False))
     assert not {"FrameOfReferenceUID", "ImagePositionPatient", "ImageOrientationPatient"} & set(plain.dir())
 
