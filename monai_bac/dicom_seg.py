@@ -64,7 +64,8 @@ def write_dicom_seg(path: str | os.PathLike, mask: np.ndarray, source: str | os.
                     spacing_mm: Sequence[float] | None = None, segment_label: str = "BAC",
                     algorithm_type: str = "AUTOMATIC", algorithm_name: str = "monai-bac",
                     algorithm_version: str | None = None, algorithm_parameters: dict[str, str] | None = None,
-                    series_description: str = "BAC segmentation (monai-bac)", overwrite: bool = False) -> Path:
+                    content_creator_name: str | None = None, series_description: str = "BAC segmentation (monai-bac)",
+                    overwrite: bool = False) -> Path:
     """Write a binary (H, W) mask on ``source``'s grid as a one-segment BINARY SEG, atomically.
 
     Args:
@@ -79,6 +80,9 @@ def write_dicom_seg(path: str | os.PathLike, mask: np.ndarray, source: str | os.
         algorithm_name, algorithm_version: the algorithm's identification (default monai-bac, this
             package's version).
         algorithm_parameters: AlgorithmParameters of that identification (e.g. the model's id).
+        content_creator_name: ContentCreatorName (0070,0084), the person who made or corrected the label
+            (a DICOM person name, ``Family^Given`` or as the identity provider spells it); empty when
+            not known, as the Type 2 attribute allows.
         overwrite: replace an existing ``path``.
 
     Raises:
@@ -116,12 +120,17 @@ def write_dicom_seg(path: str | os.PathLike, mask: np.ndarray, source: str | os.
             series_instance_uid=hd.UID(), series_number=999, sop_instance_uid=hd.UID(), instance_number=1,
             manufacturer="monai-bac", manufacturer_model_name="monai-bac", software_versions=version,
             device_serial_number="0", series_description=series_description, omit_empty_frames=False,
+            content_creator_name=content_creator_name or None,
             pixel_measures=hd.PixelMeasuresSequence(pixel_spacing=list(sp), slice_thickness=1.0) if sp else None,
         )
     # General Image module, Type 2C for images without a frame of reference (a 2D mammogram):
     # the source's own orientation, or empty (highdicom fills it only from a frame of reference)
     if "PatientOrientation" not in seg:
         seg.PatientOrientation = src.get("PatientOrientation", "")
+    if "ContentCreatorName" not in seg:  # Type 2 (Content Identification); highdicom >= 0.23 leaves it out
+        seg.ContentCreatorName = ""
+    if content_creator_name and not content_creator_name.isascii():
+        seg.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: a person's name in any script (the default is ASCII)
     path = Path(path)
     with atomic_write_path(path, overwrite=overwrite) as tmp:
         seg.save_as(str(tmp))
@@ -171,7 +180,8 @@ def read_seg_label(path: str | os.PathLike, source_uid: str | None = None) -> tu
 
     ``info``: ``spacing_mm`` (the shared Pixel Measures (0028,9110), None when absent),
     ``source_sop_instance_uid``, ``segment`` ("number 'label'"), ``segmentation_type``, ``algorithm``
-    (:func:`segment_algorithm`: AUTOMATIC, SEMIAUTOMATIC or MANUAL, and by what).
+    (:func:`segment_algorithm`: AUTOMATIC, SEMIAUTOMATIC or MANUAL, and by what), ``content_creator``
+    (ContentCreatorName (0070,0084): who made it, None when the SEG leaves it empty).
 
     Raises:
         DicomSegError: not a readable SEG, or the image or the BAC segment cannot be told.
@@ -217,4 +227,5 @@ def read_seg_label(path: str | os.PathLike, source_uid: str | None = None) -> tu
         pass
     return mask.astype(np.uint8), {"spacing_mm": spacing, "source_sop_instance_uid": source,
                                    "segment": _segment_text(chosen[0]), "segmentation_type": kind,
-                                   "algorithm": segment_algorithm(chosen[0])}
+                                   "algorithm": segment_algorithm(chosen[0]),
+                                   "content_creator": str(seg.get("ContentCreatorName") or "") or None}

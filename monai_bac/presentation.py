@@ -208,7 +208,7 @@ def seg_on_rendition(seg_path: str | os.PathLike, rendition_path: str | os.PathL
                      *, overwrite: bool = False) -> Path:
     """The BAC SEG of a raw image, written again on its rendition (same pixels), so that a viewer
     shows it over the rendition; the rendition's nominal plane goes into the SEG, and how the
-    segment was made (AUTOMATIC, SEMIAUTOMATIC or MANUAL, and by what) stays as it was.
+    segment was made (AUTOMATIC, SEMIAUTOMATIC or MANUAL, by what and by whom) stays as it was.
 
     Raises:
         PresentationError: ``seg_path`` was not made on the raw image that ``rendition_path`` renders.
@@ -226,4 +226,5 @@ def seg_on_rendition(seg_path: str | os.PathLike, rendition_path: str | os.PathL
     made = info["algorithm"]
     return write_dicom_seg(out_path, mask, rendition_path, algorithm_type=made["type"] or "AUTOMATIC",
                            algorithm_name=made["name"] or "monai-bac", algorithm_version=made["version"] or None,
-                           algorithm_parameters=made["parameters"], overwrite=overwrite)
+                           algorithm_parameters=made["parameters"], content_creator_name=info["content_creator"],
+                           overwrite=overwrite)

@@ -34,6 +34,7 @@ from monailabel.utils.others.generic import handle_torch_linalg_multithread
 
 import monai_bac
 from lib.activelearning.strategies import RandomUnlabeled
+from lib.annotator import note_verified, requester
 from lib.configs import CONFIGS
 from lib.datastore import (DEFAULT_EXTENSIONS, MAX_PIXELS, PREDICTION_SERVED_KEY, BACDatastore, check_image_id,
                            check_upload)
@@ -245,7 +246,10 @@ class _JWTWithAlgorithms:
         import jwt
 
         kwargs["algorithms"] = self.algorithms
-        return jwt.decode(token, key, *args, **kwargs)
+        claims = jwt.decode(token, key, *args, **kwargs)  # raises unless the token verifies
+        if isinstance(claims, dict):  # who saves a label in this request (lib.annotator)
+            note_verified(claims, settings.MONAI_LABEL_AUTH_TOKEN_USERNAME, settings.MONAI_LABEL_AUTH_TOKEN_NAME)
+        return claims
 
 
 def _auth_algorithms(conf: dict) -> tuple[str, ...]:
@@ -467,15 +471,16 @@ class BACApp(MONAILabelApp):
 
     @staticmethod
     def _record_prediction_served(datastore: Datastore, image_id: str, result_json: Any, client_id: Any) -> None:
-        """Note in the image's info which model's prediction this client was given: the label it submits
-        next is then a correction of it (SEMIAUTOMATIC in its DICOM SEG), not a drawing (MANUAL)."""
+        """Note in the image's info which model's prediction this client (the verified user, with authentication
+        on: :func:`lib.annotator.requester`) was given: the label it submits next is then a correction of it
+        (SEMIAUTOMATIC in its DICOM SEG), not a drawing (MANUAL)."""
         model = ((result_json or {}).get("model") or {}).get("id") if isinstance(result_json, dict) else None
         if not model:
             return
-        try:
+        try:  # the datastore merges this map into the one on disk: another client's note made meanwhile stays
             served = dict(datastore.get_image_info(image_id).get(PREDICTION_SERVED_KEY) or {})
-            served[str(client_id or "")] = {"model": str(model), "version": monai_bac.__version__,
-                                            "ts": int(time.time())}
+            served[requester(client_id) or ""] = {"model": str(model), "version": monai_bac.__version__,
+                                                  "ts": int(time.time())}
             datastore.update_image_info(image_id, {PREDICTION_SERVED_KEY: served})
         except Exception as e:  # the prediction is served all the same
             logger.warning("could not note the prediction served for image %r: %s", image_id, e)

@@ -236,6 +236,7 @@ def test_save_label_stores_a_seg_referencing_the_image_in_the_pacs(server, pacs,
     # drawn without the model's prediction (the app served none of this image): MANUAL, no algorithm named
     segment = seg.SegmentSequence[0]
     assert segment.SegmentAlgorithmType == "MANUAL" and not segment.get("SegmentationAlgorithmIdentificationSequence")
+    assert seg.ContentCreatorName == ""  # authentication off: no verified person (tested below with one)
     assert_dciodvfy_passes(path)  # as the PACS returns it
     # corrected from the model's prediction, as in Slicer (Next Sample, Run, edit, Submit): SEMIAUTOMATIC, with
     # the model that made the prediction; the PACS keeps both SEGs and the newest is the image's label
@@ -402,3 +403,35 @@ def test_training_on_the_labels_from_the_pacs(server, pacs, phantom_cohort):
     for name, source in ((SAVED, "gt"), (ELSEWHERE, "tpa")):
         decoded = next(server.cache.rglob(f"labels/final/{uids[name][2]}.nii.gz"))
         assert np.array_equal(_mask(decoded), _mask(phantom_cohort / "labels" / source / f"{name}.nii.gz"))
+
+
+def test_a_label_saved_by_a_verified_annotator_names_them_in_its_seg(server, pacs, phantom_cohort, tmp_path):
+    """With MONAI Label's authentication on, the app's token check notes who the request's token names
+    (lib.annotator, over HTTP: tests/test_monailabel_security.py); the SEG stored in the PACS then says so in
+    ContentCreatorName (0070,0084). Run here as the save would run inside such a request."""
+    import contextvars
+    import sys
+
+    sys.path.insert(0, str(APP))
+    try:
+        from lib.annotator import note_verified
+        from lib.dicomweb import BACDicomWebDatastore, dicomweb_client
+    finally:
+        sys.path.remove(str(APP))
+    orthanc, uids = pacs
+    sop = uids[SAVED][2]
+    before = {s.SOPInstanceUID for s in _pacs_segs(orthanc)}
+    store = BACDicomWebDatastore(dicomweb_client(orthanc.dicomweb), cache_path=str(server.cache))
+    claims = {"preferred_username": "jdoe", "name": "Jane Doe", "given_name": "Jane", "family_name": "Doe"}
+
+    def save_in_a_verified_request():
+        note_verified(claims, "preferred_username", "name")
+        store.save_label(sop, str(phantom_cohort / "labels" / "gt" / f"{SAVED}.nii.gz"), "final", {})
+
+    contextvars.copy_context().run(save_in_a_verified_request)
+    new = [s for s in _pacs_segs(orthanc) if s.SOPInstanceUID not in before]
+    assert len(new) == 1 and new[0].ContentCreatorName == "Doe^Jane"
+    new[0].save_as(tmp_path / "by_jane.dcm")
+    assert_dciodvfy_passes(tmp_path / "by_jane.dcm")
+    assert store.get_label_info(sop, "final")["annotator"] == {"username": "jdoe", "name": "Jane Doe",
+                                                               "person_name": "Doe^Jane"}

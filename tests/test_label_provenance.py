@@ -48,3 +48,42 @@ def test_a_final_label_says_whether_it_corrects_a_prediction_served_to_its_clien
         assert store.get_label_info(image_id, "final")["segment_algorithm"] == made, (image_id, client)
     store.save_label("drawn", str(label), "tpa", {})
     assert "segment_algorithm" not in store.get_label_info("drawn", "tpa")  # a third party's: not known
+
+
+def test_with_authentication_the_verified_user_not_the_client_id_tells_a_correction(tmp_path):
+    """With MONAI Label's authentication on, two annotators who keep Slicer's default client id
+    (``user-xyz``) are still told apart: the prediction served and the label saved are matched by the
+    user the server verified (lib.annotator), who is also named in the label's info."""
+    import contextvars
+
+    sys.path.insert(0, str(APP))
+    try:
+        from lib.annotator import note_verified
+        from lib.datastore import BACDatastore
+        from main import BACApp
+    finally:
+        sys.path.remove(str(APP))
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    nib.save(nib.Nifti1Image(np.zeros((8, 6), np.float32), AFFINE), studies / "img.nii.gz")
+    label = tmp_path / "label.nii.gz"
+    nib.save(nib.Nifti1Image(np.eye(8, 6, dtype=np.uint8), AFFINE), label)
+    store = BACDatastore(str(studies))
+
+    def as_user(username, step):  # one HTTP request whose token verified as this user
+        def request():
+            note_verified({"preferred_username": username}, "preferred_username", "name")
+            step()
+        contextvars.copy_context().run(request)
+
+    as_user("jdoe", lambda: BACApp._record_prediction_served(store, "img", {"model": {"id": "17-3"}}, "user-xyz"))
+    assert set(store.get_image_info("img")["bac_prediction_served"]) == {"user:jdoe"}
+    made = {}
+    for username, tag in (("rroe", "final"), ("jdoe", "final")):
+        as_user(username, lambda: store.save_label("img", str(label), tag, {"client_id": "user-xyz"}))
+        made[username] = store.get_label_info("img", "final")
+    assert made["rroe"]["segment_algorithm"] == {"algorithm_type": "MANUAL"}
+    assert made["rroe"]["annotator"]["username"] == "rroe"
+    assert made["jdoe"]["segment_algorithm"]["algorithm_type"] == "SEMIAUTOMATIC"
+    assert made["jdoe"]["segment_algorithm"]["algorithm_parameters"] == {"model": "17-3"}
+    assert made["jdoe"]["annotator"] == {"username": "jdoe", "name": "", "person_name": "jdoe"}

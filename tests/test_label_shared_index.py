@@ -102,28 +102,98 @@ def test_changes_made_in_turn_by_two_holders_of_the_index_add_up(studies, tmp_pa
     assert server.get_labeled_images() == ["img0"]
 
 
-def test_two_processes_updating_at_the_same_time_lose_nothing(studies, tmp_path):
-    """A background scoring writes scores while the server marks images handed out, both at once."""
-    _store(studies)  # the index exists before both start, as when the server starts its task
-    go, loops = tmp_path / "go", 40
-    processes = []
-    for name, first in (("score", 0), ("served", 3)):
-        processes.append(_in_another_process(studies, f"""
-            import os, time
-            open({str(tmp_path / name)!r}, "w").close()
-            while not os.path.exists({str(go)!r}):
-                time.sleep(0.01)
-            for k in range({loops}):
-                store.update_image_info("img%d" % ({first} + k % 3), {{"{name}_%d" % k: k}})
-                time.sleep(0.005)
-        """))
+def _at_the_same_moment(studies, tmp_path, bodies: dict[str, str], setup: str = "") -> None:
+    """Run each body in a process of its own (a datastore ``store`` on ``studies``), all released at once
+    (after ``setup``)."""
+    _store(studies)  # the index exists before they start, as when the server starts its task
+    go = tmp_path / "go"
+    processes = [_in_another_process(studies, textwrap.dedent(setup) + textwrap.dedent(f"""
+        import os, time
+        open({str(tmp_path / name)!r}, "w").close()
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.01)
+    """) + textwrap.dedent(body)) for name, body in bodies.items()]
     deadline = time.monotonic() + 120
-    while not ((tmp_path / "score").exists() and (tmp_path / "served").exists()) and time.monotonic() < deadline:
+    while not all((tmp_path / name).exists() for name in bodies) and time.monotonic() < deadline:
+        assert all(p.poll() is None for p in processes), [p.communicate()[0] for p in processes if p.poll() is not None]
         time.sleep(0.05)
     go.touch()
     for process in processes:
         _finish(process)
+
+
+def test_two_processes_updating_at_the_same_time_lose_nothing(studies, tmp_path):
+    """A background scoring writes scores while the server marks images handed out, both at once."""
+    loops = 40
+    _at_the_same_moment(studies, tmp_path, {name: f"""
+        for k in range({loops}):
+            store.update_image_info("img%d" % ({first} + k % 3), {{"{name}_%d" % k: k}})
+            time.sleep(0.005)
+    """ for name, first in (("score", 0), ("served", 3))})
     objects = _index(studies)
     for k in range(loops):
         assert objects[f"img{k % 3}"]["image"]["info"].get(f"score_{k}") == k, (k, objects)
         assert objects[f"img{3 + k % 3}"]["image"]["info"].get(f"served_{k}") == k, (k, objects)
+
+
+def test_images_added_and_labels_saved_while_another_process_scores_lose_nothing(studies, tmp_path):
+    """Uploads (an image, a third party's label) while a background scoring writes its scores."""
+    loops = 60
+    label = tmp_path / "upload.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((8, 6), np.uint8), np.diag([-0.1, -0.1, 1, 1])), label)
+    image = tmp_path / "upload_image.nii.gz"  # the smallest image the app takes as a mammogram
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).uniform(1e3, 4e3, (128, 128)).astype(np.float32),
+                             np.diag([-0.1, -0.1, 1, 1])), image)
+    _at_the_same_moment(studies, tmp_path, {
+        "uploads": f"""
+            from lib.shared_index import SharedIndexDatastore
+            for k in range({loops}):  # as the PACS datastore caches an image, and a label other than 'final'
+                SharedIndexDatastore.add_image(store, "new%d" % k, {str(image)!r}, {{"k": k}})
+                SharedIndexDatastore.save_label(store, "img%d" % (k % 6), {str(label)!r}, "tpa%d" % k, {{}})
+        """,
+        "scores": f"""
+            for k in range({2 * loops}):
+                store.update_image_info("img%d" % (k % 6), {{"score_%d" % k: k}})
+        """})
+    objects = _index(studies)
+    for k in range(loops):
+        assert objects[f"new{k}"]["image"]["info"]["k"] == k, k
+        assert f"tpa{k}" in objects[f"img{k % 6}"]["labels"], k
+    for k in range(2 * loops):
+        assert objects[f"img{k % 6}"]["image"]["info"].get(f"score_{k}") == k, k
+
+
+def test_per_client_and_per_strategy_notes_made_at_the_same_moment_are_all_kept(studies, tmp_path):
+    """Two annotators ask for the same image at once: each request reads the image's map of notes (the
+    prediction served per client, MONAI Label's ``strategy`` mark per strategy), adds its entry and writes
+    the map back. Both entries must stay (the second client's label would otherwise read MANUAL)."""
+    loops = 60
+    _at_the_same_moment(studies, tmp_path, setup="from main import BACApp", bodies={name: f"""
+        for k in range({loops}):
+            # the app's note, as /infer makes it
+            BACApp._record_prediction_served(store, "img0", {{"model": {{"id": "m"}}}}, "{name}-%d" % k)
+            # MONAI Label's own mark, as monailabel.endpoints.activelearning.sample makes it
+            marks = store.get_image_info("img0").get("strategy", {{}})
+            marks["{name}-%d" % k] = {{"ts": k, "client_id": "{name}"}}
+            store.update_image_info("img0", {{"strategy": marks}})
+    """ for name in "ab"})
+    info = _index(studies)["img0"]["image"]["info"]
+    expected = {f"{name}-{k}" for name in "ab" for k in range(loops)}
+    assert set(info["bac_prediction_served"]) == expected, sorted(expected - set(info["bac_prediction_served"]))
+    assert set(info["strategy"]) == expected, sorted(expected - set(info["strategy"]))
+    assert info["bac_prediction_served"]["b-7"]["model"] == "m"
+
+
+def test_two_requests_interleaved_each_keep_their_note_and_other_info_is_replaced(studies):
+    """Request a reads an image's map of notes, request b adds its entry, then a writes its map: both entries
+    stay. Only those maps are merged; any other value is replaced whole, as MONAI Label does."""
+    store = _store(studies)
+    for key in ("strategy", "bac_prediction_served"):
+        notes_a = dict(store.get_image_info("img1").get(key) or {})
+        notes_b = dict(store.get_image_info("img1").get(key) or {})
+        store.update_image_info("img1", {key: {**notes_b, "b": {"ts": 2}}})
+        store.update_image_info("img1", {key: {**notes_a, "a": {"ts": 1}}})
+        assert store.get_image_info("img1")[key] == {"a": {"ts": 1}, "b": {"ts": 2}}, key
+    store.update_image_info("img1", {"bac_tta_uncertainty": {"score": 1.0, "error": "x"}})
+    store.update_image_info("img1", {"bac_tta_uncertainty": {"score": 2.0}})
+    assert store.get_image_info("img1")["bac_tta_uncertainty"] == {"score": 2.0}

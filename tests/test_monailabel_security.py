@@ -468,6 +468,41 @@ def test_auth_on_tokens_are_verified_and_roles_applied(auth_server):
     assert "access-control-allow-origin" not in {k.lower() for k in r.headers} and r.status_code == 403
 
 
+def test_auth_on_a_saved_label_names_the_verified_annotator(auth_server, phantom_cohort):
+    """MONAI Label passes the datastore only the client's form fields; with authentication on, the label's
+    info names the person whose token was verified (a PACS SEG's ContentCreatorName takes ``person_name``:
+    tests/test_dicomweb_orthanc.py)."""
+    server, sign = auth_server
+    label = phantom_cohort / "labels" / "gt" / f"{IMAGE}.nii.gz"
+    roles = ["monailabel-annotator", "monailabel-user"]
+
+    def put(token, tag):
+        with open(label, "rb") as f:
+            return _call(server, "PUT", "/datastore/label", params={"image": IMAGE, "tag": tag},
+                         files={"label": (label.name, f)}, headers={"Authorization": f"Bearer {token}"})
+
+    def annotators():
+        r = _call(server, "GET", "/datastore/", params={"output": "all"},
+                  headers={"Authorization": f"Bearer {sign(roles)}"})
+        assert r.status_code == 200, r.text
+        labels = r.json()["objects"][IMAGE]["labels"]
+        return {tag: labels[tag]["info"].get("annotator") for tag in labels}
+
+    jane = sign(roles, preferred_username="jdoe", name="Jane Doe", given_name="Jane", family_name="Doe")
+    assert put(jane, "final").status_code == 200
+    richard = sign(roles, preferred_username="rroe", name="Richard Roe", client_id="jdoe")  # no name parts
+    assert put(richard, "tpa").status_code == 200
+    assert annotators() == {"final": {"username": "jdoe", "name": "Jane Doe", "person_name": "Doe^Jane"},
+                            "tpa": {"username": "rroe", "name": "Richard Roe", "person_name": "Richard Roe"}}
+    # a token that fails verification saves nothing and names no one
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    forged = sign(roles, signer=rsa.generate_private_key(public_exponent=65537, key_size=2048),
+                  preferred_username="mallory")
+    _json_error(put(forged, "final"), 401)
+    assert annotators()["final"]["username"] == "jdoe"
+
+
 def test_body_over_the_limit_is_413_also_when_streamed(server):
     big = b"\0" * (3 << 20)  # the module's server takes 2 MiB at most (--conf max_upload_mb 2)
     files = {"label": ("big.nii.gz", big)}

@@ -172,7 +172,7 @@ def test_present_cli_writes_the_raw_images_seg_again_on_its_rendition(tmp_path, 
 
 def test_a_corrected_label_stays_a_corrected_label_on_the_rendition(tmp_path):
     """An annotator's correction of the model's output (SEMIAUTOMATIC), or a drawing (MANUAL), written on the
-    rendition says so still, with the same algorithm identification."""
+    rendition says so still, with the same algorithm identification and the same person."""
     from monai_bac.dicom_seg import read_seg_label, write_dicom_seg
     from monai_bac.presentation import seg_on_rendition
 
@@ -180,9 +180,11 @@ def test_a_corrected_label_stays_a_corrected_label_on_the_rendition(tmp_path):
     rendition = write_presentation(raw, tmp_path / "a.presentation.dcm")
     for made in ("SEMIAUTOMATIC", "MANUAL"):
         on_raw = write_dicom_seg(tmp_path / f"{made}.dcm", ph.bac_mask, raw, algorithm_type=made,
-                                 algorithm_version="0.9", algorithm_parameters={"model": "17-3"})
+                                 algorithm_version="0.9", algorithm_parameters={"model": "17-3"},
+                                 content_creator_name="Doe^Jane")
         copied = seg_on_rendition(on_raw, rendition, tmp_path / f"{made}_on_rendition.dcm")
         assert read_seg_label(copied)[1]["algorithm"] == read_seg_label(on_raw)[1]["algorithm"]
+        assert read_seg_label(copied)[1]["content_creator"] == "Doe^Jane"
         assert pydicom.dcmread(copied).SegmentSequence[0].SegmentAlgorithmType == made
 
 

@@ -88,11 +88,16 @@ def test_this_packages_seg_reads_back_as_the_label(images, tmp_path):
 @pytest.mark.parametrize("made", ["AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"])
 def test_a_seg_says_how_its_segment_was_made(images, tmp_path, made):
     """SegmentAlgorithmType (0062,0008): the model's output, a person's correction of it, or a person's
-    drawing; the algorithm identified unless none took part (Type 1C), and dciodvfy finds no error."""
+    drawing; the algorithm identified unless none took part (Type 1C); the person who made it
+    (ContentCreatorName (0070,0084), Type 2: empty for the model's output; a name beyond ASCII in UTF-8,
+    SpecificCharacterSet ISO_IR 192); dciodvfy finds no error."""
     image, mask = images[0]
+    person = {"AUTOMATIC": None, "SEMIAUTOMATIC": "Doe^Jane", "MANUAL": "Müller^José"}[made]  # UTF-8 where needed
     path = write_dicom_seg(tmp_path / "bac_seg.dcm", mask, image, algorithm_type=made,
-                           algorithm_parameters={"model": "1733-52881"})
-    segment = pydicom.dcmread(path).SegmentSequence[0]
+                           algorithm_parameters={"model": "1733-52881"}, content_creator_name=person)
+    ds = pydicom.dcmread(path)
+    assert "ContentCreatorName" in ds and str(ds.ContentCreatorName) == (person or "")
+    segment = ds.SegmentSequence[0]
     assert segment.SegmentAlgorithmType == made
     identified = segment.get("SegmentationAlgorithmIdentificationSequence")
     if made == "MANUAL":
@@ -104,6 +109,7 @@ def test_a_seg_says_how_its_segment_was_made(images, tmp_path, made):
                 {"type": made, "name": "monai-bac", "version": identified[0].AlgorithmVersion,
                  "parameters": {"model": "1733-52881"}})
     assert info["algorithm"] == expected
+    assert info["content_creator"] == person
     assert_dciodvfy_passes(path)
 
 

@@ -55,6 +55,7 @@ import numpy as np
 from monailabel.datastore.local import DataModel
 from monailabel.interfaces.datastore import DefaultLabelTag
 
+from lib.annotator import requester, verified_annotator
 from lib.errors import bad_request, conflict, forbidden, not_found, scrub, unprocessable, unsupported
 from lib.geometry import dicom_affine, read_label_like, write_label_like
 from lib.shared_index import SharedIndexDatastore
@@ -250,6 +251,9 @@ def read_uploaded_label(image_id: str, image_path: str, label_filename: str, max
 #: image info: the model's predictions of this image that the app served (``/infer``), by the client that
 #: asked (MONAI Label's clients send a ``client_id``: 3D Slicer's module its "Client/User-ID" setting)
 PREDICTION_SERVED_KEY = "bac_prediction_served"
+#: image-info maps written entry by entry (per strategy, per client), merged on update
+#: (:attr:`lib.shared_index.SharedIndexDatastore.merged_info_keys`)
+MERGED_INFO_KEYS = (*SharedIndexDatastore.merged_info_keys, PREDICTION_SERVED_KEY)
 
 
 def annotation_making(image_info: dict[str, Any], client_id: str | None = None) -> dict[str, Any]:
@@ -257,7 +261,8 @@ def annotation_making(image_info: dict[str, Any], client_id: str | None = None) 
     (0062,0008); the keyword arguments of :func:`monai_bac.dicom_seg.write_dicom_seg`): SEMIAUTOMATIC,
     with the model identified, when the app served this image's prediction to the same client before
     the label came (the annotator corrected it; a label without a client id counts any client's);
-    else MANUAL (drawn without the model, or with another server's)."""
+    else MANUAL (drawn without the model, or with another server's). ``client_id``: the key of
+    :func:`lib.annotator.requester` (the verified user with authentication on)."""
     served = image_info.get(PREDICTION_SERVED_KEY) or {}
     if client_id:
         entry = served.get(str(client_id))
@@ -272,6 +277,8 @@ def annotation_making(image_info: dict[str, Any], client_id: str | None = None) 
 class BACDatastore(SharedIndexDatastore):
     """MONAI Label's ``LocalDatastore`` for raw mammograms with validated, atomic, versioned label saves, and an
     index the server and its background tasks share (:class:`lib.shared_index.SharedIndexDatastore`)."""
+
+    merged_info_keys = MERGED_INFO_KEYS
 
     def __init__(self, datastore_path: str, images_dir: str = ".", extensions=DEFAULT_EXTENSIONS,
                  auto_reload: bool = False, read_only: bool = False, allow_delete: bool = False,
@@ -404,8 +411,12 @@ class BACDatastore(SharedIndexDatastore):
         image_path = self.require_image(image_id)
         label, info = read_uploaded_label(image_id, image_path, label_filename, self.max_pixels, self._scrub)
         info = {**(label_info or {}), **info}
+        annotator = verified_annotator()
+        if annotator:  # authentication on: the person the identity provider vouched for
+            info["annotator"] = annotator
         if tag == DefaultLabelTag.FINAL.value:  # an annotator's: corrected from the model's prediction or drawn
-            info["segment_algorithm"] = annotation_making(self.get_image_info(image_id), info.get("client_id"))
+            info["segment_algorithm"] = annotation_making(self.get_image_info(image_id),
+                                                          requester(info.get("client_id")))
         if str(label_filename).lower().endswith(SLICER_EXTS):  # stored as every label is: NIfTI on the image
             import tempfile
 

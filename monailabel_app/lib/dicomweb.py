@@ -60,8 +60,9 @@ from monailabel.interfaces.datastore import DefaultLabelTag
 from monailabel.utils.others.generic import md5_digest
 from pydicom.dataset import Dataset
 
-from lib.datastore import (MAX_PIXELS, annotation_making, check_image_id, check_tag, image_shape_spacing,
-                           read_uploaded_label)
+from lib.annotator import requester, verified_annotator
+from lib.datastore import (MAX_PIXELS, MERGED_INFO_KEYS, annotation_making, check_image_id, check_tag,
+                           image_shape_spacing, read_uploaded_label)
 from lib.errors import AppError, NotServed, forbidden, not_found, scrub, unprocessable
 from lib.geometry import write_label_like
 from lib.shared_index import SharedIndexDatastore
@@ -172,6 +173,8 @@ def _not_served(image_id: str, why: str) -> NotServed:
 
 class BACDicomWebDatastore(DICOMWebDatastore, SharedIndexDatastore):
     """MONAI Label's DICOMweb datastore with one mammogram per image id and BAC labels stored as DICOM SEG."""
+
+    merged_info_keys = MERGED_INFO_KEYS
 
     def __init__(self, client: DICOMwebClient, search_filter: dict[str, Any] | None = None,
                  cache_path: str | None = None, max_pixels: int = MAX_PIXELS, list_ttl_s: float = LIST_TTL_S):
@@ -380,11 +383,14 @@ class BACDicomWebDatastore(DICOMWebDatastore, SharedIndexDatastore):
         image = self._locate(image_id)
         mask, checked = read_uploaded_label(image.instance, image_path, label_filename, self.max_pixels, self._clean)
         info = {**(label_info or {}), **checked}
+        annotator = verified_annotator()
+        if annotator:  # authentication on: the person the identity provider vouched for
+            info["annotator"] = annotator
         if tag != FINAL:
             return SharedIndexDatastore.save_label(self, image.instance, label_filename, tag, info)
-        making = annotation_making(self.get_image_info(image.instance), info.get("client_id"))
+        making = annotation_making(self.get_image_info(image.instance), requester(info.get("client_id")))
         info["segment_algorithm"] = making
-        label = self._store_seg(image, image_path, mask, making)
+        label = self._store_seg(image, image_path, mask, making, annotator["person_name"] if annotator else None)
         info.update(label.info())
         with self._lock:
             self._seg_index[label.instance] = label
@@ -392,7 +398,8 @@ class BACDicomWebDatastore(DICOMWebDatastore, SharedIndexDatastore):
         logger.info("label of %s stored in the PACS as SEG series %s", image.instance, label.series)
         return image.instance
 
-    def _store_seg(self, image: PacsImage, image_path: str, mask, making: dict[str, Any]) -> PacsLabel:
+    def _store_seg(self, image: PacsImage, image_path: str, mask, making: dict[str, Any],
+                   person: str | None = None) -> PacsLabel:
         import pydicom
 
         from monai_bac.dicom_seg import DicomSegError, write_dicom_seg
@@ -401,7 +408,7 @@ class BACDicomWebDatastore(DICOMWebDatastore, SharedIndexDatastore):
             seg_path = os.path.join(tmp, "label_seg.dcm")
             try:
                 write_dicom_seg(seg_path, mask, image_path, series_description="BAC label (MONAI Label, final)",
-                                **making)
+                                content_creator_name=person, **making)
             except DicomSegError as e:
                 raise unprocessable(f"the label of image {image.instance!r} cannot be written as a DICOM SEG: "
                                     f"{self._clean(str(e))}") from None

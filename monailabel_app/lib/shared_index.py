@@ -15,17 +15,23 @@ its own copy without reloading first. So:
 
 :class:`SharedIndexDatastore` reloads the index when its file changed (inode, size and mtime in
 nanoseconds) before it answers, and makes each info update a read-modify-write under MONAI Label's
-own lock file (``.lock`` beside the index), so updates from different processes add up.
+own lock file (``.lock`` beside the index), so changes from different processes add up: an info
+update, an image added, a label saved. Some info values are maps that each writer reads, adds its own
+entry to and writes back whole (MONAI Label's ``strategy``: one entry per active-learning strategy); an
+update merges such a map into the one on disk (:attr:`SharedIndexDatastore.merged_info_keys`), so two
+writers at once each keep their entry.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
+import time
 from typing import Any
 
 from filelock import FileLock
-from monailabel.datastore.local import LocalDatastore, LocalDatastoreModel
+from monailabel.datastore.local import DataModel, ImageLabelModel, LocalDatastore, LocalDatastoreModel
 from monailabel.interfaces.exception import ImageNotFoundException, LabelNotFoundException
 
 logger = logging.getLogger(__name__)
@@ -36,6 +42,10 @@ class SharedIndexDatastore(LocalDatastore):
 
     #: (inode, mtime in ns, size) of the index file when this process last read or wrote it
     _index_seen: tuple[int, int, int] | None = None
+    #: image-info keys whose value maps a writer's name to its entry, merged entry by entry on update:
+    #: MONAI Label's active-learning endpoint reads ``strategy``, sets its strategy's entry and writes the
+    #: map back, so a plain update would drop an entry another request set in between
+    merged_info_keys: tuple[str, ...] = ("strategy",)
 
     @property
     def _index_lock(self) -> FileLock:
@@ -122,7 +132,11 @@ class SharedIndexDatastore(LocalDatastore):
             obj = self._datastore.objects.get(image_id)
             if not obj:
                 raise ImageNotFoundException(f"Image {image_id} not found")
-            obj.image.info.update(info)
+            current = obj.image.info
+            for key, value in info.items():
+                if key in self.merged_info_keys and isinstance(value, dict) and isinstance(current.get(key), dict):
+                    value = {**current[key], **value}
+                current[key] = value
             self._update_datastore_file()
 
     def update_label_info(self, label_id: str, label_tag: str, info: dict[str, Any]) -> None:
@@ -134,12 +148,34 @@ class SharedIndexDatastore(LocalDatastore):
             label.info.update(info)
             self._update_datastore_file()
 
-    # LocalDatastore's own changes take a lock object of their own, inside which this one cannot read: read
-    # just before (a change another process makes in between is still lost, as before)
+    # LocalDatastore's add_image and save_label take a lock object of their own, inside which this one cannot
+    # read the index again; the same steps (copy the file, note it in the index), read-modify-write
     def add_image(self, image_id: str, image_filename: str, image_info: dict[str, Any]) -> str:
-        self.sync_index()
-        return super().add_image(image_id, image_filename, image_info)
+        name_id, ext = self._to_id(os.path.basename(image_filename))
+        image_id = image_id or name_id
+        name = self._filename(image_id, ext)
+        logger.info("adding image %s <= %s", image_id, image_filename)
+        with self._index_lock:
+            self._init_from_datastore_file()
+            shutil.copy(image_filename, os.path.realpath(os.path.join(self._datastore.image_path(), name)))
+            info = {**(image_info or {}), "ts": int(time.time()), "name": name}
+            self._datastore.objects[image_id] = ImageLabelModel(image=DataModel(info=info, ext=ext))
+            self._update_datastore_file()
+        return image_id
 
     def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
-        self.sync_index()
-        return super().save_label(image_id, label_filename, label_tag, label_info)
+        _, ext = self._to_id(os.path.basename(label_filename))
+        label_dir = self._datastore.label_path(label_tag)
+        name = self._filename(image_id, ext)
+        logger.info("saving label %s of image %s <= %s", label_tag, image_id, label_filename)
+        with self._index_lock:
+            self._init_from_datastore_file()
+            obj = self._datastore.objects.get(image_id)
+            if not obj:
+                raise ImageNotFoundException(f"Image {image_id} not found")
+            os.makedirs(label_dir, exist_ok=True)
+            shutil.copy(label_filename, os.path.join(label_dir, name))
+            info = {**(label_info or {}), "ts": int(time.time()), "name": name}
+            obj.labels[label_tag] = DataModel(info=info, ext=ext)
+            self._update_datastore_file()
+        return image_id
