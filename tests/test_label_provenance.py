@@ -23,19 +23,29 @@ APP = REPO / "monailabel_app"
 AFFINE = np.diag([-0.1, -0.1, 1, 1])
 
 
-def test_a_final_label_says_whether_it_corrects_a_prediction_served_to_its_client(tmp_path):
+def _studies(tmp_path, images):
+    """A studies folder of small images, the app's datastore on it, and a label file for them."""
     sys.path.insert(0, str(APP))
     try:
-        from lib.datastore import PREDICTION_SERVED_KEY, BACDatastore
+        from lib.datastore import BACDatastore
     finally:
         sys.path.remove(str(APP))
     studies = tmp_path / "studies"
     studies.mkdir()
-    for name in ("drawn", "corrected"):
+    for name in images:
         nib.save(nib.Nifti1Image(np.zeros((8, 6), np.float32), AFFINE), studies / f"{name}.nii.gz")
     label = tmp_path / "label.nii.gz"
     nib.save(nib.Nifti1Image(np.eye(8, 6, dtype=np.uint8), AFFINE), label)
-    store = BACDatastore(str(studies))
+    return BACDatastore(str(studies)), label
+
+
+def test_a_final_label_says_whether_it_corrects_a_prediction_served_to_its_client(tmp_path):
+    sys.path.insert(0, str(APP))
+    try:
+        from lib.datastore import PREDICTION_SERVED_KEY
+    finally:
+        sys.path.remove(str(APP))
+    store, label = _studies(tmp_path, ("drawn", "corrected"))
     store.update_image_info("corrected", {PREDICTION_SERVED_KEY: {
         "annotator-a": {"model": "1733-52881", "version": "0.9.0", "ts": 10}}})
     semiautomatic = {"algorithm_type": "SEMIAUTOMATIC", "algorithm_version": "0.9.0",
@@ -59,16 +69,10 @@ def test_with_authentication_the_verified_user_not_the_client_id_tells_a_correct
     sys.path.insert(0, str(APP))
     try:
         from lib.annotator import note_verified
-        from lib.datastore import BACDatastore
         from main import BACApp
     finally:
         sys.path.remove(str(APP))
-    studies = tmp_path / "studies"
-    studies.mkdir()
-    nib.save(nib.Nifti1Image(np.zeros((8, 6), np.float32), AFFINE), studies / "img.nii.gz")
-    label = tmp_path / "label.nii.gz"
-    nib.save(nib.Nifti1Image(np.eye(8, 6, dtype=np.uint8), AFFINE), label)
-    store = BACDatastore(str(studies))
+    store, label = _studies(tmp_path, ("img",))
 
     def as_user(username, step):  # one HTTP request whose token verified as this user
         def request():
