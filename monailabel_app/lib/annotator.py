@@ -26,8 +26,13 @@ _PN_MAX = 64
 def person_name(claims: dict[str, Any], name_claim: str = "name") -> str:
     """The DICOM person name (PN) for a token's claims: ``Family^Given`` from OpenID Connect's
     ``family_name`` and ``given_name`` when both are there, else the display name as given, else ""."""
+    from pydicom.valuerep import PersonName
+
     family, given = (str(claims.get(k) or "").replace("^", " ").strip() for k in ("family_name", "given_name"))
-    name = f"{family}^{given}" if family and given else str(claims.get(name_claim) or "").replace("^", " ").strip()
+    if family and given:
+        name = str(PersonName.from_named_components(family_name=family, given_name=given))
+    else:
+        name = str(claims.get(name_claim) or "").replace("^", " ").strip()
     return name[:_PN_MAX]
 
 
