@@ -477,11 +477,9 @@ class BACApp(MONAILabelApp):
         model = ((result_json or {}).get("model") or {}).get("id") if isinstance(result_json, dict) else None
         if not model:
             return
-        try:  # the datastore merges this map into the one on disk: another client's note made meanwhile stays
-            served = dict(datastore.get_image_info(image_id).get(PREDICTION_SERVED_KEY) or {})
-            served[requester(client_id) or ""] = {"model": str(model), "version": monai_bac.__version__,
-                                                  "ts": int(time.time())}
-            datastore.update_image_info(image_id, {PREDICTION_SERVED_KEY: served})
+        note = {"model": str(model), "version": monai_bac.__version__, "ts": int(time.time())}
+        try:  # the datastore merges this client's entry into the image's map (MERGED_INFO_KEYS): the others stay
+            datastore.update_image_info(image_id, {PREDICTION_SERVED_KEY: {requester(client_id) or "": note}})
         except Exception as e:  # the prediction is served all the same
             logger.warning("could not note the prediction served for image %r: %s", image_id, e)
 

@@ -164,9 +164,10 @@ def test_images_added_and_labels_saved_while_another_process_scores_lose_nothing
 
 
 def test_per_client_and_per_strategy_notes_made_at_the_same_moment_are_all_kept(studies, tmp_path):
-    """Two annotators ask for the same image at once: each request reads the image's map of notes (the
-    prediction served per client, MONAI Label's ``strategy`` mark per strategy), adds its entry and writes
-    the map back. Both entries must stay (the second client's label would otherwise read MANUAL)."""
+    """Two annotators ask for the same image at once: each request adds its entry to the image's map of
+    notes (the prediction served per client; MONAI Label's ``strategy`` mark per strategy, which its endpoint
+    reads, changes and writes back whole). Both entries must stay (the second client's label would
+    otherwise read MANUAL)."""
     loops = 60
     _at_the_same_moment(studies, tmp_path, setup="from main import BACApp", bodies={name: f"""
         for k in range({loops}):

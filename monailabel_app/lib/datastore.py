@@ -274,6 +274,17 @@ def annotation_making(image_info: dict[str, Any], client_id: str | None = None) 
             "algorithm_parameters": {"model": str(entry["model"])}}
 
 
+def with_provenance(info: dict[str, Any], tag: str, image_info: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A label's info as it is saved: who saved it (``annotator``: the user the server verified, with
+    authentication on; :mod:`lib.annotator`) and, for an annotator's ``final`` label, how it was made
+    (``segment_algorithm``: :func:`annotation_making` on ``image_info()``, the image's info)."""
+    annotator = verified_annotator()
+    if annotator:
+        info["annotator"] = annotator
+    if tag == DefaultLabelTag.FINAL.value:
+        info["segment_algorithm"] = annotation_making(image_info(), requester(info.get("client_id")))
+    return info
+
 class BACDatastore(SharedIndexDatastore):
     """MONAI Label's ``LocalDatastore`` for raw mammograms with validated, atomic, versioned label saves, and an
     index the server and its background tasks share (:class:`lib.shared_index.SharedIndexDatastore`)."""
@@ -410,13 +421,7 @@ class BACDatastore(SharedIndexDatastore):
         tag = check_tag(label_tag)
         image_path = self.require_image(image_id)
         label, info = read_uploaded_label(image_id, image_path, label_filename, self.max_pixels, self._scrub)
-        info = {**(label_info or {}), **info}
-        annotator = verified_annotator()
-        if annotator:  # authentication on: the person the identity provider vouched for
-            info["annotator"] = annotator
-        if tag == DefaultLabelTag.FINAL.value:  # an annotator's: corrected from the model's prediction or drawn
-            info["segment_algorithm"] = annotation_making(self.get_image_info(image_id),
-                                                          requester(info.get("client_id")))
+        info = with_provenance({**(label_info or {}), **info}, tag, lambda: self.get_image_info(image_id))
         if str(label_filename).lower().endswith(SLICER_EXTS):  # stored as every label is: NIfTI on the image
             import tempfile
 

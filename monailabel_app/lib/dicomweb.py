@@ -60,9 +60,8 @@ from monailabel.interfaces.datastore import DefaultLabelTag
 from monailabel.utils.others.generic import md5_digest
 from pydicom.dataset import Dataset
 
-from lib.annotator import requester, verified_annotator
-from lib.datastore import (MAX_PIXELS, MERGED_INFO_KEYS, annotation_making, check_image_id, check_tag,
-                           image_shape_spacing, read_uploaded_label)
+from lib.datastore import (MAX_PIXELS, MERGED_INFO_KEYS, check_image_id, check_tag, image_shape_spacing,
+                           read_uploaded_label, with_provenance)
 from lib.errors import AppError, NotServed, forbidden, not_found, scrub, unprocessable
 from lib.geometry import write_label_like
 from lib.shared_index import SharedIndexDatastore
@@ -382,15 +381,11 @@ class BACDicomWebDatastore(DICOMWebDatastore, SharedIndexDatastore):
         image_path = self.get_image_uri(image_id)
         image = self._locate(image_id)
         mask, checked = read_uploaded_label(image.instance, image_path, label_filename, self.max_pixels, self._clean)
-        info = {**(label_info or {}), **checked}
-        annotator = verified_annotator()
-        if annotator:  # authentication on: the person the identity provider vouched for
-            info["annotator"] = annotator
+        info = with_provenance({**(label_info or {}), **checked}, tag, lambda: self.get_image_info(image.instance))
         if tag != FINAL:
             return SharedIndexDatastore.save_label(self, image.instance, label_filename, tag, info)
-        making = annotation_making(self.get_image_info(image.instance), requester(info.get("client_id")))
-        info["segment_algorithm"] = making
-        label = self._store_seg(image, image_path, mask, making, annotator["person_name"] if annotator else None)
+        label = self._store_seg(image, image_path, mask, info["segment_algorithm"],
+                                (info.get("annotator") or {}).get("person_name"))
         info.update(label.info())
         with self._lock:
             self._seg_index[label.instance] = label
