@@ -65,13 +65,16 @@ def write_dicom_seg(path: str | os.PathLike, mask: np.ndarray, source: str | os.
                     algorithm_type: str = "AUTOMATIC", algorithm_name: str = "monai-bac",
                     algorithm_version: str | None = None, algorithm_parameters: dict[str, str] | None = None,
                     content_creator_name: str | None = None, series_description: str = "BAC segmentation (monai-bac)",
-                    overwrite: bool = False) -> Path:
+                    source_frame: int | None = None, overwrite: bool = False) -> Path:
     """Write a binary (H, W) mask on ``source``'s grid as a one-segment BINARY SEG, atomically.
 
     Args:
         path: destination ``.dcm``.
         mask: (H, W) or (1, H, W) binary mask.
-        source: the source DICOM file.
+        source: the source DICOM file: a 2D mammogram, or a tomosynthesis projection set (Breast
+            Projection X-Ray Image), whose frame ``source_frame`` (0-based; default the central
+            projection, as :func:`~monai_bac.data.dicom_read.read_dicom_mammogram` reads it) the SEG
+            annotates: its SourceImageSequence names that frame (ReferencedFrameNumber (0008,1160)).
         spacing_mm: (row, col) mm for the Pixel Measures; default the source's
             ImagerPixelSpacing (0018,1164) / PixelSpacing (0028,0030).
         algorithm_type: SegmentAlgorithmType (0062,0008), one of :data:`ALGORITHM_TYPES`: "AUTOMATIC"
@@ -99,6 +102,9 @@ def write_dicom_seg(path: str | os.PathLike, mask: np.ndarray, source: str | os.
                             "(SegmentAlgorithmType (0062,0008))")
     try:
         src = pydicom.dcmread(str(source), stop_before_pixels=True)  # highdicom needs the header only
+        frame = _projection_frame(src, Path(source), source_frame)
+        if frame is not None:
+            src, projection_class = _as_2d_source(src, frame), src.SOPClassUID
         rows, cols = int(src.Rows), int(src.Columns)
         _ = (src.SOPClassUID, src.SOPInstanceUID, src.StudyInstanceUID, src.SeriesInstanceUID)
     except Exception as e:  # noqa: BLE001 - any unreadable source is one clear error
@@ -123,6 +129,11 @@ def write_dicom_seg(path: str | os.PathLike, mask: np.ndarray, source: str | os.
             content_creator_name=content_creator_name or None,
             pixel_measures=hd.PixelMeasuresSequence(pixel_spacing=list(sp), slice_thickness=1.0) if sp else None,
         )
+    if frame is not None:  # the references name the projection set and its frame
+        for item in (ref for group in seg.PerFrameFunctionalGroupsSequence
+                     for derivation in group.DerivationImageSequence for ref in derivation.SourceImageSequence):
+            item.ReferencedSOPClassUID, item.ReferencedFrameNumber = projection_class, frame + 1
+        seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPClassUID = projection_class
     # General Image module, Type 2C for images without a frame of reference (a 2D mammogram):
     # the source's own orientation, or empty (highdicom fills it only from a frame of reference)
     if "PatientOrientation" not in seg:
@@ -135,6 +146,34 @@ def write_dicom_seg(path: str | os.PathLike, mask: np.ndarray, source: str | os.
     with atomic_write_path(path, overwrite=overwrite) as tmp:
         seg.save_as(str(tmp))
     return path
+
+
+def _projection_frame(src, path: Path, source_frame: int | None) -> int | None:
+    """The frame a SEG on ``src`` annotates: None for a 2D image; for a projection set, ``source_frame``
+    or its central projection."""
+    from monai_bac.data.tomo_projection import central_frame, is_breast_projection
+
+    if not is_breast_projection(src):
+        return None
+    frame = central_frame(src, path) if source_frame is None else int(source_frame)
+    if not 0 <= frame < int(src.NumberOfFrames):
+        raise ValueError(f"source_frame {frame} is outside the {int(src.NumberOfFrames)} frames")
+    return frame
+
+
+def _as_2d_source(src, frame: int):
+    """The header of one projection as highdicom takes a 2D mammogram's. highdicom 0.28 builds a SEG
+    on one frame of a multi-frame source only through a patient coordinate system, which a
+    projection does not have; the SEG's references are given the projection set's class and frame
+    afterwards."""
+    from monai_bac.data.dicom_tags import MG_FOR_PROCESSING_SOP_CLASS
+    from monai_bac.data.tomo_projection import frame_header
+
+    header = frame_header(src, frame)
+    header.SOPClassUID = MG_FOR_PROCESSING_SOP_CLASS
+    if "FrameOfReferenceUID" in header:
+        del header.FrameOfReferenceUID
+    return header
 
 
 def read_dicom_seg(path: str | os.PathLike, source_uid: str | None = None) -> np.ndarray:

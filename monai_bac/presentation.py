@@ -83,8 +83,9 @@ def voi_window(stored: np.ndarray, breast: np.ndarray,
     return round(lo + 0.5 + (width - 1.0) / 2.0, 1), round(width, 1)
 
 
-def _source_reference(header):
-    """Source Image Sequence (0008,2112) item pointing at the raw image."""
+def _source_reference(header, frame: int | None = None):
+    """Source Image Sequence (0008,2112) item pointing at the raw image (and at its frame ``frame``,
+    0-based, for a tomosynthesis projection set)."""
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence as Seq
 
@@ -94,6 +95,8 @@ def _source_reference(header):
     item.ReferencedSOPClassUID = header.SOPClassUID
     item.ReferencedSOPInstanceUID = header.SOPInstanceUID
     item.PurposeOfReferenceCodeSequence = Seq([code_item(*_SOURCE_PURPOSE)])
+    if frame is not None:
+        item.ReferencedFrameNumber = frame + 1
     return Seq([item])
 
 
@@ -171,7 +174,7 @@ def write_presentation(raw_path: str | os.PathLike, out_path: str | os.PathLike,
         InstanceNumber=str(header.get("InstanceNumber") or 1),
         SeriesDescription=series_description or f"For Presentation (log-gamma {gamma:g}, monai-bac)",
         DerivationDescription=f"monai-bac: inverted log-gamma rendition, Eq. (1)-(2), gamma {gamma:g}",
-        SourceImageSequence=_source_reference(header),
+        SourceImageSequence=_source_reference(header, meta["projection_frame"]),
         PixelIntensityRelationshipSign=-1,  # higher values correspond to less X-ray beam intensity
         WindowCenter=format_number_as_ds(center),
         WindowWidth=format_number_as_ds(width),

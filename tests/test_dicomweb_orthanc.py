@@ -82,8 +82,21 @@ def unserved(pacs, phantom_cohort, tmp_path_factory) -> dict[str, str]:
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.save_as(folder / "magnified.dcm")
     orthanc.upload(folder / "magnified.dcm")
+    # and the projections of a tomosynthesis acquisition of that view (a real Breast Projection X-Ray Image)
+    from monai_bac.data import read_dicom_mammogram
+    from monai_bac.data.dicom_write_projection import write_breast_projection_dicom
+
+    raw = pydicom.dcmread(phantom_cohort / "images" / f"{INFERRED}.dcm")
+    _, m = read_dicom_mammogram(phantom_cohort / "images" / f"{INFERRED}.dcm")
+    projections = write_breast_projection_dicom(
+        folder / "projections.dcm", np.stack([raw.pixel_array] * 3), angles_deg=[-10, 0, 10],
+        spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"], anode=m["anode"],
+        filter=m["filter"], view=m["view"], laterality=m["laterality"], manufacturer=m["manufacturer"],
+        photometric=m["photometric"], bits_stored=m["bits_stored"], study_uid=raw.StudyInstanceUID)
+    orthanc.upload(projections)
     return {"rendition": str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID),
-            "magnified": str(ds.SOPInstanceUID)}
+            "magnified": str(ds.SOPInstanceUID),
+            "projections": str(pydicom.dcmread(projections, stop_before_pixels=True).SOPInstanceUID)}
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +170,8 @@ def _referenced(seg) -> tuple[str, str]:
 
 # --------------------------------------------------------------------------------------------
 def test_started_without_downloading_and_lists_the_pacs_mammograms(server, pacs, unserved):
-    """Every raw screening mammogram is listed and served; a processed rendition, a tomosynthesis object
-    and a magnification view are not."""
+    """Every raw screening mammogram is listed and served; a processed rendition, a tomosynthesis object,
+    a tomosynthesis projection set and a magnification view are not."""
     orthanc, uids = pacs
     assert not (server.app / "bin").is_dir() or not any((server.app / "bin").iterdir()), "nothing downloaded"
     r = _get(server, "/datastore/", params={"output": "all"})
@@ -179,7 +192,8 @@ def test_started_without_downloading_and_lists_the_pacs_mammograms(server, pacs,
     r = _get(server, "/datastore/image", params={"image": "1.2.3.4.5"})
     assert r.status_code == 404 and "not a mammogram" in r.json()["detail"]
     for kind, words in (("rendition", "is a processed (FOR PRESENTATION) mammogram"),
-                        ("magnified", "is a diagnostic view (magnified 1.8 x)")):
+                        ("magnified", "is a diagnostic view (magnified 1.8 x)"),
+                        ("projections", "is a tomosynthesis projection set (Breast Projection X-Ray Image)")):
         r = _get(server, "/datastore/image", params={"image": unserved[kind]})
         assert r.status_code == 404 and words in r.json()["detail"], r.text
         assert requests.get(f"{orthanc.dicomweb}/instances", params={"SOPInstanceUID": unserved[kind]},

@@ -97,7 +97,8 @@ def test_what_a_run_of_raw_mammograms_leaves_out_and_why(study):
     assert set(left) == {str(study[k]) for k in ("rendition_named", "rendition_same_time", "report", "seg", "dicomdir",
                                                  "tomosynthesis")}
     assert left[str(study["tomosynthesis"])] == (f"not a 2D mammogram: Breast Tomosynthesis Image Storage (SOPClassUID "
-                                                 f"(0008,0016) {BREAST_TOMOSYNTHESIS}), a tomosynthesis object")
+                                                 f"(0008,0016) {BREAST_TOMOSYNTHESIS}), a reconstructed tomosynthesis "
+                                                 "volume (slices, not a projection)")
     assert left[str(study["rendition_named"])] == (
         f"the processed (FOR PRESENTATION) rendition of {study['LCC']} (SourceImageSequence (0008,2112)), whose raw "
         "image this run reads")
@@ -187,7 +188,8 @@ def test_the_bundles_inference_over_an_exported_study_reads_its_raw_views(study,
 @pytest.mark.label
 def test_the_label_apps_studies_folder_lists_raw_screening_views_only(study, tmp_path, monkeypatch):
     """The MONAI Label app's local datastore, over a studies folder a study was copied into: the raw views
-    are listed; their renditions, a magnification view, the tomosynthesis object and the reports are not."""
+    are listed; their renditions, a magnification view, the tomosynthesis objects (a volume, a projection set)
+    and the reports are not."""
     pytest.importorskip("monailabel", reason="the MONAI Label app's datastore runs in the label world")
     import shutil
     import sys
@@ -201,6 +203,13 @@ def test_the_label_apps_studies_folder_lists_raw_screening_views_only(study, tmp
         shutil.copy(study[key], studies)
     _mammogram(studies / "raw_LCC_mag.dcm", "CC", "L", view_modifiers=("magnification", "spot compression"),
                magnification=1.8)
+    from monai_bac.data.dicom_write_projection import write_breast_projection_dicom
+
+    lcc = pydicom.dcmread(study["LCC"])
+    write_breast_projection_dicom(studies / "projections_LCC.dcm", np.stack([lcc.pixel_array] * 3),
+                                  angles_deg=[-10, 0, 10], spacing_mm=(1.0, 1.0), kvp=28, thickness_mm=50,
+                                  anode="TUNGSTEN", filter="RHODIUM", view="CC", laterality="L", manufacturer="HOLOGIC",
+                                  photometric=lcc.PhotometricInterpretation, bits_stored=int(lcc.BitsStored))
     sys.path.insert(0, str(REPO / "monailabel_app"))
     try:
         from lib.datastore import BACDatastore
@@ -216,7 +225,7 @@ def test_the_label_apps_studies_folder_lists_raw_screening_views_only(study, tmp
     assert sorted(store.list_images()) == ["raw_LCC", "raw_LMLO", "raw_RCC", "raw_RMLO"]
     # a refresh lists the folder again, but reads a header again only where its file changed
     first = len(read)
-    assert first == 11
+    assert first == 12
     store.refresh()
     assert len(read) == first
     shutil.copy(study["rendition_other_time"], studies / "raw_RCC_copy.dcm")  # a new file: one more read

@@ -5,6 +5,7 @@ See :mod:`monai_bac.data.loader` for the MetaTensor meta keys and the geometry c
 
 from monai_bac.data.dicom_read import MIN_SIDE_PX, read_dicom_mammogram
 from monai_bac.data.dicom_write import write_mammogram_dicom
+from monai_bac.data.dicom_write_projection import write_breast_projection_dicom
 from monai_bac.data.errors import (
     DiagnosticViewWarning,
     MammogramReadError,
@@ -44,5 +45,6 @@ __all__ = [
     "require_regular_file",
     "save_image_nifti",
     "save_mask_nifti",
+    "write_breast_projection_dicom",
     "write_mammogram_dicom",
 ]

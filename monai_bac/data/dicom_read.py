@@ -1,4 +1,5 @@
-"""Reading a single-frame digital mammogram (DICOM, Modality MG).
+"""Reading a single-frame digital mammogram (DICOM, Modality MG), or the central projection of a
+tomosynthesis acquisition (:mod:`monai_bac.data.tomo_projection`).
 
 :func:`read_dicom_mammogram` returns the pixel data as stored, as finite float32, with
 two exceptions that keep the values' meaning the same for every vendor:
@@ -71,6 +72,7 @@ from monai_bac.data.errors import (
     ProcessedImageWarning,
     require_regular_file,
 )
+from monai_bac.data.tomo_projection import is_breast_projection, single_projection
 from monai_bac.data.views import diagnostic_view_reason, modifier_name
 from monai_bac.units import SpacingError, as_spacing
 from monai_bac.utils import PathLike
@@ -437,8 +439,9 @@ def _pixel_layout(ds: Dataset, path: Path, syntax: UID, modality: str | None, mi
     frames = _int_tag(ds, "NumberOfFrames", path, default=1)
     if frames != 1:
         raise MammogramReadError(
-            f"{path}: {tag_name('NumberOfFrames')} is {frames}; only single-frame images are supported "
-            "(not tomosynthesis or multi-frame objects)"
+            f"{path}: {tag_name('NumberOfFrames')} is {frames}; only single-frame images are supported, and the "
+            "projections of a tomosynthesis acquisition as a Breast Projection X-Ray Image (not a reconstructed "
+            "volume or another multi-frame object)"
         )
     rows, cols = _int_tag(ds, "Rows", path), _int_tag(ds, "Columns", path)
     if min(rows, cols) < min_size_px:
@@ -822,8 +825,15 @@ def read_dicom_mammogram(
     allow_non_mg: bool = False,
     spacing_mm: Sequence[float] | float | None = None,
     min_size_px: int = MIN_SIDE_PX,
+    frame: int | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Read a single-frame mammogram and its acquisition tags.
+    """Read a single-frame mammogram, or one projection of a tomosynthesis acquisition, and its
+    acquisition tags.
+
+    A Breast Projection X-Ray Image (the projections of a tomosynthesis acquisition, one frame
+    each) is read as its central projection, as the paper reads its raw tomosynthesis images
+    (:mod:`monai_bac.data.tomo_projection`): the frame whose tube angle is nearest 0, its
+    functional groups' attributes taken as a 2D mammogram's.
 
     Args:
         path: a DICOM file (a regular file; FIFOs, devices and folders are refused unopened).
@@ -834,6 +844,8 @@ def read_dicom_mammogram(
             the tags, which are then not read (``meta["spacing_source"] == "argument"``); it is also
             the way to read files without, or with an implausible, ImagerPixelSpacing/PixelSpacing.
         min_size_px: smallest accepted Rows and Columns (default :data:`MIN_SIDE_PX`).
+        frame: for a Breast Projection X-Ray Image, the projection to read (0-based, in the file's
+            order); None reads the central one.
 
     Returns:
         ``(pixels, meta)``: pixels is a finite float32 (H, W) array as stored (MONOCHROME1
@@ -851,8 +863,9 @@ def read_dicom_mammogram(
         ``bits_stored``; ``patient_id``; ``study_instance_uid``; ``series_instance_uid``;
         ``sop_instance_uid``; ``sop_class_uid``; ``exposure_mas``; ``compression_force_n``;
         ``breast_implant_present`` (BreastImplantPresent (0028,1300): "YES", "NO", or "" when absent
-        or unreadable: a string, as a batch's metadata must collate);
-        ``filename_or_obj``. Absent tags give None.
+        or unreadable: a string, as a batch's metadata must collate); ``projection_frame``,
+        ``projection_angle_deg`` and ``n_projections`` (the projection read, its tube angle and the
+        acquisition's count; None for a 2D mammogram); ``filename_or_obj``. Absent tags give None.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -862,7 +875,9 @@ def read_dicom_mammogram(
             ``require_raw``; compressed pixel data without a decoder; geometry or bit depth
             inconsistent with the PixelData (see :func:`_pixel_layout`); stored values outside
             BitsStored; a blank image; an implausible rescale; no or implausible pixel spacing;
-            colour or multi-frame image.
+            colour image, or multi-frame image other than a tomosynthesis projection set; a
+            projection set whose frames, functional groups and PixelData disagree, or ``frame``
+            out of its range.
 
     Warns:
         ProcessedImageWarning: processed image (FOR PRESENTATION, stated or guessed), or a raw one
@@ -877,7 +892,7 @@ def read_dicom_mammogram(
     """
     path = require_regular_file(path)
     try:
-        return _read(path, require_raw, allow_non_mg, spacing_mm, min_size_px)
+        return _read(path, require_raw, allow_non_mg, spacing_mm, min_size_px, frame)
     except (MammogramReadError, FileNotFoundError):
         raise
     except Exception as e:  # a pydicom/numpy failure not foreseen above: still name the file
@@ -887,7 +902,7 @@ def read_dicom_mammogram(
 
 
 def _read(
-    path: Path, require_raw: bool, allow_non_mg: bool, spacing_mm: Any, min_size_px: int
+    path: Path, require_raw: bool, allow_non_mg: bool, spacing_mm: Any, min_size_px: int, frame: int | None
 ) -> tuple[np.ndarray, dict[str, Any]]:
     ds = _read_dataset(path)
     essential = _ESSENTIAL - (_SPACING_TAGS if spacing_mm is not None else set())
@@ -895,6 +910,12 @@ def _read(
         _convert_all(ds.file_meta, path, essential)
     _convert_all(ds, path, essential)
     _require_pixel_data(ds, path)
+    projection = {"projection_frame": None, "projection_angle_deg": None, "n_projections": None}
+    if is_breast_projection(ds):
+        ds, projection = single_projection(ds, path, frame)
+    elif frame not in (None, 0):
+        raise MammogramReadError(f"{path}: frame {frame} asked for; the image is not a projection set and has one "
+                                 "frame (0)")
     modality = _check_modality(ds, path, allow_non_mg)
     presentation, is_raw = _presentation(ds, path, require_raw)
     spacing, spacing_source = _spacing(ds, path, spacing_mm)
@@ -927,6 +948,7 @@ def _read(
         "exposure_mas": _exposure_mas(ds, path),
         "compression_force_n": _float(ds, "CompressionForce", path),
         "breast_implant_present": _yes_no(ds, "BreastImplantPresent", path),
+        **projection,
         "filename_or_obj": str(path),
     }
     meta["plane_magnification"], meta["measured_at"] = header_measurement_plane(

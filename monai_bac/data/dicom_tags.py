@@ -12,13 +12,16 @@ from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 
 __all__ = [
+    "BREAST_PROJECTION_FOR_PRESENTATION_SOP_CLASS",
+    "BREAST_PROJECTION_FOR_PROCESSING_SOP_CLASS",
+    "BREAST_PROJECTION_SOP_CLASSES",
     "MG_FOR_PRESENTATION_SOP_CLASS",
     "MG_FOR_PROCESSING_SOP_CLASS",
     "PATIENT_ORIENTATION",
     "PHOTOMETRICS",
     "PRESENTATIONS",
     "PYDICOM_MAJOR",
-    "TOMOSYNTHESIS_SOP_CLASSES",
+    "TOMOSYNTHESIS_VOLUME_SOP_CLASS",
     "VIEW_CODES",
     "code_item",
     "tag_label",
@@ -27,10 +30,15 @@ __all__ = [
 
 MG_FOR_PROCESSING_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1.2.1"
 MG_FOR_PRESENTATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1.2"
-#: the tomosynthesis SOP classes (Modality MG too, multi-frame): the reconstructed volume and the
-#: projections, For Presentation and For Processing; not 2D mammograms
-TOMOSYNTHESIS_SOP_CLASSES = ("1.2.840.10008.5.1.4.1.1.13.1.3", "1.2.840.10008.5.1.4.1.1.13.1.4",
-                             "1.2.840.10008.5.1.4.1.1.13.1.5")
+#: a tomosynthesis acquisition's projections, one frame each (Breast Projection X-Ray Image IOD,
+#: PS3.3 A.74; Modality MG): the reader takes the central one, as the paper does
+BREAST_PROJECTION_FOR_PROCESSING_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.13.1.5"
+BREAST_PROJECTION_FOR_PRESENTATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.13.1.4"
+BREAST_PROJECTION_SOP_CLASSES = (BREAST_PROJECTION_FOR_PROCESSING_SOP_CLASS,
+                                 BREAST_PROJECTION_FOR_PRESENTATION_SOP_CLASS)
+#: the reconstructed tomosynthesis volume (Breast Tomosynthesis Image IOD; Modality MG too): slices
+#: through the breast, not a projection mammogram
+TOMOSYNTHESIS_VOLUME_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.13.1.3"
 #: PresentationIntentType (0008,0068) values
 PRESENTATIONS = ("FOR PROCESSING", "FOR PRESENTATION")
 #: PhotometricInterpretation (0028,0004) values of a greyscale mammogram

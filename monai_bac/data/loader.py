@@ -81,6 +81,9 @@ IMAGE_META_KEYS = (
     "exposure_mas",
     "compression_force_n",
     "breast_implant_present",
+    "projection_frame",
+    "projection_angle_deg",
+    "n_projections",
     "filename_or_obj",
 )
 _DICOM_SUFFIXES = (".dcm", ".dicom")

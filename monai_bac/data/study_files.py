@@ -10,10 +10,15 @@ mammograms leaves out, and why:
 
 - **not an image**: no pixel matrix (Rows (0028,0010) absent: SR, KO, PR, DICOMDIR), or a
   Modality (0008,0060) of a non-image object (:data:`NOT_IMAGE_MODALITIES`, e.g. SEG), or a
-  tomosynthesis object (the volume or its projections, Modality MG as well);
+  reconstructed tomosynthesis volume (Modality MG as well);
 - **the rendition of a raw image in the same run**: a FOR PRESENTATION image that names the raw
   one in its SourceImageSequence (0008,2112), or that has the raw one's study, laterality, view,
-  view modifiers and acquisition date and time (the two are made from one exposure).
+  view modifiers and acquisition date and time (the two are made from one exposure);
+- **the tomosynthesis projections of a view whose 2D raw image is in the run** (the same study,
+  laterality, view and view modifiers: a "combo" acquisition takes both under one compression).
+  Without the 2D image, a projection set (Breast Projection X-Ray Image) is read as its central
+  projection, as the paper reads its raw tomosynthesis images
+  (:mod:`monai_bac.data.tomo_projection`).
 
 A processed image whose raw one is *not* in the run is not left out: reading it is refused as
 before (``require_raw``), or run anyway where the user asked for that. Only the header is read
@@ -39,7 +44,8 @@ from monai_bac.data.dicom_read import (
     header_view_modifiers,
     is_dicom_file,
 )
-from monai_bac.data.dicom_tags import TOMOSYNTHESIS_SOP_CLASSES, tag_name
+from monai_bac.data.dicom_tags import TOMOSYNTHESIS_VOLUME_SOP_CLASS, tag_name
+from monai_bac.data.tomo_projection import frame_laterality, is_breast_projection
 from monai_bac.data.views import diagnostic_view_reason
 from monai_bac.utils import PathLike
 
@@ -55,6 +61,7 @@ class _Header:
     sop_uid: str
     intent: str  # "FOR PROCESSING", "FOR PRESENTATION" or "" when the header does not say
     acquisition: tuple  # (study, laterality, view, view modifiers, acquisition date and time); () if unknown
+    projections: bool  # a tomosynthesis projection set (Breast Projection X-Ray Image, multi-frame)
     sources: frozenset  # SOPInstanceUIDs named in SourceImageSequence
     not_image: str  # why the object is not an image; "" for an image
     diagnostic: str  # why the image is a diagnostic view (monai_bac.data.views); "" for a screening view
@@ -78,8 +85,8 @@ def _not_image(ds: Dataset) -> str:
     sop_class = _text(ds, "SOPClassUID") or _text(getattr(ds, "file_meta", Dataset()), "MediaStorageSOPClassUID")
     kind = f"{UID(sop_class).name} ({tag_name('SOPClassUID')} {sop_class})" if sop_class else "no SOPClassUID"
     modality = _text(ds, "Modality")
-    if sop_class in TOMOSYNTHESIS_SOP_CLASSES:
-        return f"not a 2D mammogram: {kind}, a tomosynthesis object"
+    if sop_class == TOMOSYNTHESIS_VOLUME_SOP_CLASS:
+        return f"not a 2D mammogram: {kind}, a reconstructed tomosynthesis volume (slices, not a projection)"
     if modality.upper() in NOT_IMAGE_MODALITIES:
         return f"not a mammogram: {kind}, {tag_name('Modality')} {modality}"
     if "Rows" not in ds and modality.upper() != "MG":  # (a QIDO-RS result may leave Rows out)
@@ -94,12 +101,12 @@ def _header(ds: Dataset, path: str) -> _Header:
         view, modifiers = header_view(ds, Path(path)), header_view_modifiers(ds)
         magnification = header_magnification(ds, Path(path))
     intent = header_intent(ds)
-    laterality = _text(ds, "ImageLaterality") or _text(ds, "Laterality")
+    laterality = _text(ds, "ImageLaterality") or _text(ds, "Laterality") or frame_laterality(ds)
     study, acquired = _text(ds, "StudyInstanceUID"), _acquired(ds)
     key = (study, laterality.upper(), view or "", modifiers, acquired) if study and acquired and view else ()
     sources = frozenset(_text(item, "ReferencedSOPInstanceUID") for item in ds.get("SourceImageSequence") or [])
-    return _Header(path, _text(ds, "SOPInstanceUID"), intent, key, sources - {""}, _not_image(ds),
-                   diagnostic_view_reason(modifiers, magnification))
+    return _Header(path, _text(ds, "SOPInstanceUID"), intent, key, is_breast_projection(ds), sources - {""},
+                   _not_image(ds), diagnostic_view_reason(modifiers, magnification))
 
 
 def _read_header(path: str) -> _Header | None:
@@ -138,6 +145,12 @@ def files_to_leave_out(paths: Iterable[PathLike]) -> dict[str, str]:
             left_out[h.path] = (f"the processed (FOR PRESENTATION) rendition of {by_acquisition[h.acquisition].path} "
                                 "(the same study, laterality, view and acquisition time), whose raw image this "
                                 "run reads")
+    by_view = {h.acquisition[:4]: h for h in raws if h.acquisition and not h.projections}
+    for h in raws:
+        two_d = by_view.get(h.acquisition[:4]) if h.projections and h.acquisition else None
+        if two_d is not None:
+            left_out[h.path] = (f"the tomosynthesis projections of the view of {two_d.path} (the same study, "
+                                "laterality, view and view modifiers), whose 2D raw image this run reads")
     return left_out
 
 
@@ -157,4 +170,8 @@ def not_a_raw_screening_view(source: PathLike | Dataset) -> str:
         return header.not_image
     if header.intent == "FOR PRESENTATION":
         return "a processed (FOR PRESENTATION) mammogram"
+    if header.projections:
+        return ("a tomosynthesis projection set (Breast Projection X-Ray Image): a viewer loads it as a multi-frame "
+                "object, which the annotation tools do not segment (monai-bac infer and the bundle read its central "
+                "projection)")
     return f"a diagnostic view ({header.diagnostic})" if header.diagnostic else ""

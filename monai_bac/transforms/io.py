@@ -135,7 +135,8 @@ class SaveBACSegd(MapTransform):
     """Save a BAC mask as a DICOM Segmentation object referencing its source DICOM image
     (:func:`monai_bac.dicom_seg.write_dicom_seg`): ``<output_dir>/<case>_bac_seg.dcm``.
 
-    A source that is not DICOM (NIfTI, PNG, TIFF) gets no SEG; ``data["notes"]`` says so.
+    A source that is not DICOM (NIfTI, PNG, TIFF) gets no SEG; ``data["notes"]`` says so. For a
+    tomosynthesis projection set the SEG names the frame that was read (``meta["projection_frame"]``).
     ``background``: see the module docstring.
     """
 
@@ -158,8 +159,10 @@ class SaveBACSegd(MapTransform):
                 continue
             self.output_dir.mkdir(parents=True, exist_ok=True)
             path = output_path(self.output_dir, d, "seg", source)
-            _write(d, self.background, partial(write_dicom_seg, spacing_mm=spacing, overwrite=self.overwrite), path,
-                   mask, source)
+            frame = d[key].meta.get("projection_frame")
+            writer = partial(write_dicom_seg, spacing_mm=spacing, overwrite=self.overwrite,
+                             source_frame=None if frame is None else int(frame))
+            _write(d, self.background, writer, path, mask, source)
             outputs["seg"] = str(path)
         return d
 
