@@ -197,17 +197,22 @@ SETS_LIKE_MAIN = {"main": (2, 5000, 13, "main"), "calibration": (4, 7000, 15, "c
                   "edict": (16, 53000, 73, "edict"), "canon": (16, 54000, 75, "canon"),
                   "gauge": (16, 55000, 77, "gauge"), "ballot": (16, 56000, 79, "ballot"),
                   "tribune": (16, 57000, 81, "tribune")}
+#: Sets made like main but taken WITHOUT an anti-scatter grid (``make_phantom(anti_scatter_grid=False)``,
+#: Grid (0018,1166) NONE in the header), as most tomosynthesis units take their projections: the
+#: development set, and the verdict set on the grid-aware scatter step (forty-fourth session).
+GRIDLESS_SETS = {"gridless_dev": (1, 59100, 83, "gldev"), "gridless": (2, 59200, 85, "gridless")}
 
 
 def plan(which: str) -> list[dict]:
     """The cases of a set: name, seed, view, laterality, vendor, thickness, effects, spacing."""
-    if which in SETS_LIKE_MAIN:  # made like main, on own seeds
-        repeat, seed0, rng, name = SETS_LIKE_MAIN[which]
+    if which in SETS_LIKE_MAIN or which in GRIDLESS_SETS:  # made like main, on own seeds
+        repeat, seed0, rng, name = SETS_LIKE_MAIN.get(which) or GRIDLESS_SETS[which]
         combos = [(v, lat, ven) for ven in VENDORS for v, lat in VIEWS] * repeat  # 24 (48)
         thick = np.linspace(30.0, 80.0, len(combos))
         order = np.random.default_rng(rng).permutation(len(combos))  # thickness not tied to the combo
         return [dict(case=f"{name}_{i:02d}_{ven}_{lat}{v}", seed=seed0 + i, view=v, laterality=lat, vendor=ven,
-                     thickness_mm=round(float(thick[order[i]]), 1), effects="all", native_pitch=True)
+                     thickness_mm=round(float(thick[order[i]]), 1), effects="all", native_pitch=True,
+                     grid=which not in GRIDLESS_SETS)
                 for i, (v, lat, ven) in enumerate(combos)]
     if which == "ablation":
         combos = [("CC", "L", "HOLOGIC"), ("MLO", "R", "GE"), ("CC", "R", "SIEMENS"), ("MLO", "L", "HOLOGIC"),
@@ -217,7 +222,7 @@ def plan(which: str) -> list[dict]:
         return [dict(case=f"{fx}_{i}_{ven}_{lat}{v}", seed=6000 + i, view=v, laterality=lat, vendor=ven,
                      thickness_mm=round(float(thick[order[i]]), 1), effects=fx, native_pitch=fx in ("vendor", "all"))
                 for fx in ABLATION for i, (v, lat, ven) in enumerate(combos)]
-    raise ValueError(f"unknown set {which!r}: one of {', '.join([*SETS_LIKE_MAIN, 'ablation'])}")
+    raise ValueError(f"unknown set {which!r}: one of {', '.join([*SETS_LIKE_MAIN, *GRIDLESS_SETS, 'ablation'])}")
 
 
 def write_case(args: tuple[dict, str]) -> dict:
@@ -229,7 +234,8 @@ def write_case(args: tuple[dict, str]) -> dict:
     fx = case["effects"]
     ph = make_phantom(case["seed"], view=case["view"], laterality=case["laterality"], vendor=case["vendor"],
                       thickness_mm=case["thickness_mm"], spacing_mm=None if case["native_pitch"] else 0.1,
-                      physics="ideal" if fx == "none" else "realistic", effects=None if fx == "none" else fx)
+                      physics="ideal" if fx == "none" else "realistic", effects=None if fx == "none" else fx,
+                      **({} if case.get("grid", True) else {"anti_scatter_grid": False}))
     seconds = time.perf_counter() - t0
     m = ph.meta
     ph.write_dicom(out / f"{case['case']}.dcm", patient_id=case["case"])
@@ -629,17 +635,18 @@ def _replace_section(md: Path, text: str) -> None:
 
 
 def _sets_help() -> str:
-    """Each set of :data:`SETS_LIKE_MAIN` with its cases' seeds, for ``generate --help``."""
+    """Each set of :data:`SETS_LIKE_MAIN` and :data:`GRIDLESS_SETS` with its cases' seeds, for
+    ``generate --help``."""
     per_repeat = len(VENDORS) * len(VIEWS)
     return "; ".join(f"{name}: seeds {seed0}-{seed0 + per_repeat * repeat - 1}"
-                     for name, (repeat, seed0, _, _) in SETS_LIKE_MAIN.items())
+                     for name, (repeat, seed0, _, _) in {**SETS_LIKE_MAIN, **GRIDLESS_SETS}.items())
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("generate", help="write the phantoms (DICOM + truth)")
-    g.add_argument("--set", choices=[*SETS_LIKE_MAIN, "ablation"],
+    g.add_argument("--set", choices=[*SETS_LIKE_MAIN, *GRIDLESS_SETS, "ablation"],
                    required=True,
                    help="a set made like main on its own seeds (" + _sets_help() + "), or the ablation; "
                         "what each was made and read for: this module's docstring and docs/validation/README.md; "

@@ -81,6 +81,7 @@ __all__ = [
     "MAX_PIXEL_ASPECT",
     "MIN_SIDE_PX",
     "RESCALE_SLOPE_RANGE",
+    "header_grid",
     "header_intent",
     "header_magnification",
     "header_measurement_plane",
@@ -699,6 +700,24 @@ def header_view_modifiers(ds: Dataset) -> str:
     return ", ".join(dict.fromkeys(name for name in names if name))
 
 
+def header_grid(ds: Dataset) -> str:
+    """Whether the image was taken behind an anti-scatter grid, from Grid (0018,1166) (X-Ray Grid
+    module, or a projection set's X-Ray Grid functional group): "NO" for NONE, "YES" for any other
+    value (FIXED, FOCUSED, RECIPROCATING, PARALLEL, CROSSED), "" where the header does not say (a
+    string, as a batch's metadata must collate)."""
+    values = [str(v).strip().upper() for v in _multi(ds.get("Grid"))]
+    values = [v for v in values if v]
+    if not values:
+        return ""
+    return "NO" if "NONE" in values else "YES"
+
+
+def _multi(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
+
+
 def header_magnification(ds: Dataset, path: Path) -> float | None:
     """EstimatedRadiographicMagnificationFactor (0018,1114); None (with a warning) below 1, which no
     projection gives (the breast lies between the focal spot and the detector), or above 4."""
@@ -863,7 +882,8 @@ def read_dicom_mammogram(
         ``bits_stored``; ``patient_id``; ``study_instance_uid``; ``series_instance_uid``;
         ``sop_instance_uid``; ``sop_class_uid``; ``exposure_mas``; ``compression_force_n``;
         ``breast_implant_present`` (BreastImplantPresent (0028,1300): "YES", "NO", or "" when absent
-        or unreadable: a string, as a batch's metadata must collate); ``projection_frame``,
+        or unreadable: a string, as a batch's metadata must collate); ``anti_scatter_grid``
+        (:func:`header_grid`: "YES", "NO" or ""); ``projection_frame``,
         ``projection_angle_deg`` and ``n_projections`` (the projection read, its tube angle and the
         acquisition's count; None for a 2D mammogram); ``filename_or_obj``. Absent tags give None.
 
@@ -948,6 +968,7 @@ def _read(
         "exposure_mas": _exposure_mas(ds, path),
         "compression_force_n": _float(ds, "CompressionForce", path),
         "breast_implant_present": _yes_no(ds, "BreastImplantPresent", path),
+        "anti_scatter_grid": header_grid(ds),
         **projection,
         "filename_or_obj": str(path),
     }

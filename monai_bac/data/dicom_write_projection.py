@@ -160,6 +160,7 @@ def write_breast_projection_dicom(
     magnification: float = 1.0,
     source_to_detector_mm: float = DEFAULT_SOURCE_TO_DETECTOR_MM,
     breast_implant_present: str = "NO",
+    anti_scatter_grid: bool = False,
     extra: Mapping[str, Any] | None = None,
     overwrite: bool = True,
 ) -> Path:
@@ -184,6 +185,8 @@ def write_breast_projection_dicom(
         magnification: EstimatedRadiographicMagnificationFactor of every frame.
         source_to_detector_mm: DistanceSourceToDetector (0018,1110).
         breast_implant_present: BreastImplantPresent (0028,1300), "YES" or "NO".
+        anti_scatter_grid: taken behind a grid (XRayGridSequence (0018,9555) Grid (0018,1166)
+            FOCUSED), or without one (NONE, the default: most tomosynthesis units retract the grid).
         extra: further top-level tags by keyword (a None value removes one), applied last.
         overwrite: when False, refuse to replace an existing file.
 
@@ -255,6 +258,9 @@ def write_breast_projection_dicom(
     xray_filter = Dataset()
     xray_filter.FilterMaterial = filter
     shared.XRayFilterSequence = Seq([xray_filter])
+    xray_grid = Dataset()
+    xray_grid.Grid = "FOCUSED" if anti_scatter_grid else "NONE"
+    shared.XRayGridSequence = Seq([xray_grid])
     ds.SharedFunctionalGroupsSequence = Seq([shared])
     ds.PerFrameFunctionalGroupsSequence = Seq([
         _frame_groups(i, a, shape=stack.shape[1:], spacing=spacing, laterality=laterality, raw=raw,

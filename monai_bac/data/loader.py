@@ -81,6 +81,7 @@ IMAGE_META_KEYS = (
     "exposure_mas",
     "compression_force_n",
     "breast_implant_present",
+    "anti_scatter_grid",
     "projection_frame",
     "projection_angle_deg",
     "n_projections",

@@ -448,7 +448,8 @@ def _field_plane(lg: np.ndarray, air: np.ndarray, spacing_mm, max_points: int = 
 
 
 def _without_scatter(coarse: np.ndarray, lg: np.ndarray, mask: np.ndarray, field, depth: np.ndarray, spacing_mm,
-                     thickness_mm: float, spr_scale: float = 1.0, shadow: np.ndarray | None = None) -> np.ndarray:
+                     thickness_mm: float, spr_scale: float = 1.0, shadow: np.ndarray | None = None,
+                     grid: bool = True) -> np.ndarray:
     """ln(P + 1) with a scatter estimate for ``thickness_mm`` removed inside ``mask`` (the SPR
     is anchored in the breast's deep half, where ``depth``, the distance to the skin line, is over
     half its largest value); ``field`` (the flat-field plane, or None) stays removed. The air is
@@ -460,7 +461,7 @@ def _without_scatter(coarse: np.ndarray, lg: np.ndarray, mask: np.ndarray, field
     if shadow is not None:
         centre &= ~shadow
     est, _ = estimate_scatter(coarse, mask, centre, spacing_mm, thickness_mm,
-                              spr_scale=spr_scale, spr_reference="local")
+                              spr_scale=spr_scale, spr_reference="local", grid=grid)
     # the iteration keeps the primary >= 5 % of the measured value; the floor only guards the log
     clean = np.log(np.maximum(coarse - est, 0.05 * coarse) + 1.0)
     if field is not None:
@@ -469,7 +470,7 @@ def _without_scatter(coarse: np.ndarray, lg: np.ndarray, mask: np.ndarray, field
 
 
 def _find_implant(coarse: np.ndarray, mask: np.ndarray, field, depth: np.ndarray, air: float, spacing_mm,
-                  thickness_mm: float, beam, implant_expected: bool) -> np.ndarray | None:
+                  thickness_mm: float, beam, implant_expected: bool, grid: bool = True) -> np.ndarray | None:
     """Step 5b: the shadow of an implant (:func:`monai_bac.ops.implant.implant_shadow`) in ``mask``
     (the breast without its muscle), or None. The excess is read against the direct exposure: fat
     through ``thickness_mm`` (and its skin) lies :func:`~monai_bac.ops.thickness_check.fat_contrast`
@@ -486,7 +487,7 @@ def _find_implant(coarse: np.ndarray, mask: np.ndarray, field, depth: np.ndarray
     def excesses():
         for h in bound_thicknesses(thickness_mm, implant_expected):
             est, _ = estimate_scatter(coarse, mask, depth > 0.5 * depth.max(), spacing_mm, h,
-                                      spr_reference="homogeneous")
+                                      spr_reference="homogeneous", grid=grid)
             clean = np.log(np.maximum(coarse - est, 0.05 * coarse) + 1.0)
             if field is not None:
                 clean -= field
@@ -525,6 +526,7 @@ def analyse_breast_region(
     unexposed_border: bool = True,
     beam=None,
     implant_expected: bool = False,
+    grid: bool = True,
 ) -> BreastRegionResult:
     """Breast region map and the quantities found on the way (see the module docstring).
 
@@ -591,6 +593,9 @@ def analyse_breast_region(
             YES): when no shadow passes the bound at ``thickness_mm``, or one only just passes, look
             again at the bound of the thinnest breast its readout allows
             (:func:`monai_bac.ops.implant.shadow_over_bounds`).
+        grid: the image was taken behind an anti-scatter grid (the published SPR of the scatter
+            steps, :func:`monai_bac.ops.primary.published_spr`); False for one taken without (most
+            tomosynthesis projections).
     """
     img = np.asarray(image_hw)
     if img.ndim != 2:
@@ -644,7 +649,8 @@ def analyse_breast_region(
 
     dist, inds = ndimage.distance_transform_edt(mask, sampling=spacing, return_indices=True)
     if scatter and thickness_mm is not None and float(thickness_mm) > 0:  # in the canonical frame: mirror-exact
-        lg = _without_scatter(canonical, lg, mask, flat, dist, spacing, float(thickness_mm), float(spr_scale))
+        lg = _without_scatter(canonical, lg, mask, flat, dist, spacing, float(thickness_mm), float(spr_scale),
+                              grid=grid)
     # distance outside the breast (chessboard metric: only used to pick air pixels)
     dout = ndimage.distance_transform_cdt(~mask, metric="chessboard").astype(np.float32) * min(spacing)
     # local air level: the direct exposure within a few mm of the skin line
@@ -671,10 +677,10 @@ def analyse_breast_region(
     shadow = None
     if beam is not None and scatter and thickness_mm is not None and float(thickness_mm) > 0:
         shadow = _find_implant(canonical, mask & ~pect, flat, dist, air_local, spacing, float(thickness_mm), beam,
-                               implant_expected)
+                               implant_expected, grid)
         if shadow is not None:
             lg = _without_scatter(canonical, lg, mask, flat, dist, spacing, float(thickness_mm), float(spr_scale),
-                                  shadow)
+                                  shadow, grid)
             if search:  # the muscle was searched on a fall-off the shadow drew: search again
                 outside = mask & ~shadow
                 fit = periphery_width(dist[outside], lg[outside], air_local, **fit_kw)

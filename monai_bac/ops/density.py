@@ -448,6 +448,7 @@ def density_map_polyenergetic(
     thickness_only: bool = False,
     find_implant: bool = True,
     implant_expected: bool = False,
+    grid: bool = True,
 ) -> tuple[np.ndarray, dict]:
     """Dense-tissue thickness h_dt (mm) of a raw image with a polyenergetic beam and scatter.
 
@@ -455,7 +456,8 @@ def density_map_polyenergetic(
     and a scatter-free ``P``. Here, per pixel:
 
     1. ``P = image - offset - scatter`` (:func:`monai_bac.ops.primary.estimate_scatter` when
-       ``scatter``), smoothed by ``smooth_mm`` as in :func:`density_map`;
+       ``scatter``; behind an anti-scatter grid unless ``grid`` is False), smoothed by
+       ``smooth_mm`` as in :func:`density_map`;
     2. ``P_fat(x)``: the fatty envelope of the compressed region as a trend along the
        chest-wall -> nipple axis (:func:`monai_bac.ops.primary.fat_reference_trend`; ``heel``
        False: one level, as Eq. 4);
@@ -558,7 +560,7 @@ def density_map_polyenergetic(
         if scatter:
             tissue = b_box & (bmap[box] != PECTORAL) | (bmap[box] == PECTORAL)
             s, sinfo = estimate_scatter(sub, tissue, _deep_compressed(c_box, spacing), spacing, h, spr=spr,
-                                        spr_scale=spr_scale)
+                                        spr_scale=spr_scale, grid=grid)
             sub -= s
             info.update(spr=sinfo["spr"], scatter_fraction_centre=sinfo.get("scatter_fraction_centre", 0.0))
         if smooth_mm and smooth_mm / max(spacing) >= 1.0 / 3.0:
@@ -665,7 +667,7 @@ def density_map_polyenergetic(
 
 
 def image_thickness(image: np.ndarray, breast_map: np.ndarray, beam, spacing_mm, laterality: str | None = None,
-                    first_mm: float | None = None) -> tuple[float | None, str]:
+                    first_mm: float | None = None, grid: bool = True) -> tuple[float | None, str]:
     """The compressed thickness (mm) of a raw image from its own air-to-fat contrast, or (None, why not).
 
     What ``DensityMap(thickness_mm="image")`` finds, with its default settings: the detector offset
@@ -674,14 +676,15 @@ def image_thickness(image: np.ndarray, breast_map: np.ndarray, beam, spacing_mm,
     (:func:`~monai_bac.ops.thickness_check.thickness_from_contrast`) until the two agree
     (:func:`density_map_polyenergetic` with ``fit_thickness``), without the density map itself.
     ``first_mm`` is the first guess (:data:`~monai_bac.ops.thickness_check.PROVISIONAL_THICKNESS_MM`
-    when None). BreastRegion's scatter step uses it on an image without BodyPartThickness.
+    when None). BreastRegion's scatter step uses it on an image without BodyPartThickness. ``grid``:
+    the image was taken behind an anti-scatter grid (the scatter estimate's SPR).
     """
     bmap = np.asarray(breast_map)
     breast = bmap > 0
     offset = estimate_offset(image, breast, spacing_mm) or 0.0
     _, info = density_map_polyenergetic(image, bmap, beam, first_mm or PROVISIONAL_THICKNESS_MM, spacing_mm,
                                         offset=offset, side=chest_wall_side(breast, laterality), fit_thickness=True,
-                                        thickness_only=True)
+                                        thickness_only=True, grid=grid)
     found, check = info["thickness_from_image"]
     if found is None:
         return None, str(check["reason"] or info.get("fallback") or "no thickness from the image")

@@ -6,11 +6,11 @@ this module estimates from the image and its acquisition metadata alone:
 
 * a detector **offset** (the raw value at zero exposure): :func:`estimate_offset` reads it from
   an unexposed (collimated) border when the image has one;
-* **scatter** behind the anti-scatter grid: :func:`estimate_scatter` follows the convolution
-  model of Boone & Cooper (Med Phys 27:1818, 2000): scatter is the primary of the scattering
-  tissue convolved with a broad scatter point-spread function, scaled so that the
-  scatter-to-primary ratio (SPR) at the centre of the breast is the published value for the
-  compressed thickness (:func:`spr_behind_grid`);
+* **scatter** behind the anti-scatter grid, or without one (most tomosynthesis units retract
+  it): :func:`estimate_scatter` follows the convolution model of Boone & Cooper (Med Phys
+  27:1818, 2000): scatter is the primary of the scattering tissue convolved with a broad scatter
+  point-spread function, scaled so that the scatter-to-primary ratio (SPR) at the centre of the
+  breast is the published value for the compressed thickness (:func:`published_spr`);
 * the **heel effect** (10-20 % less fluence at the nipple than at the chest wall on
   mammography units, anode-cathode axis along the chest-wall -> nipple direction):
   :func:`fat_reference_trend` fits the fatty envelope of the compressed region with a smooth
@@ -31,6 +31,8 @@ __all__ = [
     "SPR_GRID_PER_MM",
     "SPR_GRID_INTERCEPT",
     "SCATTER_RANGE_PER_MM",
+    "GRID_SCATTER_TRANSMISSION",
+    "published_spr",
     "spr_behind_grid",
     "estimate_offset",
     "estimate_scatter",
@@ -49,6 +51,12 @@ __all__ = [
 #: 0.31 at 70 mm.
 SPR_GRID_INTERCEPT = 0.0
 SPR_GRID_PER_MM = 0.0044
+#: The share of the scatter a mammography grid passes relative to its share of the primary: "a
+#: third to a half" (Boone et al., Radiology 222:519, 2002). Without a grid the SPR is the one
+#: behind it divided by this. 0.45 puts that no-grid SPR at 0.39 at 40 mm and 0.68 at 70 mm, within
+#: the published no-grid values (0.3-0.4 at 4 cm, 0.6-0.8 at 7-8 cm; Boone & Cooper 2000,
+#: Sechopoulos et al. 2007); a third would put it above them (0.53 and 0.92).
+GRID_SCATTER_TRANSMISSION = 0.45
 #: Range of the scatter point-spread function per mm of thickness: exp(-r / (k H)) / r, k = 1
 #: (steep near the origin with a tail of several cm: the shape of the scatter PSFs of Boone &
 #: Cooper 2000; scatter spreads further through a thicker breast).
@@ -64,6 +72,14 @@ def spr_behind_grid(thickness_mm, scale: float = 1.0):
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"spr_scale must be a positive number, got {scale} (scatter='none' skips the scatter step)")
     return scale * (SPR_GRID_INTERCEPT + SPR_GRID_PER_MM * t)
+
+
+def published_spr(thickness_mm, scale: float = 1.0, grid: bool = True):
+    """Published scatter-to-primary ratio at the centre of a breast of ``thickness_mm``: behind the
+    grid (:func:`spr_behind_grid`), or without one (``grid`` False: divided by
+    :data:`GRID_SCATTER_TRANSMISSION`), times ``scale``."""
+    spr = spr_behind_grid(thickness_mm, scale)
+    return spr if grid else spr / GRID_SCATTER_TRANSMISSION
 
 
 def estimate_offset(image: np.ndarray, breast_mask: np.ndarray, spacing_mm, border_mm: float = 2.0,
@@ -139,13 +155,15 @@ def estimate_scatter(
     cell_mm: float = 4.0,
     iterations: int = 3,
     spr_reference: str = "homogeneous",
+    grid: bool = True,
 ) -> tuple[np.ndarray, dict]:
-    """Scatter in a raw image (offset removed) behind the grid, after Boone & Cooper (2000).
+    """Scatter in a raw image (offset removed), after Boone & Cooper (2000).
 
     The scatter is the primary of the tissue convolved with a broad point-spread function
-    (:data:`SCATTER_RANGE_PER_MM`), scaled by ``spr`` (default :func:`spr_behind_grid` of the
-    compressed thickness, times ``spr_scale``), the published SPR at the middle of the compressed
-    breast (``centre_mask``). How the scale is tied to that SPR (``spr_reference``):
+    (:data:`SCATTER_RANGE_PER_MM`), scaled by ``spr`` (default :func:`published_spr` of the
+    compressed thickness, behind the grid unless ``grid`` is False, times ``spr_scale``), the
+    published SPR at the middle of the compressed breast (``centre_mask``). How the scale is tied
+    to that SPR (``spr_reference``):
 
     * ``"homogeneous"`` (default): the published SPR is measured on homogeneous breast phantoms,
       so the point-spread function gets the amplitude that gives a *homogeneous* breast of this
@@ -166,7 +184,7 @@ def estimate_scatter(
         raise ValueError(f"spr_reference must be 'homogeneous' or 'local', got {spr_reference!r}")
     img = np.asarray(image, dtype=np.float32)
     spacing = as_spacing(spacing_mm)
-    spr = float(spr_behind_grid(thickness_mm, spr_scale)) if spr is None else float(spr)
+    spr = float(published_spr(thickness_mm, spr_scale, grid)) if spr is None else float(spr)
     info = dict(spr=spr, cell_mm=float(cell_mm), spr_range_mm=SCATTER_RANGE_PER_MM * float(thickness_mm))
     if spr <= 0 or not np.any(tissue_mask):
         return np.zeros(img.shape, np.float32), info

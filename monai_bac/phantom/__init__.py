@@ -73,6 +73,8 @@ class Phantom:
         m = self.meta
         if m.get("breast_implant_present"):  # BreastImplantPresent (0028,1300), Type 3
             tags["extra"] = {"BreastImplantPresent": m["breast_implant_present"], **(tags.get("extra") or {})}
+        if m.get("anti_scatter_grid") == "NO":  # Grid (0018,1166), X-Ray Grid module (Type 3)
+            tags["extra"] = {"Grid": "NONE", **(tags.get("extra") or {})}
         write_mammogram_dicom(path, self.raw, spacing_mm=m["spacing_mm"], kvp=m["kvp"], thickness_mm=m["thickness_mm"],
                               anode=m["anode"], filter=m["filter"], view=m["view"], laterality=m["laterality"],
                               manufacturer=m["manufacturer"], presentation=m["presentation"],
@@ -101,6 +103,7 @@ def make_phantom(
     paddle_tilt_deg: float = 0.0,
     implant: str | None = None,
     extremely_dense: bool = False,
+    anti_scatter_grid: bool = True,
 ) -> Phantom:
     """Draw one raw phantom mammogram with ground truth; deterministic for a given ``seed``.
 
@@ -145,6 +148,11 @@ def make_phantom(
             from the same random numbers, so the rest of the phantom is the seed's; the dense tissue
             is held to the thickness its skin and calcifications leave. Every validation set draws
             the default (VBD up to ~25 %).
+        anti_scatter_grid: realistic physics only: False takes the image without an anti-scatter
+            grid, as most tomosynthesis units take their projections: the breast's scatter reaches
+            the detector unreduced (:func:`monai_bac.physics.scatter_to_primary_ratio`) and the
+            primary is not attenuated by the grid; ``meta["anti_scatter_grid"]`` is "NO" and the
+            DICOM file's Grid (0018,1166) NONE. Every validation set draws the default (a grid).
     """
     view, laterality, vendor = view.upper(), laterality.upper(), vendor.upper()
     if view not in ("CC", "MLO"):
@@ -170,6 +178,8 @@ def make_phantom(
     if implant is not None and (mode != "realistic" or implant not in IMPLANT_MATERIALS):
         raise ValueError(f"implant must be one of {sorted(IMPLANT_MATERIALS)} with physics='realistic', "
                          f"got implant={implant!r}, physics={physics!r}")
+    if not anti_scatter_grid and mode != "realistic":
+        raise ValueError("anti_scatter_grid=False needs physics='realistic' (the ideal mode has no scatter)")
     if not abs(float(paddle_tilt_deg)) <= 3.0:
         raise ValueError(f"paddle_tilt_deg must be within -3 to 3 deg, got {paddle_tilt_deg}")
     rng = np.random.default_rng(seed)
@@ -226,7 +236,8 @@ def make_phantom(
     else:
         noise = rng.standard_normal(grid.shape, dtype=np.float32)  # the draw form_image makes: same annotation
         phys_rng = np.random.default_rng([int(seed), 0x5EC7])
-        exposure = xray.choose_exposure(phys_rng, profile, h0, spacing_mm, exposure.kvp, spectrum=fx.spectrum)
+        exposure = xray.choose_exposure(phys_rng, profile, h0, spacing_mm, exposure.kvp, spectrum=fx.spectrum,
+                                        grid=bool(anti_scatter_grid))
         h_skin = skin_path_mm(geo, SKIN_MM) if fx.vendor else None
         raw, physics_record = xray.form_image(noise, phys_rng, exposure, profile, grid, geo, h_dt, h_calc, h_muscle,
                                               h_skin, SKIN_MM, effects=fx, h_implant=h_implant,
@@ -288,6 +299,8 @@ def make_phantom(
     )
     if implant is not None:
         meta["breast_implant_present"] = "YES"
+    if not anti_scatter_grid:
+        meta["anti_scatter_grid"] = "NO"
     arrays = dict(raw=raw, breast_map=geo.breast_map, thickness=geo.thickness_mm, h_dt=h_dt, h_muscle=h_muscle,
                   h_calc=h_calc, bac_mask=bac_mask, tpa_mask=tpa_mask, tpa_source=tpa_source)
     if h_skin is not None:

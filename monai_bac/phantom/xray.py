@@ -192,6 +192,7 @@ class RealisticExposure:
     hvl_mm_al: float
     attenuation: physics.Attenuation  # effective (spectrum-weighted) mu behind the fat of the set thickness
     air_signal: float  # detector units of the unattenuated primary at the chest wall, without offset
+    grid: bool = True  # taken behind the anti-scatter grid (False: a tomosynthesis projection's set-up)
 
 
 def choose_technique(profile: VendorProfile, thickness_mm: float) -> tuple[str, str]:
@@ -203,11 +204,12 @@ def choose_technique(profile: VendorProfile, thickness_mm: float) -> tuple[str, 
 
 
 def choose_exposure(rng: np.random.Generator, profile: VendorProfile, thickness_mm: float, spacing: float,
-                    kvp: float, spectrum: bool = True) -> RealisticExposure:
+                    kvp: float, spectrum: bool = True, grid: bool = True) -> RealisticExposure:
     """mAs for a target number of absorbed quanta behind fat, gain for the vendor's signal level.
 
     ``spectrum=False``: one energy (:func:`mono_beam`) with the vendor's default anode/filter, as
-    the ideal mode."""
+    the ideal mode. ``grid=False``: no anti-scatter grid (the primary is not attenuated by one, and
+    the automatic exposure control gives fewer mAs for the same quanta)."""
     if spectrum:
         anode, filt = choose_technique(profile, thickness_mm)
         b = beam(float(kvp), anode, filt, profile.detector_material, profile.detector_mm)
@@ -217,7 +219,7 @@ def choose_exposure(rng: np.random.Generator, profile: VendorProfile, thickness_
     t_fat = np.exp(-b.mu_fat * thickness_mm)
     px_area = spacing * spacing
     quanta_fat = rng.uniform(*QUANTA_FAT_PER_01MM) * (spacing / 0.1) ** 2
-    per_mas = px_area * GRID_PRIMARY_TRANSMISSION
+    per_mas = px_area * (GRID_PRIMARY_TRANSMISSION if grid else 1.0)
     mas = quanta_fat / (per_mas * float(np.sum(b.n_abs * t_fat)))
     fat_kev = mas * per_mas * float(np.sum(b.w1 * t_fat))
     air_kev = mas * per_mas * float(np.sum(b.w1))
@@ -230,7 +232,7 @@ def choose_exposure(rng: np.random.Generator, profile: VendorProfile, thickness_
                               energy_kev=b.spectrum.mean_energy_kev)
     return RealisticExposure(float(kvp), anode, filt, b, round(float(mas), 1), float(gain), float(offset),
                              float(rng.uniform(*HEEL_FRACTION)), float(quanta_fat), b.spectrum.mean_energy_kev,
-                             b.spectrum.hvl1_mm_al, att, float(gain * air_kev))
+                             b.spectrum.hvl1_mm_al, att, float(gain * air_kev), bool(grid))
 
 
 def _middle(geo: BreastGeometry) -> np.ndarray:
@@ -264,9 +266,10 @@ def _spread(src: np.ndarray, h0_mm: float, spacing_mm: float) -> np.ndarray:
 
 
 def scatter_field(primary: np.ndarray, geo: BreastGeometry, grid: Grid, b: Beam, glandular_fraction: float,
-                  heel: np.ndarray | None = None) -> np.ndarray:
-    """Scatter behind the grid (same units as ``primary``): SPR(H) x primary, sourced in the
-    breast only and spread by a broad kernel, on a coarse grid.
+                  heel: np.ndarray | None = None, anti_scatter_grid: bool = True) -> np.ndarray:
+    """Scatter behind the anti-scatter grid (same units as ``primary``; without one when
+    ``anti_scatter_grid`` is False): SPR(H) x primary, sourced in the breast only and spread by a
+    broad kernel, on a coarse grid.
 
     Each column of tissue scatters in proportion to the primary it passes (the convolution model
     of Boone & Cooper, Med Phys 27:1818, 2000, with the column taken as a slab of its own
@@ -280,7 +283,7 @@ def scatter_field(primary: np.ndarray, geo: BreastGeometry, grid: Grid, b: Beam,
     dense tissue there scaled the scatter of the whole breast down: docs/design-log/breast_region.md.)"""
     f = max(1, int(round(SCATTER_GRID_MM / grid.spacing)))
     h = geo.thickness_mm[::f, ::f]
-    weight = (physics.scatter_to_primary_ratio(h) * geo.inside[::f, ::f]).astype(np.float32)
+    weight = (physics.scatter_to_primary_ratio(h, anti_scatter_grid) * geo.inside[::f, ::f]).astype(np.float32)
     reference = homogeneous_primary(b, h, glandular_fraction)
     if heel is not None:
         reference *= heel[::f].astype(np.float32)[None, :]
@@ -289,7 +292,7 @@ def scatter_field(primary: np.ndarray, geo: BreastGeometry, grid: Grid, b: Beam,
     middle = _middle(geo)[::f, ::f]
     if middle.any():
         homogeneous = _spread(reference * weight, geo.compressed_thickness_mm, spacing)
-        out *= float(physics.scatter_to_primary_ratio(geo.compressed_thickness_mm)) / float(
+        out *= float(physics.scatter_to_primary_ratio(geo.compressed_thickness_mm, anti_scatter_grid)) / float(
             np.median(homogeneous[middle] / reference[middle]))
     return grid.upsample(out, Grid(out.shape, spacing))
 
@@ -406,7 +409,7 @@ def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticE
     heel_fraction = exposure.heel_fraction if effects.heel else 0.0
     heel = np.clip(1.0 - heel_fraction * x / geo.params["a_mm"], 1.0 - 2 * heel_fraction, 1.0)
     primary = np.exp(log_s, out=log_s)
-    primary *= np.float32(exposure.mas * grid.spacing**2 * GRID_PRIMARY_TRANSMISSION)
+    primary *= np.float32(exposure.mas * grid.spacing**2 * (GRID_PRIMARY_TRANSMISSION if exposure.grid else 1.0))
     if effects.heel:
         primary *= heel.astype(np.float32)[None, :]
     if "paddle" in extras:  # the rim's transmission at the open beam's effective attenuation
@@ -414,7 +417,7 @@ def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticE
         primary *= np.exp(-mu_pc * extras["paddle"])
     if effects.scatter:
         glandular = float(dt.sum(dtype=np.float64) / max(float(thick.sum(dtype=np.float64)), 1e-9))
-        scatter = scatter_field(primary, geo, grid, b, glandular, heel if effects.heel else None)
+        scatter = scatter_field(primary, geo, grid, b, glandular, heel if effects.heel else None, exposure.grid)
         middle = _middle(geo)
         spr_measured = float(np.median(scatter[middle] / primary[middle]))
         edge = geo.inside & (geo.skin_distance_mm < 0.5 * geo.periphery_width_mm)
@@ -449,9 +452,11 @@ def form_image(noise: np.ndarray, rng: np.random.Generator, exposure: RealisticE
         physics="realistic", anode=exposure.anode, filter=exposure.filter,
         filter_mm=b.spectrum.filter_mm, hvl_mm_al=exposure.hvl_mm_al, mas=exposure.mas,
         detector=f"{b.detector_material} {b.detector_mm} mm", detector_offset=offset,
-        grid_primary_transmission=GRID_PRIMARY_TRANSMISSION, heel_fraction=heel_fraction,
+        anti_scatter_grid=exposure.grid,
+        grid_primary_transmission=GRID_PRIMARY_TRANSMISSION if exposure.grid else 1.0, heel_fraction=heel_fraction,
         flat_field_rms=FLAT_FIELD_RMS if effects.vendor else 0.0,
-        spr_model=float(physics.scatter_to_primary_ratio(geo.compressed_thickness_mm)) if effects.scatter else 0.0,
+        spr_model=(float(physics.scatter_to_primary_ratio(geo.compressed_thickness_mm, exposure.grid))
+                   if effects.scatter else 0.0),
         spr_measured=spr_measured, spr_near_skin=spr_edge,
         paddle_edge=extras.get("paddle_edge"), abdomen_fold=extras.get("abdomen_fold"),
     )

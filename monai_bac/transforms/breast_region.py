@@ -81,7 +81,9 @@ class BreastRegion(Transform):
             has one (a unit whose readout is off), the header's when the image gives none
             (:mod:`monai_bac.transforms.region_thickness`).
         scatter: ``"published"`` (default): remove the scatter estimate for the thickness before
-            the periphery is fitted; ``"none"``: don't (a scatter-free, simulated image).
+            the periphery is fitted (behind an anti-scatter grid, or without one where
+            ``meta["anti_scatter_grid"]`` says "NO"); ``"none"``: don't (a scatter-free, simulated
+            image).
         width_margin: the periphery is drawn this fraction wider than fitted (None: by view,
             :data:`monai_bac.ops.breast_region.WIDTH_MARGIN`, 8 % CC and 2 % MLO: on realistic
             images the fitted widths come out short, CC views more, mostly by what the scatter

@@ -35,6 +35,7 @@ from monai_bac.ops.thickness_check import PROVISIONAL_THICKNESS_MM, ThicknessMis
 from monai_bac.physics import Attenuation, MissingPhysicsError, attenuation_at, beam_from_meta, effective_energy_kev
 from monai_bac.transforms.utils import (
     SCATTER_MODELS,
+    behind_grid,
     breast_map_hw,
     dict_breast_map,
     like,
@@ -140,7 +141,10 @@ class DensityMap(Transform):
 
     Args:
         model: ``"polyenergetic"`` (default) or ``"eq4"``.
-        scatter: ``"published"`` (default) or ``"none"`` (polyenergetic model only).
+        scatter: ``"published"`` (default) or ``"none"`` (polyenergetic model only). The published
+            SPR is the one behind an anti-scatter grid, or without one where the header says so
+            (``meta["anti_scatter_grid"]`` "NO", from Grid (0018,1166) NONE: most tomosynthesis
+            projections; :func:`monai_bac.ops.primary.published_spr`).
         spr: scatter-to-primary ratio at the breast's centre (of a homogeneous breast of this outline)
             replacing the published one.
         spr_scale: factor on the published SPR (e.g. for a grid with a known Bucky factor).
@@ -388,7 +392,7 @@ class DensityMap(Transform):
             h_dt, info = density_map_polyenergetic(image, bmap, beam, thickness, spacing,
                                                    fit_thickness=self.thickness_from_image,
                                                    implant_expected=meta.get("breast_implant_present") == "YES",
-                                                   **options)
+                                                   grid=behind_grid(meta), **options)
             found, check = info["thickness_from_image"]
             if self.thickness_from_image and found is None:
                 raise ValueError(f"{source_name(meta)}: thickness_mm='image', but the image gives no thickness "

@@ -22,6 +22,7 @@ import numpy as np
 from monai_bac.ops.breast_region import BreastRegionResult, analyse_breast_region
 from monai_bac.ops.density import image_thickness
 from monai_bac.physics import beam_from_meta
+from monai_bac.transforms.utils import behind_grid
 
 __all__ = ["FROM_IMAGE", "HEADER", "positive_or_none", "breast_region_with_thickness"]
 
@@ -58,7 +59,8 @@ def _from_image(image_hw: np.ndarray, first: BreastRegionResult, spacing_mm, met
         return None, "no breast"
     if beam is None:
         return None, why
-    return image_thickness(image_hw, first.breast_map, beam, spacing_mm, meta.get("laterality"), first_mm)
+    return image_thickness(image_hw, first.breast_map, beam, spacing_mm, meta.get("laterality"), first_mm,
+                           grid=behind_grid(meta))
 
 
 def breast_region_with_thickness(image_hw: np.ndarray, spacing_mm, view: str | None, meta: Mapping,
@@ -71,7 +73,7 @@ def breast_region_with_thickness(image_hw: np.ndarray, spacing_mm, view: str | N
         image_hw: (H, W) raw values linear in exposure.
         spacing_mm, view: as for ``analyse_breast_region``.
         meta: the image's metadata (``thickness_mm``, ``kvp``, ``anode``, ``filter``, ``laterality``,
-            the detector's keys, ``breast_implant_present``).
+            the detector's keys, ``breast_implant_present``, ``anti_scatter_grid``).
         thickness_mm: a number (mm) wins; None: the header's, else the image's; ``"image"``: the
             image's, else the header's.
         scatter: whether the scatter step runs (``"none"`` in BreastRegion): without it no thickness
@@ -87,7 +89,7 @@ def breast_region_with_thickness(image_hw: np.ndarray, spacing_mm, view: str | N
 
     def analyse(h: float | None) -> BreastRegionResult:
         return analyse_breast_region(image_hw, spacing_mm, view, thickness_mm=h, scatter=scatter, beam=beam,
-                                     implant_expected=implant_expected, **options)
+                                     implant_expected=implant_expected, grid=behind_grid(meta), **options)
 
     if not scatter:
         return analyse(None), None, "none (scatter='none')"
