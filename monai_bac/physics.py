@@ -60,6 +60,7 @@ __all__ = [
     "TransmittedBeam",
     "transmitted_beam",
     "beam_from_meta",
+    "behind_grid",
 ]
 
 #: The energy the paper quotes its coefficients at (Sec. 3.3).
@@ -521,6 +522,13 @@ def transmitted_beam(kvp: float, anode: str | None = None, filter: str | None = 
     for a in arrays:
         a.setflags(write=False)
     return TransmittedBeam((spec.kvp, spec.anode, spec.filter, detector, float(detector_mm)), *arrays)
+
+
+def behind_grid(meta: Mapping) -> bool:
+    """Whether an image was taken behind an anti-scatter grid: unless ``meta["anti_scatter_grid"]``
+    (from Grid (0018,1166)) says "NO", as a screening mammogram is; most tomosynthesis units take
+    their projections without one."""
+    return str(meta.get("anti_scatter_grid") or "").strip().upper() != "NO"
 
 
 def beam_from_meta(meta: Mapping) -> TransmittedBeam:

@@ -65,13 +65,14 @@ def acquisition(request, tmp_path_factory) -> dict:
     (root / "2d").mkdir()
     frames = _frames(p.raw)
     assert not np.array_equal(frames[CENTRAL], frames[len(ANGLES) // 2])
+    # the phantom's exposure was taken behind a grid, as GE's tomosynthesis takes its projections
     projections = write_breast_projection_dicom(
         root / "dbt" / "projections.dcm", frames, angles_deg=ANGLES, exposure_mas=m["exposure_mas"] * len(ANGLES),
-        compression_force_n=m["compression_force_n"], **_common(m))
+        compression_force_n=m["compression_force_n"], anti_scatter_grid=True, **_common(m))
     two_d = write_mammogram_dicom(
         root / "2d" / "central.dcm", p.raw, exposure_mas=m["exposure_mas"],
-        compression_force_n=m["compression_force_n"], magnification=1.0, extra={"BreastImplantPresent": "NO"},
-        **_common(m))
+        compression_force_n=m["compression_force_n"], magnification=1.0,
+        extra={"BreastImplantPresent": "NO", "Grid": "FOCUSED"}, **_common(m))
     return {"projections": projections, "two_d": two_d, "frames": frames, "meta": m, "root": root}
 
 

@@ -32,10 +32,10 @@ from monai_bac.ops.density import (calcification_thickness, density_map, density
 from monai_bac.ops.primary import chest_wall_side, estimate_offset
 from monai_bac.ops.implant import BreastImplantWarning
 from monai_bac.ops.thickness_check import PROVISIONAL_THICKNESS_MM, ThicknessMismatchWarning
-from monai_bac.physics import Attenuation, MissingPhysicsError, attenuation_at, beam_from_meta, effective_energy_kev
+from monai_bac.physics import (Attenuation, MissingPhysicsError, attenuation_at, beam_from_meta, behind_grid,
+                               effective_energy_kev)
 from monai_bac.transforms.utils import (
     SCATTER_MODELS,
-    behind_grid,
     breast_map_hw,
     dict_breast_map,
     like,

@@ -21,8 +21,7 @@ import numpy as np
 
 from monai_bac.ops.breast_region import BreastRegionResult, analyse_breast_region
 from monai_bac.ops.density import image_thickness
-from monai_bac.physics import beam_from_meta
-from monai_bac.transforms.utils import behind_grid
+from monai_bac.physics import beam_from_meta, behind_grid
 
 __all__ = ["FROM_IMAGE", "HEADER", "positive_or_none", "breast_region_with_thickness"]
 

@@ -22,20 +22,13 @@ from monai.utils.type_conversion import convert_to_dst_type, convert_to_numpy, g
 
 
 __all__ = ["BREAST_REGIONS", "BreastMapd", "breast_pixels", "meta_of", "source_name", "to_hw", "like", "resolve_spacing_mm", "compute_breast_map",
-           "breast_map_hw", "dict_breast_map", "nan_if_none", "SCATTER_MODELS", "behind_grid"]
+           "breast_map_hw", "dict_breast_map", "nan_if_none", "SCATTER_MODELS"]
 
 #: how BreastRegion and DensityMap treat scatter: remove the published estimate, or not at all
 SCATTER_MODELS = ("published", "none")
 
 #: breast map codes that are breast tissue (periphery, compressed, pectoral)
 from monai_bac.breast_map import BREAST_REGIONS  # noqa: E402
-
-
-def behind_grid(meta: Mapping) -> bool:
-    """Whether the image was taken behind an anti-scatter grid: unless ``meta["anti_scatter_grid"]``
-    (from Grid (0018,1166)) says "NO", as a screening mammogram is; most tomosynthesis units take
-    their projections without one."""
-    return str(meta.get("anti_scatter_grid") or "").strip().upper() != "NO"
 
 
 def meta_of(img: Any) -> dict:
