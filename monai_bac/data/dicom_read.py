@@ -62,6 +62,7 @@ from monai_bac.data.dicom_tags import (
     PHOTOMETRICS,
     PYDICOM_MAJOR,
     VIEW_CODES,
+    encapsulated_frames,
     tag_label,
     tag_name,
 )
@@ -494,17 +495,6 @@ def _stored_values(ds: Dataset) -> np.ndarray:
     return np.asarray(ds.pixel_array)
 
 
-def _first_frame(pixel_data: bytes) -> bytes:
-    """The first frame of encapsulated pixel data (pydicom 3 renamed the generator)."""
-    if PYDICOM_MAJOR >= 3:
-        from pydicom.encaps import generate_frames
-
-        return next(generate_frames(pixel_data, number_of_frames=1))
-    from pydicom.encaps import generate_pixel_data_frame
-
-    return next(generate_pixel_data_frame(pixel_data, 1))
-
-
 def _decode_compressed(ds: Dataset, path: Path, syntax: UID) -> np.ndarray:
     """Decode encapsulated pixel data: a pylibjpeg plugin when one handles the syntax, else pydicom."""
     plugin = _PLUGIN_DECODERS.get(str(syntax))
@@ -513,7 +503,7 @@ def _decode_compressed(ds: Dataset, path: Path, syntax: UID) -> np.ndarray:
     try:
         if plugin is None:
             return _stored_values(ds)
-        frame = _first_frame(ds.PixelData)
+        frame = next(encapsulated_frames(ds.PixelData, 1))
         return np.asarray(importlib.import_module(plugin).decode(frame))
     except Exception as e:
         decoder = f"the pylibjpeg plugin '{plugin}'" if plugin else "pydicom's pixel data handlers"

@@ -24,6 +24,7 @@ __all__ = [
     "TOMOSYNTHESIS_VOLUME_SOP_CLASS",
     "VIEW_CODES",
     "code_item",
+    "encapsulated_frames",
     "tag_label",
     "tag_name",
 ]
@@ -71,3 +72,15 @@ def code_item(value: str, scheme: str, meaning: str) -> Dataset:
     item = Dataset()
     item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
     return item
+
+
+def encapsulated_frames(pixel_data: bytes, count: int):
+    """The frames of encapsulated (compressed) pixel data, one bytes object each, as a generator
+    (pydicom 3 renamed pydicom 2's ``generate_pixel_data_frame`` to ``generate_frames``)."""
+    if PYDICOM_MAJOR >= 3:
+        from pydicom.encaps import generate_frames
+
+        return generate_frames(pixel_data, number_of_frames=count)
+    from pydicom.encaps import generate_pixel_data_frame
+
+    return generate_pixel_data_frame(pixel_data, count)

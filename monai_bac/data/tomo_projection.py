@@ -26,7 +26,7 @@ from typing import Any
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
-from monai_bac.data.dicom_tags import BREAST_PROJECTION_SOP_CLASSES, PYDICOM_MAJOR, tag_name
+from monai_bac.data.dicom_tags import BREAST_PROJECTION_SOP_CLASSES, encapsulated_frames, tag_name
 from monai_bac.data.errors import MammogramReadError, MissingTagWarning
 
 __all__ = ["central_frame", "frame_header", "frame_laterality", "is_breast_projection", "projection_angles",
@@ -124,14 +124,7 @@ def _frame_pixels(ds: Dataset, path: Path, index: int, count: int) -> DataElemen
         from pydicom.encaps import encapsulate
 
         try:
-            if PYDICOM_MAJOR >= 3:
-                from pydicom.encaps import generate_frames
-
-                frames = list(generate_frames(ds.PixelData, number_of_frames=count))
-            else:
-                from pydicom.encaps import generate_pixel_data_frame
-
-                frames = list(generate_pixel_data_frame(ds.PixelData, count))
+            frames = list(encapsulated_frames(ds.PixelData, count))
         except Exception as e:  # noqa: BLE001 - a corrupt offset table or fragment: name the file
             raise MammogramReadError(f"{path}: the encapsulated {tag_name('PixelData')} could not be split into "
                                      f"{count} frames: {type(e).__name__}: {e}") from e
