@@ -235,7 +235,7 @@ def write_case(args: tuple[dict, str]) -> dict:
     ph = make_phantom(case["seed"], view=case["view"], laterality=case["laterality"], vendor=case["vendor"],
                       thickness_mm=case["thickness_mm"], spacing_mm=None if case["native_pitch"] else 0.1,
                       physics="ideal" if fx == "none" else "realistic", effects=None if fx == "none" else fx,
-                      **({} if case.get("grid", True) else {"anti_scatter_grid": False}))
+                      anti_scatter_grid=case.get("grid", True))
     seconds = time.perf_counter() - t0
     m = ph.meta
     ph.write_dicom(out / f"{case['case']}.dcm", patient_id=case["case"])

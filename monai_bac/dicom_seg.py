@@ -151,14 +151,9 @@ def write_dicom_seg(path: str | os.PathLike, mask: np.ndarray, source: str | os.
 def _projection_frame(src, path: Path, source_frame: int | None) -> int | None:
     """The frame a SEG on ``src`` annotates: None for a 2D image; for a projection set, ``source_frame``
     or its central projection."""
-    from monai_bac.data.tomo_projection import central_frame, is_breast_projection
+    from monai_bac.data.tomo_projection import chosen_frame, is_breast_projection
 
-    if not is_breast_projection(src):
-        return None
-    frame = central_frame(src, path) if source_frame is None else int(source_frame)
-    if not 0 <= frame < int(src.NumberOfFrames):
-        raise ValueError(f"source_frame {frame} is outside the {int(src.NumberOfFrames)} frames")
-    return frame
+    return chosen_frame(src, path, source_frame) if is_breast_projection(src) else None
 
 
 def _as_2d_source(src, frame: int):

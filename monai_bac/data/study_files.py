@@ -147,7 +147,7 @@ def files_to_leave_out(paths: Iterable[PathLike]) -> dict[str, str]:
                                 "run reads")
     by_view = {h.acquisition[:4]: h for h in raws if h.acquisition and not h.projections}
     for h in raws:
-        two_d = by_view.get(h.acquisition[:4]) if h.projections and h.acquisition else None
+        two_d = by_view.get(h.acquisition[:4]) if h.projections else None
         if two_d is not None:
             left_out[h.path] = (f"the tomosynthesis projections of the view of {two_d.path} (the same study, "
                                 "laterality, view and view modifiers), whose 2D raw image this run reads")

@@ -29,7 +29,7 @@ from pydicom.dataset import Dataset
 from monai_bac.data.dicom_tags import BREAST_PROJECTION_SOP_CLASSES, encapsulated_frames, tag_name
 from monai_bac.data.errors import MammogramReadError, MissingTagWarning
 
-__all__ = ["central_frame", "frame_header", "frame_laterality", "is_breast_projection", "projection_angles",
+__all__ = ["chosen_frame", "frame_header", "frame_laterality", "is_breast_projection", "projection_angles",
            "single_projection"]
 
 #: the multi-frame attributes that do not describe one frame
@@ -94,10 +94,12 @@ def _frame_count(ds: Dataset, path: Path) -> int:
     return count
 
 
-def central_frame(ds: Dataset, path: Path) -> int:
-    """The index of the central projection: the frame whose XRaySourceIsocenterPrimaryAngle is nearest
-    0 (the middle frame, with a :class:`MissingTagWarning`, where a frame does not say)."""
-    return _choose_frame(ds, path, _frame_count(ds, path), None)
+def chosen_frame(ds: Dataset, path: Path, frame: int | None = None) -> int:
+    """The index of the frame to read: ``frame`` (0-based, checked against the set), else the
+    central projection, the frame whose XRaySourceIsocenterPrimaryAngle is nearest 0 (the middle
+    frame, with a :class:`MissingTagWarning`, where a frame does not say). Raises
+    :class:`MammogramReadError` as :func:`single_projection`."""
+    return _choose_frame(ds, path, _frame_count(ds, path), frame)
 
 
 def _choose_frame(ds: Dataset, path: Path, count: int, frame: int | None) -> int:
