@@ -24,6 +24,7 @@ from monai_bac.data.loader import (
     load_mammogram,
     mammogram_affine,
 )
+from monai_bac.data.monai_reader import MammogramReader
 
 __all__ = [
     "DiagnosticViewWarning",
@@ -34,6 +35,7 @@ __all__ = [
     "LoadMammogramDict",
     "LoadMammogramd",
     "MammogramReadError",
+    "MammogramReader",
     "MissingTagWarning",
     "ProcessedImageWarning",
     "load_label",

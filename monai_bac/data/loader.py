@@ -47,6 +47,7 @@ __all__ = [
     "LoadMammogramD",
     "LoadMammogramDict",
     "LoadMammogramd",
+    "file_kind",
     "load_label",
     "load_mammogram",
     "mammogram_affine",
@@ -96,7 +97,7 @@ def mammogram_affine(spacing_mm: Sequence[float] | None) -> torch.Tensor:
     return torch.tensor([[0.0, -col, 0.0], [-row, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
 
 
-def _file_kind(path: Path) -> str:
+def file_kind(path: Path) -> str:
     """'dicom', 'nifti', 'png_tiff', 'npy' or 'nrrd', from the name, else from the DICOM marker."""
     name = path.name.lower()
     if name.endswith(NIFTI_SUFFIXES):
@@ -234,7 +235,7 @@ def load_mammogram(
     """
     path = require_regular_file(path)
     spacing_mm = _check_spacing(spacing_mm, path)
-    kind = _file_kind(path)
+    kind = file_kind(path)
     if kind == "nrrd":
         raise MammogramReadError(f"{path}: a NRRD file is read as a label (a 3D Slicer segmentation), not as a "
                                  "mammogram; load the image from its DICOM file")
@@ -299,7 +300,7 @@ def load_label(path: PathLike, spacing_mm: Sequence[float] | None = None, source
     """
     path = require_regular_file(path)
     spacing_mm = _check_spacing(spacing_mm, path)
-    kind = _file_kind(path)
+    kind = file_kind(path)
     if kind in ("dicom", "nrrd"):
         from monai_bac.data.slicer_labels import read_slicer_label
 

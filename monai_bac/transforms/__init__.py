@@ -44,6 +44,7 @@ from monai_bac.transforms.pipeline import (  # noqa: F401
     UpdateSpacingd,
 )
 from monai_bac.transforms.quantify import QuantifyBACd  # noqa: F401
+from monai_bac.transforms.utils import ForeignLoaderError  # noqa: F401
 from monai_bac.transforms.physics import (
     CalcificationThickness,
     CalcificationThicknessd,
@@ -99,4 +100,5 @@ __all__ = [
     "ResizeWithInverseMode",
     "ResizeWithInverseModed",
     "removed_components",
+    "ForeignLoaderError",
 ]

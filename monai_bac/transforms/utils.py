@@ -18,10 +18,13 @@ import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms.transform import MapTransform, Transform
+from monai.utils.enums import MetaKeys
 from monai.utils.type_conversion import convert_to_dst_type, convert_to_numpy, get_equivalent_dtype
 
+from monai_bac.physics import MissingPhysicsError
 
-__all__ = ["BREAST_REGIONS", "BreastMapd", "breast_pixels", "meta_of", "source_name", "to_hw", "like", "resolve_spacing_mm", "compute_breast_map",
+
+__all__ = ["BREAST_REGIONS", "BreastMapd", "ForeignLoaderError", "breast_pixels", "meta_of", "source_name", "to_hw", "like", "resolve_spacing_mm", "compute_breast_map",
            "breast_map_hw", "dict_breast_map", "nan_if_none", "SCATTER_MODELS"]
 
 #: how BreastRegion and DensityMap treat scatter: remove the published estimate, or not at all
@@ -31,9 +34,39 @@ SCATTER_MODELS = ("published", "none")
 from monai_bac.breast_map import BREAST_REGIONS  # noqa: E402
 
 
+class ForeignLoaderError(MissingPhysicsError):
+    """The image was loaded by a reader that is not this package's (MONAI's ``LoadImage`` with its own
+    readers): its meta has none of the acquisition keys, and its pixels may be transposed or inverted."""
+
+
+#: a key every loader of this package writes (None where unknown), images and labels alike
+_OWN_LOADER_KEY = "spacing_source"
+
+
 def meta_of(img: Any) -> dict:
-    """The metadata dict of a MetaTensor, else an empty dict."""
-    return dict(img.meta) if isinstance(img, MetaTensor) else {}
+    """The metadata dict of a MetaTensor, else an empty dict.
+
+    Raises:
+        ForeignLoaderError: the MetaTensor came from a MONAI reader other than
+            :class:`~monai_bac.data.MammogramReader` (its meta has MONAI's ``original_channel_dim``
+            but not this package's keys). ITKReader and PydicomReader give a mammogram in (x, y) order,
+            MONOCHROME1 as stored (ITK) or inverted against the full bit range (pydicom), and without
+            kVp, thickness, anode/filter, grid or view: nothing physical computed from it would hold.
+    """
+    if not isinstance(img, MetaTensor):
+        return {}
+    meta = dict(img.meta)
+    if MetaKeys.ORIGINAL_CHANNEL_DIM in meta and _OWN_LOADER_KEY not in meta:
+        raise ForeignLoaderError(
+            f"{source_name(meta)}: loaded by a reader that is not monai-bac's (its meta has MONAI's "
+            f"'{MetaKeys.ORIGINAL_CHANNEL_DIM}' but not '{_OWN_LOADER_KEY}', 'spacing_mm', 'kvp', ...): MONAI's "
+            "ITKReader and PydicomReader give a mammogram transposed (x, y), MONOCHROME1 as stored or inverted, and "
+            "without its acquisition tags (spacing, kVp, thickness, anode/filter, grid, view). Load it with "
+            "LoadImaged(keys, reader=\"monai_bac.data.MammogramReader\") (a label: "
+            "reader=MammogramReader(label=True), dtype=numpy.uint8) or with monai_bac.data.LoadMammogramd; an array "
+            "you know to hold raw values in (row, col) order goes in as a plain tensor (img.as_tensor()), with its "
+            "physics as arguments")
+    return meta
 
 
 def source_name(meta: Mapping) -> str:
