@@ -6,6 +6,10 @@ else from the image's metadata (``meta["spacing_mm"]``, filled by the loader fro
 ImagerPixelSpacing (0018,1164) / PixelSpacing (0028,0030)). :func:`as_spacing` checks a given
 value; :func:`resolve_spacing` picks the argument or the metadata. Both raise
 :class:`SpacingError` (a ``ValueError``) naming the source and the argument that fixes it.
+MONAI's spatial transforms (``Resize``, ``Spacing``, ``Zoom``, ``Rotate90``) update a MetaTensor's
+affine but not ``meta["spacing_mm"]``: where the two disagree, :func:`resolve_spacing` (and the
+metrics, through :func:`affine_spacing`) take the affine's pixel size and warn
+(:class:`StaleSpacingWarning`).
 :func:`odd_footprint` turns a square of a given side in mm into a centred filter size in pixels.
 
 The plausible range (:data:`MIN_SPACING_MM` .. :data:`MAX_SPACING_MM`) spans every full-field
@@ -17,12 +21,14 @@ cost of the morphology grows as spacing^-2. ``check_range=False`` skips that che
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-__all__ = ["SpacingError", "as_spacing", "resolve_spacing", "odd_footprint", "MIN_SPACING_MM", "MAX_SPACING_MM"]
+__all__ = ["SpacingError", "StaleSpacingWarning", "affine_spacing", "as_spacing", "resolve_spacing", "odd_footprint",
+           "MIN_SPACING_MM", "MAX_SPACING_MM"]
 
 #: smallest and largest pixel spacing (mm) accepted without ``check_range=False``
 MIN_SPACING_MM = 0.01
@@ -31,6 +37,28 @@ MAX_SPACING_MM = 10.0
 
 class SpacingError(ValueError):
     """A pixel spacing that is missing, malformed, non-positive or implausible."""
+
+
+class StaleSpacingWarning(UserWarning):
+    """``meta["spacing_mm"]`` disagrees with the image's affine: a spatial transform changed the grid
+    after loading (``monai_bac.transforms.UpdateSpacingd`` after it brings the two in step)."""
+
+
+#: relative difference at which the metadata's spacing and the affine's disagree
+SPACING_RTOL = 1e-3
+
+
+def affine_spacing(affine: Any) -> tuple[float, float] | None:
+    """``(row_mm, col_mm)``: the pixel size a 2D image's affine gives (the lengths of its first two
+    columns, the steps of a row index and a column index), or None for no affine, a batch of them,
+    or MONAI's identity default (which says nothing about the grid)."""
+    if affine is None:
+        return None
+    a = np.asarray(affine.detach().cpu() if hasattr(affine, "detach") else affine, dtype=np.float64)
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] < 3 or np.allclose(a, np.eye(a.shape[0])):
+        return None
+    row, col = np.linalg.norm(a[:-1, :2], axis=0)
+    return (float(row), float(col)) if row > 0 and col > 0 else None
 
 
 def as_spacing(spacing_mm: Any, where: str = "spacing_mm", check_range: bool = True) -> tuple[float, float]:
@@ -60,7 +88,9 @@ def as_spacing(spacing_mm: Any, where: str = "spacing_mm", check_range: bool = T
 
 def resolve_spacing(meta: Mapping | None, spacing_mm: Any = None, who: str = "this function",
                     check_range: bool = True) -> tuple[float, float]:
-    """The spacing to use: ``spacing_mm`` when given, else ``meta["spacing_mm"]``.
+    """The spacing to use: ``spacing_mm`` when given, else ``meta["spacing_mm"]``, unless the meta's
+    ``affine`` (a MetaTensor's) gives another pixel size: then the affine's, with a
+    :class:`StaleSpacingWarning`.
 
     Args:
         meta: the image's metadata (a MetaTensor's ``.meta``), or None.
@@ -77,7 +107,16 @@ def resolve_spacing(meta: Mapping | None, spacing_mm: Any = None, who: str = "th
         raise SpacingError(f"{source}: the pixel spacing is missing from the image metadata ('spacing_mm', from "
                            f"ImagerPixelSpacing (0018,1164) / PixelSpacing (0028,0030)); pass "
                            f"spacing_mm=(row_mm, col_mm) to {who}")
-    return as_spacing(value, f"{source}: meta['spacing_mm']", check_range)
+    spacing = as_spacing(value, f"{source}: meta['spacing_mm']", check_range)
+    current = affine_spacing(meta.get("affine"))
+    if current is None or np.allclose(spacing, current, rtol=SPACING_RTOL, atol=0):
+        return spacing
+    warnings.warn(
+        f"{source}: meta['spacing_mm'] {spacing[0]:g} x {spacing[1]:g} mm disagrees with the image's affine, "
+        f"{current[0]:g} x {current[1]:g} mm: a spatial transform (Resize, Spacing, Zoom, Rotate90, ...) changed the "
+        f"grid after loading; {who} uses the affine's pixel size. Put monai_bac.transforms.UpdateSpacingd after the "
+        "spatial transform, or pass spacing_mm=, to say which", StaleSpacingWarning, stacklevel=3)
+    return as_spacing(current, f"{source}: the affine's pixel size", check_range)
 
 
 def odd_footprint(size_mm: float, spacing_mm: tuple[float, float]) -> tuple[int, int]:

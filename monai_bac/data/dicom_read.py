@@ -85,6 +85,7 @@ __all__ = [
     "header_grid",
     "header_intent",
     "header_magnification",
+    "header_patient_orientation",
     "header_measurement_plane",
     "header_view",
     "header_view_modifiers",
@@ -702,6 +703,13 @@ def header_grid(ds: Dataset) -> str:
     return "NO" if "NONE" in values else "YES"
 
 
+def header_patient_orientation(ds: Dataset) -> str:
+    """PatientOrientation (0020,0020), the directions of the rows and the columns, as ``"A\\FR"``;
+    "" where absent or not two values (a string, as a batch's metadata must collate)."""
+    values = [str(v).strip().upper() for v in _multi(ds.get("PatientOrientation"))]
+    return "\\".join(values) if len(values) == 2 and all(values) else ""
+
+
 def _multi(value) -> list:
     if value is None:
         return []
@@ -873,7 +881,8 @@ def read_dicom_mammogram(
         ``sop_instance_uid``; ``sop_class_uid``; ``exposure_mas``; ``compression_force_n``;
         ``breast_implant_present`` (BreastImplantPresent (0028,1300): "YES", "NO", or "" when absent
         or unreadable: a string, as a batch's metadata must collate); ``anti_scatter_grid``
-        (:func:`header_grid`: "YES", "NO" or ""); ``projection_frame``,
+        (:func:`header_grid`: "YES", "NO" or ""); ``patient_orientation``
+        (:func:`header_patient_orientation`: ``"A\\FR"`` or ""); ``projection_frame``,
         ``projection_angle_deg`` and ``n_projections`` (the projection read, its tube angle and the
         acquisition's count; None for a 2D mammogram); ``filename_or_obj``. Absent tags give None.
 
@@ -959,6 +968,7 @@ def _read(
         "compression_force_n": _float(ds, "CompressionForce", path),
         "breast_implant_present": _yes_no(ds, "BreastImplantPresent", path),
         "anti_scatter_grid": header_grid(ds),
+        "patient_orientation": header_patient_orientation(ds),
         **projection,
         "filename_or_obj": str(path),
     }

@@ -8,7 +8,9 @@ with values 0/1. Pixel data stays as stored (no flips), and the meta dict carrie
   ``anode``, ``filter``, ``view``, ``laterality``, ``presentation``, ``is_raw``,
   ``manufacturer``, ... see :data:`IMAGE_META_KEYS`), None where unknown;
 - MONAI's keys: ``affine`` and ``original_affine`` (torch float64 3x3, below), ``spatial_shape``,
-  ``original_channel_dim`` = ``"no_channel"``, ``space`` = ``"RAS"``, ``filename_or_obj``.
+  ``original_channel_dim`` = ``"no_channel"``, ``space`` = ``"RAS"``, ``filename_or_obj``;
+- ``loaded_by``: the function that read the file (:data:`LOADED_BY`), never None, so that the
+  transforms tell this package's MetaTensors from those of MONAI's other readers.
 
 The affine maps (row, col) indices to RAS mm::
 
@@ -43,6 +45,7 @@ from monai_bac.utils import PathLike
 
 __all__ = [
     "IMAGE_META_KEYS",
+    "LOADED_BY",
     "LoadMammogram",
     "LoadMammogramD",
     "LoadMammogramDict",
@@ -83,12 +86,15 @@ IMAGE_META_KEYS = (
     "compression_force_n",
     "breast_implant_present",
     "anti_scatter_grid",
+    "patient_orientation",
     "projection_frame",
     "projection_angle_deg",
     "n_projections",
     "filename_or_obj",
 )
 _DICOM_SUFFIXES = (".dcm", ".dicom")
+#: ``meta["loaded_by"]`` of an image and of a label (monai_bac.transforms.utils.meta_of reads the key)
+LOADED_BY = {"image": "monai_bac.data.load_mammogram", "label": "monai_bac.data.load_label"}
 
 
 def mammogram_affine(spacing_mm: Sequence[float] | None) -> torch.Tensor:
@@ -187,10 +193,11 @@ def _check_image(pixels: np.ndarray, path: Path, min_size_px: int) -> np.ndarray
     return pixels
 
 
-def _to_meta_tensor(array_hw: np.ndarray, meta: dict[str, Any], dtype: torch.dtype) -> MetaTensor:
-    """(1, H, W) MetaTensor with the acquisition meta plus MONAI's geometry keys."""
+def _to_meta_tensor(array_hw: np.ndarray, meta: dict[str, Any], dtype: torch.dtype, what: str) -> MetaTensor:
+    """(1, H, W) MetaTensor with the acquisition meta plus MONAI's geometry keys and ``loaded_by``."""
     affine = mammogram_affine(meta.get("spacing_mm"))
     meta = dict(meta)
+    meta["loaded_by"] = LOADED_BY[what]
     meta[MetaKeys.ORIGINAL_AFFINE] = affine.clone()
     meta[MetaKeys.SPATIAL_SHAPE] = np.asarray(array_hw.shape, dtype=np.int64)
     meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = "no_channel"
@@ -260,7 +267,7 @@ def load_mammogram(
         meta.update(spacing_mm=tuple(float(s) for s in spacing), spacing_source=source)
         pixels = _check_image(pixels, path, min_size_px)  # read_dicom_mammogram checked its own
     meta["filename_or_obj"] = str(path)
-    return _to_meta_tensor(np.asarray(pixels, dtype=np.float32), meta, torch.float32)
+    return _to_meta_tensor(np.asarray(pixels, dtype=np.float32), meta, torch.float32, "image")
 
 
 def _binarise_label(array: np.ndarray, path: Path, allow_255: bool) -> np.ndarray:
@@ -316,7 +323,7 @@ def load_label(path: PathLike, spacing_mm: Sequence[float] | None = None, source
         "spacing_source": source,
         "filename_or_obj": str(path),
     }
-    return _to_meta_tensor(label, meta, torch.uint8)
+    return _to_meta_tensor(label, meta, torch.uint8, "label")
 
 
 class LoadMammogram(Transform):

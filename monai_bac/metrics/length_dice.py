@@ -26,7 +26,7 @@ from monai.utils import MetricReduction
 
 from monai_bac.ops import length_dice as ld_ops
 from monai_bac.ops import skeleton_torch
-from monai_bac.units import as_spacing
+from monai_bac.units import SPACING_RTOL, StaleSpacingWarning, affine_spacing, as_spacing
 
 __all__ = [
     "SPACING_KEY",
@@ -82,15 +82,16 @@ def _spacing_from_meta(value, batch_size: int) -> np.ndarray:
 
 
 def _affine_spacing(src: MetaTensor, batch_size: int) -> np.ndarray | None:
-    """(B, 2) pixel size from the MetaTensor's affine (column norms), None for the identity default."""
+    """(B, 2) pixel size from the MetaTensor's affine, or one per image of a collated batch
+    (:func:`monai_bac.units.affine_spacing`); None where an affine says nothing."""
     a = np.asarray(src.affine.detach().cpu(), dtype=np.float64)
-    a = a[None] if a.ndim == 2 else a.reshape(-1, *a.shape[-2:])
-    if np.allclose(a, np.eye(a.shape[-1])):
+    found = [affine_spacing(m) for m in (a[None] if a.ndim == 2 else a.reshape(-1, *a.shape[-2:]))]
+    if not found or any(f is None for f in found):
         return None
-    sp = np.linalg.norm(a[:, :-1, :2], axis=1)
+    sp = np.asarray(found)
     if sp.shape[0] == 1:
         sp = np.tile(sp, (batch_size, 1))
-    return sp if sp.shape == (batch_size, 2) and np.all(sp > 0) else None
+    return sp if sp.shape == (batch_size, 2) else None
 
 
 def _metatensor_spacing(src: MetaTensor, batch_size: int) -> np.ndarray | None:
@@ -103,11 +104,11 @@ def _metatensor_spacing(src: MetaTensor, batch_size: int) -> np.ndarray | None:
     if src.meta.get(SPACING_KEY) is None:
         return from_affine
     from_meta = _spacing_from_meta(src.meta[SPACING_KEY], batch_size)
-    if from_affine is not None and not np.allclose(from_meta, from_affine, rtol=1e-3):
+    if from_affine is not None and not np.allclose(from_meta, from_affine, rtol=SPACING_RTOL, atol=0):
         warnings.warn(
             f"meta[{SPACING_KEY!r}] {from_meta[0].tolist()} disagrees with the image affine {from_affine[0].tolist()} "
             "(a spatial transform resized the image?); using the affine's pixel size. Pass spacing_mm= to override.",
-            stacklevel=4,
+            StaleSpacingWarning, stacklevel=4,
         )
         return from_affine
     return from_meta

@@ -44,7 +44,7 @@ from monai_bac.transforms.pipeline import (  # noqa: F401
     UpdateSpacingd,
 )
 from monai_bac.transforms.quantify import QuantifyBACd  # noqa: F401
-from monai_bac.transforms.utils import ForeignLoaderError  # noqa: F401
+from monai_bac.transforms.utils import ForeignLoaderError, ReorientedImageError  # noqa: F401
 from monai_bac.transforms.physics import (
     CalcificationThickness,
     CalcificationThicknessd,
@@ -101,4 +101,5 @@ __all__ = [
     "ResizeWithInverseModed",
     "removed_components",
     "ForeignLoaderError",
+    "ReorientedImageError",
 ]

@@ -23,7 +23,7 @@ from monai_bac.ops.breast_region import BreastRegionResult, analyse_breast_regio
 from monai_bac.ops.density import image_thickness
 from monai_bac.physics import beam_from_meta, behind_grid
 
-__all__ = ["FROM_IMAGE", "HEADER", "positive_or_none", "breast_region_with_thickness"]
+__all__ = ["FROM_IMAGE", "HEADER", "head_at_bottom", "positive_or_none", "breast_region_with_thickness"]
 
 #: ``thickness_mm`` asking for the image's own thickness.
 FROM_IMAGE = "image"
@@ -39,6 +39,25 @@ def positive_or_none(value) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) and value > 0 else None
+
+
+def head_at_bottom(patient_orientation: str | None) -> bool:
+    """Whether PatientOrientation (0020,0020) (``meta["patient_orientation"]``, "row direction\\column
+    direction": ``A\\FR`` for a left MLO as vendors usually store it) says the column direction runs
+    towards the head: the image is stored with the head side at the bottom. Absent or F: False."""
+    parts = str(patient_orientation or "").upper().split("\\")
+    return len(parts) == 2 and "H" in parts[1]
+
+
+def _rows_reversed(result: BreastRegionResult) -> BreastRegionResult:
+    """``result`` of an image analysed upside down, its map and exposed field turned back (the
+    pectoral edge and the sector widths stay in the analysed frame)."""
+    rows = result.breast_map.shape[0]
+    result.breast_map = np.ascontiguousarray(result.breast_map[::-1])
+    if result.exposed_box is not None:
+        box_rows, box_cols = result.exposed_box
+        result.exposed_box = (slice(rows - box_rows.stop, rows - box_rows.start), box_cols)
+    return result
 
 
 def _beam(meta: Mapping):
@@ -82,7 +101,22 @@ def breast_region_with_thickness(image_hw: np.ndarray, spacing_mm, view: str | N
     Returns:
         (result, the thickness the scatter step used (mm) or None, where it came from: ``"argument"``,
         :data:`HEADER`, ``"image"``, or what was missing).
+
+    An image stored with the head side at the bottom (:func:`head_at_bottom`) is analysed with its
+    rows reversed, as the pectoral search looks in the upper chest-wall corner; its map comes back in
+    the stored orientation.
     """
+    if head_at_bottom(meta.get("patient_orientation")):
+        result, used, source = _with_thickness(np.asarray(image_hw)[::-1], spacing_mm, view, meta, thickness_mm,
+                                               scatter, **options)
+        return _rows_reversed(result), used, source
+    return _with_thickness(image_hw, spacing_mm, view, meta, thickness_mm, scatter, **options)
+
+
+def _with_thickness(image_hw: np.ndarray, spacing_mm, view: str | None, meta: Mapping,
+                    thickness_mm: float | str | None, scatter: bool, **options) -> tuple[BreastRegionResult,
+                                                                                          float | None, str]:
+    """:func:`breast_region_with_thickness` of an image stored with the head side at the top."""
     beam, why_no_beam = _beam(meta)  # the spectrum also tells an implant's shadow from tissue
     implant_expected = meta.get("breast_implant_present") == "YES"
 

@@ -24,7 +24,7 @@ from monai.utils.type_conversion import convert_to_dst_type, convert_to_numpy, g
 from monai_bac.physics import MissingPhysicsError
 
 
-__all__ = ["BREAST_REGIONS", "BreastMapd", "ForeignLoaderError", "breast_pixels", "meta_of", "source_name", "to_hw", "like", "resolve_spacing_mm", "compute_breast_map",
+__all__ = ["BREAST_REGIONS", "BreastMapd", "ForeignLoaderError", "ReorientedImageError", "breast_pixels", "meta_of", "source_name", "to_hw", "like", "resolve_spacing_mm", "compute_breast_map",
            "breast_map_hw", "dict_breast_map", "nan_if_none", "SCATTER_MODELS"]
 
 #: how BreastRegion and DensityMap treat scatter: remove the published estimate, or not at all
@@ -39,14 +39,42 @@ class ForeignLoaderError(MissingPhysicsError):
     readers): its meta has none of the acquisition keys, and its pixels may be transposed or inverted."""
 
 
-#: a key every loader of this package writes (None where unknown), images and labels alike
-_OWN_LOADER_KEY = "spacing_source"
+class ReorientedImageError(ValueError):
+    """A mammogram's rows no longer run as its file stores them: a MONAI spatial transform
+    (``Orientation``, ``Rotate90``, a flip along spatial axis 0) was applied after loading."""
+
+
+#: the key every loader of this package writes, never None (monai_bac.data.loader.LOADED_BY)
+_OWN_LOADER_KEY = "loaded_by"
+
+
+def _check_rows_as_stored(meta: Mapping) -> None:
+    """Refuse a mammogram (of this package's loader) whose affine says its rows were swapped with its
+    columns or reversed since loading. The loader's affine steps a row along -y and a column along -x
+    (:func:`monai_bac.data.loader.mammogram_affine`); a left-right flip (the column step along +x) is
+    what the other breast looks like and is allowed, a small rotation too."""
+    if _OWN_LOADER_KEY not in meta or meta.get(MetaKeys.AFFINE) is None:
+        return
+    a = np.asarray(convert_to_numpy(meta[MetaKeys.AFFINE]), dtype=np.float64)
+    if a.ndim != 2 or a.shape[0] < 3:
+        return
+    row_x, row_y = a[0, 0], a[1, 0]
+    if abs(row_x) <= abs(row_y) and row_y < 0:
+        return
+    raise ReorientedImageError(
+        f"{source_name(meta)}: the image's rows no longer run as the file stores them (its affine steps a row "
+        f"along {'x' if abs(row_x) > abs(row_y) else '+y'}, not -y): a MONAI Orientation(d), Rotate90(d), Transpose "
+        "or Flip along spatial axis 0 after loading? The monai-bac transforms take a mammogram as stored, the head "
+        "side at the top (BreastRegion finds the pectoral muscle in the upper chest-wall corner; a left-right flip "
+        "is fine). Apply such transforms after them, or leave Orientation out: a mammogram has no RAS orientation "
+        "to restore")
 
 
 def meta_of(img: Any) -> dict:
     """The metadata dict of a MetaTensor, else an empty dict.
 
     Raises:
+        ReorientedImageError: this package's MetaTensor, its rows swapped or reversed since loading.
         ForeignLoaderError: the MetaTensor came from a MONAI reader other than
             :class:`~monai_bac.data.MammogramReader` (its meta has MONAI's ``original_channel_dim``
             but not this package's keys). ITKReader and PydicomReader give a mammogram in (x, y) order,
@@ -66,6 +94,7 @@ def meta_of(img: Any) -> dict:
             "reader=MammogramReader(label=True), dtype=numpy.uint8) or with monai_bac.data.LoadMammogramd; an array "
             "you know to hold raw values in (row, col) order goes in as a plain tensor (img.as_tensor()), with its "
             "physics as arguments")
+    _check_rows_as_stored(meta)
     return meta
 
 
