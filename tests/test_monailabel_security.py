@@ -180,7 +180,12 @@ def test_symlink_pointing_out_is_not_listed_served_or_deleted(server):
                                  ("DELETE", "/datastore/image", {"id": VICTIM}),
                                  ("POST", "/infer/bac", {"image": VICTIM})):
         r = _call(server, method, path, params=params)
-        _json_error(r, 403, "outside the studies folder")
+        # 403 from the request's own check; 404 where MONAI Label's folder watcher re-indexed the folder
+        # first and dropped the link (seen once, forty-fifth session; the rerun gave 403): both refuse
+        if r.status_code == 404:
+            _json_error(r, 404, "is not in the studies folder")
+        else:
+            _json_error(r, 403, "outside the studies folder")
         assert secret[:4096] not in r.content
     assert victim.is_symlink() and {p.name: _sha(p) for p in server.outside.iterdir()} == server.outside_sha
 
