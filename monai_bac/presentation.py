@@ -152,13 +152,13 @@ def write_presentation(raw_path: str | os.PathLike, out_path: str | os.PathLike,
 
     from monai_bac.data.dicom_read import read_dicom_mammogram
     from monai_bac.data.dicom_write import write_mammogram_dicom
-    from monai_bac.ops.breast_region import breast_region_map
     from monai_bac.ops.normalize import as_breast_mask
+    from monai_bac.transforms.utils import compute_breast_map
 
     raw, meta = read_dicom_mammogram(raw_path, require_raw=True)
     header = pydicom.dcmread(str(raw_path), stop_before_pixels=True)
     if breast_map is None:
-        breast_map = breast_region_map(raw, meta["spacing_mm"], view=meta["view"])
+        breast_map = compute_breast_map(raw, meta, None)  # as BreastRegion() makes it from this header
     breast = as_breast_mask(np.asarray(breast_map))
     if breast.shape != raw.shape:
         raise PresentationError(f"{raw_path}: breast_map is {breast.shape}, the image {raw.shape}")
