@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["SpacingError", "StaleSpacingWarning", "affine_spacing", "as_spacing", "resolve_spacing", "odd_footprint",
-           "MIN_SPACING_MM", "MAX_SPACING_MM"]
+           "warn_stale_spacing", "MIN_SPACING_MM", "MAX_SPACING_MM"]
 
 #: smallest and largest pixel spacing (mm) accepted without ``check_range=False``
 MIN_SPACING_MM = 0.01
@@ -111,12 +111,19 @@ def resolve_spacing(meta: Mapping | None, spacing_mm: Any = None, who: str = "th
     current = affine_spacing(meta.get("affine"))
     if current is None or np.allclose(spacing, current, rtol=SPACING_RTOL, atol=0):
         return spacing
-    warnings.warn(
-        f"{source}: meta['spacing_mm'] {spacing[0]:g} x {spacing[1]:g} mm disagrees with the image's affine, "
-        f"{current[0]:g} x {current[1]:g} mm: a spatial transform (Resize, Spacing, Zoom, Rotate90, ...) changed the "
-        f"grid after loading; {who} uses the affine's pixel size. Put monai_bac.transforms.UpdateSpacingd after the "
-        "spatial transform, or pass spacing_mm=, to say which", StaleSpacingWarning, stacklevel=3)
+    warn_stale_spacing(source, spacing, current, who, stacklevel=4)
     return as_spacing(current, f"{source}: the affine's pixel size", check_range)
+
+
+def warn_stale_spacing(source: str, stored: Any, current: Any, who: str, stacklevel: int = 3) -> None:
+    """The :class:`StaleSpacingWarning` of ``source`` whose ``meta["spacing_mm"]`` (``stored``, row and
+    col mm) disagrees with its affine's pixel size (``current``), which ``who`` uses."""
+    (sr, sc), (cr, cc) = (tuple(float(v) for v in np.ravel(x)[:2]) for x in (stored, current))
+    warnings.warn(
+        f"{source}: meta['spacing_mm'] {sr:g} x {sc:g} mm disagrees with the image's affine, {cr:g} x {cc:g} mm: a "
+        f"spatial transform (Resize, Spacing, Zoom, Rotate90, ...) changed the grid after loading; {who} uses the "
+        "affine's pixel size. Put monai_bac.transforms.UpdateSpacingd after the spatial transform, or pass "
+        "spacing_mm=, to say which", StaleSpacingWarning, stacklevel=stacklevel)
 
 
 def odd_footprint(size_mm: float, spacing_mm: tuple[float, float]) -> tuple[int, int]:

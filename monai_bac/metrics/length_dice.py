@@ -26,7 +26,7 @@ from monai.utils import MetricReduction
 
 from monai_bac.ops import length_dice as ld_ops
 from monai_bac.ops import skeleton_torch
-from monai_bac.units import SPACING_RTOL, StaleSpacingWarning, affine_spacing, as_spacing
+from monai_bac.units import SPACING_RTOL, affine_spacing, as_spacing, warn_stale_spacing
 
 __all__ = [
     "SPACING_KEY",
@@ -105,11 +105,9 @@ def _metatensor_spacing(src: MetaTensor, batch_size: int) -> np.ndarray | None:
         return from_affine
     from_meta = _spacing_from_meta(src.meta[SPACING_KEY], batch_size)
     if from_affine is not None and not np.allclose(from_meta, from_affine, rtol=SPACING_RTOL, atol=0):
-        warnings.warn(
-            f"meta[{SPACING_KEY!r}] {from_meta[0].tolist()} disagrees with the image affine {from_affine[0].tolist()} "
-            "(a spatial transform resized the image?); using the affine's pixel size. Pass spacing_mm= to override.",
-            StaleSpacingWarning, stacklevel=4,
-        )
+        source = src.meta.get("filename_or_obj")
+        warn_stale_spacing(str(source) if isinstance(source, str) and source else "the prediction or label",
+                           from_meta[0], from_affine[0], "Dice^L", stacklevel=5)
         return from_affine
     return from_meta
 

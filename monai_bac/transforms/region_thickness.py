@@ -10,6 +10,10 @@ first map; the map is then made again with it. Without the tube set-up (KVP (001
 AnodeTargetMaterial, FilterMaterial) or a direct exposure beside the breast the image gives none,
 and the map keeps the header's thickness, or is made without the step (docs/design-log/breast_region.md,
 "An image without BodyPartThickness").
+
+It is also where an image stored with the head side at the bottom (PatientOrientation (0020,0020),
+:func:`head_at_bottom`) is turned for the analysis and its map turned back: the one route every
+breast map takes (BreastRegion, the transforms that make their own map, the rendition).
 """
 
 from __future__ import annotations
