@@ -32,6 +32,7 @@ from monai_bac.ops.density import (calcification_thickness, density_map, density
 from monai_bac.ops.primary import chest_wall_side, estimate_offset
 from monai_bac.ops.implant import BreastImplantWarning
 from monai_bac.ops.thickness_check import PROVISIONAL_THICKNESS_MM, ThicknessMismatchWarning
+from monai_bac.orientation import head_up
 from monai_bac.physics import (Attenuation, MissingPhysicsError, attenuation_at, beam_from_meta, behind_grid,
                                effective_energy_kev)
 from monai_bac.transforms.utils import (
@@ -374,6 +375,12 @@ class DensityMap(Transform):
         spacing = resolve_spacing_mm(meta, self.spacing_mm, who)
         image = to_hw(img)
         bmap = breast_map_hw(breast_map, image, meta, spacing)
+        # a file stored with the breast along the columns: the fatty reference is fitted along the
+        # chest-wall-to-nipple axis, so analyse it transposed and transpose the map back
+        transposed, _ = head_up(meta.get("patient_orientation"))
+        if transposed:
+            image, bmap, spacing = np.ascontiguousarray(image.T), np.ascontiguousarray(bmap.T), spacing[::-1]
+        stored = (lambda a: np.ascontiguousarray(a.T)) if transposed else (lambda a: a)
         offset, offset_source = self._offset(image, bmap, spacing)
         nan = float("nan")
         out_meta = dict(model=model, p_fat=nan, mu_fat=nan, mu_dt=nan, mu_calc=nan, energy_kev=nan,
@@ -414,7 +421,7 @@ class DensityMap(Transform):
             out_meta["implant_shadow_cm2"] = 0.0 if shadow is None else float(shadow.sum() * spacing[0] * spacing[1] / 100)
             out_meta["implant_bound_thickness_mm"] = float(info["implant_bound_thickness_mm"])
             self._tell_implant(meta, out_meta, shadow is not None)
-            return like(h_dt, img, self.dtype, {"density": out_meta})
+            return like(stored(h_dt), img, self.dtype, {"density": out_meta})
         att = Attenuation(mu_fat, mu_dt, max(10.0 * mu_dt, 1.0), energy)  # mu_calc unused by Eq. (4)
         h_dt, info = density_map(image, bmap, att, spacing, p_fat=self.p_fat, erode_mm=self.erode_mm,
                                  block_mm=self.block_mm, percentile=self.fat_percentile, offset=offset,
@@ -426,7 +433,7 @@ class DensityMap(Transform):
             vbd = volumetric_breast_density(h_dt, image, bmap, thickness, att, info["p_fat"], spacing, offset)
             out_meta.update(vbd_percent=float(vbd["vbd_percent"]), dense_volume_cm3=float(vbd["dense_volume_cm3"]),
                             breast_volume_cm3=float(vbd["breast_volume_cm3"]))
-        return like(h_dt, img, self.dtype, {"density": out_meta})
+        return like(stored(h_dt), img, self.dtype, {"density": out_meta})
 
 
 class DensityMapd(MapTransform):

@@ -11,9 +11,10 @@ AnodeTargetMaterial, FilterMaterial) or a direct exposure beside the breast the 
 and the map keeps the header's thickness, or is made without the step (docs/design-log/breast_region.md,
 "An image without BodyPartThickness").
 
-It is also where an image stored with the head side at the bottom (PatientOrientation (0020,0020),
-:func:`head_at_bottom`) is turned for the analysis and its map turned back: the one route every
-breast map takes (BreastRegion, the transforms that make their own map, the rendition).
+It is also where an image stored turned (the head side at the bottom, or the breast along the
+columns, as PatientOrientation (0020,0020) says: :func:`monai_bac.orientation.head_up`) is turned
+for the analysis and its map turned back: the one route every breast map takes (BreastRegion, the
+transforms that make their own map, the rendition).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ import numpy as np
 
 from monai_bac.ops.breast_region import BreastRegionResult, analyse_breast_region
 from monai_bac.ops.density import image_thickness
+from monai_bac.orientation import head_up
 from monai_bac.physics import beam_from_meta, behind_grid
 
-__all__ = ["FROM_IMAGE", "HEADER", "head_at_bottom", "positive_or_none", "breast_region_with_thickness"]
+__all__ = ["FROM_IMAGE", "HEADER", "positive_or_none", "breast_region_with_thickness"]
 
 #: ``thickness_mm`` asking for the image's own thickness.
 FROM_IMAGE = "image"
@@ -45,22 +47,19 @@ def positive_or_none(value) -> float | None:
     return value if math.isfinite(value) and value > 0 else None
 
 
-def head_at_bottom(patient_orientation: str | None) -> bool:
-    """Whether PatientOrientation (0020,0020) (``meta["patient_orientation"]``, "row direction\\column
-    direction": ``A\\FR`` for a left MLO as vendors usually store it) says the column direction runs
-    towards the head: the image is stored with the head side at the bottom. Absent or F: False."""
-    parts = str(patient_orientation or "").upper().split("\\")
-    return len(parts) == 2 and "H" in parts[1]
-
-
-def _rows_reversed(result: BreastRegionResult) -> BreastRegionResult:
-    """``result`` of an image analysed upside down, its map and exposed field turned back (the
-    pectoral edge and the sector widths stay in the analysed frame)."""
-    rows = result.breast_map.shape[0]
-    result.breast_map = np.ascontiguousarray(result.breast_map[::-1])
-    if result.exposed_box is not None:
-        box_rows, box_cols = result.exposed_box
-        result.exposed_box = (slice(rows - box_rows.stop, rows - box_rows.start), box_cols)
+def _turned_back(result: BreastRegionResult, transpose: bool, reverse_rows: bool) -> BreastRegionResult:
+    """``result`` of an image analysed turned (:func:`monai_bac.orientation.head_up`), its map and
+    exposed field turned back to the stored orientation (the pectoral edge and the sector widths stay
+    in the analysed frame)."""
+    bmap, box = result.breast_map, result.exposed_box
+    if reverse_rows:
+        bmap = bmap[::-1]
+        if box is not None:
+            box = (slice(bmap.shape[0] - box[0].stop, bmap.shape[0] - box[0].start), box[1])
+    if transpose:
+        bmap = bmap.T
+        box = None if box is None else (box[1], box[0])
+    result.breast_map, result.exposed_box = np.ascontiguousarray(bmap), box
     return result
 
 
@@ -106,15 +105,22 @@ def breast_region_with_thickness(image_hw: np.ndarray, spacing_mm, view: str | N
         (result, the thickness the scatter step used (mm) or None, where it came from: ``"argument"``,
         :data:`HEADER`, ``"image"``, or what was missing).
 
-    An image stored with the head side at the bottom (:func:`head_at_bottom`) is analysed with its
-    rows reversed, as the pectoral search looks in the upper chest-wall corner; its map comes back in
-    the stored orientation.
+    An image that PatientOrientation (0020,0020) says is stored turned (the head side at the bottom,
+    or the breast along the columns: :func:`monai_bac.orientation.head_up`) is analysed turned to the
+    usual orientation, as the chest wall is looked for at a side and the pectoral muscle in the upper
+    chest-wall corner; its map comes back in the stored orientation.
     """
-    if head_at_bottom(meta.get("patient_orientation")):
-        result, used, source = _with_thickness(np.asarray(image_hw)[::-1], spacing_mm, view, meta, thickness_mm,
-                                               scatter, **options)
-        return _rows_reversed(result), used, source
-    return _with_thickness(image_hw, spacing_mm, view, meta, thickness_mm, scatter, **options)
+    transpose, reverse_rows = head_up(meta.get("patient_orientation"))
+    if not (transpose or reverse_rows):
+        return _with_thickness(image_hw, spacing_mm, view, meta, thickness_mm, scatter, **options)
+    turned = np.asarray(image_hw)
+    if transpose:
+        turned, spacing_mm = turned.T, (spacing_mm[1], spacing_mm[0])
+    if reverse_rows:
+        turned = turned[::-1]
+    result, used, source = _with_thickness(np.ascontiguousarray(turned), spacing_mm, view, meta, thickness_mm,
+                                           scatter, **options)
+    return _turned_back(result, transpose, reverse_rows), used, source
 
 
 def _with_thickness(image_hw: np.ndarray, spacing_mm, view: str | None, meta: Mapping,
