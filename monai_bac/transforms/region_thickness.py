@@ -126,7 +126,7 @@ def breast_region_with_thickness(image_hw: np.ndarray, spacing_mm, view: str | N
 def _with_thickness(image_hw: np.ndarray, spacing_mm, view: str | None, meta: Mapping,
                     thickness_mm: float | str | None, scatter: bool, **options) -> tuple[BreastRegionResult,
                                                                                           float | None, str]:
-    """:func:`breast_region_with_thickness` of an image stored with the head side at the top."""
+    """:func:`breast_region_with_thickness` of an image stored the usual way (or turned to it)."""
     beam, why_no_beam = _beam(meta)  # the spectrum also tells an implant's shadow from tissue
     implant_expected = meta.get("breast_implant_present") == "YES"
 
