@@ -49,15 +49,17 @@ SPACING_RTOL = 1e-3
 
 
 def affine_spacing(affine: Any) -> tuple[float, float] | None:
-    """``(row_mm, col_mm)``: the pixel size a 2D image's affine gives (the lengths of its first two
-    columns, the steps of a row index and a column index), or None for no affine, a batch of them,
-    or MONAI's identity default (which says nothing about the grid)."""
+    """``(row_mm, col_mm)``: the pixel size a 2D image's affine gives (MONAI's ``affine_to_spacing``:
+    the steps of a row index and a column index), or None for no affine, a batch of them, or MONAI's
+    identity default (which says nothing about the grid)."""
     if affine is None:
         return None
+    from monai.data.utils import affine_to_spacing  # what UpdateSpacingd writes back, too
+
     a = np.asarray(affine.detach().cpu() if hasattr(affine, "detach") else affine, dtype=np.float64)
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] < 3 or np.allclose(a, np.eye(a.shape[0])):
         return None
-    row, col = np.linalg.norm(a[:-1, :2], axis=0)
+    row, col = affine_to_spacing(a, r=2, suppress_zeros=False)
     return (float(row), float(col)) if row > 0 and col > 0 else None
 
 

@@ -50,20 +50,23 @@ _OWN_LOADER_KEY = "loaded_by"
 
 def _check_rows_as_stored(meta: Mapping) -> None:
     """Refuse a mammogram (of this package's loader) whose affine says its rows were swapped with its
-    columns or reversed since loading. The loader's affine steps a row along -y and a column along -x
-    (:func:`monai_bac.data.loader.mammogram_affine`); a left-right flip (the column step along +x) is
-    what the other breast looks like and is allowed, a small rotation too."""
+    columns or reversed since loading. The loader's affine (:func:`monai_bac.data.loader.mammogram_affine`)
+    has the axis codes ``("P", "L")`` (nibabel's ``aff2axcodes``: a row step towards P, a column step
+    towards L); ``("P", "R")``, a left-right flip, is what the other breast looks like and is allowed,
+    a small rotation too (the codes are the nearest axes)."""
     if _OWN_LOADER_KEY not in meta or meta.get(MetaKeys.AFFINE) is None:
         return
     a = np.asarray(convert_to_numpy(meta[MetaKeys.AFFINE]), dtype=np.float64)
-    if a.ndim != 2 or a.shape[0] < 3:
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] < 3:
         return
-    row_x, row_y = a[0, 0], a[1, 0]
-    if abs(row_x) <= abs(row_y) and row_y < 0:
+    from nibabel.orientations import aff2axcodes
+
+    codes = aff2axcodes(a)
+    if codes[0] == "P":
         return
     raise ReorientedImageError(
-        f"{source_name(meta)}: the image's rows no longer run as the file stores them (its affine steps a row "
-        f"along {'x' if abs(row_x) > abs(row_y) else '+y'}, not -y): a MONAI Orientation(d), Rotate90(d), Transpose "
+        f"{source_name(meta)}: the image's rows no longer run as the file stores them (its affine's axis codes are "
+        f"{''.join(codes)}, not PL or PR): a MONAI Orientation(d), Rotate90(d), Transpose "
         "or Flip along spatial axis 0 after loading? The monai-bac transforms take a mammogram as stored, the head "
         "side at the top (BreastRegion finds the pectoral muscle in the upper chest-wall corner; a left-right flip "
         "is fine). Apply such transforms after them, or leave Orientation out: a mammogram has no RAS orientation "
